@@ -1,0 +1,230 @@
+// Package capture is scorch's data model: one recording's metadata, a
+// deduplicated table of symbolized stacks and a compact list of timestamped
+// events. Flame graphs, folded stacks, pprof, speedscope and heatmaps are all
+// derived from it.
+package capture
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Type names a kind of capture.
+type Type string
+
+// The capture types of the public interface.
+const (
+	CPU       Type = "cpu"
+	OffCPU    Type = "offcpu"
+	Wakeup    Type = "wakeup"
+	OffWake   Type = "offwake"
+	Mem       Type = "mem"
+	CPI       Type = "cpi"
+	PerfEvent Type = "event"
+)
+
+// Types lists every capture type in the order the UI offers them.
+var Types = []Type{CPU, OffCPU, Wakeup, OffWake, Mem, CPI, PerfEvent}
+
+// ParseType validates a capture type name.
+func ParseType(s string) (Type, error) {
+	for _, t := range Types {
+		if string(t) == s {
+			return t, nil
+		}
+	}
+	return "", fmt.Errorf("unknown capture type %q: allowed values are %s", s, typeList())
+}
+
+func typeList() string {
+	names := make([]string, len(Types))
+	for i, t := range Types {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ", ")
+}
+
+// Unit is the unit of an event's Value.
+func (t Type) Unit(event string) string {
+	switch t {
+	case CPU:
+		return "samples"
+	case OffCPU, Wakeup, OffWake:
+		return "ns"
+	case Mem:
+		if event == "page-faults" {
+			return "count"
+		}
+		return "bytes"
+	default:
+		return "count"
+	}
+}
+
+// FrameKind says where a frame's code lives.
+type FrameKind uint8
+
+// Frame kinds. The folded suffix of each is given by FoldedName.
+const (
+	KindUser      FrameKind = iota // native user code
+	KindKernel                     // kernel code, folded as name_[k]
+	KindJIT                        // JIT code from a perf map, name_[j]
+	KindInlined                    // a function inlined into its caller, name_[i]
+	KindSynthetic                  // [unknown], [truncated], [blocked], --, ...
+	KindProcess                    // the root frame: the process name
+)
+
+var kindNames = [...]string{"user", "kernel", "jit", "inlined", "synthetic", "process"}
+
+func (k FrameKind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", k)
+}
+
+// Frame is one symbolized stack frame. Frames are interned: equal frames share
+// one index in Capture.Frames.
+type Frame struct {
+	Name       string    `json:"name"`                  // function name, demangled; synthetic frames are in brackets
+	Kind       FrameKind `json:"kind"`                  //
+	Waker      bool      `json:"waker,omitempty"`       // part of the waker's stack (offwake), folded with _[w]
+	Module     string    `json:"module,omitempty"`      // file of the code: an ELF path, "[kernel.kallsyms]", "[vdso]", a perf map
+	BuildID    string    `json:"build_id,omitempty"`    // GNU build ID of Module, hex
+	Offset     uint64    `json:"offset,omitempty"`      // address relative to Module (ELF virtual address, or kernel address)
+	File       string    `json:"file,omitempty"`        // source file, when line tables were present
+	Line       int       `json:"line,omitempty"`        // source line
+	SystemName string    `json:"system_name,omitempty"` // raw (mangled) name, when it differs from Name
+}
+
+// Synthetic frame names of the folded format.
+const (
+	FrameUnknown   = "[unknown]"
+	FrameTruncated = "[truncated]"
+	FrameBlocked   = "[blocked]"
+	FrameRunqueue  = "[runqueue]"
+	FrameIRQ       = "[irq]"
+	FrameIdle      = "swapper"
+	FrameSeparator = "--"
+)
+
+// FoldedName is the frame as it appears in folded stacks: the name with its
+// kind suffix, with the characters that would break the format replaced.
+func (f *Frame) FoldedName() string {
+	name := SanitizeName(f.Name)
+	if name == "" {
+		name = FrameUnknown
+	}
+	switch f.Kind {
+	case KindKernel:
+		name += "_[k]"
+	case KindJIT:
+		name += "_[j]"
+	case KindInlined:
+		name += "_[i]"
+	}
+	if f.Waker && f.Kind != KindSynthetic {
+		name += "_[w]"
+	}
+	return name
+}
+
+// SanitizeName makes a name safe for the folded format: no ';', no newlines
+// and no other control characters.
+func SanitizeName(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == ';' || c < 0x20 || c == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ';':
+			b.WriteByte(':')
+		case c < 0x20 || c == 0x7f:
+			b.WriteByte('?')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// Event flags.
+const (
+	FlagIdle   uint16 = 1 << iota // the idle task (pid 0) was on CPU
+	FlagInuse                     // mem: allocation still outstanding at the end of the capture
+	FlagIRQ                       // wakeup/offwake: the waker ran in interrupt context
+	FlagKernel                    // the sample interrupted kernel code
+)
+
+// Event is one sample or one interval. 48 bytes.
+type Event struct {
+	Time     int64  // ns since Meta.Start; for off-CPU types the start of the interval
+	Value    int64  // in Meta.Unit: 1 per cpu sample, ns, bytes, counts
+	Value2   int64  // a second value: instructions (cpi), 1 per allocation (mem)
+	Stack    uint32 // index into Capture.Stacks
+	PID      uint32 // thread group id
+	TID      uint32
+	WakerPID uint32 // wakeup/offwake: who woke the thread
+	WakerTID uint32
+	CPU      uint16
+	Flags    uint16
+}
+
+// Stats counts what was collected and what was lost, so that nothing is lost silently.
+type Stats struct {
+	Samples       uint64            `json:"samples"`                   // events kept
+	Lost          uint64            `json:"lost"`                      // events dropped (ring buffer full, map full)
+	StackErrors   uint64            `json:"stack_errors,omitempty"`    // stack walks that failed
+	Truncated     uint64            `json:"truncated,omitempty"`       // stacks cut at the depth limit
+	Filtered      uint64            `json:"filtered,omitempty"`        // events outside min/max filters
+	UnwindCFI     uint64            `json:"unwind_cfi,omitempty"`      // user stacks completed with CFI
+	UnwindFP      uint64            `json:"unwind_fp,omitempty"`       // user stacks from frame pointers alone
+	UnwindEnded   uint64            `json:"unwind_ended,omitempty"`    // user stacks that ended early
+	ProcsExited   uint64            `json:"procs_exited,omitempty"`    // processes gone before their snapshot
+	BadInputLines uint64            `json:"bad_input_lines,omitempty"` // imports: lines that could not be parsed
+	Extra         map[string]uint64 `json:"extra,omitempty"`
+}
+
+// Meta describes a capture.
+type Meta struct {
+	Version    int           `json:"version"`
+	ID         string        `json:"id,omitempty"`
+	Type       Type          `json:"type"`
+	Event      string        `json:"event,omitempty"` // mem and event types: the event name
+	Unit       string        `json:"unit"`            // unit of Event.Value
+	Params     Params        `json:"params"`
+	Host       string        `json:"host,omitempty"`
+	Kernel     string        `json:"kernel,omitempty"`
+	Start      time.Time     `json:"start"`    // wall clock at Event.Time == 0
+	Duration   time.Duration `json:"duration"` // length of the capture
+	Timestamps bool          `json:"timestamps"`
+	Source     string        `json:"source,omitempty"` // "bpf", "perf-script", "folded", "pprof", "capture"
+	Stats      Stats         `json:"stats"`
+	Warnings   []string      `json:"warnings,omitempty"`
+}
+
+// Capture is a recording: metadata, an interned frame table, an interned
+// stack table and the events.
+type Capture struct {
+	Meta   Meta
+	Frames []Frame
+	// Stacks are lists of indexes into Frames, root first. Frame 0 of every
+	// stack is the process name (KindProcess). In offwake captures the
+	// blocked stack is followed by a "--" frame and the waker's frames, leaf
+	// first, ending with the waker's process name.
+	Stacks [][]uint32
+	Events []Event
+}
+
+// FormatVersion is the version of the capture file format and of Meta.
+const FormatVersion = 1

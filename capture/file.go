@@ -1,0 +1,177 @@
+package capture
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Magic starts every capture file.
+const Magic = "SCORCHCP"
+
+const eventSize = 48
+
+// maxHeader bounds the JSON part of a capture file (meta, frames, stacks), so
+// that a hostile file cannot make the reader allocate without limit.
+const maxHeader = 1 << 30
+
+type fileHeader struct {
+	Meta   Meta       `json:"meta"`
+	Frames []Frame    `json:"frames"`
+	Stacks [][]uint32 `json:"stacks"`
+}
+
+// IsCaptureFile reports whether data starts like a capture file.
+func IsCaptureFile(data []byte) bool {
+	return bytes.HasPrefix(data, []byte(Magic))
+}
+
+// Write encodes the capture in scorch's versioned file format: the magic, a
+// version byte, then gzip of a length-prefixed JSON header (meta, frames,
+// stacks) and the events as 48-byte little-endian records.
+func Write(w io.Writer, c *Capture) error {
+	if _, err := io.WriteString(w, Magic); err != nil {
+		return err
+	}
+	if _, err := w.Write([]byte{FormatVersion}); err != nil {
+		return err
+	}
+	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	if err != nil {
+		return err
+	}
+	meta := c.Meta
+	meta.Version = FormatVersion
+	hdr, err := json.Marshal(fileHeader{Meta: meta, Frames: c.Frames, Stacks: c.Stacks})
+	if err != nil {
+		return fmt.Errorf("encoding capture header: %w", err)
+	}
+	bw := bufio.NewWriterSize(zw, 64<<10)
+	var buf [eventSize]byte
+	binary.LittleEndian.PutUint64(buf[:8], uint64(len(hdr)))
+	bw.Write(buf[:8])
+	bw.Write(hdr)
+	binary.LittleEndian.PutUint64(buf[:8], uint64(len(c.Events)))
+	bw.Write(buf[:8])
+	for i := range c.Events {
+		putEvent(buf[:], &c.Events[i])
+		if _, err := bw.Write(buf[:]); err != nil {
+			return err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return zw.Close()
+}
+
+func putEvent(b []byte, e *Event) {
+	le := binary.LittleEndian
+	le.PutUint64(b[0:], uint64(e.Time))
+	le.PutUint64(b[8:], uint64(e.Value))
+	le.PutUint64(b[16:], uint64(e.Value2))
+	le.PutUint32(b[24:], e.Stack)
+	le.PutUint32(b[28:], e.PID)
+	le.PutUint32(b[32:], e.TID)
+	le.PutUint32(b[36:], e.WakerPID)
+	le.PutUint32(b[40:], e.WakerTID)
+	le.PutUint16(b[44:], e.CPU)
+	le.PutUint16(b[46:], e.Flags)
+}
+
+func getEvent(b []byte) Event {
+	le := binary.LittleEndian
+	return Event{
+		Time:     int64(le.Uint64(b[0:])),
+		Value:    int64(le.Uint64(b[8:])),
+		Value2:   int64(le.Uint64(b[16:])),
+		Stack:    le.Uint32(b[24:]),
+		PID:      le.Uint32(b[28:]),
+		TID:      le.Uint32(b[32:]),
+		WakerPID: le.Uint32(b[36:]),
+		WakerTID: le.Uint32(b[40:]),
+		CPU:      le.Uint16(b[44:]),
+		Flags:    le.Uint16(b[46:]),
+	}
+}
+
+// ErrNotCapture is returned by Read for data that is not a capture file.
+var ErrNotCapture = errors.New("not a scorch capture file")
+
+// Read decodes a capture file and checks that every index in it is in range.
+func Read(r io.Reader) (*Capture, error) {
+	var head [len(Magic) + 1]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return nil, ErrNotCapture
+	}
+	if string(head[:len(Magic)]) != Magic {
+		return nil, ErrNotCapture
+	}
+	if v := head[len(Magic)]; v != FormatVersion {
+		return nil, fmt.Errorf("capture file version %d is not supported: this scorch reads version %d", v, FormatVersion)
+	}
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading capture file: %w", err)
+	}
+	defer zr.Close()
+	br := bufio.NewReaderSize(zr, 64<<10)
+	var buf [eventSize]byte
+	if _, err := io.ReadFull(br, buf[:8]); err != nil {
+		return nil, fmt.Errorf("capture file truncated: %w", err)
+	}
+	n := binary.LittleEndian.Uint64(buf[:8])
+	if n > maxHeader {
+		return nil, fmt.Errorf("capture file header of %d bytes is over the limit of %d", n, maxHeader)
+	}
+	raw, err := io.ReadAll(io.LimitReader(br, int64(n)))
+	if err != nil || uint64(len(raw)) != n {
+		return nil, fmt.Errorf("capture file truncated in its header")
+	}
+	var hdr fileHeader
+	if err := json.Unmarshal(raw, &hdr); err != nil {
+		return nil, fmt.Errorf("capture file header: %w", err)
+	}
+	c := &Capture{Meta: hdr.Meta, Frames: hdr.Frames, Stacks: hdr.Stacks}
+	if _, err := io.ReadFull(br, buf[:8]); err != nil {
+		return nil, fmt.Errorf("capture file truncated before events: %w", err)
+	}
+	count := binary.LittleEndian.Uint64(buf[:8])
+	const prealloc = 1 << 20
+	c.Events = make([]Event, 0, min(count, prealloc))
+	for i := uint64(0); i < count; i++ {
+		if _, err := io.ReadFull(br, buf[:]); err != nil {
+			return nil, fmt.Errorf("capture file truncated after %d of %d events: %w", i, count, err)
+		}
+		c.Events = append(c.Events, getEvent(buf[:]))
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Validate checks that frame and stack indexes are in range.
+func (c *Capture) Validate() error {
+	for i, s := range c.Stacks {
+		for _, f := range s {
+			if int(f) >= len(c.Frames) {
+				return fmt.Errorf("capture damaged: stack %d names frame %d of %d", i, f, len(c.Frames))
+			}
+		}
+	}
+	for i := range c.Events {
+		if int(c.Events[i].Stack) >= len(c.Stacks) {
+			return fmt.Errorf("capture damaged: event %d names stack %d of %d", i, c.Events[i].Stack, len(c.Stacks))
+		}
+	}
+	if _, err := ParseType(string(c.Meta.Type)); err != nil {
+		return fmt.Errorf("capture damaged: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,240 @@
+package capture
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Query selects the events a view shows. The zero Query selects every event
+// but the idle ones.
+type Query struct {
+	From, To    float64  // seconds from the capture start; To == 0 means the end
+	PIDs, TIDs  []uint32 // empty: all
+	Comm        string   // process name (root frame); empty: all
+	CPUs        []int    // empty: all
+	IncludeIdle bool     // keep samples of the idle task
+	View        string   // mem: "alloc" (default) or "inuse"
+}
+
+// ParseQuery reads the filter parameters of the HTTP API and of
+// `scorch render`: from, to, pid, tid, comm, cpu, idle, view.
+func ParseQuery(v url.Values) (Query, error) {
+	var q Query
+	var err error
+	if s := v.Get("from"); s != "" {
+		if q.From, err = parseSeconds("from", s); err != nil {
+			return q, err
+		}
+	}
+	if s := v.Get("to"); s != "" {
+		if q.To, err = parseSeconds("to", s); err != nil {
+			return q, err
+		}
+	}
+	if q.To != 0 && q.To <= q.From {
+		return q, fmt.Errorf("to (%g) must be greater than from (%g)", q.To, q.From)
+	}
+	if q.PIDs, err = parseIDs("pid", v["pid"]); err != nil {
+		return q, err
+	}
+	if q.TIDs, err = parseIDs("tid", v["tid"]); err != nil {
+		return q, err
+	}
+	cpus, err := parseIDs("cpu", v["cpu"])
+	if err != nil {
+		return q, err
+	}
+	for _, c := range cpus {
+		q.CPUs = append(q.CPUs, int(c))
+	}
+	q.Comm = v.Get("comm")
+	switch s := v.Get("idle"); s {
+	case "", "exclude":
+	case "include":
+		q.IncludeIdle = true
+	default:
+		return q, fmt.Errorf("idle %q is not supported: allowed values are include, exclude", s)
+	}
+	switch s := v.Get("view"); s {
+	case "", "alloc", "inuse":
+		q.View = s
+	default:
+		return q, fmt.Errorf("view %q is not supported: allowed values are alloc, inuse", s)
+	}
+	return q, nil
+}
+
+func parseSeconds(name, s string) (float64, error) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
+		return 0, fmt.Errorf("%s %q is not valid: give seconds from the capture start, a number >= 0", name, s)
+	}
+	return f, nil
+}
+
+func parseIDs(name string, vals []string) ([]uint32, error) {
+	var ids []uint32
+	for _, v := range vals {
+		for _, s := range strings.Split(v, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			n, err := strconv.ParseUint(s, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("%s %q is not valid: give a number or a comma-separated list of numbers", name, s)
+			}
+			ids = append(ids, uint32(n))
+		}
+	}
+	return ids, nil
+}
+
+// CheckRange validates From/To against the capture's length and says what
+// the valid interval is.
+func (c *Capture) CheckRange(q Query) error {
+	if q.From == 0 && q.To == 0 {
+		return nil
+	}
+	if !c.Meta.Timestamps {
+		return fmt.Errorf("this capture has no timestamps: from and to cannot be used")
+	}
+	end := c.Meta.Duration.Seconds()
+	if q.From > end || (q.To != 0 && q.To > end+1) {
+		return fmt.Errorf("range %g..%g is outside the capture: valid interval is 0..%.3f seconds", q.From, q.To, end)
+	}
+	return nil
+}
+
+// Matcher tests events against a query.
+type Matcher struct {
+	q          Query
+	from, to   int64
+	pids, tids map[uint32]bool
+	cpus       map[int]bool
+	commStacks []int8 // per stack: 0 unknown, 1 match, -1 no match
+	c          *Capture
+}
+
+// Matcher compiles a query for this capture.
+func (c *Capture) Matcher(q Query) *Matcher {
+	m := &Matcher{q: q, c: c, from: math.MinInt64, to: math.MaxInt64}
+	if q.From != 0 {
+		m.from = int64(q.From * float64(time.Second))
+	}
+	if q.To != 0 {
+		m.to = int64(q.To * float64(time.Second))
+	}
+	if len(q.PIDs) > 0 {
+		m.pids = make(map[uint32]bool)
+		for _, p := range q.PIDs {
+			m.pids[p] = true
+		}
+	}
+	if len(q.TIDs) > 0 {
+		m.tids = make(map[uint32]bool)
+		for _, t := range q.TIDs {
+			m.tids[t] = true
+		}
+	}
+	if len(q.CPUs) > 0 {
+		m.cpus = make(map[int]bool)
+		for _, c := range q.CPUs {
+			m.cpus[c] = true
+		}
+	}
+	if q.Comm != "" {
+		m.commStacks = make([]int8, len(c.Stacks))
+	}
+	return m
+}
+
+// Match reports whether the event is selected.
+func (m *Matcher) Match(e *Event) bool {
+	if e.Flags&FlagIdle != 0 && !m.q.IncludeIdle {
+		return false
+	}
+	if e.Time < m.from || e.Time >= m.to {
+		return false
+	}
+	if m.pids != nil && !m.pids[e.PID] {
+		return false
+	}
+	if m.tids != nil && !m.tids[e.TID] {
+		return false
+	}
+	if m.cpus != nil && !m.cpus[int(e.CPU)] {
+		return false
+	}
+	if m.q.View == "inuse" && e.Flags&FlagInuse == 0 {
+		return false
+	}
+	if m.commStacks != nil && int(e.Stack) < len(m.commStacks) {
+		s := m.commStacks[e.Stack]
+		if s == 0 {
+			s = -1
+			if st := m.c.Stacks[e.Stack]; len(st) > 0 && m.c.Frames[st[0]].Name == m.q.Comm {
+				s = 1
+			}
+			m.commStacks[e.Stack] = s
+		}
+		return s == 1
+	}
+	return true
+}
+
+// StackValue is the total of one stack's selected events.
+type StackValue struct {
+	Stack  uint32
+	Value  int64
+	Value2 int64
+	Count  int64 // number of events
+}
+
+// Aggregate sums the selected events per stack. The result is ordered by
+// stack index, so it is stable for a given capture.
+func (c *Capture) Aggregate(q Query) []StackValue {
+	m := c.Matcher(q)
+	sums := make([]StackValue, len(c.Stacks))
+	seen := make([]bool, len(c.Stacks))
+	for i := range c.Events {
+		e := &c.Events[i]
+		if int(e.Stack) >= len(sums) || !m.Match(e) {
+			continue
+		}
+		s := &sums[e.Stack]
+		s.Value += e.Value
+		s.Value2 += e.Value2
+		s.Count++
+		seen[e.Stack] = true
+	}
+	out := make([]StackValue, 0, len(sums))
+	for i, s := range sums {
+		if seen[i] {
+			s.Stack = uint32(i)
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// FoldedStack returns the stack's frames as folded names, root first.
+func (c *Capture) FoldedStack(stack uint32) []string {
+	ids := c.Stacks[stack]
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		names[i] = c.Frames[id].FoldedName()
+	}
+	return names
+}
+
+// SortEvents orders events by time (stable), which heatmaps and range views
+// rely on.
+func (c *Capture) SortEvents() {
+	sort.SliceStable(c.Events, func(i, j int) bool { return c.Events[i].Time < c.Events[j].Time })
+}
