@@ -150,6 +150,13 @@ func Read(r io.Reader) (*Capture, error) {
 		}
 		c.Events = append(c.Events, getEvent(buf[:]))
 	}
+	// Reading to the end checks the gzip checksum, so a file cut short in
+	// its trailer is not taken as complete.
+	if extra, err := io.Copy(io.Discard, br); err != nil {
+		return nil, fmt.Errorf("capture file damaged: %w", err)
+	} else if extra > 0 {
+		return nil, fmt.Errorf("capture file damaged: %d bytes after the last event", extra)
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,240 @@
+package capture
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+func sample(t *testing.T) *Capture {
+	t.Helper()
+	b := NewBuilder(Meta{Type: CPU, Start: time.Unix(1700000000, 0), Duration: 4 * time.Second, Timestamps: true})
+	app := b.Frame(Frame{Name: "app", Kind: KindProcess})
+	main := b.Frame(Frame{Name: "main", Module: "/bin/app", Offset: 0x1130})
+	beta := b.Frame(Frame{Name: "beta", Module: "/bin/app", Offset: 0x1180})
+	read := b.Frame(Frame{Name: "ksys_read", Kind: KindKernel})
+	s1 := b.Stack([]uint32{app, main, beta})
+	s2 := b.Stack([]uint32{app, main, read})
+	if again := b.Stack([]uint32{app, main, beta}); again != s1 {
+		t.Fatalf("stack not interned: %d != %d", again, s1)
+	}
+	swapper := b.Stack([]uint32{b.Frame(Frame{Name: "swapper", Kind: KindProcess}), b.Frame(Frame{Name: "default_idle", Kind: KindKernel})})
+	for i := 0; i < 300; i++ {
+		b.Add(Event{Time: int64(i) * int64(10*time.Millisecond), Value: 1, Stack: s1, PID: 10, TID: 11, CPU: 0})
+	}
+	for i := 0; i < 100; i++ {
+		b.Add(Event{Time: int64(i) * int64(10*time.Millisecond), Value: 1, Stack: s2, PID: 20, TID: 20, CPU: 1})
+	}
+	b.Add(Event{Time: 5, Value: 1, Stack: swapper, Flags: FlagIdle})
+	return b.Capture()
+}
+
+func TestEventSize(t *testing.T) {
+	if got := unsafe.Sizeof(Event{}); got > 48 {
+		t.Errorf("Event is %d bytes, the budget is 48", got)
+	}
+}
+
+func TestAggregateAndQuery(t *testing.T) {
+	c := sample(t)
+	tests := []struct {
+		name  string
+		query string
+		want  map[string]int64
+	}{
+		{"all but idle", "", map[string]int64{"app;main;beta": 300, "app;main;ksys_read_[k]": 100}},
+		{"idle included", "idle=include", map[string]int64{"app;main;beta": 300, "app;main;ksys_read_[k]": 100, "swapper;default_idle_[k]": 1}},
+		{"pid", "pid=20", map[string]int64{"app;main;ksys_read_[k]": 100}},
+		{"tid list", "tid=11,20", map[string]int64{"app;main;beta": 300, "app;main;ksys_read_[k]": 100}},
+		{"cpu", "cpu=0", map[string]int64{"app;main;beta": 300}},
+		{"comm", "comm=app", map[string]int64{"app;main;beta": 300, "app;main;ksys_read_[k]": 100}},
+		{"comm none", "comm=nginx", map[string]int64{}},
+		{"range", "from=0.5&to=1", map[string]int64{"app;main;beta": 50, "app;main;ksys_read_[k]": 50}},
+		{"range past second", "from=2", map[string]int64{"app;main;beta": 100}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := url.ParseQuery(tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := ParseQuery(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int64{}
+			for _, sv := range c.Aggregate(q) {
+				got[strings.Join(c.FoldedStack(sv.Stack), ";")] += sv.Value
+			}
+			if len(got) != len(tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("%s: got %d, want %d", k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+func TestParseQueryErrors(t *testing.T) {
+	for _, tt := range []struct{ query, want string }{
+		{"from=x", "from"},
+		{"from=-1", "from"},
+		{"to=1&from=2", "greater than from"},
+		{"pid=abc", "pid"},
+		{"idle=maybe", "include, exclude"},
+		{"view=peak", "alloc, inuse"},
+		{"cpu=-1", "cpu"},
+	} {
+		v, _ := url.ParseQuery(tt.query)
+		if _, err := ParseQuery(v); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got %v, want an error naming %q", tt.query, err, tt.want)
+		}
+	}
+}
+
+func TestFileRoundTrip(t *testing.T) {
+	c := sample(t)
+	c.Meta.Stats.Lost = 7
+	c.Meta.Warnings = []string{"w"}
+	var buf bytes.Buffer
+	if err := Write(&buf, c); err != nil {
+		t.Fatal(err)
+	}
+	if !IsCaptureFile(buf.Bytes()) {
+		t.Fatal("written file does not start with the magic")
+	}
+	got, err := Read(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Events) != len(c.Events) || len(got.Stacks) != len(c.Stacks) || len(got.Frames) != len(c.Frames) {
+		t.Fatalf("round trip lost data: %d/%d events, %d/%d stacks", len(got.Events), len(c.Events), len(got.Stacks), len(c.Stacks))
+	}
+	for i := range c.Events {
+		if got.Events[i] != c.Events[i] {
+			t.Fatalf("event %d: got %+v, want %+v", i, got.Events[i], c.Events[i])
+		}
+	}
+	if got.Meta.Stats.Lost != 7 || got.Meta.Type != CPU || !got.Meta.Start.Equal(c.Meta.Start) || got.Meta.Duration != c.Meta.Duration {
+		t.Errorf("meta not kept: %+v", got.Meta)
+	}
+
+	// Every truncation of the file is an error, never a panic or a partial capture.
+	data := buf.Bytes()
+	for _, n := range []int{0, 4, 9, 20, len(data) / 2, len(data) - 1} {
+		if _, err := Read(bytes.NewReader(data[:n])); err == nil {
+			t.Errorf("truncated to %d bytes: no error", n)
+		}
+	}
+}
+
+func TestReadRejectsBadIndexes(t *testing.T) {
+	c := sample(t)
+	c.Events[0].Stack = 99
+	var buf bytes.Buffer
+	if err := Write(&buf, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Read(&buf); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Errorf("got %v, want a damaged-capture error", err)
+	}
+}
+
+func FuzzRead(f *testing.F) {
+	var buf bytes.Buffer
+	c := NewBuilder(Meta{Type: CPU})
+	c.Add(Event{Stack: c.Stack([]uint32{c.Frame(Frame{Name: "a", Kind: KindProcess})})})
+	if err := Write(&buf, c.Capture()); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	f.Add([]byte(Magic + "\x01"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Read(bytes.NewReader(data))
+		if err == nil {
+			// Whatever was accepted is consistent.
+			for _, sv := range c.Aggregate(Query{IncludeIdle: true}) {
+				_ = c.FoldedStack(sv.Stack)
+			}
+		}
+	})
+}
+
+func TestFoldedName(t *testing.T) {
+	tests := []struct {
+		f    Frame
+		want string
+	}{
+		{Frame{Name: "main"}, "main"},
+		{Frame{Name: "schedule", Kind: KindKernel}, "schedule_[k]"},
+		{Frame{Name: "LazyCompile:foo", Kind: KindJIT}, "LazyCompile:foo_[j]"},
+		{Frame{Name: "inl", Kind: KindInlined}, "inl_[i]"},
+		{Frame{Name: "write", Waker: true}, "write_[w]"},
+		{Frame{Name: "a;b\nc"}, "a:b?c"},
+		{Frame{Name: ""}, "[unknown]"},
+		{Frame{Name: "--", Kind: KindSynthetic, Waker: true}, "--"},
+	}
+	for _, tt := range tests {
+		if got := tt.f.FoldedName(); got != tt.want {
+			t.Errorf("%+v: got %q, want %q", tt.f, got, tt.want)
+		}
+	}
+}
+
+func TestParamsValidate(t *testing.T) {
+	tests := []struct {
+		p    Params
+		want string // "" means valid
+	}{
+		{Params{Type: CPU, Hz: 99}, ""},
+		{Params{Type: CPU, Hz: 0}, ""},
+		{Params{Type: CPU, Hz: 20000}, "1..10000"},
+		{Params{Type: CPU, Hz: -5}, "1..10000"},
+		{Params{Type: "gpu"}, "allowed values"},
+		{Params{Type: CPU, Duration: Duration(-time.Second)}, "negative"},
+		{Params{Type: CPU, Unwind: "lbr"}, "fp, auto, dwarf"},
+		{Params{Type: CPU, PIDs: []int{1}, Comm: "x"}, "one target"},
+		{Params{Type: OffCPU, State: "R"}, "all, S, D"},
+		{Params{Type: Mem, View: "peak"}, "alloc, inuse"},
+	}
+	for _, tt := range tests {
+		err := tt.p.Validate(time.Hour)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%+v: unexpected error %v", tt.p, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%+v: got %v, want an error containing %q", tt.p, err, tt.want)
+		}
+	}
+}
+
+func TestDurationJSON(t *testing.T) {
+	var p Params
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{`{"type":"cpu","duration":"5s"}`, 5 * time.Second},
+		{`{"type":"cpu","duration":2.5}`, 2500 * time.Millisecond},
+		{`{"type":"cpu","duration":"3"}`, 3 * time.Second},
+	} {
+		if err := jsonUnmarshal(tt.in, &p); err != nil {
+			t.Fatalf("%s: %v", tt.in, err)
+		}
+		if time.Duration(p.Duration) != tt.want {
+			t.Errorf("%s: got %s, want %s", tt.in, time.Duration(p.Duration), tt.want)
+		}
+	}
+	if err := jsonUnmarshal(`{"duration":"soon"}`, &p); err == nil {
+		t.Error("bad duration accepted")
+	}
+}
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
