@@ -1,0 +1,247 @@
+/* Shared definitions of scorch's BPF programs: the stack event written to the
+ * ring buffer, target filters and counters. */
+#ifndef SCORCH_COMMON_H
+#define SCORCH_COMMON_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#define MAX_STACK 127          /* PERF_MAX_STACK_DEPTH */
+#define MAX_COPY 16384         /* largest user stack copy (--unwind dwarf) */
+#define TASK_COMM_LEN 16
+#define PF_KTHREAD 0x00200000
+
+/* Ring-buffer record kinds. */
+enum record_kind {
+	RECORD_SAMPLE = 1, /* a stack event */
+	RECORD_EXEC = 2,   /* a process called exec: snapshot it now */
+};
+
+/* Event flags. */
+enum event_flag {
+	EVENT_KERNEL_MODE = 1, /* interrupted in kernel mode */
+	EVENT_KTHREAD = 2,     /* a kernel thread: no user stack */
+	EVENT_IRQ = 4,         /* ran in interrupt context */
+};
+
+/* Counters, one slot each in the per-CPU stats array. */
+enum stat_slot {
+	STAT_SEEN = 0,     /* events that passed the filters */
+	STAT_DROPPED,      /* ring buffer full */
+	STAT_KSTACK_ERR,   /* bpf_get_stack failed for the kernel stack */
+	STAT_USTACK_ERR,   /* bpf_get_stack failed for the user stack */
+	STAT_COPY_ERR,     /* the user stack copy could not be read */
+	STAT_EXEC_DROPPED, /* exec notifications lost */
+	STAT_MAP_FULL,     /* a map was full */
+	STAT_MAX,
+};
+
+/* Target filter modes. */
+enum target_mode {
+	TARGET_ALL = 0,
+	TARGET_PID = 1,  /* thread group ids in filter_pids */
+	TARGET_TID = 2,  /* thread ids in filter_tids */
+	TARGET_COMM = 3, /* the process name filter_comm */
+};
+
+/* stack_event is one record: header, kernel and user stacks (leaf first),
+ * the user registers and a copy of the top of the user stack. Only
+ * offsetof(copy) + copy_len bytes are sent. */
+struct stack_event {
+	__u32 kind;
+	__u32 flags;
+	__u64 ts;       /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
+	__u32 pid;      /* thread group id */
+	__u32 tid;
+	__u32 cpu;
+	__s32 kstack_len; /* bytes, or a negative error */
+	__s32 ustack_len;
+	__u32 copy_len;   /* bytes of the user stack copied from sp */
+	__u64 value;      /* cpu: 1; off-CPU types: ns */
+	__u64 aux;        /* type specific */
+	__u64 ip, sp, bp; /* user registers */
+	__u8 comm[TASK_COMM_LEN];
+	__u64 kstack[MAX_STACK];
+	__u64 ustack[MAX_STACK];
+	__u8 copy[MAX_COPY];
+};
+
+/* exec_event asks user space to snapshot a process that just called exec. */
+struct exec_event {
+	__u32 kind;
+	__u32 pid;
+	__u64 ts;
+	__u8 comm[TASK_COMM_LEN];
+};
+
+const volatile __u32 filter_mode = TARGET_ALL;
+const volatile __u8 filter_comm[TASK_COMM_LEN] = {};
+const volatile __u32 copy_bytes = 0;   /* user stack bytes to copy; 0: none (fp mode) */
+const volatile __u32 self_tgid = 0;    /* scorch itself */
+const volatile bool follow_forks = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized from user space */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} filter_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} filter_tids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stack_event);
+} scratch SEC(".maps");
+
+static __always_inline void count(__u32 slot)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &slot);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline bool comm_matches(struct task_struct *task)
+{
+	char comm[TASK_COMM_LEN];
+	/* The process name is the group leader's comm. */
+	BPF_CORE_READ_STR_INTO(&comm, task, group_leader, comm);
+	for (int i = 0; i < TASK_COMM_LEN; i++) {
+		if (comm[i] != filter_comm[i])
+			return false;
+		if (comm[i] == 0)
+			return true;
+	}
+	return true;
+}
+
+/* wanted applies the target filter to a task. */
+static __always_inline bool wanted(struct task_struct *task, __u32 pid, __u32 tid)
+{
+	if (self_tgid && pid == self_tgid)
+		return false;
+	switch (filter_mode) {
+	case TARGET_PID:
+		return bpf_map_lookup_elem(&filter_pids, &pid) != NULL;
+	case TARGET_TID:
+		return bpf_map_lookup_elem(&filter_tids, &tid) != NULL;
+	case TARGET_COMM:
+		return comm_matches(task);
+	}
+	return true;
+}
+
+static __always_inline struct stack_event *new_event(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+/* copy_user_stack copies up to copy_bytes from the user sp, halving the size
+ * when the read crosses the end of the stack mapping. */
+static __always_inline void copy_user_stack(struct stack_event *e)
+{
+	__u32 n = copy_bytes;
+	e->copy_len = 0;
+	if (n == 0 || e->sp == 0)
+		return;
+	for (int i = 0; i < 6; i++) {
+		if (n > MAX_COPY)
+			n = MAX_COPY;
+		if (n < 64)
+			break;
+		if (bpf_probe_read_user(e->copy, n, (void *)e->sp) == 0) {
+			e->copy_len = n;
+			return;
+		}
+		n >>= 1;
+	}
+	count(STAT_COPY_ERR);
+}
+
+/* fill_stacks records the current task's kernel and user stacks and the
+ * stack copy. ctx is the program's context; e->ip, sp and bp hold the user
+ * registers (0 when unknown). */
+static __always_inline void fill_stacks(void *ctx, struct stack_event *e, struct task_struct *task)
+{
+	e->kstack_len = bpf_get_stack(ctx, e->kstack, sizeof(e->kstack), 0);
+	if (e->kstack_len < 0 && e->kstack_len != -14 /* EFAULT: no kernel stack */)
+		count(STAT_KSTACK_ERR);
+
+	e->ustack_len = 0;
+	e->copy_len = 0;
+	if (BPF_CORE_READ(task, flags) & PF_KTHREAD) {
+		e->flags |= EVENT_KTHREAD;
+		e->ip = e->sp = e->bp = 0;
+		return;
+	}
+	e->ustack_len = bpf_get_stack(ctx, e->ustack, sizeof(e->ustack), BPF_F_USER_STACK);
+	if (e->ustack_len < 0 && e->ustack_len != -14)
+		count(STAT_USTACK_ERR);
+	copy_user_stack(e);
+}
+
+/* task_user_regs reads the user registers a task saved at kernel entry. */
+static __always_inline void task_user_regs(struct task_struct *task, struct stack_event *e)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	e->ip = BPF_CORE_READ(regs, ip);
+	e->sp = BPF_CORE_READ(regs, sp);
+	e->bp = BPF_CORE_READ(regs, bp);
+}
+
+/* submit sends the first offsetof(copy) + copy_len bytes of e. */
+static __always_inline void submit(struct stack_event *e)
+{
+	__u64 size = __builtin_offsetof(struct stack_event, copy);
+	__u32 n = e->copy_len;
+	if (n > MAX_COPY)
+		n = MAX_COPY;
+	size += n;
+	if (bpf_ringbuf_output(&events, e, size, 0) == 0)
+		count(STAT_SEEN);
+	else
+		count(STAT_DROPPED);
+}
+
+/* notify_exec asks user space to snapshot a process right after its exec. */
+static __always_inline void notify_exec(struct task_struct *task)
+{
+	__u32 pid = BPF_CORE_READ(task, tgid);
+	__u32 tid = BPF_CORE_READ(task, pid);
+	if (!wanted(task, pid, tid))
+		return;
+	struct exec_event *x = bpf_ringbuf_reserve(&events, sizeof(*x), 0);
+	if (!x) {
+		count(STAT_EXEC_DROPPED);
+		return;
+	}
+	x->kind = RECORD_EXEC;
+	x->pid = pid;
+	x->ts = bpf_ktime_get_ns();
+	bpf_get_current_comm(&x->comm, sizeof(x->comm));
+	bpf_ringbuf_submit(x, 0);
+}
+
+#endif

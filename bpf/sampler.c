@@ -1,0 +1,82 @@
+//go:build ignore
+
+/* The CPU sampler: a perf_event program attached to one cpu-clock event per
+ * CPU. Every sample streams the kernel and user stacks, the user registers
+ * and a copy of the top of the user stack through the ring buffer. */
+
+#include "common.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+SEC("perf_event")
+int sample_cpu(struct bpf_perf_event_data *ctx)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32, tid = (__u32)id;
+
+	if (pid != 0 && !wanted(task, pid, tid))
+		return 0;
+	if (pid == 0 && filter_mode != TARGET_ALL)
+		return 0;
+
+	struct stack_event *e = new_event();
+	if (!e)
+		return 0;
+	e->kind = RECORD_SAMPLE;
+	e->flags = 0;
+	e->ts = bpf_ktime_get_ns();
+	e->pid = pid;
+	e->tid = tid;
+	e->cpu = bpf_get_smp_processor_id();
+	e->value = 1;
+	e->aux = 0;
+	bpf_get_current_comm(&e->comm, sizeof(e->comm));
+
+	/* The user registers: the interrupted ones when the sample hit user
+	 * mode, otherwise those saved at the last kernel entry. Kernel
+	 * addresses have the top bit set on x86-64 (ctx allows only
+	 * whole-register reads, so cs is not used). */
+	if ((__s64)ctx->regs.ip > 0) {
+		e->ip = ctx->regs.ip;
+		e->sp = ctx->regs.sp;
+		e->bp = ctx->regs.bp;
+	} else {
+		e->flags |= EVENT_KERNEL_MODE;
+		e->ip = e->sp = e->bp = 0;
+		if (pid != 0)
+			task_user_regs(task, e);
+	}
+	fill_stacks(ctx, e, task);
+	submit(e);
+	return 0;
+}
+
+/* New processes are snapshot when they exec, before they can exit. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	notify_exec(p);
+	return 0;
+}
+
+/* Children of profiled processes join the pid filter (for -- CMD targets). */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	if (!follow_forks || filter_mode != TARGET_PID)
+		return 0;
+	__u32 ppid = parent->tgid;
+	__u32 cpid = child->tgid;
+	if (ppid == cpid || !bpf_map_lookup_elem(&filter_pids, &ppid))
+		return 0;
+	__u8 one = 1;
+	if (bpf_map_update_elem(&filter_pids, &cpid, &one, BPF_ANY))
+		count(STAT_MAP_FULL);
+	return 0;
+}
+
+/* Keep the record types in BTF so bpf2go generates them for user space. */
+const struct exec_event *unused_exec_event __attribute__((unused));
+const struct stack_event *unused_stack_event __attribute__((unused));
+const enum stat_slot *unused_stat_slot __attribute__((unused));
