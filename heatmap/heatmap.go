@@ -15,8 +15,10 @@
 package heatmap
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -268,4 +270,17 @@ func spread(flat []int64, s, e, end, colNs, r int64) {
 
 func cellStart(g, colNs, r int64) int64 {
 	return (g*colNs + r - 1) / r
+}
+
+// WriteJSON writes the heatmap of the events q selects as JSON, the
+// `heatmap-json` output format.
+func WriteJSON(w io.Writer, c *capture.Capture, q capture.Query, rows int) error {
+	h, err := Compute(c, q, rows)
+	if err != nil {
+		return err
+	}
+	if err := json.NewEncoder(w).Encode(h); err != nil {
+		return fmt.Errorf("writing heatmap: %w", err)
+	}
+	return nil
 }

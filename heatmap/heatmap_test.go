@@ -444,3 +444,22 @@ func total(h *Heatmap) int64 {
 	}
 	return s
 }
+
+func TestWriteJSON(t *testing.T) {
+	c, hotN := phased(t)
+	var buf strings.Builder
+	if err := WriteJSON(&buf, c, capture.Query{Comm: "app"}, 10); err != nil {
+		t.Fatal(err)
+	}
+	var h Heatmap
+	if err := json.Unmarshal([]byte(buf.String()), &h); err != nil {
+		t.Fatal(err)
+	}
+	// 100 ms cells: the hot 200 ms of seconds 2 and 3 fill rows 0 and 1.
+	if h.Rows != 10 || h.Values[2][0] != hotN/4 || h.Values[3][1] != hotN/4 || total(&h) != hotN {
+		t.Errorf("got rows %d, [2][0]=%d [3][1]=%d total %d; want 10, %d, %d, %d", h.Rows, h.Values[2][0], h.Values[3][1], total(&h), hotN/4, hotN/4, hotN)
+	}
+	if err := WriteJSON(&buf, capture.NewBuilder(capture.Meta{Type: capture.CPU}).Capture(), capture.Query{}, 50); !errors.Is(err, ErrNoTimestamps) {
+		t.Errorf("no timestamps: got %v", err)
+	}
+}
