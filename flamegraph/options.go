@@ -1,18 +1,19 @@
 // Package flamegraph renders captures as interactive SVG flame graphs and
-// differential flame graphs that work as standalone files.
+// differential flame graphs. The SVG is standalone: it works when opened from
+// disk, and its script runs under a Content-Security-Policy that allows only
+// that script (by nonce).
 package flamegraph
 
 import (
-	"errors"
-	"io"
+	"fmt"
 	"net/url"
-
-	"github.com/scorch-dev/scorch/capture"
+	"strconv"
+	"strings"
 )
 
 // Options controls a rendering. The zero value gives FlameGraph's defaults.
 type Options struct {
-	Title, Subtitle string // defaults built from capture metadata
+	Title, Subtitle string // defaults built from capture metadata (type, host, duration, hz, samples, lost)
 	Width           int    // default 1200
 	Layout          string // "flame" (default) or "icicle"
 	Sort            string // "alpha" (default) or "size"
@@ -20,23 +21,107 @@ type Options struct {
 	Reverse         bool   // merge by leaf: bottom-up graph
 	Search          string // initial search regex (URL ?s=)
 	Palette         string // default by capture type
-	ScriptNonce     string // when set, the <script> element carries nonce="..."
+	ScriptNonce     string // when set, the <script> element carries nonce="..." (the web service sends a CSP)
+
+	// BaseWidths draws a differential graph with the widths of the base
+	// side (colours still say how compare differs), so that frames which
+	// exist only in the base are visible.
+	BaseWidths bool
 }
 
-// ParseOptions reads layout, sort, minwidth, reverse, title and s.
+// Allowed option values, in the order error messages list them.
+var (
+	Layouts  = []string{"flame", "icicle"}
+	Sorts    = []string{"alpha", "size"}
+	Palettes = []string{"hot", "io", "wakeup", "chain", "mem"}
+)
+
+// Width limits.
+const (
+	DefaultWidth = 1200
+	MinWidthPx   = 200
+	MaxWidthPx   = 20000
+)
+
+// ParseOptions reads the flame graph parameters of the HTTP API and of
+// `scorch render`: layout, sort, minwidth, reverse, title, s (search), and
+// width, palette and widths (base or compare, for differential graphs).
 func ParseOptions(v url.Values) (Options, error) {
-	return Options{}, nil
+	var o Options
+	o.Layout = v.Get("layout")
+	o.Sort = v.Get("sort")
+	o.MinWidth = v.Get("minwidth")
+	o.Title = v.Get("title")
+	o.Search = v.Get("s")
+	o.Palette = v.Get("palette")
+	if s := v.Get("reverse"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return o, fmt.Errorf("reverse %q is not valid: allowed values are true, false", s)
+		}
+		o.Reverse = b
+	}
+	if s := v.Get("width"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return o, fmt.Errorf("width %q is not valid: give a number of pixels %d..%d", s, MinWidthPx, MaxWidthPx)
+		}
+		o.Width = n
+	}
+	switch s := v.Get("widths"); s {
+	case "", "compare":
+	case "base":
+		o.BaseWidths = true
+	default:
+		return o, fmt.Errorf("widths %q is not supported: allowed values are base, compare", s)
+	}
+	if err := o.validate(); err != nil {
+		return o, err
+	}
+	return o, nil
 }
 
-var errNotImplemented = errors.New("not implemented")
-
-// Render writes the capture's selected events as an SVG flame graph.
-func Render(w io.Writer, c *capture.Capture, q capture.Query, opts Options) error {
-	return errNotImplemented
+// validate checks every field and names the allowed values.
+func (o *Options) validate() error {
+	if o.Layout != "" && !contains(Layouts, o.Layout) {
+		return fmt.Errorf("layout %q is not supported: allowed values are %s", o.Layout, strings.Join(Layouts, ", "))
+	}
+	if o.Sort != "" && !contains(Sorts, o.Sort) {
+		return fmt.Errorf("sort %q is not supported: allowed values are %s", o.Sort, strings.Join(Sorts, ", "))
+	}
+	if o.Palette != "" && !contains(Palettes, o.Palette) {
+		return fmt.Errorf("palette %q is not supported: allowed values are %s", o.Palette, strings.Join(Palettes, ", "))
+	}
+	if o.Width != 0 && (o.Width < MinWidthPx || o.Width > MaxWidthPx) {
+		return fmt.Errorf("width %d is out of range: allowed %d..%d pixels", o.Width, MinWidthPx, MaxWidthPx)
+	}
+	if _, _, err := parseMinWidth(o.MinWidth); err != nil {
+		return err
+	}
+	return nil
 }
 
-// RenderDiff writes a differential flame graph: widths from compare, colours
-// by the change from base.
-func RenderDiff(w io.Writer, base, compare *capture.Capture, qBase, qCompare capture.Query, opts Options) error {
-	return errNotImplemented
+// parseMinWidth reads "0.1" (pixels) or "0.5%" (of the total).
+func parseMinWidth(s string) (v float64, percent bool, err error) {
+	if s == "" {
+		return 0.1, false, nil
+	}
+	num := s
+	if strings.HasSuffix(s, "%") {
+		num, percent = strings.TrimSuffix(s, "%"), true
+	}
+	v, err = strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 || v != v || (percent && v > 100) || (!percent && v > MaxWidthPx) {
+		return 0, false, fmt.Errorf("minwidth %q is not valid: give pixels such as 0.1 (0..%d) or a percentage such as 0.5%% (0..100%%)", s, MaxWidthPx)
+	}
+	return v, percent, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
 }

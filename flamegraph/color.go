@@ -1,0 +1,162 @@
+package flamegraph
+
+import (
+	"hash/fnv"
+	"math"
+	"strconv"
+
+	"github.com/scorch-dev/scorch/capture"
+)
+
+// hueRange is a band of hues (degrees) with a saturation and lightness
+// range: every name gets a stable point inside the band of its frame kind.
+type hueRange struct {
+	h0, h1 float64
+	s      float64
+	l0, l1 float64
+}
+
+// palette gives each frame kind its own band, so kernel, user, JIT and
+// inlined frames stay distinguishable within one graph type.
+type palette struct {
+	user, kernel, jit, inlined, process hueRange
+	bgTop, bgBottom                     string
+}
+
+var palettes = map[string]palette{
+	// on-CPU: warm. User red to orange, kernel gold, JIT green, inlined aqua.
+	"hot": {
+		user: hueRange{0, 28, 0.85, 0.52, 0.62}, kernel: hueRange{36, 50, 0.9, 0.5, 0.6},
+		jit: hueRange{95, 125, 0.6, 0.45, 0.55}, inlined: hueRange{175, 190, 0.6, 0.5, 0.6},
+		process: hueRange{10, 30, 0.6, 0.7, 0.78}, bgTop: "#eeeeee", bgBottom: "#eeeeb0",
+	},
+	// off-CPU: blue. Kernel violet.
+	"io": {
+		user: hueRange{205, 230, 0.7, 0.55, 0.68}, kernel: hueRange{245, 270, 0.55, 0.6, 0.72},
+		jit: hueRange{150, 165, 0.5, 0.5, 0.6}, inlined: hueRange{185, 195, 0.6, 0.6, 0.7},
+		process: hueRange{210, 225, 0.4, 0.75, 0.82}, bgTop: "#eeeeee", bgBottom: "#e0e0ff",
+	},
+	// wakeup: aqua. Kernel a deeper teal.
+	"wakeup": {
+		user: hueRange{172, 186, 0.6, 0.55, 0.65}, kernel: hueRange{188, 198, 0.65, 0.42, 0.52},
+		jit: hueRange{140, 155, 0.5, 0.5, 0.6}, inlined: hueRange{160, 170, 0.5, 0.65, 0.72},
+		process: hueRange{175, 185, 0.35, 0.72, 0.8}, bgTop: "#eeeeee", bgBottom: "#e0e0ff",
+	},
+	// memory: green. Kernel yellow-green.
+	"mem": {
+		user: hueRange{100, 135, 0.55, 0.5, 0.62}, kernel: hueRange{62, 78, 0.6, 0.48, 0.58},
+		jit: hueRange{150, 160, 0.5, 0.45, 0.55}, inlined: hueRange{168, 178, 0.55, 0.55, 0.65},
+		process: hueRange{110, 130, 0.35, 0.72, 0.8}, bgTop: "#eef2ee", bgBottom: "#e0ffe0",
+	},
+}
+
+// defaultPalette picks the palette of a capture type.
+func defaultPalette(t capture.Type) string {
+	switch t {
+	case capture.OffCPU:
+		return "io"
+	case capture.Wakeup:
+		return "wakeup"
+	case capture.OffWake:
+		return "chain"
+	case capture.Mem:
+		return "mem"
+	}
+	return "hot"
+}
+
+// nameHash gives three stable values in [0,1) for a name, so a function
+// keeps its colour across graphs.
+func nameHash(name string) (v1, v2, v3 float64) {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	x := h.Sum64()
+	return float64(x&0xffff) / 65536, float64(x>>16&0xffff) / 65536, float64(x>>32&0xffff) / 65536
+}
+
+// frameColor is the fill of a frame in a normal (not differential) graph.
+func frameColor(pal string, n nameInfo) string {
+	switch {
+	case n.label == capture.FrameSeparator:
+		return "rgb(160,160,160)"
+	case n.label == "-":
+		return "rgb(200,200,200)"
+	case n.kind == capture.KindSynthetic:
+		return "rgb(190,190,190)"
+	}
+	name := pal
+	if pal == "chain" {
+		// off-wake: the blocked part blue, the waker part aqua.
+		name = "io"
+		if n.waker {
+			name = "wakeup"
+		}
+	}
+	p, ok := palettes[name]
+	if !ok {
+		p = palettes["hot"]
+	}
+	r := p.user
+	switch n.kind {
+	case capture.KindKernel:
+		r = p.kernel
+	case capture.KindJIT:
+		r = p.jit
+	case capture.KindInlined:
+		r = p.inlined
+	case capture.KindProcess:
+		r = p.process
+	}
+	v1, v2, _ := nameHash(n.label)
+	return hsl(r.h0+(r.h1-r.h0)*v1, r.s, r.l0+(r.l1-r.l0)*v2)
+}
+
+// background returns the gradient stops of a palette.
+func background(pal string) (string, string) {
+	if pal == "chain" {
+		pal = "io"
+	}
+	p, ok := palettes[pal]
+	if !ok {
+		p = palettes["hot"]
+	}
+	return p.bgTop, p.bgBottom
+}
+
+// diffColor colours a normalised delta: red grew, blue shrank, white no
+// change, saturation by the delta's share of the largest one.
+func diffColor(delta, maxDelta float64) string {
+	if maxDelta <= 0 || delta == 0 {
+		return "rgb(250,250,250)"
+	}
+	f := math.Min(math.Abs(delta)/maxDelta, 1)
+	x := strconv.Itoa(int(math.Round(220 * (1 - f))))
+	if delta > 0 {
+		return "rgb(255," + x + "," + x + ")"
+	}
+	return "rgb(" + x + "," + x + ",255)"
+}
+
+func hsl(h, s, l float64) string {
+	c := (1 - math.Abs(2*l-1)) * s
+	hp := math.Mod(h, 360) / 60
+	x := c * (1 - math.Abs(math.Mod(hp, 2)-1))
+	var r, g, b float64
+	switch {
+	case hp < 1:
+		r, g = c, x
+	case hp < 2:
+		r, g = x, c
+	case hp < 3:
+		g, b = c, x
+	case hp < 4:
+		g, b = x, c
+	case hp < 5:
+		r, b = x, c
+	default:
+		r, b = c, x
+	}
+	m := l - c/2
+	to := func(v float64) string { return strconv.Itoa(int(math.Round((v + m) * 255))) }
+	return "rgb(" + to(r) + "," + to(g) + "," + to(b) + ")"
+}

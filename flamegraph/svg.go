@@ -1,0 +1,505 @@
+package flamegraph
+
+import (
+	"bufio"
+	_ "embed"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/scorch-dev/scorch/capture"
+)
+
+//go:embed script.js
+var script string
+
+// Geometry, as FlameGraph draws it.
+const (
+	frameHeight = 16
+	fontSize    = 12
+	fontWidth   = 0.59 // average character width relative to the font size
+	xPad        = 10
+)
+
+// graph is one rendering: a laid-out tree and what the header says.
+type graph struct {
+	t        *tree
+	opts     Options
+	unit     string
+	palette  string
+	useBase  bool // widths from the base side (differential graphs)
+	diff     bool
+	baseTot  int64
+	cmpTot   int64
+	title    string
+	subtitle string
+	notes    []string
+}
+
+// Render writes the capture's selected events as an interactive SVG flame graph.
+func Render(w io.Writer, c *capture.Capture, q capture.Query, opts Options) error {
+	if c == nil {
+		return fmt.Errorf("render flame graph: no capture")
+	}
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	t := newTree()
+	t.addCapture(c, q, opts.Reverse, false)
+	g := &graph{t: t, opts: opts, unit: c.Meta.Unit, palette: opts.Palette}
+	if g.palette == "" {
+		g.palette = defaultPalette(c.Meta.Type)
+	}
+	g.title = opts.Title
+	if g.title == "" {
+		g.title = defaultTitle(c, opts)
+	}
+	g.subtitle = opts.Subtitle
+	if g.subtitle == "" {
+		g.subtitle = describe(c, q, t.nodes[0].value)
+	}
+	return g.write(w)
+}
+
+func defaultTitle(c *capture.Capture, opts Options) string {
+	var s string
+	switch c.Meta.Type {
+	case capture.CPU:
+		s = "CPU Flame Graph"
+	case capture.OffCPU:
+		s = "Off-CPU Time Flame Graph"
+	case capture.Wakeup:
+		s = "Wakeup Time Flame Graph"
+	case capture.OffWake:
+		s = "Off-Wake Time Flame Graph"
+	case capture.Mem:
+		s = "Memory Flame Graph"
+	case capture.CPI:
+		s = "CPI Flame Graph"
+	default:
+		s = "Flame Graph"
+	}
+	if c.Meta.Event != "" {
+		s += ": " + c.Meta.Event
+	}
+	if opts.Layout == "icicle" {
+		s = strings.Replace(s, "Flame Graph", "Icicle Graph", 1)
+	}
+	if opts.Reverse {
+		s += " (reversed, merged by leaf)"
+	}
+	return s
+}
+
+// describe is the subtitle: the facts a reader needs to trust the graph.
+func describe(c *capture.Capture, q capture.Query, total int64) string {
+	m := &c.Meta
+	parts := []string{string(m.Type)}
+	if m.Host != "" {
+		parts = append(parts, "host "+m.Host)
+	}
+	if m.Duration > 0 {
+		parts = append(parts, m.Duration.Round(time.Millisecond).String())
+	}
+	if m.Params.Hz > 0 && (m.Type == capture.CPU || m.Type == "") {
+		parts = append(parts, strconv.Itoa(m.Params.Hz)+" Hz")
+	}
+	parts = append(parts, thousands(int64(m.Stats.Samples))+" samples", thousands(int64(m.Stats.Lost))+" lost")
+	if q.From != 0 || q.To != 0 {
+		to := "end"
+		if q.To != 0 {
+			to = strconv.FormatFloat(q.To, 'f', -1, 64) + " s"
+		}
+		parts = append(parts, "range "+strconv.FormatFloat(q.From, 'f', -1, 64)+" s to "+to)
+	}
+	parts = append(parts, "total "+formatValue(total, m.Unit))
+	if m.Source != "" && m.Source != "bpf" {
+		parts = append(parts, "from "+m.Source)
+	}
+	return strings.Join(parts, " · ")
+}
+
+// write lays the tree out, prunes narrow frames and writes the SVG.
+func (g *graph) write(w io.Writer) error {
+	o := g.opts
+	width := o.Width
+	if width == 0 {
+		width = DefaultWidth
+	}
+	t := g.t
+	t.layout(o.Sort == "size", g.useBase)
+	total := t.width(0, g.useBase)
+	mw, pct, _ := parseMinWidth(o.MinWidth)
+	scale := 0.0
+	if total > 0 {
+		scale = float64(width-2*xPad) / float64(total)
+	}
+	minUnits := mw / math.Max(scale, 1e-300)
+	if pct {
+		minUnits = mw / 100 * float64(total)
+	}
+
+	// Choose the frames to draw: a frame is drawn when it is at least
+	// minwidth wide and its parent is drawn. What is pruned is counted and
+	// said in the graph, its value stays in its parent's width.
+	drawn := make([]int32, 0, 1024)
+	var prunedFrames, prunedValue int64
+	var onlyBase int64
+	maxDepth := int32(0)
+	stack := []int32{0}
+	for len(stack) > 0 {
+		i := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		drawn = append(drawn, i)
+		n := &t.nodes[i]
+		if n.depth > maxDepth {
+			maxDepth = n.depth
+		}
+		for j := len(n.children) - 1; j >= 0; j-- {
+			c := n.children[j]
+			wv := t.width(c, g.useBase)
+			if wv == 0 {
+				if g.diff {
+					onlyBase++
+				}
+				continue
+			}
+			if float64(wv) < minUnits {
+				prunedFrames++
+				prunedValue += wv
+				continue
+			}
+			stack = append(stack, c)
+		}
+	}
+	if prunedFrames > 0 {
+		g.notes = append(g.notes, fmt.Sprintf("%s frames narrower than %s not drawn (%s, %.2f%%, counted in their parents)",
+			thousands(prunedFrames), minWidthText(o.MinWidth), formatValue(prunedValue, g.unit), percent(prunedValue, total)))
+	}
+	if onlyBase > 0 {
+		g.notes = append(g.notes, fmt.Sprintf("%s frames exist only in the base and have no width here: view them with widths=base (scorch diff --widths base)", thousands(onlyBase)))
+	}
+
+	header := 3 * fontSize
+	if g.subtitle != "" {
+		header += 2 * fontSize
+	}
+	header += len(g.notes) * (fontSize + 4)
+	footer := 2*fontSize + 10
+	height := header + int(maxDepth+1)*frameHeight + footer
+	icicle := o.Layout == "icicle"
+
+	bw := bufio.NewWriterSize(w, 256<<10)
+	b := make([]byte, 0, 4096)
+	bgTop, bgBottom := background(g.palette)
+	b = fmt.Appendf(b, `<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<svg version="1.1" width="%d" height="%d" viewBox="0 0 %d %d" xmlns="http://www.w3.org/2000/svg" data-unit="`, width, height, width, height)
+	b = escape(b, g.unit)
+	b = fmt.Appendf(b, `" data-total="%d" data-layout="%s" data-search="`, total, layoutName(o.Layout))
+	b = escape(b, o.Search)
+	b = append(b, `">
+<style`...)
+	b = nonceAttr(b, o.ScriptNonce)
+	b = append(b, `>
+text{font-family:Verdana,sans-serif;font-size:12px;fill:#000}
+#title{font-size:17px;text-anchor:middle}#subtitle,.note{fill:#444;text-anchor:middle}
+#frames text{pointer-events:none}
+#frames rect{stroke-width:0;rx:2px;ry:2px}
+#frames g:hover rect{stroke:#000;stroke-width:0.5;cursor:pointer}
+.hide{display:none}.parent{opacity:0.5}
+#frames g.m rect{fill:rgb(230,0,230)}
+#unzoom,#search,#ignorecase{cursor:pointer}#search,#ignorecase{opacity:0.4}#search:hover,#ignorecase:hover,.on{opacity:1}
+#matched{text-anchor:end}
+</style>
+<defs><linearGradient id="background" y1="0" y2="1" x1="0" x2="0"><stop stop-color="`...)
+	b = append(b, bgTop...)
+	b = append(b, `" offset="5%"/><stop stop-color="`...)
+	b = append(b, bgBottom...)
+	b = append(b, `" offset="95%"/></linearGradient></defs>
+<rect x="0" y="0" width="100%" height="100%" fill="url(#background)"/>
+`...)
+	b = fmt.Appendf(b, `<text id="title" x="%d" y="24">`, width/2)
+	b = escape(b, g.title)
+	b = append(b, "</text>\n"...)
+	y := 24
+	if g.subtitle != "" {
+		y += 2 * fontSize
+		b = fmt.Appendf(b, `<text id="subtitle" x="%d" y="%d">`, width/2, y)
+		b = escape(b, g.subtitle)
+		b = append(b, "</text>\n"...)
+	}
+	for _, n := range g.notes {
+		y += fontSize + 4
+		b = fmt.Appendf(b, `<text class="note" x="%d" y="%d">`, width/2, y)
+		b = escape(b, n)
+		b = append(b, "</text>\n"...)
+	}
+	b = fmt.Appendf(b, `<text id="details" x="%d" y="%d"> </text>
+<text id="unzoom" class="hide" x="%d" y="24">Reset Zoom</text>
+<text id="search" x="%d" y="24">Search</text>
+<text id="ignorecase" x="%d" y="24">ic</text>
+<text id="matched" x="%d" y="%d"></text>
+<g id="frames">
+`, xPad, height-17, xPad, width-110, width-20, width-xPad, height-17)
+	if _, err := bw.Write(b); err != nil {
+		return fmt.Errorf("write svg: %w", err)
+	}
+
+	// Delta colours need the largest change first.
+	maxDelta := 0.0
+	if g.diff {
+		for _, i := range drawn {
+			if d := math.Abs(g.delta(i)); d > maxDelta {
+				maxDelta = d
+			}
+		}
+	}
+	colors := make(map[int32]string)
+	for _, i := range drawn {
+		n := &t.nodes[i]
+		ni := t.names[n.name]
+		wv := t.width(i, g.useBase)
+		x := float64(xPad) + float64(n.start)*scale
+		fw := float64(wv) * scale
+		var fy int
+		if icicle {
+			fy = header + int(n.depth)*frameHeight
+		} else {
+			fy = height - footer - int(n.depth+1)*frameHeight
+		}
+		b = b[:0]
+		b = append(b, `<g class="f" data-x="`...)
+		b = strconv.AppendInt(b, n.start, 10)
+		b = append(b, `" data-v="`...)
+		b = strconv.AppendInt(b, wv, 10)
+		b = append(b, `" data-d="`...)
+		b = strconv.AppendInt(b, int64(n.depth), 10)
+		b = append(b, `"><title>`...)
+		b = escape(b, ni.label)
+		b = append(b, '\n')
+		b = g.info(b, i, total)
+		b = append(b, `</title><rect x="`...)
+		b = strconv.AppendFloat(b, x, 'f', 1, 64)
+		b = append(b, `" y="`...)
+		b = strconv.AppendInt(b, int64(fy), 10)
+		b = append(b, `" width="`...)
+		b = strconv.AppendFloat(b, fw, 'f', 1, 64)
+		b = append(b, `" height="15" fill="`...)
+		var fill string
+		if g.diff {
+			fill = diffColor(g.delta(i), maxDelta)
+		} else if i == 0 {
+			fill = "rgb(210,210,210)"
+		} else {
+			var ok bool
+			if fill, ok = colors[n.name]; !ok {
+				fill = frameColor(g.palette, ni)
+				colors[n.name] = fill
+			}
+		}
+		b = append(b, fill...)
+		b = append(b, `"/><text x="`...)
+		b = strconv.AppendFloat(b, x+3, 'f', 1, 64)
+		b = append(b, `" y="`...)
+		b = strconv.AppendFloat(b, float64(fy)+10.5, 'f', 1, 64)
+		b = append(b, `">`...)
+		b = escape(b, truncate(ni.label, fw))
+		b = append(b, "</text></g>\n"...)
+		if _, err := bw.Write(b); err != nil {
+			return fmt.Errorf("write svg: %w", err)
+		}
+	}
+	b = append(b[:0], "</g>\n<script"...)
+	b = nonceAttr(b, o.ScriptNonce)
+	b = append(b, "><![CDATA[\n"...)
+	b = append(b, script...)
+	b = append(b, "]]></script>\n</svg>\n"...)
+	if _, err := bw.Write(b); err != nil {
+		return fmt.Errorf("write svg: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write svg: %w", err)
+	}
+	return nil
+}
+
+// delta is a frame's change as a share of each side's total: positive grew.
+func (g *graph) delta(i int32) float64 {
+	n := &g.t.nodes[i]
+	var b, c float64
+	if g.baseTot > 0 {
+		b = float64(n.base) / float64(g.baseTot)
+	}
+	if g.cmpTot > 0 {
+		c = float64(n.value) / float64(g.cmpTot)
+	}
+	return c - b
+}
+
+// info is the second line of a frame's tooltip: value with its unit, share
+// of the total, self value; in differential graphs both sides and the delta.
+func (g *graph) info(b []byte, i int32, total int64) []byte {
+	n := &g.t.nodes[i]
+	if !g.diff {
+		b = append(b, formatValue(n.value, g.unit)...)
+		b = fmt.Appendf(b, " (%.2f%%), self ", percent(n.value, total))
+		b = append(b, formatValue(n.self, g.unit)...)
+		return fmt.Appendf(b, " (%.2f%%)", percent(n.self, total))
+	}
+	b = append(b, "base "...)
+	b = append(b, formatValue(n.base, g.unit)...)
+	b = fmt.Appendf(b, " (%.2f%%), compare ", percent(n.base, g.baseTot))
+	b = append(b, formatValue(n.value, g.unit)...)
+	b = fmt.Appendf(b, " (%.2f%%), delta %+.2f%%; self base ", percent(n.value, g.cmpTot), 100*g.delta(i))
+	b = append(b, formatValue(n.baseSelf, g.unit)...)
+	b = append(b, ", compare "...)
+	return append(b, formatValue(n.self, g.unit)...)
+}
+
+func percent(v, total int64) float64 {
+	if total == 0 {
+		return 0
+	}
+	return 100 * float64(v) / float64(total)
+}
+
+func layoutName(l string) string {
+	if l == "" {
+		return "flame"
+	}
+	return l
+}
+
+func minWidthText(s string) string {
+	if s == "" {
+		s = "0.1"
+	}
+	if strings.HasSuffix(s, "%") {
+		return s
+	}
+	return s + " px"
+}
+
+func nonceAttr(b []byte, nonce string) []byte {
+	if nonce == "" {
+		return b
+	}
+	b = append(b, ` nonce="`...)
+	b = escape(b, nonce)
+	return append(b, '"')
+}
+
+// truncate cuts a label to the characters that fit in w pixels, ending in
+// "..", or drops it when fewer than three characters fit.
+func truncate(s string, w float64) string {
+	chars := int(w / (fontSize * fontWidth))
+	if chars < 3 {
+		return ""
+	}
+	if utf8.RuneCountInString(s) <= chars {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == chars-2 {
+			return s[:i] + ".."
+		}
+		n++
+	}
+	return s
+}
+
+// escape appends s as XML text or attribute content: markup characters as
+// entities, invalid UTF-8, NUL and other characters XML forbids as U+FFFD.
+func escape(b []byte, s string) []byte {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '<':
+				b = append(b, "&lt;"...)
+			case c == '>':
+				b = append(b, "&gt;"...)
+			case c == '&':
+				b = append(b, "&amp;"...)
+			case c == '"':
+				b = append(b, "&quot;"...)
+			case c == '\'':
+				b = append(b, "&#39;"...)
+			case c == '\n' || c == '\t':
+				b = append(b, c)
+			case c < 0x20 || c == 0x7f:
+				b = append(b, "\uFFFD"...)
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError || (r >= 0x80 && r <= 0x9f) || r == 0xFFFE || r == 0xFFFF {
+			b = append(b, "\uFFFD"...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return b
+}
+
+// formatValue gives a value with its unit, as the tooltips show it.
+func formatValue(v int64, unit string) string {
+	switch unit {
+	case "ns":
+		a := math.Abs(float64(v))
+		switch {
+		case a >= 1e9:
+			return strconv.FormatFloat(float64(v)/1e9, 'f', 3, 64) + " s"
+		case a >= 1e6:
+			return strconv.FormatFloat(float64(v)/1e6, 'f', 2, 64) + " ms"
+		case a >= 1e3:
+			return strconv.FormatFloat(float64(v)/1e3, 'f', 1, 64) + " µs"
+		}
+		return strconv.FormatInt(v, 10) + " ns"
+	case "bytes":
+		a := math.Abs(float64(v))
+		switch {
+		case a >= 1<<30:
+			return strconv.FormatFloat(float64(v)/(1<<30), 'f', 2, 64) + " GiB"
+		case a >= 1<<20:
+			return strconv.FormatFloat(float64(v)/(1<<20), 'f', 2, 64) + " MiB"
+		case a >= 1<<10:
+			return strconv.FormatFloat(float64(v)/(1<<10), 'f', 1, 64) + " KiB"
+		}
+		return thousands(v) + " bytes"
+	case "samples":
+		return thousands(v) + " samples"
+	case "", "count":
+		return thousands(v) + " events"
+	}
+	return thousands(v) + " " + unit
+}
+
+// thousands formats an integer with comma separators.
+func thousands(v int64) string {
+	s := strconv.FormatInt(v, 10)
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
