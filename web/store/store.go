@@ -1,0 +1,472 @@
+// Package store keeps scorch's captures on disk: one folder per capture
+// under a data directory, each holding a versioned record and the capture
+// file. A capture is written under a temporary name and renamed when
+// complete, so a crash leaves either a finished folder or a temporary one
+// that the next Open turns into a failed record.
+package store
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/scorch-dev/scorch/capture"
+)
+
+// Statuses of a capture.
+const (
+	StatusRunning = "running"
+	StatusDone    = "done"
+	StatusFailed  = "failed"
+	StatusDamaged = "damaged"
+)
+
+// FormatVersion is the version of the on-disk record.
+const FormatVersion = 1
+
+const (
+	recordFile  = "record.json"
+	captureFile = "capture.scorch"
+	tmpPrefix   = ".tmp-"
+	maxRecord   = 1 << 20
+)
+
+// ErrNotFound is returned for an unknown capture id.
+var ErrNotFound = errors.New("capture not found")
+
+// Record describes one capture; it is also the capture's JSON in the API.
+type Record struct {
+	ID       string         `json:"id"`
+	Type     capture.Type   `json:"type"`
+	Status   string         `json:"status"`
+	Params   capture.Params `json:"params"`
+	Start    time.Time      `json:"start"`
+	End      *time.Time     `json:"end,omitempty"`
+	Samples  uint64         `json:"samples"`
+	Lost     uint64         `json:"lost"`
+	Error    string         `json:"error,omitempty"`
+	Unit     string         `json:"unit,omitempty"`
+	Source   string         `json:"source,omitempty"` // "bpf", or the imported format
+	Seconds  float64        `json:"duration_seconds"` // length of the capture
+	Bytes    int64          `json:"bytes,omitempty"`  // size of the capture file
+	Warnings []string       `json:"warnings,omitempty"`
+	// Progress of a running capture.
+	Elapsed float64 `json:"elapsed_seconds,omitempty"`
+}
+
+// Target is a short description of what the capture profiled.
+func (r Record) Target() string {
+	p := r.Params
+	switch {
+	case len(p.PIDs) > 0:
+		return "pid " + joinInts(p.PIDs)
+	case len(p.TIDs) > 0:
+		return "tid " + joinInts(p.TIDs)
+	case p.Comm != "":
+		return "comm " + p.Comm
+	case r.Source != "" && r.Source != "bpf":
+		return "import (" + r.Source + ")"
+	}
+	return "whole host"
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ",")
+}
+
+type diskRecord struct {
+	Format int    `json:"format"`
+	Record Record `json:"record"`
+}
+
+var idPattern = regexp.MustCompile(`^[0-9]{8}-[0-9]{6}-[0-9a-f]{8}$`)
+
+// ValidID reports whether s has the shape of a capture id, which keeps
+// request paths out of the file system's reach.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+// NewID makes a sortable, unguessable capture id.
+func NewID(now time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// Store is the set of captures under one directory. Its methods are safe
+// for concurrent use.
+type Store struct {
+	dir    string
+	log    *slog.Logger
+	mu     sync.Mutex
+	recs   map[string]*Record
+	closed bool
+}
+
+// Open reads every capture under dir, creating dir when missing. Records
+// that cannot be read are listed as damaged; temporary folders left by a
+// crash become failed records.
+func Open(dir string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	s := &Store{dir: dir, log: log, recs: make(map[string]*Record)}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading data directory: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		name := e.Name()
+		if id, ok := strings.CutPrefix(name, tmpPrefix); ok && ValidID(id) {
+			s.recoverTemp(id)
+			continue
+		}
+		if !ValidID(name) {
+			continue
+		}
+		s.recs[name] = s.loadRecord(name)
+	}
+	return s, nil
+}
+
+// loadRecord reads a finished folder; anything wrong makes it damaged.
+func (s *Store) loadRecord(id string) *Record {
+	damaged := func(why string) *Record {
+		s.log.Warn("damaged capture", "id", id, "reason", why)
+		r := &Record{ID: id, Status: StatusDamaged, Error: why}
+		if t, err := time.Parse("20060102-150405", id[:15]); err == nil {
+			r.Start = t
+		}
+		return r
+	}
+	folder := filepath.Join(s.dir, id)
+	r, err := readRecord(filepath.Join(folder, recordFile))
+	if err != nil {
+		return damaged(err.Error())
+	}
+	if r.ID != id {
+		return damaged(fmt.Sprintf("record names capture %q, not its folder %q", r.ID, id))
+	}
+	if r.Status == StatusDone {
+		fi, err := os.Stat(filepath.Join(folder, captureFile))
+		if err != nil {
+			return damaged("capture file missing")
+		}
+		if r.Bytes != 0 && fi.Size() != r.Bytes {
+			return damaged(fmt.Sprintf("capture file is %d bytes, the record says %d", fi.Size(), r.Bytes))
+		}
+	}
+	if r.Status == StatusRunning {
+		r.Status = StatusFailed
+		r.Error = "interrupted: the server stopped before the capture finished"
+	}
+	return r
+}
+
+// recoverTemp turns a crashed capture's temporary folder into a failed
+// record without data.
+func (s *Store) recoverTemp(id string) {
+	tmp := filepath.Join(s.dir, tmpPrefix+id)
+	r, err := readRecord(filepath.Join(tmp, recordFile))
+	if err != nil {
+		r = &Record{ID: id}
+		if t, err := time.Parse("20060102-150405", id[:15]); err == nil {
+			r.Start = t
+		}
+	}
+	r.ID = id
+	r.Status = StatusFailed
+	r.Error = "interrupted: the server stopped before the capture finished"
+	r.Bytes = 0
+	_ = os.RemoveAll(tmp)
+	if err := s.writeFolder(r, nil); err != nil {
+		s.log.Warn("recovering interrupted capture", "id", id, "err", err)
+		return
+	}
+	s.log.Info("interrupted capture marked failed", "id", id)
+	s.recs[id] = r
+}
+
+// ParseRecord decodes an on-disk record, checking its version and id.
+func ParseRecord(data []byte) (*Record, error) {
+	var d diskRecord
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&d); err != nil {
+		return nil, fmt.Errorf("record unreadable: %w", err)
+	}
+	if d.Format != FormatVersion {
+		return nil, fmt.Errorf("record format %d is not supported: this scorch reads format %d", d.Format, FormatVersion)
+	}
+	if !ValidID(d.Record.ID) {
+		return nil, fmt.Errorf("record has an invalid id %q", d.Record.ID)
+	}
+	switch d.Record.Status {
+	case StatusRunning, StatusDone, StatusFailed, StatusDamaged:
+	default:
+		return nil, fmt.Errorf("record has an unknown status %q", d.Record.Status)
+	}
+	return &d.Record, nil
+}
+
+func readRecord(path string) (*Record, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("record missing: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxRecord))
+	if err != nil {
+		return nil, fmt.Errorf("reading record: %w", err)
+	}
+	return ParseRecord(data)
+}
+
+// Begin registers a running capture and leaves a temporary folder behind,
+// so that a crash during the capture is reported after a restart.
+func (s *Store) Begin(r Record) error {
+	r.Status = StatusRunning
+	tmp := filepath.Join(s.dir, tmpPrefix+r.ID)
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
+		return fmt.Errorf("creating capture folder: %w", err)
+	}
+	if err := writeFileSync(filepath.Join(tmp, recordFile), marshalRecord(&r)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.recs[r.ID] = &r
+	s.mu.Unlock()
+	return nil
+}
+
+// Update changes a record in memory only (progress of a running capture).
+func (s *Store) Update(id string, f func(*Record)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.recs[id]; ok {
+		f(r)
+	}
+}
+
+// Finish stores a capture's final record and, when c is not nil, its data:
+// written to the temporary folder, synced, then renamed into place.
+func (s *Store) Finish(r Record, c *capture.Capture) error {
+	if err := s.writeFolder(&r, c); err != nil {
+		r.Status = StatusFailed
+		r.Error = "saving the capture: " + err.Error()
+		s.mu.Lock()
+		s.recs[r.ID] = &r
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Lock()
+	s.recs[r.ID] = &r
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Store) writeFolder(r *Record, c *capture.Capture) error {
+	tmp := filepath.Join(s.dir, tmpPrefix+r.ID)
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
+		return fmt.Errorf("creating capture folder: %w", err)
+	}
+	if c != nil {
+		var buf bytes.Buffer
+		if err := capture.Write(&buf, c); err != nil {
+			return fmt.Errorf("encoding capture: %w", err)
+		}
+		if err := writeFileSync(filepath.Join(tmp, captureFile), buf.Bytes()); err != nil {
+			return err
+		}
+		r.Bytes = int64(buf.Len())
+	}
+	if err := writeFileSync(filepath.Join(tmp, recordFile), marshalRecord(r)); err != nil {
+		return err
+	}
+	final := filepath.Join(s.dir, r.ID)
+	_ = os.RemoveAll(final)
+	if err := os.Rename(tmp, final); err != nil {
+		return fmt.Errorf("moving capture into place: %w", err)
+	}
+	syncDir(s.dir)
+	return nil
+}
+
+func marshalRecord(r *Record) []byte {
+	rec := *r
+	rec.Elapsed = 0
+	b, _ := json.MarshalIndent(diskRecord{Format: FormatVersion, Record: rec}, "", "  ")
+	return append(b, '\n')
+}
+
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", filepath.Base(path), err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", filepath.Base(path), err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("syncing %s: %w", filepath.Base(path), err)
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+// Get returns a copy of a record.
+func (s *Store) Get(id string) (Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.recs[id]
+	if !ok {
+		return Record{}, ErrNotFound
+	}
+	return *r, nil
+}
+
+// List returns every record, newest first.
+func (s *Store) List() []Record {
+	s.mu.Lock()
+	out := make([]Record, 0, len(s.recs))
+	for _, r := range s.recs {
+		out = append(out, *r)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Start.Equal(out[j].Start) {
+			return out[i].Start.After(out[j].Start)
+		}
+		return out[i].ID > out[j].ID
+	})
+	return out
+}
+
+// Load reads a finished capture's data. A capture file that does not decode
+// marks the record damaged.
+func (s *Store) Load(id string) (*capture.Capture, error) {
+	r, err := s.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status != StatusDone {
+		return nil, fmt.Errorf("capture %s is %s: it has no data", id, r.Status)
+	}
+	f, err := os.Open(filepath.Join(s.dir, id, captureFile))
+	if err != nil {
+		s.markDamaged(id, "capture file missing")
+		return nil, fmt.Errorf("capture %s is damaged: %w", id, err)
+	}
+	defer f.Close()
+	c, err := capture.Read(f)
+	if err != nil {
+		s.markDamaged(id, err.Error())
+		return nil, fmt.Errorf("capture %s is damaged: %w", id, err)
+	}
+	c.Meta.ID = id
+	return c, nil
+}
+
+// OpenFile returns the capture file for download.
+func (s *Store) OpenFile(id string) (*os.File, error) {
+	r, err := s.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status != StatusDone {
+		return nil, fmt.Errorf("capture %s is %s: it has no data", id, r.Status)
+	}
+	return os.Open(filepath.Join(s.dir, id, captureFile))
+}
+
+func (s *Store) markDamaged(id, why string) {
+	s.log.Warn("damaged capture", "id", id, "reason", why)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.recs[id]; ok {
+		r.Status = StatusDamaged
+		r.Error = why
+	}
+}
+
+// Delete removes a capture that is not running.
+func (s *Store) Delete(id string) error {
+	s.mu.Lock()
+	r, ok := s.recs[id]
+	if !ok {
+		s.mu.Unlock()
+		return ErrNotFound
+	}
+	if r.Status == StatusRunning {
+		s.mu.Unlock()
+		return fmt.Errorf("capture %s is running: stop it before deleting", id)
+	}
+	delete(s.recs, id)
+	s.mu.Unlock()
+	if err := os.RemoveAll(filepath.Join(s.dir, id)); err != nil {
+		return fmt.Errorf("removing capture %s: %w", id, err)
+	}
+	return nil
+}
+
+// Prune removes the oldest finished captures until at most keep remain
+// and their files use at most keepBytes; zero means no limit. It returns
+// the removed ids.
+func (s *Store) Prune(keep int, keepBytes int64) []string {
+	if keep <= 0 && keepBytes <= 0 {
+		return nil
+	}
+	list := s.List()
+	var kept []Record
+	for _, r := range list {
+		if r.Status != StatusRunning {
+			kept = append(kept, r)
+		}
+	}
+	var total int64
+	for _, r := range kept {
+		total += r.Bytes
+	}
+	var removed []string
+	for i := len(kept) - 1; i >= 0; i-- {
+		over := (keep > 0 && len(kept)-len(removed) > keep) || (keepBytes > 0 && total > keepBytes)
+		if !over {
+			break
+		}
+		if err := s.Delete(kept[i].ID); err != nil {
+			s.log.Warn("retention", "id", kept[i].ID, "err", err)
+			continue
+		}
+		total -= kept[i].Bytes
+		removed = append(removed, kept[i].ID)
+	}
+	return removed
+}
