@@ -17,6 +17,7 @@
 enum record_kind {
 	RECORD_SAMPLE = 1, /* a stack event */
 	RECORD_EXEC = 2,   /* a process called exec: snapshot it now */
+	RECORD_WAKER = 3,  /* a waker's stacks; peer_tid is the wakee */
 };
 
 /* Event flags. */
@@ -46,9 +47,10 @@ enum target_mode {
 	TARGET_COMM = 3, /* the process name filter_comm */
 };
 
-/* stack_event is one record: header, kernel and user stacks (leaf first),
- * the user registers and a copy of the top of the user stack. Only
- * offsetof(copy) + copy_len bytes are sent. */
+/* stack_event is one record: a header, then in data the kernel stack
+ * (kstack_len bytes, leaf first), the user stack (ustack_len bytes) and a copy
+ * of the top of the user stack (copy_len bytes), packed, so that only what
+ * was filled is sent. */
 struct stack_event {
 	__u32 kind;
 	__u32 flags;
@@ -56,16 +58,16 @@ struct stack_event {
 	__u32 pid;      /* thread group id */
 	__u32 tid;
 	__u32 cpu;
-	__s32 kstack_len; /* bytes, or a negative error */
-	__s32 ustack_len;
+	__u32 kstack_len; /* bytes */
+	__u32 ustack_len;
 	__u32 copy_len;   /* bytes of the user stack copied from sp */
-	__u64 value;      /* cpu: 1; off-CPU types: ns */
-	__u64 aux;        /* type specific */
+	__u64 value;      /* cpu: 1; off-CPU types: ns off CPU */
+	__u64 aux;        /* off-CPU types: ns blocked before the wakeup */
+	__u32 peer_pid;   /* off-CPU types: the waker (wakeup records: the wakee) */
+	__u32 peer_tid;
 	__u64 ip, sp, bp; /* user registers */
 	__u8 comm[TASK_COMM_LEN];
-	__u64 kstack[MAX_STACK];
-	__u64 ustack[MAX_STACK];
-	__u8 copy[MAX_COPY];
+	__u64 data[2 * MAX_STACK + MAX_COPY / 8];
 };
 
 /* exec_event asks user space to snapshot a process that just called exec. */
@@ -81,6 +83,9 @@ const volatile __u8 filter_comm[TASK_COMM_LEN] = {};
 const volatile __u32 copy_bytes = 0;   /* user stack bytes to copy; 0: none (fp mode) */
 const volatile __u32 self_tgid = 0;    /* scorch itself */
 const volatile bool follow_forks = false;
+/* Wake the reader only when this much data waits: per-event wakeups would
+ * cost a context switch each; the reader also polls on a timer. */
+const volatile __u64 wakeup_bytes = 1 << 20;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -158,20 +163,46 @@ static __always_inline struct stack_event *new_event(void)
 	return bpf_map_lookup_elem(&scratch, &zero);
 }
 
-/* copy_user_stack copies up to copy_bytes from the user sp, halving the size
- * when the read crosses the end of the stack mapping. */
-static __always_inline void copy_user_stack(struct stack_event *e)
+#define STACK_BYTES (MAX_STACK * 8)
+
+/* Lengths are computed in 64 bits and passed through barrier_var (libbpf)
+ * after their bounds checks, so the verifier sees the checked register. */
+
+/* get_stack walks a stack into data at byte offset off and returns the bytes
+ * written (0 on error, counted unless there is no stack of that kind). */
+static __always_inline __u32 get_stack(void *ctx, struct stack_event *e, __u64 off, __u64 flags, __u32 err_slot)
 {
-	__u32 n = copy_bytes;
+	if (off > STACK_BYTES)
+		return 0;
+	barrier_var(off);
+	long n = bpf_get_stack(ctx, (void *)e->data + off, STACK_BYTES, flags);
+	if (n < 0) {
+		if (n != -14 /* EFAULT: no stack of this kind */)
+			count(err_slot);
+		return 0;
+	}
+	if (n > STACK_BYTES)
+		n = STACK_BYTES;
+	return n & ~7;
+}
+
+/* copy_user_stack copies up to copy_bytes from the user sp to data at byte
+ * offset off, halving the size when the read crosses the end of the stack
+ * mapping. */
+static __always_inline void copy_user_stack(struct stack_event *e, __u64 off)
+{
+	__u64 n = copy_bytes;
 	e->copy_len = 0;
-	if (n == 0 || e->sp == 0)
+	if (n == 0 || e->sp == 0 || off > 2 * STACK_BYTES)
 		return;
+	barrier_var(off);
 	for (int i = 0; i < 6; i++) {
 		if (n > MAX_COPY)
 			n = MAX_COPY;
 		if (n < 64)
 			break;
-		if (bpf_probe_read_user(e->copy, n, (void *)e->sp) == 0) {
+		barrier_var(n);
+		if (bpf_probe_read_user((void *)e->data + off, n, (void *)e->sp) == 0) {
 			e->copy_len = n;
 			return;
 		}
@@ -185,10 +216,7 @@ static __always_inline void copy_user_stack(struct stack_event *e)
  * registers (0 when unknown). */
 static __always_inline void fill_stacks(void *ctx, struct stack_event *e, struct task_struct *task)
 {
-	e->kstack_len = bpf_get_stack(ctx, e->kstack, sizeof(e->kstack), 0);
-	if (e->kstack_len < 0 && e->kstack_len != -14 /* EFAULT: no kernel stack */)
-		count(STAT_KSTACK_ERR);
-
+	e->kstack_len = get_stack(ctx, e, 0, 0, STAT_KSTACK_ERR);
 	e->ustack_len = 0;
 	e->copy_len = 0;
 	if (BPF_CORE_READ(task, flags) & PF_KTHREAD) {
@@ -196,10 +224,24 @@ static __always_inline void fill_stacks(void *ctx, struct stack_event *e, struct
 		e->ip = e->sp = e->bp = 0;
 		return;
 	}
-	e->ustack_len = bpf_get_stack(ctx, e->ustack, sizeof(e->ustack), BPF_F_USER_STACK);
-	if (e->ustack_len < 0 && e->ustack_len != -14)
-		count(STAT_USTACK_ERR);
-	copy_user_stack(e);
+	e->ustack_len = get_stack(ctx, e, e->kstack_len, BPF_F_USER_STACK, STAT_USTACK_ERR);
+	copy_user_stack(e, (__u64)e->kstack_len + e->ustack_len);
+}
+
+/* submit sends the header and the filled part of data. */
+static __always_inline void submit(struct stack_event *e)
+{
+	__u64 size = __builtin_offsetof(struct stack_event, data);
+	__u64 n = (__u64)e->kstack_len + e->ustack_len + e->copy_len;
+	if (n > sizeof(e->data))
+		n = sizeof(e->data);
+	barrier_var(n);
+	size += n;
+	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, e, size, flags) == 0)
+		count(STAT_SEEN);
+	else
+		count(STAT_DROPPED);
 }
 
 /* task_user_regs reads the user registers a task saved at kernel entry. */
@@ -209,20 +251,6 @@ static __always_inline void task_user_regs(struct task_struct *task, struct stac
 	e->ip = BPF_CORE_READ(regs, ip);
 	e->sp = BPF_CORE_READ(regs, sp);
 	e->bp = BPF_CORE_READ(regs, bp);
-}
-
-/* submit sends the first offsetof(copy) + copy_len bytes of e. */
-static __always_inline void submit(struct stack_event *e)
-{
-	__u64 size = __builtin_offsetof(struct stack_event, copy);
-	__u32 n = e->copy_len;
-	if (n > MAX_COPY)
-		n = MAX_COPY;
-	size += n;
-	if (bpf_ringbuf_output(&events, e, size, 0) == 0)
-		count(STAT_SEEN);
-	else
-		count(STAT_DROPPED);
 }
 
 /* notify_exec asks user space to snapshot a process right after its exec. */
@@ -241,7 +269,8 @@ static __always_inline void notify_exec(struct task_struct *task)
 	x->pid = pid;
 	x->ts = bpf_ktime_get_ns();
 	bpf_get_current_comm(&x->comm, sizeof(x->comm));
-	bpf_ringbuf_submit(x, 0);
+	/* Wake the reader at once: the process may not live long. */
+	bpf_ringbuf_submit(x, BPF_RB_FORCE_WAKEUP);
 }
 
 #endif

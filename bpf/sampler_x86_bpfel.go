@@ -29,18 +29,18 @@ type SamplerStackEvent struct {
 	Pid       uint32
 	Tid       uint32
 	Cpu       uint32
-	KstackLen int32
-	UstackLen int32
+	KstackLen uint32
+	UstackLen uint32
 	CopyLen   uint32
 	Value     uint64
 	Aux       uint64
+	PeerPid   uint32
+	PeerTid   uint32
 	Ip        uint64
 	Sp        uint64
 	Bp        uint64
 	Comm      [16]uint8
-	Kstack    [127]uint64
-	Ustack    [127]uint64
-	Copy      [16384]uint8
+	Data      [2302]uint64
 }
 
 type SamplerStatSlot uint32
@@ -76,6 +76,7 @@ const (
 	SamplerVarUnusedExecEvent  = "unused_exec_event"
 	SamplerVarUnusedStackEvent = "unused_stack_event"
 	SamplerVarUnusedStatSlot   = "unused_stat_slot"
+	SamplerVarWakeupBytes      = "wakeup_bytes"
 )
 
 // LoadSampler returns the embedded CollectionSpec for Sampler.
@@ -148,6 +149,7 @@ type SamplerVariableSpecs struct {
 	UnusedExecEvent  *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedStackEvent *ebpf.VariableSpec `ebpf:"unused_stack_event"`
 	UnusedStatSlot   *ebpf.VariableSpec `ebpf:"unused_stat_slot"`
+	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // SamplerObjects contains all objects after they have been loaded into the kernel.
@@ -199,6 +201,7 @@ type SamplerVariables struct {
 	UnusedExecEvent  *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedStackEvent *ebpf.Variable `ebpf:"unused_stack_event"`
 	UnusedStatSlot   *ebpf.Variable `ebpf:"unused_stat_slot"`
+	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // SamplerPrograms contains all programs after they have been loaded into the kernel.
