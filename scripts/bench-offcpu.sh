@@ -33,8 +33,10 @@ for unwind in fp auto; do
 done
 
 if command -v bpftrace >/dev/null; then
+	# bpftrace finds tracepoints through tracefs.
+	[[ -e /sys/kernel/tracing/events/sched ]] || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
 	bpftrace -e 'tracepoint:sched:sched_switch { @start[args->prev_pid] = nsecs; } tracepoint:sched:sched_switch /@start[args->next_pid]/ { @us[kstack, ustack, args->next_comm] = sum(nsecs - @start[args->next_pid]); delete(@start[args->next_pid]); }' >/dev/null 2>&1 & bt=$!
-	sleep 3
+	sleep 6
 	bpft=$("$tmp/pingpong" "$SECS")
 	kill -INT $bt; wait $bt || true
 	printf '%-34s %10d round trips/s  (%.1f%% of uninstrumented)\n' "bpftrace offcputime one-liner" "$bpft" "$(echo "100*$bpft/$base" | bc -l)"
