@@ -1,0 +1,244 @@
+package symbolizer
+
+import (
+	"bytes"
+	"debug/elf"
+	"debug/gosym"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/ulikunitz/xz"
+)
+
+// maxSectionBytes bounds what one section may make us allocate; real symbol
+// tables are far smaller, bogus section sizes in a hostile file are not.
+const maxSectionBytes = 1 << 30
+
+// loadSeg is one PT_LOAD program header.
+type loadSeg struct {
+	off, vaddr, filesz, memsz uint64
+}
+
+// openELF parses an ELF header defensively: debug/elf has had panics on
+// corrupt input, and a profiler must survive any file it finds mapped.
+func openELF(r io.ReaderAt) (f *elf.File, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			f, err = nil, fmt.Errorf("corrupt elf: %v", p)
+		}
+	}()
+	f, err = elf.NewFile(r)
+	if err != nil {
+		return nil, fmt.Errorf("parse elf: %w", err)
+	}
+	return f, nil
+}
+
+func sectionData(s *elf.Section) (data []byte, err error) {
+	if s == nil || s.Type == elf.SHT_NOBITS {
+		return nil, errors.New("no data")
+	}
+	if s.Size > maxSectionBytes {
+		return nil, fmt.Errorf("section %s: size %d too large", s.Name, s.Size)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			data, err = nil, fmt.Errorf("section %s: corrupt: %v", s.Name, p)
+		}
+	}()
+	data, err = s.Data()
+	if err != nil {
+		return nil, fmt.Errorf("section %s: %w", s.Name, err)
+	}
+	return data, nil
+}
+
+// buildID returns the hex GNU build ID of f, or "".
+func buildID(f *elf.File) string {
+	for _, s := range f.Sections {
+		if s.Type != elf.SHT_NOTE {
+			continue
+		}
+		data, err := sectionData(s)
+		if err != nil {
+			continue
+		}
+		if id := noteBuildID(data, f.ByteOrder); id != "" {
+			return id
+		}
+	}
+	return ""
+}
+
+// noteBuildID walks ELF notes for NT_GNU_BUILD_ID.
+func noteBuildID(data []byte, bo binary.ByteOrder) string {
+	for len(data) >= 12 {
+		namesz, descsz, typ := bo.Uint32(data), bo.Uint32(data[4:]), bo.Uint32(data[8:])
+		data = data[12:]
+		nameEnd := align4(uint64(namesz))
+		descEnd := nameEnd + align4(uint64(descsz))
+		if descEnd > uint64(len(data)) {
+			return ""
+		}
+		if typ == 3 && namesz == 4 && string(data[:4]) == "GNU\x00" && descsz > 0 {
+			return hex.EncodeToString(data[nameEnd : nameEnd+uint64(descsz)])
+		}
+		data = data[descEnd:]
+	}
+	return ""
+}
+
+func align4(n uint64) uint64 { return (n + 3) &^ 3 }
+
+// debugLink returns the .gnu_debuglink file name and CRC.
+func debugLink(f *elf.File) (string, uint32, bool) {
+	data, err := sectionData(f.Section(".gnu_debuglink"))
+	if err != nil {
+		return "", 0, false
+	}
+	i := bytes.IndexByte(data, 0)
+	if i <= 0 {
+		return "", 0, false
+	}
+	crcOff := align4(uint64(i + 1))
+	if crcOff+4 > uint64(len(data)) {
+		return "", 0, false
+	}
+	name := string(data[:i])
+	if bytes.ContainsAny(data[:i], "/\\") || name == "." || name == ".." {
+		return "", 0, false
+	}
+	return name, f.ByteOrder.Uint32(data[crcOff:]), true
+}
+
+func loadSegments(f *elf.File) []loadSeg {
+	var segs []loadSeg
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD {
+			segs = append(segs, loadSeg{off: p.Off, vaddr: p.Vaddr, filesz: p.Filesz, memsz: p.Memsz})
+		}
+	}
+	return segs
+}
+
+// elfSymbols appends the defined function symbols of the symbol table
+// section typ (SHT_SYMTAB or SHT_DYNSYM). Names alias the section data,
+// newSymTable copies them.
+func elfSymbols(f *elf.File, typ elf.SectionType, out []symbol) ([]symbol, error) {
+	var sec *elf.Section
+	for _, s := range f.Sections {
+		if s.Type == typ {
+			sec = s
+			break
+		}
+	}
+	if sec == nil {
+		return out, nil
+	}
+	if int(sec.Link) >= len(f.Sections) || sec.Link == 0 {
+		return out, fmt.Errorf("%s: bad string table link %d", sec.Name, sec.Link)
+	}
+	data, err := sectionData(sec)
+	if err != nil {
+		return out, err
+	}
+	strtab, err := sectionData(f.Sections[sec.Link])
+	if err != nil {
+		return out, err
+	}
+	bo := f.ByteOrder
+	entSize := 24
+	if f.Class == elf.ELFCLASS32 {
+		entSize = 16
+	}
+	// Entry 0 is the undefined symbol.
+	for off := entSize; off+entSize <= len(data); off += entSize {
+		e := data[off : off+entSize]
+		var nameOff uint32
+		var info byte
+		var shndx uint16
+		var value, size uint64
+		if entSize == 24 {
+			nameOff, info, shndx = bo.Uint32(e), e[4], bo.Uint16(e[6:])
+			value, size = bo.Uint64(e[8:]), bo.Uint64(e[16:])
+		} else {
+			nameOff = bo.Uint32(e)
+			value, size = uint64(bo.Uint32(e[4:])), uint64(bo.Uint32(e[8:]))
+			info, shndx = e[12], bo.Uint16(e[14:])
+		}
+		st := elf.SymType(info & 0xf)
+		if st != elf.STT_FUNC && st != elf.STT_GNU_IFUNC || shndx == uint16(elf.SHN_UNDEF) || value == 0 {
+			continue
+		}
+		if uint64(nameOff) >= uint64(len(strtab)) {
+			continue
+		}
+		name := strtab[nameOff:]
+		end := bytes.IndexByte(name, 0)
+		if end <= 0 {
+			continue
+		}
+		out = append(out, symbol{addr: value, size: size, name: name[:end:end]})
+	}
+	return out, nil
+}
+
+// miniDebugInfo returns the ELF embedded xz-compressed in .gnu_debugdata.
+func miniDebugInfo(f *elf.File) (*elf.File, error) {
+	data, err := sectionData(f.Section(".gnu_debugdata"))
+	if err != nil {
+		return nil, err
+	}
+	zr, err := xz.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("gnu_debugdata: %w", err)
+	}
+	raw, err := io.ReadAll(io.LimitReader(zr, maxSectionBytes))
+	if err != nil {
+		return nil, fmt.Errorf("gnu_debugdata: %w", err)
+	}
+	return openELF(bytes.NewReader(raw))
+}
+
+// goTable holds a Go binary's pclntab for function names and file:line.
+type goTable struct {
+	table *gosym.Table
+	bytes int64
+}
+
+// goSymbols reads .gopclntab (present also in stripped Go binaries) and
+// appends one symbol per Go function.
+func goSymbols(f *elf.File, out []symbol) (_ []symbol, gt *goTable, err error) {
+	sec := f.Section(".gopclntab")
+	if sec == nil {
+		return out, nil, nil
+	}
+	data, err := sectionData(sec)
+	if err != nil {
+		return out, nil, err
+	}
+	var text uint64
+	if t := f.Section(".text"); t != nil {
+		text = t.Addr
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			gt, err = nil, fmt.Errorf("corrupt gopclntab: %v", p)
+		}
+	}()
+	tab, err := gosym.NewTable(nil, gosym.NewLineTable(data, text))
+	if err != nil {
+		return out, nil, fmt.Errorf("gopclntab: %w", err)
+	}
+	for i := range tab.Funcs {
+		fn := &tab.Funcs[i]
+		if fn.End <= fn.Entry {
+			continue
+		}
+		out = append(out, symbol{addr: fn.Entry, size: fn.End - fn.Entry, name: []byte(fn.Name)})
+	}
+	return out, &goTable{table: tab, bytes: int64(len(data)) + int64(len(tab.Funcs))*160}, nil
+}

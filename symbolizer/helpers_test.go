@@ -1,0 +1,10 @@
+package symbolizer
+
+import (
+	"reflect"
+	"strconv"
+)
+
+func funcPC(f any) uint64 { return uint64(reflect.ValueOf(f).Pointer()) }
+
+func itoa(i int) string { return strconv.Itoa(i) }

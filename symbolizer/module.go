@@ -1,0 +1,194 @@
+package symbolizer
+
+import (
+	"debug/elf"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+)
+
+// module is what the cache holds per file: enough to map an address to an
+// ELF address and a name. A module that failed to load is cached too
+// (negative caching), with err set.
+type module struct {
+	buildID string
+	loads   []loadSeg
+	table   *symTable
+	gotab   *goTable
+	source  string // where the symbols came from, for logs and tests
+	err     error
+}
+
+func (m *module) bytes() int64 {
+	n := int64(256 + len(m.loads)*32)
+	n += m.table.bytes()
+	if m.gotab != nil {
+		n += m.gotab.bytes
+	}
+	return n
+}
+
+// elfAddr converts a file offset into an ELF virtual address through the
+// PT_LOAD headers.
+func (m *module) elfAddr(fileOff uint64) uint64 {
+	for _, s := range m.loads {
+		if fileOff >= s.off && fileOff-s.off < max(s.filesz, s.memsz) {
+			return fileOff - s.off + s.vaddr
+		}
+	}
+	return fileOff
+}
+
+// debugLocator tells loadModule where the module lives, so that debug files
+// next to it are found inside the process's root.
+type debugLocator struct {
+	s     *Symbolizer
+	open  func(path string) (*os.File, error) // opens a path in the target's root
+	path  string                              // the module's path in the target's namespace
+	label string
+}
+
+// loadModule parses the ELF in r and finds its best symbol source.
+func (s *Symbolizer) loadModule(r io.ReaderAt, loc debugLocator) *module {
+	m := &module{}
+	f, err := openELF(r)
+	if err != nil {
+		m.err = err
+		return m
+	}
+	m.buildID = buildID(f)
+	m.loads = loadSegments(f)
+
+	var syms []symbol
+	syms, m.gotab, err = goSymbols(f, syms)
+	if err != nil {
+		s.log.Debug("go symbols", "module", loc.label, "err", err)
+	}
+	nGo := len(syms)
+
+	exact := true
+	syms, err = elfSymbols(f, elf.SHT_SYMTAB, syms)
+	if err != nil {
+		s.log.Debug("symtab", "module", loc.label, "err", err)
+	}
+	m.source = "symtab"
+	if len(syms) == nGo {
+		if df, c, src := s.findDebugFile(f, m.buildID, loc); df != nil {
+			syms, err = elfSymbols(df, elf.SHT_SYMTAB, syms)
+			if err != nil {
+				s.log.Debug("debug symtab", "module", loc.label, "err", err)
+			}
+			m.source = src
+			c.Close()
+		}
+	}
+	if len(syms) == nGo {
+		if mini, err := miniDebugInfo(f); err == nil {
+			syms, _ = elfSymbols(mini, elf.SHT_SYMTAB, syms)
+			m.source = "gnu_debugdata"
+		}
+		// MiniDebugInfo carries only what .dynsym lacks.
+		n := len(syms)
+		syms, err = elfSymbols(f, elf.SHT_DYNSYM, syms)
+		if err != nil {
+			s.log.Debug("dynsym", "module", loc.label, "err", err)
+		}
+		if n == nGo {
+			m.source = "dynsym"
+			exact = false
+		}
+	}
+	if nGo > 0 {
+		m.source = "gopclntab+" + m.source
+	}
+	if len(syms) == 0 {
+		m.err = errors.New("no symbols")
+	}
+	m.table = newSymTable(syms, exact)
+	s.log.Debug("loaded symbols", "module", loc.label, "source", m.source, "symbols", m.table.len(), "build_id", m.buildID)
+	return m
+}
+
+// findDebugFile looks for separate debuginfo: by build ID in the debug
+// dirs, then .gnu_debuglink next to the file and under the debug dirs, then
+// debuginfod. It returns the opened ELF (caller closes) and a label.
+func (s *Symbolizer) findDebugFile(f *elf.File, id string, loc debugLocator) (*elf.File, io.Closer, string) {
+	var osf *os.File
+	try := func(open func() (*os.File, error), check func(*elf.File, *os.File) bool) *elf.File {
+		var err error
+		osf, err = open()
+		if err != nil {
+			return nil
+		}
+		df, err := openELF(osf)
+		if err != nil || !check(df, osf) {
+			osf.Close()
+			return nil
+		}
+		return df
+	}
+	sameID := func(df *elf.File, _ *os.File) bool { return id == "" || buildID(df) == id }
+	if len(id) > 2 {
+		rel := filepath.Join(".build-id", id[:2], id[2:]+".debug")
+		for _, d := range s.opts.DebugDirs {
+			p := filepath.Join(d, rel)
+			if df := try(func() (*os.File, error) { return os.Open(p) }, sameID); df != nil {
+				return df, osf, "build-id"
+			}
+		}
+		if loc.open != nil {
+			if df := try(func() (*os.File, error) { return loc.open(path.Join("/usr/lib/debug", rel)) }, sameID); df != nil {
+				return df, osf, "build-id"
+			}
+		}
+	}
+	if name, crc, ok := debugLink(f); ok && loc.path != "" {
+		check := func(df *elf.File, osf *os.File) bool {
+			if id != "" {
+				if did := buildID(df); did != "" {
+					return did == id
+				}
+			}
+			h := crc32.NewIEEE()
+			if _, err := io.Copy(h, io.NewSectionReader(osf, 0, 1<<40)); err != nil {
+				return false
+			}
+			return h.Sum32() == crc
+		}
+		dir := path.Dir(loc.path)
+		if loc.open != nil {
+			for _, p := range []string{path.Join(dir, name), path.Join(dir, ".debug", name)} {
+				if p == loc.path {
+					continue
+				}
+				if df := try(func() (*os.File, error) { return loc.open(p) }, check); df != nil {
+					return df, osf, "debuglink"
+				}
+			}
+		}
+		for _, d := range s.opts.DebugDirs {
+			p := filepath.Join(d, dir, name)
+			if df := try(func() (*os.File, error) { return os.Open(p) }, check); df != nil {
+				return df, osf, "debuglink"
+			}
+		}
+	}
+	if id != "" && s.dinfo != nil {
+		if p, err := s.dinfo.fetch(id); err == nil {
+			if df := try(func() (*os.File, error) { return os.Open(p) }, sameID); df != nil {
+				return df, osf, "debuginfod"
+			}
+		} else {
+			s.log.Debug("debuginfod", "build_id", id, "err", err)
+		}
+	}
+	return nil, nil, ""
+}
+
+func fmtKey(dev, ino uint64, size int64, mtime int64) string {
+	return fmt.Sprintf("%x:%x:%x:%x", dev, ino, size, mtime)
+}

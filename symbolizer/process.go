@@ -1,0 +1,413 @@
+package symbolizer
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Process is what Snapshot recorded about a process: enough to symbolize
+// its addresses after it exited.
+type Process struct {
+	PID  int
+	Comm string
+	Exe  string
+	// NSpid is the pid inside the process's own pid namespace.
+	NSpid int
+	UID   int
+
+	s      *Symbolizer
+	maps   []procMapping // executable mappings, sorted by start
+	root   *os.File      // O_PATH handle on /proc/PID/root; nil if unavailable
+	perf   perfMapState
+	closed sync.Once
+}
+
+type procMapping struct {
+	mapping
+	file *sharedFile // nil for anonymous, [vdso] or unopenable files
+}
+
+// sharedFile is an open file shared by every process that maps it,
+// identified by device, inode, size and mtime.
+type sharedFile struct {
+	key  string
+	f    *os.File
+	refs int
+}
+
+// Snapshot records what symbolizing pid needs later: its executable
+// mappings with an open handle on each file, comm, exe, NSpid and its root.
+func (s *Symbolizer) Snapshot(pid int) (*Process, error) {
+	dir := filepath.Join(s.opts.ProcRoot, strconv.Itoa(pid))
+	stb, err := os.ReadFile(filepath.Join(dir, "status"))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot pid %d: %w", pid, err)
+	}
+	st, err := parseStatus(bytes.NewReader(stb))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot pid %d: %w", pid, err)
+	}
+	p := &Process{PID: pid, Comm: st.name, NSpid: st.nspid, UID: st.uid, s: s}
+	if p.NSpid <= 0 {
+		p.NSpid = pid
+	}
+	if c, err := readSmall(filepath.Join(dir, "comm")); err == nil {
+		p.Comm = string(c)
+	}
+	p.Exe, _ = os.Readlink(filepath.Join(dir, "exe"))
+	if fd, err := unix.Open(filepath.Join(dir, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+		p.root = os.NewFile(uintptr(fd), filepath.Join(dir, "root"))
+	}
+	p.perf.uid, p.perf.euid = st.uid, st.euid
+	p.perf.path = fmt.Sprintf("/tmp/perf-%d.map", p.NSpid)
+
+	mb, err := os.ReadFile(filepath.Join(dir, "maps"))
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("snapshot pid %d: %w", pid, err)
+	}
+	maps, err := parseMaps(bytes.NewReader(mb))
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("snapshot pid %d: %w", pid, err)
+	}
+	opened := map[string]*sharedFile{} // by path+inode: one open per file
+	for _, m := range maps {
+		if !m.exec() {
+			continue
+		}
+		pm := procMapping{mapping: m}
+		if len(m.path) > 0 && m.path[0] == '/' {
+			id := m.path + "\x00" + strconv.FormatUint(m.inode, 10)
+			sf, ok := opened[id]
+			if !ok {
+				sf = s.openMapped(dir, p.root, m)
+				opened[id] = sf
+				if sf == nil {
+					s.log.Debug("cannot open mapped file", "pid", pid, "path", m.path)
+				}
+			}
+			if sf != nil {
+				s.ref(sf)
+			}
+			pm.file = sf
+		}
+		p.maps = append(p.maps, pm)
+	}
+	for _, sf := range opened {
+		if sf != nil {
+			s.unref(sf) // drop the extra reference from openMapped
+		}
+	}
+	slices.SortFunc(p.maps, func(a, b procMapping) int {
+		if a.start < b.start {
+			return -1
+		}
+		if a.start > b.start {
+			return 1
+		}
+		return 0
+	})
+	return p, nil
+}
+
+// openMapped opens a mapped file through the process's root (so a
+// container's files are the container's), falling back to map_files when
+// the file was deleted or replaced. The returned file holds one reference.
+func (s *Symbolizer) openMapped(dir string, root *os.File, m mapping) *sharedFile {
+	var candidates []func() (*os.File, error)
+	if !m.deleted {
+		candidates = append(candidates, func() (*os.File, error) { return openInRoot(root, dir, m.path) })
+	}
+	candidates = append(candidates, func() (*os.File, error) {
+		return os.Open(filepath.Join(dir, "map_files", fmt.Sprintf("%x-%x", m.start, m.end)))
+	})
+	for _, open := range candidates {
+		f, err := open()
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || (m.inode != 0 && st.Ino != m.inode) {
+			f.Close()
+			continue
+		}
+		key := fmtKey(st.Dev, st.Ino, st.Size, st.Mtim.Nano())
+		s.filesMu.Lock()
+		if sf, ok := s.files[key]; ok {
+			sf.refs++
+			s.filesMu.Unlock()
+			f.Close()
+			return sf
+		}
+		sf := &sharedFile{key: key, f: f, refs: 1}
+		s.files[key] = sf
+		s.filesMu.Unlock()
+		return sf
+	}
+	return nil
+}
+
+func (s *Symbolizer) ref(sf *sharedFile) {
+	s.filesMu.Lock()
+	sf.refs++
+	s.filesMu.Unlock()
+}
+
+func (s *Symbolizer) unref(sf *sharedFile) {
+	s.filesMu.Lock()
+	defer s.filesMu.Unlock()
+	sf.refs--
+	if sf.refs == 0 {
+		delete(s.files, sf.key)
+		sf.f.Close()
+	}
+}
+
+// openInRoot opens p (an absolute path in the process's mount namespace)
+// resolving it inside root, so a container's absolute symlinks cannot
+// point at the host's files.
+func openInRoot(root *os.File, dir, p string) (*os.File, error) {
+	if root == nil {
+		return nil, errors.New("no root")
+	}
+	rel := path.Clean("/" + p)[1:]
+	if rel == "" {
+		return nil, errors.New("empty path")
+	}
+	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	fd, err := unix.Openat2(int(root.Fd()), rel, &how)
+	if errors.Is(err, unix.ENOSYS) {
+		return os.Open(filepath.Join(dir, "root", rel))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+// Close releases the file handles the snapshot holds.
+func (p *Process) Close() error {
+	p.closed.Do(func() {
+		for i := range p.maps {
+			if sf := p.maps[i].file; sf != nil {
+				p.s.unref(sf)
+				p.maps[i].file = nil
+			}
+		}
+		if p.root != nil {
+			p.root.Close()
+		}
+		p.perf.close()
+	})
+	return nil
+}
+
+func (p *Process) find(addr uint64) *procMapping {
+	i, found := slices.BinarySearchFunc(p.maps, addr, func(m procMapping, a uint64) int {
+		if m.end <= a {
+			return -1
+		}
+		if m.start > a {
+			return 1
+		}
+		return 0
+	})
+	if !found {
+		return nil
+	}
+	return &p.maps[i]
+}
+
+// module returns the loaded module of a mapping, or nil.
+func (p *Process) module(m *procMapping) *module {
+	if m.path == "[vdso]" {
+		return p.s.vdsoModule()
+	}
+	sf := m.file
+	if sf == nil {
+		return nil
+	}
+	return p.s.cache.get(sf.key, func() *module {
+		loc := debugLocator{
+			open:  func(q string) (*os.File, error) { return openInRoot(p.root, "", q) },
+			path:  m.path,
+			label: m.path,
+		}
+		if p.root == nil {
+			loc.open = nil
+		}
+		return p.s.loadModule(sf.f, loc)
+	})
+}
+
+// User symbolizes a user address of the process. The result is innermost
+// first and never empty: an address without a name gives a frame with the
+// module and offset (Module "" when not even that is known).
+func (s *Symbolizer) User(p *Process, addr uint64, ret bool) []Frame {
+	if ret && addr > 0 {
+		addr--
+	}
+	m := p.find(addr)
+	if m == nil || m.path == "" || (m.path[0] == '[' && m.path != "[vdso]") {
+		if fr, ok := p.perf.lookup(p, addr); ok {
+			return []Frame{fr}
+		}
+		return []Frame{{Offset: addr}}
+	}
+	fileOff := addr - m.start + m.offset
+	mod := p.module(m)
+	if mod == nil || len(mod.loads) == 0 && mod.err != nil {
+		return []Frame{{Module: m.path, Offset: fileOff}}
+	}
+	elfAddr := mod.elfAddr(fileOff)
+	if m.path == "[vdso]" {
+		elfAddr = mod.elfAddr(addr - m.start)
+	}
+	fr := Frame{Module: m.path, BuildID: mod.buildID, Offset: elfAddr}
+	if i, ok := mod.table.lookup(elfAddr); ok {
+		fr.setName(mod.table.name(i))
+		if mod.gotab != nil {
+			if file, line, fn := mod.gotab.table.PCToLine(elfAddr); fn != nil {
+				fr.File, fr.Line = file, line
+			}
+		}
+	}
+	return []Frame{fr}
+}
+
+// ModuleFor returns, for the CFI unwinder, a cache key identifying the file
+// (build ID, or device+inode+size+mtime), the bias such that ELF virtual
+// address = addr - bias, and a function opening the ELF file (working after
+// the process exited, while the snapshot is open).
+func (p *Process) ModuleFor(addr uint64) (key string, bias uint64, open func() (io.ReaderAt, io.Closer, error), ok bool) {
+	m := p.find(addr)
+	if m == nil {
+		return "", 0, nil, false
+	}
+	mod := p.module(m)
+	if mod == nil || mod.err != nil && len(mod.loads) == 0 {
+		return "", 0, nil, false
+	}
+	if m.path == "[vdso]" {
+		img := p.s.vdsoImage
+		return "vdso:" + mod.buildID, addr - mod.elfAddr(addr-m.start), func() (io.ReaderAt, io.Closer, error) {
+			return bytes.NewReader(img), io.NopCloser(nil), nil
+		}, true
+	}
+	sf := m.file
+	key = sf.key
+	if mod.buildID != "" {
+		key = "buildid:" + mod.buildID
+	}
+	fileOff := addr - m.start + m.offset
+	bias = addr - mod.elfAddr(fileOff)
+	open = func() (io.ReaderAt, io.Closer, error) {
+		fd, err := unix.Dup(int(sf.f.Fd()))
+		if err != nil {
+			return nil, nil, fmt.Errorf("dup %s: %w", m.path, err)
+		}
+		unix.CloseOnExec(fd)
+		f := os.NewFile(uintptr(fd), m.path)
+		return f, f, nil
+	}
+	return key, bias, open, true
+}
+
+// perfMapState follows a process's /tmp/perf-PID.map.
+type perfMapState struct {
+	mu        sync.Mutex
+	path      string // in the process's namespace
+	uid, euid int
+	f         *os.File
+	size      int64
+	mtime     int64
+	checked   time.Time
+	pm        *perfMap
+}
+
+// perfMapRecheck is how often a changed perf map is looked for; JIT code
+// appears continually, re-reading on every miss would be wasteful.
+const perfMapRecheck = time.Second
+
+func (ps *perfMapState) lookup(p *Process, addr uint64) (Frame, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.pm == nil || time.Since(ps.checked) > perfMapRecheck {
+		ps.refresh(p)
+	}
+	if ps.pm == nil {
+		return Frame{}, false
+	}
+	i, ok := ps.pm.syms.lookup(addr)
+	if !ok {
+		return Frame{}, false
+	}
+	fr := Frame{Module: ps.path, Offset: addr, JIT: true}
+	fr.setName(ps.pm.syms.name(i))
+	return fr, true
+}
+
+func (ps *perfMapState) refresh(p *Process) {
+	ps.checked = time.Now()
+	if ps.f == nil {
+		f, err := openPerfMap(p.root, p.s.opts.ProcRoot, p.PID, ps.path)
+		if err != nil {
+			return
+		}
+		ps.f = f
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(ps.f.Fd()), &st); err != nil {
+		return
+	}
+	// Anyone can create a file in /tmp: trust only root's or the process's own.
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || (st.Uid != 0 && int(st.Uid) != ps.uid && int(st.Uid) != ps.euid) {
+		p.s.log.Debug("ignoring perf map", "pid", p.PID, "owner", st.Uid)
+		ps.f.Close()
+		ps.f = nil
+		return
+	}
+	if ps.pm != nil && st.Size == ps.size && st.Mtim.Nano() == ps.mtime {
+		return
+	}
+	ps.pm = parsePerfMap(io.NewSectionReader(ps.f, 0, st.Size))
+	ps.size, ps.mtime = st.Size, st.Mtim.Nano()
+}
+
+func (ps *perfMapState) close() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.f != nil {
+		ps.f.Close()
+		ps.f = nil
+	}
+}
+
+// openPerfMap opens the perf map inside the process's root without
+// following any symlink.
+func openPerfMap(root *os.File, procRoot string, pid int, p string) (*os.File, error) {
+	if root == nil {
+		return nil, errors.New("no root")
+	}
+	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS}
+	fd, err := unix.Openat2(int(root.Fd()), p[1:], &how)
+	if errors.Is(err, unix.ENOSYS) {
+		return os.OpenFile(filepath.Join(procRoot, strconv.Itoa(pid), "root", p), os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}

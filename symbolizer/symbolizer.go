@@ -1,0 +1,163 @@
+// Package symbolizer turns (process snapshot, address) into frames: kernel
+// symbols from kallsyms, native ELF symbols (symtab, separate debuginfo,
+// debuginfod, MiniDebugInfo, dynsym), Go pclntab, the vDSO and JIT perf
+// maps. It knows nothing of BPF.
+package symbolizer
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/ianlancetaylor/demangle"
+)
+
+// Options configures a Symbolizer; the zero value is usable.
+type Options struct {
+	ProcRoot        string   // default "/proc" (tests can point elsewhere)
+	CacheBytes      int64    // memory cap of the symbol-table LRU; 0 = 256 MiB
+	DebugDirs       []string // default ["/usr/lib/debug"]
+	DebuginfodURLs  []string // default: split $DEBUGINFOD_URLS
+	DebuginfodCache string   // default: $XDG_CACHE_HOME/scorch/debuginfod or ~/.cache/...
+	Logger          *slog.Logger
+}
+
+// Frame is one symbolized frame.
+type Frame struct {
+	Name       string // demangled; "" when unknown
+	SystemName string // raw (mangled) name when it differs
+	Module     string // file path, "[kernel.kallsyms]", "[vdso]", "/tmp/perf-123.map" or "[module_name]"
+	BuildID    string // hex
+	Offset     uint64 // address in the module's own terms (ELF virtual address; kernel: the address)
+	File       string // source file when line tables are present
+	Line       int
+	Kernel     bool
+	JIT        bool
+	Inlined    bool
+}
+
+// Symbolizer resolves addresses; its caches are shared by every process and
+// it is safe for concurrent use.
+type Symbolizer struct {
+	opts  Options
+	log   *slog.Logger
+	cache *lru
+	dinfo *debuginfod
+
+	kernelOnce sync.Once
+	kernel     *kernelTable
+	kernelErr  error
+
+	vdsoOnce  sync.Once
+	vdso      *module
+	vdsoImage []byte
+
+	filesMu sync.Mutex
+	files   map[string]*sharedFile
+}
+
+// New returns a Symbolizer with defaults filled in.
+func New(opts Options) *Symbolizer {
+	if opts.ProcRoot == "" {
+		opts.ProcRoot = "/proc"
+	}
+	if opts.CacheBytes <= 0 {
+		opts.CacheBytes = 256 << 20
+	}
+	if opts.DebugDirs == nil {
+		opts.DebugDirs = []string{"/usr/lib/debug"}
+	}
+	if opts.DebuginfodURLs == nil {
+		opts.DebuginfodURLs = strings.Fields(os.Getenv("DEBUGINFOD_URLS"))
+	}
+	if opts.DebuginfodCache == "" {
+		if dir, err := os.UserCacheDir(); err == nil {
+			opts.DebuginfodCache = filepath.Join(dir, "scorch", "debuginfod")
+		} else {
+			opts.DebuginfodCache = filepath.Join(os.TempDir(), "scorch-debuginfod")
+		}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Symbolizer{
+		opts:  opts,
+		log:   opts.Logger,
+		cache: newLRU(opts.CacheBytes),
+		dinfo: newDebuginfod(opts.DebuginfodURLs, opts.DebuginfodCache, opts.Logger),
+		files: make(map[string]*sharedFile),
+	}
+}
+
+// Close drops the caches. Processes keep their own file references until
+// they are closed.
+func (s *Symbolizer) Close() error {
+	s.cache.clear()
+	return nil
+}
+
+func (s *Symbolizer) loadKernel() {
+	s.kernelOnce.Do(func() {
+		path := filepath.Join(s.opts.ProcRoot, "kallsyms")
+		f, err := os.Open(path)
+		if err != nil {
+			s.kernelErr = fmt.Errorf("open kallsyms: %w", err)
+			return
+		}
+		defer f.Close()
+		s.kernel, s.kernelErr = parseKallsyms(f)
+	})
+}
+
+// KernelStatus says whether kernel symbols are usable.
+func (s *Symbolizer) KernelStatus() (ok bool, reason string) {
+	s.loadKernel()
+	if s.kernelErr != nil {
+		return false, fmt.Sprintf("kernel symbols unavailable: %v", s.kernelErr)
+	}
+	if s.kernel.zero {
+		kr := "?"
+		if b, err := os.ReadFile(filepath.Join(s.opts.ProcRoot, "sys/kernel/kptr_restrict")); err == nil {
+			kr = strings.TrimSpace(string(b))
+		}
+		return false, fmt.Sprintf("kernel addresses are hidden in %s/kallsyms (kernel.kptr_restrict=%s); run as root with kptr_restrict 0 or 1 to get kernel symbols", s.opts.ProcRoot, kr)
+	}
+	return true, ""
+}
+
+// Kernel symbolizes a kernel address. ret: the address is a return address
+// (looked up at addr-1, the call instruction).
+func (s *Symbolizer) Kernel(addr uint64, ret bool) Frame {
+	s.loadKernel()
+	if ret && addr > 0 {
+		addr--
+	}
+	fr := Frame{Module: kernelModule, Offset: addr, Kernel: true}
+	if name, mod, ok := s.kernel.lookup(addr); ok {
+		fr.Name, fr.Module = name, mod
+	}
+	return fr
+}
+
+// demangled fills Name and SystemName from a raw symbol name.
+func (fr *Frame) setName(raw string) {
+	fr.Name = raw
+	if len(raw) > 2 && (raw[0] == '_' && (raw[1] == 'Z' || raw[1] == 'R') || strings.HasPrefix(raw, "__Z")) {
+		if d := demangle.Filter(raw, demangle.NoParams); d != raw && d != "" {
+			fr.Name, fr.SystemName = d, raw
+		}
+	}
+}
+
+// readSmall reads a small /proc file.
+func readSmall(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b, "\n"), nil
+}

@@ -1,0 +1,108 @@
+package symbolizer
+
+import (
+	"bytes"
+	"cmp"
+	"slices"
+	"sort"
+)
+
+// symbol is the transient form used while building a table.
+type symbol struct {
+	addr uint64
+	size uint64
+	name []byte
+}
+
+// symTable is a sorted, compact symbol table: 16 bytes per symbol plus the
+// name bytes, packed into one blob so that lookups allocate nothing but the
+// returned string.
+type symTable struct {
+	addrs []uint64
+	sizes []uint32 // 0: unknown size
+	names []uint32 // offset into blob; each name ends with a NUL
+	blob  []byte
+	// exact means a symbol of unknown size covers the gap up to the next
+	// symbol; tables from .dynsym only are not exact (internal functions are
+	// missing), so an address past a sized symbol is unnamed.
+	exact bool
+}
+
+// newSymTable sorts syms and drops duplicates (the first of equal addresses
+// wins, so callers add their best source first).
+func newSymTable(syms []symbol, exact bool) *symTable {
+	slices.SortStableFunc(syms, func(a, b symbol) int { return cmp.Compare(a.addr, b.addr) })
+	t := &symTable{exact: exact}
+	n, blobLen := 0, 0
+	for i := range syms {
+		if i > 0 && syms[i].addr == syms[i-1].addr {
+			continue
+		}
+		n++
+		blobLen += len(syms[i].name) + 1
+	}
+	t.addrs = make([]uint64, 0, n)
+	t.sizes = make([]uint32, 0, n)
+	t.names = make([]uint32, 0, n)
+	t.blob = make([]byte, 0, blobLen)
+	for i := range syms {
+		if i > 0 && syms[i].addr == syms[i-1].addr {
+			// Prefer a sized entry over an alias without size.
+			if last := len(t.sizes) - 1; t.sizes[last] == 0 && syms[i].size > 0 {
+				t.sizes[last] = clampSize(syms[i].size)
+			}
+			continue
+		}
+		t.addrs = append(t.addrs, syms[i].addr)
+		t.sizes = append(t.sizes, clampSize(syms[i].size))
+		t.names = append(t.names, uint32(len(t.blob)))
+		t.blob = append(t.blob, syms[i].name...)
+		t.blob = append(t.blob, 0)
+	}
+	return t
+}
+
+func clampSize(s uint64) uint32 {
+	if s > 1<<32-1 {
+		return 1<<32 - 1
+	}
+	return uint32(s)
+}
+
+// lookup returns the symbol covering addr: its index and ok.
+func (t *symTable) lookup(addr uint64) (int, bool) {
+	if t == nil || len(t.addrs) == 0 {
+		return 0, false
+	}
+	i := sort.Search(len(t.addrs), func(i int) bool { return t.addrs[i] > addr }) - 1
+	if i < 0 {
+		return 0, false
+	}
+	if sz := t.sizes[i]; sz > 0 {
+		return i, addr-t.addrs[i] < uint64(sz)
+	}
+	return i, t.exact
+}
+
+func (t *symTable) name(i int) string {
+	b := t.blob[t.names[i]:]
+	if j := bytes.IndexByte(b, 0); j >= 0 {
+		b = b[:j]
+	}
+	return string(b)
+}
+
+func (t *symTable) len() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.addrs)
+}
+
+// bytes is the memory the table holds, for the cache's accounting.
+func (t *symTable) bytes() int64 {
+	if t == nil {
+		return 0
+	}
+	return int64(cap(t.addrs)*8 + cap(t.sizes)*4 + cap(t.names)*4 + cap(t.blob))
+}
