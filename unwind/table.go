@@ -1,0 +1,270 @@
+package unwind
+
+import (
+	"container/list"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+
+	dframe "github.com/go-delve/delve/pkg/dwarf/frame"
+)
+
+// x86-64 DWARF register numbers.
+const (
+	regBP = 6
+	regSP = 7
+	regRA = 16
+)
+
+type rowKind uint8
+
+const (
+	rowUnsupported rowKind = iota
+	rowCFASP               // CFA = rsp + cfaOff
+	rowCFABP               // CFA = rbp + cfaOff: the function has set up its frame pointer
+	rowPLT                 // the PLT's CFA expression; cfaOff is the threshold of pc&15
+)
+
+// row is the part of a CFI table row that unwinding rip, rsp and rbp needs.
+type row struct {
+	kind        rowKind
+	miss        bool // no CFI covers the address (a cached miss)
+	raUndefined bool // outermost frame (_start, clone): nothing to return to
+	bpSaved     bool // rbp is saved at CFA + bpOff; otherwise unchanged
+	cfaOff      int64
+	raOff       int64
+	bpOff       int64
+}
+
+// maxRows bounds the per-table cache of evaluated rows.
+const maxRows = 1 << 14
+
+// table is the CFI of one ELF file, with the rows evaluated so far.
+type table struct {
+	fdes dframe.FrameDescriptionEntries // sorted by begin
+
+	mu   sync.Mutex
+	rows map[uint64]row
+}
+
+// rowFor returns the CFI row at an ELF virtual address.
+func (t *table) rowFor(pc uint64) (row, bool) {
+	t.mu.Lock()
+	rw, ok := t.rows[pc]
+	t.mu.Unlock()
+	if ok {
+		return rw, !rw.miss
+	}
+	rw, ok = t.evaluate(pc)
+	t.mu.Lock()
+	if len(t.rows) >= maxRows {
+		clear(t.rows)
+	}
+	if !ok {
+		rw = row{miss: true}
+	}
+	t.rows[pc] = rw
+	t.mu.Unlock()
+	return rw, ok
+}
+
+// evaluate runs the CFI program up to pc. delve's interpreter panics on
+// some malformed programs; a file is not trusted, so that is a miss.
+func (t *table) evaluate(pc uint64) (rw row, ok bool) {
+	defer func() {
+		if recover() != nil {
+			rw, ok = row{}, false
+		}
+	}()
+	fde, err := t.fdes.FDEForPC(pc)
+	if err != nil {
+		return row{}, false
+	}
+	fc, err := fde.EstablishFrame(pc)
+	if err != nil {
+		return row{}, false
+	}
+	return rowOf(fc), true
+}
+
+// rowOf reduces a frame context to a row; rules other than the common ones
+// make it rowUnsupported.
+func rowOf(fc *dframe.FrameContext) row {
+	var rw row
+	switch {
+	case fc.CFA.Rule == dframe.RuleCFA && fc.CFA.Reg == regSP:
+		rw.kind, rw.cfaOff = rowCFASP, fc.CFA.Offset
+	case fc.CFA.Rule == dframe.RuleCFA && fc.CFA.Reg == regBP:
+		rw.kind, rw.cfaOff = rowCFABP, fc.CFA.Offset
+	case fc.CFA.Rule == dframe.RuleExpression:
+		if th, ok := pltThreshold(fc.CFA.Expression); ok {
+			rw.kind, rw.cfaOff = rowPLT, th
+		}
+	}
+	ra, ok := fc.Regs[fc.RetAddrReg]
+	switch {
+	case !ok && fc.RetAddrReg == regRA:
+		// x86-64 CIEs always give the return address; a missing rule is
+		// the one the CIE set up, at CFA-8.
+		rw.raOff = -8
+	case ok && ra.Rule == dframe.RuleOffset:
+		rw.raOff = ra.Offset
+	case ok && ra.Rule == dframe.RuleUndefined:
+		rw.raUndefined = true
+	default:
+		rw.kind = rowUnsupported
+	}
+	if bp, ok := fc.Regs[regBP]; ok {
+		switch bp.Rule {
+		case dframe.RuleOffset:
+			rw.bpSaved, rw.bpOff = true, bp.Offset
+		case dframe.RuleUndefined, dframe.RuleSameVal:
+		default:
+			rw.kind = rowUnsupported
+		}
+	}
+	return rw
+}
+
+// pltThreshold recognizes the CFA expression of x86-64 PLT entries,
+// "rsp + 8 + ((rip & 15) >= N) << 3", and returns N.
+func pltThreshold(expr []byte) (int64, bool) {
+	const (
+		opBreg7  = 0x77
+		opBreg16 = 0x80
+		opLit0   = 0x30
+		opAnd    = 0x1a
+		opGe     = 0x2a
+		opShl    = 0x24
+		opPlus   = 0x22
+	)
+	want := []byte{opBreg7, 8, opBreg16, 0, opLit0 + 15, opAnd, 0, opGe, opLit0 + 3, opShl, opPlus}
+	if len(expr) != len(want) {
+		return 0, false
+	}
+	for i, b := range want {
+		if i == 6 {
+			if b := expr[i]; b < opLit0 || b > opLit0+15 {
+				return 0, false
+			}
+			continue
+		}
+		if expr[i] != b {
+			return 0, false
+		}
+	}
+	return int64(expr[6] - opLit0), true
+}
+
+// loadTable parses the CFI of an ELF file: .eh_frame, or .debug_frame when
+// that is all there is.
+func loadTable(ra io.ReaderAt) (t *table, err error) {
+	f, err := elf.NewFile(ra)
+	if err != nil {
+		return nil, fmt.Errorf("reading elf: %w", err)
+	}
+	if f.Machine != elf.EM_X86_64 {
+		return nil, fmt.Errorf("unsupported machine %v: only x86-64", f.Machine)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			t, err = nil, fmt.Errorf("parsing CFI: %v", r)
+		}
+	}()
+	var fdes dframe.FrameDescriptionEntries
+	if s := f.Section(".eh_frame"); s != nil && s.Type != elf.SHT_NOBITS && s.Size > 0 && s.Addr != 0 {
+		data, err := s.Data()
+		if err != nil {
+			return nil, fmt.Errorf("reading .eh_frame: %w", err)
+		}
+		fdes, err = dframe.Parse(data, binary.LittleEndian, 0, 8, s.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("parsing .eh_frame: %w", err)
+		}
+	}
+	if len(fdes) == 0 {
+		if s := f.Section(".debug_frame"); s != nil && s.Type != elf.SHT_NOBITS && s.Size > 0 {
+			data, err := s.Data()
+			if err != nil {
+				return nil, fmt.Errorf("reading .debug_frame: %w", err)
+			}
+			fdes, err = dframe.Parse(data, binary.LittleEndian, 0, 8, 0)
+			if err != nil {
+				return nil, fmt.Errorf("parsing .debug_frame: %w", err)
+			}
+		}
+	}
+	if len(fdes) == 0 {
+		return nil, errNoCFI
+	}
+	// FDEForPC searches by address; sections are not always sorted.
+	sort.SliceStable(fdes, func(i, j int) bool { return fdes[i].Begin() < fdes[j].Begin() })
+	return &table{fdes: fdes, rows: make(map[uint64]row)}, nil
+}
+
+var errNoCFI = errors.New("no .eh_frame or .debug_frame")
+
+// tableCache keeps the most recently used tables, loading each once.
+type tableCache struct {
+	log *slog.Logger
+	max int
+
+	mu      sync.Mutex
+	entries map[string]*list.Element // of *cacheEntry
+	lru     list.List                // front: most recent
+}
+
+type cacheEntry struct {
+	key  string
+	once sync.Once
+	t    *table // nil when the file has no usable CFI
+}
+
+func newTableCache(max int, log *slog.Logger) *tableCache {
+	return &tableCache{log: log, max: max, entries: make(map[string]*list.Element)}
+}
+
+// get returns the table of a file, or nil when it cannot be had; failures
+// are cached too, so a file is read at most once while it stays cached.
+func (c *tableCache) get(key string, open func() (io.ReaderAt, io.Closer, error)) *table {
+	c.mu.Lock()
+	el, ok := c.entries[key]
+	if ok {
+		c.lru.MoveToFront(el)
+	} else {
+		el = c.lru.PushFront(&cacheEntry{key: key})
+		c.entries[key] = el
+		for c.lru.Len() > c.max {
+			old := c.lru.Back()
+			c.lru.Remove(old)
+			delete(c.entries, old.Value.(*cacheEntry).key)
+		}
+	}
+	e := el.Value.(*cacheEntry)
+	c.mu.Unlock()
+	e.once.Do(func() {
+		if open == nil {
+			return
+		}
+		ra, closer, err := open()
+		if err != nil {
+			c.log.Debug("opening file for CFI", "key", key, "err", err)
+			return
+		}
+		if closer != nil {
+			defer closer.Close()
+		}
+		t, err := loadTable(ra)
+		if err != nil {
+			c.log.Debug("loading CFI", "key", key, "err", err)
+			return
+		}
+		e.t = t
+	})
+	return e.t
+}

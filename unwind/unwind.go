@@ -1,0 +1,288 @@
+// Package unwind completes user stacks with the call frame information of
+// .eh_frame (or .debug_frame) over a copy of the top of the user stack, for
+// the frames that frame pointers miss: leaf functions, libc wrappers and
+// whole binaries built without frame pointers. It knows nothing of BPF: it
+// gets registers, a stack copy and the frame-pointer chain, and returns PCs.
+package unwind
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+)
+
+// Mode selects how user stacks are unwound.
+type Mode int
+
+// The unwinding modes of --unwind.
+const (
+	ModeFP    Mode = iota // frame pointers only
+	ModeAuto              // frame pointers, plus CFI for the frames that have none
+	ModeDWARF             // CFI for the whole stack over a larger copy
+)
+
+var modeNames = [...]string{"fp", "auto", "dwarf"}
+
+func (m Mode) String() string {
+	if m >= 0 && int(m) < len(modeNames) {
+		return modeNames[m]
+	}
+	return fmt.Sprintf("mode(%d)", int(m))
+}
+
+// ParseMode parses an --unwind value.
+func ParseMode(s string) (Mode, error) {
+	for i, n := range modeNames {
+		if n == s {
+			return Mode(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown unwind mode %q: allowed values are fp, auto, dwarf", s)
+}
+
+// Regs are the user registers at the moment of the sample.
+type Regs struct{ IP, SP, BP uint64 }
+
+// Resolver finds the ELF file behind an address of the process.
+// *symbolizer.Process implements it.
+type Resolver interface {
+	// ModuleFor returns a key identifying the file for caching (build ID or
+	// dev/inode/size/mtime), the bias such that ELF virtual address =
+	// addr - bias, and a function opening the ELF file.
+	ModuleFor(addr uint64) (key string, bias uint64, open func() (io.ReaderAt, io.Closer, error), ok bool)
+}
+
+// Outcome says how a stack was obtained, for per-capture statistics.
+type Outcome int
+
+// Outcomes of Unwind.
+const (
+	OutcomeFP    Outcome = iota // frame pointers alone were right
+	OutcomeCFI                  // completed by CFI
+	OutcomeEnded                // ended early; Result.Reason says why
+)
+
+var outcomeNames = [...]string{"fp", "cfi", "ended"}
+
+func (o Outcome) String() string {
+	if o >= 0 && int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("outcome(%d)", int(o))
+}
+
+// Result is an unwound user stack.
+type Result struct {
+	PCs     []uint64 // leaf first; PCs[0] = Regs.IP
+	Outcome Outcome
+	Reason  string // why the stack ended early: one of the Reason* constants
+}
+
+// Reasons a stack ended early. They are few and fixed, so that they can be
+// counted per capture.
+const (
+	ReasonNoModule    = "no module for pc"
+	ReasonNoCFI       = "no CFI for pc"
+	ReasonBadCFI      = "unreadable CFI"
+	ReasonUnsupported = "unsupported CFI rule"
+	ReasonEndOfCopy   = "end of stack copy"
+	ReasonNoProgress  = "no progress"
+	ReasonDepth       = "depth limit"
+	ReasonNoMatch     = "frame pointers did not match"
+)
+
+// MaxDepth is the most frames Unwind returns, as many as the kernel's
+// frame-pointer walk gives (PERF_MAX_STACK_DEPTH).
+const MaxDepth = 127
+
+// Options configure an Unwinder.
+type Options struct {
+	CacheEntries int          // parsed CFI tables kept; 0: 64
+	Logger       *slog.Logger // nil: slog.Default()
+}
+
+// Unwinder unwinds user stacks. It caches parsed CFI tables per file key and
+// is safe for concurrent use.
+type Unwinder struct {
+	log    *slog.Logger
+	tables *tableCache
+}
+
+// New returns an Unwinder.
+func New(opts Options) *Unwinder {
+	if opts.CacheEntries <= 0 {
+		opts.CacheEntries = 64
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Unwinder{log: opts.Logger, tables: newTableCache(opts.CacheEntries, opts.Logger)}
+}
+
+// frame is the state of one frame during the walk.
+type frame struct {
+	pc, sp, bp uint64
+	bpOK       bool // bp holds the frame's rbp (false once CFI could not restore it)
+}
+
+// stackCopy is the copy of the user stack starting at base (the sampled sp).
+type stackCopy struct {
+	base uint64
+	data []byte
+}
+
+func (s stackCopy) read(addr uint64) (uint64, bool) {
+	if addr < s.base {
+		return 0, false
+	}
+	off := addr - s.base
+	if off > uint64(len(s.data)) || uint64(len(s.data))-off < 8 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(s.data[off:]), true
+}
+
+// Unwind returns the user stack of a sample. In ModeFP it returns fpChain.
+// In ModeAuto it unwinds with CFI from regs until a return address matches
+// an entry of fpChain and splices the rest of the chain on; in ModeDWARF it
+// unwinds with CFI as far as the copy goes and splices only after that.
+// Garbage in any argument ends the walk; it never loops or panics.
+func (u *Unwinder) Unwind(r Resolver, mode Mode, regs Regs, stack []byte, fpChain []uint64) Result {
+	if mode == ModeFP || regs.IP == 0 {
+		return Result{PCs: fpChain, Outcome: OutcomeFP}
+	}
+	st := stackCopy{base: regs.SP, data: stack}
+	cur := frame{pc: regs.IP, sp: regs.SP, bp: regs.BP, bpOK: true}
+	pcs := make([]uint64, 1, 32)
+	pcs[0] = regs.IP
+	// lastK/lastJ remember the latest CFI frame that matched fpChain[lastJ].
+	lastK, lastJ := -1, -1
+	reason := ""
+	clean := false
+	for {
+		if len(pcs) >= MaxDepth {
+			reason = ReasonDepth
+			break
+		}
+		next, end, why := u.step(r, cur, len(pcs) == 1, st)
+		if why != "" {
+			reason = why
+			break
+		}
+		if end {
+			clean = true
+			break
+		}
+		pcs = append(pcs, next.pc)
+		if j := match(fpChain, next.pc); j > 0 {
+			lastK, lastJ = len(pcs)-1, j
+			if mode == ModeAuto {
+				break
+			}
+		}
+		cur = next
+	}
+	if clean {
+		return Result{PCs: pcs, Outcome: OutcomeCFI}
+	}
+	if lastK >= 0 {
+		out := splice(pcs[:lastK+1], fpChain[lastJ+1:])
+		if lastK == lastJ {
+			// CFI found nothing the chain did not have.
+			return Result{PCs: out, Outcome: OutcomeFP}
+		}
+		return Result{PCs: out, Outcome: OutcomeCFI}
+	}
+	if len(pcs) == 1 && (reason == ReasonNoModule || reason == ReasonNoCFI || reason == ReasonBadCFI) && len(fpChain) > 1 {
+		// Code without CFI (JIT, stripped): frame pointers are all there is.
+		return Result{PCs: fpChain, Outcome: OutcomeFP}
+	}
+	if len(fpChain) > 1 && reason != ReasonDepth {
+		// A chain was there but no CFI frame confirmed any of it.
+		reason = ReasonNoMatch
+	}
+	return Result{PCs: pcs, Outcome: OutcomeEnded, Reason: reason}
+}
+
+// match returns the index j >= 1 of the first fpChain entry equal to pc, or -1.
+func match(fpChain []uint64, pc uint64) int {
+	for j := 1; j < len(fpChain); j++ {
+		if fpChain[j] == pc {
+			return j
+		}
+	}
+	return -1
+}
+
+// splice appends rest to head without exceeding MaxDepth.
+func splice(head, rest []uint64) []uint64 {
+	if n := MaxDepth - len(head); len(rest) > n {
+		rest = rest[:n]
+	}
+	out := make([]uint64, 0, len(head)+len(rest))
+	out = append(out, head...)
+	return append(out, rest...)
+}
+
+// step unwinds one frame with CFI. end reports the outermost frame (the
+// return address is undefined or zero); why is a Reason* when the walk
+// cannot go on.
+func (u *Unwinder) step(r Resolver, cur frame, leaf bool, st stackCopy) (next frame, end bool, why string) {
+	key, bias, open, ok := r.ModuleFor(cur.pc)
+	if !ok {
+		return frame{}, false, ReasonNoModule
+	}
+	t := u.tables.get(key, open)
+	if t == nil {
+		return frame{}, false, ReasonBadCFI
+	}
+	pc := cur.pc - bias
+	if !leaf {
+		// A return address may point past the end of a function whose last
+		// instruction is a call: look up the call instruction instead.
+		pc--
+	}
+	rw, ok := t.rowFor(pc)
+	if !ok {
+		return frame{}, false, ReasonNoCFI
+	}
+	if rw.kind == rowUnsupported {
+		return frame{}, false, ReasonUnsupported
+	}
+	var cfa uint64
+	switch rw.kind {
+	case rowCFASP:
+		cfa = cur.sp + uint64(rw.cfaOff)
+	case rowCFABP:
+		if !cur.bpOK {
+			return frame{}, false, ReasonUnsupported
+		}
+		cfa = cur.bp + uint64(rw.cfaOff)
+	case rowPLT:
+		// The PLT's CFA expression: rsp+8, plus 8 once the entry has pushed
+		// its relocation index (past byte 11 of each 16-byte entry).
+		cfa = cur.sp + 8
+		if (cur.pc & 15) >= uint64(rw.cfaOff) {
+			cfa += 8
+		}
+	}
+	if rw.raUndefined {
+		return frame{}, true, ""
+	}
+	ra, ok := st.read(cfa + uint64(rw.raOff))
+	if !ok {
+		return frame{}, false, ReasonEndOfCopy
+	}
+	if ra == 0 {
+		return frame{}, true, ""
+	}
+	if cfa <= cur.sp {
+		return frame{}, false, ReasonNoProgress
+	}
+	next = frame{pc: ra, sp: cfa, bp: cur.bp, bpOK: cur.bpOK}
+	if rw.bpSaved {
+		next.bp, next.bpOK = st.read(cfa + uint64(rw.bpOff))
+	}
+	return next, false, ""
+}
