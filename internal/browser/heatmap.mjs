@@ -1,0 +1,59 @@
+// Browser test of the capture page's heatmap, driven by
+// web/heatmap_browser_test.go: `node heatmap.mjs CAPTURE_PAGE_URL` prints
+// what it saw as JSON. It clicks a start and an end cell, checks the live
+// highlight, Esc, the hover details and that the flame graph follows.
+import { chromium } from 'playwright-core';
+
+const url = process.argv[2];
+const result = { errors: [] };
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu'],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+  page.setDefaultTimeout(60000);
+  page.on('pageerror', (e) => result.errors.push('page error: ' + e));
+  page.on('console', (m) => { if (m.type() === 'error') result.errors.push('console: ' + m.text()); });
+  await page.goto(url);
+  const svg = await page.waitForSelector('#hm-svg');
+  const box = await svg.boundingBox();
+  const g = await svg.evaluate((s) => ({ left: +s.dataset.left, top: +s.dataset.top, cw: +s.dataset.cw, ch: +s.dataset.ch, rows: +s.dataset.rows }));
+  const at = (c, r) => ({ x: box.x + g.left + c * g.cw + g.cw / 2, y: box.y + g.top + (g.rows - 1 - r) * g.ch + g.ch / 2 });
+  const highlights = () => page.$$eval('#hm-svg .hm-sel rect', (rs) => rs.length);
+  const src = () => page.$eval('#flamegraph', (f) => f.getAttribute('src'));
+
+  // Hover shows the cell's time range and value.
+  let p = at(3, 0);
+  await page.mouse.move(p.x, p.y);
+  result.hover = await page.textContent('#hm-detail');
+
+  // Esc cancels a selection in progress.
+  p = at(1, 0);
+  await page.mouse.click(p.x, p.y);
+  result.highlightStarted = await highlights();
+  await page.keyboard.press('Escape');
+  result.highlightAfterEsc = await highlights();
+
+  // Click the start cell, move (live highlight), click the end cell.
+  const before = await src();
+  p = at(2, 0);
+  await page.mouse.click(p.x, p.y);
+  p = at(3, 4);
+  await page.mouse.move(p.x, p.y, { steps: 4 });
+  result.highlightLive = await highlights();
+  p = at(2, 9);
+  await page.mouse.click(p.x, p.y);
+  await page.waitForFunction((b) => document.querySelector('#flamegraph').getAttribute('src') !== b, before);
+  result.src = await src();
+  result.title = await page.textContent('#hm-graph-title');
+  result.pageURL = page.url();
+  const frame = await (await page.$('#flamegraph')).contentFrame();
+  await frame.waitForFunction(() => document.readyState === 'complete' && location.search.includes('from='));
+  result.graph = await frame.content();
+} catch (e) {
+  result.errors.push('test: ' + e);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(result));

@@ -1,0 +1,157 @@
+package web
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/flamegraph"
+	"github.com/scorch-dev/scorch/heatmap"
+	"github.com/scorch-dev/scorch/web/store"
+)
+
+func init() {
+	captureRouteHooks = append(captureRouteHooks, func(s *Server, r chi.Router) {
+		r.Get("/heatmap.json", s.heatmapJSON) // GET /api/captures/{id}/heatmap.json?rows=50
+	})
+	apiRouteHooks = append(apiRouteHooks, func(s *Server, r chi.Router) {
+		r.Get("/diff.svg", s.diffSVG) // GET /api/diff.svg?base=ID&compare=ID
+	})
+}
+
+// heatmapParams are the query parameters of heatmap.json. from and to are
+// accepted (the page passes its permalink's query along) but ignored: the
+// heatmap always covers the whole capture.
+var heatmapParams = map[string]bool{
+	"rows": true, "pid": true, "tid": true, "comm": true, "cpu": true, "idle": true, "view": true,
+	"from": true, "to": true, "token": true,
+}
+
+// heatmapJSON answers FlameScope's sub-second offset heatmap of a capture.
+func (s *Server) heatmapJSON(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	v := r.URL.Query()
+	for k := range v {
+		if !heatmapParams[k] {
+			writeError(w, http.StatusBadRequest, "unknown parameter "+quote(k)+": allowed are rows, pid, tid, comm, cpu, idle, view")
+			return
+		}
+	}
+	rows, err := heatmap.ParseRows(v.Get("rows"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	q, err := capture.ParseQuery(v)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if _, err := s.store.Get(id); err != nil {
+		writeError(w, http.StatusNotFound, "capture "+id+" not found")
+		return
+	}
+	v.Del("from")
+	v.Del("to")
+	s.ServeRendered(w, r, cacheKey(id, "heatmap", v), "application/json", "heatmap-json", func(out io.Writer) error {
+		c, err := s.load(id)
+		if err != nil {
+			return err
+		}
+		if err := heatmap.WriteJSON(out, c, q, rows); err != nil {
+			if errors.Is(err, heatmap.ErrNoTimestamps) {
+				return errorf(http.StatusBadRequest, "%v", err)
+			}
+			return errorf(http.StatusBadRequest, "capture %s: %v", id, err)
+		}
+		return nil
+	})
+}
+
+// diffParams are the query parameters of diff.svg besides the flame graph
+// options: the filters apply to both sides.
+var diffParams = map[string]bool{
+	"base": true, "compare": true, "base_from": true, "base_to": true, "compare_from": true, "compare_to": true,
+	"pid": true, "tid": true, "comm": true, "cpu": true, "idle": true, "view": true,
+	"layout": true, "reverse": true, "sort": true, "minwidth": true, "title": true, "s": true, "width": true, "token": true,
+}
+
+// diffSVG answers the differential flame graph of two captures, or of two
+// ranges of one capture.
+func (s *Server) diffSVG(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	for k := range v {
+		if !diffParams[k] {
+			writeError(w, http.StatusBadRequest, "unknown parameter "+quote(k)+": allowed are base, compare, base_from, base_to, compare_from, compare_to, the filters pid, tid, comm, cpu, idle, view and the flame graph options")
+			return
+		}
+	}
+	ids := [2]string{v.Get("base"), v.Get("compare")}
+	for i, name := range []string{"base", "compare"} {
+		if ids[i] == "" {
+			writeError(w, http.StatusBadRequest, name+" is missing: give the ids of the base and compare captures (they may be the same, with different ranges)")
+			return
+		}
+		if _, err := s.store.Get(ids[i]); !store.ValidID(ids[i]) || err != nil {
+			writeError(w, http.StatusNotFound, name+" capture "+quote(ids[i])+" not found")
+			return
+		}
+	}
+	if _, err := capture.ParseQuery(sideValues(v, "")); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var qs [2]capture.Query
+	for i, side := range []string{"base", "compare"} {
+		q, err := capture.ParseQuery(sideValues(v, side))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, side+"_from/"+side+"_to: "+err.Error())
+			return
+		}
+		qs[i] = q
+	}
+	opts, err := flamegraph.ParseOptions(v)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	opts.ScriptNonce = s.nonce
+	s.ServeRendered(w, r, cacheKey("diff", "svg", v), "image/svg+xml", "svg", func(out io.Writer) error {
+		var cs [2]*capture.Capture
+		for i, side := range []string{"base", "compare"} {
+			c, err := s.load(ids[i])
+			if err != nil {
+				return err
+			}
+			if err := c.CheckRange(qs[i]); err != nil {
+				return errorf(http.StatusBadRequest, "%s_from/%s_to: %v", side, side, err)
+			}
+			cs[i] = c
+		}
+		return flamegraph.RenderDiff(out, cs[0], cs[1], qs[0], qs[1], opts)
+	})
+}
+
+// sideValues is the filter query of one side of a diff: the shared filters
+// with that side's from and to (none for side "").
+func sideValues(v url.Values, side string) url.Values {
+	out := url.Values{}
+	for _, k := range []string{"pid", "tid", "comm", "cpu", "idle", "view"} {
+		if vals, ok := v[k]; ok {
+			out[k] = vals
+		}
+	}
+	if side == "" {
+		return out
+	}
+	if f := v.Get(side + "_from"); f != "" {
+		out.Set("from", f)
+	}
+	if t := v.Get(side + "_to"); t != "" {
+		out.Set("to", t)
+	}
+	return out
+}

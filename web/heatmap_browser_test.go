@@ -1,0 +1,68 @@
+package web
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/scorch-dev/scorch/internal/testutil"
+)
+
+// TestHeatmapBrowser selects a range on the heatmap in headless Chromium by
+// clicking two cells and checks that the flame graph shows that range.
+func TestHeatmapBrowser(t *testing.T) {
+	node := testutil.RequireTool(t, "node")
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = testutil.RequireTool(t, "chromium")
+	}
+	dir, err := filepath.Abs("../internal/browser")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
+		t.Skip("playwright-core is not installed: run npm install in internal/browser (make test does)")
+	}
+	base, id, _ := hmServer(t)
+	cmd := exec.Command(node, filepath.Join(dir, "heatmap.mjs"), base+"/captures/"+id)
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node heatmap.mjs: %v\n%s", err, out)
+	}
+	var got struct {
+		Errors                                             []string
+		Hover, Src, Title, PageURL, Graph                  string
+		HighlightStarted, HighlightAfterEsc, HighlightLive int
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("reading the browser's report: %v\n%s", err, out)
+	}
+	if len(got.Errors) > 0 {
+		t.Errorf("browser errors: %q", got.Errors)
+	}
+	if !strings.Contains(got.Hover, "3–3.02 s") || !strings.Contains(got.Hover, "4 samples") {
+		t.Errorf("hover over [3][0] shows %q, want its range 3–3.02 s and 4 samples", got.Hover)
+	}
+	if got.HighlightStarted == 0 || got.HighlightAfterEsc != 0 {
+		t.Errorf("highlight: %d rects after the first click, %d after Esc; want some, then none", got.HighlightStarted, got.HighlightAfterEsc)
+	}
+	if got.HighlightLive < 2 {
+		t.Errorf("live highlight from [2][0] to [3][4] drew %d rects, want the rest of column 2 and the head of column 3", got.HighlightLive)
+	}
+	if !strings.Contains(got.Src, "from=2&") || !strings.Contains(got.Src, "to=2.2") {
+		t.Errorf("flame graph src %q, want from=2 to=2.2", got.Src)
+	}
+	if !strings.Contains(got.PageURL, "from=2&to=2.2") {
+		t.Errorf("page URL %q is not a permalink of the range", got.PageURL)
+	}
+	if !strings.Contains(got.Title, "2–2.2 s") {
+		t.Errorf("graph title %q, want the range 2–2.2 s", got.Title)
+	}
+	if !strings.Contains(got.Graph, "hot_loop") || strings.Contains(got.Graph, "cold_loop") {
+		t.Errorf("the range's flame graph should show hot_loop only (hot %v, cold %v)", strings.Contains(got.Graph, "hot_loop"), strings.Contains(got.Graph, "cold_loop"))
+	}
+}

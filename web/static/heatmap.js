@@ -1,0 +1,435 @@
+// scorch: FlameScope heatmap of the capture page. Columns are seconds (left
+// to right), rows sub-second offsets (bottom to top). Click a start cell and
+// an end cell, or drag, to show that range's flame graph beside the map; with
+// "compare" on, a second range gives the differential flame graph. The
+// selection, rows, colour mode and filters live in the page URL (permalink).
+// No inline code: the page's CSP allows scripts and styles from /assets only.
+'use strict';
+
+(function () {
+  const SVGNS = 'http://www.w3.org/2000/svg';
+  const ROWS = [10, 25, 49, 50, 99, 100];
+  const PAD = { left: 58, top: 10, bottom: 42, right: 10 };
+  const SEL_COLOR = ['#936EB5', '#2F7ED8']; // base range, compare range
+
+  function el(tag, attrs, parent, ns) {
+    const e = ns ? document.createElementNS(SVGNS, tag) : document.createElement(tag);
+    for (const k in attrs || {}) e.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  function svg(tag, attrs, parent) { return el(tag, attrs, parent, true); }
+
+  // Seconds as a short decimal string (ns precision, no trailing zeros).
+  function secs(x) {
+    let s = x.toFixed(9).replace(/0+$/, '');
+    if (s.endsWith('.')) s = s.slice(0, -1);
+    return s;
+  }
+
+  function fmtValue(v, unit) {
+    if (unit === 'ns') {
+      if (v >= 1e9) return (v / 1e9).toFixed(3) + ' s blocked';
+      if (v >= 1e6) return (v / 1e6).toFixed(2) + ' ms blocked';
+      if (v >= 1e3) return (v / 1e3).toFixed(1) + ' µs blocked';
+      return v + ' ns blocked';
+    }
+    if (unit === 'bytes') {
+      const k = ['B', 'KiB', 'MiB', 'GiB'];
+      let i = 0;
+      while (v >= 1024 && i < k.length - 1) { v /= 1024; i++; }
+      return (i ? v.toFixed(1) : v) + ' ' + k[i];
+    }
+    return v + ' ' + (unit === 'samples' ? (v === 1 ? 'sample' : 'samples') : unit);
+  }
+
+  function hexRGB(h) { return [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16)); }
+
+  // A piecewise-linear colour scale, as FlameScope's: white to deep red;
+  // "enhanced" puts light blue and pink on values 1 and 3 so cells with a
+  // few samples stand out.
+  function scale(max, enhanced) {
+    let dom = [0, max / 2, max];
+    let cols = ['#FFFFFF', '#FF5032', '#B0000F'];
+    if (enhanced && max > 3) {
+      dom = [0, 1, 3, Math.max(max / 2, 3.5), max];
+      cols = ['#FFFFFF', '#6AAAFF', '#FAA0B5', '#FF5032', '#B0000F'];
+    }
+    const rgb = cols.map(hexRGB);
+    return function (v) {
+      if (!(max > 0) || v <= 0) return '#FFFFFF';
+      let i = 1;
+      while (i < dom.length - 1 && v > dom[i]) i++;
+      const t = Math.min(1, Math.max(0, (v - dom[i - 1]) / ((dom[i] - dom[i - 1]) || 1)));
+      const c = rgb[i - 1].map((a, j) => Math.round(a + (rgb[i][j] - a) * t));
+      return 'rgb(' + c.join(',') + ')';
+    };
+  }
+
+  function init() {
+    const root = document.getElementById('heatmap');
+    if (!root || !root.dataset.capture) return;
+    const id = root.dataset.capture;
+    const page = new URL(window.location.href);
+    const P = page.searchParams;
+
+    if (!document.querySelector('link[href="/assets/heatmap.css"]')) {
+      el('link', { rel: 'stylesheet', href: '/assets/heatmap.css' }, document.head);
+    }
+
+    const state = {
+      rows: ROWS.includes(+P.get('rows')) ? +P.get('rows') : 50,
+      enhanced: P.get('enhanced') === '1',
+      compare: P.has('compare_from'),
+      flipped: P.get('flip') === '1',
+      sel: [null, null], // committed ranges [from, to] in seconds: base, compare
+      anchor: null, // first cell of a selection in progress
+      down: null, // cell of the last mousedown, to tell drags from clicks
+      hover: null,
+      data: null,
+    };
+    const num = (k) => (P.get(k) !== null && P.get(k) !== '' && isFinite(+P.get(k)) ? +P.get(k) : null);
+    if (num('from') !== null || num('to') !== null) state.sel[0] = [num('from') || 0, num('to')];
+    if (num('compare_from') !== null) state.sel[1] = [num('compare_from'), num('compare_to')];
+
+    // Skeleton: toolbar, the map and, beside it, the graph.
+    root.textContent = '';
+    el('h3', {}, root).textContent = 'Heatmap';
+    const bar = el('div', { class: 'hm-bar' }, root);
+    const rowsLabel = el('label', {}, bar);
+    rowsLabel.append('rows ');
+    const rowsSel = el('select', { id: 'hm-rows', title: 'cells per column; 49 and 99 avoid beat patterns with 99 Hz sampling' }, rowsLabel);
+    for (const r of ROWS) {
+      const o = el('option', { value: r }, rowsSel);
+      o.textContent = r;
+      if (r === state.rows) o.selected = true;
+    }
+    const enhLabel = el('label', { title: 'make cells with only a few samples visible' }, bar);
+    const enh = el('input', { type: 'checkbox', id: 'hm-enhanced' }, enhLabel);
+    enh.checked = state.enhanced;
+    enhLabel.append(' enhanced');
+    const cmpLabel = el('label', { title: 'the next range selected is compared with the first one' }, bar);
+    const cmp = el('input', { type: 'checkbox', id: 'hm-compare' }, cmpLabel);
+    cmp.checked = state.compare;
+    cmpLabel.append(' compare two ranges');
+    const flip = el('button', { type: 'button', id: 'hm-flip', title: 'swap base and compare' }, bar);
+    flip.textContent = 'flip';
+    const whole = el('button', { type: 'button', id: 'hm-whole' }, bar);
+    whole.textContent = 'whole capture';
+    const detail = el('span', { class: 'hm-detail', id: 'hm-detail', 'aria-live': 'polite' }, bar);
+    const body = el('div', { class: 'hm-body' }, root);
+    const mapBox = el('div', { class: 'hm-map' }, body);
+    const legendBox = el('div', { class: 'hm-legend', id: 'hm-legend' }, mapBox);
+    const graphBox = el('div', { class: 'hm-graph' }, body);
+    const graphTitle = el('p', { class: 'hm-graph-title', id: 'hm-graph-title' }, graphBox);
+    // The page's flame graph moves beside the heatmap; a frame of our own
+    // when the page has none.
+    let frame = document.getElementById('flamegraph');
+    if (!frame) frame = el('iframe', { id: 'flamegraph', title: 'flame graph' });
+    graphBox.appendChild(frame);
+    const status = el('p', { class: 'note', id: 'hm-status' }, mapBox);
+
+    let grid = null; // geometry of the drawn map
+    let layer = null; // <g> of the selection highlights
+    let hoverRect = null;
+
+    function apiQuery(extra) {
+      const q = new URLSearchParams();
+      for (const k of ['pid', 'tid', 'comm', 'cpu', 'idle', 'view', 'token']) {
+        if (P.get(k)) q.set(k, P.get(k));
+      }
+      for (const k in extra) q.set(k, extra[k]);
+      return q;
+    }
+
+    async function load() {
+      status.textContent = 'loading…';
+      let resp;
+      try {
+        resp = await fetch('/api/captures/' + encodeURIComponent(id) + '/heatmap.json?' + apiQuery({ rows: state.rows }));
+      } catch (e) {
+        status.textContent = 'heatmap: ' + e;
+        return;
+      }
+      if (!resp.ok) {
+        let msg = resp.status + '';
+        try { msg = (await resp.json()).error || msg; } catch (e) { /* not JSON */ }
+        if (/no timestamps/.test(msg)) {
+          root.hidden = true; // folded and pprof imports: nothing to map
+          return;
+        }
+        if (resp.status === 409) {
+          status.textContent = 'heatmap: ' + msg;
+          setTimeout(load, 2000);
+          return;
+        }
+        status.textContent = 'heatmap: ' + msg;
+        return;
+      }
+      state.data = await resp.json();
+      status.textContent = '';
+      draw();
+      showGraph();
+    }
+
+    function draw() {
+      const d = state.data;
+      const old = mapBox.querySelector('svg.hm-svg');
+      if (old) old.remove();
+      const avail = Math.max(320, Math.min(mapBox.clientWidth || 800, 1400) - PAD.left - PAD.right);
+      const cw = Math.max(4, Math.min(16, Math.floor(avail / d.columns)));
+      const ch = Math.max(2, Math.min(12, Math.floor(400 / d.rows)));
+      const W = PAD.left + d.columns * cw + PAD.right;
+      const H = PAD.top + d.rows * ch + PAD.bottom;
+      grid = { cw: cw, ch: ch, cols: d.columns, rows: d.rows, cs: d.column_seconds };
+      const s = svg('svg', {
+        class: 'hm-svg', id: 'hm-svg', width: W, height: H, viewBox: '0 0 ' + W + ' ' + H,
+        'data-left': PAD.left, 'data-top': PAD.top, 'data-cw': cw, 'data-ch': ch,
+        'data-columns': d.columns, 'data-rows': d.rows, role: 'img',
+        'aria-label': 'heatmap: ' + d.columns + ' columns of ' + d.column_seconds + ' s, ' + d.rows + ' rows',
+      });
+      mapBox.insertBefore(s, legendBox);
+      svg('rect', { x: PAD.left, y: PAD.top, width: d.columns * cw, height: d.rows * ch, fill: '#FFFFFF', stroke: '#ccc' }, s);
+      const color = scale(d.max, state.enhanced);
+      const cells = svg('g', { class: 'hm-cells' }, s);
+      for (let c = 0; c < d.columns; c++) {
+        const col = d.values[c];
+        for (let r = 0; r < d.rows; r++) {
+          if (col[r] <= 0) continue; // white: the background
+          svg('rect', { x: PAD.left + c * cw, y: PAD.top + (d.rows - 1 - r) * ch, width: cw, height: ch, fill: color(col[r]) }, cells);
+        }
+      }
+      axes(s, d, cw, ch);
+      layer = svg('g', { class: 'hm-sel', 'pointer-events': 'none' }, s);
+      hoverRect = svg('rect', { class: 'hm-hover', width: cw, height: ch, fill: 'none', stroke: '#000', 'stroke-width': 1, visibility: 'hidden', 'pointer-events': 'none' }, s);
+      s.addEventListener('mousemove', onMove);
+      s.addEventListener('mouseleave', () => { hoverRect.setAttribute('visibility', 'hidden'); state.hover = null; highlight(); });
+      s.addEventListener('mousedown', onDown);
+      s.addEventListener('mouseup', onUp);
+      legend(d, color);
+      highlight();
+    }
+
+    function axes(s, d, cw, ch) {
+      const x0 = PAD.left, y1 = PAD.top + d.rows * ch;
+      const every = Math.max(1, Math.ceil(50 / cw)); // a tick about every 50 px
+      for (let c = 0; c <= d.columns; c += every) {
+        svg('line', { x1: x0 + c * cw, x2: x0 + c * cw, y1: y1, y2: y1 + 4, stroke: '#555' }, s);
+        const t = svg('text', { x: x0 + c * cw, y: y1 + 16, 'text-anchor': 'middle', class: 'hm-tick' }, s);
+        t.textContent = secs(c * d.column_seconds);
+      }
+      const xt = svg('text', { x: x0 + (d.columns * cw) / 2, y: y1 + 34, 'text-anchor': 'middle', class: 'hm-axis' }, s);
+      xt.textContent = 'seconds from the capture start';
+      const ms = d.column_seconds === 1;
+      for (let i = 0; i <= 4; i++) {
+        const y = y1 - (i / 4) * d.rows * ch;
+        svg('line', { x1: x0 - 4, x2: x0, y1: y, y2: y, stroke: '#555' }, s);
+        const t = svg('text', { x: x0 - 6, y: y + 4, 'text-anchor': 'end', class: 'hm-tick' }, s);
+        const off = (i / 4) * d.column_seconds;
+        t.textContent = ms ? Math.round(off * 1000) + '' : secs(off);
+      }
+      const yt = svg('text', { x: 12, y: PAD.top + (d.rows * ch) / 2, 'text-anchor': 'middle', class: 'hm-axis', transform: 'rotate(-90 12 ' + (PAD.top + (d.rows * ch) / 2) + ')' }, s);
+      yt.textContent = ms ? 'offset (ms)' : 'offset (s)';
+    }
+
+    function legend(d, color) {
+      legendBox.textContent = '';
+      const n = 24, w = 10, h = 12;
+      const s = svg('svg', { width: n * w + 200, height: h + 18, class: 'hm-legend-svg' }, legendBox);
+      for (let i = 0; i < n; i++) {
+        svg('rect', { x: i * w, y: 0, width: w, height: h, fill: color((d.max * i) / (n - 1)), stroke: i === 0 ? '#ccc' : 'none' }, s);
+      }
+      const lab = (x, anchor, v) => {
+        const t = svg('text', { x: x, y: h + 13, 'text-anchor': anchor, class: 'hm-tick' }, s);
+        t.textContent = v;
+      };
+      lab(0, 'start', '0');
+      lab((n * w) / 2, 'middle', fmtValue(Math.round(d.max / 2), d.unit));
+      lab(n * w, 'start', fmtValue(d.max, d.unit) + ' per cell');
+    }
+
+    // cellAt maps a mouse event to a cell, or null outside the grid.
+    function cellAt(ev) {
+      const s = ev.currentTarget;
+      const b = s.getBoundingClientRect();
+      const x = ev.clientX - b.left - PAD.left, y = ev.clientY - b.top - PAD.top;
+      const c = Math.floor(x / grid.cw), rr = Math.floor(y / grid.ch);
+      if (c < 0 || c >= grid.cols || rr < 0 || rr >= grid.rows) return null;
+      return { c: c, r: grid.rows - 1 - rr };
+    }
+    const idx = (cell) => cell.c * grid.rows + cell.r; // time order
+    function cellFrom(g) { return (Math.floor(g / grid.rows) + (g % grid.rows) / grid.rows) * grid.cs; }
+
+    // rangeOf is the time range from the start of the earlier cell to the
+    // end of the later one, whichever was picked first.
+    function rangeOf(a, b) {
+      const g1 = Math.min(idx(a), idx(b)), g2 = Math.max(idx(a), idx(b));
+      const to = Math.min(cellFrom(g2 + 1), state.data.duration || Infinity);
+      return [cellFrom(g1), to];
+    }
+
+    function onMove(ev) {
+      const cell = cellAt(ev);
+      state.hover = cell;
+      if (!cell) { hoverRect.setAttribute('visibility', 'hidden'); highlight(); return; }
+      hoverRect.setAttribute('x', PAD.left + cell.c * grid.cw);
+      hoverRect.setAttribute('y', PAD.top + (grid.rows - 1 - cell.r) * grid.ch);
+      hoverRect.setAttribute('visibility', 'visible');
+      const from = cellFrom(idx(cell)), to = cellFrom(idx(cell) + 1);
+      const v = state.data.values[cell.c][cell.r];
+      detail.textContent = secs(+from.toFixed(4)) + '–' + secs(+to.toFixed(4)) + ' s: ' + fmtValue(v, state.data.unit);
+      if (state.anchor) highlight();
+    }
+
+    function onDown(ev) {
+      if (ev.button !== 0) return;
+      const cell = cellAt(ev);
+      if (!cell) return;
+      ev.preventDefault(); // no text selection while dragging
+      if (state.anchor) { finish(state.anchor, cell); return; }
+      state.anchor = cell;
+      state.down = cell;
+      state.hover = cell;
+      highlight();
+    }
+
+    function onUp(ev) {
+      const cell = cellAt(ev);
+      const down = state.down;
+      state.down = null;
+      if (state.anchor && down && cell && idx(cell) !== idx(down)) finish(state.anchor, cell); // a drag
+    }
+
+    function finish(a, b) {
+      const range = rangeOf(a, b);
+      state.anchor = null;
+      state.down = null;
+      const which = state.compare && state.sel[0] ? 1 : 0;
+      state.sel[which] = range;
+      if (which === 0) state.sel[1] = null;
+      highlight();
+      showGraph();
+    }
+
+    function cancel() {
+      if (state.anchor) { state.anchor = null; state.down = null; highlight(); return; }
+    }
+
+    // highlight draws the committed ranges and the one in progress, each
+    // contiguous in time: the rest of the first column, the columns
+    // between, the head of the last.
+    function highlight() {
+      if (!layer) return;
+      layer.textContent = '';
+      const ranges = [];
+      state.sel.forEach((r, i) => { if (r) ranges.push([r, SEL_COLOR[i]]); });
+      if (state.anchor) {
+        const b = state.hover || state.anchor;
+        const which = state.compare && state.sel[0] ? 1 : 0;
+        ranges.push([rangeOf(state.anchor, b), SEL_COLOR[which]]);
+      }
+      for (const [r, color] of ranges) band(r, color);
+    }
+
+    function band(range, color) {
+      const rows = grid.rows, cs = grid.cs;
+      const g1 = Math.max(0, Math.floor((range[0] / cs) * rows + 1e-6));
+      const end = range[1] === null ? grid.cols * rows : Math.ceil((range[1] / cs) * rows - 1e-6);
+      const g2 = Math.min(grid.cols * rows, end) - 1;
+      if (g2 < g1) return;
+      const c1 = Math.floor(g1 / rows), r1 = g1 % rows, c2 = Math.floor(g2 / rows), r2 = g2 % rows;
+      const rect = (c, ra, rb, nc) => svg('rect', {
+        x: PAD.left + c * grid.cw, y: PAD.top + (rows - 1 - rb) * grid.ch,
+        width: grid.cw * nc, height: (rb - ra + 1) * grid.ch, fill: color, 'fill-opacity': 0.45,
+      }, layer);
+      if (c1 === c2) { rect(c1, r1, r2, 1); return; }
+      rect(c1, r1, rows - 1, 1);
+      if (c2 > c1 + 1) rect(c1 + 1, 0, rows - 1, c2 - c1 - 1);
+      rect(c2, 0, r2, 1);
+    }
+
+    // showGraph points the flame graph at the selection: one range gives
+    // its flame graph, two the differential graph; the URL follows.
+    function showGraph() {
+      const [a, b] = state.sel;
+      let src, title;
+      if (a && b && state.compare) {
+        const [base, cmpR] = state.flipped ? [b, a] : [a, b];
+        const q = apiQuery({ base: id, compare: id, base_from: secs(base[0]), compare_from: secs(cmpR[0]) });
+        if (base[1] !== null) q.set('base_to', secs(base[1]));
+        if (cmpR[1] !== null) q.set('compare_to', secs(cmpR[1]));
+        if (P.get('s')) q.set('s', P.get('s'));
+        src = '/api/diff.svg?' + q;
+        title = 'differential: ' + label(base) + ' (base) → ' + label(cmpR) + ' (compare); red grew, blue shrank';
+      } else {
+        const q = apiQuery({});
+        if (a) {
+          q.set('from', secs(a[0]));
+          if (a[1] !== null) q.set('to', secs(a[1]));
+        }
+        for (const k of ['layout', 'reverse', 'sort', 'minwidth', 's']) if (P.get(k)) q.set(k, P.get(k));
+        src = '/api/captures/' + encodeURIComponent(id) + '/flamegraph.svg?' + q;
+        title = a ? 'flame graph of ' + label(a) : 'flame graph of the whole capture';
+      }
+      graphTitle.textContent = title;
+      flip.hidden = !(a && b && state.compare);
+      if (frame.getAttribute('src') !== src) frame.setAttribute('src', src);
+      syncPage();
+    }
+
+    function label(r) { return secs(+r[0].toFixed(4)) + '–' + (r[1] === null ? 'end' : secs(+r[1].toFixed(4))) + ' s'; }
+
+    // syncPage writes the state into the URL (the permalink), the filter
+    // form's from/to and the download links.
+    function syncPage() {
+      const u = new URL(window.location.href);
+      const set = (k, v) => (v === null || v === undefined || v === '' ? u.searchParams.delete(k) : u.searchParams.set(k, v));
+      const [a, b] = state.sel;
+      set('from', a ? secs(a[0]) : null);
+      set('to', a && a[1] !== null ? secs(a[1]) : null);
+      set('compare_from', state.compare && b ? secs(b[0]) : null);
+      set('compare_to', state.compare && b && b[1] !== null ? secs(b[1]) : null);
+      set('flip', state.flipped && state.compare && b ? '1' : null);
+      set('rows', state.rows !== 50 ? state.rows : null);
+      set('enhanced', state.enhanced ? '1' : null);
+      window.history.replaceState(null, '', u.pathname + u.search + u.hash);
+      const form = document.getElementById('filters');
+      if (form) {
+        if (form.elements.from) form.elements.from.value = a ? secs(a[0]) : '';
+        if (form.elements.to) form.elements.to.value = a && a[1] !== null ? secs(a[1]) : '';
+      }
+      for (const link of document.querySelectorAll('.downloads a[id^="dl-"]')) {
+        const l = new URL(link.getAttribute('href'), window.location.href);
+        if (!/\/(flamegraph\.svg|profile\.pb\.gz|folded|speedscope\.json)$/.test(l.pathname)) continue;
+        if (a) {
+          l.searchParams.set('from', secs(a[0]));
+          if (a[1] !== null) l.searchParams.set('to', secs(a[1])); else l.searchParams.delete('to');
+        } else {
+          l.searchParams.delete('from');
+          l.searchParams.delete('to');
+        }
+        link.setAttribute('href', l.pathname + l.search);
+      }
+    }
+
+    rowsSel.addEventListener('change', () => { state.rows = +rowsSel.value; syncPage(); load(); });
+    enh.addEventListener('change', () => { state.enhanced = enh.checked; syncPage(); if (state.data) draw(); });
+    cmp.addEventListener('change', () => {
+      state.compare = cmp.checked;
+      if (!state.compare) state.sel[1] = null;
+      highlight();
+      showGraph();
+    });
+    flip.addEventListener('click', () => { state.flipped = !state.flipped; showGraph(); });
+    whole.addEventListener('click', () => { state.sel = [null, null]; state.anchor = null; highlight(); showGraph(); });
+    document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') cancel(); });
+    // A click outside the map cancels a selection in progress.
+    document.addEventListener('mousedown', (ev) => {
+      if (state.anchor && !(ev.target.closest && ev.target.closest('svg.hm-svg'))) cancel();
+    });
+    load();
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
+})();
