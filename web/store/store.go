@@ -115,7 +115,6 @@ type Store struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	recs   map[string]*Record
-	closed bool
 }
 
 // Open reads every capture under dir, creating dir when missing. Records

@@ -1,0 +1,153 @@
+package web
+
+import (
+	"container/list"
+	"strings"
+	"sync"
+
+	"github.com/scorch-dev/scorch/capture"
+)
+
+// renderCache keeps rendered answers per (capture, route, parameters),
+// least recently used first out, within a byte budget.
+type renderCache struct {
+	mu    sync.Mutex
+	max   int64
+	size  int64
+	ll    *list.List
+	items map[string]*list.Element
+}
+
+type cacheEntry struct {
+	key  string
+	body []byte
+}
+
+func newRenderCache(max int64) *renderCache {
+	return &renderCache{max: max, ll: list.New(), items: make(map[string]*list.Element)}
+}
+
+func (c *renderCache) get(key string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[key]; ok {
+		c.ll.MoveToFront(e)
+		return e.Value.(*cacheEntry).body, true
+	}
+	return nil, false
+}
+
+func (c *renderCache) put(key string, body []byte) {
+	if int64(len(body)) > c.max/4 {
+		return // one huge answer would evict everything else
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[key]; ok {
+		c.size -= int64(len(e.Value.(*cacheEntry).body))
+		c.ll.Remove(e)
+	}
+	c.items[key] = c.ll.PushFront(&cacheEntry{key: key, body: body})
+	c.size += int64(len(body))
+	for c.size > c.max {
+		e := c.ll.Back()
+		ent := e.Value.(*cacheEntry)
+		c.ll.Remove(e)
+		delete(c.items, ent.key)
+		c.size -= int64(len(ent.body))
+	}
+}
+
+// drop forgets every answer about one capture (keys start with its id).
+func (c *renderCache) drop(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.items {
+		if strings.HasPrefix(k, id+"|") {
+			c.size -= int64(len(e.Value.(*cacheEntry).body))
+			c.ll.Remove(e)
+			delete(c.items, k)
+		}
+	}
+}
+
+// captureCache keeps the last few decoded captures, loading each once even
+// when many requests ask for it at the same time.
+type captureCache struct {
+	mu      sync.Mutex
+	max     int
+	order   []string
+	items   map[string]*capture.Capture
+	loading map[string]*loadCall
+}
+
+type loadCall struct {
+	done chan struct{}
+	c    *capture.Capture
+	err  error
+}
+
+func newCaptureCache(max int) *captureCache {
+	return &captureCache{max: max, items: make(map[string]*capture.Capture), loading: make(map[string]*loadCall)}
+}
+
+func (cc *captureCache) get(id string) *capture.Capture {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.items[id]
+}
+
+func (cc *captureCache) put(id string, c *capture.Capture) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cc.putLocked(id, c)
+}
+
+func (cc *captureCache) putLocked(id string, c *capture.Capture) {
+	if _, ok := cc.items[id]; !ok {
+		cc.order = append(cc.order, id)
+	}
+	cc.items[id] = c
+	for len(cc.order) > cc.max {
+		delete(cc.items, cc.order[0])
+		cc.order = cc.order[1:]
+	}
+}
+
+func (cc *captureCache) drop(id string) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	delete(cc.items, id)
+	for i, o := range cc.order {
+		if o == id {
+			cc.order = append(cc.order[:i:i], cc.order[i+1:]...)
+			break
+		}
+	}
+}
+
+func (cc *captureCache) load(id string, read func(string) (*capture.Capture, error)) (*capture.Capture, error) {
+	cc.mu.Lock()
+	if c, ok := cc.items[id]; ok {
+		cc.mu.Unlock()
+		return c, nil
+	}
+	if call, ok := cc.loading[id]; ok {
+		cc.mu.Unlock()
+		<-call.done
+		return call.c, call.err
+	}
+	call := &loadCall{done: make(chan struct{})}
+	cc.loading[id] = call
+	cc.mu.Unlock()
+
+	call.c, call.err = read(id)
+	cc.mu.Lock()
+	delete(cc.loading, id)
+	if call.err == nil {
+		cc.putLocked(id, call.c)
+	}
+	cc.mu.Unlock()
+	close(call.done)
+	return call.c, call.err
+}

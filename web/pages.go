@@ -1,0 +1,171 @@
+package web
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/web/store"
+)
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+type templates struct {
+	pages map[string]*template.Template
+}
+
+func parseTemplates() (*templates, error) {
+	t := &templates{pages: make(map[string]*template.Template)}
+	for _, name := range []string{"home", "capture", "compare", "import"} {
+		p, err := template.ParseFS(assets, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parsing template %s: %w", name, err)
+		}
+		t.pages[name] = p
+	}
+	return t, nil
+}
+
+// page renders a template with the page CSP: scripts only from /assets.
+func (s *Server) page(w http.ResponseWriter, name string, data any) {
+	tmpl := s.tmpl.pages[name]
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", cspPage)
+	h.Set("Cache-Control", "no-store")
+	if err := tmpl.ExecuteTemplate(w, name+".html", data); err != nil {
+		s.log.Error("template", "page", name, "err", err)
+	}
+}
+
+// recView adds what the pages show about a record.
+type recView struct {
+	store.Record
+	StartText, DurationText string
+	PlannedSeconds          float64
+	StartUnix               int64
+}
+
+func viewOf(r store.Record) recView {
+	v := recView{Record: r, PlannedSeconds: time.Duration(r.Params.Duration).Seconds(), StartUnix: r.Start.UnixMilli()}
+	if !r.Start.IsZero() {
+		v.StartText = r.Start.Local().Format("2006-01-02 15:04:05")
+	}
+	switch {
+	case r.Status == store.StatusRunning:
+		v.DurationText = fmt.Sprintf("%.0fs of %gs", r.Elapsed, v.PlannedSeconds)
+	case r.Seconds > 0:
+		v.DurationText = fmt.Sprintf("%.1fs", r.Seconds)
+	default:
+		v.DurationText = "–"
+	}
+	return v
+}
+
+type typeView struct {
+	Name      string
+	Available bool
+	Reason    string
+}
+
+func (s *Server) homePage(w http.ResponseWriter, r *http.Request) {
+	caps := s.capabilities(r.Context())
+	var types []typeView
+	for _, t := range capture.Types {
+		tv := typeView{Name: string(t), Available: true}
+		if c, ok := caps.Collectors[string(t)]; ok {
+			tv.Available, tv.Reason = c.Available, c.Reason
+		}
+		types = append(types, tv)
+	}
+	var list []recView
+	for _, rec := range s.sortedRecords() {
+		list = append(list, viewOf(rec))
+	}
+	s.page(w, "home", map[string]any{
+		"Title": "captures", "Page": "home", "Caps": caps, "Types": types, "Captures": list,
+		"MaxDuration": s.cfg.MaxDuration.String(), "MaxHz": s.cfg.MaxHz,
+	})
+}
+
+// pageQueryKeys are the filter and rendering parameters the capture page
+// passes on to the graph and the downloads.
+var pageQueryKeys = []string{"from", "to", "pid", "tid", "comm", "cpu", "idle", "view", "layout", "reverse", "sort", "minwidth", "s"}
+
+func (s *Server) capturePage(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	rec, err := s.store.Get(id)
+	if !store.ValidID(id) || err != nil {
+		writeError(w, http.StatusNotFound, "capture "+quote(id)+" not found")
+		return
+	}
+	in := r.URL.Query()
+	q := make(map[string]string)
+	graph, data := url.Values{}, url.Values{}
+	for _, k := range pageQueryKeys {
+		v := in.Get(k)
+		if v == "" {
+			continue
+		}
+		q[k] = v
+		graph.Set(k, v)
+		switch k {
+		case "from", "to", "pid", "tid", "comm", "cpu", "idle", "view":
+			data.Set(k, v)
+		}
+	}
+	// Filters that do not parse are shown on the page instead of a broken graph.
+	filterErr := ""
+	if _, _, err := parseRender(graph); err != nil {
+		filterErr = err.Error()
+	}
+	pj, _ := json.MarshalIndent(rec.Params, "", "  ")
+	s.page(w, "capture", map[string]any{
+		"Title": "capture " + id, "Page": "capture", "Rec": viewOf(rec), "Done": rec.Status == store.StatusDone,
+		"Q": q, "FilterQuery": qs(graph), "DataQuery": qs(data), "FilterError": filterErr, "ParamsJSON": string(pj),
+	})
+}
+
+func qs(v url.Values) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return "?" + v.Encode()
+}
+
+func (s *Server) comparePage(w http.ResponseWriter, r *http.Request) {
+	in := r.URL.Query()
+	var done []recView
+	for _, rec := range s.sortedRecords() {
+		if rec.Status == store.StatusDone {
+			done = append(done, viewOf(rec))
+		}
+	}
+	data := map[string]any{
+		"Title": "compare", "Page": "compare", "Captures": done,
+		"Base": in.Get("base"), "Compare": in.Get("compare"),
+		"BaseFrom": in.Get("base_from"), "BaseTo": in.Get("base_to"),
+		"CompareFrom": in.Get("compare_from"), "CompareTo": in.Get("compare_to"),
+	}
+	if in.Get("base") != "" && in.Get("compare") != "" {
+		v := url.Values{}
+		for _, k := range []string{"base", "compare", "base_from", "base_to", "compare_from", "compare_to"} {
+			if in.Get(k) != "" {
+				v.Set(k, in.Get(k))
+			}
+		}
+		data["DiffURL"] = "/api/diff.svg?" + v.Encode()
+	}
+	s.page(w, "compare", data)
+}
+
+func (s *Server) importPage(w http.ResponseWriter, r *http.Request) {
+	s.page(w, "import", map[string]any{"Title": "import", "Page": "import", "MaxUpload": humanBytes(s.cfg.MaxUpload)})
+}

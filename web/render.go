@@ -1,0 +1,175 @@
+package web
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/flamegraph"
+	"github.com/scorch-dev/scorch/formats"
+)
+
+// renderParams are the query parameters of the rendered routes; any other
+// is refused so that a typo does not silently show the wrong graph.
+var renderParams = map[string]bool{
+	"from": true, "to": true, "pid": true, "tid": true, "comm": true, "cpu": true, "idle": true, "view": true,
+	"layout": true, "reverse": true, "sort": true, "minwidth": true, "title": true, "s": true, "token": true,
+	"width": true, "palette": true, "x": true, "d": true, "i": true,
+}
+
+// viewerParams are state of the SVG's own script (zoom, case): they do not
+// change the rendering.
+var viewerParams = map[string]bool{"token": true, "x": true, "d": true, "i": true}
+
+func parseRender(v url.Values) (capture.Query, flamegraph.Options, error) {
+	q, err := capture.ParseQuery(v)
+	if err != nil {
+		return q, flamegraph.Options{}, errorf(http.StatusBadRequest, "%v", err)
+	}
+	opts, err := flamegraph.ParseOptions(v)
+	if err != nil {
+		return q, opts, errorf(http.StatusBadRequest, "%v", err)
+	}
+	return q, opts, nil
+}
+
+// cacheKey is the capture id, the format and the canonical query (sorted,
+// token left out), so equal requests share one rendering.
+func cacheKey(id, format string, v url.Values) string {
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		if !viewerParams[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(id + "|" + format)
+	for _, k := range keys {
+		for _, val := range v[k] {
+			b.WriteString("|" + url.QueryEscape(k) + "=" + url.QueryEscape(val))
+		}
+	}
+	return b.String()
+}
+
+// Content types and download names of the rendered formats.
+var formatTypes = map[string]struct{ contentType, file string }{
+	"svg":        {"image/svg+xml", "flamegraph.svg"},
+	"folded":     {"text/plain; charset=utf-8", "folded.txt"},
+	"pprof":      {"application/octet-stream", "profile.pb.gz"},
+	"speedscope": {"application/json", "speedscope.json"},
+}
+
+// serveFormat renders a stored capture (or takes the rendering from the
+// cache) and writes it.
+func (s *Server) serveFormat(w http.ResponseWriter, r *http.Request, id, format string, v url.Values) {
+	for k := range v {
+		if !renderParams[k] {
+			writeError(w, http.StatusBadRequest, "unknown parameter "+quote(k)+": allowed are from, to, pid, tid, comm, cpu, idle, view, layout, reverse, sort, minwidth, title, s, width, palette")
+			return
+		}
+	}
+	q, opts, err := parseRender(v)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	opts.ScriptNonce = s.nonce
+	s.ServeRendered(w, r, cacheKey(id, format, v), formatTypes[format].contentType, format, func(out io.Writer) error {
+		c, err := s.load(id)
+		if err != nil {
+			return err
+		}
+		if err := c.CheckRange(q); err != nil {
+			return errorf(http.StatusBadRequest, "%v", err)
+		}
+		switch format {
+		case "svg":
+			return flamegraph.Render(out, c, q, opts)
+		case "folded":
+			return formats.WriteFolded(out, c, q)
+		case "pprof":
+			return formats.WritePprof(out, c, q)
+		default:
+			return formats.WriteSpeedscope(out, c, q)
+		}
+	})
+}
+
+// ServeRendered answers from the render cache, or renders with fn, caches
+// and answers. SVG answers get a fresh script nonce and a CSP that allows
+// only that script. Render functions that build SVG must set
+// Options.ScriptNonce to s.nonce, the placeholder replaced here.
+func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, contentType, format string, fn func(io.Writer) error) {
+	body, ok := s.cache.get(key)
+	if ok {
+		s.metrics.cacheHits.Inc()
+	} else {
+		s.metrics.cacheMisses.Inc()
+		start := time.Now()
+		var buf bytes.Buffer
+		if err := fn(&buf); err != nil {
+			fail(w, err)
+			return
+		}
+		s.metrics.observeRender(format, start)
+		body = buf.Bytes()
+		s.cache.put(key, body)
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Cache-Control", "private, no-cache")
+	if format == "svg" {
+		nonce := randomHex(16)
+		body = bytes.ReplaceAll(body, []byte(s.nonce), []byte(nonce))
+		h.Set("Content-Security-Policy", cspSVG(nonce))
+	}
+	w.Write(body)
+}
+
+func (s *Server) renderRoute(format string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := chi.URLParam(r, "id")
+		if _, err := s.store.Get(id); err != nil {
+			writeError(w, http.StatusNotFound, "capture "+id+" not found")
+			return
+		}
+		if format != "svg" {
+			w.Header().Set("Content-Disposition", `attachment; filename="`+id+"-"+formatTypes[format].file+`"`)
+		}
+		s.serveFormat(w, r, id, format, r.URL.Query())
+	}
+}
+
+func (s *Server) flamegraphSVG(w http.ResponseWriter, r *http.Request) { s.renderRoute("svg")(w, r) }
+func (s *Server) folded(w http.ResponseWriter, r *http.Request)        { s.renderRoute("folded")(w, r) }
+func (s *Server) pprofProfile(w http.ResponseWriter, r *http.Request)  { s.renderRoute("pprof")(w, r) }
+func (s *Server) speedscope(w http.ResponseWriter, r *http.Request) {
+	s.renderRoute("speedscope")(w, r)
+}
+
+// captureFile sends the stored capture file as it is.
+func (s *Server) captureFile(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	rec, err := s.store.Get(id)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "capture "+id+" not found")
+		return
+	}
+	f, err := s.store.OpenFile(id)
+	if err != nil {
+		writeError(w, http.StatusConflict, "capture "+id+" is "+rec.Status+": it has no data")
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+id+`.scorch"`)
+	http.ServeContent(w, r, "", rec.Start, f)
+}
