@@ -176,10 +176,10 @@
       const d = state.data;
       const old = mapBox.querySelector('svg.hm-svg');
       if (old) old.remove();
-      const avail = Math.max(320, Math.min(mapBox.clientWidth || 800, 1400) - PAD.left - PAD.right);
-      const cw = Math.max(4, Math.min(16, Math.floor(avail / d.columns)));
+      // About 560 px of grid, cells 6 to 48 px wide: long captures scroll.
+      const cw = Math.max(6, Math.min(48, Math.floor(560 / d.columns)));
       const ch = Math.max(2, Math.min(12, Math.floor(400 / d.rows)));
-      const W = PAD.left + d.columns * cw + PAD.right;
+      const W = Math.max(PAD.left + d.columns * cw + PAD.right, 300);
       const H = PAD.top + d.rows * ch + PAD.bottom;
       grid = { cw: cw, ch: ch, cols: d.columns, rows: d.rows, cs: d.column_seconds };
       const s = svg('svg', {
