@@ -111,10 +111,10 @@ func NewID(now time.Time) string {
 // Store is the set of captures under one directory. Its methods are safe
 // for concurrent use.
 type Store struct {
-	dir    string
-	log    *slog.Logger
-	mu     sync.Mutex
-	recs   map[string]*Record
+	dir  string
+	log  *slog.Logger
+	mu   sync.Mutex
+	recs map[string]*Record
 }
 
 // Open reads every capture under dir, creating dir when missing. Records
