@@ -46,7 +46,6 @@ func (m *module) elfAddr(fileOff uint64) uint64 {
 // debugLocator tells loadModule where the module lives, so that debug files
 // next to it are found inside the process's root.
 type debugLocator struct {
-	s     *Symbolizer
 	open  func(path string) (*os.File, error) // opens a path in the target's root
 	path  string                              // the module's path in the target's namespace
 	label string
@@ -140,8 +139,13 @@ func (s *Symbolizer) findDebugFile(f *elf.File, id string, loc debugLocator) (*e
 				return df, osf, "build-id"
 			}
 		}
-		if loc.open != nil {
-			if df := try(func() (*os.File, error) { return loc.open(path.Join("/usr/lib/debug", rel)) }, sameID); df != nil {
+		// The same directories inside the process's root (a container's
+		// own debug packages).
+		for _, d := range s.opts.DebugDirs {
+			if loc.open == nil {
+				break
+			}
+			if df := try(func() (*os.File, error) { return loc.open(path.Join(d, rel)) }, sameID); df != nil {
 				return df, osf, "build-id"
 			}
 		}

@@ -339,7 +339,7 @@ type perfMapState struct {
 
 // perfMapRecheck is how often a changed perf map is looked for; JIT code
 // appears continually, re-reading on every miss would be wasteful.
-const perfMapRecheck = time.Second
+var perfMapRecheck = time.Second
 
 func (ps *perfMapState) lookup(p *Process, addr uint64) (Frame, bool) {
 	ps.mu.Lock()

@@ -1,0 +1,104 @@
+package symbolizer
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// startSleeper runs a process with no JIT of its own whose perf map the
+// test writes by hand.
+func startSleeper(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(needTool(t, "sleep"), "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+func TestPerfMap(t *testing.T) {
+	old := perfMapRecheck
+	perfMapRecheck = 0
+	t.Cleanup(func() { perfMapRecheck = old })
+
+	cmd := startSleeper(t)
+	pid := cmd.Process.Pid
+	path := fmt.Sprintf("/tmp/perf-%d.map", pid)
+	t.Cleanup(func() { os.Remove(path) })
+	// Far above any mapping of sleep, so no file mapping claims them.
+	writeFile(t, path, "7ff0aa000000 40 LazyCompile:*fib /app/fib.js:3\n0x7ff0aa000100 0x80 _ZN6shapes5scaleIiEET_S1_\n")
+
+	s := New(Options{DebugDirs: []string{}, DebuginfodURLs: []string{}})
+	defer s.Close()
+	p, err := s.Snapshot(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	fr := s.User(p, 0x7ff0aa000010, true)[0]
+	if fr.Name != "LazyCompile:*fib /app/fib.js:3" || !fr.JIT || fr.Module != path {
+		t.Errorf("JIT frame %+v", fr)
+	}
+	if fr := s.User(p, 0x7ff0aa000120, false)[0]; fr.Name != "shapes::scale<int>" || !fr.JIT {
+		t.Errorf("demangled JIT frame %+v", fr)
+	}
+	if fr := s.User(p, 0x7ff0aa000300, false)[0]; fr.Name != "" || fr.JIT {
+		t.Errorf("address outside the perf map: %+v", fr)
+	}
+
+	// Re-read when it changes.
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "7ff0aa000300 20 Function:~later /app/later.js:9\n")
+	f.Close()
+	if fr := s.User(p, 0x7ff0aa000304, false)[0]; fr.Name != "Function:~later /app/later.js:9" {
+		t.Errorf("appended entry not seen: %+v", fr)
+	}
+}
+
+func TestPerfMapUntrusted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create files owned by another user")
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, path string)
+	}{
+		{"other owner", func(t *testing.T, path string) {
+			writeFile(t, path, "7ff0aa000000 40 evil\n")
+			if err := os.Chown(path, 54321, 54321); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"symlink", func(t *testing.T, path string) {
+			target := writeFile(t, filepath.Join(t.TempDir(), "target.map"), "7ff0aa000000 40 evil\n")
+			if err := os.Symlink(target, path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := startSleeper(t)
+			path := fmt.Sprintf("/tmp/perf-%d.map", cmd.Process.Pid)
+			t.Cleanup(func() { os.Remove(path) })
+			tt.setup(t, path)
+			s := New(Options{DebugDirs: []string{}, DebuginfodURLs: []string{}})
+			defer s.Close()
+			p, err := s.Snapshot(cmd.Process.Pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			if fr := s.User(p, 0x7ff0aa000010, false)[0]; fr.Name != "" || fr.JIT {
+				t.Errorf("untrusted perf map used: %+v", fr)
+			}
+		})
+	}
+}

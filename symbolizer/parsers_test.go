@@ -1,0 +1,258 @@
+package symbolizer
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func readFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParseKallsyms(t *testing.T) {
+	kt, err := parseKallsyms(bytes.NewReader(readFixture(t, "kallsyms")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		addr      uint64
+		name, mod string
+		ok        bool
+	}{
+		{0xffffffff81000010, "_stext", kernelModule, true},
+		{0xffffffff81001000, "do_one_initcall", kernelModule, true},
+		{0xffffffff810011ff, "do_one_initcall", kernelModule, true},
+		{0xffffffff81001234, "trace_initcall_start", kernelModule, true},
+		{0xffffffff81003004, "weak_func", kernelModule, true},
+		{0xffffffffc0001404, "ext4_file_read_iter", "[ext4]", true},
+		{0xffffffffc0200001, "nf_hook_slow", "[nf_tables]", true},
+		{0xffffffff80000000, "", "", false},
+	}
+	for _, tt := range tests {
+		name, mod, ok := kt.lookup(tt.addr)
+		if name != tt.name || mod != tt.mod || ok != tt.ok {
+			t.Errorf("lookup(%#x) = %q %q %v, want %q %q %v", tt.addr, name, mod, ok, tt.name, tt.mod, tt.ok)
+		}
+	}
+	if kt.syms.len() != 8 {
+		t.Errorf("kept %d text symbols, want 8 (data, absolute and bad lines dropped, one duplicate address)", kt.syms.len())
+	}
+	if _, err := parseKallsyms(strings.NewReader("nothing here\n")); err == nil {
+		t.Error("no error for input without symbols")
+	}
+}
+
+func TestKernelStatusRestricted(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "kallsyms"), readFixture(t, "kallsyms-restricted"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(root, "sys/kernel"), 0o755)
+	os.WriteFile(filepath.Join(root, "sys/kernel/kptr_restrict"), []byte("2\n"), 0o644)
+	s := New(Options{ProcRoot: root})
+	ok, reason := s.KernelStatus()
+	if ok || !strings.Contains(reason, "kptr_restrict=2") {
+		t.Errorf("KernelStatus = %v %q, want false naming kptr_restrict=2", ok, reason)
+	}
+	if fr := s.Kernel(0xffffffff81001010, false); fr.Name != "" || !fr.Kernel || fr.Module != kernelModule {
+		t.Errorf("restricted kernel frame %+v, want no name", fr)
+	}
+
+	s = New(Options{ProcRoot: filepath.Join(root, "missing")})
+	if ok, reason := s.KernelStatus(); ok || !strings.Contains(reason, "kallsyms") {
+		t.Errorf("missing kallsyms: %v %q", ok, reason)
+	}
+}
+
+func TestKernelFixture(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "kallsyms"), readFixture(t, "kallsyms"), 0o644)
+	s := New(Options{ProcRoot: root})
+	if ok, reason := s.KernelStatus(); !ok {
+		t.Fatalf("KernelStatus: %s", reason)
+	}
+	// A return address right after a call at the end of do_one_initcall
+	// belongs to the call, not to the next function.
+	if fr := s.Kernel(0xffffffff81001200, true); fr.Name != "do_one_initcall" {
+		t.Errorf("return address: %q", fr.Name)
+	}
+	if fr := s.Kernel(0xffffffff81001200, false); fr.Name != "trace_initcall_start" {
+		t.Errorf("plain address: %q", fr.Name)
+	}
+	if fr := s.Kernel(0xffffffffc0001010, false); fr.Name != "ext4_readdir" || fr.Module != "[ext4]" || fr.Offset != 0xffffffffc0001010 {
+		t.Errorf("module frame %+v", fr)
+	}
+}
+
+// The host's own kallsyms, when readable, names a symbol found independently.
+func TestKernelHost(t *testing.T) {
+	b, err := os.ReadFile("/proc/kallsyms")
+	if err != nil {
+		t.Skipf("cannot read /proc/kallsyms: %v", err)
+	}
+	s := New(Options{})
+	if ok, reason := s.KernelStatus(); !ok {
+		t.Skipf("kernel symbols unusable here: %s", reason)
+	}
+	checked := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 || f[1] != "T" || !strings.HasPrefix(f[2], "do_sys_") {
+			continue
+		}
+		addr, ok := parseHex([]byte(f[0]))
+		if !ok {
+			continue
+		}
+		fr := s.Kernel(addr, false)
+		// Aliases share an address; any of them is right but it must be a
+		// text symbol at exactly this address.
+		if fr.Name == "" || !strings.Contains(string(b), f[0]+" T "+fr.Name+"\n") && !strings.Contains(string(b), f[0]+" t "+fr.Name+"\n") {
+			t.Errorf("%s at %s: got %q", f[2], f[0], fr.Name)
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Skip("no do_sys_* symbols in kallsyms")
+	}
+}
+
+func TestParseMaps(t *testing.T) {
+	maps, err := parseMaps(bytes.NewReader(readFixture(t, "maps")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		start   uint64
+		perms   string
+		offset  uint64
+		inode   uint64
+		path    string
+		deleted bool
+	}{
+		{0x55d0c0a00000, "r--p", 0, 1311121, "/usr/bin/app", false},
+		{0x55d0c0a01000, "r-xp", 0x1000, 1311121, "/usr/bin/app", false},
+		{0x55d0c1c4f000, "rw-p", 0, 0, "[heap]", false},
+		{0x7f3a8c000000, "rw-p", 0, 0, "", false},
+		{0x7f3a8e828000, "r-xp", 0x28000, 2622019, "/usr/lib/x86_64-linux-gnu/libc.so.6", false},
+		{0x7f3a8ea00000, "r-xp", 0, 99, "/memfd:jit", true},
+		{0x7f3a8eb00000, "r-xp", 0, 4242, "/tmp/with space/lib x.so", true},
+		{0x7ffd1b5f8000, "r-xp", 0, 0, "[vdso]", false},
+		{0xffffffffff600000, "--xp", 0, 0, "[vsyscall]", false},
+	}
+	if len(maps) != len(want) {
+		t.Fatalf("got %d mappings, want %d: %+v", len(maps), len(want), maps)
+	}
+	for i, w := range want {
+		m := maps[i]
+		if m.start != w.start || m.perms != w.perms || m.offset != w.offset || m.inode != w.inode || m.path != w.path || m.deleted != w.deleted {
+			t.Errorf("mapping %d = %+v, want %+v", i, m, w)
+		}
+	}
+	if maps[4].devMajor != 0xfd || maps[4].devMinor != 0 || !maps[4].exec() || maps[0].exec() {
+		t.Errorf("device or perms wrong: %+v", maps[4])
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	st, err := parseStatus(bytes.NewReader(readFixture(t, "status")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.name != "node" || st.tgid != 4242 || st.uid != 1000 || st.euid != 1001 || st.nspid != 17 {
+		t.Errorf("status = %+v", st)
+	}
+	if _, err := parseStatus(strings.NewReader("garbage\n")); err == nil {
+		t.Error("no error for garbage")
+	}
+}
+
+func TestParsePerfMap(t *testing.T) {
+	pm := parsePerfMap(bytes.NewReader(readFixture(t, "perf-17.map")))
+	tests := []struct {
+		addr uint64
+		name string
+	}{
+		{0x7f00aa000000, "LazyCompile:*fib /app/fib.js:3"},
+		{0x7f00aa00003f, "LazyCompile:*fib /app/fib.js:3"},
+		{0x7f00aa000040, ""},
+		{0x7f00aa000150, "Function:~main /app/main.js:1"},
+		{0x7f00aa000205, "second (regenerated)"},
+		{0x7f00aa000300, ""},
+		{0x7f00aa000400, ""},
+		{0x7f00aa000505, ""},
+	}
+	for _, tt := range tests {
+		got := ""
+		if i, ok := pm.syms.lookup(tt.addr); ok {
+			got = pm.syms.name(i)
+		}
+		if got != tt.name {
+			t.Errorf("lookup(%#x) = %q, want %q", tt.addr, got, tt.name)
+		}
+	}
+	long := "7f00 10 " + strings.Repeat("x", 100000) + "\n7f20 10 after\n"
+	pm = parsePerfMap(strings.NewReader(long))
+	if i, ok := pm.syms.lookup(0x7f05); !ok || len(pm.syms.name(i)) != perfMapMaxName {
+		t.Errorf("long name not cut to %d bytes", perfMapMaxName)
+	}
+	if i, ok := pm.syms.lookup(0x7f25); !ok || pm.syms.name(i) != "after" {
+		t.Error("line after a long line lost")
+	}
+}
+
+func FuzzKallsyms(f *testing.F) {
+	f.Add(readFixture(f, "kallsyms"))
+	f.Add(readFixture(f, "kallsyms-restricted"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		kt, err := parseKallsyms(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		for _, a := range []uint64{0, 1 << 63, ^uint64(0)} {
+			kt.lookup(a)
+		}
+	})
+}
+
+func FuzzMaps(f *testing.F) {
+	f.Add(readFixture(f, "maps"))
+	if b, err := os.ReadFile("/proc/self/maps"); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		maps, _ := parseMaps(bytes.NewReader(data))
+		for _, m := range maps {
+			if m.end <= m.start {
+				t.Fatalf("bad range %+v", m)
+			}
+		}
+	})
+}
+
+func FuzzStatus(f *testing.F) {
+	f.Add(readFixture(f, "status"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = parseStatus(bytes.NewReader(data))
+	})
+}
+
+func FuzzPerfMap(f *testing.F) {
+	f.Add(readFixture(f, "perf-17.map"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pm := parsePerfMap(bytes.NewReader(data))
+		for i := 0; i < pm.syms.len(); i++ {
+			if n := pm.syms.name(i); len(n) == 0 || len(n) > perfMapMaxName {
+				t.Fatalf("bad name %q", n)
+			}
+		}
+	})
+}
