@@ -181,7 +181,14 @@ func elfSymbols(f *elf.File, typ elf.SectionType, out []symbol) ([]symbol, error
 		if end <= 0 {
 			continue
 		}
-		out = append(out, symbol{addr: value, size: size, name: name[:end:end]})
+		var bind uint8
+		switch elf.SymBind(info >> 4) {
+		case elf.STB_GLOBAL:
+			bind = 2
+		case elf.STB_WEAK:
+			bind = 1
+		}
+		out = append(out, symbol{addr: value, size: size, name: name[:end:end], bind: bind})
 	}
 	return out, nil
 }
@@ -238,7 +245,7 @@ func goSymbols(f *elf.File, out []symbol) (_ []symbol, gt *goTable, err error) {
 		if fn.End <= fn.Entry {
 			continue
 		}
-		out = append(out, symbol{addr: fn.Entry, size: fn.End - fn.Entry, name: []byte(fn.Name)})
+		out = append(out, symbol{addr: fn.Entry, size: fn.End - fn.Entry, name: []byte(fn.Name), bind: 3})
 	}
 	return out, &goTable{table: tab, bytes: int64(len(data)) + int64(len(tab.Funcs))*160}, nil
 }

@@ -46,8 +46,13 @@ func parseKallsyms(r io.Reader) (*kernelTable, error) {
 			continue
 		}
 		lines++
+		var bind uint8
 		switch line[f1+1] {
-		case 't', 'T', 'w', 'W':
+		case 'T':
+			bind = 2
+		case 'W', 'w':
+			bind = 1
+		case 't':
 		default:
 			continue
 		}
@@ -74,7 +79,7 @@ func parseKallsyms(r io.Reader) (*kernelTable, error) {
 			}
 		}
 		// name aliases the scanner's buffer: copy it.
-		syms = append(syms, ksym{symbol{addr: addr, name: append([]byte(nil), name...)}, m})
+		syms = append(syms, ksym{symbol{addr: addr, name: append([]byte(nil), name...), bind: bind}, m})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read kallsyms: %w", err)
@@ -84,6 +89,16 @@ func parseKallsyms(r io.Reader) (*kernelTable, error) {
 	}
 	kt.zero = !nonzero
 	slices.SortStableFunc(syms, func(a, b ksym) int { return cmp.Compare(a.addr, b.addr) })
+	for i := 0; i < len(syms); {
+		j := i + 1
+		for j < len(syms) && syms[j].addr == syms[i].addr {
+			if better(&syms[j].symbol, &syms[i].symbol) {
+				syms[i], syms[j] = syms[j], syms[i]
+			}
+			j++
+		}
+		i = j
+	}
 	sorted := make([]symbol, 0, len(syms))
 	mods := make([]uint16, 0, len(syms))
 	for i := range syms {

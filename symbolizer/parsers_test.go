@@ -27,7 +27,7 @@ func TestParseKallsyms(t *testing.T) {
 		name, mod string
 		ok        bool
 	}{
-		{0xffffffff81000010, "_stext", kernelModule, true},
+		{0xffffffff81000010, "_text", kernelModule, true}, // alias of _stext: the shorter name
 		{0xffffffff81001000, "do_one_initcall", kernelModule, true},
 		{0xffffffff810011ff, "do_one_initcall", kernelModule, true},
 		{0xffffffff81001234, "trace_initcall_start", kernelModule, true},

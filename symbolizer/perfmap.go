@@ -50,9 +50,12 @@ func parsePerfMap(r io.Reader) *perfMap {
 		}
 		return cmp.Compare(b.seq, a.seq)
 	})
-	syms := make([]symbol, len(entries))
+	syms := make([]symbol, 0, len(entries))
 	for i := range entries {
-		syms[i] = entries[i].symbol
+		if i > 0 && entries[i].addr == entries[i-1].addr {
+			continue
+		}
+		syms = append(syms, entries[i].symbol)
 	}
 	return &perfMap{syms: newSymTable(syms, false)}
 }

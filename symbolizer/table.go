@@ -12,6 +12,29 @@ type symbol struct {
 	addr uint64
 	size uint64
 	name []byte
+	bind uint8 // 2 global, 1 weak, 0 local: picks among aliases
+}
+
+// better reports whether a should name an address rather than its alias b,
+// the way perf chooses: global over weak over local, then fewer leading
+// underscores (qsort, not __GI_qsort), then the shorter name.
+func better(a, b *symbol) bool {
+	if a.bind != b.bind {
+		return a.bind > b.bind
+	}
+	ua, ub := leadingUnderscores(a.name), leadingUnderscores(b.name)
+	if ua != ub {
+		return ua < ub
+	}
+	return len(a.name) < len(b.name)
+}
+
+func leadingUnderscores(b []byte) int {
+	n := 0
+	for n < len(b) && b[n] == '_' {
+		n++
+	}
+	return n
 }
 
 // symTable is a sorted, compact symbol table: 16 bytes per symbol plus the
@@ -33,6 +56,18 @@ type symTable struct {
 func newSymTable(syms []symbol, exact bool) *symTable {
 	slices.SortStableFunc(syms, func(a, b symbol) int { return cmp.Compare(a.addr, b.addr) })
 	t := &symTable{exact: exact}
+	// Among aliases keep the best name first; sources added earlier win
+	// over later ones only on equal rank (stable sort).
+	for i := 0; i < len(syms); {
+		j := i + 1
+		for j < len(syms) && syms[j].addr == syms[i].addr {
+			if better(&syms[j], &syms[i]) {
+				syms[i], syms[j] = syms[j], syms[i]
+			}
+			j++
+		}
+		i = j
+	}
 	n, blobLen := 0, 0
 	for i := range syms {
 		if i > 0 && syms[i].addr == syms[i-1].addr {
