@@ -1,0 +1,105 @@
+// Browser end-to-end test of the web UI, driven by web/browser_test.go:
+// `node web.mjs BASE_URL ARTIFACT_DIR` starts a capture from the form,
+// watches its progress, zooms and searches in the flame graph and downloads
+// the pprof file, then prints what it saw as JSON. On failure it saves a
+// screenshot into ARTIFACT_DIR.
+import { chromium } from 'playwright-core';
+import path from 'node:path';
+import fs from 'node:fs';
+
+const base = process.argv[2];
+const artifacts = process.argv[3];
+const result = { errors: [], progress: [] };
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu'],
+});
+let page;
+try {
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(60000);
+  page.on('pageerror', (e) => result.errors.push('page error: ' + e));
+  // The refused form below logs its 400 in the console; any other error counts.
+  let refusing = false;
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !(refusing && m.text().includes('400'))) result.errors.push('console: ' + m.text());
+  });
+
+  await page.goto(base + '/');
+  result.collectors = await page.$$eval('table.caps tbody tr', (rows) => rows.length);
+
+  // A bad target is refused with the server's message, on the page.
+  await page.check('input[name=target][value=pid]');
+  await page.fill('#pid', '999999999');
+  refusing = true;
+  await page.click('#start');
+  await page.waitForFunction(() => document.querySelector('#form-error').textContent !== '');
+  result.formError = await page.textContent('#form-error');
+  refusing = false;
+
+  // Start a capture of the whole host.
+  await page.check('input[name=target][value=host]');
+  await page.selectOption('#type', 'cpu');
+  await page.fill('#duration', '3s');
+  await page.fill('#hz', '99');
+  await Promise.all([page.waitForURL(/\/captures\/[0-9]{8}-/), page.click('#start')]);
+  result.captureURL = page.url();
+
+  // Progress: the bar moves and the sample count grows while it runs.
+  for (let i = 0; i < 40; i++) {
+    let p = null;
+    try {
+      p = await page.evaluate(() => {
+        const bar = document.querySelector('#progress');
+        return bar ? { value: bar.value, left: document.querySelector('#time-left').textContent, samples: document.querySelector('#samples').textContent } : null;
+      });
+    } catch (e) {
+      // the page reloads itself when the capture is done
+      await page.waitForLoadState();
+    }
+    if (!p) break;
+    result.progress.push(p);
+    await page.waitForTimeout(150);
+  }
+  const frameEl = await page.waitForSelector('iframe#flamegraph');
+  result.status = await page.textContent('#status');
+  let frame = await frameEl.contentFrame();
+  await frame.waitForSelector('g.f');
+  result.frames = await frame.$$eval('g.f title', (ts) => ts.map((t) => t.textContent.split('\n')[0]));
+
+  // Zoom: click "alpha"; frames outside it are hidden.
+  const alpha = await frame.evaluateHandle(() => [...document.querySelectorAll('g.f')].find((g) => g.querySelector('title').textContent.startsWith('alpha')));
+  await alpha.asElement().click();
+  result.zoomURL = await frame.evaluate(() => location.search);
+  result.deltaHidden = await frame.evaluate(() => [...document.querySelectorAll('g.f')].filter((g) => g.querySelector('title').textContent.startsWith('delta')).every((g) => g.classList.contains('hide')));
+
+  // Search from the page's search box: the graph reloads with ?s=.
+  await page.fill('#search-input', '^beta$');
+  await page.click('#search button');
+  await page.waitForFunction(() => document.querySelector('#flamegraph').getAttribute('src').includes('s='));
+  frame = await (await page.$('iframe#flamegraph')).contentFrame();
+  await frame.waitForFunction(() => document.readyState === 'complete' && location.search.includes('s=') && document.querySelector('#matched') && document.querySelector('#matched').textContent.includes('%'));
+  result.matched = await frame.$eval('#matched', (m) => m.getAttribute('data-pct'));
+  result.highlighted = await frame.$$eval('g.f.m title', (ts) => ts.map((t) => t.textContent.split('\n')[0]));
+
+  // Download the pprof file.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-pprof')]);
+  const file = path.join(artifacts, 'download-profile.pb.gz');
+  await download.saveAs(file);
+  result.pprofFile = file;
+} catch (e) {
+  result.errors.push('test: ' + e);
+}
+if (result.errors.length > 0 && page) {
+  try {
+    fs.mkdirSync(artifacts, { recursive: true });
+    const shot = path.join(artifacts, 'web-failure.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    result.screenshot = shot;
+  } catch (e) {
+    result.errors.push('screenshot: ' + e);
+  }
+}
+await browser.close();
+console.log(JSON.stringify(result));
