@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,9 +35,11 @@ func TestHeatmapBrowser(t *testing.T) {
 		t.Fatalf("node heatmap.mjs: %v\n%s", err, out)
 	}
 	var got struct {
-		Errors                                             []string
-		Hover, Src, Title, PageURL, Graph                  string
-		HighlightStarted, HighlightAfterEsc, HighlightLive int
+		Errors                                            []string
+		Hover, Src, Title, PageURL, Graph                 string
+		DiffSrc, FlippedSrc, ComparePageURL, PermalinkSrc string
+		HighlightStarted, HighlightAfterEsc               int
+		HighlightLive, PermalinkHighlight                 int
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("reading the browser's report: %v\n%s", err, out)
@@ -64,5 +67,28 @@ func TestHeatmapBrowser(t *testing.T) {
 	}
 	if !strings.Contains(got.Graph, "hot_loop") || strings.Contains(got.Graph, "cold_loop") {
 		t.Errorf("the range's flame graph should show hot_loop only (hot %v, cold %v)", strings.Contains(got.Graph, "hot_loop"), strings.Contains(got.Graph, "cold_loop"))
+	}
+
+	ranges := map[string]string{"base_from": "2", "base_to": "2.2", "compare_from": "0.5", "compare_to": "0.9"}
+	for name, src := range map[string]string{"diff": got.DiffSrc, "flipped": got.FlippedSrc} {
+		u, err := url.Parse(src)
+		if err != nil || u.Path != "/api/diff.svg" {
+			t.Errorf("%s graph src %q, want /api/diff.svg", name, src)
+			continue
+		}
+		for k, want := range ranges {
+			if name == "flipped" {
+				k = strings.NewReplacer("base", "compare", "compare", "base").Replace(k)
+			}
+			if v := u.Query().Get(k); v != want {
+				t.Errorf("%s graph src %q: %s is %q, want %q", name, src, k, v, want)
+			}
+		}
+	}
+	if !strings.Contains(got.ComparePageURL, "compare_from=0.5&compare_to=0.9") {
+		t.Errorf("page URL %q is not a permalink of the comparison", got.ComparePageURL)
+	}
+	if got.PermalinkHighlight == 0 || !strings.Contains(got.PermalinkSrc, "from=2&") || !strings.Contains(got.PermalinkSrc, "to=2.2") {
+		t.Errorf("permalink %q: %d highlight rects, graph %q; want the range 2-2.2 restored", got.PageURL, got.PermalinkHighlight, got.PermalinkSrc)
 	}
 }

@@ -51,6 +51,26 @@ try {
   const frame = await (await page.$('#flamegraph')).contentFrame();
   await frame.waitForFunction(() => document.readyState === 'complete' && location.search.includes('from='));
   result.graph = await frame.content();
+
+  // Compare: a second range gives the differential graph; flip swaps.
+  await page.check('#hm-compare');
+  p = at(0, 25);
+  await page.mouse.click(p.x, p.y);
+  p = at(0, 44);
+  await page.mouse.click(p.x, p.y);
+  await page.waitForFunction(() => document.querySelector('#flamegraph').getAttribute('src').includes('/api/diff.svg'));
+  result.diffSrc = await src();
+  result.comparePageURL = page.url();
+  await page.click('#hm-flip');
+  result.flippedSrc = await src();
+
+  // The permalink of the single range restores it.
+  const page2 = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+  page2.on('pageerror', (e) => result.errors.push('permalink page error: ' + e));
+  await page2.goto(result.pageURL);
+  await page2.waitForSelector('#hm-svg');
+  result.permalinkHighlight = await page2.$$eval('#hm-svg .hm-sel rect', (rs) => rs.length);
+  result.permalinkSrc = await page2.$eval('#flamegraph', (f) => f.getAttribute('src'));
 } catch (e) {
   result.errors.push('test: ' + e);
 } finally {
