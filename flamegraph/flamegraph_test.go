@@ -59,8 +59,8 @@ type svgFrame struct {
 }
 
 type svgDoc struct {
-	Width  int    `xml:"width,attr"`
-	Height int    `xml:"height,attr"`
+	Width  int `xml:"width,attr"`
+	Height int `xml:"height,attr"`
 	Texts  []struct {
 		ID    string `xml:"id,attr"`
 		Class string `xml:"class,attr"`

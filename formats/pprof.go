@@ -1,0 +1,480 @@
+package formats
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/pprof/profile"
+	"github.com/scorch-dev/scorch/capture"
+)
+
+// sampleKey is what pprof samples are aggregated by: pprof has per-sample
+// labels, so pid and tid split samples that share a stack.
+type sampleKey struct{ stack, pid, tid uint32 }
+
+// sampleTypes gives the pprof sample types of a capture; names have no '-'
+// because some backends reject it.
+func sampleTypes(c *capture.Capture) []*profile.ValueType {
+	vt := func(t, u string) *profile.ValueType { return &profile.ValueType{Type: t, Unit: u} }
+	switch c.Meta.Type {
+	case capture.CPU:
+		return []*profile.ValueType{vt("samples", "count"), vt("cpu", "nanoseconds")}
+	case capture.OffCPU:
+		return []*profile.ValueType{vt("off_cpu", "nanoseconds")}
+	case capture.Wakeup:
+		return []*profile.ValueType{vt("wakeup", "nanoseconds")}
+	case capture.OffWake:
+		return []*profile.ValueType{vt("off_wake", "nanoseconds")}
+	case capture.Mem:
+		if c.Meta.Unit == "bytes" {
+			return []*profile.ValueType{vt("alloc_space", "bytes"), vt("alloc_objects", "count"), vt("inuse_space", "bytes"), vt("inuse_objects", "count")}
+		}
+		return []*profile.ValueType{vt("page_faults", "count")}
+	case capture.CPI:
+		return []*profile.ValueType{vt("cycles", "count"), vt("instructions", "count")}
+	}
+	return []*profile.ValueType{vt("events", "count")}
+}
+
+// WritePprof writes the selected events as a gzipped pprof profile with
+// real mappings, locations (inlined frames as extra lines) and the labels
+// pid, tid and comm.
+func WritePprof(w io.Writer, c *capture.Capture, q capture.Query) error {
+	p := Profile(c, q)
+	if err := p.Write(w); err != nil {
+		return fmt.Errorf("write pprof: %w", err)
+	}
+	return nil
+}
+
+// Profile converts the selected events of a capture to a pprof profile.
+func Profile(c *capture.Capture, q capture.Query) *profile.Profile {
+	types := sampleTypes(c)
+	p := &profile.Profile{SampleType: types, TimeNanos: c.Meta.Start.UnixNano(), DurationNanos: int64(c.Meta.Duration)}
+	p.PeriodType = &profile.ValueType{Type: types[0].Type, Unit: types[0].Unit}
+	p.Period = 1
+	cpuPeriod := int64(0)
+	if c.Meta.Type == capture.CPU {
+		p.PeriodType = &profile.ValueType{Type: "cpu", Unit: "nanoseconds"}
+		hz := c.Meta.Params.Hz
+		if hz <= 0 {
+			hz = capture.DefaultHz
+		}
+		cpuPeriod = int64(time.Second) / int64(hz)
+		p.Period = cpuPeriod
+		p.DefaultSampleType = "cpu"
+	}
+	memBytes := c.Meta.Type == capture.Mem && c.Meta.Unit == "bytes"
+	if memBytes {
+		p.DefaultSampleType = "alloc_space"
+		if q.View == "inuse" {
+			p.DefaultSampleType = "inuse_space"
+		}
+		q.View = "" // both views are in the profile
+	}
+	p.Comments = append(p.Comments, fmt.Sprintf("scorch %s capture, unit %s, host %s", c.Meta.Type, c.Meta.Unit, c.Meta.Host))
+
+	// Sum the events per (stack, pid, tid).
+	m := c.Matcher(q)
+	sums := make(map[sampleKey][]int64)
+	for i := range c.Events {
+		e := &c.Events[i]
+		if int(e.Stack) >= len(c.Stacks) || !m.Match(e) {
+			continue
+		}
+		k := sampleKey{e.Stack, e.PID, e.TID}
+		v := sums[k]
+		if v == nil {
+			v = make([]int64, len(types))
+			sums[k] = v
+		}
+		switch {
+		case c.Meta.Type == capture.CPU && c.Meta.Unit == "ns":
+			v[0]++
+			v[1] += e.Value
+		case c.Meta.Type == capture.CPU:
+			v[0] += e.Value
+			v[1] += e.Value * cpuPeriod
+		case memBytes:
+			objs := e.Value2
+			if objs == 0 {
+				objs = 1
+			}
+			v[0] += e.Value
+			v[1] += objs
+			if e.Flags&capture.FlagInuse != 0 {
+				v[2] += e.Value
+				v[3] += objs
+			}
+		case c.Meta.Type == capture.CPI:
+			v[0] += e.Value
+			v[1] += e.Value2
+		default:
+			v[0] += e.Value
+		}
+	}
+	keys := make([]sampleKey, 0, len(sums))
+	for k := range sums {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b sampleKey) int {
+		return cmp.Or(cmp.Compare(a.stack, b.stack), cmp.Compare(a.pid, b.pid), cmp.Compare(a.tid, b.tid))
+	})
+
+	pb := newProfileBuilder(c, p)
+	for _, k := range keys {
+		locs, comm := pb.stack(k.stack)
+		s := &profile.Sample{Location: locs, Value: sums[k],
+			NumLabel: map[string][]int64{"pid": {int64(k.pid)}, "tid": {int64(k.tid)}}}
+		if comm != "" {
+			s.Label = map[string][]string{"comm": {comm}}
+		}
+		p.Sample = append(p.Sample, s)
+	}
+	return p
+}
+
+// profileBuilder interns pprof mappings, functions and locations.
+type profileBuilder struct {
+	c         *capture.Capture
+	p         *profile.Profile
+	mappings  map[[2]string]*profile.Mapping
+	functions map[uint32]*profile.Function // by frame index
+	locations map[string]*profile.Location // by frame index sequence
+	stacks    map[uint32][]*profile.Location
+	nextBase  uint64
+	key       []byte
+}
+
+func newProfileBuilder(c *capture.Capture, p *profile.Profile) *profileBuilder {
+	pb := &profileBuilder{c: c, p: p, mappings: make(map[[2]string]*profile.Mapping),
+		functions: make(map[uint32]*profile.Function), locations: make(map[string]*profile.Location),
+		stacks: make(map[uint32][]*profile.Location), nextBase: 1 << 32}
+	pb.buildMappings()
+	return pb
+}
+
+// libraryRank orders modules: executables first, then shared libraries,
+// then the kernel and other bracketed names.
+func libraryRank(m string) int {
+	switch {
+	case strings.HasPrefix(m, "[") || isKernelModule(m):
+		return 2
+	case strings.Contains(path.Base(m), ".so"):
+		return 1
+	}
+	return 0
+}
+
+func isKernelModule(m string) bool {
+	return strings.HasPrefix(m, "[kernel") || strings.HasSuffix(m, "vmlinux") || strings.HasSuffix(m, ".ko")
+}
+
+// buildMappings makes one mapping per module and build ID. Frames hold
+// module-relative offsets, so each user module gets its own address range
+// (Start) with Offset 0, which keeps Address-Start+Offset equal to the
+// frame's offset in the file. Kernel frames keep their kernel addresses.
+func (pb *profileBuilder) buildMappings() {
+	type span struct{ lo, hi uint64 }
+	spans := make(map[[2]string]*span)
+	var order [][2]string
+	for i := range pb.c.Frames {
+		f := &pb.c.Frames[i]
+		if f.Module == "" {
+			continue
+		}
+		k := [2]string{f.Module, f.BuildID}
+		s := spans[k]
+		if s == nil {
+			s = &span{lo: f.Offset, hi: f.Offset}
+			spans[k] = s
+			order = append(order, k)
+		}
+		s.lo, s.hi = min(s.lo, f.Offset), max(s.hi, f.Offset)
+	}
+	// pprof takes the first mapping for the main program: prefer an
+	// executable over libraries and the kernel.
+	slices.SortStableFunc(order, func(a, b [2]string) int {
+		return cmp.Compare(libraryRank(a[0]), libraryRank(b[0]))
+	})
+	for _, k := range order {
+		s := spans[k]
+		m := &profile.Mapping{ID: uint64(len(pb.p.Mapping) + 1), File: k[0], BuildID: k[1],
+			HasFunctions: true, HasFilenames: true, HasLineNumbers: true, HasInlineFrames: true}
+		if isKernelModule(k[0]) && s.lo >= 1<<47 {
+			m.Start, m.Limit = s.lo, s.hi+1
+		} else {
+			m.Start = pb.nextBase
+			m.Limit = m.Start + s.hi + 1
+			pb.nextBase = (m.Limit + 1<<32) &^ (1<<32 - 1)
+		}
+		pb.mappings[k] = m
+		pb.p.Mapping = append(pb.p.Mapping, m)
+	}
+}
+
+func (pb *profileBuilder) function(idx uint32) *profile.Function {
+	if fn, ok := pb.functions[idx]; ok {
+		return fn
+	}
+	f := &pb.c.Frames[idx]
+	name := capture.SanitizeName(f.Name)
+	if name == "" {
+		name = capture.FrameUnknown
+	}
+	if f.Waker && f.Kind != capture.KindSynthetic {
+		name += "_[w]"
+	}
+	sys := f.SystemName
+	if sys == "" {
+		sys = name
+	}
+	fn := &profile.Function{ID: uint64(len(pb.p.Function) + 1), Name: name, SystemName: sys, Filename: f.File}
+	pb.p.Function = append(pb.p.Function, fn)
+	pb.functions[idx] = fn
+	return fn
+}
+
+// stack returns the locations of a stack, leaf first, and its process
+// name. A frame and the inlined frames that follow it (leafward) share one
+// location, innermost line first.
+func (pb *profileBuilder) stack(st uint32) ([]*profile.Location, string) {
+	frames := pb.c.Stacks[st]
+	comm := ""
+	if len(frames) > 0 && pb.c.Frames[frames[0]].Kind == capture.KindProcess {
+		comm = pb.c.Frames[frames[0]].Name
+		frames = frames[1:]
+	}
+	if locs, ok := pb.stacks[st]; ok {
+		return locs, comm
+	}
+	var locs []*profile.Location
+	for i := 0; i < len(frames); {
+		j := i + 1
+		for j < len(frames) && pb.c.Frames[frames[j]].Kind == capture.KindInlined {
+			j++
+		}
+		locs = append(locs, pb.location(frames[i:j]))
+		i = j
+	}
+	slices.Reverse(locs)
+	pb.stacks[st] = locs
+	return locs, comm
+}
+
+func (pb *profileBuilder) location(group []uint32) *profile.Location {
+	pb.key = pb.key[:0]
+	for _, f := range group {
+		pb.key = fmt.Appendf(pb.key, "%d,", f)
+	}
+	if l, ok := pb.locations[string(pb.key)]; ok {
+		return l
+	}
+	phys := &pb.c.Frames[group[0]]
+	l := &profile.Location{ID: uint64(len(pb.p.Location) + 1)}
+	if m := pb.mappings[[2]string{phys.Module, phys.BuildID}]; phys.Module != "" && m != nil {
+		l.Mapping = m
+		if isKernelModule(m.File) && m.Start >= 1<<47 {
+			l.Address = phys.Offset // kernel mappings keep kernel addresses
+		} else {
+			l.Address = m.Start + phys.Offset
+		}
+	}
+	for i := len(group) - 1; i >= 0; i-- {
+		f := &pb.c.Frames[group[i]]
+		l.Line = append(l.Line, profile.Line{Function: pb.function(group[i]), Line: int64(f.Line)})
+	}
+	pb.p.Location = append(pb.p.Location, l)
+	pb.locations[string(pb.key)] = l
+	return l
+}
+
+// readPprof imports a pprof profile (gzipped or not), including Go runtime
+// CPU and heap profiles.
+func readPprof(data []byte) (*capture.Capture, error) {
+	p, err := profile.ParseData(data)
+	if err != nil {
+		return nil, fmt.Errorf("read pprof: %w", err)
+	}
+	if len(p.SampleType) == 0 {
+		return nil, fmt.Errorf("read pprof: the profile has no sample types")
+	}
+	idx := func(name string) int {
+		for i, st := range p.SampleType {
+			if st.Type == name {
+				return i
+			}
+		}
+		return -1
+	}
+	meta := capture.Meta{Source: "pprof", Duration: time.Duration(p.DurationNanos)}
+	if p.TimeNanos != 0 {
+		meta.Start = time.Unix(0, p.TimeNanos).UTC()
+	}
+	v1, v2, inuse, inuseObjs := -1, -1, -1, -1
+	switch {
+	case idx("off_cpu") >= 0:
+		meta.Type, v1 = capture.OffCPU, idx("off_cpu")
+	case idx("off_wake") >= 0:
+		meta.Type, v1 = capture.OffWake, idx("off_wake")
+	case idx("wakeup") >= 0:
+		meta.Type, v1 = capture.Wakeup, idx("wakeup")
+	case idx("alloc_space") >= 0:
+		meta.Type, meta.Unit, v1, v2 = capture.Mem, "bytes", idx("alloc_space"), idx("alloc_objects")
+		inuse, inuseObjs = idx("inuse_space"), idx("inuse_objects")
+	case idx("inuse_space") >= 0:
+		meta.Type, meta.Unit, v1, v2 = capture.Mem, "bytes", idx("inuse_space"), idx("inuse_objects")
+	case idx("page_faults") >= 0:
+		meta.Type, meta.Unit, meta.Event, v1 = capture.Mem, "count", "page-faults", idx("page_faults")
+	case idx("cycles") >= 0 && idx("instructions") >= 0:
+		meta.Type, v1, v2 = capture.CPI, idx("cycles"), idx("instructions")
+	case idx("samples") >= 0 || idx("cpu") >= 0:
+		meta.Type, meta.Unit = capture.CPU, "samples"
+		if v1 = idx("samples"); v1 < 0 {
+			meta.Unit, v1 = "ns", idx("cpu")
+		}
+		if p.Period > 0 && p.PeriodType != nil && p.PeriodType.Unit == "nanoseconds" {
+			meta.Params.Hz = int((int64(time.Second) + p.Period/2) / p.Period)
+		}
+	default:
+		meta.Type = capture.PerfEvent
+		v1 = len(p.SampleType) - 1
+		if d := idx(p.DefaultSampleType); d >= 0 {
+			v1 = d
+		}
+		meta.Event = p.SampleType[v1].Type
+		meta.Unit = pprofUnit(p.SampleType[v1].Unit)
+	}
+	meta.Params.Type = meta.Type
+	b := capture.NewBuilder(meta)
+	root := "[unknown]"
+	if len(p.Mapping) > 0 && p.Mapping[0].File != "" {
+		root = path.Base(p.Mapping[0].File)
+	}
+	locFrames := make(map[uint64][]uint32)
+	var ids []uint32
+	for _, s := range p.Sample {
+		ids = ids[:0]
+		comm := root
+		if l := s.Label["comm"]; len(l) > 0 && l[0] != "" {
+			comm = l[0]
+		}
+		ids = append(ids, b.Frame(capture.Frame{Name: comm, Kind: capture.KindProcess}))
+		for i := len(s.Location) - 1; i >= 0; i-- {
+			l := s.Location[i]
+			fr, ok := locFrames[l.ID]
+			if !ok {
+				fr = locationFrames(b, l)
+				locFrames[l.ID] = fr
+			}
+			ids = append(ids, fr...)
+		}
+		st := b.Stack(ids)
+		e := capture.Event{Stack: st, Value: value(s, v1), Value2: value(s, v2)}
+		if n := s.NumLabel["pid"]; len(n) > 0 {
+			e.PID = uint32(n[0])
+		}
+		if n := s.NumLabel["tid"]; len(n) > 0 {
+			e.TID = uint32(n[0])
+		}
+		if inuse >= 0 {
+			// Split into the part still in use (FlagInuse) and the rest,
+			// so the alloc view sums both and the inuse view one.
+			in, inObjs := value(s, inuse), value(s, inuseObjs)
+			if in > 0 {
+				b.Add(capture.Event{Stack: st, Value: in, Value2: inObjs, PID: e.PID, TID: e.TID, Flags: capture.FlagInuse})
+			}
+			e.Value -= in
+			e.Value2 -= inObjs
+			if e.Value <= 0 && e.Value2 <= 0 {
+				continue
+			}
+		}
+		if e.Value == 0 && e.Value2 == 0 {
+			continue
+		}
+		b.Add(e)
+	}
+	c := b.Capture()
+	if len(c.Events) == 0 {
+		return nil, fmt.Errorf("read pprof: the profile has no samples")
+	}
+	return c, nil
+}
+
+func value(s *profile.Sample, i int) int64 {
+	if i < 0 || i >= len(s.Value) {
+		return 0
+	}
+	return s.Value[i]
+}
+
+func pprofUnit(u string) string {
+	switch u {
+	case "nanoseconds":
+		return "ns"
+	case "bytes":
+		return "bytes"
+	}
+	return "count"
+}
+
+// locationFrames gives a location's frames root first: the physical
+// frame, then the functions inlined into it.
+func locationFrames(b *capture.Builder, l *profile.Location) []uint32 {
+	kind := capture.KindUser
+	module, buildID := "", ""
+	var offset uint64
+	if m := l.Mapping; m != nil {
+		module, buildID = m.File, m.BuildID
+		switch {
+		case isKernelModule(m.File):
+			kind = capture.KindKernel
+		case perfMapRe.MatchString(m.File):
+			kind = capture.KindJIT
+		}
+		if l.Address >= m.Start {
+			offset = l.Address - m.Start + m.Offset
+		}
+		if kind == capture.KindKernel && m.Start >= 1<<47 {
+			offset = l.Address
+		}
+	}
+	if len(l.Line) == 0 {
+		name := fmt.Sprintf("0x%x", l.Address)
+		if module != "" {
+			name = fmt.Sprintf("%s+0x%x", path.Base(module), offset)
+		}
+		return []uint32{b.Frame(capture.Frame{Name: name, Kind: kind, Module: module, BuildID: buildID, Offset: offset})}
+	}
+	var out []uint32
+	for i := len(l.Line) - 1; i >= 0; i-- {
+		ln := l.Line[i]
+		f := capture.Frame{Kind: kind, Module: module, BuildID: buildID, Offset: offset, Line: int(ln.Line)}
+		if i < len(l.Line)-1 {
+			f.Kind = capture.KindInlined
+		}
+		if fn := ln.Function; fn != nil {
+			f.Name, f.File = fn.Name, fn.Filename
+			if fn.SystemName != fn.Name {
+				f.SystemName = fn.SystemName
+			}
+		}
+		if n, ok := strings.CutSuffix(f.Name, "_[w]"); ok {
+			f.Name, f.Waker = n, true
+		}
+		if f.Name == "" {
+			f.Name = capture.FrameUnknown
+		}
+		if f.Name == capture.FrameSeparator || (strings.HasPrefix(f.Name, "[") && strings.HasSuffix(f.Name, "]") && module == "") {
+			f.Kind = capture.KindSynthetic
+		}
+		out = append(out, b.Frame(f))
+	}
+	return out
+}
