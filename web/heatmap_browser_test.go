@@ -27,8 +27,8 @@ func TestHeatmapBrowser(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
 		t.Skip("playwright-core is not installed: run npm install in internal/browser (make test does)")
 	}
-	base, id, _ := hmServer(t)
-	cmd := exec.Command(node, filepath.Join(dir, "heatmap.mjs"), base+"/captures/"+id)
+	base, id, noTS := hmServer(t)
+	cmd := exec.Command(node, filepath.Join(dir, "heatmap.mjs"), base+"/captures/"+id, base+"/captures/"+noTS)
 	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
 	out, err := cmd.Output()
 	if err != nil {
@@ -40,6 +40,7 @@ func TestHeatmapBrowser(t *testing.T) {
 		DiffSrc, FlippedSrc, ComparePageURL, PermalinkSrc string
 		HighlightStarted, HighlightAfterEsc               int
 		HighlightLive, PermalinkHighlight                 int
+		NoTimestampsGraphVisible                          bool
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("reading the browser's report: %v\n%s", err, out)
@@ -90,5 +91,8 @@ func TestHeatmapBrowser(t *testing.T) {
 	}
 	if got.PermalinkHighlight == 0 || !strings.Contains(got.PermalinkSrc, "from=2&") || !strings.Contains(got.PermalinkSrc, "to=2.2") {
 		t.Errorf("permalink %q: %d highlight rects, graph %q; want the range 2-2.2 restored", got.PageURL, got.PermalinkHighlight, got.PermalinkSrc)
+	}
+	if !got.NoTimestampsGraphVisible {
+		t.Errorf("capture without timestamps: the heatmap should hide and the flame graph stay visible")
 	}
 }

@@ -1,10 +1,10 @@
 // Browser test of the capture page's heatmap, driven by
-// web/heatmap_browser_test.go: `node heatmap.mjs CAPTURE_PAGE_URL` prints
-// what it saw as JSON. It clicks a start and an end cell, checks the live
+// web/heatmap_browser_test.go: `node heatmap.mjs CAPTURE_PAGE_URL
+// NO_TIMESTAMPS_CAPTURE_PAGE_URL` prints what it saw as JSON. It clicks a start and an end cell, checks the live
 // highlight, Esc, the hover details and that the flame graph follows.
 import { chromium } from 'playwright-core';
 
-const url = process.argv[2];
+const [url, noTimestampsURL] = process.argv.slice(2);
 const result = { errors: [] };
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -71,6 +71,11 @@ try {
   await page2.waitForSelector('#hm-svg');
   result.permalinkHighlight = await page2.$$eval('#hm-svg .hm-sel rect', (rs) => rs.length);
   result.permalinkSrc = await page2.$eval('#flamegraph', (f) => f.getAttribute('src'));
+
+  // A capture without timestamps: no heatmap, the flame graph stays.
+  await page2.goto(noTimestampsURL);
+  await page2.waitForFunction(() => document.getElementById('heatmap').hidden);
+  result.noTimestampsGraphVisible = await page2.$eval('#flamegraph', (f) => f.getBoundingClientRect().height > 50 && !f.closest('[hidden]'));
 } catch (e) {
   result.errors.push('test: ' + e);
 } finally {

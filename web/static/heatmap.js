@@ -122,11 +122,11 @@
     const legendBox = el('div', { class: 'hm-legend', id: 'hm-legend' }, mapBox);
     const graphBox = el('div', { class: 'hm-graph' }, body);
     const graphTitle = el('p', { class: 'hm-graph-title', id: 'hm-graph-title' }, graphBox);
-    // The page's flame graph moves beside the heatmap; a frame of our own
-    // when the page has none.
+    // The page's flame graph moves beside the heatmap once there is one (a
+    // frame of our own when the page has none); until then it stays put, so
+    // captures without timestamps keep their graph.
     let frame = document.getElementById('flamegraph');
     if (!frame) frame = el('iframe', { id: 'flamegraph', title: 'flame graph' });
-    graphBox.appendChild(frame);
     const status = el('p', { class: 'note', id: 'hm-status' }, mapBox);
 
     let grid = null; // geometry of the drawn map
@@ -168,6 +168,7 @@
       }
       state.data = await resp.json();
       status.textContent = '';
+      if (frame.parentNode !== graphBox) graphBox.appendChild(frame);
       draw();
       showGraph();
     }
