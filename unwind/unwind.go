@@ -156,7 +156,8 @@ func (u *Unwinder) Unwind(r Resolver, mode Mode, regs Regs, stack []byte, fpChai
 	cur := frame{pc: regs.IP, sp: regs.SP, bp: regs.BP, bpOK: true}
 	pcs := make([]uint64, 1, 32)
 	pcs[0] = regs.IP
-	// lastK/lastJ remember the latest CFI frame that matched fpChain[lastJ].
+	// lastK/lastJ remember the latest CFI frame pcs[lastK] that is
+	// fpChain[lastJ], so that the chain can be spliced on after it.
 	lastK, lastJ := -1, -1
 	reason := ""
 	clean := false
@@ -165,7 +166,16 @@ func (u *Unwinder) Unwind(r Resolver, mode Mode, regs Regs, stack []byte, fpChai
 			reason = ReasonDepth
 			break
 		}
-		next, end, why := u.step(r, cur, len(pcs) == 1, st)
+		next, kind, end, why := u.step(r, cur, len(pcs) == 1, st)
+		if kind == rowCFABP && cur.bpOK && cur.bp == regs.BP && chainStartsAt(st, fpChain, cur) {
+			// This frame has set up its frame pointer and it is the one
+			// the kernel's walk started from: the chain continues from
+			// here (fpChain[1] is this frame's return address).
+			lastK, lastJ = len(pcs)-1, 0
+			if mode == ModeAuto {
+				break
+			}
+		}
 		if why != "" {
 			reason = why
 			break
@@ -205,6 +215,18 @@ func (u *Unwinder) Unwind(r Resolver, mode Mode, regs Regs, stack []byte, fpChai
 	return Result{PCs: pcs, Outcome: OutcomeEnded, Reason: reason}
 }
 
+// chainStartsAt reports whether the kernel's frame-pointer walk, which
+// started at the sampled rbp, plausibly continues from frame f: rbp points
+// into the stack above sp, and the return address at rbp+8 is fpChain[1]
+// when the copy holds it.
+func chainStartsAt(st stackCopy, fpChain []uint64, f frame) bool {
+	if len(fpChain) < 2 || f.bp < f.sp {
+		return false
+	}
+	ra, ok := st.read(f.bp + 8)
+	return !ok || ra == fpChain[1]
+}
+
 // match returns the index j >= 1 of the first fpChain entry equal to pc, or -1.
 func match(fpChain []uint64, pc uint64) int {
 	for j := 1; j < len(fpChain); j++ {
@@ -228,14 +250,14 @@ func splice(head, rest []uint64) []uint64 {
 // step unwinds one frame with CFI. end reports the outermost frame (the
 // return address is undefined or zero); why is a Reason* when the walk
 // cannot go on.
-func (u *Unwinder) step(r Resolver, cur frame, leaf bool, st stackCopy) (next frame, end bool, why string) {
+func (u *Unwinder) step(r Resolver, cur frame, leaf bool, st stackCopy) (next frame, kind rowKind, end bool, why string) {
 	key, bias, open, ok := r.ModuleFor(cur.pc)
 	if !ok {
-		return frame{}, false, ReasonNoModule
+		return frame{}, 0, false, ReasonNoModule
 	}
 	t := u.tables.get(key, open)
 	if t == nil {
-		return frame{}, false, ReasonBadCFI
+		return frame{}, 0, false, ReasonBadCFI
 	}
 	pc := cur.pc - bias
 	if !leaf {
@@ -245,10 +267,11 @@ func (u *Unwinder) step(r Resolver, cur frame, leaf bool, st stackCopy) (next fr
 	}
 	rw, ok := t.rowFor(pc)
 	if !ok {
-		return frame{}, false, ReasonNoCFI
+		return frame{}, 0, false, ReasonNoCFI
 	}
-	if rw.kind == rowUnsupported {
-		return frame{}, false, ReasonUnsupported
+	kind = rw.kind
+	if kind == rowUnsupported {
+		return frame{}, kind, false, ReasonUnsupported
 	}
 	var cfa uint64
 	switch rw.kind {
@@ -256,7 +279,7 @@ func (u *Unwinder) step(r Resolver, cur frame, leaf bool, st stackCopy) (next fr
 		cfa = cur.sp + uint64(rw.cfaOff)
 	case rowCFABP:
 		if !cur.bpOK {
-			return frame{}, false, ReasonUnsupported
+			return frame{}, kind, false, ReasonUnsupported
 		}
 		cfa = cur.bp + uint64(rw.cfaOff)
 	case rowPLT:
@@ -268,21 +291,21 @@ func (u *Unwinder) step(r Resolver, cur frame, leaf bool, st stackCopy) (next fr
 		}
 	}
 	if rw.raUndefined {
-		return frame{}, true, ""
+		return frame{}, kind, true, ""
 	}
 	ra, ok := st.read(cfa + uint64(rw.raOff))
 	if !ok {
-		return frame{}, false, ReasonEndOfCopy
+		return frame{}, kind, false, ReasonEndOfCopy
 	}
 	if ra == 0 {
-		return frame{}, true, ""
+		return frame{}, kind, true, ""
 	}
 	if cfa <= cur.sp {
-		return frame{}, false, ReasonNoProgress
+		return frame{}, kind, false, ReasonNoProgress
 	}
 	next = frame{pc: ra, sp: cfa, bp: cur.bp, bpOK: cur.bpOK}
 	if rw.bpSaved {
 		next.bp, next.bpOK = st.read(cfa + uint64(rw.bpOff))
 	}
-	return next, false, ""
+	return next, kind, false, ""
 }
