@@ -17,6 +17,10 @@ import (
 // tables are far smaller, bogus section sizes in a hostile file are not.
 const maxSectionBytes = 1 << 30
 
+// maxMiniDebugInfo bounds the decompressed .gnu_debugdata (real ones are a
+// few hundred KiB; an xz bomb is not).
+const maxMiniDebugInfo = 64 << 20
+
 // loadSeg is one PT_LOAD program header.
 type loadSeg struct {
 	off, vaddr, filesz, memsz uint64
@@ -203,9 +207,12 @@ func miniDebugInfo(f *elf.File) (*elf.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gnu_debugdata: %w", err)
 	}
-	raw, err := io.ReadAll(io.LimitReader(zr, maxSectionBytes))
+	raw, err := io.ReadAll(io.LimitReader(zr, maxMiniDebugInfo+1))
 	if err != nil {
 		return nil, fmt.Errorf("gnu_debugdata: %w", err)
+	}
+	if len(raw) > maxMiniDebugInfo {
+		return nil, fmt.Errorf("gnu_debugdata: more than %d bytes uncompressed", maxMiniDebugInfo)
 	}
 	return openELF(bytes.NewReader(raw))
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -36,7 +37,17 @@ type Process struct {
 type procMapping struct {
 	mapping
 	file *sharedFile // nil for anonymous, [vdso] or unopenable files
+	slot *modSlot
 }
+
+// modSlot remembers a mapping's cache entry so that warm lookups skip the
+// cache's lock; every touchEvery-th use refreshes its LRU position.
+type modSlot struct {
+	ent  atomic.Pointer[lruEntry]
+	uses atomic.Uint32
+}
+
+const touchEvery = 256
 
 // sharedFile is an open file shared by every process that maps it,
 // identified by device, inode, size and mtime.
@@ -87,7 +98,7 @@ func (s *Symbolizer) Snapshot(pid int) (*Process, error) {
 		if !m.exec() {
 			continue
 		}
-		pm := procMapping{mapping: m}
+		pm := procMapping{mapping: m, slot: &modSlot{}}
 		if len(m.path) > 0 && m.path[0] == '/' {
 			id := m.path + "\x00" + strconv.FormatUint(m.inode, 10)
 			sf, ok := opened[id]
@@ -239,7 +250,13 @@ func (p *Process) module(m *procMapping) *module {
 	if sf == nil {
 		return nil
 	}
-	return p.s.cache.get(sf.key, func() *module {
+	if e := m.slot.ent.Load(); e != nil && !e.evicted.Load() {
+		if m.slot.uses.Add(1)%touchEvery == 0 {
+			p.s.cache.touch(e)
+		}
+		return e.mod
+	}
+	e := p.s.cache.entry(sf.key, func() *module {
 		loc := debugLocator{
 			open:  func(q string) (*os.File, error) { return openInRoot(p.root, "", q) },
 			path:  m.path,
@@ -250,6 +267,8 @@ func (p *Process) module(m *procMapping) *module {
 		}
 		return p.s.loadModule(sf.f, loc)
 	})
+	m.slot.ent.Store(e)
+	return e.mod
 }
 
 // User symbolizes a user address of the process. The result is innermost

@@ -1,10 +1,9 @@
 package symbolizer
 
 import (
-	"bytes"
 	"cmp"
 	"slices"
-	"sort"
+	"unsafe"
 )
 
 // symbol is the transient form used while building a table.
@@ -106,25 +105,39 @@ func clampSize(s uint64) uint32 {
 
 // lookup returns the symbol covering addr: its index and ok.
 func (t *symTable) lookup(addr uint64) (int, bool) {
-	if t == nil || len(t.addrs) == 0 {
+	if t == nil || len(t.addrs) == 0 || addr < t.addrs[0] {
 		return 0, false
 	}
-	i := sort.Search(len(t.addrs), func(i int) bool { return t.addrs[i] > addr }) - 1
-	if i < 0 {
-		return 0, false
+	// Binary search for the last start <= addr.
+	lo, hi := 0, len(t.addrs)
+	for hi-lo > 1 {
+		mid := int(uint(lo+hi) >> 1)
+		if t.addrs[mid] <= addr {
+			lo = mid
+		} else {
+			hi = mid
+		}
 	}
-	if sz := t.sizes[i]; sz > 0 {
-		return i, addr-t.addrs[i] < uint64(sz)
+	if sz := t.sizes[lo]; sz > 0 {
+		return lo, addr-t.addrs[lo] < uint64(sz)
 	}
-	return i, t.exact
+	return lo, t.exact
 }
 
+// name returns the name of symbol i without copying: the blob is never
+// written after the table is built, so a string may point into it (it keeps
+// the blob alive for as long as the caller holds the name).
 func (t *symTable) name(i int) string {
-	b := t.blob[t.names[i]:]
-	if j := bytes.IndexByte(b, 0); j >= 0 {
-		b = b[:j]
+	start := t.names[i]
+	end := uint32(len(t.blob))
+	if i+1 < len(t.names) {
+		end = t.names[i+1]
 	}
-	return string(b)
+	end-- // the NUL
+	if end <= start {
+		return ""
+	}
+	return unsafe.String(&t.blob[start], int(end-start))
 }
 
 func (t *symTable) len() int {
