@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/flamegraph"
+	"github.com/scorch-dev/scorch/formats"
+)
+
+// viewFlags are the flame graph options and filters shared by render and
+// diff; they have the names of the HTTP query parameters.
+var viewFlags = []struct{ name, usage string }{
+	{"title", "flame graph title"},
+	{"layout", "flame or icicle"},
+	{"sort", "sibling order: alpha or size"},
+	{"minwidth", "omit frames narrower than this many pixels (0.1) or percent (0.5%)"},
+	{"reverse", "true: merge stacks by leaf (bottom-up graph)"},
+	{"s", "initial search regex of the SVG"},
+	{"width", "SVG width in pixels"},
+	{"palette", "hot, io, wakeup, chain or mem (default by capture type)"},
+	{"from", "seconds from the capture start"},
+	{"to", "seconds from the capture start"},
+	{"pid", "process ids, comma separated"},
+	{"tid", "thread ids, comma separated"},
+	{"comm", "process name"},
+	{"cpu", "CPU numbers, comma separated"},
+	{"idle", "include or exclude (default) idle samples"},
+	{"view", "mem: alloc or inuse"},
+}
+
+// viewFlagSet adds the shared flags to fs and returns a function giving
+// the values that were set.
+func viewFlagSet(fs *flag.FlagSet) func() url.Values {
+	vals := make(map[string]*string)
+	for _, f := range viewFlags {
+		vals[f.name] = fs.String(f.name, "", f.usage)
+	}
+	return func() url.Values {
+		v := url.Values{}
+		fs.Visit(func(f *flag.Flag) {
+			if p, ok := vals[f.Name]; ok {
+				v.Set(f.Name, *p)
+			}
+		})
+		return v
+	}
+}
+
+// parseInterleaved parses flags that may come before, between or after the
+// positional arguments.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// loadInputs imports and merges the input files ("-" is stdin), reporting
+// unparseable lines on stderr.
+func loadInputs(cmd string, inputs []string, stdin io.Reader, opts formats.ImportOptions, stderr io.Writer) (*capture.Capture, error) {
+	var cs []*capture.Capture
+	for _, in := range inputs {
+		var r io.Reader = stdin
+		name := "stdin"
+		if in != "-" {
+			f, err := os.Open(in)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			r, name = f, in
+		}
+		c, rep, err := formats.Import(r, opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if rep.BadLines > 0 {
+			fmt.Fprintf(stderr, "scorch %s: %s: %d of %d lines of %s could not be parsed and were skipped; the first is line %d: %q\n",
+				cmd, name, rep.BadLines, rep.Lines, rep.Format, rep.FirstBadLine, rep.FirstBadText)
+		}
+		for _, w := range c.Meta.Warnings {
+			fmt.Fprintf(stderr, "scorch %s: %s: warning: %s\n", cmd, name, w)
+		}
+		cs = append(cs, c)
+	}
+	if len(cs) > 1 {
+		for _, c := range cs[1:] {
+			if c.Meta.Unit != cs[0].Meta.Unit {
+				return nil, fmt.Errorf("inputs measure different things (%s and %s): merge inputs of the same unit", cs[0].Meta.Unit, c.Meta.Unit)
+			}
+		}
+	}
+	return formats.Merge(cs...), nil
+}
+
+// stdinReader is where "-" reads from; tests replace it.
+var stdinReader io.Reader = os.Stdin
+
+// runRender implements `scorch render --format FORMAT [-o FILE] INPUT...`.
+func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	format := fs.String("format", "svg", "output format: "+strings.Join(outputFormats, ", "))
+	out := fs.String("o", "", "output file (default stdout)")
+	event := fs.String("event", "", "perf script input: the event to keep (default the first event in the file)")
+	typ := fs.String("type", "", "folded input: what it measures, a capture type (default cpu)")
+	view := viewFlagSet(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: scorch render --format FORMAT [-o FILE] [flags] INPUT...\n\nINPUT: perf script, folded, pprof or capture files, - for stdin; several are merged.")
+		fs.PrintDefaults()
+	}
+	inputs, err := parseInterleaved(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if len(inputs) == 0 {
+		fmt.Fprintln(stderr, "scorch render: no input: give one or more files, or - for stdin")
+		return exitUsage
+	}
+	if !validFormat(*format) {
+		fmt.Fprintf(stderr, "scorch render: --format %q is not supported: allowed values are %s\n", *format, strings.Join(outputFormats, ", "))
+		return exitUsage
+	}
+	iopts, q, opts, code := parseView("render", view(), *event, *typ, stderr)
+	if code != exitOK {
+		return code
+	}
+	c, err := loadInputs("render", inputs, stdinReader, iopts, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "scorch render: %v\n", err)
+		return exitFailure
+	}
+	if err := c.CheckRange(q); err != nil {
+		fmt.Fprintf(stderr, "scorch render: %v\n", err)
+		return exitUsage
+	}
+	if err := ctx.Err(); err != nil {
+		return exitFailure
+	}
+	if err := writeFile(*out, stdout, func(w io.Writer) error {
+		return writeOutput(w, c, *format, q, opts)
+	}); err != nil {
+		fmt.Fprintf(stderr, "scorch render: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// parseView validates the shared flags.
+func parseView(cmd string, v url.Values, event, typ string, stderr io.Writer) (formats.ImportOptions, capture.Query, flamegraph.Options, int) {
+	iopts := formats.ImportOptions{Event: event}
+	if typ != "" {
+		t, err := capture.ParseType(typ)
+		if err != nil {
+			fmt.Fprintf(stderr, "scorch %s: --type: %v\n", cmd, err)
+			return iopts, capture.Query{}, flamegraph.Options{}, exitUsage
+		}
+		iopts.Type = t
+	}
+	q, err := capture.ParseQuery(v)
+	if err != nil {
+		fmt.Fprintf(stderr, "scorch %s: %v\n", cmd, err)
+		return iopts, q, flamegraph.Options{}, exitUsage
+	}
+	opts, err := flamegraph.ParseOptions(v)
+	if err != nil {
+		fmt.Fprintf(stderr, "scorch %s: %v\n", cmd, err)
+		return iopts, q, opts, exitUsage
+	}
+	return iopts, q, opts, exitOK
+}
+
+func init() { commands["render"] = runRender }
