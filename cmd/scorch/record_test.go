@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/scorch-dev/scorch/internal/testutil"
+)
+
+// buildScorch builds the command once per test binary.
+func buildScorch(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "scorch")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func TestRecordBadInput(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--hz", "0"}, "1..10000"},
+		{[]string{"--hz", "20000"}, "1..10000"},
+		{[]string{"--duration", "-1s"}, "duration"},
+		{[]string{"--pid", "999999999"}, "no such process"},
+		{[]string{"--pid", "abc"}, "pid"},
+		{[]string{"--type", "gpu"}, "allowed values"},
+		{[]string{"--unwind", "lbr"}, "fp, auto, dwarf"},
+		{[]string{"--format", "png"}, "allowed values"},
+		{[]string{"--idle", "sometimes"}, "include, exclude"},
+		{[]string{"stray"}, "after --"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), append([]string{"record"}, tt.args...), &stdout, &stderr)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr: %s", code, exitUsage, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q does not name the problem (%q)", stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"frobnicate"}, &stdout, &stderr); code != exitUsage {
+		t.Errorf("exit %d, want %d", code, exitUsage)
+	}
+}
+
+func TestRecordNotRoot(t *testing.T) {
+	testutil.RequireRoot(t) // to switch to another user
+	setpriv := testutil.RequireTool(t, "setpriv")
+	bin := buildScorch(t)
+	os.Chmod(filepath.Dir(bin), 0o755)
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", bin, "record", "--type", "cpu", "--duration", "1s")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitFailure {
+		t.Fatalf("got %v, want exit %d; stderr: %s", err, exitFailure, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "root") {
+		t.Errorf("stderr %q does not say root is needed", stderr.String())
+	}
+}
+
+// Ctrl-C ends a capture early: what was collected is written and the exit
+// code is 0.
+func TestRecordInterrupt(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := buildScorch(t)
+	out := filepath.Join(t.TempDir(), "out.folded")
+	cmd := exec.Command(bin, "record", "--type", "cpu", "--hz", "499", "--duration", "60s", "--idle", "include", "-o", out)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v; stderr: %s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("scorch did not stop after SIGINT")
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) == 0 || lines[0] == "" {
+		t.Fatalf("nothing written; stderr: %s", stderr.String())
+	}
+	for _, l := range lines {
+		i := strings.LastIndexByte(l, ' ')
+		if i <= 0 || strings.Contains(l[:i], "\n") {
+			t.Fatalf("bad folded line %q", l)
+		}
+	}
+}
+
+func TestDoctor(t *testing.T) {
+	testutil.RequireRoot(t)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"doctor"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"kernel", "BTF", "cpu ", "kernel.kptr_restrict", "kernel.perf_event_paranoid", "kernel.perf_event_max_stack", "PMU"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(out, "cpu      yes") {
+		t.Errorf("the cpu collector is not available here:\n%s", out)
+	}
+}
+

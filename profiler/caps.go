@@ -1,0 +1,141 @@
+package profiler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/scorch-dev/scorch/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// Collector says whether a collector can run here, and why not.
+type Collector struct {
+	Available bool   `json:"available"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Caps are what this host supports, found by trying.
+type Caps struct {
+	Kernel     string               `json:"kernel"`
+	BTF        bool                 `json:"btf"`
+	BTFReason  string               `json:"btf_reason,omitempty"`
+	Root       bool                 `json:"root"`
+	PMU        bool                 `json:"pmu"`
+	PMUReason  string               `json:"pmu_reason,omitempty"`
+	Collectors map[string]Collector `json:"collectors"`
+	Sysctls    map[string]string    `json:"sysctls"`
+	Notes      []string             `json:"notes,omitempty"`
+}
+
+// probes check one collector each; the other collectors' files add theirs.
+var probes = map[string]func(ctx context.Context) error{
+	"cpu": probeCPU,
+}
+
+// ProbeOrder is the order doctor and the UI list collectors in.
+var ProbeOrder = []string{"cpu", "offcpu", "wakeup", "offwake", "mem", "cpi", "event"}
+
+// Capabilities tries each collector for real (load and attach) and reads the
+// sysctls that matter.
+func Capabilities(ctx context.Context) Caps {
+	c := Caps{
+		Kernel:     kernelRelease(),
+		Root:       os.Geteuid() == 0,
+		Collectors: make(map[string]Collector),
+		Sysctls:    make(map[string]string),
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err == nil {
+		c.BTF = true
+	} else {
+		c.BTFReason = "/sys/kernel/btf/vmlinux is missing: the kernel was built without CONFIG_DEBUG_INFO_BTF"
+	}
+	for _, name := range []string{"kernel.kptr_restrict", "kernel.perf_event_paranoid", "kernel.perf_event_max_stack", "kernel.bpf_stats_enabled", "kernel.unprivileged_bpf_disabled"} {
+		path := "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
+		if b, err := os.ReadFile(path); err == nil {
+			c.Sysctls[name] = strings.TrimSpace(string(b))
+		}
+	}
+	if v := c.Sysctls["kernel.kptr_restrict"]; v != "" && v != "0" && !c.Root {
+		c.Notes = append(c.Notes, "kernel.kptr_restrict="+v+" hides kernel addresses from non-root users: kernel frames need root")
+	}
+	if v := c.Sysctls["kernel.kptr_restrict"]; v == "2" {
+		c.Notes = append(c.Notes, "kernel.kptr_restrict=2 hides kernel addresses even from root: kernel frames cannot be named (set it to 0 or 1)")
+	}
+	if v := c.Sysctls["kernel.perf_event_max_stack"]; v != "" && v != "127" {
+		c.Notes = append(c.Notes, "kernel.perf_event_max_stack="+v+": stacks are cut at that depth")
+	}
+	c.PMU, c.PMUReason = probePMU()
+	for _, name := range ProbeOrder {
+		probe, ok := probes[name]
+		switch {
+		case !c.Root:
+			c.Collectors[name] = Collector{Reason: "scorch needs root (or CAP_BPF and CAP_PERFMON) to load BPF programs"}
+		case !c.BTF:
+			c.Collectors[name] = Collector{Reason: c.BTFReason}
+		case !ok:
+			c.Collectors[name] = Collector{Reason: "not implemented in this version of scorch"}
+		default:
+			if err := probe(ctx); err != nil {
+				c.Collectors[name] = Collector{Reason: err.Error()}
+			} else {
+				c.Collectors[name] = Collector{Available: true}
+			}
+		}
+	}
+	return c
+}
+
+// probeCPU loads the sampler and attaches it to a cpu-clock event on one CPU.
+func probeCPU(ctx context.Context) error {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return err
+	}
+	spec, err := bpf.LoadSampler()
+	if err != nil {
+		return err
+	}
+	spec.Maps["events"].MaxEntries = uint32(os.Getpagesize())
+	var objs bpf.SamplerObjects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		return fmt.Errorf("the kernel refused the sampler: %w", verifierError(err))
+	}
+	defer objs.Close()
+	l, err := link.AttachTracing(link.TracingOptions{Program: objs.OnExec, AttachType: ebpf.AttachTraceRawTp})
+	if err != nil {
+		return fmt.Errorf("tp_btf/sched_process_exec cannot be attached: %w", err)
+	}
+	l.Close()
+	cpus, err := OnlineCPUs()
+	if err != nil || len(cpus) == 0 {
+		return fmt.Errorf("cannot read online CPUs: %w", err)
+	}
+	fd, err := openPerfEvent(unix.PERF_TYPE_SOFTWARE, unix.PERF_COUNT_SW_CPU_CLOCK, cpus[0], 99, true)
+	if err != nil {
+		return fmt.Errorf("perf_event_open(cpu-clock) failed: %w", err)
+	}
+	pe, err := attachPerfEvent(fd, objs.SampleCpu)
+	if err != nil {
+		unix.Close(fd)
+		return err
+	}
+	return pe.Close()
+}
+
+// probePMU checks for hardware counters by opening a cycles event.
+func probePMU() (bool, string) {
+	fd, err := openPerfEvent(unix.PERF_TYPE_HARDWARE, unix.PERF_COUNT_HW_CPU_CYCLES, 0, 1000000, false)
+	if err == nil {
+		unix.Close(fd)
+		return true, ""
+	}
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENODEV) {
+		return false, "no hardware PMU: cycles and instructions counters are not supported here (common in VMs)"
+	}
+	return false, fmt.Sprintf("hardware counters cannot be opened: %v", err)
+}

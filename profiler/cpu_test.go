@@ -1,0 +1,298 @@
+package profiler_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/internal/testutil"
+	"github.com/scorch-dev/scorch/profiler"
+)
+
+// spinC spins in main → alpha → beta twice as long (in CPU time, so that
+// other load on the machine does not skew it) as in main → alpha → gamma.
+// The clock is read rarely, so few samples land in the vDSO.
+const spinC = `
+#include <time.h>
+#include <stdio.h>
+
+static double cpu_ms(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+volatile unsigned long sink;
+
+__attribute__((noinline)) void spin(double ms) {
+	double end = cpu_ms() + ms;
+	do {
+		for (unsigned long i = 0; i < 200000; i++)
+			sink += i * i;
+	} while (cpu_ms() < end);
+}
+
+__attribute__((noinline)) void beta(void)  { spin(40); }
+__attribute__((noinline)) void gamma_(void) { spin(20); }
+
+__attribute__((noinline)) void alpha(int which) {
+	if (which) beta(); else gamma_();
+}
+
+int main(void) {
+	for (;;) {
+		alpha(1);
+		alpha(0);
+	}
+}
+`
+
+func folded(c *capture.Capture, q capture.Query) map[string]int64 {
+	out := map[string]int64{}
+	for _, sv := range c.Aggregate(q) {
+		out[strings.Join(c.FoldedStack(sv.Stack), ";")] += sv.Value
+	}
+	return out
+}
+
+// share sums the values of stacks containing every one of the substrings.
+func share(stacks map[string]int64, subs ...string) (n int64) {
+next:
+	for s, v := range stacks {
+		for _, sub := range subs {
+			if !strings.Contains(s, sub) {
+				continue next
+			}
+		}
+		n += v
+	}
+	return n
+}
+
+func total(stacks map[string]int64) (n int64) {
+	for _, v := range stacks {
+		n += v
+	}
+	return n
+}
+
+func TestCPUSamplerCWorkload(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.BuildC(t, "clang", spinC, "-O1", "-fno-omit-frame-pointer", "-mno-omit-leaf-frame-pointer")
+	cmd := testutil.Start(t, bin)
+	time.Sleep(100 * time.Millisecond)
+
+	c, err := profiler.Record(context.Background(), capture.Params{
+		Type: capture.CPU, PIDs: []int{cmd.Process.Pid}, Hz: 499,
+		Duration: capture.Duration(3 * time.Second), Unwind: "fp",
+	}, profiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacks := folded(c, capture.Query{})
+	all := total(stacks)
+	beta := share(stacks, "main;alpha;beta")
+	gamma := share(stacks, "main;alpha;gamma_")
+	t.Logf("%d samples: beta %d, gamma %d, lost %d", all, beta, gamma, c.Meta.Stats.Lost)
+	if all < 300 {
+		t.Fatalf("only %d samples in 3 s at 499 Hz", all)
+	}
+	if frac := float64(beta+gamma) / float64(all); frac < 0.9 {
+		t.Errorf("only %.0f%% of samples contain main;alpha;beta or main;alpha;gamma_; stacks: %v", frac*100, top(stacks, 8))
+	}
+	if gamma == 0 {
+		t.Fatalf("no gamma samples: %v", top(stacks, 8))
+	}
+	if ratio := float64(beta) / float64(gamma); ratio < 1.6 || ratio > 2.4 {
+		t.Errorf("beta/gamma = %.2f, want 2.0 ± 0.4", ratio)
+	}
+	if c.Meta.Stats.Lost != 0 {
+		t.Errorf("%d samples lost", c.Meta.Stats.Lost)
+	}
+	for _, e := range c.Events {
+		if int(e.PID) != cmd.Process.Pid {
+			t.Fatalf("event of pid %d in a capture of pid %d", e.PID, cmd.Process.Pid)
+		}
+	}
+	if !strings.HasPrefix(anyKey(stacks), "workload;") {
+		t.Errorf("stacks do not start with the process name: %v", top(stacks, 3))
+	}
+}
+
+const spinGo = `package main
+
+import "time"
+
+var sink int
+
+//go:noinline
+func mix(i int) int { return i * i }
+
+// beta calls mix, so it has a frame of its own: a frameless Go leaf would
+// hide its caller from frame-pointer stacks (the unwinding tests cover that).
+//go:noinline
+func beta() { for i := 0; i < 1000000; i++ { sink += mix(i) + i*7 } }
+
+//go:noinline
+func alpha() { beta() }
+
+func main() {
+	end := time.Now().Add(time.Minute)
+	for time.Now().Before(end) { alpha() }
+}
+`
+
+func TestCPUSamplerGoWorkload(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.BuildGo(t, spinGo)
+	cmd := testutil.Start(t, bin)
+	time.Sleep(100 * time.Millisecond)
+	c, err := profiler.Record(context.Background(), capture.Params{
+		Type: capture.CPU, PIDs: []int{cmd.Process.Pid}, Hz: 499,
+		Duration: capture.Duration(2 * time.Second), Unwind: "fp",
+	}, profiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacks := folded(c, capture.Query{})
+	all := total(stacks)
+	in := share(stacks, "main.main;main.alpha;main.beta")
+	t.Logf("%d samples, %d in main.main;main.alpha;main.beta", all, in)
+	if all < 200 || float64(in)/float64(all) < 0.8 {
+		t.Errorf("main.alpha;main.beta in %d of %d samples; stacks: %v", in, all, top(stacks, 8))
+	}
+}
+
+// A process that lives less than 200 ms during the capture is still named.
+func TestCPUSamplerShortLivedProcess(t *testing.T) {
+	testutil.RequireRoot(t)
+	src := strings.Replace(spinC, "int main(void) {\n\tfor (;;) {", "int main(void) {\n\tfor (int n = 0; n < 2; n++) {", 1)
+	src = strings.Replace(src, "spin(40)", "spin(50)", 1)
+	src = strings.Replace(src, "spin(20)", "spin(25)", 1)
+	bin := testutil.BuildC(t, "clang", src, "-O1", "-fno-omit-frame-pointer", "-mno-omit-leaf-frame-pointer")
+	short := filepath.Join(filepath.Dir(bin), "shortlived")
+	if err := os.Rename(bin, short); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		<-ready
+		time.Sleep(300 * time.Millisecond)
+		start := time.Now()
+		err := exec.Command(short).Run()
+		t.Logf("shortlived ran %s", time.Since(start))
+		done <- err
+	}()
+	c, err := profiler.Record(context.Background(), capture.Params{
+		Type: capture.CPU, Comm: "shortlived", Hz: 999,
+		Duration: capture.Duration(2 * time.Second), Unwind: "fp",
+	}, profiler.Options{Ready: func() { close(ready) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("short-lived workload: %v", err)
+	}
+	stacks := folded(c, capture.Query{})
+	all := total(stacks)
+	named := share(stacks, "main;alpha;")
+	t.Logf("%d samples, %d named: %v", all, named, top(stacks, 5))
+	if all < 20 {
+		t.Fatalf("only %d samples of the short-lived process", all)
+	}
+	if float64(named)/float64(all) < 0.8 {
+		t.Errorf("only %d of %d samples of the exited process are symbolized: %v", named, all, top(stacks, 5))
+	}
+}
+
+// Every BPF program, map and link is closed after a capture, also when it
+// fails or is cancelled.
+func TestRecordClosesBPFObjects(t *testing.T) {
+	testutil.RequireRoot(t)
+	before := bpfFDs(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(300 * time.Millisecond); cancel() }()
+	c, err := profiler.Record(ctx, capture.Params{Type: capture.CPU, Hz: 99, Duration: capture.Duration(time.Minute)}, profiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Meta.Duration > 10*time.Second {
+		t.Errorf("cancelled capture ran %s", c.Meta.Duration)
+	}
+	if _, err := profiler.Record(context.Background(), capture.Params{Type: capture.CPU, Command: []string{"/nonexistent/program"}}, profiler.Options{}); err == nil {
+		t.Error("a command that does not exist was accepted")
+	}
+	if after := bpfFDs(t); after != before {
+		t.Errorf("%d BPF file descriptors before, %d after", before, after)
+	}
+}
+
+// bpfFDs counts this process's file descriptors of BPF objects.
+func bpfFDs(t *testing.T) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err == nil && strings.HasPrefix(target, "anon_inode:bpf") {
+			n++
+		}
+	}
+	return n
+}
+
+func TestRecordCommand(t *testing.T) {
+	testutil.RequireRoot(t)
+	src := strings.Replace(spinC, "int main(void) {\n\tfor (;;) {", "int main(void) {\n\tfor (int n = 0; n < 6; n++) {", 1)
+	bin := testutil.BuildC(t, "clang", src, "-O1", "-fno-omit-frame-pointer", "-mno-omit-leaf-frame-pointer")
+	c, err := profiler.Record(context.Background(), capture.Params{Type: capture.CPU, Hz: 499, Command: []string{bin}, Unwind: "fp"}, profiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacks := folded(c, capture.Query{})
+	if c.Meta.Duration > 5*time.Second {
+		t.Errorf("capture of a command that runs ~0.4 s CPU lasted %s", c.Meta.Duration)
+	}
+	if share(stacks, "main;alpha;beta") == 0 {
+		t.Errorf("command not profiled: %v", top(stacks, 5))
+	}
+}
+
+func anyKey(m map[string]int64) string {
+	for k := range m {
+		return k
+	}
+	return ""
+}
+
+func top(m map[string]int64, n int) []string {
+	type kv struct {
+		k string
+		v int64
+	}
+	var all []kv
+	for k, v := range m {
+		all = append(all, kv{k, v})
+	}
+	for i := range all {
+		for j := i + 1; j < len(all); j++ {
+			if all[j].v > all[i].v {
+				all[i], all[j] = all[j], all[i]
+			}
+		}
+	}
+	var out []string
+	for i := 0; i < len(all) && i < n; i++ {
+		out = append(out, all[i].k+" "+strconv.FormatInt(all[i].v, 10))
+	}
+	return out
+}

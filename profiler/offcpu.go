@@ -1,0 +1,243 @@
+package profiler
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/scorch-dev/scorch/bpf"
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/unwind"
+)
+
+func init() {
+	for _, t := range []capture.Type{capture.OffCPU, capture.Wakeup, capture.OffWake} {
+		collectors[t] = recordOffCPU
+	}
+	probes["offcpu"] = probeOffCPU
+	probes["wakeup"] = probeOffCPU
+	probes["offwake"] = probeOffCPU
+}
+
+// offcpuPrograms are the scheduler hooks, in attach order.
+func offcpuPrograms(objs *bpf.OffcpuObjects) []*ebpf.Program {
+	return []*ebpf.Program{objs.OnExec, objs.OnReturn, objs.OnWaking, objs.OnSwitch}
+}
+
+func loadOffCPU(p capture.Params, mode unwind.Mode, tgt *target, ringSize uint32) (*bpf.OffcpuObjects, error) {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("removing memlock limit: %w", err)
+	}
+	spec, err := bpf.LoadOffcpu()
+	if err != nil {
+		return nil, fmt.Errorf("loading off-CPU spec: %w", err)
+	}
+	if err := tgt.configure(spec, false); err != nil {
+		return nil, err
+	}
+	state := uint32(0)
+	switch p.State {
+	case "S":
+		state = 1
+	case "D":
+		state = 2
+	}
+	maxBlock := uint64(math.MaxUint64)
+	if p.MaxBlock > 0 {
+		maxBlock = uint64(p.MaxBlock)
+	}
+	vars := map[string]any{
+		"state_filter":       state,
+		"min_block_ns":       uint64(p.MinBlock),
+		"max_block_ns":       maxBlock,
+		"want_blocked_stack": p.Type != capture.Wakeup,
+		"want_waker_stack":   p.Type != capture.OffCPU,
+		"copy_bytes":         copyBytes(mode),
+		"self_tgid":          uint32(os.Getpid()),
+		"wakeup_bytes":       wakeupBytes(ringSize),
+	}
+	for name, v := range vars {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return nil, fmt.Errorf("setting %s: %w", name, err)
+		}
+	}
+	spec.Maps["events"].MaxEntries = ringSize
+	var objs bpf.OffcpuObjects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		return nil, verifierError(err)
+	}
+	return &objs, nil
+}
+
+// recordOffCPU records off-CPU, wakeup or off-wake stacks.
+func recordOffCPU(ctx context.Context, p capture.Params, mode unwind.Mode, opts Options) (*capture.Capture, error) {
+	tgt := newTarget(p)
+	ring := ringBytes(opts, mode)
+	if opts.RingBytes == 0 {
+		ring *= 2 // scheduler events come faster than samples
+	}
+	objs, err := loadOffCPU(p, mode, tgt, ring)
+	if err != nil {
+		return nil, err
+	}
+	defer objs.Close()
+	if err := tgt.fill(objs.FilterPids, objs.FilterTids); err != nil {
+		return nil, err
+	}
+	rd, err := ringbuf.NewReader(objs.Events)
+	if err != nil {
+		return nil, fmt.Errorf("opening ring buffer reader: %w", err)
+	}
+	defer rd.Close()
+
+	meta := hostMeta(p)
+	meta.Params.Hz = 0
+	monoStart := monotonicNow()
+	meta.Start = time.Now()
+
+	var links []link.Link
+	detach := func() {
+		for _, l := range links {
+			l.Close()
+		}
+		links = nil
+	}
+	defer detach()
+	for _, prog := range offcpuPrograms(objs) {
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
+		if err != nil {
+			return nil, fmt.Errorf("%w: attaching %s: %v", ErrUnavailable, prog, err)
+		}
+		links = append(links, l)
+	}
+	if len(p.Command) > 0 {
+		if err := tgt.startCommand(p.Command, objs.FilterPids, opts); err != nil {
+			return nil, err
+		}
+		defer tgt.stopCommand()
+	}
+
+	s := newSession(opts.Logger, opts.Symbolizer, opts.Unwinder, mode, monoStart)
+	defer s.close()
+	oc := &offcpuState{s: s, typ: p.Type, wakers: make(map[uint32]wakerRecord)}
+	s.sample = oc.sample
+	s.waker = oc.waker
+	if opts.Ready != nil {
+		opts.Ready()
+	}
+	for _, pid := range tgt.pids {
+		s.snapshot(pid, "")
+	}
+	if err := s.run(ctx, p, opts, tgt, rd, objs.Stats, detach); err != nil {
+		return nil, err
+	}
+	meta.Duration = time.Since(meta.Start)
+	s.addBPFStats(readStats(objs.Stats))
+	if oc.noWaker > 0 {
+		addExtra(&s.stats, "no_waker_seen", oc.noWaker)
+	}
+	return s.finish(meta, opts), nil
+}
+
+// wakerRecord is the last waker seen for a thread.
+type wakerRecord struct {
+	seg segment
+	pid uint32
+	tid uint32
+	irq bool
+}
+
+// offcpuState joins waker records with the off-CPU intervals they ended.
+type offcpuState struct {
+	s       *session
+	typ     capture.Type
+	wakers  map[uint32]wakerRecord // by wakee tid
+	noWaker uint64
+}
+
+func (o *offcpuState) waker(e *stackEvent) {
+	w := wakerRecord{pid: e.PID, tid: e.TID, irq: e.Flags&eventIRQ != 0}
+	w.seg = o.s.segmentOf(e).clone()
+	if w.irq {
+		w.seg.idle = true
+		w.seg.user = nil
+	}
+	o.wakers[e.PeerTID] = w
+}
+
+// sample turns one off-CPU interval into events: for offcpu, the blocked
+// and the run-queue parts of the thread's stack; for wakeup, the blocked
+// time on the waker's stack; for offwake, the thread's stack joined with
+// its waker's.
+func (o *offcpuState) sample(e *stackEvent) {
+	s := o.s
+	start := int64(e.Ts - s.monoStart)
+	total, blocked := int64(e.Value), int64(e.Aux)
+	if blocked > total {
+		blocked = total
+	}
+	ev := capture.Event{Time: start, PID: e.PID, TID: e.TID, CPU: uint16(e.CPU), WakerPID: e.PeerPID, WakerTID: e.PeerTID}
+	if e.Flags&eventIRQ != 0 {
+		ev.Flags |= capture.FlagIRQ
+	}
+	switch o.typ {
+	case capture.OffCPU:
+		seg := s.segmentOf(e)
+		if blocked > 0 {
+			ev.Value = blocked
+			ev.Stack = s.intern(rawStack{main: seg, leaf: capture.FrameBlocked})
+			s.events = append(s.events, ev)
+		}
+		if rq := total - blocked; rq > 0 {
+			ev.Time = start + blocked
+			ev.Value = rq
+			ev.Stack = s.intern(rawStack{main: seg, leaf: capture.FrameRunqueue})
+			s.events = append(s.events, ev)
+		}
+	case capture.Wakeup, capture.OffWake:
+		w, ok := o.wakers[e.TID]
+		delete(o.wakers, e.TID)
+		if !ok || blocked == 0 {
+			// Preempted, or woken before the capture started: no waker to
+			// charge.
+			o.noWaker++
+			return
+		}
+		if w.irq {
+			ev.Flags |= capture.FlagIRQ
+		}
+		ev.Value = blocked
+		if o.typ == capture.Wakeup {
+			ev.Stack = s.intern(rawStack{main: w.seg, wakerRoot: true})
+		} else {
+			seg := s.segmentOf(e)
+			wseg := w.seg
+			ev.Stack = s.intern(rawStack{main: seg, waker: &wseg})
+		}
+		s.events = append(s.events, ev)
+	}
+}
+
+// probeOffCPU loads the scheduler hooks and attaches them for a moment.
+func probeOffCPU(ctx context.Context) error {
+	tgt := &target{mode: targetPID}
+	objs, err := loadOffCPU(capture.Params{Type: capture.OffWake}, unwind.ModeFP, tgt, uint32(os.Getpagesize()))
+	if err != nil {
+		return fmt.Errorf("the kernel refused the scheduler programs: %w", err)
+	}
+	defer objs.Close()
+	for _, prog := range offcpuPrograms(objs) {
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
+		if err != nil {
+			return fmt.Errorf("tp_btf program %s cannot be attached: %w", prog, err)
+		}
+		l.Close()
+	}
+	return nil
+}

@@ -1,0 +1,212 @@
+package profiler_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/internal/testutil"
+	"github.com/scorch-dev/scorch/profiler"
+)
+
+// sleeperC: main sleeps 100 ms per napper() call; a reader thread blocks in
+// read() in wait_for_poke(), woken every 50 ms by the poker thread's
+// poke_reader(), which writes to the pipe. Blocking happens inside libc
+// wrappers, which have no frame pointers here.
+const sleeperC = `
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static int pipefd[2];
+
+__attribute__((noinline)) void napper(void) {
+	struct timespec ts = {0, 100 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+}
+
+__attribute__((noinline)) void wait_for_poke(void) {
+	char c;
+	if (read(pipefd[0], &c, 1) != 1)
+		exit(1);
+}
+
+__attribute__((noinline)) void *reader(void *arg) {
+	for (;;)
+		wait_for_poke();
+	return NULL;
+}
+
+__attribute__((noinline)) void poke_reader(void) {
+	if (write(pipefd[1], "x", 1) != 1)
+		exit(1);
+}
+
+__attribute__((noinline)) void *poker(void *arg) {
+	struct timespec ts = {0, 50 * 1000 * 1000};
+	for (;;) {
+		nanosleep(&ts, NULL);
+		poke_reader();
+	}
+	return NULL;
+}
+
+int main(void) {
+	pthread_t r, p;
+	if (pipe(pipefd))
+		return 1;
+	pthread_create(&r, NULL, reader, NULL);
+	pthread_create(&p, NULL, poker, NULL);
+	for (int i = 0; i < 600; i++)
+		napper();
+	return 0;
+}
+`
+
+func recordSleeper(t *testing.T, typ capture.Type) (*capture.Capture, map[string]int64) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	bin := testutil.BuildC(t, "gcc", sleeperC, "-O1", "-g", "-fno-omit-frame-pointer", "-pthread")
+	cmd := testutil.Start(t, bin)
+	time.Sleep(200 * time.Millisecond)
+	c, err := profiler.Record(context.Background(), capture.Params{
+		Type: typ, PIDs: []int{cmd.Process.Pid}, Duration: capture.Duration(3 * time.Second), Unwind: "auto",
+	}, profiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Meta.Stats.Lost != 0 {
+		t.Errorf("%d events lost", c.Meta.Stats.Lost)
+	}
+	return c, folded(c, capture.Query{})
+}
+
+func TestOffCPUNapper(t *testing.T) {
+	c, stacks := recordSleeper(t, capture.OffCPU)
+	if c.Meta.Unit != "ns" {
+		t.Errorf("unit %q, want ns", c.Meta.Unit)
+	}
+	// Each napper() interval is one sleep of 100 ms: the time charged to
+	// napper equals the number of sleeps times 100 ms.
+	var napperNs int64
+	var sleeps int
+	for _, sv := range c.Aggregate(capture.Query{}) {
+		s := strings.Join(c.FoldedStack(sv.Stack), ";")
+		if strings.Contains(s, "main;napper;") && strings.HasSuffix(s, "[blocked]") {
+			napperNs += sv.Value
+			sleeps += int(sv.Count)
+		}
+	}
+	t.Logf("napper: %d sleeps, %.3f s; top: %v", sleeps, float64(napperNs)/1e9, top(stacks, 4))
+	if sleeps < 15 {
+		t.Fatalf("only %d napper sleeps in 3 s", sleeps)
+	}
+	if ratio := float64(napperNs) / (float64(sleeps) * 100e6); ratio < 0.9 || ratio > 1.1 {
+		t.Errorf("napper blocked %.3f s for %d sleeps of 100 ms: ratio %.3f, want 1 ± 0.1", float64(napperNs)/1e9, sleeps, ratio)
+	}
+	if share(stacks, "reader;wait_for_poke;") == 0 {
+		t.Errorf("the reader blocked in wait_for_poke is missing: %v", top(stacks, 6))
+	}
+	for s := range stacks {
+		if !strings.HasSuffix(s, capture.FrameBlocked) && !strings.HasSuffix(s, capture.FrameRunqueue) {
+			t.Errorf("stack without a [blocked] or [runqueue] leaf: %s", s)
+		}
+	}
+	for _, e := range c.Events {
+		if e.Time < 0 || e.Time > int64(4*time.Second) {
+			t.Fatalf("event at %s is outside the capture", time.Duration(e.Time))
+		}
+	}
+}
+
+func TestWakeupChargesWaker(t *testing.T) {
+	c, stacks := recordSleeper(t, capture.Wakeup)
+	poked := share(stacks, "poke_reader")
+	t.Logf("charged to poke_reader: %.3f s; top: %v", float64(poked)/1e9, top(stacks, 4))
+	// The reader is blocked almost all the time and only poke_reader wakes it.
+	if poked < int64(2*time.Second) {
+		t.Errorf("only %.3f s of the reader's blocked time is charged to poke_reader", float64(poked)/1e9)
+	}
+	for s := range stacks {
+		if strings.HasPrefix(s, capture.FrameIRQ+";") && strings.Contains(s, "poke_reader") {
+			t.Errorf("an interrupt waker has user frames: %s", s)
+		}
+	}
+	var irq bool
+	for s := range stacks {
+		if strings.HasPrefix(s, capture.FrameIRQ+";") {
+			irq = true
+		}
+	}
+	if !irq {
+		t.Errorf("the timer wakeups of nanosleep are not charged to [irq]: %v", top(stacks, 6))
+	}
+	_ = c
+}
+
+func TestOffWakeJoinsStacks(t *testing.T) {
+	_, stacks := recordSleeper(t, capture.OffWake)
+	var joined int64
+	for s, v := range stacks {
+		blocked, waker, ok := strings.Cut(s, ";--;")
+		if !ok {
+			t.Errorf("offwake stack without the -- separator: %s", s)
+			continue
+		}
+		if strings.Contains(blocked, "wait_for_poke") && strings.Contains(waker, "poke_reader_[w]") {
+			joined += v
+		}
+	}
+	t.Logf("wait_for_poke;--;poke_reader: %.3f s; top: %v", float64(joined)/1e9, top(stacks, 3))
+	if joined < int64(2*time.Second) {
+		t.Errorf("only %.3f s of wait_for_poke joined with poke_reader", float64(joined)/1e9)
+	}
+}
+
+// More busy threads than CPUs on one CPU wait in the run queue.
+func TestOffCPURunqueue(t *testing.T) {
+	testutil.RequireRoot(t)
+	const busyC = `
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+volatile unsigned long sink;
+__attribute__((noinline)) void *busy(void *arg) {
+	for (;;) sink++;
+	return 0;
+}
+int main(void) {
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+	pthread_t t[3];
+	for (int i = 0; i < 3; i++)
+		pthread_create(&t[i], 0, busy, 0);
+	pthread_join(t[0], 0);
+}
+`
+	bin := testutil.BuildC(t, "gcc", busyC, "-O1", "-fno-omit-frame-pointer", "-pthread")
+	cmd := testutil.Start(t, bin)
+	time.Sleep(200 * time.Millisecond)
+	c, err := profiler.Record(context.Background(), capture.Params{
+		Type: capture.OffCPU, PIDs: []int{cmd.Process.Pid}, Duration: capture.Duration(2 * time.Second), Unwind: "fp",
+	}, profiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacks := folded(c, capture.Query{})
+	rq := share(stacks, "[runqueue]")
+	blocked := share(stacks, "[blocked]")
+	t.Logf("runqueue %.3f s, blocked %.3f s", float64(rq)/1e9, float64(blocked)/1e9)
+	// Three threads share one CPU: each waits about two thirds of the time.
+	if rq < int64(time.Second) {
+		t.Errorf("only %.3f s in the run queue for 3 busy threads on one CPU over 2 s: %v", float64(rq)/1e9, top(stacks, 4))
+	}
+	if share(stacks, "busy") == 0 {
+		t.Errorf("run-queue time not charged to busy(): %v", top(stacks, 4))
+	}
+}

@@ -1,0 +1,191 @@
+// Package profiler loads scorch's BPF programs, attaches them to the
+// targets a user chose, collects their events and turns them into a
+// symbolized capture.
+package profiler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/symbolizer"
+	"github.com/scorch-dev/scorch/unwind"
+	"golang.org/x/sys/unix"
+)
+
+// Errors callers tell apart.
+var (
+	// ErrUnavailable: this host cannot run the collector (kernel, PMU, lockdown).
+	ErrUnavailable = errors.New("collector unavailable on this host")
+	// ErrPermission: scorch needs root (or CAP_BPF and CAP_PERFMON).
+	ErrPermission = errors.New("permission denied")
+	// ErrBadTarget: the target named does not exist.
+	ErrBadTarget = errors.New("bad target")
+)
+
+// Options configure a recording.
+type Options struct {
+	Symbolizer *symbolizer.Symbolizer // shared caches; nil: one for this capture
+	Unwinder   *unwind.Unwinder       // shared CFI tables; nil: one for this capture
+	Logger     *slog.Logger
+	// Progress is called about every 250 ms while the capture runs.
+	Progress func(Progress)
+	// RingBytes is the BPF ring buffer size (a power of two, at least a
+	// page); 0: 8 MiB, or 32 MiB when user stacks are copied.
+	RingBytes int
+	// CommandStdout and CommandStderr receive the output of a `-- CMD` target.
+	CommandStdout, CommandStderr io.Writer
+	// Ready, when set, is called once the collector is attached (tests use it
+	// to start their workload).
+	Ready func()
+}
+
+// Progress reports a running capture.
+type Progress struct {
+	Elapsed time.Duration
+	Events  uint64
+	Lost    uint64
+}
+
+// Record runs one capture with the given parameters until the duration ends,
+// ctx is cancelled (what was collected is returned, without error) or a
+// `-- CMD` target exits.
+func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Capture, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if p.Duration == 0 && len(p.Command) == 0 {
+		p.Defaults()
+	} else {
+		d := p.Duration
+		p.Defaults()
+		p.Duration = d
+	}
+	if err := p.Validate(0); err != nil {
+		return nil, err
+	}
+	if err := checkPrivileges(); err != nil {
+		return nil, err
+	}
+	for _, pid := range p.PIDs {
+		if !processExists(pid) {
+			return nil, fmt.Errorf("%w: process %d does not exist", ErrBadTarget, pid)
+		}
+	}
+	for _, tid := range p.TIDs {
+		if !processExists(tid) {
+			return nil, fmt.Errorf("%w: thread %d does not exist", ErrBadTarget, tid)
+		}
+	}
+	mode, err := unwind.ParseMode(p.Unwind)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Symbolizer == nil {
+		opts.Symbolizer = symbolizer.New(symbolizer.Options{Logger: opts.Logger})
+		defer opts.Symbolizer.Close()
+	}
+	if opts.Unwinder == nil && mode != unwind.ModeFP {
+		opts.Unwinder = unwind.New(unwind.Options{Logger: opts.Logger})
+	}
+	switch p.Type {
+	case capture.CPU:
+		return recordCPU(ctx, p, mode, opts)
+	}
+	if rec, ok := collectors[p.Type]; ok {
+		return rec(ctx, p, mode, opts)
+	}
+	return nil, fmt.Errorf("%w: capture type %s is not implemented yet", ErrUnavailable, p.Type)
+}
+
+// collectors holds the recorders of the other capture types, registered by
+// their files.
+var collectors = map[capture.Type]func(ctx context.Context, p capture.Params, mode unwind.Mode, opts Options) (*capture.Capture, error){}
+
+func checkPrivileges() error {
+	if os.Geteuid() == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: scorch loads BPF programs and needs root (run it with sudo)", ErrPermission)
+}
+
+func processExists(pid int) bool {
+	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+	return err == nil
+}
+
+// copyBytes is the user stack copy per unwinding mode.
+func copyBytes(mode unwind.Mode) uint32 {
+	switch mode {
+	case unwind.ModeAuto:
+		return 1024
+	case unwind.ModeDWARF:
+		return 16384
+	}
+	return 0
+}
+
+func ringBytes(opts Options, mode unwind.Mode) uint32 {
+	if opts.RingBytes > 0 {
+		n := uint32(os.Getpagesize())
+		for n < uint32(opts.RingBytes) {
+			n <<= 1
+		}
+		return n
+	}
+	if mode == unwind.ModeFP {
+		return 8 << 20
+	}
+	return 32 << 20
+}
+
+// wakeupBytes is the data that makes the BPF programs wake the reader: an
+// eighth of the ring.
+func wakeupBytes(ring uint32) uint64 { return uint64(ring / 8) }
+
+// monotonicNow is CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns.
+func monotonicNow() uint64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}
+
+// hostMeta fills the host facts of a capture's metadata.
+func hostMeta(p capture.Params) capture.Meta {
+	host, _ := os.Hostname()
+	m := capture.Meta{
+		Type:       p.Type,
+		Event:      p.Event,
+		Unit:       p.Type.Unit(p.Event),
+		Params:     p,
+		Host:       host,
+		Kernel:     kernelRelease(),
+		Timestamps: true,
+		Source:     "bpf",
+	}
+	return m
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// verifierError adds the verifier log to load errors.
+func verifierError(err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		return fmt.Errorf("loading BPF objects: %+v", ve)
+	}
+	return fmt.Errorf("loading BPF objects: %w", err)
+}

@@ -1,0 +1,536 @@
+package profiler
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/symbolizer"
+	"github.com/scorch-dev/scorch/unwind"
+)
+
+// proc is what the session knows of one process.
+type proc struct {
+	pid       uint32
+	snap      *symbolizer.Process // nil when the process was gone before its snapshot
+	comm      string
+	gen       uint32 // snapshot generation, part of raw stack keys
+	refreshed time.Time
+}
+
+// segment is one thread's stacks as addresses, leaf first.
+type segment struct {
+	pid    uint32
+	gen    uint32
+	snap   *symbolizer.Process // nil when the process was gone before its snapshot
+	comm   string              // process name
+	kernel []uint64
+	user   []uint64
+	kTrunc bool
+	uTrunc bool
+	idle   bool
+}
+
+// rawStack is a stack as addresses, deduplicated before symbolization.
+type rawStack struct {
+	main segment
+	// leaf is a synthetic leaf frame ([blocked], [runqueue]) or "".
+	leaf string
+	// waker is the waker's segment of an off-wake stack.
+	waker *segment
+	// wakerRoot: main is a waker's segment (wakeup captures).
+	wakerRoot bool
+}
+
+// session turns ring-buffer records into a capture: it snapshots processes
+// as they appear, unwinds and deduplicates raw stacks, and symbolizes them
+// at the end.
+type session struct {
+	log       *slog.Logger
+	sym       *symbolizer.Symbolizer
+	unw       *unwind.Unwinder
+	mode      unwind.Mode
+	monoStart uint64
+	procs     map[uint32]*proc
+	rawIndex  map[string]uint32
+	raws      []rawStack
+	events    []capture.Event
+	key       []byte
+	ev        stackEvent
+	kbuf      [maxStack]uint64
+	ubuf      [maxStack]uint64
+	stats     capture.Stats
+	snaps     []*symbolizer.Process
+	// sample turns a decoded sample record into events; nil: one event per
+	// record with the record's own stacks (the CPU sampler).
+	sample func(e *stackEvent)
+	// waker receives decoded waker records (wakeup and offwake types).
+	waker func(e *stackEvent)
+}
+
+func newSession(log *slog.Logger, sym *symbolizer.Symbolizer, unw *unwind.Unwinder, mode unwind.Mode, monoStart uint64) *session {
+	return &session{
+		log:       log,
+		sym:       sym,
+		unw:       unw,
+		mode:      mode,
+		monoStart: monoStart,
+		procs:     make(map[uint32]*proc),
+		rawIndex:  make(map[string]uint32),
+	}
+}
+
+// snapshot records a process's mappings for later symbolization.
+func (s *session) snapshot(pid uint32, comm string) *proc {
+	p := s.procs[pid]
+	if p == nil {
+		p = &proc{pid: pid, comm: comm}
+		s.procs[pid] = p
+	}
+	snap, err := s.sym.Snapshot(int(pid))
+	p.refreshed = time.Now()
+	if err != nil {
+		if p.snap == nil {
+			s.stats.ProcsExited++
+			s.log.Debug("process snapshot failed", "pid", pid, "err", err)
+		}
+		return p
+	}
+	// The old snapshot stays referenced by the raw stacks that used it.
+	s.snaps = append(s.snaps, snap)
+	p.snap = snap
+	p.gen++
+	if snap.Comm != "" {
+		p.comm = snap.Comm
+	}
+	return p
+}
+
+// handle processes one ring-buffer record.
+func (s *session) handle(rec []byte) {
+	if len(rec) < 4 {
+		return
+	}
+	switch binary.LittleEndian.Uint32(rec) {
+	case recordExec:
+		if uintptr(len(rec)) < offExecComm+16 {
+			return
+		}
+		pid := binary.LittleEndian.Uint32(rec[offExecPid:])
+		s.snapshot(pid, cString(rec[offExecComm:offExecComm+16]))
+	case recordSample:
+		if err := decodeStackEvent(rec, &s.ev, s.kbuf[:0], s.ubuf[:0]); err != nil {
+			s.stats.Lost++
+			return
+		}
+		if s.sample != nil {
+			s.sample(&s.ev)
+		} else {
+			s.addCPUSample(&s.ev)
+		}
+	case recordWaker:
+		if err := decodeStackEvent(rec, &s.ev, s.kbuf[:0], s.ubuf[:0]); err != nil {
+			s.stats.Lost++
+			return
+		}
+		if s.waker != nil {
+			s.waker(&s.ev)
+		}
+	}
+}
+
+// segmentOf resolves the record's process and user stack (unwinding it
+// where the mode asks) into a segment. Its slices alias the record: intern
+// copies what it keeps, so repeated stacks cost no allocation.
+func (s *session) segmentOf(e *stackEvent) segment {
+	seg := segment{pid: e.PID, comm: e.Comm, kTrunc: e.KTruncated, uTrunc: e.UTrunc}
+	if e.PID == 0 {
+		seg.idle = true
+		seg.comm = capture.FrameIdle
+		seg.kernel = e.Kstack
+		return seg
+	}
+	p := s.procs[e.PID]
+	if p == nil {
+		p = s.snapshot(e.PID, e.Comm)
+	}
+	user := e.Ustack
+	if e.Flags&eventKthread == 0 && p.snap != nil {
+		// Libraries mapped after the last snapshot (ld.so maps them after
+		// exec): refresh while the process is still there.
+		if len(user) > 0 && !covered(p.snap, user) && time.Since(p.refreshed) > 20*time.Millisecond {
+			s.snapshot(e.PID, e.Comm)
+		}
+		user = s.unwindUser(p.snap, e)
+	}
+	seg.snap, seg.gen = p.snap, p.gen
+	if p.comm != "" {
+		seg.comm = p.comm
+	}
+	seg.kernel = e.Kstack
+	seg.user = user
+	if e.KTruncated || e.UTrunc {
+		s.stats.Truncated++
+	}
+	return seg
+}
+
+func (s *session) addCPUSample(e *stackEvent) {
+	seg := s.segmentOf(e)
+	ev := capture.Event{
+		Time:  int64(e.Ts - s.monoStart),
+		Value: int64(e.Value),
+		Stack: s.intern(rawStack{main: seg}),
+		PID:   e.PID,
+		TID:   e.TID,
+		CPU:   uint16(e.CPU),
+	}
+	if seg.idle {
+		ev.Flags |= capture.FlagIdle
+	}
+	if e.Flags&eventKernelMode != 0 {
+		ev.Flags |= capture.FlagKernel
+	}
+	s.events = append(s.events, ev)
+}
+
+// intern deduplicates a raw stack and returns its index.
+func (s *session) intern(r rawStack) uint32 {
+	k := appendSegmentKey(s.key[:0], &r.main)
+	k = append(k, r.leaf...)
+	k = append(k, 0, boolByte(r.wakerRoot))
+	if r.waker != nil {
+		k = append(k, 1)
+		k = appendSegmentKey(k, r.waker)
+	}
+	s.key = k
+	if id, ok := s.rawIndex[unsafe.String(unsafe.SliceData(k), len(k))]; ok {
+		return id
+	}
+	id := uint32(len(s.raws))
+	r.main = r.main.clone()
+	if r.waker != nil {
+		w := r.waker.clone()
+		r.waker = &w
+	}
+	s.raws = append(s.raws, r)
+	s.rawIndex[string(k)] = id
+	return id
+}
+
+// clone copies the segment's stacks, which may alias a record.
+func (g segment) clone() segment {
+	g.kernel = append([]uint64(nil), g.kernel...)
+	g.user = append([]uint64(nil), g.user...)
+	return g
+}
+
+func appendSegmentKey(k []byte, g *segment) []byte {
+	k = binary.LittleEndian.AppendUint32(k, g.pid)
+	k = binary.LittleEndian.AppendUint32(k, g.gen)
+	k = append(k, g.comm...)
+	k = append(k, 0, boolByte(g.kTrunc), boolByte(g.uTrunc), boolByte(g.idle))
+	k = binary.LittleEndian.AppendUint16(k, uint16(len(g.kernel)))
+	for _, pc := range g.kernel {
+		k = binary.LittleEndian.AppendUint64(k, pc)
+	}
+	k = binary.LittleEndian.AppendUint16(k, uint16(len(g.user)))
+	for _, pc := range g.user {
+		k = binary.LittleEndian.AppendUint64(k, pc)
+	}
+	return k
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// covered reports whether the process snapshot maps every address.
+func covered(snap *symbolizer.Process, pcs []uint64) bool {
+	for _, pc := range pcs {
+		if _, _, _, ok := snap.ModuleFor(pc); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// unwindUser completes the user stack with CFI where the mode asks for it.
+func (s *session) unwindUser(snap *symbolizer.Process, e *stackEvent) []uint64 {
+	if s.mode == unwind.ModeFP || s.unw == nil || e.IP == 0 {
+		if len(e.Ustack) > 0 {
+			s.stats.UnwindFP++
+		}
+		return e.Ustack
+	}
+	res := s.unw.Unwind(snap, s.mode, unwind.Regs{IP: e.IP, SP: e.SP, BP: e.BP}, e.Copy, e.Ustack)
+	switch res.Outcome {
+	case unwind.OutcomeCFI:
+		s.stats.UnwindCFI++
+	case unwind.OutcomeFP:
+		s.stats.UnwindFP++
+	default:
+		s.stats.UnwindEnded++
+		if res.Reason != "" {
+			addExtra(&s.stats, "unwind_ended: "+res.Reason, 1)
+		}
+	}
+	if len(res.PCs) == 0 {
+		return e.Ustack
+	}
+	return res.PCs
+}
+
+// drain reads records until the reader has nothing more, or the deadline.
+func (s *session) drain(rd *ringbuf.Reader, deadline time.Time) {
+	var rec ringbuf.Record
+	rd.SetDeadline(deadline)
+	for {
+		if err := rd.ReadInto(&rec); err != nil {
+			return
+		}
+		s.handle(rec.RawSample)
+	}
+}
+
+// pollInterval is how often the reader looks at the ring buffer: the BPF
+// programs wake it only when a lot of data waits (see wakeup_bytes).
+const pollInterval = 20 * time.Millisecond
+
+// read reads records until stop is closed, calling progress about every
+// 250 ms.
+func (s *session) read(rd *ringbuf.Reader, stop <-chan struct{}, progress func()) error {
+	var rec ringbuf.Record
+	last := time.Now()
+	for {
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		rd.SetDeadline(time.Now().Add(pollInterval))
+		err := rd.ReadInto(&rec)
+		if err == nil {
+			s.handle(rec.RawSample)
+		} else if errors.Is(err, ringbuf.ErrClosed) {
+			return nil
+		} else if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("reading ring buffer: %w", err)
+		}
+		if progress != nil && time.Since(last) > 250*time.Millisecond {
+			progress()
+			last = time.Now()
+		}
+	}
+}
+
+// build symbolizes the raw stacks and returns the capture.
+func (s *session) build(meta capture.Meta) *capture.Capture {
+	b := capture.NewBuilder(meta)
+	ids := make([]uint32, len(s.raws))
+	var frames []uint32
+	for i := range s.raws {
+		r := &s.raws[i]
+		if r.wakerRoot {
+			frames = s.appendWakerRoot(b, frames[:0], &r.main)
+		} else {
+			frames = s.appendSegment(b, frames[:0], &r.main)
+		}
+		if r.leaf != "" {
+			frames = append(frames, b.Frame(capture.Frame{Name: r.leaf, Kind: capture.KindSynthetic}))
+		}
+		if r.waker != nil {
+			frames = append(frames, b.Frame(capture.Frame{Name: capture.FrameSeparator, Kind: capture.KindSynthetic}))
+			frames = s.appendWaker(b, frames, r.waker)
+		}
+		ids[i] = b.Stack(frames)
+	}
+	for i := range s.events {
+		s.events[i].Stack = ids[s.events[i].Stack]
+		b.Add(s.events[i])
+	}
+	c := b.Capture()
+	c.Meta.Stats.Samples = uint64(len(c.Events))
+	return c
+}
+
+// symbolize names a segment's frames, root first, without the process name.
+func (s *session) symbolize(b *capture.Builder, g *segment) (user, kernel []capture.Frame) {
+	if g.uTrunc {
+		user = append(user, capture.Frame{Name: capture.FrameTruncated, Kind: capture.KindSynthetic})
+	}
+	for j := len(g.user) - 1; j >= 0; j-- {
+		user = s.appendUser(user, g.snap, g.user[j], j > 0)
+	}
+	if g.kTrunc {
+		kernel = append(kernel, capture.Frame{Name: capture.FrameTruncated, Kind: capture.KindSynthetic})
+	}
+	for j := len(g.kernel) - 1; j >= 0; j-- {
+		f := kernelFrame(s.sym.Kernel(g.kernel[j], j > 0))
+		// The tracing machinery that ran the BPF program is not part of
+		// what the thread was doing.
+		if isTracingFrame(f.Name) {
+			continue
+		}
+		kernel = append(kernel, f)
+	}
+	return user, kernel
+}
+
+// appendSegment adds a segment root first: process name, user, kernel.
+func (s *session) appendSegment(b *capture.Builder, frames []uint32, g *segment) []uint32 {
+	frames = append(frames, b.Frame(capture.Frame{Name: g.comm, Kind: capture.KindProcess}))
+	user, kernel := s.symbolize(b, g)
+	for _, f := range user {
+		frames = append(frames, b.Frame(f))
+	}
+	for _, f := range kernel {
+		frames = append(frames, b.Frame(f))
+	}
+	if len(user)+len(kernel) == 0 {
+		frames = append(frames, b.Frame(capture.Frame{Name: capture.FrameUnknown, Kind: capture.KindSynthetic}))
+	}
+	return frames
+}
+
+// appendWaker adds a waker's segment leaf first, marked as the waker's, and
+// ends with its process name; a wakeup from an interrupt keeps only the
+// kernel stack and is named [irq].
+func (s *session) appendWaker(b *capture.Builder, frames []uint32, g *segment) []uint32 {
+	user, kernel, comm := s.wakerFrames(b, g)
+	for j := len(kernel) - 1; j >= 0; j-- {
+		f := kernel[j]
+		f.Waker = true
+		frames = append(frames, b.Frame(f))
+	}
+	for j := len(user) - 1; j >= 0; j-- {
+		f := user[j]
+		f.Waker = true
+		frames = append(frames, b.Frame(f))
+	}
+	return append(frames, b.Frame(capture.Frame{Name: comm, Kind: capture.KindProcess}))
+}
+
+// appendWakerRoot builds the frames of a wakeup capture: the waker's stack,
+// root first under its process name, or [irq] and the kernel stack.
+func (s *session) appendWakerRoot(b *capture.Builder, frames []uint32, g *segment) []uint32 {
+	user, kernel, comm := s.wakerFrames(b, g)
+	frames = append(frames, b.Frame(capture.Frame{Name: comm, Kind: capture.KindProcess}))
+	for _, f := range user {
+		frames = append(frames, b.Frame(f))
+	}
+	for _, f := range kernel {
+		frames = append(frames, b.Frame(f))
+	}
+	return frames
+}
+
+// interruptEntries are kernel functions through which interrupts and
+// softirqs enter: a wakeup below one of them was not done by the task that
+// happened to be running.
+var interruptEntries = []string{
+	"asm_sysvec_", "sysvec_", "asm_common_interrupt", "common_interrupt",
+	"handle_softirqs", "__do_softirq", "do_softirq", "irq_exit_rcu", "__irq_exit_rcu",
+	"hrtimer_interrupt", "__hrtimer_run_queues", "handle_irq_event",
+}
+
+// interruptEntry returns the index of the outermost interrupt entry in a
+// root-first kernel stack, or -1.
+func interruptEntry(kernel []capture.Frame) int {
+	for i, f := range kernel {
+		for _, p := range interruptEntries {
+			if strings.HasPrefix(f.Name, p) {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// wakerFrames names a waker's frames. A wakeup done from an interrupt is
+// charged to [irq] with the kernel stack from the interrupt entry on: the
+// task that happened to be interrupted had nothing to do with it.
+func (s *session) wakerFrames(b *capture.Builder, g *segment) (user, kernel []capture.Frame, comm string) {
+	user, kernel = s.symbolize(b, g)
+	comm = g.comm
+	if i := interruptEntry(kernel); i >= 0 {
+		return nil, kernel[i:], capture.FrameIRQ
+	}
+	if g.idle {
+		return nil, kernel, capture.FrameIRQ
+	}
+	return user, kernel, comm
+}
+
+func isTracingFrame(name string) bool {
+	return strings.HasPrefix(name, "bpf_prog_") || strings.HasPrefix(name, "__bpf_trace_") ||
+		strings.HasPrefix(name, "bpf_trace_run") || strings.HasPrefix(name, "__traceiter_") ||
+		strings.HasPrefix(name, "bpf_get_stack") || strings.HasPrefix(name, "__bpf_prog_run")
+}
+
+// appendUser adds the frames of one user address, outermost first.
+func (s *session) appendUser(out []capture.Frame, snap *symbolizer.Process, pc uint64, ret bool) []capture.Frame {
+	if snap == nil {
+		return append(out, capture.Frame{Name: capture.FrameUnknown, Kind: capture.KindSynthetic})
+	}
+	fs := s.sym.User(snap, pc, ret)
+	// Innermost first from the symbolizer; the stack is root first.
+	for j := len(fs) - 1; j >= 0; j-- {
+		out = append(out, userFrame(fs[j]))
+	}
+	if len(fs) == 0 {
+		out = append(out, capture.Frame{Name: capture.FrameUnknown, Kind: capture.KindSynthetic})
+	}
+	return out
+}
+
+func userFrame(f symbolizer.Frame) capture.Frame {
+	cf := capture.Frame{
+		Name: f.Name, Module: f.Module, BuildID: f.BuildID, Offset: f.Offset,
+		File: f.File, Line: f.Line, SystemName: f.SystemName, Kind: capture.KindUser,
+	}
+	switch {
+	case f.JIT:
+		cf.Kind = capture.KindJIT
+	case f.Inlined:
+		cf.Kind = capture.KindInlined
+	}
+	if cf.Name == "" {
+		if f.Module == "" {
+			cf.Name, cf.Kind = capture.FrameUnknown, capture.KindSynthetic
+		} else {
+			cf.Name = fmt.Sprintf("%s+0x%x", filepath.Base(f.Module), f.Offset)
+		}
+	}
+	return cf
+}
+
+func kernelFrame(f symbolizer.Frame) capture.Frame {
+	cf := capture.Frame{Name: f.Name, Module: f.Module, Offset: f.Offset, Kind: capture.KindKernel, SystemName: f.SystemName}
+	if cf.Module == "" {
+		cf.Module = "[kernel.kallsyms]"
+	}
+	if cf.Name == "" {
+		cf.Name = capture.FrameUnknown
+	}
+	return cf
+}
+
+// close releases the process snapshots.
+func (s *session) close() {
+	for _, sn := range s.snaps {
+		sn.Close()
+	}
+	s.snaps = nil
+}

@@ -1,0 +1,150 @@
+package profiler
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/scorch-dev/scorch/capture"
+	"golang.org/x/sys/unix"
+)
+
+// target is what a capture profiles: the whole host, pids, tids, a process
+// name, or a command scorch starts.
+type target struct {
+	mode uint32
+	pids []uint32
+	tids []uint32
+	comm [16]byte
+	cmd  *exec.Cmd
+	// exited is closed when a started command has exited.
+	exited chan struct{}
+}
+
+func newTarget(p capture.Params) *target {
+	t := &target{mode: targetAll}
+	switch {
+	case len(p.PIDs) > 0:
+		t.mode = targetPID
+		for _, pid := range p.PIDs {
+			t.pids = append(t.pids, uint32(pid))
+		}
+	case len(p.TIDs) > 0:
+		t.mode = targetTID
+		for _, tid := range p.TIDs {
+			t.tids = append(t.tids, uint32(tid))
+		}
+	case p.Comm != "":
+		t.mode = targetComm
+		copy(t.comm[:15], p.Comm)
+	case len(p.Command) > 0:
+		t.mode = targetPID
+	}
+	return t
+}
+
+// configure sets the BPF target variables of a collection spec.
+func (t *target) configure(spec *ebpf.CollectionSpec, follow bool) error {
+	set := func(name string, v any) error {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return nil
+		}
+		if err := vs.Set(v); err != nil {
+			return fmt.Errorf("setting %s: %w", name, err)
+		}
+		return nil
+	}
+	if err := set("filter_mode", t.mode); err != nil {
+		return err
+	}
+	if err := set("filter_comm", t.comm); err != nil {
+		return err
+	}
+	return set("follow_forks", follow)
+}
+
+// fill writes the pid and tid lists into the filter maps.
+func (t *target) fill(pids, tids *ebpf.Map) error {
+	one := uint8(1)
+	for _, pid := range t.pids {
+		if err := pids.Put(pid, one); err != nil {
+			return fmt.Errorf("adding pid %d to the filter: %w", pid, err)
+		}
+	}
+	for _, tid := range t.tids {
+		if err := tids.Put(tid, one); err != nil {
+			return fmt.Errorf("adding tid %d to the filter: %w", tid, err)
+		}
+	}
+	return nil
+}
+
+// startCommand starts argv stopped right after its exec, adds it to the
+// pid filter, then lets it run, so that its first instruction is profiled.
+func (t *target) startCommand(argv []string, pids *ebpf.Map, opts Options) error {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin = os.Stdin
+	cmd.Stdout = opts.CommandStdout
+	cmd.Stderr = opts.CommandStderr
+	if cmd.Stdout == nil {
+		cmd.Stdout = os.Stderr
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Ptrace: true, Pdeathsig: syscall.SIGKILL}
+
+	// ptrace requests must come from the thread that started the child.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", argv[0], err)
+	}
+	pid := cmd.Process.Pid
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil || !ws.Stopped() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return fmt.Errorf("starting %s: did not stop at exec (%v)", argv[0], err)
+	}
+	if err := pids.Put(uint32(pid), uint8(1)); err != nil {
+		cmd.Process.Kill()
+		return fmt.Errorf("adding pid %d to the filter: %w", pid, err)
+	}
+	if err := unix.PtraceDetach(pid); err != nil {
+		cmd.Process.Kill()
+		return fmt.Errorf("releasing %s: %w", argv[0], err)
+	}
+	t.cmd = cmd
+	t.pids = append(t.pids, uint32(pid))
+	t.exited = make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(t.exited)
+	}()
+	return nil
+}
+
+// stopCommand ends a started command that is still running.
+func (t *target) stopCommand() {
+	if t.cmd == nil {
+		return
+	}
+	select {
+	case <-t.exited:
+		return
+	default:
+	}
+	t.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-t.exited:
+	case <-time.After(2 * time.Second):
+		t.cmd.Process.Kill()
+		<-t.exited
+	}
+}
