@@ -138,4 +138,3 @@ func TestDoctor(t *testing.T) {
 		t.Errorf("the cpu collector is not available here:\n%s", out)
 	}
 }
-
