@@ -51,6 +51,8 @@ func parseMaps(r io.Reader) ([]mapping, error) {
 // elfInfo is what the test resolver and namer need of one ELF file.
 type elfInfo struct {
 	path    string
+	key     string // for the unwinder's cache
+	openFn  func() (io.ReaderAt, io.Closer, error)
 	buildID string
 	loads   []elf.ProgHeader
 	syms    []elf.Symbol // functions, sorted by address
@@ -74,6 +76,8 @@ func readELF(path string) *elfInfo {
 	}
 	defer f.Close()
 	info := &elfInfo{path: path, buildID: buildID(f)}
+	info.key = path + ":" + info.buildID
+	info.openFn = info.open
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_LOAD {
 			info.loads = append(info.loads, p.ProgHeader)
@@ -118,6 +122,14 @@ func buildID(f *elf.File) string {
 	return hex.EncodeToString(d[16:])
 }
 
+func (e *elfInfo) open() (io.ReaderAt, io.Closer, error) {
+	f, err := os.Open(e.path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, f, nil
+}
+
 // vaddr converts a file offset to an ELF virtual address.
 func (e *elfInfo) vaddr(fileOff uint64) (uint64, bool) {
 	for _, p := range e.loads {
@@ -149,23 +161,32 @@ func (e *elfInfo) name(va uint64) string {
 type mapsResolver struct {
 	maps   []mapping
 	rename map[string]string
+	infos  []*elfInfo // per mapping, filled on first use
 }
 
 func (r *mapsResolver) find(addr uint64) (*mapping, *elfInfo) {
+	if r.infos == nil {
+		r.infos = make([]*elfInfo, len(r.maps))
+		for i, m := range r.maps {
+			path := m.Path
+			if p, ok := r.rename[path]; ok {
+				path = p
+			}
+			info := loadELF(path)
+			if info == nil || m.BuildID != "" && info.buildID != m.BuildID {
+				continue
+			}
+			r.infos[i] = info
+		}
+	}
 	for i := range r.maps {
 		m := &r.maps[i]
-		if addr < m.Start || addr >= m.End {
-			continue
+		if addr >= m.Start && addr < m.End {
+			if r.infos[i] == nil {
+				return nil, nil
+			}
+			return m, r.infos[i]
 		}
-		path := m.Path
-		if p, ok := r.rename[path]; ok {
-			path = p
-		}
-		info := loadELF(path)
-		if info == nil || m.BuildID != "" && info.buildID != m.BuildID {
-			return nil, nil
-		}
-		return m, info
 	}
 	return nil, nil
 }
@@ -179,14 +200,7 @@ func (r *mapsResolver) ModuleFor(addr uint64) (string, uint64, func() (io.Reader
 	if !ok {
 		return "", 0, nil, false
 	}
-	open := func() (io.ReaderAt, io.Closer, error) {
-		f, err := os.Open(info.path)
-		if err != nil {
-			return nil, nil, err
-		}
-		return f, f, nil
-	}
-	return info.path + ":" + info.buildID, addr - va, open, true
+	return info.key, addr - va, info.openFn, true
 }
 
 // names symbolizes PCs (leaf first) into function names, root first; return
@@ -211,6 +225,7 @@ func (r *mapsResolver) names(pcs []uint64) []string {
 
 // fillBuildIDs records the build ID of every mapped file.
 func (r *mapsResolver) fillBuildIDs() {
+	r.infos = nil
 	for i := range r.maps {
 		if info := loadELF(r.maps[i].Path); info != nil {
 			r.maps[i].BuildID = info.buildID

@@ -126,6 +126,13 @@ type frame struct {
 	bpOK       bool // bp holds the frame's rbp (false once CFI could not restore it)
 }
 
+// walk is the state kept across the frames of one stack: consecutive frames
+// are mostly in the same file, so its table is looked up once.
+type walk struct {
+	lastKey   string
+	lastTable *table
+}
+
 // stackCopy is the copy of the user stack starting at base (the sampled sp).
 type stackCopy struct {
 	base uint64
@@ -159,6 +166,7 @@ func (u *Unwinder) Unwind(r Resolver, mode Mode, regs Regs, stack []byte, fpChai
 	// lastK/lastJ remember the latest CFI frame pcs[lastK] that is
 	// fpChain[lastJ], so that the chain can be spliced on after it.
 	lastK, lastJ := -1, -1
+	var w walk
 	reason := ""
 	clean := false
 	for {
@@ -166,7 +174,7 @@ func (u *Unwinder) Unwind(r Resolver, mode Mode, regs Regs, stack []byte, fpChai
 			reason = ReasonDepth
 			break
 		}
-		next, kind, end, why := u.step(r, cur, len(pcs) == 1, st)
+		next, kind, end, why := u.step(&w, r, cur, len(pcs) == 1, st)
 		if kind == rowCFABP && cur.bpOK && cur.bp == regs.BP && chainStartsAt(st, fpChain, cur) {
 			// This frame has set up its frame pointer and it is the one
 			// the kernel's walk started from: the chain continues from
@@ -237,25 +245,29 @@ func match(fpChain []uint64, pc uint64) int {
 	return -1
 }
 
-// splice appends rest to head without exceeding MaxDepth.
+// splice appends rest to head without exceeding MaxDepth; head is reused.
 func splice(head, rest []uint64) []uint64 {
 	if n := MaxDepth - len(head); len(rest) > n {
 		rest = rest[:n]
 	}
-	out := make([]uint64, 0, len(head)+len(rest))
-	out = append(out, head...)
-	return append(out, rest...)
+	return append(head, rest...)
 }
 
 // step unwinds one frame with CFI. end reports the outermost frame (the
 // return address is undefined or zero); why is a Reason* when the walk
 // cannot go on.
-func (u *Unwinder) step(r Resolver, cur frame, leaf bool, st stackCopy) (next frame, kind rowKind, end bool, why string) {
+func (u *Unwinder) step(w *walk, r Resolver, cur frame, leaf bool, st stackCopy) (next frame, kind rowKind, end bool, why string) {
 	key, bias, open, ok := r.ModuleFor(cur.pc)
 	if !ok {
 		return frame{}, 0, false, ReasonNoModule
 	}
-	t := u.tables.get(key, open)
+	var t *table
+	if key == w.lastKey && w.lastTable != nil {
+		t = w.lastTable
+	} else {
+		t = u.tables.get(key, open)
+		w.lastKey, w.lastTable = key, t
+	}
 	if t == nil {
 		return frame{}, 0, false, ReasonBadCFI
 	}
