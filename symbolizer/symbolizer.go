@@ -147,10 +147,37 @@ func (s *Symbolizer) Kernel(addr uint64, ret bool) Frame {
 func (fr *Frame) setName(raw string) {
 	fr.Name = raw
 	if len(raw) > 2 && (raw[0] == '_' && (raw[1] == 'Z' || raw[1] == 'R') || strings.HasPrefix(raw, "__Z")) {
-		if d := demangle.Filter(raw, demangle.NoParams); d != raw && d != "" {
+		if d := demangled(raw); d != raw && d != "" {
 			fr.Name, fr.SystemName = d, raw
 		}
 	}
+}
+
+// demangleMemo remembers demangled names: demangling costs microseconds,
+// a lookup a hundred nanoseconds, and hot C++ frames repeat. It is reset
+// when full to stay bounded.
+var demangleMemo = struct {
+	sync.Mutex
+	m map[string]string
+}{m: make(map[string]string)}
+
+const demangleMemoMax = 1 << 16
+
+func demangled(raw string) string {
+	demangleMemo.Lock()
+	d, ok := demangleMemo.m[raw]
+	demangleMemo.Unlock()
+	if ok {
+		return d
+	}
+	d = demangle.Filter(raw, demangle.NoParams)
+	demangleMemo.Lock()
+	if len(demangleMemo.m) >= demangleMemoMax {
+		clear(demangleMemo.m)
+	}
+	demangleMemo.m[raw] = d
+	demangleMemo.Unlock()
+	return d
 }
 
 // readSmall reads a small /proc file.
