@@ -1,0 +1,135 @@
+package unwind_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/internal/testutil"
+	"github.com/scorch-dev/scorch/profiler"
+)
+
+// record samples a workload of testdata/ through the real BPF pipeline and
+// returns its folded stacks.
+func record(t *testing.T, name, unwind string, flags ...string) (map[string]int64, *capture.Capture) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	src, err := os.ReadFile(filepath.Join("testdata", name+".c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := testutil.BuildC(t, "gcc", string(src), flags...)
+	cmd := testutil.Start(t, bin, "60")
+	time.Sleep(100 * time.Millisecond)
+	c, err := profiler.Record(context.Background(), capture.Params{
+		Type: capture.CPU, PIDs: []int{cmd.Process.Pid}, Hz: 499,
+		Duration: capture.Duration(2 * time.Second), Unwind: unwind,
+	}, profiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacks := map[string]int64{}
+	for _, sv := range c.Aggregate(capture.Query{}) {
+		stacks[strings.Join(c.FoldedStack(sv.Stack), ";")] += sv.Value
+	}
+	st := c.Meta.Stats
+	t.Logf("%s --unwind %s: %d samples (%d lost), cfi %d, fp %d, ended %d %v; top: %s", name, unwind, total(stacks), st.Lost,
+		st.UnwindCFI, st.UnwindFP, st.UnwindEnded, st.Extra, strings.Join(top(stacks, 4), " | "))
+	// The workload competes for the CPU with the rest of the machine:
+	// only the proportions are checked, on enough samples.
+	if total(stacks) < 100 {
+		t.Fatalf("only %d samples in 2 s at 499 Hz (%d lost)", total(stacks), st.Lost)
+	}
+	return stacks, c
+}
+
+// share sums the samples of stacks that contain each part, in this order.
+func share(stacks map[string]int64, parts ...string) (n int64) {
+	for s, v := range stacks {
+		rest := s
+		ok := true
+		for _, p := range parts {
+			i := strings.Index(rest, p)
+			if i < 0 {
+				ok = false
+				break
+			}
+			rest = rest[i+len(p):]
+		}
+		if ok {
+			n += v
+		}
+	}
+	return n
+}
+
+func total(stacks map[string]int64) (n int64) {
+	for _, v := range stacks {
+		n += v
+	}
+	return n
+}
+
+func top(stacks map[string]int64, n int) []string {
+	keys := make([]string, 0, len(stacks))
+	for k := range stacks {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return stacks[keys[i]] > stacks[keys[j]] })
+	if len(keys) > n {
+		keys = keys[:n]
+	}
+	return keys
+}
+
+func frac(part, all int64) float64 { return float64(part) / float64(max(all, 1)) }
+
+// The leaf spin has no frame pointer; auto mode finds beta and gamma_, and
+// beta, with twice the work, has twice the samples.
+func TestPipelineLeafAuto(t *testing.T) {
+	stacks, c := record(t, "share", "auto", "-O1", "-fno-omit-frame-pointer")
+	all := total(stacks)
+	beta := share(stacks, "main;alpha;beta;spin")
+	gamma := share(stacks, "main;alpha;gamma_;spin")
+	if f := frac(beta+gamma, all); f < 0.9 {
+		t.Errorf("main;alpha;beta;spin or main;alpha;gamma_;spin in only %.0f%% of samples", f*100)
+	}
+	if gamma == 0 {
+		t.Fatal("no main;alpha;gamma_;spin samples")
+	}
+	if r := float64(beta) / float64(gamma); r < 1.6 || r > 2.4 {
+		t.Errorf("beta/gamma_ = %.2f (%d/%d), want 2.0 ± 0.4", r, beta, gamma)
+	}
+	if st := c.Meta.Stats; st.UnwindCFI < uint64(beta+gamma)/2 {
+		t.Errorf("only %d stacks counted as completed by CFI", st.UnwindCFI)
+	}
+}
+
+// memset is a libc leaf without a frame pointer: auto mode keeps its caller.
+func TestPipelineMemsetAuto(t *testing.T) {
+	stacks, _ := record(t, "memset", "auto", "-O1", "-fno-omit-frame-pointer")
+	if f := frac(share(stacks, "main;fill_buffer;", "memset"), total(stacks)); f < 0.7 {
+		t.Errorf("main;fill_buffer;...memset... in only %.0f%% of samples", f*100)
+	}
+}
+
+// glibc's merge sort recursion, unwound with CFI over 16 KiB copies.
+func TestPipelineQsortDWARF(t *testing.T) {
+	stacks, _ := record(t, "qsort", "dwarf", "-O1", "-fno-omit-frame-pointer")
+	if f := frac(share(stacks, "main;sort_records;", "qsort", ";msort_with_tmp"), total(stacks)); f < 0.5 {
+		t.Errorf("main;sort_records;...qsort...;msort_with_tmp in only %.0f%% of samples", f*100)
+	}
+}
+
+// A binary without any frame pointer (-O2), unwound with CFI only.
+func TestPipelineNoFPDWARF(t *testing.T) {
+	stacks, _ := record(t, "nofp", "dwarf", "-O2")
+	if f := frac(share(stacks, "main;outer;middle;inner"), total(stacks)); f < 0.9 {
+		t.Errorf("main;outer;middle;inner in only %.0f%% of samples", f*100)
+	}
+}
