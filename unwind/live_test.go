@@ -68,6 +68,21 @@ var workloads = []workload{
 		},
 	},
 	{
+		name:        "napper",
+		flags:       []string{"-O1", "-fno-omit-frame-pointer"},
+		mode:        ModeAuto,
+		interesting: func(leaf string) bool { return strings.Contains(leaf, "nanosleep") },
+		check: func(t *testing.T, names []string, res Result, fp []string) {
+			n := len(names)
+			if !containsInOrder(names, []string{"main", "napper", "nanosleep"}) || !strings.Contains(names[n-1], "nanosleep") {
+				t.Errorf("stack %s lacks main;napper;...nanosleep", join(names))
+			}
+			if res.Outcome != OutcomeCFI {
+				t.Errorf("outcome %v (%s), want cfi", res.Outcome, res.Reason)
+			}
+		},
+	},
+	{
 		name:        "qsort",
 		flags:       []string{"-O1", "-fno-omit-frame-pointer"},
 		mode:        ModeDWARF,
