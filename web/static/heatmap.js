@@ -9,7 +9,7 @@
 (function () {
   const SVGNS = 'http://www.w3.org/2000/svg';
   const ROWS = [10, 25, 49, 50, 99, 100];
-  const PAD = { left: 58, top: 10, bottom: 42, right: 10 };
+  const PAD = { left: 58, top: 10, bottom: 42, right: 24 };
   const SEL_COLOR = ['#936EB5', '#2F7ED8']; // base range, compare range
 
   function el(tag, attrs, parent, ns) {
@@ -48,11 +48,13 @@
   // A piecewise-linear colour scale, as FlameScope's: white to deep red;
   // "enhanced" puts light blue and pink on values 1 and 3 so cells with a
   // few samples stand out.
-  function scale(max, enhanced) {
+  // For time and bytes, "a few" is 1% and 5% of the maximum.
+  function scale(max, enhanced, unit) {
     let dom = [0, max / 2, max];
     let cols = ['#FFFFFF', '#FF5032', '#B0000F'];
-    if (enhanced && max > 3) {
-      dom = [0, 1, 3, Math.max(max / 2, 3.5), max];
+    const few = unit === 'samples' ? [1, 3] : [max / 100, max / 20];
+    if (enhanced && max > few[1]) {
+      dom = [0, few[0], few[1], Math.max(max / 2, few[1] * 1.1), max];
       cols = ['#FFFFFF', '#6AAAFF', '#FAA0B5', '#FF5032', '#B0000F'];
     }
     const rgb = cols.map(hexRGB);
@@ -191,7 +193,7 @@
       });
       mapBox.insertBefore(s, legendBox);
       svg('rect', { x: PAD.left, y: PAD.top, width: d.columns * cw, height: d.rows * ch, fill: '#FFFFFF', stroke: '#ccc' }, s);
-      const color = scale(d.max, state.enhanced);
+      const color = scale(d.max, state.enhanced, d.unit);
       const cells = svg('g', { class: 'hm-cells' }, s);
       for (let c = 0; c < d.columns; c++) {
         const col = d.values[c];
@@ -213,7 +215,8 @@
 
     function axes(s, d, cw, ch) {
       const x0 = PAD.left, y1 = PAD.top + d.rows * ch;
-      const every = Math.max(1, Math.ceil(50 / cw)); // a tick about every 50 px
+      // A tick about every 50 px, on a round number of columns.
+      const every = [1, 2, 5, 10, 15, 20, 30, 60, 120, 300].find((n) => n * cw >= 50) || 600;
       for (let c = 0; c <= d.columns; c += every) {
         svg('line', { x1: x0 + c * cw, x2: x0 + c * cw, y1: y1, y2: y1 + 4, stroke: '#555' }, s);
         const t = svg('text', { x: x0 + c * cw, y: y1 + 16, 'text-anchor': 'middle', class: 'hm-tick' }, s);
