@@ -2,11 +2,13 @@ package heatmap
 
 import (
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/flamegraph"
 )
 
 var benchCaptures sync.Map // events count -> *capture.Capture
@@ -93,6 +95,18 @@ func BenchmarkRange1M(b *testing.B) {
 	for b.Loop() {
 		for _, sv := range c.Aggregate(capture.Query{From: 20, To: 30}) {
 			sink += sv.Value + int64(len(c.FoldedStack(sv.Stack)))
+		}
+	}
+}
+
+// BenchmarkRangeFlameGraph1M renders the SVG flame graph of a 10 s range
+// of a 1M-event capture, as flamegraph.svg?from=20&to=30 does.
+func BenchmarkRangeFlameGraph1M(b *testing.B) {
+	c := benchCapture(b, 1_000_000)
+	b.ResetTimer()
+	for b.Loop() {
+		if err := flamegraph.Render(io.Discard, c, capture.Query{From: 20, To: 30}, flamegraph.Options{}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
