@@ -111,6 +111,9 @@ func FuzzELF(f *testing.F) {
 		for _, a := range []uint64{0, 0x1000, 0x401000, ^uint64(0)} {
 			if i, ok := m.table.lookup(m.elfAddr(a)); ok {
 				_ = m.table.name(i)
+				if m.gotab != nil {
+					m.gotab.frames(Frame{}, m.elfAddr(a))
+				}
 			}
 		}
 	})

@@ -219,8 +219,9 @@ func miniDebugInfo(f *elf.File) (*elf.File, error) {
 
 // goTable holds a Go binary's pclntab for function names and file:line.
 type goTable struct {
-	table *gosym.Table
-	bytes int64
+	table  *gosym.Table
+	inline *goInline // nil when the binary has no usable inline trees
+	bytes  int64
 }
 
 // goSymbols reads .gopclntab (present also in stripped Go binaries) and
@@ -254,5 +255,9 @@ func goSymbols(f *elf.File, out []symbol) (_ []symbol, gt *goTable, err error) {
 		}
 		out = append(out, symbol{addr: fn.Entry, size: fn.End - fn.Entry, name: []byte(fn.Name), bind: 3})
 	}
-	return out, &goTable{table: tab, bytes: int64(len(data)) + int64(len(tab.Funcs))*160}, nil
+	gt = &goTable{table: tab, bytes: int64(len(data)) + int64(len(tab.Funcs))*160}
+	if gt.inline = newGoInline(f, data, sec.Addr, text); gt.inline != nil {
+		gt.bytes += int64(len(gt.inline.gofunc))
+	}
+	return out, gt, nil
 }

@@ -73,6 +73,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"runtime"
 )
 
 //go:noinline
@@ -81,9 +82,19 @@ func alphaLeaf(x int) int { return x*3 + 1 }
 //go:noinline
 func betaMiddle(x int) int { return alphaLeaf(x) + 2 }
 
+// inlinedHelper is small enough to be inlined into outerCaller.
+func inlinedHelper() uintptr {
+	pc, _, _, _ := runtime.Caller(0)
+	return pc
+}
+
+//go:noinline
+func outerCaller() uintptr { return inlinedHelper() }
+
 func main() {
 	fmt.Printf("main.alphaLeaf %#x\n", reflect.ValueOf(alphaLeaf).Pointer())
 	fmt.Printf("main.betaMiddle %#x\n", reflect.ValueOf(betaMiddle).Pointer())
+	fmt.Printf("inline %#x\n", outerCaller())
 	fmt.Println("ready")
 	io.Copy(io.Discard, os.Stdin)
 	os.Exit(betaMiddle(1) & 0)

@@ -283,13 +283,27 @@ func TestStrippedGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	for _, name := range fx.order {
+	for _, name := range []string{"main.alphaLeaf", "main.betaMiddle"} {
 		fr := s.User(p, fx.addrs[name]+1, false)[0]
 		if fr.Name != name {
 			t.Errorf("got %q, want %q", fr.Name, name)
 		}
 		if !strings.HasSuffix(fr.File, "main.go") || fr.Line == 0 {
 			t.Errorf("%s: file:line %s:%d, want main.go", name, fr.File, fr.Line)
+		}
+	}
+	// runtime.Caller inside the inlined helper reports a pc in outerCaller's
+	// body: two frames, the inlined one first.
+	frames := s.User(p, fx.addrs["inline"], false)
+	if len(frames) != 2 || frames[0].Name != "main.inlinedHelper" || !frames[0].Inlined ||
+		frames[1].Name != "main.outerCaller" || frames[1].Inlined {
+		t.Fatalf("inlined frames: %+v", frames)
+	}
+	// Each frame's line is its own: the helper's body, the call in outerCaller.
+	lines := strings.Split(goFixture, "\n")
+	for i, want := range []string{"runtime.Caller(0)", "return inlinedHelper()"} {
+		if l := frames[i].Line; l <= 0 || l > len(lines) || !strings.Contains(lines[l-1], want) {
+			t.Errorf("frame %d (%s) at line %d, want the line with %q", i, frames[i].Name, l, want)
 		}
 	}
 }

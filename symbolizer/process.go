@@ -295,15 +295,38 @@ func (s *Symbolizer) User(p *Process, addr uint64, ret bool) []Frame {
 		elfAddr = mod.elfAddr(addr - m.start)
 	}
 	fr := Frame{Module: m.path, BuildID: mod.buildID, Offset: elfAddr}
-	if i, ok := mod.table.lookup(elfAddr); ok {
-		fr.setName(mod.table.name(i))
-		if mod.gotab != nil {
-			if file, line, fn := mod.gotab.table.PCToLine(elfAddr); fn != nil {
-				fr.File, fr.Line = file, line
-			}
-		}
+	i, ok := mod.table.lookup(elfAddr)
+	if !ok {
+		return []Frame{fr}
 	}
-	return []Frame{fr}
+	fr.setName(mod.table.name(i))
+	if mod.gotab == nil {
+		return []Frame{fr}
+	}
+	return mod.gotab.frames(fr, elfAddr)
+}
+
+// frames expands a Go frame into its inlined calls (innermost first) and
+// adds file:line to each.
+func (gt *goTable) frames(fr Frame, pc uint64) (frames []Frame) {
+	// debug/gosym trusts the table; a corrupt one must cost the file:line,
+	// not the profiler.
+	defer func() {
+		if recover() != nil {
+			frames = []Frame{fr}
+		}
+	}()
+	inl := gt.inline.inlined(pc)
+	out := make([]Frame, 0, len(inl)+1)
+	for _, c := range inl {
+		f := fr
+		f.Name, f.SystemName, f.Inlined = c.name, "", true
+		f.File, f.Line, _ = gt.table.PCToLine(pc)
+		out = append(out, f)
+		pc = c.callPC
+	}
+	fr.File, fr.Line, _ = gt.table.PCToLine(pc)
+	return append(out, fr)
 }
 
 // ModuleFor returns, for the CFI unwinder, a cache key identifying the file
