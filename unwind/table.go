@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
 	"sync"
 
 	dframe "github.com/go-delve/delve/pkg/dwarf/frame"
@@ -161,8 +160,9 @@ func pltThreshold(expr []byte) (int64, bool) {
 	return int64(expr[6] - opLit0), true
 }
 
-// loadTable parses the CFI of an ELF file: .eh_frame, or .debug_frame when
-// that is all there is.
+// loadTable parses the CFI of an ELF file: .eh_frame, and .debug_frame
+// where there is one (binaries built with -fno-asynchronous-unwind-tables
+// keep only the C runtime's entries in .eh_frame).
 func loadTable(ra io.ReaderAt) (t *table, err error) {
 	f, err := elf.NewFile(ra)
 	if err != nil {
@@ -177,33 +177,35 @@ func loadTable(ra io.ReaderAt) (t *table, err error) {
 		}
 	}()
 	var fdes dframe.FrameDescriptionEntries
-	if s := f.Section(".eh_frame"); s != nil && s.Type != elf.SHT_NOBITS && s.Size > 0 && s.Addr != 0 {
+	for _, name := range []string{".eh_frame", ".debug_frame"} {
+		s := f.Section(name)
+		if s == nil || s.Type == elf.SHT_NOBITS || s.Size == 0 {
+			continue
+		}
 		data, err := s.Data()
 		if err != nil {
-			return nil, fmt.Errorf("reading .eh_frame: %w", err)
+			return nil, fmt.Errorf("reading %s: %w", name, err)
 		}
-		fdes, err = dframe.Parse(data, binary.LittleEndian, 0, 8, s.Addr)
+		ehAddr := uint64(0) // .debug_frame
+		if name == ".eh_frame" {
+			if s.Addr == 0 {
+				continue // not loaded: pointers relative to it mean nothing
+			}
+			ehAddr = s.Addr
+		}
+		more, err := dframe.Parse(data, binary.LittleEndian, 0, 8, ehAddr)
 		if err != nil {
-			return nil, fmt.Errorf("parsing .eh_frame: %w", err)
-		}
-	}
-	if len(fdes) == 0 {
-		if s := f.Section(".debug_frame"); s != nil && s.Type != elf.SHT_NOBITS && s.Size > 0 {
-			data, err := s.Data()
-			if err != nil {
-				return nil, fmt.Errorf("reading .debug_frame: %w", err)
+			if len(fdes) > 0 {
+				continue // a broken .debug_frame does not spoil .eh_frame
 			}
-			fdes, err = dframe.Parse(data, binary.LittleEndian, 0, 8, 0)
-			if err != nil {
-				return nil, fmt.Errorf("parsing .debug_frame: %w", err)
-			}
+			return nil, fmt.Errorf("parsing %s: %w", name, err)
 		}
+		// Append sorts by address (FDEForPC searches) and drops duplicates.
+		fdes = fdes.Append(more)
 	}
 	if len(fdes) == 0 {
 		return nil, errNoCFI
 	}
-	// FDEForPC searches by address; sections are not always sorted.
-	sort.SliceStable(fdes, func(i, j int) bool { return fdes[i].Begin() < fdes[j].Begin() })
 	return &table{fdes: fdes, rows: make(map[uint64]row)}, nil
 }
 

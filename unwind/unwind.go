@@ -216,8 +216,8 @@ func (u *Unwinder) Unwind(r Resolver, mode Mode, regs Regs, stack []byte, fpChai
 		// Code without CFI (JIT, stripped): frame pointers are all there is.
 		return Result{PCs: fpChain, Outcome: OutcomeFP}
 	}
-	if len(fpChain) > 1 && reason != ReasonDepth {
-		// A chain was there but no CFI frame confirmed any of it.
+	if reason == ReasonEndOfCopy && len(fpChain) > 1 {
+		// The copy ran out and no CFI frame confirmed any of the chain.
 		reason = ReasonNoMatch
 	}
 	return Result{PCs: pcs, Outcome: OutcomeEnded, Reason: reason}
