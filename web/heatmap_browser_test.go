@@ -57,10 +57,10 @@ func TestHeatmapBrowser(t *testing.T) {
 	if got.HighlightLive < 2 {
 		t.Errorf("live highlight from [2][0] to [3][4] drew %d rects, want the rest of column 2 and the head of column 3", got.HighlightLive)
 	}
-	if !strings.Contains(got.Src, "from=2&") || !strings.Contains(got.Src, "to=2.2") {
-		t.Errorf("flame graph src %q, want from=2 to=2.2", got.Src)
+	if !strings.Contains(got.Src, "from=2&") || !strings.Contains(got.Src, "to=2.2") || !strings.Contains(got.Src, "s=hot") {
+		t.Errorf("flame graph src %q, want from=2 to=2.2 and the search s=hot", got.Src)
 	}
-	if !strings.Contains(got.PageURL, "from=2&to=2.2") {
+	if !strings.Contains(got.PageURL, "from=2&to=2.2") || !strings.Contains(got.PageURL, "s=hot") {
 		t.Errorf("page URL %q is not a permalink of the range", got.PageURL)
 	}
 	if !strings.Contains(got.Title, "2–2.2 s") {

@@ -135,7 +135,12 @@
     let layer = null; // <g> of the selection highlights
     let hoverRect = null;
 
+    // The page's own script changes the URL too (search), so it is read
+    // afresh each time.
+    const params = () => new URL(window.location.href).searchParams;
+
     function apiQuery(extra) {
+      const P = params();
       const q = new URLSearchParams();
       for (const k of ['pid', 'tid', 'comm', 'cpu', 'idle', 'view', 'token']) {
         if (P.get(k)) q.set(k, P.get(k));
@@ -355,6 +360,7 @@
     // showGraph points the flame graph at the selection: one range gives
     // its flame graph, two the differential graph; the URL follows.
     function showGraph() {
+      const P = params();
       const [a, b] = state.sel;
       let src, title;
       if (a && b && state.compare) {
