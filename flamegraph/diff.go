@@ -25,8 +25,8 @@ func RenderDiff(w io.Writer, base, compare *capture.Capture, qBase, qCompare cap
 	t := newTree()
 	t.addCapture(base, qBase, opts.Reverse, true)
 	t.addCapture(compare, qCompare, opts.Reverse, false)
-	g := &graph{t: t, opts: opts, unit: compare.Meta.Unit, diff: true, useBase: opts.BaseWidths,
-		baseTot: t.nodes[0].base, cmpTot: t.nodes[0].value}
+	g := &graph{t: t, opts: opts, unit: compare.Meta.Unit, diff: true, useBase: opts.BaseWidths}
+	g.build()
 	g.palette = "hot"
 	g.title = opts.Title
 	if g.title == "" {

@@ -51,6 +51,7 @@ func Render(w io.Writer, c *capture.Capture, q capture.Query, opts Options) erro
 	t := newTree()
 	t.addCapture(c, q, opts.Reverse, false)
 	g := &graph{t: t, opts: opts, unit: c.Meta.Unit, palette: opts.Palette}
+	g.build()
 	if g.palette == "" {
 		g.palette = defaultPalette(c.Meta.Type)
 	}
@@ -60,7 +61,7 @@ func Render(w io.Writer, c *capture.Capture, q capture.Query, opts Options) erro
 	}
 	g.subtitle = opts.Subtitle
 	if g.subtitle == "" {
-		g.subtitle = describe(c, q, t.nodes[0].value)
+		g.subtitle = describe(c, q, t.total)
 	}
 	return g.write(w)
 }
@@ -123,7 +124,27 @@ func describe(c *capture.Capture, q capture.Query, total int64) string {
 	return strings.Join(parts, " · ")
 }
 
-// write lays the tree out, prunes narrow frames and writes the SVG.
+// build merges the stacks and keeps the frames at least minwidth wide.
+func (g *graph) build() {
+	o := g.opts
+	width := o.Width
+	if width == 0 {
+		width = DefaultWidth
+	}
+	mw, pct, _ := parseMinWidth(o.MinWidth)
+	g.t.build(func(total int64) float64 {
+		if pct {
+			return mw / 100 * float64(total)
+		}
+		if total == 0 {
+			return 0
+		}
+		return mw * float64(total) / float64(width-2*xPad)
+	}, o.Sort == "size", g.useBase)
+	g.baseTot, g.cmpTot = g.t.baseTot, g.t.cmpTotal
+}
+
+// write writes the built graph as SVG.
 func (g *graph) write(w io.Writer) error {
 	o := g.opts
 	width := o.Width
@@ -131,58 +152,23 @@ func (g *graph) write(w io.Writer) error {
 		width = DefaultWidth
 	}
 	t := g.t
-	t.layout(o.Sort == "size", g.useBase)
-	total := t.width(0, g.useBase)
-	mw, pct, _ := parseMinWidth(o.MinWidth)
+	total := t.total
 	scale := 0.0
 	if total > 0 {
 		scale = float64(width-2*xPad) / float64(total)
 	}
-	minUnits := mw / math.Max(scale, 1e-300)
-	if pct {
-		minUnits = mw / 100 * float64(total)
-	}
-
-	// Choose the frames to draw: a frame is drawn when it is at least
-	// minwidth wide and its parent is drawn. What is pruned is counted and
-	// said in the graph, its value stays in its parent's width.
-	drawn := make([]int32, 0, 1024)
-	var prunedFrames, prunedValue int64
-	var onlyBase int64
-	maxDepth := int32(0)
-	stack := []int32{0}
-	for len(stack) > 0 {
-		i := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		drawn = append(drawn, i)
-		n := &t.nodes[i]
-		if n.depth > maxDepth {
-			maxDepth = n.depth
-		}
-		for j := len(n.children) - 1; j >= 0; j-- {
-			c := n.children[j]
-			wv := t.width(c, g.useBase)
-			if wv == 0 {
-				if g.diff {
-					onlyBase++
-				}
-				continue
-			}
-			if float64(wv) < minUnits {
-				prunedFrames++
-				prunedValue += wv
-				continue
-			}
-			stack = append(stack, c)
-		}
-	}
-	if prunedFrames > 0 {
+	if t.prunedFrames > 0 {
 		g.notes = append(g.notes, fmt.Sprintf("%s frames narrower than %s not drawn (%s, %.2f%%, counted in their parents)",
-			thousands(prunedFrames), minWidthText(o.MinWidth), formatValue(prunedValue, g.unit), percent(prunedValue, total)))
+			thousands(t.prunedFrames), minWidthText(o.MinWidth), formatValue(t.prunedVal, g.unit), percent(t.prunedVal, total)))
 	}
-	if onlyBase > 0 {
-		g.notes = append(g.notes, fmt.Sprintf("%s frames exist only in the base and have no width here: view them with widths=base (scorch diff --widths base)", thousands(onlyBase)))
+	if g.diff && t.onlyBase > 0 {
+		side, view := "base", "widths=base (scorch diff --widths base)"
+		if g.useBase {
+			side, view = "compare", "widths=compare (the default)"
+		}
+		g.notes = append(g.notes, fmt.Sprintf("%s frames exist only in the %s and have no width here: view them with %s", thousands(t.onlyBase), side, view))
 	}
+	maxDepth := t.maxDepth
 
 	header := 3 * fontSize
 	if g.subtitle != "" {
@@ -252,14 +238,15 @@ text{font-family:Verdana,sans-serif;font-size:12px;fill:#000}
 	// Delta colours need the largest change first.
 	maxDelta := 0.0
 	if g.diff {
-		for _, i := range drawn {
-			if d := math.Abs(g.delta(i)); d > maxDelta {
+		for i := range t.nodes {
+			if d := math.Abs(g.delta(int32(i))); d > maxDelta {
 				maxDelta = d
 			}
 		}
 	}
 	colors := make(map[int32]string)
-	for _, i := range drawn {
+	for i := range t.nodes {
+		i := int32(i)
 		n := &t.nodes[i]
 		ni := t.names[n.name]
 		wv := t.width(i, g.useBase)

@@ -1,6 +1,7 @@
 package flamegraph
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 
@@ -9,45 +10,59 @@ import (
 
 // nameInfo is one distinct frame name: what is drawn and how it is coloured.
 type nameInfo struct {
-	label string // display name without the folded kind suffix
-	kind  capture.FrameKind
-	waker bool
+	folded string // the folded spelling, which frames are merged by
+	label  string // display name without the folded kind suffix
+	kind   capture.FrameKind
+	waker  bool
 }
 
-// node is one frame of the merged tree. Values are in the capture's unit;
-// base and baseSelf are only used by differential graphs.
+// node is one drawn frame. Values are in the capture's unit; base and
+// baseSelf are only used by differential graphs.
 type node struct {
 	name     int32
-	parent   int32
 	depth    int32
 	value    int64
 	self     int64
 	base     int64
 	baseSelf int64
 	start    int64 // offset from the left edge, in units of the width side
-	children []int32
 }
 
-// tree merges stacks by frame name. Nodes are kept in one slice and found
-// through a map keyed by (parent, name) so that millions of frames merge
-// without per-node maps.
+// entry is one stack as a list of name ids, root first, with its value on
+// one side of the graph.
+type entry struct {
+	names []int32 // set by build: a window of tree.arena
+	off   int     // position and length in tree.arena
+	n     int
+	value int64
+	base  bool
+}
+
+// tree merges stacks by frame name the way FlameGraph does: stacks are
+// sorted, so every frame's stacks are one contiguous run, and a frame's
+// value is a difference of prefix sums. Only the frames that are drawn
+// are ever materialised, which keeps huge profiles cheap.
 type tree struct {
-	names  []nameInfo
-	byName map[string]int32
-	nodes  []node
-	index  map[uint64]int32
+	names   []nameInfo
+	byName  map[string]int32
+	entries []entry
+	arena   []int32
+
+	nodes []node // drawn frames in pre-order; nodes[0] is the root "all"
+
+	cumV, cumB               []int64 // prefix sums of the compare and base values over entries
+	prunedFrames, prunedVal  int64
+	onlyBase                 int64
+	maxDepth                 int32
+	total, baseTot, cmpTotal int64
 }
 
 func newTree() *tree {
-	t := &tree{byName: make(map[string]int32), index: make(map[uint64]int32)}
-	t.names = append(t.names, nameInfo{label: "all", kind: capture.KindSynthetic})
-	t.nodes = append(t.nodes, node{parent: -1})
-	return t
+	return &tree{byName: make(map[string]int32)}
 }
 
-// frameNames interns the folded name of every frame of c and returns the
-// name id of each frame index.
-func (t *tree) frameNames(c *capture.Capture) []int32 {
+// addCapture adds the capture's selected events, merged per stack.
+func (t *tree) addCapture(c *capture.Capture, q capture.Query, reverse, base bool) {
 	ids := make([]int32, len(c.Frames))
 	for i := range c.Frames {
 		f := &c.Frames[i]
@@ -59,64 +74,142 @@ func (t *tree) frameNames(c *capture.Capture) []int32 {
 				label = capture.FrameUnknown
 			}
 			id = int32(len(t.names))
-			t.names = append(t.names, nameInfo{label: label, kind: f.Kind, waker: f.Waker})
+			t.names = append(t.names, nameInfo{folded: key, label: label, kind: f.Kind, waker: f.Waker})
 			t.byName[key] = id
 		}
 		ids[i] = id
 	}
-	return ids
-}
-
-// add merges one stack (frame indexes, root first) with its value into the
-// tree; base selects the side of a differential graph.
-func (t *tree) add(frames []uint32, names []int32, v int64, reverse, base bool) {
-	cur := int32(0)
-	n := len(frames)
-	for i := 0; i < n; i++ {
-		f := frames[i]
-		if reverse {
-			f = frames[n-1-i]
-		}
-		if int(f) >= len(names) {
+	agg := c.Aggregate(q)
+	need := 0
+	for _, sv := range agg {
+		need += len(c.Stacks[sv.Stack])
+	}
+	t.arena = slices.Grow(t.arena, need)
+	t.entries = slices.Grow(t.entries, len(agg))
+	for _, sv := range agg {
+		st := c.Stacks[sv.Stack]
+		if sv.Value <= 0 || len(st) == 0 {
 			continue
 		}
-		nid := names[f]
-		key := uint64(cur)<<32 | uint64(uint32(nid))
-		child, ok := t.index[key]
-		if !ok {
-			child = int32(len(t.nodes))
-			t.nodes = append(t.nodes, node{name: nid, parent: cur, depth: t.nodes[cur].depth + 1})
-			t.nodes[cur].children = append(t.nodes[cur].children, child)
-			t.index[key] = child
+		n := len(t.arena)
+		for i := range st {
+			f := st[i]
+			if reverse {
+				f = st[len(st)-1-i]
+			}
+			if int(f) < len(ids) {
+				t.arena = append(t.arena, ids[f])
+			}
 		}
-		if base {
-			t.nodes[child].base += v
+		// The arena may move while it grows: keep offsets until build.
+		t.entries = append(t.entries, entry{off: n, n: len(t.arena) - n, value: sv.Value, base: base})
+	}
+}
+
+// build sorts the stacks and materialises the frames at least minUnits
+// wide (minUnits gets the total of the width side). Frames are ordered
+// alphabetically, or by width when bySize.
+func (t *tree) build(minUnits func(total int64) float64, bySize, useBase bool) {
+	// Renumber the names in label order so that sorting stacks by name id
+	// sorts siblings alphabetically.
+	order := make([]int32, len(t.names))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		na, nb := &t.names[a], &t.names[b]
+		return cmp.Or(strings.Compare(na.label, nb.label), cmp.Compare(na.kind, nb.kind), strings.Compare(na.folded, nb.folded))
+	})
+	rank := make([]int32, len(order))
+	sorted := make([]nameInfo, len(order))
+	for r, id := range order {
+		rank[id] = int32(r)
+		sorted[r] = t.names[id]
+	}
+	t.names = sorted
+	for i := range t.arena {
+		t.arena[i] = rank[t.arena[i]]
+	}
+	for i := range t.entries {
+		e := &t.entries[i]
+		e.names = t.arena[e.off : e.off+e.n : e.off+e.n]
+	}
+	slices.SortFunc(t.entries, func(a, b entry) int { return slices.Compare(a.names, b.names) })
+
+	t.cumV = make([]int64, len(t.entries)+1)
+	t.cumB = make([]int64, len(t.entries)+1)
+	for i, e := range t.entries {
+		t.cumV[i+1], t.cumB[i+1] = t.cumV[i], t.cumB[i]
+		if e.base {
+			t.cumB[i+1] += e.value
 		} else {
-			t.nodes[child].value += v
-		}
-		cur = child
-	}
-	if base {
-		t.nodes[cur].baseSelf += v
-		if cur != 0 {
-			t.nodes[0].base += v
-		}
-	} else {
-		t.nodes[cur].self += v
-		if cur != 0 {
-			t.nodes[0].value += v
+			t.cumV[i+1] += e.value
 		}
 	}
+	n := len(t.entries)
+	t.cmpTotal, t.baseTot = t.cumV[n], t.cumB[n]
+	t.total = t.cmpTotal
+	if useBase {
+		t.total = t.baseTot
+	}
+	t.names = append(t.names, nameInfo{label: "all", kind: capture.KindSynthetic})
+	root := node{name: int32(len(t.names) - 1), value: t.cmpTotal, base: t.baseTot}
+	t.nodes = append(t.nodes[:0], root)
+	t.expand(0, 0, n, minUnits(t.total), bySize, useBase)
 }
 
-// addCapture merges the capture's selected events.
-func (t *tree) addCapture(c *capture.Capture, q capture.Query, reverse, base bool) {
-	names := t.frameNames(c)
-	for _, sv := range c.Aggregate(q) {
-		if sv.Value <= 0 || int(sv.Stack) >= len(c.Stacks) {
-			continue
+type group struct {
+	lo, hi int
+	width  int64
+	name   int32
+}
+
+// expand adds the children of node ni, whose stacks are entries[lo:hi].
+func (t *tree) expand(ni int32, lo, hi int, minUnits float64, bySize, useBase bool) {
+	d := t.nodes[ni].depth
+	// Stacks that end here come first: they are the node's self value.
+	i := lo
+	for i < hi && int32(len(t.entries[i].names)) == d {
+		if t.entries[i].base {
+			t.nodes[ni].baseSelf += t.entries[i].value
+		} else {
+			t.nodes[ni].self += t.entries[i].value
 		}
-		t.add(c.Stacks[sv.Stack], names, sv.Value, reverse, base)
+		i++
+	}
+	var groups []group
+	for i < hi {
+		name := t.entries[i].names[d]
+		j := i + 1
+		for j < hi && t.entries[j].names[d] == name {
+			j++
+		}
+		w := t.cumV[j] - t.cumV[i]
+		if useBase {
+			w = t.cumB[j] - t.cumB[i]
+		}
+		groups = append(groups, group{lo: i, hi: j, width: w, name: name})
+		i = j
+	}
+	if bySize {
+		slices.SortStableFunc(groups, func(a, b group) int { return cmp.Compare(b.width, a.width) })
+	}
+	x := t.nodes[ni].start
+	for _, g := range groups {
+		switch {
+		case g.width == 0:
+			t.onlyBase++ // only on the other side of a differential graph
+		case float64(g.width) < minUnits:
+			t.prunedFrames++
+			t.prunedVal += g.width
+		default:
+			c := node{name: g.name, depth: d + 1, start: x,
+				value: t.cumV[g.hi] - t.cumV[g.lo], base: t.cumB[g.hi] - t.cumB[g.lo]}
+			t.maxDepth = max(t.maxDepth, c.depth)
+			t.nodes = append(t.nodes, c)
+			t.expand(int32(len(t.nodes)-1), g.lo, g.hi, minUnits, bySize, useBase)
+		}
+		x += g.width
 	}
 }
 
@@ -126,39 +219,4 @@ func (t *tree) width(i int32, useBase bool) int64 {
 		return t.nodes[i].base
 	}
 	return t.nodes[i].value
-}
-
-// layout sorts siblings and assigns every node its start offset.
-func (t *tree) layout(bySize, useBase bool) {
-	var visit func(i int32, start int64)
-	visit = func(i int32, start int64) {
-		n := &t.nodes[i]
-		n.start = start
-		ch := n.children
-		if bySize {
-			slices.SortFunc(ch, func(a, b int32) int {
-				wa, wb := t.width(a, useBase), t.width(b, useBase)
-				if wa != wb {
-					if wa > wb {
-						return -1
-					}
-					return 1
-				}
-				return strings.Compare(t.names[t.nodes[a].name].label, t.names[t.nodes[b].name].label)
-			})
-		} else {
-			slices.SortFunc(ch, func(a, b int32) int {
-				na, nb := t.names[t.nodes[a].name], t.names[t.nodes[b].name]
-				if c := strings.Compare(na.label, nb.label); c != 0 {
-					return c
-				}
-				return int(na.kind) - int(nb.kind)
-			})
-		}
-		for _, c := range ch {
-			visit(c, start)
-			start += t.width(c, useBase)
-		}
-	}
-	visit(0, 0)
 }

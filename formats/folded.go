@@ -93,6 +93,7 @@ func readFolded(data []byte, opts ImportOptions, rep *ImportReport) (*capture.Ca
 	}
 	b := capture.NewBuilder(capture.Meta{Type: typ, Source: "folded"})
 	var ids []uint32
+	cache := make(map[string]uint32)
 	sums := make(map[uint32]int64)
 	var order []uint32
 	lineNo := 0
@@ -115,17 +116,30 @@ func readFolded(data []byte, opts ImportOptions, rep *ImportReport) (*capture.Ca
 			continue
 		}
 		ids = ids[:0]
-		frames := strings.Split(stack, ";")
 		chain := false
-		for i, name := range frames {
+		for i := 0; stack != ""; i++ {
+			name, rest, more := strings.Cut(stack, ";")
+			stack = rest
 			if name == "" {
 				name = capture.FrameUnknown
 			}
 			if name == capture.FrameSeparator {
 				chain = true
 			}
-			f := parseFoldedFrame(name, i == 0, chain && i == len(frames)-1)
-			ids = append(ids, b.Frame(f))
+			if i > 0 && !chain {
+				// The common case: a frame in the middle of a stack.
+				id, ok := cache[name]
+				if !ok {
+					id = b.Frame(parseFoldedFrame(name, false, false))
+					cache[name] = id
+				}
+				ids = append(ids, id)
+			} else {
+				ids = append(ids, b.Frame(parseFoldedFrame(name, i == 0, chain && !more)))
+			}
+			if !more {
+				break
+			}
 		}
 		st := b.Stack(ids)
 		if _, seen := sums[st]; !seen {
