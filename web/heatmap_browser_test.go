@@ -38,6 +38,7 @@ func TestHeatmapBrowser(t *testing.T) {
 		Errors                                            []string
 		Hover, Src, Title, PageURL, Graph                 string
 		DiffSrc, FlippedSrc, ComparePageURL, PermalinkSrc string
+		DragSrc                                           string
 		HighlightStarted, HighlightAfterEsc               int
 		HighlightLive, PermalinkHighlight                 int
 		NoTimestampsGraphVisible                          bool
@@ -70,6 +71,9 @@ func TestHeatmapBrowser(t *testing.T) {
 		t.Errorf("the range's flame graph should show hot_loop only (hot %v, cold %v)", strings.Contains(got.Graph, "hot_loop"), strings.Contains(got.Graph, "cold_loop"))
 	}
 
+	if !strings.Contains(got.DragSrc, "to=3.2") {
+		t.Errorf("after a drag from [3][0] to [3][9] the graph src is %q, want from=3 to=3.2", got.DragSrc)
+	}
 	ranges := map[string]string{"base_from": "2", "base_to": "2.2", "compare_from": "0.5", "compare_to": "0.9"}
 	for name, src := range map[string]string{"diff": got.DiffSrc, "flipped": got.FlippedSrc} {
 		u, err := url.Parse(src)

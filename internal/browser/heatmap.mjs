@@ -57,6 +57,21 @@ try {
   await frame.waitForFunction(() => document.readyState === 'complete' && location.search.includes('from='));
   result.graph = await frame.content();
 
+  // Dragging from one cell to another selects too.
+  p = at(3, 0);
+  await page.mouse.move(p.x, p.y);
+  await page.mouse.down();
+  p = at(3, 9);
+  await page.mouse.move(p.x, p.y, { steps: 5 });
+  await page.mouse.up();
+  await page.waitForFunction(() => document.querySelector('#flamegraph').getAttribute('src').includes('from=3&'));
+  result.dragSrc = await src();
+  // Back to the first range for the comparison.
+  p = at(2, 0);
+  await page.mouse.click(p.x, p.y);
+  p = at(2, 9);
+  await page.mouse.click(p.x, p.y);
+
   // Compare: a second range gives the differential graph; flip swaps.
   await page.check('#hm-compare');
   p = at(0, 25);
