@@ -9,3 +9,5 @@ package bpf
 
 //go:generate go tool bpf2go -tags linux -target amd64 -type stack_event -type exec_event -type stat_slot Sampler sampler.c -- -I./headers -I.
 //go:generate go tool bpf2go -tags linux -target amd64 Offcpu offcpu.c -- -I./headers -I.
+//go:generate go tool bpf2go -tags linux -target amd64 Mem mem.c -- -I./headers -I.
+//go:generate go tool bpf2go -tags linux -target amd64 Event event.c -- -I./headers -I.

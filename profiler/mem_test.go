@@ -1,0 +1,202 @@
+package profiler_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/internal/testutil"
+	"github.com/scorch-dev/scorch/profiler"
+)
+
+// allocC waits for SIGUSR1, then runs allocLoops loops of: alloc_big (10 ×
+// 1 MiB, freed), alloc_small (1000 × 100 B, freed) and leaky (64 KiB never
+// freed), then idles, so that a capture started before the signal sees
+// exactly the program's arithmetic. -fno-builtin keeps gcc from removing
+// malloc/free pairs.
+const allocC = `
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define LOOPS 40
+static volatile sig_atomic_t go;
+static void on_go(int sig) { go = 1; }
+void *volatile sink;
+
+__attribute__((noinline)) void alloc_big(void) {
+	void *p[10];
+	for (int i = 0; i < 10; i++)
+		sink = p[i] = malloc(1 << 20);
+	for (int i = 0; i < 10; i++)
+		free(p[i]);
+}
+
+__attribute__((noinline)) void alloc_small(void) {
+	static void *p[1000];
+	for (int i = 0; i < 1000; i++)
+		sink = p[i] = malloc(100);
+	for (int i = 0; i < 1000; i++)
+		free(p[i]);
+}
+
+__attribute__((noinline)) void leaky(void) {
+	sink = malloc(64 << 10);
+}
+
+int main(void) {
+	signal(SIGUSR1, on_go);
+	while (!go)
+		usleep(1000);
+	for (int i = 0; i < LOOPS; i++) {
+		alloc_big();
+		alloc_small();
+		leaky();
+		usleep(5000);
+	}
+	for (;;)
+		pause();
+}
+`
+
+const allocLoops = 40
+
+func TestMemMallocBytesAndInuse(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.BuildC(t, "gcc", allocC, "-O1", "-g", "-fno-omit-frame-pointer", "-fno-builtin")
+	cmd := testutil.Start(t, bin)
+	time.Sleep(100 * time.Millisecond) // libc mapped
+	c, err := profiler.Record(context.Background(), capture.Params{
+		Type: capture.Mem, Event: "malloc", PIDs: []int{cmd.Process.Pid},
+		Duration: capture.Duration(4 * time.Second), Unwind: "auto",
+	}, profiler.Options{Ready: func() { cmd.Process.Signal(syscall.SIGUSR1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Meta.Unit != "bytes" {
+		t.Errorf("unit %q, want bytes", c.Meta.Unit)
+	}
+	if c.Meta.Stats.Lost != 0 {
+		t.Errorf("%d events lost", c.Meta.Stats.Lost)
+	}
+	alloc := folded(c, capture.Query{})
+	t.Logf("alloc view: %v", top(alloc, 6))
+	counts := map[string]int64{}
+	for _, sv := range c.Aggregate(capture.Query{}) {
+		s := strings.Join(c.FoldedStack(sv.Stack), ";")
+		for _, fn := range []string{"alloc_big", "alloc_small", "leaky"} {
+			if strings.Contains(s, "main;"+fn+";") {
+				counts[fn] += sv.Value2
+			}
+		}
+	}
+	for _, tc := range []struct {
+		fn           string
+		bytes, count int64
+	}{
+		{"alloc_big", allocLoops * 10 << 20, allocLoops * 10},
+		{"alloc_small", allocLoops * 1000 * 100, allocLoops * 1000},
+		{"leaky", allocLoops * 64 << 10, allocLoops},
+	} {
+		got := share(alloc, "main;"+tc.fn+";malloc")
+		if r := float64(got) / float64(tc.bytes); r < 0.95 || r > 1.05 {
+			t.Errorf("%s: %d bytes allocated, the program allocates %d (ratio %.3f)", tc.fn, got, tc.bytes, r)
+		}
+		if r := float64(counts[tc.fn]) / float64(tc.count); r < 0.95 || r > 1.05 {
+			t.Errorf("%s: %d allocations, the program makes %d", tc.fn, counts[tc.fn], tc.count)
+		}
+	}
+
+	inuse := folded(c, capture.Query{View: "inuse"})
+	t.Logf("inuse view: %v", top(inuse, 6))
+	for s, v := range inuse {
+		if !strings.Contains(s, "main;leaky;") {
+			t.Errorf("outstanding allocation outside leaky: %s %d", s, v)
+		}
+	}
+	if got, want := total(inuse), int64(allocLoops*64<<10); float64(got) < 0.95*float64(want) || float64(got) > 1.05*float64(want) {
+		t.Errorf("outstanding bytes %d, leaky leaves %d", got, want)
+	}
+}
+
+func TestMemMallocNeedsPID(t *testing.T) {
+	testutil.RequireRoot(t)
+	_, err := profiler.Record(context.Background(), capture.Params{Type: capture.Mem, Event: "malloc", Duration: capture.Duration(time.Second)}, profiler.Options{})
+	if err == nil || !strings.Contains(err.Error(), "--pid") || !errors.Is(err, profiler.ErrBadTarget) {
+		t.Fatalf("malloc without --pid: got %v, want a bad-target error naming --pid", err)
+	}
+	_, err = profiler.Record(context.Background(), capture.Params{Type: capture.Mem, Event: "sbrk", Duration: capture.Duration(time.Second)}, profiler.Options{})
+	if err == nil || !strings.Contains(err.Error(), "page-faults, malloc, brk, mmap") {
+		t.Fatalf("unknown mem event: got %v, want the allowed values", err)
+	}
+}
+
+// growC alternates grow_heap, which maps and touches 256 MiB of new memory
+// page by page (huge pages off, so every page faults), with steady, which
+// rewrites a small buffer for a while.
+const growC = `
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define GROW (256UL << 20)
+volatile char buf[64 << 10];
+
+__attribute__((noinline)) void grow_heap(void) {
+	char *p = mmap(NULL, GROW, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(1);
+	madvise(p, GROW, MADV_NOHUGEPAGE);
+	for (unsigned long i = 0; i < GROW; i += 4096)
+		((volatile char *)p)[i] = 1;
+	munmap(p, GROW);
+}
+
+__attribute__((noinline)) void steady(void) {
+	for (int r = 0; r < 20000; r++)
+		for (int i = 0; i < (int)sizeof(buf); i += 64)
+			buf[i] = (char)r;
+}
+
+int main(void) {
+	for (;;) {
+		grow_heap();
+		steady();
+	}
+}
+`
+
+func TestMemPageFaultsGrowHeap(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.BuildC(t, "gcc", growC, "-O1", "-g", "-fno-omit-frame-pointer")
+	cmd := testutil.Start(t, bin)
+	time.Sleep(100 * time.Millisecond)
+	c, err := profiler.Record(context.Background(), capture.Params{
+		Type: capture.Mem, Event: "page-faults", PIDs: []int{cmd.Process.Pid},
+		Duration: capture.Duration(3 * time.Second), Unwind: "fp",
+	}, profiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Meta.Unit != "count" {
+		t.Errorf("unit %q, want count", c.Meta.Unit)
+	}
+	stacks := folded(c, capture.Query{})
+	all := total(stacks)
+	grow := share(stacks, "main;grow_heap")
+	t.Logf("%d faults, grow_heap %d, lost %d; top: %v", all, grow, c.Meta.Stats.Lost, top(stacks, 4))
+	// One pass of grow_heap faults 65536 pages.
+	if grow < 65536/2 {
+		t.Fatalf("only %d faults in grow_heap in 3 s", grow)
+	}
+	if float64(grow) < 0.9*float64(all) {
+		t.Errorf("grow_heap has %d of %d faults, want at least 90%%", grow, all)
+	}
+	if share(stacks, "steady") > all/20 {
+		t.Errorf("steady faults %d of %d: it reuses its buffer", share(stacks, "steady"), all)
+	}
+}
