@@ -157,6 +157,9 @@ func (g *graph) write(w io.Writer) error {
 	if total > 0 {
 		scale = float64(width-2*xPad) / float64(total)
 	}
+	if total == 0 {
+		g.notes = append(g.notes, "no samples match the query")
+	}
 	if t.prunedFrames > 0 {
 		g.notes = append(g.notes, fmt.Sprintf("%s frames narrower than %s not drawn (%s, %.2f%%, counted in their parents)",
 			thousands(t.prunedFrames), minWidthText(o.MinWidth), formatValue(t.prunedVal, g.unit), percent(t.prunedVal, total)))
