@@ -8,53 +8,88 @@ import (
 	"github.com/scorch-dev/scorch/capture"
 )
 
+// rendered is one cached answer: the body (gzipped unless the format is
+// compressed already) and, for SVGs, the CSP naming the rendering's nonce.
+type rendered struct {
+	body    []byte
+	gzipped bool
+	csp     string
+}
+
 // renderCache keeps rendered answers per (capture, route, parameters),
-// least recently used first out, within a byte budget.
+// least recently used first out, within a byte budget. Concurrent requests
+// for an answer being rendered wait for that rendering.
 type renderCache struct {
-	mu    sync.Mutex
-	max   int64
-	size  int64
-	ll    *list.List
-	items map[string]*list.Element
+	mu      sync.Mutex
+	max     int64
+	size    int64
+	ll      *list.List
+	items   map[string]*list.Element
+	pending map[string]*renderCall
 }
 
 type cacheEntry struct {
-	key  string
-	body []byte
+	key string
+	val *rendered
+}
+
+type renderCall struct {
+	done chan struct{}
+	val  *rendered
+	err  error
 }
 
 func newRenderCache(max int64) *renderCache {
-	return &renderCache{max: max, ll: list.New(), items: make(map[string]*list.Element)}
+	return &renderCache{max: max, ll: list.New(), items: make(map[string]*list.Element), pending: make(map[string]*renderCall)}
 }
 
-func (c *renderCache) get(key string) ([]byte, bool) {
+// get returns the cached answer, or renders it once with fn however many
+// requests ask at the same time. hit says whether it came from the cache.
+func (c *renderCache) get(key string, fn func() (*rendered, error)) (val *rendered, hit bool, err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if e, ok := c.items[key]; ok {
 		c.ll.MoveToFront(e)
-		return e.Value.(*cacheEntry).body, true
+		c.mu.Unlock()
+		return e.Value.(*cacheEntry).val, true, nil
 	}
-	return nil, false
+	if call, ok := c.pending[key]; ok {
+		c.mu.Unlock()
+		<-call.done
+		return call.val, true, call.err
+	}
+	call := &renderCall{done: make(chan struct{})}
+	c.pending[key] = call
+	c.mu.Unlock()
+
+	call.val, call.err = fn()
+	c.mu.Lock()
+	delete(c.pending, key)
+	c.mu.Unlock()
+	if call.err == nil {
+		c.put(key, call.val)
+	}
+	close(call.done)
+	return call.val, false, call.err
 }
 
-func (c *renderCache) put(key string, body []byte) {
-	if int64(len(body)) > c.max/4 {
+func (c *renderCache) put(key string, val *rendered) {
+	if int64(len(val.body)) > c.max/4 {
 		return // one huge answer would evict everything else
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[key]; ok {
-		c.size -= int64(len(e.Value.(*cacheEntry).body))
+		c.size -= int64(len(e.Value.(*cacheEntry).val.body))
 		c.ll.Remove(e)
 	}
-	c.items[key] = c.ll.PushFront(&cacheEntry{key: key, body: body})
-	c.size += int64(len(body))
+	c.items[key] = c.ll.PushFront(&cacheEntry{key: key, val: val})
+	c.size += int64(len(val.body))
 	for c.size > c.max {
 		e := c.ll.Back()
 		ent := e.Value.(*cacheEntry)
 		c.ll.Remove(e)
 		delete(c.items, ent.key)
-		c.size -= int64(len(ent.body))
+		c.size -= int64(len(ent.val.body))
 	}
 }
 
@@ -64,7 +99,7 @@ func (c *renderCache) drop(id string) {
 	defer c.mu.Unlock()
 	for k, e := range c.items {
 		if strings.HasPrefix(k, id+"|") {
-			c.size -= int64(len(e.Value.(*cacheEntry).body))
+			c.size -= int64(len(e.Value.(*cacheEntry).val.body))
 			c.ll.Remove(e)
 			delete(c.items, k)
 		}

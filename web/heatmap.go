@@ -56,7 +56,7 @@ func (s *Server) heatmapJSON(w http.ResponseWriter, r *http.Request) {
 	}
 	v.Del("from")
 	v.Del("to")
-	s.ServeRendered(w, r, cacheKey(id, "heatmap", v), "application/json", "heatmap-json", func(out io.Writer) error {
+	s.ServeRendered(w, r, cacheKey(id, "heatmap", v), "application/json", "heatmap-json", func(out io.Writer, _ string) error {
 		c, err := s.load(id)
 		if err != nil {
 			return err
@@ -118,8 +118,8 @@ func (s *Server) diffSVG(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	opts.ScriptNonce = s.nonce
-	s.ServeRendered(w, r, cacheKey("diff", "svg", v), "image/svg+xml", "svg", func(out io.Writer) error {
+	s.ServeRendered(w, r, cacheKey("diff", "svg", v), "image/svg+xml", "svg", func(out io.Writer, nonce string) error {
+		opts.ScriptNonce = nonce
 		var cs [2]*capture.Capture
 		for i, side := range []string{"base", "compare"} {
 			c, err := s.load(ids[i])

@@ -2,10 +2,12 @@ package web
 
 import (
 	"bytes"
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,8 +83,8 @@ func (s *Server) serveFormat(w http.ResponseWriter, r *http.Request, id, format 
 		fail(w, err)
 		return
 	}
-	opts.ScriptNonce = s.nonce
-	s.ServeRendered(w, r, cacheKey(id, format, v), formatTypes[format].contentType, format, func(out io.Writer) error {
+	s.ServeRendered(w, r, cacheKey(id, format, v), formatTypes[format].contentType, format, func(out io.Writer, nonce string) error {
+		opts.ScriptNonce = nonce
 		c, err := s.load(id)
 		if err != nil {
 			return err
@@ -104,34 +106,82 @@ func (s *Server) serveFormat(w http.ResponseWriter, r *http.Request, id, format 
 }
 
 // ServeRendered answers from the render cache, or renders with fn, caches
-// and answers. SVG answers get a fresh script nonce and a CSP that allows
-// only that script. Render functions that build SVG must set
-// Options.ScriptNonce to s.nonce, the placeholder replaced here.
-func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, contentType, format string, fn func(io.Writer) error) {
-	body, ok := s.cache.get(key)
-	if ok {
+// and answers. Answers are kept gzipped (but pprof, gzipped already) and
+// sent as they are to clients that accept gzip. SVG renderings get a
+// nonce of their own, which their CSP names: fn must set
+// Options.ScriptNonce to the nonce it is given.
+func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, contentType, format string, fn func(out io.Writer, nonce string) error) {
+	val, hit, err := s.cache.get(key, func() (*rendered, error) {
+		start := time.Now()
+		nonce := ""
+		if format == "svg" {
+			nonce = randomHex(16)
+		}
+		var buf bytes.Buffer
+		out := io.Writer(&buf)
+		var zw *gzip.Writer
+		if format != "pprof" {
+			zw, _ = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+			out = zw
+		}
+		if err := fn(out, nonce); err != nil {
+			return nil, err
+		}
+		if zw != nil {
+			if err := zw.Close(); err != nil {
+				return nil, err
+			}
+		}
+		s.metrics.observeRender(format, start)
+		val := &rendered{body: buf.Bytes(), gzipped: zw != nil}
+		if nonce != "" {
+			val.csp = cspSVG(nonce)
+		}
+		return val, nil
+	})
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if hit {
 		s.metrics.cacheHits.Inc()
 	} else {
 		s.metrics.cacheMisses.Inc()
-		start := time.Now()
-		var buf bytes.Buffer
-		if err := fn(&buf); err != nil {
-			fail(w, err)
-			return
-		}
-		s.metrics.observeRender(format, start)
-		body = buf.Bytes()
-		s.cache.put(key, body)
 	}
 	h := w.Header()
 	h.Set("Content-Type", contentType)
 	h.Set("Cache-Control", "private, no-cache")
-	if format == "svg" {
-		nonce := randomHex(16)
-		body = bytes.ReplaceAll(body, []byte(s.nonce), []byte(nonce))
-		h.Set("Content-Security-Policy", cspSVG(nonce))
+	h.Set("Vary", "Accept-Encoding")
+	if val.csp != "" {
+		h.Set("Content-Security-Policy", val.csp)
 	}
-	w.Write(body)
+	if !val.gzipped {
+		h.Set("Content-Length", strconv.Itoa(len(val.body)))
+		w.Write(val.body)
+		return
+	}
+	if acceptsGzip(r) {
+		h.Set("Content-Encoding", "gzip")
+		h.Set("Content-Length", strconv.Itoa(len(val.body)))
+		w.Write(val.body)
+		return
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(val.body))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	io.Copy(w, zr)
+}
+
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.TrimSpace(enc) == "gzip" && strings.ReplaceAll(q, " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) renderRoute(format string) http.HandlerFunc {

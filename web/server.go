@@ -140,7 +140,6 @@ type Server struct {
 	loaded  *captureCache
 	metrics *metrics
 	handler http.Handler
-	nonce   string // placeholder replaced by a fresh nonce in every SVG answer
 	tmpl    *templates
 
 	mu      sync.Mutex
@@ -180,7 +179,6 @@ func New(cfg Config) (*Server, error) {
 		cache:   newRenderCache(cfg.CacheBytes),
 		loaded:  newCaptureCache(8),
 		running: make(map[string]*job),
-		nonce:   "scorchnonce" + randomHex(12),
 		tmpl:    tmpl,
 	}
 	s.metrics = newMetrics(cfg.Registry, s)

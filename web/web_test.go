@@ -334,10 +334,26 @@ func TestRenderedRoutes(t *testing.T) {
 	if nonce == nil || !bytes.Contains(b, []byte(`<script nonce="`+nonce[1]+`"`)) || strings.Contains(csp, "unsafe") {
 		t.Fatalf("svg CSP %q does not match its script", csp)
 	}
-	// A second answer, from the cache, carries a new nonce.
+	// The cached answer is the same rendering with the same CSP; another
+	// rendering has a nonce of its own.
 	resp2, b2 := e.get(base + "/flamegraph.svg?s=beta")
-	if resp2.Header.Get("Content-Security-Policy") == csp || len(b2) != len(b) {
-		t.Fatalf("cached svg: same CSP or different length")
+	if resp2.Header.Get("Content-Security-Policy") != csp || !bytes.Equal(b2, b) {
+		t.Fatalf("cached svg differs from the first answer")
+	}
+	if resp3, _ := e.get(base + "/flamegraph.svg?s=gamma"); resp3.Header.Get("Content-Security-Policy") == csp {
+		t.Fatalf("two renderings share a nonce")
+	}
+	// Clients that do not accept gzip get the plain SVG.
+	req, _ := http.NewRequest("GET", e.ts.URL+base+"/flamegraph.svg?s=beta", nil)
+	req.Header.Set("Accept-Encoding", "identity")
+	plain, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, _ := io.ReadAll(plain.Body)
+	plain.Body.Close()
+	if plain.Header.Get("Content-Encoding") != "" || !bytes.Equal(pb, b) {
+		t.Fatalf("identity answer: encoding %q, %d bytes, want %d", plain.Header.Get("Content-Encoding"), len(pb), len(b))
 	}
 
 	resp, b = e.get(base + "/profile.pb.gz")
@@ -373,7 +389,7 @@ func TestRenderedRoutes(t *testing.T) {
 
 	// The metrics count the cache hit and the capture.
 	_, b = e.get("/metrics")
-	for _, want := range []string{"scorch_render_cache_hits_total 1", `scorch_captures_total{status="done",type="cpu"} 1`, `scorch_capture_events_total{type="cpu"} 600`, "scorch_render_seconds_bucket"} {
+	for _, want := range []string{"scorch_render_cache_hits_total 2", `scorch_captures_total{status="done",type="cpu"} 1`, `scorch_capture_events_total{type="cpu"} 600`, "scorch_render_seconds_bucket"} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -23,14 +23,16 @@ import (
 // profilerRecorder runs captures with the BPF profiler, sharing one
 // symbolizer across them.
 type profilerRecorder struct {
-	sym *symbolizer.Symbolizer
-	log *slog.Logger
+	sym  *symbolizer.Symbolizer
+	log  *slog.Logger
+	ring int
 }
 
 func (p *profilerRecorder) Record(ctx context.Context, params capture.Params, progress func(web.Progress)) (*capture.Capture, error) {
 	c, err := profiler.Record(ctx, params, profiler.Options{
 		Symbolizer: p.sym,
 		Logger:     p.log,
+		RingBytes:  p.ring,
 		Progress: func(pr profiler.Progress) {
 			progress(web.Progress{Elapsed: pr.Elapsed, Events: pr.Events, Lost: pr.Lost})
 		},
@@ -95,7 +97,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		logFormat     = fs.String("log", "text", "log format: text or json")
 		maxUpload     = byteSize{web.DefaultMaxUpload}
 		keepBytes     byteSize
+		ringSize      = byteSize{8 << 20}
 	)
+	fs.Var(&ringSize, "ring-size", "BPF ring buffer per capture, e.g. 8MiB; the service keeps it small to bound its memory (0: the profiler's default, 32 MiB with stack copies)")
 	fs.Var(&maxUpload, "max-upload", "largest import accepted, e.g. 256MiB")
 	fs.Var(&keepBytes, "keep-bytes", "retention: keep at most this many bytes of captures, e.g. 10GiB (0: no limit)")
 	if err := fs.Parse(args); err != nil {
@@ -123,6 +127,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if maxUpload.n <= 0 {
 		return usageErr("--max-upload must be more than 0")
+	}
+	if ringSize.n != 0 && (ringSize.n < 64<<10 || ringSize.n > 1<<30) {
+		return usageErr("--ring-size %d is out of range: allowed 64KiB..1GiB, or 0 for the profiler's default", ringSize.n)
 	}
 	if *keep < 0 {
 		return usageErr("--keep %d must not be negative", *keep)
@@ -172,7 +179,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		MaxUpload:     maxUpload.n,
 		Keep:          *keep,
 		KeepBytes:     keepBytes.n,
-		Recorder:      &profilerRecorder{sym: sym, log: log},
+		Recorder:      &profilerRecorder{sym: sym, log: log, ring: int(ringSize.n)},
 		Logger:        log,
 	})
 	if err != nil {
