@@ -220,6 +220,11 @@ func writeFile(path string, stdout io.Writer, write func(io.Writer) error) error
 		f.Close()
 		return err
 	}
+	// CreateTemp makes the file private; the output is an ordinary file.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
 	if err := f.Close(); err != nil {
 		return err
 	}
