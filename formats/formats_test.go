@@ -3,6 +3,8 @@ package formats
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/google/pprof/profile"
 	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/flamegraph"
 )
 
 // perfSamples counts the event lines of a perf script file for one event,
@@ -179,6 +182,32 @@ func TestPerfScriptBadLines(t *testing.T) {
 	_, _, err = Import(strings.NewReader("\tnot a stack\n\tneither\n"), ImportOptions{})
 	if err == nil || !strings.Contains(err.Error(), "line 1") {
 		t.Errorf("nothing parseable: err %v, want one naming line 1", err)
+	}
+}
+
+// TestHostileJITNameInSVG: a perf-map symbol written as markup reaches
+// the SVG as text only.
+func TestHostileJITNameInSVG(t *testing.T) {
+	c, _, _ := importFile(t, "perf-jit-hostile.txt", ImportOptions{})
+	var buf bytes.Buffer
+	if err := flamegraph.Render(&buf, c, capture.Query{}, flamegraph.Options{MinWidth: "0"}); err != nil {
+		t.Fatal(err)
+	}
+	svg := buf.String()
+	if n := strings.Count(svg, "<script"); n != 1 {
+		t.Errorf("%d <script elements, want only scorch's own", n)
+	}
+	if !strings.Contains(svg, "<title>&lt;script&gt;alert\n") {
+		t.Errorf("the JIT frame is not in the SVG as escaped text")
+	}
+	dec := xml.NewDecoder(&buf)
+	for {
+		if _, err := dec.Token(); err != nil {
+			if err != io.EOF {
+				t.Fatalf("not well-formed XML: %v", err)
+			}
+			break
+		}
 	}
 }
 
@@ -404,7 +433,23 @@ func TestGoToolPprof(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	out, err := exec.Command(gobin, "tool", "pprof", "-top", "-sample_index=samples", file).CombinedOutput()
+	// The SVG's total is the pprof cpu total.
+	var svg bytes.Buffer
+	if err := flamegraph.Render(&svg, c, capture.Query{}, flamegraph.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`data-total="(\d+)"`).FindSubmatch(svg.Bytes())
+	if m == nil || string(m[1]) != strconv.FormatInt(total(c, capture.Query{}), 10) {
+		t.Fatalf("svg total %q, want %d", m, total(c, capture.Query{}))
+	}
+	out, err := exec.Command(gobin, "tool", "pprof", "-top", "-sample_index=cpu", "-unit=ns", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go tool pprof -top: %v\n%s", err, out)
+	}
+	if want := "of " + string(m[1]) + "ns total"; !strings.Contains(string(out), want) {
+		t.Errorf("pprof -top total differs from the SVG's (want %q):\n%s", want, out)
+	}
+	out, err = exec.Command(gobin, "tool", "pprof", "-top", "-sample_index=samples", file).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go tool pprof -top: %v\n%s", err, out)
 	}
@@ -469,6 +514,21 @@ func TestSpeedscope(t *testing.T) {
 		if f.Shared.Frames[s[0]].Name != "spinner" && f.Shared.Frames[s[0]].Name != "spin_worker" {
 			t.Fatalf("sample root %q is not a process", f.Shared.Frames[s[0]].Name)
 		}
+	}
+}
+
+func TestSpeedscopeCPUSamples(t *testing.T) {
+	b := capture.NewBuilder(capture.Meta{Type: capture.CPU, Params: capture.Params{Hz: 100}, Timestamps: true})
+	st := b.Stack([]uint32{b.Frame(capture.Frame{Name: "app", Kind: capture.KindProcess}), b.Frame(capture.Frame{Name: "main"})})
+	for i := 0; i < 3; i++ {
+		b.Add(capture.Event{Stack: st, Value: 1, Time: int64(i) * 1e7})
+	}
+	var buf bytes.Buffer
+	if err := WriteSpeedscope(&buf, b.Capture(), capture.Query{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"unit":"nanoseconds","startValue":0,"endValue":30000000`) || !strings.Contains(buf.String(), `"weights":[10000000,10000000,10000000]`) {
+		t.Errorf("100 Hz samples should weigh 10 ms each: %s", buf.String())
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/scorch-dev/scorch/capture"
 )
@@ -80,11 +81,18 @@ func WriteSpeedscope(w io.Writer, c *capture.Capture, q capture.Query) error {
 		return out
 	}
 	unit := "none"
+	scale := int64(1)
 	switch c.Meta.Unit {
 	case "ns":
 		unit = "nanoseconds"
 	case "bytes":
 		unit = "bytes"
+	case "samples":
+		// A CPU sample stands for one sampling period: weights in time
+		// make speedscope's time axis real.
+		if hz := c.Meta.Params.Hz; hz > 0 {
+			unit, scale = "nanoseconds", int64(time.Second)/int64(hz)
+		}
 	}
 	p := ssProfile{Type: "sampled", Name: f.Name, Unit: unit, Samples: [][]uint32{}, Weights: []int64{}}
 	if c.Meta.Timestamps {
@@ -95,7 +103,7 @@ func WriteSpeedscope(w io.Writer, c *capture.Capture, q capture.Query) error {
 				continue
 			}
 			p.Samples = append(p.Samples, stack(e.Stack))
-			p.Weights = append(p.Weights, e.Value)
+			p.Weights = append(p.Weights, e.Value*scale)
 		}
 		var total int64
 		for _, v := range p.Weights {
@@ -108,8 +116,8 @@ func WriteSpeedscope(w io.Writer, c *capture.Capture, q capture.Query) error {
 				continue
 			}
 			p.Samples = append(p.Samples, stack(sv.Stack))
-			p.Weights = append(p.Weights, sv.Value)
-			p.EndValue += sv.Value
+			p.Weights = append(p.Weights, sv.Value*scale)
+			p.EndValue += sv.Value * scale
 		}
 	}
 	f.Profiles = []ssProfile{p}
