@@ -200,3 +200,76 @@ func TestMemPageFaultsGrowHeap(t *testing.T) {
 		t.Errorf("steady faults %d of %d: it reuses its buffer", share(stacks, "steady"), all)
 	}
 }
+
+// syscallC waits for SIGUSR1, then grows the heap with sbrk by 1 MiB in
+// grow_brk and maps 2 MiB in map_some, syscallLoops times each.
+const syscallC = `
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define LOOPS 20
+static volatile sig_atomic_t go;
+static void on_go(int sig) { go = 1; }
+
+__attribute__((noinline)) void grow_brk(void) {
+	if (sbrk(1 << 20) == (void *)-1)
+		_exit(1);
+}
+
+__attribute__((noinline)) void map_some(void) {
+	void *p = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(1);
+	munmap(p, 2 << 20);
+}
+
+int main(void) {
+	signal(SIGUSR1, on_go);
+	while (!go)
+		usleep(1000);
+	for (int i = 0; i < LOOPS; i++) {
+		grow_brk();
+		map_some();
+		usleep(5000);
+	}
+	for (;;)
+		pause();
+}
+`
+
+const syscallLoops = 20
+
+func TestMemSyscalls(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.BuildC(t, "gcc", syscallC, "-O1", "-g", "-fno-omit-frame-pointer")
+	for _, tc := range []struct {
+		event string
+		fn    string
+		bytes int64
+	}{
+		{"brk", "grow_brk", syscallLoops << 20},
+		{"mmap", "map_some", syscallLoops * 2 << 20},
+	} {
+		t.Run(tc.event, func(t *testing.T) {
+			cmd := testutil.Start(t, bin)
+			time.Sleep(100 * time.Millisecond)
+			c, err := profiler.Record(context.Background(), capture.Params{
+				Type: capture.Mem, Event: tc.event, PIDs: []int{cmd.Process.Pid},
+				Duration: capture.Duration(2 * time.Second), Unwind: "auto",
+			}, profiler.Options{Ready: func() { cmd.Process.Signal(syscall.SIGUSR1) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stacks := folded(c, capture.Query{})
+			t.Logf("%s: %v", tc.event, top(stacks, 4))
+			got := share(stacks, "main;"+tc.fn+";")
+			if r := float64(got) / float64(tc.bytes); r < 0.95 || r > 1.05 {
+				t.Errorf("%s: %d bytes under %s, the program asks for %d", tc.event, got, tc.fn, tc.bytes)
+			}
+			if c.Meta.Unit != "bytes" {
+				t.Errorf("unit %q, want bytes", c.Meta.Unit)
+			}
+		})
+	}
+}
