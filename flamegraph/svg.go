@@ -38,6 +38,7 @@ type graph struct {
 	title    string
 	subtitle string
 	notes    []string
+	cpi      bool // fill by cycles per instruction (cpi.go)
 }
 
 // Render writes the capture's selected events as an interactive SVG flame graph.
@@ -51,6 +52,7 @@ func Render(w io.Writer, c *capture.Capture, q capture.Query, opts Options) erro
 	t := newTree()
 	t.addCapture(c, q, opts.Reverse, false)
 	g := &graph{t: t, opts: opts, unit: c.Meta.Unit, palette: opts.Palette}
+	g.cpi = addInstructions(t, c, q, opts.Reverse)
 	g.build()
 	if g.palette == "" {
 		g.palette = defaultPalette(c.Meta.Type)
@@ -282,6 +284,8 @@ text{font-family:Verdana,sans-serif;font-size:12px;fill:#000}
 		var fill string
 		if g.diff {
 			fill = diffColor(g.delta(i), maxDelta)
+		} else if g.cpi {
+			fill = cpiColor(n.value, n.base)
 		} else if i == 0 {
 			fill = "rgb(210,210,210)"
 		} else {
@@ -334,6 +338,9 @@ func (g *graph) delta(i int32) float64 {
 // of the total, self value; in differential graphs both sides and the delta.
 func (g *graph) info(b []byte, i int32, total int64) []byte {
 	n := &g.t.nodes[i]
+	if g.cpi {
+		return g.cpiInfo(b, i, total)
+	}
 	if !g.diff {
 		b = append(b, formatValue(n.value, g.unit)...)
 		b = fmt.Appendf(b, " (%.2f%%), self ", percent(n.value, total))
