@@ -146,9 +146,17 @@ func TestPerfScriptDetails(t *testing.T) {
 	if !slices.IsSortedFunc(c.Events, func(a, b capture.Event) int { return int(a.Time - b.Time) }) || c.Events[0].Time != 0 {
 		t.Errorf("events not in time order from 0")
 	}
-	h, _, _ := importFile(t, "perf-header.txt", ImportOptions{})
+	h, _, hdata := importFile(t, "perf-header.txt", ImportOptions{})
 	if want := time.Date(2026, 11, 25, 10, 35, 6, 0, time.UTC); !h.Meta.Start.Equal(want) {
 		t.Errorf("start %v, want %v from '# captured on'", h.Meta.Start, want)
+	}
+	if h.Meta.Host == "" || !strings.Contains(string(hdata), "# hostname : "+h.Meta.Host+"\n") || h.Meta.Kernel == "" {
+		t.Errorf("host %q, kernel %q: want them from the header", h.Meta.Host, h.Meta.Kernel)
+	}
+	// Monotonic perf times and a wall clock cannot be aligned: overlaid.
+	m := Merge(c, h)
+	if m.Meta.Duration > c.Meta.Duration+h.Meta.Duration || len(m.Meta.Warnings) == 0 {
+		t.Errorf("merged duration %v, warnings %v", m.Meta.Duration, m.Meta.Warnings)
 	}
 	sys, _, data := importFile(t, "perf-system-wide.txt", ImportOptions{})
 	if bytes.HasSuffix(data, []byte("\n\n")) {

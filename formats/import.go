@@ -166,6 +166,19 @@ func Merge(cs ...*capture.Capture) *capture.Capture {
 			start = c.Meta.Start
 		}
 	}
+	// Inputs whose clocks cannot be related (perf's monotonic clock next to
+	// a wall clock, or files from different days) are overlaid from their
+	// starts instead of placed on one time line.
+	align := true
+	for _, c := range cs {
+		if c.Meta.Start.Sub(start) > 24*time.Hour {
+			align = false
+		}
+	}
+	if !align {
+		start = meta.Start
+		b.Meta().Warnings = append(b.Meta().Warnings, "the inputs' clocks are more than a day apart: their timelines are overlaid from each start")
+	}
 	b.Meta().Start = start
 	var dur time.Duration
 	var stats capture.Stats
@@ -173,7 +186,10 @@ func Merge(cs ...*capture.Capture) *capture.Capture {
 	for _, c := range cs {
 		// Times are relative to each input's start: move them onto the
 		// earliest one.
-		shift := int64(c.Meta.Start.Sub(start))
+		shift := int64(0)
+		if align {
+			shift = int64(c.Meta.Start.Sub(start))
+		}
 		dur = max(dur, time.Duration(shift)+c.Meta.Duration)
 		frames := make([]uint32, len(c.Frames))
 		for i, f := range c.Frames {

@@ -150,6 +150,7 @@ func readPerfScript(data []byte, opts ImportOptions, rep *ImportReport) (*captur
 	var samples []perfSample
 	var cur *perfSample
 	var captured time.Time
+	var host, kernel string
 	lineNo := 0
 	event := opts.Event
 	for len(data) > 0 {
@@ -166,11 +167,18 @@ func readPerfScript(data []byte, opts ImportOptions, rep *ImportReport) (*captur
 			continue
 		}
 		if line[0] == '#' {
-			if v, ok := strings.CutPrefix(line, "# captured on"); ok {
-				v = strings.TrimLeft(v, " :")
-				if t, err := time.Parse("Mon Jan _2 15:04:05 2006", strings.TrimSpace(v)); err == nil {
+			// perf script --header: "# captured on    : Wed Nov 25 10:35:06 2026"
+			key, v, _ := strings.Cut(strings.TrimPrefix(line, "#"), ":")
+			v = strings.TrimSpace(v)
+			switch strings.TrimSpace(key) {
+			case "captured on":
+				if t, err := time.Parse("Mon Jan _2 15:04:05 2006", v); err == nil {
 					captured = t
 				}
+			case "hostname":
+				host = v
+			case "os release":
+				kernel = v
 			}
 			continue
 		}
@@ -234,7 +242,7 @@ func readPerfScript(data []byte, opts ImportOptions, rep *ImportReport) (*captur
 	}
 	typ, unit := perfEventType(event, kept[0].h.period > 0)
 	meta := capture.Meta{Type: typ, Unit: unit, Source: "perf-script", Timestamps: stamps,
-		Params: capture.Params{Type: typ}}
+		Params: capture.Params{Type: typ}, Host: host, Kernel: kernel}
 	if typ != capture.CPU {
 		meta.Event = event
 		meta.Params.Event = event
