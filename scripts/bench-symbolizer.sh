@@ -14,20 +14,29 @@ trap 'rm -rf "$tmp"' EXIT
 go test -c -o "$tmp/sym.test" ./symbolizer
 
 now() { date +%s.%N; }
-# elapsed CMD... < input: wall seconds of the command
+# elapsed CMD... < input: best wall seconds of up to 3 runs (1 when a run
+# takes over 10 s), so that a busy machine disturbs the figures less.
 elapsed() {
-	local t0 t1
-	t0=$(now)
-	if ! "$@" >"$tmp/out" 2>"$tmp/err"; then
-		echo "$* failed: $(head -3 "$tmp/err")" >&2
-		return 1
-	fi
-	t1=$(now)
-	echo "$t1 - $t0" | bc -l
+	local input best="" t0 t1 d i
+	input=$(mktemp -p "$tmp")
+	cat >"$input"
+	for i in 1 2 3; do
+		t0=$(now)
+		if ! timeout 600 "$@" <"$input" >"$tmp/out" 2>"$tmp/err"; then
+			echo "$* failed: $(head -3 "$tmp/err")" >&2
+			return 1
+		fi
+		t1=$(now)
+		d=$(echo "$t1 - $t0" | bc -l)
+		if [[ -z $best ]] || (($(echo "$d < $best" | bc -l))); then best=$d; fi
+		(($(echo "$d > 10" | bc -l))) && break
+	done
+	echo "$best"
 }
 scorch() { SCORCH_SYMBOLIZE_ELF=$1 "$tmp/sym.test" -test.run '^TestSymbolizeDriver$' -test.count=1; }
-a2l() { addr2line -f -e "$1"; }
-llvm() { llvm-symbolizer --functions=linkage --no-inlines --obj="$1"; }
+# All three print demangled function names only.
+a2l() { addr2line -f -C -e "$1"; }
+llvm() { llvm-symbolizer --functions=linkage --demangle --no-inlines --obj="$1"; }
 
 # addresses FILE: N random addresses inside the file's .text (ELF addresses)
 addresses() {
@@ -46,7 +55,7 @@ for cand in /usr/lib/x86_64-linux-gnu/libLLVM-14.so.1 /usr/lib/x86_64-linux-gnu/
 done
 libc=$(readlink -f /usr/lib/x86_64-linux-gnu/libc.so.6)
 
-printf '%-40s %-16s %10s %10s %10s %10s\n' file tool cold_s warm_us/addr cold_ratio warm_ratio
+printf '%-24s %-8s %10s %14s %11s %11s\n' file tool cold_s warm_us/addr cold_ratio warm_ratio
 for file in "$libc" $big; do
 	addresses "$file" >"$tmp/addrs"
 	head -1 "$tmp/addrs" >"$tmp/one"
@@ -62,8 +71,12 @@ for file in "$libc" $big; do
 	[[ -n ${cold[scorch]:-} ]] || { echo "scorch failed on $file" >&2; exit 1; }
 	for tool in scorch a2l llvm; do
 		[[ -n ${cold[$tool]:-} ]] || continue
-		wr=$(echo "${warm[$tool]} / (${warm[scorch]} + 0.000001)" | bc -l)
-		printf '%-40s %-16s %10.3f %10.3f %10.1fx %10.1fx\n' "$(basename "$file")" "$tool" "${cold[$tool]}" "${warm[$tool]}" \
+		# The warm figure is a difference of two runs: floor it at 1 ns/addr.
+		w=${warm[$tool]}; (($(echo "$w < 0.001" | bc -l))) && w=0.001
+		ws=${warm[scorch]}; (($(echo "$ws < 0.001" | bc -l))) && ws=0.001
+		warm[$tool]=$w
+		wr=$(echo "$w / $ws" | bc -l)
+		printf '%-24s %-8s %10.3f %14.3f %10.1fx %10.1fx\n' "$(basename "$file")" "$tool" "${cold[$tool]}" "${warm[$tool]}" \
 			"$(echo "${cold[$tool]} / ${cold[scorch]}" | bc -l)" "$wr"
 	done
 	unset cold warm
