@@ -175,6 +175,34 @@ func TestPerfScriptDetails(t *testing.T) {
 	}
 }
 
+func TestParsePerfHeader(t *testing.T) {
+	tests := []struct {
+		line string
+		ok   bool
+		want perfHeader
+	}{
+		{"spinner 22271  2243.058366:    1001001 cpu-clock: ", true,
+			perfHeader{comm: "spinner", pid: 22271, tid: 22271, cpu: -1, time: 2243058366000, hasTime: true, period: 1001001, event: "cpu-clock"}},
+		{"spin worker 4/5 [001] 1.5: 7 cycles:u:", true,
+			perfHeader{comm: "spin worker", pid: 4, tid: 5, cpu: 1, time: 1500000000, hasTime: true, period: 7, event: "cycles:u"}},
+		{"spinner 22271  2243.058366: ", true,
+			perfHeader{comm: "spinner", pid: 22271, tid: 22271, cpu: -1, time: 2243058366000, hasTime: true}},
+		{"spinner 22271  2243.058366:", true,
+			perfHeader{comm: "spinner", pid: 22271, tid: 22271, cpu: -1, time: 2243058366000, hasTime: true}},
+		{"app 9 [000] 3.000001: sched:sched_switch: prev_comm=app prev_pid=9", true,
+			perfHeader{comm: "app", pid: 9, tid: 9, cpu: 0, time: 3000001000, hasTime: true, event: "sched:sched_switch", rest: "prev_comm=app prev_pid=9"}},
+		{"spinner 22992  2256.121492:    1001001 cpu-clock:      55e3d5f551c1 leaf_a+0x38 (/tmp/fx/spinner)", true,
+			perfHeader{comm: "spinner", pid: 22992, tid: 22992, cpu: -1, time: 2256121492000, hasTime: true, period: 1001001, event: "cpu-clock", rest: "55e3d5f551c1 leaf_a+0x38 (/tmp/fx/spinner)"}},
+		{"no numbers here", false, perfHeader{}},
+	}
+	for _, tt := range tests {
+		h, ok := parsePerfHeader(tt.line)
+		if ok != tt.ok || (ok && h != tt.want) {
+			t.Errorf("parsePerfHeader(%q) = %+v, %v; want %+v", tt.line, h, ok, tt.want)
+		}
+	}
+}
+
 func TestPerfScriptBadLines(t *testing.T) {
 	in := "app 1/1 [000] 1.000000: 1000 cpu-clock:\n\t1234 main+0x1 (/bin/app)\n\nthis is garbage\n\ngarbage again\napp 1/1 [000] 1.001000: 1000 cpu-clock:\n\t1234 main+0x1 (/bin/app)"
 	c, rep, err := Import(strings.NewReader(in), ImportOptions{})

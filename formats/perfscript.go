@@ -20,7 +20,7 @@ import (
 //	            55d0c2a1b129 spin+0x9 (/tmp/app)
 //	            7f2a1c029d90 __libc_start_call_main+0x80 (/usr/lib/x86_64-linux-gnu/libc.so.6)
 var (
-	perfHeaderRe = regexp.MustCompile(`^(\S.*?)\s+(\d+)(?:/(\d+))?\s+(?:\[(\d+)\]\s+)?(?:(\d+)\.(\d+):\s+)?(?:(\d+)\s+)?([^\s:]+(?::[^\s:]+)*):(?:\s+(.*))?$`)
+	perfHeaderRe = regexp.MustCompile(`^(\S.*?)\s+(\d+)(?:/(\d+))?(?:\s+\[(\d+)\])?(?:\s+(\d+)\.(\d+):)?(?:\s+(\d+))?(?:\s+([^\s:\d][^\s:]*(?::[^\s:]+)*):)?(?:\s+(.*?))?\s*$`)
 	perfTimeRe   = regexp.MustCompile(`\s\d+\.\d+:\s`)
 	perfFrameRe  = regexp.MustCompile(`^\s*([0-9a-fA-F]+)\s+(.*)$`)
 	srclineRe    = regexp.MustCompile(`^\s+\S+:\d+$`)
