@@ -1,6 +1,10 @@
 package unwind
 
-import "testing"
+import (
+	"bytes"
+	"os"
+	"testing"
+)
 
 // benchUnwind unwinds one recorded sample repeatedly with warm tables: the
 // cost per stack the profiler pays once the files' CFI is parsed.
@@ -36,3 +40,19 @@ func BenchmarkUnwindDWARFNoFP(b *testing.B) { benchUnwind(b, "nofp", ModeDWARF) 
 
 // BenchmarkUnwindDWARFQsort unwinds glibc's merge sort recursion with CFI.
 func BenchmarkUnwindDWARFQsort(b *testing.B) { benchUnwind(b, "qsort", ModeDWARF) }
+
+// BenchmarkLoadLibc is the cold cost of a file's CFI: parsing libc's
+// .eh_frame, paid once per file while its table stays cached.
+func BenchmarkLoadLibc(b *testing.B) {
+	const libc = "/lib/x86_64-linux-gnu/libc.so.6"
+	data, err := os.ReadFile(libc)
+	if err != nil {
+		b.Skipf("no %s: %v", libc, err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := loadTable(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

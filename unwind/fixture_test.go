@@ -2,6 +2,7 @@ package unwind
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -167,4 +168,45 @@ func containsAll(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// TestConcurrent unwinds every fixture from several goroutines through one
+// Unwinder whose cache holds two tables, so that tables are evicted
+// and reloaded while others use them; results must not change.
+func TestConcurrent(t *testing.T) {
+	type job struct {
+		mode  Mode
+		s     sample
+		r     *mapsResolver
+		want  []uint64
+		wantO Outcome
+	}
+	var jobs []job
+	ref := New(Options{})
+	for _, w := range workloads {
+		f, r := loadFixture(t, w.name)
+		r.find(0) // fill the resolver's per-mapping cache before sharing it
+		res := ref.Unwind(r, w.mode, f.Sample.Regs, f.Sample.Stack, f.Sample.FPChain)
+		jobs = append(jobs, job{w.mode, f.Sample, r, res.PCs, res.Outcome})
+	}
+	u := New(Options{CacheEntries: 2})
+	done := make(chan error)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for i := 0; i < 40; i++ {
+				j := jobs[(i+g)%len(jobs)]
+				res := u.Unwind(j.r, j.mode, j.s.Regs, j.s.Stack, j.s.FPChain)
+				if !slices.Equal(res.PCs, j.want) || res.Outcome != j.wantO {
+					done <- fmt.Errorf("unwinding %v gave %x %v, want %x %v", j.mode, res.PCs, res.Outcome, j.want, j.wantO)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
 }

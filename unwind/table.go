@@ -35,13 +35,13 @@ type row struct {
 	miss        bool // no CFI covers the address (a cached miss)
 	raUndefined bool // outermost frame (_start, clone): nothing to return to
 	bpSaved     bool // rbp is saved at CFA + bpOff; otherwise unchanged
-	cfaOff      int64
-	raOff       int64
-	bpOff       int64
+	cfaOff      int32
+	raOff       int32
+	bpOff       int32
 }
 
 // maxRows bounds the per-table cache of evaluated rows.
-const maxRows = 1 << 14
+const maxRows = 4096
 
 // table is the CFI of one ELF file, with the rows evaluated so far.
 type table struct {
@@ -97,13 +97,16 @@ func rowOf(fc *dframe.FrameContext) row {
 	var rw row
 	switch {
 	case fc.CFA.Rule == dframe.RuleCFA && fc.CFA.Reg == regSP:
-		rw.kind, rw.cfaOff = rowCFASP, fc.CFA.Offset
+		rw.kind, rw.cfaOff = rowCFASP, int32(fc.CFA.Offset)
 	case fc.CFA.Rule == dframe.RuleCFA && fc.CFA.Reg == regBP:
-		rw.kind, rw.cfaOff = rowCFABP, fc.CFA.Offset
+		rw.kind, rw.cfaOff = rowCFABP, int32(fc.CFA.Offset)
 	case fc.CFA.Rule == dframe.RuleExpression:
 		if th, ok := pltThreshold(fc.CFA.Expression); ok {
-			rw.kind, rw.cfaOff = rowPLT, th
+			rw.kind, rw.cfaOff = rowPLT, int32(th)
 		}
+	}
+	if fc.CFA.Offset != int64(int32(fc.CFA.Offset)) {
+		rw.kind = rowUnsupported // no stack frame is 2 GiB
 	}
 	ra, ok := fc.Regs[fc.RetAddrReg]
 	switch {
@@ -111,8 +114,8 @@ func rowOf(fc *dframe.FrameContext) row {
 		// x86-64 CIEs always give the return address; a missing rule is
 		// the one the CIE set up, at CFA-8.
 		rw.raOff = -8
-	case ok && ra.Rule == dframe.RuleOffset:
-		rw.raOff = ra.Offset
+	case ok && ra.Rule == dframe.RuleOffset && ra.Offset == int64(int32(ra.Offset)):
+		rw.raOff = int32(ra.Offset)
 	case ok && ra.Rule == dframe.RuleUndefined:
 		rw.raUndefined = true
 	default:
@@ -121,7 +124,10 @@ func rowOf(fc *dframe.FrameContext) row {
 	if bp, ok := fc.Regs[regBP]; ok {
 		switch bp.Rule {
 		case dframe.RuleOffset:
-			rw.bpSaved, rw.bpOff = true, bp.Offset
+			if bp.Offset != int64(int32(bp.Offset)) {
+				rw.kind = rowUnsupported
+			}
+			rw.bpSaved, rw.bpOff = true, int32(bp.Offset)
 		case dframe.RuleUndefined, dframe.RuleSameVal:
 		default:
 			rw.kind = rowUnsupported
