@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"net/url"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scorch-dev/scorch/internal/testutil"
 )
@@ -28,7 +30,9 @@ func TestHeatmapBrowser(t *testing.T) {
 		t.Skip("playwright-core is not installed: run npm install in internal/browser (make test does)")
 	}
 	base, id, noTS := hmServer(t)
-	cmd := exec.Command(node, filepath.Join(dir, "heatmap.mjs"), base+"/captures/"+id, base+"/captures/"+noTS)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "heatmap.mjs"), base+"/captures/"+id, base+"/captures/"+noTS)
 	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
 	out, err := cmd.Output()
 	if err != nil {
