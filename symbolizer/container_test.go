@@ -83,3 +83,36 @@ func TestOpenInRoot(t *testing.T) {
 		t.Error("perf map symlink followed")
 	}
 }
+
+// Two copies of one binary (different inodes, as in two container images)
+// share one parse through their build ID.
+func TestSharedByBuildID(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildC(t, dir, "fixture", cFixture, "-fPIE", "-pie")
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin2 := filepath.Join(dir, "copy")
+	if err := os.WriteFile(bin2, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{DebugDirs: []string{}, DebuginfodURLs: []string{}})
+	defer s.Close()
+	for _, path := range []string{bin, bin2} {
+		fx := start(t, path)
+		p, err := s.Snapshot(fx.pid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fr := s.User(p, fx.addrs["beta_middle"]+1, false)[0]
+		if fr.Name != "beta_middle" || fr.Module != path {
+			t.Errorf("got %+v, want beta_middle in %s", fr, path)
+		}
+		p.Close()
+	}
+	// Only the fixture's file was symbolized: one parse for both copies.
+	if n := s.loads.Load(); n != 1 {
+		t.Errorf("two copies parsed %d times, want 1", n)
+	}
+}

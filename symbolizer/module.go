@@ -43,6 +43,15 @@ func (m *module) elfAddr(fileOff uint64) uint64 {
 	return fileOff
 }
 
+// fileBuildIDOf reads only the ELF headers and notes of r for its build ID.
+func fileBuildIDOf(r io.ReaderAt) string {
+	f, err := openELF(r)
+	if err != nil {
+		return ""
+	}
+	return buildID(f)
+}
+
 // debugLocator tells loadModule where the module lives, so that debug files
 // next to it are found inside the process's root.
 type debugLocator struct {
@@ -53,6 +62,7 @@ type debugLocator struct {
 
 // loadModule parses the ELF in r and finds its best symbol source.
 func (s *Symbolizer) loadModule(r io.ReaderAt, loc debugLocator) *module {
+	s.loads.Add(1)
 	m := &module{}
 	f, err := openELF(r)
 	if err != nil {

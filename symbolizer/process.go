@@ -265,6 +265,12 @@ func (p *Process) module(m *procMapping) *module {
 		if p.root == nil {
 			loc.open = nil
 		}
+		// Two files with one build ID (the same library in two container
+		// images) share one parse. Both entries count the tables, so the
+		// cache errs on the side of using less than its cap.
+		if id := fileBuildIDOf(sf.f); id != "" {
+			return p.s.cache.get("buildid:"+id, func() *module { return p.s.loadModule(sf.f, loc) })
+		}
 		return p.s.loadModule(sf.f, loc)
 	})
 	m.slot.ent.Store(e)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ianlancetaylor/demangle"
 )
@@ -58,6 +59,8 @@ type Symbolizer struct {
 
 	filesMu sync.Mutex
 	files   map[string]*sharedFile
+
+	loads atomic.Int64 // files parsed, for tests
 }
 
 // New returns a Symbolizer with defaults filled in.
