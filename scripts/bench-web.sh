@@ -80,7 +80,7 @@ hz=$("$tmp/webload" -base "$base" -c "$CLIENTS" -d 5s -label "baseline /healthz 
 echo "$hz"
 mix=$("$tmp/webload" -base "$base" -c "$CLIENTS" -d "${SECONDS_LOAD}s" -label "svg+pprof+folded (${SECONDS_LOAD} s)" "${paths[@]}")
 echo "$mix"
-miss=$("$tmp/webload" -base "$base" -c "$CLIENTS" -d 10s -unique -label "svg render, cache miss (10 s)" "/api/captures/${ids[0]}/flamegraph.svg")
+miss=$("$tmp/webload" -base "$base" -c 8 -d 10s -unique -label "svg render, cache miss (8 clients, 10 s)" "/api/captures/${ids[0]}/flamegraph.svg")
 echo "$miss"
 echo "ratios against /healthz: rps $(ratio "$(field rps "$mix")" "$(field rps "$hz")"), p99 $(ratio "$(field p99_ms "$mix")" "$(field p99_ms "$hz")")x"
 p99=$(field p99_ms "$mix")

@@ -112,6 +112,10 @@ func (s *Server) serveFormat(w http.ResponseWriter, r *http.Request, id, format 
 // Options.ScriptNonce to the nonce it is given.
 func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, contentType, format string, fn func(out io.Writer, nonce string) error) {
 	val, hit, err := s.cache.get(key, func() (*rendered, error) {
+		// Renderings are CPU-bound and hold their whole answer in memory:
+		// a few at a time finish sooner than many at once, and bound memory.
+		s.renderSem <- struct{}{}
+		defer func() { <-s.renderSem }()
 		start := time.Now()
 		nonce := ""
 		if format == "svg" {

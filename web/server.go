@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -141,6 +142,8 @@ type Server struct {
 	metrics *metrics
 	handler http.Handler
 	tmpl    *templates
+	// renderSem bounds the renderings running at once.
+	renderSem chan struct{}
 
 	mu      sync.Mutex
 	running map[string]*job
@@ -173,13 +176,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		store:   st,
-		cache:   newRenderCache(cfg.CacheBytes),
-		loaded:  newCaptureCache(8),
-		running: make(map[string]*job),
-		tmpl:    tmpl,
+		cfg:       cfg,
+		log:       cfg.Logger,
+		store:     st,
+		cache:     newRenderCache(cfg.CacheBytes),
+		loaded:    newCaptureCache(8),
+		running:   make(map[string]*job),
+		tmpl:      tmpl,
+		renderSem: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 	}
 	s.metrics = newMetrics(cfg.Registry, s)
 	s.handler = s.routes()
