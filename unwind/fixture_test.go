@@ -47,6 +47,9 @@ func TestFixtures(t *testing.T) {
 			if w.name != "leaf" && !libcMatches(r) {
 				t.Skip("the fixture's libc is not this host's: its frames cannot be unwound here")
 			}
+			if w.libcDebug {
+				requireLibcDebug(t)
+			}
 			mode, err := ParseMode(f.Mode)
 			if err != nil {
 				t.Fatal(err)

@@ -26,6 +26,8 @@ type workload struct {
 	name  string
 	flags []string
 	mode  Mode
+	// libcDebug: the interesting function is named only by libc6-dbg.
+	libcDebug bool
 	// interesting reports whether a sample whose leaf is this function is
 	// one to check.
 	interesting func(leaf string) bool
@@ -56,6 +58,7 @@ var workloads = []workload{
 		name:        "memset",
 		flags:       []string{"-O1", "-fno-omit-frame-pointer"},
 		mode:        ModeAuto,
+		libcDebug:   true,
 		interesting: func(leaf string) bool { return strings.Contains(leaf, "memset") },
 		check: func(t *testing.T, names []string, res Result, fp []string) {
 			n := len(names)
@@ -86,6 +89,7 @@ var workloads = []workload{
 		name:        "qsort",
 		flags:       []string{"-O1", "-fno-omit-frame-pointer"},
 		mode:        ModeDWARF,
+		libcDebug:   true,
 		interesting: func(leaf string) bool { return strings.HasPrefix(leaf, "msort_with_tmp") },
 		check: func(t *testing.T, names []string, res Result, fp []string) {
 			if !containsInOrder(names, []string{"main", "sort_records", "qsort", "msort_with_tmp"}) {
@@ -205,6 +209,20 @@ func liveWorkload(t *testing.T, w workload) (pid int, bin string) {
 	return cmd.Process.Pid, bin
 }
 
+// requireLibcDebug skips when libc6-dbg's symbols for this host's libc are
+// missing: libc's internal functions have no other names.
+func requireLibcDebug(t testing.TB) {
+	t.Helper()
+	info := loadELF("/lib/x86_64-linux-gnu/libc.so.6")
+	if info == nil || info.buildID == "" {
+		t.Skip("no /lib/x86_64-linux-gnu/libc.so.6 with a build ID")
+	}
+	dbg := filepath.Join("/usr/lib/debug/.build-id", info.buildID[:2], info.buildID[2:]+".debug")
+	if _, err := os.Stat(dbg); err != nil {
+		t.Skipf("libc6-dbg is not installed (%s): libc's internal functions cannot be named", dbg)
+	}
+}
+
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -218,6 +236,9 @@ func TestLiveWorkloads(t *testing.T) {
 	requireRoot(t)
 	for _, w := range workloads {
 		t.Run(w.name, func(t *testing.T) {
+			if w.libcDebug {
+				requireLibcDebug(t)
+			}
 			pid, bin := liveWorkload(t, w)
 			time.Sleep(100 * time.Millisecond)
 			u := New(Options{})
