@@ -1,8 +1,11 @@
 package profiler_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,8 +18,9 @@ import (
 
 // allocC waits for SIGUSR1, then runs allocLoops loops of: alloc_big (10 ×
 // 1 MiB, freed), alloc_small (1000 × 100 B, freed) and leaky (64 KiB never
-// freed), then idles, so that a capture started before the signal sees
-// exactly the program's arithmetic. -fno-builtin keeps gcc from removing
+// freed), says "done" (with write: printf would allocate) and idles, so
+// that a capture from before the signal to "done" sees exactly the
+// program's arithmetic. -fno-builtin keeps gcc from removing
 // malloc/free pairs.
 const allocC = `
 #include <signal.h>
@@ -58,6 +62,8 @@ int main(void) {
 		leaky();
 		usleep(5000);
 	}
+	if (write(1, "done\n", 5) != 5)
+		return 1;
 	for (;;)
 		pause();
 }
@@ -65,18 +71,53 @@ int main(void) {
 
 const allocLoops = 40
 
-func TestMemMallocBytesAndInuse(t *testing.T) {
-	testutil.RequireRoot(t)
-	bin := testutil.BuildC(t, "gcc", allocC, "-O1", "-g", "-fno-omit-frame-pointer", "-fno-builtin")
-	cmd := testutil.Start(t, bin)
-	time.Sleep(100 * time.Millisecond) // libc mapped
-	c, err := profiler.Record(context.Background(), capture.Params{
-		Type: capture.Mem, Event: "malloc", PIDs: []int{cmd.Process.Pid},
-		Duration: capture.Duration(4 * time.Second), Unwind: "auto",
-	}, profiler.Options{Ready: func() { cmd.Process.Signal(syscall.SIGUSR1) }})
+// recordLoops records a workload that waits for SIGUSR1, runs its loops
+// and prints "done": from before the signal until "done", however slow the
+// machine (uprobes cost tens of microseconds per call in some VMs).
+func recordLoops(t *testing.T, bin string, p capture.Params) *capture.Capture {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		if line == "done\n" {
+			cancel()
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // libc mapped
+	p.PIDs = []int{cmd.Process.Pid}
+	p.Duration = capture.Duration(2 * time.Minute)
+	c, err := profiler.Record(ctx, p, profiler.Options{Ready: func() { cmd.Process.Signal(syscall.SIGUSR1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	default:
+		t.Fatalf("the workload did not finish its loops within %s", time.Duration(p.Duration))
+	}
+	return c
+}
+
+func TestMemMallocBytesAndInuse(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.BuildC(t, "gcc", allocC, "-O1", "-g", "-fno-omit-frame-pointer", "-fno-builtin")
+	c := recordLoops(t, bin, capture.Params{Type: capture.Mem, Event: "malloc", Unwind: "auto"})
 	if c.Meta.Unit != "bytes" {
 		t.Errorf("unit %q, want bytes", c.Meta.Unit)
 	}
@@ -233,6 +274,8 @@ int main(void) {
 		map_some();
 		usleep(5000);
 	}
+	if (write(1, "done\n", 5) != 5)
+		return 1;
 	for (;;)
 		pause();
 }
@@ -252,15 +295,7 @@ func TestMemSyscalls(t *testing.T) {
 		{"mmap", "map_some", syscallLoops * 2 << 20},
 	} {
 		t.Run(tc.event, func(t *testing.T) {
-			cmd := testutil.Start(t, bin)
-			time.Sleep(100 * time.Millisecond)
-			c, err := profiler.Record(context.Background(), capture.Params{
-				Type: capture.Mem, Event: tc.event, PIDs: []int{cmd.Process.Pid},
-				Duration: capture.Duration(2 * time.Second), Unwind: "auto",
-			}, profiler.Options{Ready: func() { cmd.Process.Signal(syscall.SIGUSR1) }})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := recordLoops(t, bin, capture.Params{Type: capture.Mem, Event: tc.event, Unwind: "auto"})
 			stacks := folded(c, capture.Query{})
 			t.Logf("%s: %v", tc.event, top(stacks, 4))
 			got := share(stacks, "main;"+tc.fn+";")
