@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -151,5 +154,56 @@ func TestServeRecordsCPU(t *testing.T) {
 	// The blocking route of go tool pprof.
 	if _, err := profile.ParseData(get("/debug/pprof/profile?seconds=1&pid=" + strconv.Itoa(work.Process.Pid))); err != nil {
 		t.Errorf("/debug/pprof/profile: %v", err)
+	}
+}
+
+func TestServeToken(t *testing.T) {
+	dir := t.TempDir()
+	short := dir + "/short"
+	os.WriteFile(short, []byte("abc\n"), 0o600)
+	var stderr bytes.Buffer
+	if code := runServe(context.Background(), []string{"--listen", "0.0.0.0:0", "--token-file", short, "--data", dir}, io.Discard, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "at least 16") {
+		t.Fatalf("short token: exit %d, %s", code, stderr.String())
+	}
+	const token = "0123456789abcdef0123456789abcdef"
+	good := dir + "/token"
+	os.WriteFile(good, []byte(token+"\n"), 0o600)
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- runServe(ctx, []string{"--listen", "127.0.0.1:0", "--token-file", good, "--data", dir + "/data"}, pw, io.Discard)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	go io.Copy(io.Discard, pr)
+	m := regexp.MustCompile(`http://[0-9.:]+`).FindString(line)
+	if err != nil || m == "" {
+		t.Fatalf("serve did not say where it listens: %q %v", line, err)
+	}
+	status := func(path, auth string) int {
+		req, _ := http.NewRequest("GET", m+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := status("/healthz", ""); s != 200 {
+		t.Errorf("healthz: %d", s)
+	}
+	if s := status("/api/captures", ""); s != 401 {
+		t.Errorf("no token: %d", s)
+	}
+	if s := status("/api/captures", token); s != 200 {
+		t.Errorf("token: %d", s)
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("serve exited %d after its context ended", code)
 	}
 }
