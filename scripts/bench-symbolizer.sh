@@ -22,7 +22,7 @@ elapsed() {
 	cat >"$input"
 	for i in 1 2 3; do
 		t0=$(now)
-		if ! timeout 600 "$@" <"$input" >"$tmp/out" 2>"$tmp/err"; then
+		if ! "$@" <"$input" >"$tmp/out" 2>"$tmp/err"; then
 			echo "$* failed: $(head -3 "$tmp/err")" >&2
 			return 1
 		fi

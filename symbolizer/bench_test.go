@@ -105,3 +105,19 @@ func BenchmarkUser(b *testing.B) {
 	}
 	b.ReportMetric(float64(i)/time.Since(start).Seconds(), "lookups/s")
 }
+
+// BenchmarkModuleFor is the unwinder's per-frame question.
+func BenchmarkModuleFor(b *testing.B) {
+	s := New(Options{DebugDirs: []string{}, DebuginfodURLs: []string{}})
+	p, err := s.Snapshot(os.Getpid())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	pc := funcPC(BenchmarkModuleFor)
+	for b.Loop() {
+		if _, _, _, ok := p.ModuleFor(pc); !ok {
+			b.Fatal("not found")
+		}
+	}
+}

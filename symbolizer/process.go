@@ -45,6 +45,7 @@ type procMapping struct {
 type modSlot struct {
 	ent  atomic.Pointer[lruEntry]
 	uses atomic.Uint32
+	ref  atomic.Pointer[moduleRef]
 }
 
 const touchEvery = 256
@@ -348,29 +349,47 @@ func (p *Process) ModuleFor(addr uint64) (key string, bias uint64, open func() (
 	if mod == nil || mod.err != nil && len(mod.loads) == 0 {
 		return "", 0, nil, false
 	}
-	if m.path == "[vdso]" {
-		img := p.s.vdsoImage
-		return "vdso:" + mod.buildID, addr - mod.elfAddr(addr-m.start), func() (io.ReaderAt, io.Closer, error) {
-			return bytes.NewReader(img), io.NopCloser(nil), nil
-		}, true
-	}
-	sf := m.file
-	key = sf.key
-	if mod.buildID != "" {
-		key = "buildid:" + mod.buildID
+	// The unwinder asks for every frame: key and opener are made once per
+	// mapping.
+	ref := m.slot.ref.Load()
+	if ref == nil {
+		ref = p.newModuleRef(m, mod)
+		m.slot.ref.Store(ref)
 	}
 	fileOff := addr - m.start + m.offset
-	bias = addr - mod.elfAddr(fileOff)
-	open = func() (io.ReaderAt, io.Closer, error) {
+	return ref.key, addr - mod.elfAddr(fileOff), ref.open, true
+}
+
+// moduleRef is what ModuleFor hands out for a mapping.
+type moduleRef struct {
+	key  string
+	open func() (io.ReaderAt, io.Closer, error)
+}
+
+func (p *Process) newModuleRef(m *procMapping, mod *module) *moduleRef {
+	if m.path == "[vdso]" {
+		img := p.s.vdsoImage
+		return &moduleRef{key: "vdso:" + mod.buildID, open: func() (io.ReaderAt, io.Closer, error) {
+			return bytes.NewReader(img), io.NopCloser(nil), nil
+		}}
+	}
+	sf, path := m.file, m.path
+	ref := &moduleRef{key: sf.key}
+	if mod.buildID != "" {
+		ref.key = "buildid:" + mod.buildID
+	}
+	ref.open = func() (io.ReaderAt, io.Closer, error) {
+		// A duplicate descriptor: the caller may close it whenever it likes
+		// without taking the snapshot's handle away.
 		fd, err := unix.Dup(int(sf.f.Fd()))
 		if err != nil {
-			return nil, nil, fmt.Errorf("dup %s: %w", m.path, err)
+			return nil, nil, fmt.Errorf("dup %s: %w", path, err)
 		}
 		unix.CloseOnExec(fd)
-		f := os.NewFile(uintptr(fd), m.path)
+		f := os.NewFile(uintptr(fd), path)
 		return f, f, nil
 	}
-	return key, bias, open, true
+	return ref
 }
 
 // perfMapState follows a process's /tmp/perf-PID.map.

@@ -51,4 +51,16 @@ func TestVDSO(t *testing.T) {
 	if fr.Module != "[vdso]" || !strings.HasSuffix(fr.Name, "clock_gettime") {
 		t.Errorf("got %+v, want %s in [vdso]", fr, target.Name)
 	}
+	key, bias, open, ok := p.ModuleFor(base + target.Value)
+	if !ok || !strings.HasPrefix(key, "vdso:") || base+target.Value-bias != target.Value {
+		t.Fatalf("ModuleFor: %q bias %#x ok %v", key, bias, ok)
+	}
+	r, c, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := elf.NewFile(r); err != nil {
+		t.Errorf("vdso image: %v", err)
+	}
 }
