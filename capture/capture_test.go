@@ -238,3 +238,31 @@ func TestDurationJSON(t *testing.T) {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// Off-CPU intervals count in a range for the part of them inside it.
+func TestIntervalRanges(t *testing.T) {
+	b := NewBuilder(Meta{Type: OffCPU, Duration: 10 * time.Second, Timestamps: true})
+	st := b.Stack([]uint32{b.Frame(Frame{Name: "app", Kind: KindProcess}), b.Frame(Frame{Name: "[blocked]", Kind: KindSynthetic})})
+	sec := int64(time.Second)
+	b.Add(Event{Time: 1 * sec, Value: 4 * sec, Stack: st, PID: 1}) // 1..5 s
+	b.Add(Event{Time: 6 * sec, Value: sec / 2, Stack: st, PID: 1}) // 6..6.5 s
+	c := b.Capture()
+	for _, tt := range []struct {
+		from, to float64
+		want     int64
+	}{
+		{0, 0, 4*sec + sec/2},
+		{2, 3, sec},
+		{4, 6.25, sec + sec/4},
+		{5, 6, 0},
+		{0.5, 1.5, sec / 2},
+	} {
+		var got int64
+		for _, sv := range c.Aggregate(Query{From: tt.from, To: tt.to}) {
+			got += sv.Value
+		}
+		if got != tt.want {
+			t.Errorf("%g..%g: got %d ns, want %d", tt.from, tt.to, got, tt.want)
+		}
+	}
+}

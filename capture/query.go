@@ -119,11 +119,20 @@ type Matcher struct {
 	cpus       map[int]bool
 	commStacks []int8 // per stack: 0 unknown, 1 match, -1 no match
 	c          *Capture
+	// intervals: events are time intervals (Time is the start, Value the
+	// length in ns), selected when they overlap the range and counted for
+	// the part inside it, as the heatmap counts them.
+	intervals bool
+	ranged    bool
 }
 
 // Matcher compiles a query for this capture.
 func (c *Capture) Matcher(q Query) *Matcher {
-	m := &Matcher{q: q, c: c, from: math.MinInt64, to: math.MaxInt64}
+	m := &Matcher{q: q, c: c, from: math.MinInt64, to: math.MaxInt64, ranged: q.From != 0 || q.To != 0}
+	switch c.Meta.Type {
+	case OffCPU, Wakeup, OffWake:
+		m.intervals = true
+	}
 	if q.From != 0 {
 		m.from = int64(q.From * float64(time.Second))
 	}
@@ -159,7 +168,11 @@ func (m *Matcher) Match(e *Event) bool {
 	if e.Flags&FlagIdle != 0 && !m.q.IncludeIdle {
 		return false
 	}
-	if e.Time < m.from || e.Time >= m.to {
+	if m.intervals && m.ranged {
+		if e.Time+e.Value <= m.from || e.Time >= m.to {
+			return false
+		}
+	} else if e.Time < m.from || e.Time >= m.to {
 		return false
 	}
 	if m.pids != nil && !m.pids[e.PID] {
@@ -188,6 +201,25 @@ func (m *Matcher) Match(e *Event) bool {
 	return true
 }
 
+// Value is the part of a matched event's value inside the query's range:
+// the whole value, except for intervals that cross the range's ends.
+func (m *Matcher) Value(e *Event) int64 {
+	if !m.intervals || !m.ranged {
+		return e.Value
+	}
+	lo, hi := e.Time, e.Time+e.Value
+	if lo < m.from {
+		lo = m.from
+	}
+	if hi > m.to {
+		hi = m.to
+	}
+	if hi < lo {
+		return 0
+	}
+	return hi - lo
+}
+
 // StackValue is the total of one stack's selected events.
 type StackValue struct {
 	Stack  uint32
@@ -208,7 +240,7 @@ func (c *Capture) Aggregate(q Query) []StackValue {
 			continue
 		}
 		s := &sums[e.Stack]
-		s.Value += e.Value
+		s.Value += m.Value(e)
 		s.Value2 += e.Value2
 		s.Count++
 		seen[e.Stack] = true

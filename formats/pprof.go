@@ -115,7 +115,7 @@ func Profile(c *capture.Capture, q capture.Query) *profile.Profile {
 			v[0] += e.Value
 			v[1] += e.Value2
 		default:
-			v[0] += e.Value
+			v[0] += m.Value(e) // off-CPU intervals: the part inside the range
 		}
 	}
 	keys := make([]sampleKey, 0, len(sums))

@@ -103,7 +103,8 @@ func WriteSpeedscope(w io.Writer, c *capture.Capture, q capture.Query) error {
 				continue
 			}
 			p.Samples = append(p.Samples, stack(e.Stack))
-			p.Weights = append(p.Weights, e.Value*scale)
+			// Off-CPU intervals count for the part inside the range.
+			p.Weights = append(p.Weights, m.Value(e)*scale)
 		}
 		var total int64
 		for _, v := range p.Weights {
