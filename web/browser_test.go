@@ -67,7 +67,8 @@ func TestBrowserEndToEnd(t *testing.T) {
 		}
 		Status, ZoomURL, Matched, PprofFile, Screenshot string
 		Frames, Highlighted                             []string
-		DeltaHidden                                     bool
+		DeltaHidden, ListFollowed                       bool
+		ListStatus                                      string
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("reading the browser's report: %v\n%s", err, out)
@@ -95,6 +96,9 @@ func TestBrowserEndToEnd(t *testing.T) {
 	}
 	if !moved {
 		t.Errorf("no live progress seen: %+v", got.Progress)
+	}
+	if got.ListStatus != "running" || !got.ListFollowed {
+		t.Errorf("captures list: status %q while running, followed to done without reload: %v", got.ListStatus, got.ListFollowed)
 	}
 	if strings.TrimSpace(got.Status) != "done" {
 		t.Errorf("status after the capture: %q", got.Status)

@@ -45,6 +45,15 @@ try {
   await page.fill('#hz', '99');
   await Promise.all([page.waitForURL(/\/captures\/[0-9]{8}-/), page.click('#start')]);
   result.captureURL = page.url();
+  const id = result.captureURL.split('/').pop();
+
+  // The list on a second tab shows it running and follows it to the end
+  // without a reload.
+  const home = await context.newPage();
+  home.on('pageerror', (e) => result.errors.push('home page error: ' + e));
+  await home.goto(base + '/');
+  result.listStatus = await home.textContent(`tr[data-id="${id}"] .status`);
+  await home.evaluate(() => { window.scorchNoReload = true; });
 
   // Progress: the bar moves and the sample count grows while it runs.
   for (let i = 0; i < 40; i++) {
@@ -63,6 +72,9 @@ try {
     await page.waitForTimeout(150);
   }
   const frameEl = await page.waitForSelector('iframe#flamegraph');
+  await home.waitForFunction((id) => document.querySelector(`tr[data-id="${id}"] .status`).textContent === 'done', id);
+  result.listFollowed = await home.evaluate(() => window.scorchNoReload === true);
+  await home.close();
   result.status = await page.textContent('#status');
   let frame = await frameEl.contentFrame();
   await frame.waitForSelector('g.f');

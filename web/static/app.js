@@ -45,6 +45,7 @@ function initHome() {
     const rec = await resp.json();
     window.location.assign('/captures/' + encodeURIComponent(rec.id));
   });
+  refreshRunning();
   for (const b of document.querySelectorAll('button.delete')) {
     b.addEventListener('click', async () => {
       if (!window.confirm('Delete capture ' + b.dataset.id + '?')) return;
@@ -53,6 +54,30 @@ function initHome() {
       else window.alert(await apiError(resp));
     });
   }
+}
+
+// refreshRunning updates the list rows of running captures until they end,
+// without reloading the page (which would lose the form's input).
+function refreshRunning() {
+  const rows = [...document.querySelectorAll('#captures tr[data-id]')].filter((tr) => tr.querySelector('.status.running'));
+  if (rows.length === 0) return;
+  setTimeout(async () => {
+    for (const tr of rows) {
+      const resp = await fetch('/api/captures/' + encodeURIComponent(tr.dataset.id));
+      if (!resp.ok) continue;
+      const rec = await resp.json();
+      const cells = tr.querySelectorAll('td');
+      cells[5].textContent = rec.samples;
+      cells[6].textContent = rec.lost;
+      if (rec.status !== 'running') {
+        cells[4].textContent = (rec.duration_seconds || 0).toFixed(1) + 's';
+        const st = cells[7].querySelector('.status');
+        st.className = 'status ' + rec.status;
+        st.textContent = rec.status;
+      }
+    }
+    refreshRunning();
+  }, 1000);
 }
 
 // Capture page: live progress while running, then reload to show the graph.
