@@ -28,6 +28,9 @@ type workload struct {
 	mode  Mode
 	// libcDebug: the interesting function is named only by libc6-dbg.
 	libcDebug bool
+	// golang: testdata/<name>.go built with go build (no fixture: the
+	// binary is large); otherwise testdata/<name>.c built with gcc.
+	golang bool
 	// interesting reports whether a sample whose leaf is this function is
 	// one to check.
 	interesting func(leaf string) bool
@@ -79,6 +82,20 @@ var workloads = []workload{
 			n := len(names)
 			if !containsInOrder(names, []string{"main", "napper", "nanosleep"}) || !strings.Contains(names[n-1], "nanosleep") {
 				t.Errorf("stack %s lacks main;napper;...nanosleep", join(names))
+			}
+			if res.Outcome != OutcomeCFI {
+				t.Errorf("outcome %v (%s), want cfi", res.Outcome, res.Reason)
+			}
+		},
+	},
+	{
+		name:        "goleaf",
+		golang:      true,
+		mode:        ModeAuto,
+		interesting: func(leaf string) bool { return leaf == "main.leaf" },
+		check: func(t *testing.T, names []string, res Result, fp []string) {
+			if !hasSuffixFrames(names, []string{"main.main", "main.alpha", "main.beta", "main.leaf"}) {
+				t.Errorf("stack %s does not end in main.main;main.alpha;main.beta;main.leaf", join(names))
 			}
 			if res.Outcome != OutcomeCFI {
 				t.Errorf("outcome %v (%s), want cfi", res.Outcome, res.Reason)
@@ -192,11 +209,15 @@ func takeSample(pid, n int) (sample, error) {
 // liveWorkload builds and starts a workload; the process is killed at cleanup.
 func liveWorkload(t *testing.T, w workload) (pid int, bin string) {
 	t.Helper()
-	gcc := requireGCC(t)
-	bin = filepath.Join(t.TempDir(), w.name)
-	args := append(append([]string{}, w.flags...), "-o", bin, filepath.Join("testdata", w.name+".c"))
-	if out, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
-		t.Fatalf("gcc %s: %v\n%s", strings.Join(args, " "), err, out)
+	if w.golang {
+		bin = buildGo(t, filepath.Join("testdata", w.name+".go"))
+	} else {
+		gcc := requireGCC(t)
+		bin = filepath.Join(t.TempDir(), w.name)
+		args := append(append([]string{}, w.flags...), "-o", bin, filepath.Join("testdata", w.name+".c"))
+		if out, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
+			t.Fatalf("gcc %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
 	}
 	cmd := exec.Command(bin, "120")
 	if err := cmd.Start(); err != nil {
@@ -273,7 +294,7 @@ func TestLiveWorkloads(t *testing.T) {
 				names := r.names(res.PCs)
 				t.Logf("%s: %s (%v %s); frame pointers: %s", w.mode, join(names), res.Outcome, res.Reason, join(r.names(s.FPChain)))
 				w.check(t, names, res, r.names(s.FPChain))
-				if *record && got == 1 {
+				if *record && got == 1 && !w.golang {
 					r.fillBuildIDs()
 					writeFixture(t, fixture{Workload: w.name, Mode: w.mode.String(), Binary: bin, Maps: r.maps, Sample: s}, bin)
 				}
@@ -286,6 +307,30 @@ func TestLiveWorkloads(t *testing.T) {
 			}
 		})
 	}
+}
+
+// buildGo builds a one-file Go program in a module of its own.
+func buildGo(t *testing.T, src string) string {
+	t.Helper()
+	dir := t.TempDir()
+	code, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), code, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module workload\n\ngo 1.21\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "workload")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 func writeFixture(t *testing.T, f fixture, bin string) {

@@ -21,11 +21,20 @@ import (
 func record(t *testing.T, name, unwind string, flags ...string) (map[string]int64, *capture.Capture) {
 	t.Helper()
 	testutil.RequireRoot(t)
-	src, err := os.ReadFile(filepath.Join("testdata", name+".c"))
+	file := name + ".c"
+	if name == "goleaf" {
+		file = name + ".go"
+	}
+	src, err := os.ReadFile(filepath.Join("testdata", file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := testutil.BuildC(t, "gcc", string(src), flags...)
+	var bin string
+	if name == "goleaf" {
+		bin = testutil.BuildGo(t, string(src))
+	} else {
+		bin = testutil.BuildC(t, "gcc", string(src), flags...)
+	}
 	cmd := testutil.Start(t, bin, "60")
 	time.Sleep(100 * time.Millisecond)
 	c, err := profiler.Record(context.Background(), capture.Params{
@@ -159,5 +168,13 @@ func TestPipelineNoFPDWARF(t *testing.T) {
 	stacks, _ := record(t, "nofp", "dwarf", "-O2")
 	if f := frac(share(stacks, "main;outer;middle;inner"), total(stacks)); f < 0.9 {
 		t.Errorf("main;outer;middle;inner in only %.0f%% of samples", f*100)
+	}
+}
+
+// A Go leaf has no frame; its CFI is in .debug_frame.
+func TestPipelineGoLeafAuto(t *testing.T) {
+	stacks, _ := record(t, "goleaf", "auto")
+	if f := frac(share(stacks, "main.main;main.alpha;main.beta;main.leaf"), total(stacks)); f < 0.8 {
+		t.Errorf("main.main;main.alpha;main.beta;main.leaf in only %.0f%% of samples", f*100)
 	}
 }
