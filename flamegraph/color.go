@@ -113,6 +113,9 @@ func frameColor(pal string, n nameInfo) string {
 
 // background returns the gradient stops of a palette.
 func background(pal string) (string, string) {
+	if pal == "diff" {
+		return "#f8f8f8", "#e8e8e8"
+	}
 	if pal == "chain" {
 		pal = "io"
 	}
@@ -129,8 +132,9 @@ func diffColor(delta, maxDelta float64) string {
 	if maxDelta <= 0 || delta == 0 {
 		return "rgb(250,250,250)"
 	}
+	// The strongest colour stops at 70 so that black labels stay readable.
 	f := math.Min(math.Abs(delta)/maxDelta, 1)
-	x := strconv.Itoa(int(math.Round(220 * (1 - f))))
+	x := strconv.Itoa(int(math.Round(70 + 165*(1-f))))
 	if delta > 0 {
 		return "rgb(255," + x + "," + x + ")"
 	}

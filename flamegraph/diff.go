@@ -27,7 +27,7 @@ func RenderDiff(w io.Writer, base, compare *capture.Capture, qBase, qCompare cap
 	t.addCapture(compare, qCompare, opts.Reverse, false)
 	g := &graph{t: t, opts: opts, unit: compare.Meta.Unit, diff: true, useBase: opts.BaseWidths}
 	g.build()
-	g.palette = "hot"
+	g.palette = "diff"
 	g.title = opts.Title
 	if g.title == "" {
 		g.title = "Differential Flame Graph"

@@ -202,6 +202,9 @@
 		if ((e.ctrlKey || e.metaKey) && (e.key === 'f' || e.key === 'F') || e.key === 'F3') {
 			e.preventDefault();
 			askSearch();
+		} else if (e.key === 'Escape' && zoomed) {
+			zoom(0);
+			pushState();
 		} else if ((e.ctrlKey || e.metaKey) && (e.key === 'i' || e.key === 'I')) {
 			e.preventDefault();
 			ignoreCase = !ignoreCase;

@@ -163,15 +163,15 @@ func (g *graph) write(w io.Writer) error {
 		g.notes = append(g.notes, "no samples match the query")
 	}
 	if t.prunedFrames > 0 {
-		g.notes = append(g.notes, fmt.Sprintf("%s frames narrower than %s not drawn (%s, %.2f%%, counted in their parents)",
-			thousands(t.prunedFrames), minWidthText(o.MinWidth), formatValue(t.prunedVal, g.unit), percent(t.prunedVal, total)))
+		g.notes = append(g.notes, fmt.Sprintf("%s %s narrower than %s not drawn (%s, %.2f%%, counted in their parents)",
+			thousands(t.prunedFrames), plural(t.prunedFrames, "frame", "frames"), minWidthText(o.MinWidth), formatValue(t.prunedVal, g.unit), percent(t.prunedVal, total)))
 	}
 	if g.diff && t.onlyBase > 0 {
 		side, view := "base", "widths=base (scorch diff --widths base)"
 		if g.useBase {
 			side, view = "compare", "widths=compare (the default)"
 		}
-		g.notes = append(g.notes, fmt.Sprintf("%s frames exist only in the %s and have no width here: view them with %s", thousands(t.onlyBase), side, view))
+		g.notes = append(g.notes, fmt.Sprintf("%s %s only in the %s and have no width here: view them with %s", thousands(t.onlyBase), plural(t.onlyBase, "frame exists", "frames exist"), side, view))
 	}
 	maxDepth := t.maxDepth
 
@@ -355,6 +355,13 @@ func (g *graph) info(b []byte, i int32, total int64) []byte {
 	b = append(b, formatValue(n.baseSelf, g.unit)...)
 	b = append(b, ", compare "...)
 	return append(b, formatValue(n.self, g.unit)...)
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func percent(v, total int64) float64 {

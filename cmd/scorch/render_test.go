@@ -130,7 +130,7 @@ func TestDiffCommand(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	data, _ := os.ReadFile(out)
-	if !bytes.Contains(data, []byte("Differential Flame Graph")) || bytes.Contains(data, []byte("<title>gone\n")) || !bytes.Contains(data, []byte("exist only in the base")) {
+	if !bytes.Contains(data, []byte("Differential Flame Graph")) || bytes.Contains(data, []byte("<title>gone\n")) || !bytes.Contains(data, []byte("1 frame exists only in the base")) {
 		t.Errorf("diff svg: widths should come from compare and mention frames only in base")
 	}
 	code, svg, _ := runCmd(t, "diff", "--widths", "base", base, cmp)
