@@ -39,19 +39,22 @@ type EventStackEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	EventMapEvents        = "events"
-	EventMapFilterPids    = "filter_pids"
-	EventMapFilterTids    = "filter_tids"
-	EventMapScratch       = "scratch"
-	EventMapStats         = "stats"
-	EventProgOnExec       = "on_exec"
-	EventProgOnTracepoint = "on_tracepoint"
-	EventVarCopyBytes     = "copy_bytes"
-	EventVarFilterComm    = "filter_comm"
-	EventVarFilterMode    = "filter_mode"
-	EventVarFollowForks   = "follow_forks"
-	EventVarSelfTgid      = "self_tgid"
-	EventVarWakeupBytes   = "wakeup_bytes"
+	EventMapEvents           = "events"
+	EventMapFilterPids       = "filter_pids"
+	EventMapFilterTids       = "filter_tids"
+	EventMapInstructions     = "instructions"
+	EventMapLastInstructions = "last_instructions"
+	EventMapScratch          = "scratch"
+	EventMapStats            = "stats"
+	EventProgOnExec          = "on_exec"
+	EventProgOnTracepoint    = "on_tracepoint"
+	EventProgSampleCpi       = "sample_cpi"
+	EventVarCopyBytes        = "copy_bytes"
+	EventVarFilterComm       = "filter_comm"
+	EventVarFilterMode       = "filter_mode"
+	EventVarFollowForks      = "follow_forks"
+	EventVarSelfTgid         = "self_tgid"
+	EventVarWakeupBytes      = "wakeup_bytes"
 )
 
 // LoadEvent returns the embedded CollectionSpec for Event.
@@ -98,17 +101,20 @@ type EventSpecs struct {
 type EventProgramSpecs struct {
 	OnExec       *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnTracepoint *ebpf.ProgramSpec `ebpf:"on_tracepoint"`
+	SampleCpi    *ebpf.ProgramSpec `ebpf:"sample_cpi"`
 }
 
 // EventMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type EventMapSpecs struct {
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	FilterPids *ebpf.MapSpec `ebpf:"filter_pids"`
-	FilterTids *ebpf.MapSpec `ebpf:"filter_tids"`
-	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
-	Stats      *ebpf.MapSpec `ebpf:"stats"`
+	Events           *ebpf.MapSpec `ebpf:"events"`
+	FilterPids       *ebpf.MapSpec `ebpf:"filter_pids"`
+	FilterTids       *ebpf.MapSpec `ebpf:"filter_tids"`
+	Instructions     *ebpf.MapSpec `ebpf:"instructions"`
+	LastInstructions *ebpf.MapSpec `ebpf:"last_instructions"`
+	Scratch          *ebpf.MapSpec `ebpf:"scratch"`
+	Stats            *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // EventVariableSpecs contains global variables before they are loaded into the kernel.
@@ -143,11 +149,13 @@ func (o *EventObjects) Close() error {
 //
 // It can be passed to LoadEventObjects or ebpf.CollectionSpec.LoadAndAssign.
 type EventMaps struct {
-	Events     *ebpf.Map `ebpf:"events"`
-	FilterPids *ebpf.Map `ebpf:"filter_pids"`
-	FilterTids *ebpf.Map `ebpf:"filter_tids"`
-	Scratch    *ebpf.Map `ebpf:"scratch"`
-	Stats      *ebpf.Map `ebpf:"stats"`
+	Events           *ebpf.Map `ebpf:"events"`
+	FilterPids       *ebpf.Map `ebpf:"filter_pids"`
+	FilterTids       *ebpf.Map `ebpf:"filter_tids"`
+	Instructions     *ebpf.Map `ebpf:"instructions"`
+	LastInstructions *ebpf.Map `ebpf:"last_instructions"`
+	Scratch          *ebpf.Map `ebpf:"scratch"`
+	Stats            *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *EventMaps) Close() error {
@@ -155,6 +163,8 @@ func (m *EventMaps) Close() error {
 		m.Events,
 		m.FilterPids,
 		m.FilterTids,
+		m.Instructions,
+		m.LastInstructions,
 		m.Scratch,
 		m.Stats,
 	)
@@ -178,12 +188,14 @@ type EventVariables struct {
 type EventPrograms struct {
 	OnExec       *ebpf.Program `ebpf:"on_exec"`
 	OnTracepoint *ebpf.Program `ebpf:"on_tracepoint"`
+	SampleCpi    *ebpf.Program `ebpf:"sample_cpi"`
 }
 
 func (p *EventPrograms) Close() error {
 	return _EventClose(
 		p.OnExec,
 		p.OnTracepoint,
+		p.SampleCpi,
 	)
 }
 

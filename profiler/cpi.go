@@ -2,10 +2,19 @@ package profiler
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/unwind"
+	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -13,21 +22,136 @@ func init() {
 	probes["cpi"] = probeCPI
 }
 
-// recordCPI needs the cycles and instructions counters of a hardware PMU.
-// Without one (most VMs) it fails with ErrUnavailable and the reason; with
-// one, this version of scorch does not pair the counters yet, and says so
-// rather than sampling something else.
+// cpiCycles is the sampling event of CPI captures: every period cycles.
+var cpiCycles = perfEventSpec{name: "cycles", typ: unix.PERF_TYPE_HARDWARE, config: unix.PERF_COUNT_HW_CPU_CYCLES, period: 10_000_019}
+
+// recordCPI samples stacks every cpiCycles.period cycles and charges each
+// the cycles (Value) and the instructions retired in that period (Value2),
+// read from a counting instructions event on the same CPU. Without a
+// hardware PMU (most VMs) it fails with ErrUnavailable and the reason.
 func recordCPI(ctx context.Context, p capture.Params, mode unwind.Mode, opts Options) (*capture.Capture, error) {
-	if err := probeCPI(ctx); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	if ok, reason := probePMU(); !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnavailable, reason)
 	}
-	return nil, fmt.Errorf("%w: cpi recording is not implemented in this version of scorch (the PMU is present: use --type event --event cycles or instructions)", ErrUnavailable)
+	cpus, err := OnlineCPUs()
+	if err != nil || len(cpus) == 0 {
+		return nil, fmt.Errorf("reading online CPUs: %w", err)
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("removing memlock limit: %w", err)
+	}
+	spec, err := bpf.LoadEvent()
+	if err != nil {
+		return nil, fmt.Errorf("loading cpi spec: %w", err)
+	}
+	tgt := newTarget(p)
+	if _, err := configureSpec(spec, tgt, mode, opts, false); err != nil {
+		return nil, err
+	}
+	spec.Maps["instructions"].MaxEntries = uint32(slices.Max(cpus) + 1)
+	var objs bpf.EventObjects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		return nil, verifierError(err)
+	}
+	defer objs.Close()
+	if err := tgt.fill(objs.FilterPids, objs.FilterTids); err != nil {
+		return nil, err
+	}
+	counters, err := openInstructionCounters(objs.Instructions, cpus)
+	defer func() {
+		for _, fd := range counters {
+			unix.Close(fd)
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	l, err := link.AttachTracing(link.TracingOptions{Program: objs.OnExec, AttachType: ebpf.AttachTraceRawTp})
+	if err != nil {
+		return nil, fmt.Errorf("%w: attaching %s: %v", ErrUnavailable, objs.OnExec, err)
+	}
+	defer l.Close()
+	rd, err := ringbuf.NewReader(objs.Events)
+	if err != nil {
+		return nil, fmt.Errorf("opening ring buffer reader: %w", err)
+	}
+	defer rd.Close()
+
+	meta := hostMeta(p)
+	meta.Params.Hz = 0
+	meta.Event = "cycles,instructions"
+	monoStart := monotonicNow()
+	meta.Start = time.Now()
+	events, err := openSpec(objs.SampleCpi, cpiCycles, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(events)
+	if len(p.Command) > 0 {
+		if err := tgt.startCommand(p.Command, objs.FilterPids, opts); err != nil {
+			return nil, err
+		}
+		defer tgt.stopCommand()
+	}
+	s := newSession(opts.Logger, opts.Symbolizer, opts.Unwinder, mode, monoStart)
+	defer s.close()
+	s.sample = func(e *stackEvent) {
+		n := len(s.events)
+		s.addCPUSample(e)
+		if len(s.events) > n {
+			s.events[n].Value2 = int64(e.Aux)
+		}
+	}
+	if opts.Ready != nil {
+		opts.Ready()
+	}
+	for _, pid := range tgt.pids {
+		s.snapshot(pid, "")
+	}
+	if err := s.run(ctx, p, opts, tgt, rd, objs.Stats, func() { closeAll(events) }); err != nil {
+		return nil, err
+	}
+	meta.Duration = time.Since(meta.Start)
+	s.addBPFStats(readStats(objs.Stats))
+	return s.finish(meta, opts), nil
 }
 
-// probeCPI checks for the hardware counters CPI needs.
+// openInstructionCounters opens and enables a counting instructions event
+// per CPU and puts it in the map the BPF program reads. The descriptors
+// opened are returned also on error, for the caller to close.
+func openInstructionCounters(m *ebpf.Map, cpus []int) ([]int, error) {
+	var fds []int
+	for _, cpu := range cpus {
+		fd, err := openPerfEvent(unix.PERF_TYPE_HARDWARE, unix.PERF_COUNT_HW_INSTRUCTIONS, cpu, 0, false)
+		if errors.Is(err, unix.ENODEV) {
+			continue
+		}
+		if err != nil {
+			return fds, fmt.Errorf("%w: instructions counter on cpu %d: %v", ErrUnavailable, cpu, err)
+		}
+		fds = append(fds, fd)
+		if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
+			return fds, fmt.Errorf("enabling the instructions counter on cpu %d: %w", cpu, err)
+		}
+		if err := m.Put(uint32(cpu), uint32(fd)); err != nil {
+			return fds, fmt.Errorf("adding the instructions counter of cpu %d: %w", cpu, err)
+		}
+	}
+	return fds, nil
+}
+
+// probeCPI checks for the hardware counters CPI needs and that the kernel
+// accepts the CPI program.
 func probeCPI(ctx context.Context) error {
 	if ok, reason := probePMU(); !ok {
-		return fmt.Errorf("%s", reason)
+		return errors.New(reason)
 	}
-	return fmt.Errorf("cpi recording is not implemented in this version of scorch")
+	for _, cfg := range []uint64{unix.PERF_COUNT_HW_CPU_CYCLES, unix.PERF_COUNT_HW_INSTRUCTIONS} {
+		fd, err := openPerfEvent(unix.PERF_TYPE_HARDWARE, cfg, 0, 0, false)
+		if err != nil {
+			return fmt.Errorf("hardware counter %d cannot be opened: %w", cfg, err)
+		}
+		unix.Close(fd)
+	}
+	return nil
 }

@@ -6,12 +6,17 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/internal/testutil"
+	"github.com/scorch-dev/scorch/unwind"
 	"golang.org/x/sys/unix"
 )
 
@@ -220,5 +225,34 @@ func TestEventHardwareWithoutPMU(t *testing.T) {
 	_, err := Record(context.Background(), capture.Params{Type: capture.PerfEvent, Event: "cycles", Duration: capture.Duration(time.Second)}, Options{})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no hardware PMU") {
 		t.Fatalf("cycles without a PMU: %v, want ErrUnavailable saying no hardware PMU", err)
+	}
+}
+
+// The CPI program cannot run without a PMU, but the verifier must accept
+// it with the maps sized as recordCPI sizes them.
+func TestCPIProgramLoads(t *testing.T) {
+	testutil.RequireRoot(t)
+	if err := rlimit.RemoveMemlock(); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := bpf.LoadEvent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpus, err := OnlineCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := configureSpec(spec, &target{mode: targetPID}, unwind.ModeAuto, Options{}, false); err != nil {
+		t.Fatal(err)
+	}
+	spec.Maps["instructions"].MaxEntries = uint32(slices.Max(cpus) + 1)
+	var objs bpf.EventObjects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		t.Fatalf("the kernel refused the CPI program: %v", verifierError(err))
+	}
+	defer objs.Close()
+	if objs.SampleCpi == nil || objs.SampleCpi.Type() != ebpf.PerfEvent {
+		t.Fatalf("sample_cpi is %v, want a perf_event program", objs.SampleCpi)
 	}
 }
