@@ -9,6 +9,10 @@ import fs from 'node:fs';
 
 const base = process.argv[2];
 const artifacts = process.argv[3];
+// What to zoom on and search for; the defaults fit the fake recorder.
+const zoomOn = process.env.ZOOM || 'alpha';
+const searchFor = process.env.SEARCH || '^beta$';
+const duration = process.env.DURATION || '3s';
 const result = { errors: [], progress: [] };
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -41,7 +45,7 @@ try {
   // Start a capture of the whole host.
   await page.check('input[name=target][value=host]');
   await page.selectOption('#type', 'cpu');
-  await page.fill('#duration', '3s');
+  await page.fill('#duration', duration);
   await page.fill('#hz', '99');
   await Promise.all([page.waitForURL(/\/captures\/[0-9]{8}-/), page.click('#start')]);
   result.captureURL = page.url();
@@ -81,13 +85,14 @@ try {
   result.frames = await frame.$$eval('g.f title', (ts) => ts.map((t) => t.textContent.split('\n')[0]));
 
   // Zoom: click "alpha"; frames outside it are hidden.
-  const alpha = await frame.evaluateHandle(() => [...document.querySelectorAll('g.f')].find((g) => g.querySelector('title').textContent.startsWith('alpha')));
-  await alpha.asElement().click();
+  const target = await frame.evaluateHandle((name) => [...document.querySelectorAll('g.f')].find((g) => g.querySelector('title').textContent.startsWith(name)), zoomOn);
+  if (!target.asElement()) throw new Error('no frame named ' + zoomOn + ' to zoom on');
+  await target.asElement().click();
   result.zoomURL = await frame.evaluate(() => location.search);
   result.deltaHidden = await frame.evaluate(() => [...document.querySelectorAll('g.f')].filter((g) => g.querySelector('title').textContent.startsWith('delta')).every((g) => g.classList.contains('hide')));
 
   // Search from the page's search box: the graph reloads with ?s=.
-  await page.fill('#search-input', '^beta$');
+  await page.fill('#search-input', searchFor);
   await page.click('#search button');
   await page.waitForFunction(() => document.querySelector('#flamegraph').getAttribute('src').includes('s='));
   frame = await (await page.$('iframe#flamegraph')).contentFrame();
