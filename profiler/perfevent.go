@@ -128,6 +128,10 @@ func parseEvent(name, tracefs string) (eventSource, error) {
 		}
 	}
 	sort.Strings(names)
+	// Names the user's text begins or is part of come first.
+	sort.SliceStable(names, func(i, j int) bool {
+		return similar(names[i], group+":"+tp) && !similar(names[j], group+":"+tp)
+	})
 	const show = 40
 	more := ""
 	if len(names) > show {
@@ -135,6 +139,11 @@ func parseEvent(name, tracefs string) (eventSource, error) {
 		names = names[:show]
 	}
 	return eventSource{}, fmt.Errorf("%w: unknown tracepoint %q: %s has %s%s", ErrBadTarget, name, group, strings.Join(names, ", "), more)
+}
+
+// similar: one of the names contains the other.
+func similar(a, b string) bool {
+	return strings.Contains(a, b) || strings.Contains(b, a)
 }
 
 // tracefsEvents finds the tracepoints directory, mounting tracefs when it

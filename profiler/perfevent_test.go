@@ -55,6 +55,7 @@ func TestParseEvent(t *testing.T) {
 		{name: "", tracefs: tracefs, errIs: ErrBadTarget, errHas: []string{"needs --event", "context-switches", "cycles"}},
 		{name: "bogus", tracefs: tracefs, errIs: ErrBadTarget, errHas: []string{`unknown event "bogus"`, "cpu-migrations", "major-faults", "subsys:name"}},
 		{name: "sched:nope", tracefs: tracefs, errIs: ErrBadTarget, errHas: []string{"sched:sched_switch", "sched:sched_wakeup"}},
+		{name: "sched:sched_wake", tracefs: tracefs, errIs: ErrBadTarget, errHas: []string{"sched has sched:sched_wakeup, sched:sched_switch"}},
 		{name: "nosuch:thing", tracefs: tracefs, errIs: ErrBadTarget, errHas: []string{`subsystem "nosuch"`}},
 		{name: "../x:y", tracefs: tracefs, errIs: ErrBadTarget, errHas: []string{"not valid"}},
 		{name: "sched:sched_switch", tracefs: "", errIs: ErrUnavailable, errHas: []string{"tracefs"}},
