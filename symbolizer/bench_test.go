@@ -87,7 +87,7 @@ func BenchmarkUser(b *testing.B) {
 	}
 	defer p.Close()
 	var addrs []uint64
-	for _, m := range p.maps {
+	for _, m := range p.mappings() {
 		if filepath.Base(m.path) == "libc.so.6" {
 			for a := m.start; a < m.end; a += 97 {
 				addrs = append(addrs, a)

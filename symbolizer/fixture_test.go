@@ -63,6 +63,25 @@ int main(int argc, char **argv) {
 }
 `
 
+// lateDlopenFixture loads the library only when told to (a byte on stdin),
+// after the test took its snapshot.
+const lateDlopenFixture = `#include <dlfcn.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+	printf("ready\n");
+	fflush(stdout);
+	char c;
+	if (read(0, &c, 1) != 1) return 1;
+	void *h = dlopen(argv[1], RTLD_NOW);
+	if (!h) { fprintf(stderr, "%s\n", dlerror()); return 1; }
+	printf("plugin_work %p\n", dlsym(h, "plugin_work"));
+	fflush(stdout);
+	while (read(0, &c, 1) > 0) {}
+	return 0;
+}
+`
+
 const pluginFixture = `__attribute__((noinline)) int plugin_work(int x) { return x * 7 + 3; }
 `
 
@@ -132,6 +151,7 @@ type fixture struct {
 	stdin io.WriteCloser
 	addrs map[string]uint64
 	order []string
+	lines chan string // output after "ready"
 }
 
 // start runs the binary and reads "name address" lines up to "ready".
@@ -150,7 +170,7 @@ func start(t testing.TB, bin string, args ...string) *fixture {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	fx := &fixture{cmd: cmd, stdin: stdin, addrs: map[string]uint64{}}
+	fx := &fixture{cmd: cmd, stdin: stdin, addrs: map[string]uint64{}, lines: make(chan string, 16)}
 	t.Cleanup(func() { fx.stop() })
 	done := make(chan error, 1)
 	go func() {
@@ -159,6 +179,10 @@ func start(t testing.TB, bin string, args ...string) *fixture {
 			line := sc.Text()
 			if line == "ready" {
 				done <- nil
+				for sc.Scan() {
+					fx.lines <- sc.Text()
+				}
+				close(fx.lines)
 				return
 			}
 			name, addr, ok := strings.Cut(line, " ")

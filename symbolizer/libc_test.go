@@ -51,7 +51,7 @@ func runtimeAddr(t *testing.T, pid int, path string, vaddr uint64) uint64 {
 // libcOf returns the libc path the process maps.
 func libcOf(t *testing.T, p *Process) string {
 	t.Helper()
-	for _, m := range p.maps {
+	for _, m := range p.mappings() {
 		if strings.HasPrefix(filepath.Base(m.path), "libc.so") || strings.HasPrefix(filepath.Base(m.path), "libc-") {
 			return m.path
 		}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // stripWithDebug moves bin's symbols into bin.debug and strips bin.
@@ -337,5 +338,44 @@ func TestSelf(t *testing.T) {
 	// An address in no mapping at all.
 	if fr := s.User(p, 8, false); len(fr) != 1 || fr[0].Name != "" || fr[0].Module != "" {
 		t.Errorf("unmapped address: %+v", fr)
+	}
+}
+
+// A library loaded after the snapshot is found by re-reading the maps of the
+// live process.
+func TestDlopenAfterSnapshot(t *testing.T) {
+	old := mapRefresh
+	mapRefresh = 0
+	t.Cleanup(func() { mapRefresh = old })
+	dir := t.TempDir()
+	needTool(t, "gcc")
+	lib := filepath.Join(dir, "libplug.so")
+	run(t, "gcc", "-O1", "-shared", "-fPIC", "-o", lib, writeFile(t, filepath.Join(dir, "plug.c"), pluginFixture))
+	bin := buildC(t, dir, "late", lateDlopenFixture, "-ldl")
+	s := New(Options{DebugDirs: []string{}, DebuginfodURLs: []string{}})
+	defer s.Close()
+	fx := start(t, bin, lib)
+	p, err := s.Snapshot(fx.pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := fx.stdin.Write([]byte{'\n'}); err != nil {
+		t.Fatal(err)
+	}
+	var addr uint64
+	select {
+	case line := <-fx.lines:
+		_, hexAddr, _ := strings.Cut(line, " ")
+		var ok bool
+		if addr, ok = parseHex([]byte(hexAddr)); !ok {
+			t.Fatalf("bad line %q", line)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("fixture did not load the library")
+	}
+	fr := s.User(p, addr+1, false)[0]
+	if fr.Name != "plugin_work" || fr.Module != lib {
+		t.Errorf("got %+v, want plugin_work in %s", fr, lib)
 	}
 }

@@ -2,6 +2,7 @@ package symbolizer
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,11 +29,25 @@ type Process struct {
 	NSpid int
 	UID   int
 
-	s      *Symbolizer
-	maps   []procMapping // executable mappings, sorted by start
-	root   *os.File      // O_PATH handle on /proc/PID/root; nil if unavailable
-	perf   perfMapState
-	closed sync.Once
+	s         *Symbolizer
+	dir       string                        // /proc/PID
+	startTime string                        // to detect pid reuse
+	maps      atomic.Pointer[[]procMapping] // executable mappings, sorted by start
+	root      *os.File                      // O_PATH handle on /proc/PID/root; nil if unavailable
+	perf      perfMapState
+	closed    sync.Once
+
+	mu        sync.Mutex // guards the fields below (refreshing the maps)
+	refreshed time.Time
+	gone      bool
+	retired   []procMapping
+}
+
+func (p *Process) mappings() []procMapping {
+	if m := p.maps.Load(); m != nil {
+		return *m
+	}
+	return nil
 }
 
 type procMapping struct {
@@ -84,19 +100,41 @@ func (s *Symbolizer) Snapshot(pid int) (*Process, error) {
 	p.perf.uid, p.perf.euid = st.uid, st.euid
 	p.perf.path = fmt.Sprintf("/tmp/perf-%d.map", p.NSpid)
 
-	mb, err := os.ReadFile(filepath.Join(dir, "maps"))
+	p.dir, p.startTime = dir, procStartTime(dir)
+	maps, err := p.readMappings(nil)
 	if err != nil {
 		p.Close()
 		return nil, fmt.Errorf("snapshot pid %d: %w", pid, err)
+	}
+	p.maps.Store(&maps)
+	p.refreshed = time.Now()
+	return p, nil
+}
+
+// readMappings reads the executable mappings of the process, reusing the
+// entries of old that did not change and opening the files of new ones.
+func (p *Process) readMappings(old []procMapping) ([]procMapping, error) {
+	mb, err := os.ReadFile(filepath.Join(p.dir, "maps"))
+	if err != nil {
+		return nil, err
 	}
 	maps, err := parseMaps(bytes.NewReader(mb))
 	if err != nil {
-		p.Close()
-		return nil, fmt.Errorf("snapshot pid %d: %w", pid, err)
+		return nil, err
 	}
+	same := make(map[mapping]int, len(old))
+	for i, m := range old {
+		same[m.mapping] = i
+	}
+	var out []procMapping
 	opened := map[string]*sharedFile{} // by path+inode: one open per file
 	for _, m := range maps {
 		if !m.exec() {
+			continue
+		}
+		if i, ok := same[m]; ok {
+			out = append(out, old[i])
+			delete(same, m)
 			continue
 		}
 		pm := procMapping{mapping: m, slot: &modSlot{}}
@@ -104,34 +142,76 @@ func (s *Symbolizer) Snapshot(pid int) (*Process, error) {
 			id := m.path + "\x00" + strconv.FormatUint(m.inode, 10)
 			sf, ok := opened[id]
 			if !ok {
-				sf = s.openMapped(dir, p.root, m)
+				sf = p.s.openMapped(p.dir, p.root, m)
 				opened[id] = sf
 				if sf == nil {
-					s.log.Debug("cannot open mapped file", "pid", pid, "path", m.path)
+					p.s.log.Debug("cannot open mapped file", "pid", p.PID, "path", m.path)
 				}
 			}
 			if sf != nil {
-				s.ref(sf)
+				p.s.ref(sf)
 			}
 			pm.file = sf
 		}
-		p.maps = append(p.maps, pm)
+		out = append(out, pm)
 	}
 	for _, sf := range opened {
 		if sf != nil {
-			s.unref(sf) // drop the extra reference from openMapped
+			p.s.unref(sf) // drop the extra reference from openMapped
 		}
 	}
-	slices.SortFunc(p.maps, func(a, b procMapping) int {
-		if a.start < b.start {
-			return -1
-		}
-		if a.start > b.start {
-			return 1
-		}
-		return 0
-	})
-	return p, nil
+	// Entries that went away keep their files until Close: frames taken
+	// before the change may still be symbolized.
+	for _, i := range same {
+		p.retired = append(p.retired, old[i])
+	}
+	slices.SortFunc(out, func(a, b procMapping) int { return cmp.Compare(a.start, b.start) })
+	return out, nil
+}
+
+// mapRefresh bounds how often an address outside every known mapping
+// makes the snapshot re-read the maps of a live process (code loaded by
+// dlopen after the snapshot).
+var mapRefresh = time.Second
+
+// refresh re-reads the maps if the process is still the one snapshotted.
+func (p *Process) refresh() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gone || time.Since(p.refreshed) < mapRefresh {
+		return false
+	}
+	p.refreshed = time.Now()
+	if st := procStartTime(p.dir); st == "" || st != p.startTime {
+		p.gone = true // exited, or the pid was reused
+		return false
+	}
+	maps, err := p.readMappings(p.mappings())
+	if err != nil {
+		p.gone = true
+		return false
+	}
+	p.maps.Store(&maps)
+	return true
+}
+
+// procStartTime returns field 22 of /proc/PID/stat (start time in clock
+// ticks), which tells a process from a later one with the same pid.
+func procStartTime(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		return ""
+	}
+	// The command name (field 2) may contain spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
 }
 
 // openMapped opens a mapped file through the process's root (so a
@@ -212,10 +292,13 @@ func openInRoot(root *os.File, dir, p string) (*os.File, error) {
 // Close releases the file handles the snapshot holds.
 func (p *Process) Close() error {
 	p.closed.Do(func() {
-		for i := range p.maps {
-			if sf := p.maps[i].file; sf != nil {
+		p.mu.Lock()
+		all := slices.Concat(p.mappings(), p.retired)
+		p.retired = nil
+		p.mu.Unlock()
+		for i := range all {
+			if sf := all[i].file; sf != nil {
 				p.s.unref(sf)
-				p.maps[i].file = nil
 			}
 		}
 		if p.root != nil {
@@ -227,7 +310,17 @@ func (p *Process) Close() error {
 }
 
 func (p *Process) find(addr uint64) *procMapping {
-	i, found := slices.BinarySearchFunc(p.maps, addr, func(m procMapping, a uint64) int {
+	if m := p.findIn(p.mappings(), addr); m != nil {
+		return m
+	}
+	if p.refresh() {
+		return p.findIn(p.mappings(), addr)
+	}
+	return nil
+}
+
+func (p *Process) findIn(maps []procMapping, addr uint64) *procMapping {
+	i, found := slices.BinarySearchFunc(maps, addr, func(m procMapping, a uint64) int {
 		if m.end <= a {
 			return -1
 		}
@@ -239,7 +332,7 @@ func (p *Process) find(addr uint64) *procMapping {
 	if !found {
 		return nil
 	}
-	return &p.maps[i]
+	return &maps[i]
 }
 
 // module returns the loaded module of a mapping, or nil.

@@ -38,7 +38,7 @@ func TestVDSO(t *testing.T) {
 	}
 	defer p.Close()
 	var base uint64
-	for _, m := range p.maps {
+	for _, m := range p.mappings() {
 		if m.path == "[vdso]" {
 			base = m.start
 		}
