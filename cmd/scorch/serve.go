@@ -98,7 +98,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		maxUpload     = byteSize{web.DefaultMaxUpload}
 		keepBytes     byteSize
 		ringSize      = byteSize{8 << 20}
+		renderCache   = byteSize{web.DefaultCacheBytes}
 	)
+	fs.Var(&renderCache, "render-cache", "memory for rendered answers (kept gzipped), e.g. 64MiB")
 	fs.Var(&ringSize, "ring-size", "BPF ring buffer per capture, e.g. 8MiB; the service keeps it small to bound its memory (0: the profiler's default, 32 MiB with stack copies)")
 	fs.Var(&maxUpload, "max-upload", "largest import accepted, e.g. 256MiB")
 	fs.Var(&keepBytes, "keep-bytes", "retention: keep at most this many bytes of captures, e.g. 10GiB (0: no limit)")
@@ -130,6 +132,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if ringSize.n != 0 && (ringSize.n < 64<<10 || ringSize.n > 1<<30) {
 		return usageErr("--ring-size %d is out of range: allowed 64KiB..1GiB, or 0 for the profiler's default", ringSize.n)
+	}
+	if renderCache.n < 1<<20 {
+		return usageErr("--render-cache %d is too small: give at least 1MiB", renderCache.n)
 	}
 	if *keep < 0 {
 		return usageErr("--keep %d must not be negative", *keep)
@@ -179,6 +184,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		MaxUpload:     maxUpload.n,
 		Keep:          *keep,
 		KeepBytes:     keepBytes.n,
+		CacheBytes:    renderCache.n,
 		Recorder:      &profilerRecorder{sym: sym, log: log, ring: int(ringSize.n)},
 		Logger:        log,
 	})

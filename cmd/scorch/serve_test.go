@@ -39,6 +39,9 @@ func TestServeUsage(t *testing.T) {
 		{[]string{"--max-hz", "20000"}, "--max-hz 20000 is out of range"},
 		{[]string{"--max-upload", "lots"}, "not a size"},
 		{[]string{"--log", "xml"}, "allowed values are text, json"},
+		{[]string{"--render-cache", "1KiB"}, "at least 1MiB"},
+		{[]string{"--ring-size", "1K"}, "allowed 64KiB..1GiB"},
+		{[]string{"--keep", "-1"}, "must not be negative"},
 		{[]string{"extra"}, "unexpected argument"},
 	}
 	for _, tt := range tests {
