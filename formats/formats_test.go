@@ -137,8 +137,15 @@ func TestPerfScriptDetails(t *testing.T) {
 		t.Errorf("hz %d, want 999 from the 1001001 ns period", c.Meta.Params.Hz)
 	}
 	threads := map[uint32]bool{}
+	kernelLeaves := 0
 	for _, e := range c.Events {
 		threads[e.TID] = true
+		if e.Flags&capture.FlagKernel != 0 {
+			kernelLeaves++
+		}
+	}
+	if c.Meta.Stats.Samples != uint64(len(c.Events)) || kernelLeaves == 0 || kernelLeaves == len(c.Events) {
+		t.Errorf("stats say %d samples for %d events; %d samples in the kernel", c.Meta.Stats.Samples, len(c.Events), kernelLeaves)
 	}
 	if len(threads) != 2 {
 		t.Errorf("%d threads, want the main thread and the worker", len(threads))

@@ -22,7 +22,6 @@ import (
 var (
 	perfHeaderRe = regexp.MustCompile(`^(\S.*?)\s+(\d+)(?:/(\d+))?(?:\s+\[(\d+)\])?(?:\s+(\d+)\.(\d+):)?(?:\s+(\d+))?(?:\s+([^\s:\d][^\s:]*(?::[^\s:]+)*):)?(?:\s+(.*?))?\s*$`)
 	perfTimeRe   = regexp.MustCompile(`\s\d+\.\d+:\s`)
-	perfFrameRe  = regexp.MustCompile(`^\s*([0-9a-fA-F]+)\s+(.*)$`)
 	srclineRe    = regexp.MustCompile(`^\s+\S+:\d+$`)
 	goMethodRe   = regexp.MustCompile(`\.\(.*\)\.`)
 	perfMapRe    = regexp.MustCompile(`^/tmp/perf-\d+\.map$`)
@@ -101,10 +100,15 @@ func perfFrames(sym, dso string, out []capture.Frame) []capture.Frame {
 	return out
 }
 
+var quoteRemover = strings.NewReplacer(`"`, "", `'`, "")
+
 // tidyName cleans a symbol the way stackcollapse-perf.pl does: argument
 // lists and quotes removed (but Go's pkg.(*T).M and C++'s "(anonymous
 // namespace)" kept), Java's leading L dropped, ';' made ':'.
 func tidyName(s string) string {
+	if !strings.ContainsAny(s, `;("'`) && !strings.HasPrefix(s, "L") {
+		return s
+	}
 	s = strings.ReplaceAll(s, ";", ":")
 	if !goMethodRe.MatchString(s) {
 		for i := 0; i < len(s); i++ {
@@ -114,45 +118,46 @@ func tidyName(s string) string {
 			}
 		}
 	}
-	s = strings.NewReplacer(`"`, "", `'`, "").Replace(s)
+	s = quoteRemover.Replace(s)
 	if strings.HasPrefix(s, "L") && strings.Contains(s, "/") {
 		s = s[1:]
 	}
 	return s
 }
 
-// parseFrameLine reads "  55d0c2a1b129 spin+0x9 (/tmp/app)".
-func parseFrameLine(line string) (sym, dso string, ok bool) {
-	m := perfFrameRe.FindStringSubmatch(line)
-	if m == nil {
-		return "", "", false
-	}
-	rest := strings.TrimSpace(m[2])
-	if strings.HasSuffix(rest, ")") {
-		if i := strings.LastIndex(rest, " ("); i >= 0 {
-			return strings.TrimSpace(rest[:i]), rest[i+2 : len(rest)-1], true
-		} else if strings.HasPrefix(rest, "(") {
-			return "", rest[1 : len(rest)-1], true
-		}
-	}
-	return rest, "", true
+// parsedFrames are the frames of one stack line, root first.
+type parsedFrames struct {
+	ids    []uint32
+	kernel bool
 }
 
-type perfSample struct {
-	h      perfHeader
-	frames []capture.Frame // leaf first
+// perfReader holds the state of one perf script import.
+type perfReader struct {
+	b        *capture.Builder
+	event    string
+	rep      *ImportReport
+	frames   map[string]parsedFrames // by the frame text after the address
+	stack    []uint32                // the current sample's frames, leaf first
+	cur      *perfHeader             // the current sample, nil when skipped or none
+	hdr      perfHeader
+	t0, t1   int64
+	stamps   bool
+	period   int64 // the common period, 0 when periods vary
+	kept     int
+	leafKern bool
 }
 
 // readPerfScript imports `perf script` text following stackcollapse-perf.pl's
 // conventions: the period is the weight when printed, only one event type
-// is kept, the comm (spaces made '_') is the root frame.
+// is kept (the first, or ImportOptions.Event), the comm (spaces made '_') is
+// the root frame. It streams: repeated frame lines are parsed once.
 func readPerfScript(data []byte, opts ImportOptions, rep *ImportReport) (*capture.Capture, error) {
-	var samples []perfSample
-	var cur *perfSample
+	r := &perfReader{event: opts.Event, rep: rep, frames: make(map[string]parsedFrames), stamps: true, period: -1}
 	var captured time.Time
 	var host, kernel string
+	samples := 0
 	lineNo := 0
-	event := opts.Event
+	inSample := false
 	for len(data) > 0 {
 		var raw []byte
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -161,14 +166,16 @@ func readPerfScript(data []byte, opts ImportOptions, rep *ImportReport) (*captur
 			raw, data = data, nil
 		}
 		lineNo++
-		line := string(bytes.TrimRight(raw, "\r"))
-		if strings.TrimSpace(line) == "" {
-			cur = nil
+		line := bytes.TrimRight(raw, "\r")
+		trimmed := bytes.TrimLeft(line, " \t")
+		if len(bytes.TrimSpace(trimmed)) == 0 {
+			r.finish()
+			inSample = false
 			continue
 		}
 		if line[0] == '#' {
 			// perf script --header: "# captured on    : Wed Nov 25 10:35:06 2026"
-			key, v, _ := strings.Cut(strings.TrimPrefix(line, "#"), ":")
+			key, v, _ := strings.Cut(strings.TrimPrefix(string(line), "#"), ":")
 			v = strings.TrimSpace(v)
 			switch strings.TrimSpace(key) {
 			case "captured on":
@@ -183,120 +190,192 @@ func readPerfScript(data []byte, opts ImportOptions, rep *ImportReport) (*captur
 			continue
 		}
 		rep.Lines++
-		indented := line[0] == ' ' || line[0] == '\t'
-		if indented && cur != nil {
-			if sym, dso, ok := parseFrameLine(line); ok {
-				cur.frames = perfFrames(sym, dso, cur.frames)
+		indented := len(trimmed) < len(line)
+		if indented && inSample {
+			if r.frameLine(trimmed) {
 				continue
 			}
-			if srclineRe.MatchString(line) {
+			if srclineRe.Match(line) {
 				continue // -F+srcline: the source line of the frame above
 			}
 		}
 		// An event line; without -g perf script indents these too.
-		if h, ok := parsePerfHeader(strings.TrimLeft(line, " \t")); ok {
-			samples = append(samples, perfSample{h: h})
-			cur = &samples[len(samples)-1]
+		if h, ok := parsePerfHeader(string(trimmed)); ok {
+			r.finish()
+			samples++
+			inSample = true
+			r.start(h)
 			// Without -g the one frame follows the event on the same line.
-			if sym, dso, ok := parseFrameLine(h.rest); ok && (dso != "" || sym != "") {
-				cur.frames = perfFrames(sym, dso, cur.frames)
+			if h.rest != "" {
+				r.frameLine([]byte(h.rest))
 			}
 			continue
 		}
 		rep.bad(lineNo, raw)
 		if !indented {
-			cur = nil
+			r.finish()
+			inSample = false
 		}
 	}
-	if len(samples) == 0 {
+	r.finish()
+	if samples == 0 {
 		return nil, rep.nothing("perf script")
 	}
-	if event == "" {
-		event = samples[0].h.event
+	if r.b == nil || r.kept == 0 {
+		return nil, fmt.Errorf("perf script input has no samples of event %q", r.event)
 	}
-	// Keep one event type; find the time base and whether periods vary.
-	kept := samples[:0]
-	var t0, t1 int64
-	stamps := true
-	period := int64(-1)
-	for _, s := range samples {
-		if s.h.event != event {
-			rep.Skipped++
-			continue
+	m := r.b.Meta()
+	if m.Type == capture.CPU && r.period > 0 {
+		m.Params.Hz = int((1e9 + r.period/2) / r.period)
+	}
+	m.Timestamps = r.stamps
+	m.Host, m.Kernel = host, kernel
+	c := r.b.Capture()
+	if r.stamps {
+		for i := range c.Events {
+			c.Events[i].Time -= r.t0
 		}
-		if !s.h.hasTime {
-			stamps = false
-		} else if len(kept) == 0 || s.h.time < t0 {
-			t0 = s.h.time
-		}
-		t1 = max(t1, s.h.time)
-		if period == -1 {
-			period = s.h.period
-		} else if period != s.h.period {
-			period = 0
-		}
-		kept = append(kept, s)
-	}
-	if len(kept) == 0 {
-		return nil, fmt.Errorf("perf script input has no samples of event %q", event)
-	}
-	typ, unit := perfEventType(event, kept[0].h.period > 0)
-	meta := capture.Meta{Type: typ, Unit: unit, Source: "perf-script", Timestamps: stamps,
-		Params: capture.Params{Type: typ}, Host: host, Kernel: kernel}
-	if typ != capture.CPU {
-		meta.Event = event
-		meta.Params.Event = event
-	}
-	if typ == capture.CPU && period > 0 {
-		meta.Params.Hz = int((1e9 + period/2) / period)
-	}
-	if stamps {
-		meta.Start = time.Unix(0, t0).UTC()
+		m.Start = time.Unix(0, r.t0).UTC()
 		if !captured.IsZero() {
-			meta.Start = captured
+			m.Start = captured
 		}
-		meta.Duration = time.Duration(t1 - t0)
-		if period > 0 && unit == "ns" {
-			meta.Duration += time.Duration(period)
+		m.Duration = time.Duration(r.t1 - r.t0)
+		if r.period > 0 && m.Unit == "ns" {
+			m.Duration += time.Duration(r.period)
+		}
+		c.SortEvents()
+	} else {
+		for i := range c.Events {
+			c.Events[i].Time = 0
 		}
 	}
 	if rep.Skipped > 0 {
-		meta.Warnings = append(meta.Warnings, fmt.Sprintf("kept only event %s: %d samples of other events skipped", event, rep.Skipped))
+		m.Warnings = append(m.Warnings, fmt.Sprintf("kept only event %s: %d samples of other events skipped", r.event, rep.Skipped))
 	}
-	b := capture.NewBuilder(meta)
-	var ids []uint32
-	for _, s := range kept {
-		ids = ids[:0]
-		comm := strings.ReplaceAll(s.h.comm, " ", "_")
-		ids = append(ids, b.Frame(capture.Frame{Name: comm, Kind: capture.KindProcess}))
-		for i := len(s.frames) - 1; i >= 0; i-- {
-			ids = append(ids, b.Frame(s.frames[i]))
-		}
-		e := capture.Event{Stack: b.Stack(ids), PID: s.h.pid, TID: s.h.tid, Value: 1}
-		if s.h.period > 0 {
-			e.Value = s.h.period
-		}
-		if s.h.hasTime {
-			e.Time = s.h.time - t0
-		}
-		if s.h.cpu >= 0 {
-			e.CPU = uint16(s.h.cpu)
-		}
-		if s.h.pid == 0 {
-			e.Flags |= capture.FlagIdle
-		}
-		if len(s.frames) > 0 && s.frames[0].Kind == capture.KindKernel {
-			e.Flags |= capture.FlagKernel
-		}
-		b.Add(e)
-	}
-	c := b.Capture()
-	c.Meta.Stats.BadInputLines = uint64(rep.BadLines)
-	c.Meta.Stats.Filtered = uint64(rep.Skipped)
-	if stamps {
-		c.SortEvents()
-	}
+	m.Stats.BadInputLines = uint64(rep.BadLines)
+	m.Stats.Filtered = uint64(rep.Skipped)
 	return c, nil
+}
+
+// start begins a sample; samples of other events are skipped.
+func (r *perfReader) start(h perfHeader) {
+	if r.event == "" {
+		r.event = h.event
+	}
+	if h.event != r.event {
+		r.rep.Skipped++
+		r.cur = nil
+		return
+	}
+	if r.b == nil {
+		typ, unit := perfEventType(h.event, h.period > 0)
+		meta := capture.Meta{Type: typ, Unit: unit, Source: "perf-script", Params: capture.Params{Type: typ}}
+		if typ != capture.CPU {
+			meta.Event, meta.Params.Event = h.event, h.event
+		}
+		r.b = capture.NewBuilder(meta)
+	}
+	r.hdr = h
+	r.cur = &r.hdr
+	r.stack = r.stack[:0]
+	r.leafKern = false
+}
+
+// frameLine adds the frames of one stack line ("55d0c2a1b129 spin+0x9
+// (/tmp/app)", leading blanks removed) to the current sample.
+func (r *perfReader) frameLine(line []byte) bool {
+	sp := bytes.IndexAny(line, " \t")
+	if sp <= 0 || !isHex(line[:sp]) {
+		return false
+	}
+	if r.cur == nil {
+		return true // a frame of a skipped sample
+	}
+	rest := bytes.TrimSpace(line[sp:])
+	pf, ok := r.frames[string(rest)]
+	if !ok {
+		sym, dso := splitSymDSO(string(rest))
+		fs := perfFrames(sym, dso, nil)
+		for _, f := range fs {
+			pf.ids = append(pf.ids, r.b.Frame(f))
+		}
+		pf.kernel = len(fs) > 0 && fs[0].Kind == capture.KindKernel
+		r.frames[string(rest)] = pf
+	}
+	ids := pf.ids
+	if len(r.stack) == 0 {
+		r.leafKern = pf.kernel
+	}
+	// The stack is leaf first and ids are root first.
+	for i := len(ids) - 1; i >= 0; i-- {
+		r.stack = append(r.stack, ids[i])
+	}
+	return true
+}
+
+// finish adds the current sample as an event.
+func (r *perfReader) finish() {
+	h := r.cur
+	if h == nil {
+		return
+	}
+	r.cur = nil
+	comm := strings.ReplaceAll(h.comm, " ", "_")
+	ids := make([]uint32, 0, len(r.stack)+1)
+	ids = append(ids, r.b.Frame(capture.Frame{Name: comm, Kind: capture.KindProcess}))
+	for i := len(r.stack) - 1; i >= 0; i-- {
+		ids = append(ids, r.stack[i])
+	}
+	e := capture.Event{Stack: r.b.Stack(ids), PID: h.pid, TID: h.tid, Value: 1}
+	if h.period > 0 {
+		e.Value = h.period
+	}
+	if h.hasTime {
+		e.Time = h.time
+		if r.kept == 0 || h.time < r.t0 {
+			r.t0 = h.time
+		}
+		r.t1 = max(r.t1, h.time)
+	} else {
+		r.stamps = false
+	}
+	if r.period == -1 {
+		r.period = h.period
+	} else if r.period != h.period {
+		r.period = 0
+	}
+	if h.cpu >= 0 {
+		e.CPU = uint16(h.cpu)
+	}
+	if h.pid == 0 {
+		e.Flags |= capture.FlagIdle
+	}
+	if r.leafKern {
+		e.Flags |= capture.FlagKernel
+	}
+	r.b.Add(e)
+	r.kept++
+}
+
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// splitSymDSO splits "spin+0x9 (/tmp/app)" into the symbol and the DSO.
+func splitSymDSO(rest string) (sym, dso string) {
+	if strings.HasSuffix(rest, ")") {
+		if i := strings.LastIndex(rest, " ("); i >= 0 {
+			return strings.TrimSpace(rest[:i]), rest[i+2 : len(rest)-1]
+		} else if strings.HasPrefix(rest, "(") {
+			return "", rest[1 : len(rest)-1]
+		}
+	}
+	return rest, ""
 }
 
 // perfEventType maps a perf event name to a capture type and the unit of
