@@ -41,22 +41,31 @@ run() {
 	cat "$tmp/rate"
 }
 
+# best MODE: the better of two uninstrumented runs (the first one also
+# warms the page cache and the CPU frequency).
+best() {
+	local a b
+	a=$(run "$1")
+	b=$(run "$1")
+	echo $((a > b ? a : b))
+}
+
 lost() { grep -o '[0-9]* events in [^,]*, [0-9]* lost' "$tmp/err" | tail -1 || true; }
 
-base=$(run malloc)
+base=$(best malloc)
 base_malloc=$base
-printf '%-36s %12d calls/s\n' "malloc+free, uninstrumented" "$base"
+printf '%-40s %12d calls/s\n' "malloc+free, uninstrumented (best of 2)" "$base"
 for unwind in fp auto; do
 	inst=$(run malloc --type mem --event malloc --unwind "$unwind")
-	printf '%-36s %12d calls/s  (%.2f%% of uninstrumented, %.2f us more per call) %s\n' "with mem malloc, --unwind $unwind" "$inst" \
+	printf '%-40s %12d calls/s  (%.2f%% of uninstrumented, %.2f us more per call) %s\n' "with mem malloc, --unwind $unwind" "$inst" \
 		"$(echo "100*$inst/$base" | bc -l)" "$(echo "1000000/$inst - 1000000/$base" | bc -l)" "$(lost)"
 done
 
-base=$(run grow)
-printf '%-36s %12d pages/s\n' "grow_heap, uninstrumented" "$base"
+base=$(best grow)
+printf '%-40s %12d pages/s\n' "grow_heap, uninstrumented (best of 2)" "$base"
 for unwind in fp auto; do
 	inst=$(run grow --type mem --event page-faults --unwind "$unwind")
-	printf '%-36s %12d pages/s  (%.1f%% of uninstrumented, %.2f us more per fault) %s\n' "with mem page-faults, --unwind $unwind" "$inst" \
+	printf '%-40s %12d pages/s  (%.1f%% of uninstrumented, %.2f us more per fault) %s\n' "with mem page-faults, --unwind $unwind" "$inst" \
 		"$(echo "100*$inst/$base" | bc -l)" "$(echo "1000000/$inst - 1000000/$base" | bc -l)" "$(lost)"
 done
 if command -v bpftrace >/dev/null; then
@@ -77,7 +86,7 @@ if command -v bpftrace >/dev/null; then
 	kill -INT $bt
 	wait $bt || true
 	bpft=$(cat "$tmp/rate")
-	printf '%-36s %12d calls/s  (%.2f%% of uninstrumented, %.2f us more per call)\n' "bpftrace: one counting uprobe" "$bpft" \
+	printf '%-40s %12d calls/s  (%.2f%% of uninstrumented, %.2f us more per call)\n' "bpftrace: one counting uprobe" "$bpft" \
 		"$(echo "100*$bpft/$base_malloc" | bc -l)" "$(echo "1000000/$bpft - 1000000/$base_malloc" | bc -l)"
 fi
 echo "uprobes cost a trap per call (scorch: malloc entry, return and free): expect a large ratio on malloc-heavy code"
