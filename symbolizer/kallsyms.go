@@ -21,6 +21,9 @@ type kernelTable struct {
 
 const kernelModule = "[kernel.kallsyms]"
 
+// lastSymbolSpan bounds the last symbol of the kernel or of a module.
+const lastSymbolSpan = 256 << 10
+
 // parseKallsyms reads the /proc/kallsyms format: "ADDR TYPE NAME [MODULE]".
 // Only text symbols are kept. Malformed lines are skipped; a stream with no
 // valid line is an error.
@@ -107,6 +110,14 @@ func parseKallsyms(r io.Reader) (*kernelTable, error) {
 		}
 		sorted = append(sorted, syms[i].symbol)
 		mods = append(mods, syms[i].mod)
+	}
+	// Symbols have no size: each reaches the next one, except the last of
+	// a module (or of the table), which would otherwise swallow the space
+	// of modules loaded later; give it a generous bound instead.
+	for i := range sorted {
+		if i+1 == len(sorted) || mods[i+1] != mods[i] {
+			sorted[i].size = lastSymbolSpan
+		}
 	}
 	kt.syms = newSymTable(sorted, true)
 	kt.modules = mods

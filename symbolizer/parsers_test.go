@@ -90,6 +90,21 @@ func TestKernelFixture(t *testing.T) {
 	if fr := s.Kernel(0xffffffffc0001010, false); fr.Name != "ext4_readdir" || fr.Module != "[ext4]" || fr.Offset != 0xffffffffc0001010 {
 		t.Errorf("module frame %+v", fr)
 	}
+
+	// A module loaded after kallsyms was read: not named after the last
+	// symbol of another module, and found once kallsyms is read again.
+	late := uint64(0xffffffffc0400010)
+	if fr := s.Kernel(late, false); fr.Name != "" {
+		t.Errorf("address past every module named %q", fr.Name)
+	}
+	old := kernelReload
+	kernelReload = 0
+	t.Cleanup(func() { kernelReload = old })
+	more := append(readFixture(t, "kallsyms"), "ffffffffc0400000 t vhost_worker\t[vhost]\n"...)
+	os.WriteFile(filepath.Join(root, "kallsyms"), more, 0o644)
+	if fr := s.Kernel(late, false); fr.Name != "vhost_worker" || fr.Module != "[vhost]" {
+		t.Errorf("after reload: %+v", fr)
+	}
 }
 
 // The host's own kallsyms, when readable, names a symbol found independently.

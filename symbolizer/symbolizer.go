@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ianlancetaylor/demangle"
 )
@@ -49,9 +50,8 @@ type Symbolizer struct {
 	cache *lru
 	dinfo *debuginfod
 
-	kernelOnce sync.Once
-	kernel     *kernelTable
-	kernelErr  error
+	kernelMu sync.Mutex // serializes (re)loading kallsyms
+	kernel   atomic.Pointer[kernelState]
 
 	vdsoOnce  sync.Once
 	vdso      *module
@@ -103,26 +103,51 @@ func (s *Symbolizer) Close() error {
 	return nil
 }
 
-func (s *Symbolizer) loadKernel() {
-	s.kernelOnce.Do(func() {
-		path := filepath.Join(s.opts.ProcRoot, "kallsyms")
-		f, err := os.Open(path)
-		if err != nil {
-			s.kernelErr = fmt.Errorf("open kallsyms: %w", err)
-			return
-		}
-		defer f.Close()
-		s.kernel, s.kernelErr = parseKallsyms(f)
-	})
+// kernelState is one reading of kallsyms.
+type kernelState struct {
+	table  *kernelTable
+	err    error
+	loaded time.Time
+}
+
+// kernelReload bounds how often a kernel address without a symbol makes
+// kallsyms be read again (a module loaded since the last reading).
+var kernelReload = 10 * time.Second
+
+// kernelTable returns the current kallsyms reading; stale asks for a new
+// one when the last is older than kernelReload.
+func (s *Symbolizer) kernelTable(stale bool) *kernelState {
+	ks := s.kernel.Load()
+	if ks != nil && (!stale || time.Since(ks.loaded) < kernelReload) {
+		return ks
+	}
+	s.kernelMu.Lock()
+	defer s.kernelMu.Unlock()
+	if cur := s.kernel.Load(); cur != ks {
+		return cur // another goroutine reloaded meanwhile
+	}
+	nks := &kernelState{loaded: time.Now()}
+	path := filepath.Join(s.opts.ProcRoot, "kallsyms")
+	if f, err := os.Open(path); err != nil {
+		nks.err = fmt.Errorf("open kallsyms: %w", err)
+	} else {
+		nks.table, nks.err = parseKallsyms(f)
+		f.Close()
+	}
+	if nks.err != nil && ks != nil && ks.err == nil {
+		nks.table, nks.err = ks.table, nil // keep the last good reading
+	}
+	s.kernel.Store(nks)
+	return nks
 }
 
 // KernelStatus says whether kernel symbols are usable.
 func (s *Symbolizer) KernelStatus() (ok bool, reason string) {
-	s.loadKernel()
-	if s.kernelErr != nil {
-		return false, fmt.Sprintf("kernel symbols unavailable: %v", s.kernelErr)
+	ks := s.kernelTable(false)
+	if ks.err != nil {
+		return false, fmt.Sprintf("kernel symbols unavailable: %v", ks.err)
 	}
-	if s.kernel.zero {
+	if ks.table.zero {
 		kr := "?"
 		if b, err := os.ReadFile(filepath.Join(s.opts.ProcRoot, "sys/kernel/kptr_restrict")); err == nil {
 			kr = strings.TrimSpace(string(b))
@@ -135,12 +160,18 @@ func (s *Symbolizer) KernelStatus() (ok bool, reason string) {
 // Kernel symbolizes a kernel address. ret: the address is a return address
 // (looked up at addr-1, the call instruction).
 func (s *Symbolizer) Kernel(addr uint64, ret bool) Frame {
-	s.loadKernel()
 	if ret && addr > 0 {
 		addr--
 	}
 	fr := Frame{Module: kernelModule, Offset: addr, Kernel: true}
-	if name, mod, ok := s.kernel.lookup(addr); ok {
+	ks := s.kernelTable(false)
+	name, mod, ok := ks.table.lookup(addr)
+	if !ok && ks.err == nil && !ks.table.zero {
+		if nks := s.kernelTable(true); nks != ks {
+			name, mod, ok = nks.table.lookup(addr)
+		}
+	}
+	if ok {
 		fr.Name, fr.Module = name, mod
 	}
 	return fr
