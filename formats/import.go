@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 	"unicode/utf8"
 
@@ -64,7 +65,18 @@ func Import(r io.Reader, opts ImportOptions) (*capture.Capture, *ImportReport, e
 	if limit <= 0 {
 		limit = 1 << 30
 	}
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	// Size the buffer once when the reader knows its length.
+	var buf bytes.Buffer
+	switch v := r.(type) {
+	case interface{ Len() int }:
+		buf.Grow(min(v.Len(), int(limit)) + 1)
+	case interface{ Stat() (os.FileInfo, error) }:
+		if st, err := v.Stat(); err == nil && st.Mode().IsRegular() {
+			buf.Grow(int(min(st.Size(), limit)) + 1)
+		}
+	}
+	_, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	data := buf.Bytes()
 	if err != nil {
 		return nil, nil, fmt.Errorf("read input: %w", err)
 	}
