@@ -12,7 +12,7 @@ const artifacts = process.argv[3];
 // What to zoom on and search for; the defaults fit the fake recorder.
 const zoomOn = process.env.ZOOM || 'alpha';
 const searchFor = process.env.SEARCH || '^beta$';
-const duration = process.env.DURATION || '3s';
+const duration = process.env.DURATION || '6s';
 const result = { errors: [], progress: [] };
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -60,7 +60,7 @@ try {
   await home.evaluate(() => { window.scorchNoReload = true; });
 
   // Progress: the bar moves and the sample count grows while it runs.
-  for (let i = 0; i < 40; i++) {
+  for (let i = 0; i < 120; i++) {
     let p = null;
     try {
       p = await page.evaluate(() => {
