@@ -308,3 +308,72 @@ func TestMemSyscalls(t *testing.T) {
 		})
 	}
 }
+
+// callocC: calloc_some callocs 100 × 50 B and frees it; realloc_some
+// mallocs 1000 B and reallocs it to 64000 B, which it keeps: the realloc
+// frees the first block, so only the reallocated bytes stay in use.
+const callocC = `
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define LOOPS 20
+static volatile sig_atomic_t go;
+static void on_go(int sig) { go = 1; }
+void *volatile sink;
+
+__attribute__((noinline)) void calloc_some(void) {
+	sink = calloc(100, 50);
+	free(sink);
+}
+
+__attribute__((noinline)) void realloc_some(void) {
+	void *p = malloc(1000);
+	sink = p = realloc(p, 64000);
+}
+
+int main(void) {
+	signal(SIGUSR1, on_go);
+	while (!go)
+		usleep(1000);
+	for (int i = 0; i < LOOPS; i++) {
+		calloc_some();
+		realloc_some();
+		usleep(2000);
+	}
+	if (write(1, "done\n", 5) != 5)
+		return 1;
+	for (;;)
+		pause();
+}
+`
+
+func TestMemCallocRealloc(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.BuildC(t, "gcc", callocC, "-O1", "-g", "-fno-omit-frame-pointer", "-fno-builtin")
+	c := recordLoops(t, bin, capture.Params{Type: capture.Mem, Event: "malloc", Unwind: "auto"})
+	const loops = 20
+	alloc := folded(c, capture.Query{})
+	inuse := folded(c, capture.Query{View: "inuse"})
+	t.Logf("alloc: %v; inuse: %v", top(alloc, 4), top(inuse, 4))
+	// The symbolizer may name calloc by its glibc alias __libc_calloc.
+	for _, tc := range []struct {
+		view  map[string]int64
+		stack string
+		want  int64
+	}{
+		{alloc, "main;calloc_some;", loops * 5000},
+		{alloc, "main;realloc_some;malloc", loops * 1000},
+		{alloc, "main;realloc_some;realloc", loops * 64000},
+		{inuse, "main;realloc_some;realloc", loops * 64000},
+		{inuse, "main;realloc_some;malloc", 0},
+		{inuse, "calloc", 0},
+	} {
+		if got := share(tc.view, tc.stack); got != tc.want {
+			t.Errorf("%s: %d bytes, want %d", tc.stack, got, tc.want)
+		}
+	}
+	if got := total(inuse); got != loops*64000 {
+		t.Errorf("%d bytes in use, want %d (the reallocated blocks)", got, loops*64000)
+	}
+}
