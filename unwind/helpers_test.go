@@ -145,7 +145,8 @@ func (e *elfInfo) name(va uint64) string {
 	i := sort.Search(len(e.syms), func(i int) bool { return e.syms[i].Value > va }) - 1
 	for ; i >= 0; i-- {
 		s := e.syms[i]
-		if va < s.Value+s.Size {
+		if va < s.Value+s.Size || s.Size == 0 && va-s.Value < 16 {
+			// Assembly symbols such as __restore_rt have no size.
 			return s.Name
 		}
 		if s.Size != 0 && va-s.Value > 1<<20 {

@@ -103,6 +103,21 @@ var workloads = []workload{
 		},
 	},
 	{
+		name:        "signal",
+		flags:       []string{"-O1", "-fno-omit-frame-pointer"},
+		mode:        ModeDWARF,
+		libcDebug:   true,
+		interesting: func(leaf string) bool { return leaf == "in_handler" },
+		check: func(t *testing.T, names []string, res Result, fp []string) {
+			if !containsInOrder(names, []string{"main", "work", "__restore_rt", "on_tick", "in_handler"}) {
+				t.Errorf("stack %s lacks main;work;__restore_rt;on_tick;in_handler", join(names))
+			}
+			if names[0] != "_start" || res.Outcome != OutcomeCFI {
+				t.Errorf("stack %s: outcome %v (%s), want cfi down to _start", join(names), res.Outcome, res.Reason)
+			}
+		},
+	},
+	{
 		name:        "qsort",
 		flags:       []string{"-O1", "-fno-omit-frame-pointer"},
 		mode:        ModeDWARF,

@@ -178,3 +178,17 @@ func TestPipelineGoLeafAuto(t *testing.T) {
 		t.Errorf("main.main;main.alpha;main.beta;main.leaf in only %.0f%% of samples", f*100)
 	}
 }
+
+// A signal handler's stack continues, through the signal frame, into the
+// code it interrupted.
+func TestPipelineSignalDWARF(t *testing.T) {
+	stacks, _ := record(t, "signal", "dwarf", "-O1", "-fno-omit-frame-pointer")
+	handler := share(stacks, ";on_tick;in_handler")
+	through := share(stacks, "main;work;", ";on_tick;in_handler")
+	if handler == 0 {
+		t.Fatal("no samples in on_tick;in_handler")
+	}
+	if f := frac(through, handler); f < 0.8 {
+		t.Errorf("only %.0f%% of the handler's samples continue into main;work", f*100)
+	}
+}

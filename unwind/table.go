@@ -27,6 +27,9 @@ const (
 	rowCFASP               // CFA = rsp + cfaOff
 	rowCFABP               // CFA = rbp + cfaOff: the function has set up its frame pointer
 	rowPLT                 // the PLT's CFA expression; cfaOff is the threshold of pc&15
+	// rowSignal is a signal trampoline (__restore_rt): the interrupted
+	// context's rsp, rip and rbp are saved at rsp + cfaOff, raOff and bpOff.
+	rowSignal
 )
 
 // row is the part of a CFI table row that unwinding rip, rsp and rbp needs.
@@ -103,6 +106,8 @@ func rowOf(fc *dframe.FrameContext) row {
 	case fc.CFA.Rule == dframe.RuleExpression:
 		if th, ok := pltThreshold(fc.CFA.Expression); ok {
 			rw.kind, rw.cfaOff = rowPLT, int32(th)
+		} else if off, ok := spOffset(fc.CFA.Expression, true); ok {
+			return signalRow(fc, off)
 		}
 	}
 	if fc.CFA.Offset != int64(int32(fc.CFA.Offset)) {
@@ -134,6 +139,62 @@ func rowOf(fc *dframe.FrameContext) row {
 		}
 	}
 	return rw
+}
+
+// signalRow reads the rules of a signal trampoline, where every register of
+// the interrupted context is saved at an offset from rsp.
+func signalRow(fc *dframe.FrameContext, spOff int32) row {
+	rw := row{kind: rowSignal, cfaOff: spOff}
+	ra, ok := fc.Regs[fc.RetAddrReg]
+	if !ok || ra.Rule != dframe.RuleExpression {
+		return row{}
+	}
+	if rw.raOff, ok = spOffset(ra.Expression, false); !ok {
+		return row{}
+	}
+	if bp, ok := fc.Regs[regBP]; ok && bp.Rule == dframe.RuleExpression {
+		if rw.bpOff, ok = spOffset(bp.Expression, false); ok {
+			rw.bpSaved = true
+		}
+	}
+	return rw
+}
+
+// spOffset recognizes the expression "rsp + N" (with deref: "*(rsp + N)"),
+// as signal trampolines describe the saved context, and returns N.
+func spOffset(expr []byte, deref bool) (int32, bool) {
+	const (
+		opBreg7 = 0x77
+		opDeref = 0x06
+	)
+	if len(expr) < 2 || expr[0] != opBreg7 {
+		return 0, false
+	}
+	var v int64
+	var shift uint
+	i := 1
+	for ; i < len(expr) && i < 6; i++ {
+		b := expr[i]
+		v |= int64(b&0x7f) << shift
+		shift += 7
+		if b&0x80 == 0 {
+			if b&0x40 != 0 {
+				v |= -1 << shift // sign-extend
+			}
+			i++
+			break
+		}
+	}
+	rest := expr[i:]
+	switch {
+	case deref && len(rest) == 1 && rest[0] == opDeref, !deref && len(rest) == 0:
+	default:
+		return 0, false
+	}
+	if v != int64(int32(v)) || v < 0 {
+		return 0, false
+	}
+	return int32(v), true
 }
 
 // pltThreshold recognizes the CFA expression of x86-64 PLT entries,

@@ -124,7 +124,7 @@ func TestTablePLT(t *testing.T) {
 		st.data[tt.want-8] = 0x42 // the return address sits just below the CFA
 		u := New(Options{})
 		r := fixedResolver{path: path}
-		next, _, end, why := u.step(&walk{}, r, frame{pc: tt.pc, sp: 0x1000}, true, st)
+		next, _, end, why := u.step(&walk{}, r, frame{pc: tt.pc, sp: 0x1000, exact: true}, st)
 		if why != "" || end || next.sp != 0x1000+tt.want || next.pc != 0x42 {
 			t.Errorf("at PLT offset %d: next %+v, end %v, %q; want CFA sp+%d", tt.pc-entry, next, end, why, tt.want)
 		}

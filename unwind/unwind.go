@@ -74,7 +74,10 @@ func (o Outcome) String() string {
 
 // Result is an unwound user stack.
 type Result struct {
-	PCs     []uint64 // leaf first; PCs[0] = Regs.IP
+	// PCs are leaf first; PCs[0] = Regs.IP and the others are return
+	// addresses, to be looked up at pc-1 (a frame a signal interrupted is
+	// reported at its pc+1 to fit that rule).
+	PCs     []uint64
 	Outcome Outcome
 	Reason  string // why the stack ended early: one of the Reason* constants
 }
@@ -124,6 +127,9 @@ func New(opts Options) *Unwinder {
 type frame struct {
 	pc, sp, bp uint64
 	bpOK       bool // bp holds the frame's rbp (false once CFI could not restore it)
+	// exact: pc is the interrupted instruction (the sample's, or one a
+	// signal interrupted), not a return address.
+	exact bool
 }
 
 // walk is the state kept across the frames of one stack: consecutive frames
@@ -160,7 +166,7 @@ func (u *Unwinder) Unwind(r Resolver, mode Mode, regs Regs, stack []byte, fpChai
 		return Result{PCs: fpChain, Outcome: OutcomeFP}
 	}
 	st := stackCopy{base: regs.SP, data: stack}
-	cur := frame{pc: regs.IP, sp: regs.SP, bp: regs.BP, bpOK: true}
+	cur := frame{pc: regs.IP, sp: regs.SP, bp: regs.BP, bpOK: true, exact: true}
 	pcs := make([]uint64, 1, 32)
 	pcs[0] = regs.IP
 	// lastK/lastJ remember the latest CFI frame pcs[lastK] that is
@@ -174,7 +180,7 @@ func (u *Unwinder) Unwind(r Resolver, mode Mode, regs Regs, stack []byte, fpChai
 			reason = ReasonDepth
 			break
 		}
-		next, kind, end, why := u.step(&w, r, cur, len(pcs) == 1, st)
+		next, kind, end, why := u.step(&w, r, cur, st)
 		if kind == rowCFABP && cur.bpOK && cur.bp == regs.BP && chainStartsAt(st, fpChain, cur) {
 			// This frame has set up its frame pointer and it is the one
 			// the kernel's walk started from: the chain continues from
@@ -192,7 +198,19 @@ func (u *Unwinder) Unwind(r Resolver, mode Mode, regs Regs, stack []byte, fpChai
 			clean = true
 			break
 		}
-		pcs = append(pcs, next.pc)
+		if kind == rowSignal {
+			// Symbolizers look return addresses (every PC but the first) up
+			// at pc-1. The trampoline's own address is its first byte (its
+			// CFI starts a byte early for that lookup), and the interrupted
+			// instruction is exact: report both one byte later so that the
+			// pc-1 rule names the right functions.
+			if n := len(pcs); n > 1 {
+				pcs[n-1]++
+			}
+			pcs = append(pcs, next.pc+1)
+		} else {
+			pcs = append(pcs, next.pc)
+		}
 		if j := match(fpChain, next.pc); j > 0 {
 			lastK, lastJ = len(pcs)-1, j
 			if mode == ModeAuto {
@@ -256,7 +274,7 @@ func splice(head, rest []uint64) []uint64 {
 // step unwinds one frame with CFI. end reports the outermost frame (the
 // return address is undefined or zero); why is a Reason* when the walk
 // cannot go on.
-func (u *Unwinder) step(w *walk, r Resolver, cur frame, leaf bool, st stackCopy) (next frame, kind rowKind, end bool, why string) {
+func (u *Unwinder) step(w *walk, r Resolver, cur frame, st stackCopy) (next frame, kind rowKind, end bool, why string) {
 	key, bias, open, ok := r.ModuleFor(cur.pc)
 	if !ok {
 		return frame{}, 0, false, ReasonNoModule
@@ -272,7 +290,7 @@ func (u *Unwinder) step(w *walk, r Resolver, cur frame, leaf bool, st stackCopy)
 		return frame{}, 0, false, ReasonBadCFI
 	}
 	pc := cur.pc - bias
-	if !leaf {
+	if !cur.exact {
 		// A return address may point past the end of a function whose last
 		// instruction is a call: look up the call instruction instead.
 		pc--
@@ -284,6 +302,9 @@ func (u *Unwinder) step(w *walk, r Resolver, cur frame, leaf bool, st stackCopy)
 	kind = rw.kind
 	if kind == rowUnsupported {
 		return frame{}, kind, false, ReasonUnsupported
+	}
+	if kind == rowSignal {
+		return signalStep(cur, rw, st)
 	}
 	var cfa uint64
 	switch rw.kind {
@@ -320,4 +341,27 @@ func (u *Unwinder) step(w *walk, r Resolver, cur frame, leaf bool, st stackCopy)
 		next.bp, next.bpOK = st.read(cfa + uint64(rw.bpOff))
 	}
 	return next, kind, false, ""
+}
+
+// signalStep unwinds a signal trampoline into the interrupted context, whose
+// registers the kernel saved in the signal frame.
+func signalStep(cur frame, rw row, st stackCopy) (next frame, kind rowKind, end bool, why string) {
+	sp, ok1 := st.read(cur.sp + uint64(rw.cfaOff))
+	ip, ok2 := st.read(cur.sp + uint64(rw.raOff))
+	if !ok1 || !ok2 {
+		return frame{}, rowSignal, false, ReasonEndOfCopy
+	}
+	if ip == 0 {
+		return frame{}, rowSignal, true, ""
+	}
+	if sp <= cur.sp {
+		// An alternate signal stack below the interrupted one: the copy
+		// cannot hold both.
+		return frame{}, rowSignal, false, ReasonNoProgress
+	}
+	next = frame{pc: ip, sp: sp, exact: true}
+	if rw.bpSaved {
+		next.bp, next.bpOK = st.read(cur.sp + uint64(rw.bpOff))
+	}
+	return next, rowSignal, false, ""
 }
