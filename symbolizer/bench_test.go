@@ -25,11 +25,16 @@ func openLibc(b *testing.B) *os.File {
 func BenchmarkColdLoadLibc(b *testing.B) {
 	f := openLibc(b)
 	for _, tc := range []struct {
-		name string
-		dirs []string
-	}{{"dynsym", []string{}}, {"debuginfo", []string{"/usr/lib/debug"}}} {
+		name  string
+		dirs  []string
+		lines bool
+	}{
+		{"dynsym", []string{}, false},
+		{"debuginfo", []string{"/usr/lib/debug"}, false},
+		{"debuginfo+lines", []string{"/usr/lib/debug"}, true},
+	} {
 		b.Run(tc.name, func(b *testing.B) {
-			s := New(Options{DebugDirs: tc.dirs, DebuginfodURLs: []string{}})
+			s := New(Options{DebugDirs: tc.dirs, DebuginfodURLs: []string{}, Lines: tc.lines})
 			var m *module
 			for b.Loop() {
 				m = s.loadModule(f, debugLocator{path: libcPath})
@@ -39,7 +44,8 @@ func BenchmarkColdLoadLibc(b *testing.B) {
 			}
 			b.ReportMetric(float64(m.table.len()), "symbols")
 			b.ReportMetric(float64(m.table.bytes())/float64(m.table.len()), "bytes/symbol")
-			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/load")
+			b.ReportMetric(float64(m.lines.rows()), "line-rows")
+			b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "ms/load")
 		})
 	}
 }

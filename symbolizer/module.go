@@ -18,6 +18,7 @@ type module struct {
 	buildID string
 	loads   []loadSeg
 	table   *symTable
+	lines   *lineTable // only with Options.Lines
 	gotab   *goTable
 	source  string // where the symbols came from, for logs and tests
 	err     error
@@ -25,7 +26,7 @@ type module struct {
 
 func (m *module) bytes() int64 {
 	n := int64(256 + len(m.loads)*32)
-	n += m.table.bytes()
+	n += m.table.bytes() + m.lines.bytes()
 	if m.gotab != nil {
 		n += m.gotab.bytes
 	}
@@ -92,6 +93,9 @@ func (s *Symbolizer) loadModule(r io.ReaderAt, loc debugLocator) *module {
 				s.log.Debug("debug symtab", "module", loc.label, "err", err)
 			}
 			m.source = src
+			if s.opts.Lines && f.Section(".debug_line") == nil {
+				m.lines = s.readLines(df, loc)
+			}
 			c.Close()
 		}
 	}
@@ -114,12 +118,24 @@ func (s *Symbolizer) loadModule(r io.ReaderAt, loc debugLocator) *module {
 	if nGo > 0 {
 		m.source = "gopclntab+" + m.source
 	}
+	// Go binaries have file:line in their pclntab.
+	if s.opts.Lines && nGo == 0 && m.lines == nil && f.Section(".debug_line") != nil {
+		m.lines = s.readLines(f, loc)
+	}
 	if len(syms) == 0 {
 		m.err = errors.New("no symbols")
 	}
 	m.table = newSymTable(syms, exact)
 	s.log.Debug("loaded symbols", "module", loc.label, "source", m.source, "symbols", m.table.len(), "build_id", m.buildID)
 	return m
+}
+
+func (s *Symbolizer) readLines(f *elf.File, loc debugLocator) *lineTable {
+	lt, err := readLines(f)
+	if err != nil {
+		s.log.Debug("line table", "module", loc.label, "err", err)
+	}
+	return lt
 }
 
 // findDebugFile looks for separate debuginfo: by build ID in the debug

@@ -379,3 +379,44 @@ func TestDlopenAfterSnapshot(t *testing.T) {
 		t.Errorf("got %+v, want plugin_work in %s", fr, lib)
 	}
 }
+
+func TestLines(t *testing.T) {
+	srcLine := func(substr string) int {
+		for i, l := range strings.Split(cFixture, "\n") {
+			if strings.Contains(l, substr) {
+				return i + 1
+			}
+		}
+		t.Fatalf("%q not in the fixture", substr)
+		return 0
+	}
+	tests := []struct {
+		name  string
+		strip bool
+	}{{"in the binary", false}, {"in the debuglink file", true}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			bin := buildC(t, dir, "fixture", cFixture, "-g", "-fPIE", "-pie")
+			if tt.strip {
+				dbg := stripWithDebug(t, bin)
+				run(t, "objcopy", "--add-gnu-debuglink="+dbg, bin)
+			}
+			s := New(Options{Lines: true, DebugDirs: []string{}, DebuginfodURLs: []string{}})
+			defer s.Close()
+			fx := start(t, bin)
+			p, err := s.Snapshot(fx.pid())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			for _, name := range []string{"alpha_leaf", "beta_middle"} {
+				fr := s.User(p, fx.addrs[name], false)[0]
+				want := srcLine("int " + name + "(int x)")
+				if fr.Name != name || filepath.Base(fr.File) != "fixture.c" || fr.Line != want {
+					t.Errorf("got %s %s:%d, want %s fixture.c:%d", fr.Name, fr.File, fr.Line, name, want)
+				}
+			}
+		})
+	}
+}

@@ -401,6 +401,9 @@ func (s *Symbolizer) User(p *Process, addr uint64, ret bool) []Frame {
 	}
 	fr.setName(mod.table.name(i))
 	if mod.gotab == nil {
+		if file, line, ok := mod.lines.lookup(elfAddr); ok {
+			fr.File, fr.Line = file, line
+		}
 		return []Frame{fr}
 	}
 	return mod.gotab.frames(fr, elfAddr)

@@ -26,6 +26,10 @@ type Options struct {
 	DebuginfodURLs  []string // default: split $DEBUGINFOD_URLS
 	DebuginfodCache string   // default: $XDG_CACHE_HOME/scorch/debuginfod or ~/.cache/...
 	Logger          *slog.Logger
+	// Lines reads DWARF line tables, where present, for Frame.File and
+	// Frame.Line of native code (Go's come from its pclntab regardless).
+	// It makes first loads slower and tables larger.
+	Lines bool
 }
 
 // Frame is one symbolized frame.
