@@ -377,6 +377,47 @@ func scaleFolded(lines []string) string {
 	return strings.Join(out, "\n")
 }
 
+func TestPprofSampleTypes(t *testing.T) {
+	tests := []struct {
+		typ   capture.Type
+		event string
+		want  string
+	}{
+		{capture.CPU, "", "samples/count,cpu/nanoseconds"},
+		{capture.OffCPU, "", "off_cpu/nanoseconds"},
+		{capture.Wakeup, "", "wakeup/nanoseconds"},
+		{capture.OffWake, "", "off_wake/nanoseconds"},
+		{capture.Mem, "malloc", "alloc_space/bytes,alloc_objects/count,inuse_space/bytes,inuse_objects/count"},
+		{capture.Mem, "page-faults", "page_faults/count"},
+		{capture.CPI, "", "cycles/count,instructions/count"},
+		{capture.PerfEvent, "cache-misses", "events/count"},
+	}
+	for _, tt := range tests {
+		b := capture.NewBuilder(capture.Meta{Type: tt.typ, Event: tt.event, Params: capture.Params{Hz: 49}})
+		proc := b.Frame(capture.Frame{Name: "app", Kind: capture.KindProcess})
+		sep := b.Frame(capture.Frame{Name: "--", Kind: capture.KindSynthetic})
+		waker := b.Frame(capture.Frame{Name: "wake_up_[k]", Kind: capture.KindKernel, Waker: true, Module: "[kernel.kallsyms]", Offset: 0xffffffff81000010})
+		b.Add(capture.Event{Stack: b.Stack([]uint32{proc, sep, waker, proc}), Value: 5, Value2: 9, PID: 3, TID: 4})
+		p := Profile(b.Capture(), capture.Query{})
+		if err := p.CheckValid(); err != nil {
+			t.Fatalf("%s: %v", tt.typ, err)
+		}
+		var got []string
+		for _, st := range p.SampleType {
+			got = append(got, st.Type+"/"+st.Unit)
+		}
+		if g := strings.Join(got, ","); g != tt.want || strings.Contains(g, "-") {
+			t.Errorf("%s %s: sample types %s, want %s", tt.typ, tt.event, g, tt.want)
+		}
+		if period := int64(time.Second) / 49; tt.typ == capture.CPU && (p.Period != period || p.Sample[0].Value[1] != 5*period) {
+			t.Errorf("cpu period %d, cpu value %d", p.Period, p.Sample[0].Value[1])
+		}
+		if loc := p.Sample[0].Location[1]; loc.Mapping == nil || loc.Address != 0xffffffff81000010 || loc.Mapping.Start > loc.Address {
+			t.Errorf("kernel location %+v should keep its kernel address", loc)
+		}
+	}
+}
+
 func TestPprofInlinedAndMem(t *testing.T) {
 	b := capture.NewBuilder(capture.Meta{Type: capture.Mem, Event: "malloc"})
 	app := b.Frame(capture.Frame{Name: "app", Kind: capture.KindProcess})
