@@ -172,18 +172,20 @@ func spOffset(expr []byte, deref bool) (int32, bool) {
 	}
 	var v int64
 	var shift uint
-	i := 1
-	for ; i < len(expr) && i < 6; i++ {
+	i, done := 1, false
+	for ; i < len(expr) && i < 6 && !done; i++ { // SLEB128, at most 5 bytes
 		b := expr[i]
 		v |= int64(b&0x7f) << shift
 		shift += 7
 		if b&0x80 == 0 {
+			done = true
 			if b&0x40 != 0 {
 				v |= -1 << shift // sign-extend
 			}
-			i++
-			break
 		}
+	}
+	if !done {
+		return 0, false
 	}
 	rest := expr[i:]
 	switch {

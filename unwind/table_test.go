@@ -179,3 +179,31 @@ func TestLoadTableErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestSPOffset(t *testing.T) {
+	tests := []struct {
+		name  string
+		expr  []byte
+		deref bool
+		want  int32
+		ok    bool
+	}{
+		{"rsp+160 deref (signal CFA)", []byte{0x77, 0xa0, 0x01, 0x06}, true, 160, true},
+		{"rsp+168 (saved rip)", []byte{0x77, 0xa8, 0x01}, false, 168, true},
+		{"rsp+40", []byte{0x77, 40}, false, 40, true},
+		{"deref missing", []byte{0x77, 0xa0, 0x01}, true, 0, false},
+		{"unexpected deref", []byte{0x77, 0xa0, 0x01, 0x06}, false, 0, false},
+		{"other register", []byte{0x76, 8}, false, 0, false},
+		{"negative offset", []byte{0x77, 0x78}, false, 0, false},
+		{"trailing ops", []byte{0x77, 8, 0x23, 8}, false, 0, false},
+		{"empty", nil, false, 0, false},
+		{"unterminated", []byte{0x77, 0x80, 0x80}, false, 0, false},
+		{"too long", []byte{0x77, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}, false, 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := spOffset(tt.expr, tt.deref)
+		if ok != tt.ok || ok && got != tt.want {
+			t.Errorf("%s: spOffset(% x, %v) = %d, %v; want %d, %v", tt.name, tt.expr, tt.deref, got, ok, tt.want, tt.ok)
+		}
+	}
+}

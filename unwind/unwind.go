@@ -89,6 +89,7 @@ const (
 	ReasonNoCFI       = "no CFI for pc"
 	ReasonBadCFI      = "unreadable CFI"
 	ReasonUnsupported = "unsupported CFI rule"
+	ReasonLostBP      = "rbp not recoverable"
 	ReasonEndOfCopy   = "end of stack copy"
 	ReasonNoProgress  = "no progress"
 	ReasonDepth       = "depth limit"
@@ -312,7 +313,7 @@ func (u *Unwinder) step(w *walk, r Resolver, cur frame, st stackCopy) (next fram
 		cfa = cur.sp + uint64(rw.cfaOff)
 	case rowCFABP:
 		if !cur.bpOK {
-			return frame{}, kind, false, ReasonUnsupported
+			return frame{}, kind, false, ReasonLostBP
 		}
 		cfa = cur.bp + uint64(rw.cfaOff)
 	case rowPLT:
