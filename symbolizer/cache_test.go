@@ -99,18 +99,19 @@ func FuzzELF(f *testing.F) {
 		src := filepath.Join(dir, "seed.c")
 		os.WriteFile(src, []byte(cFixture), 0o644)
 		bin := filepath.Join(dir, "seed")
-		if exec.Command(gcc, "-O1", "-s", "-o", bin, src).Run() == nil {
+		if exec.Command(gcc, "-O1", "-g", "-o", bin, src).Run() == nil {
 			if b, err := os.ReadFile(bin); err == nil {
 				f.Add(b)
 			}
 		}
 	}
-	s := New(Options{DebugDirs: []string{}, DebuginfodURLs: []string{}})
+	s := New(Options{Lines: true, DebugDirs: []string{}, DebuginfodURLs: []string{}})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := s.loadModule(bytes.NewReader(data), debugLocator{})
 		for _, a := range []uint64{0, 0x1000, 0x401000, ^uint64(0)} {
 			if i, ok := m.table.lookup(m.elfAddr(a)); ok {
 				_ = m.table.name(i)
+				m.lines.lookup(m.elfAddr(a))
 				if m.gotab != nil {
 					m.gotab.frames(Frame{}, m.elfAddr(a))
 				}
