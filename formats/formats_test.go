@@ -2,6 +2,7 @@ package formats
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"encoding/xml"
 	"io"
@@ -640,6 +641,13 @@ func TestDetectAndMerge(t *testing.T) {
 		if got := Detect(tt.data); got != tt.want {
 			t.Errorf("Detect(%.20q) = %q, want %q", tt.data, got, tt.want)
 		}
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("app;main;x 5\n"))
+	zw.Close()
+	if z, rep, err := Import(&gz, ImportOptions{}); err != nil || rep.Format != "folded" || total(z, capture.Query{}) != 5 {
+		t.Errorf("gzipped folded input: %v %+v", err, rep)
 	}
 	back, rep, err := Import(&capBuf, ImportOptions{})
 	if err != nil || rep.Format != "capture" || len(back.Events) != len(c.Events) {

@@ -2,6 +2,7 @@ package formats
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -99,6 +100,12 @@ func ImportBytes(data []byte, opts ImportOptions) (*capture.Capture, *ImportRepo
 		}
 	case "pprof":
 		c, err = readPprof(data)
+		if err != nil && isGzip(data) {
+			// A gzipped perf script or folded file (perf.txt.gz).
+			if text, gzErr := gunzip(data, opts.MaxBytes); gzErr == nil && Detect(text) != "pprof" && Detect(text) != "" {
+				return ImportBytes(text, opts)
+			}
+		}
 	case "perf-script":
 		c, err = readPerfScript(data, opts, rep)
 	case "folded":
@@ -112,13 +119,34 @@ func ImportBytes(data []byte, opts ImportOptions) (*capture.Capture, *ImportRepo
 	return c, rep, nil
 }
 
+func isGzip(data []byte) bool { return len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b }
+
+// gunzip decompresses data up to the import limit.
+func gunzip(data []byte, limit int64) ([]byte, error) {
+	if limit <= 0 {
+		limit = 1 << 30
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(out)) > limit {
+		return nil, fmt.Errorf("decompressed input is larger than the limit of %d bytes", limit)
+	}
+	return out, nil
+}
+
 // Detect names the format of data: "capture", "pprof", "perf-script",
 // "folded", or "" when it is none of them.
 func Detect(data []byte) string {
 	switch {
 	case capture.IsCaptureFile(data):
 		return "capture"
-	case len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b:
+	case isGzip(data):
 		return "pprof" // gzip: scorch captures are recognised above
 	}
 	// Text formats: perf script has indented stack lines or event lines with
