@@ -3,6 +3,7 @@ package flamegraph
 import (
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/scorch-dev/scorch/capture"
 )
@@ -41,18 +42,26 @@ func RenderDiff(w io.Writer, base, compare *capture.Capture, qBase, qCompare cap
 	g.subtitle = opts.Subtitle
 	if g.subtitle == "" {
 		g.subtitle = fmt.Sprintf("base %s (%s) vs compare %s (%s) · red grew, blue shrank (share of each side's total)",
-			sideName(base), formatValue(g.baseTot, g.unit), sideName(compare), formatValue(g.cmpTot, g.unit))
+			sideName(base, qBase), formatValue(g.baseTot, g.unit), sideName(compare, qCompare), formatValue(g.cmpTot, g.unit))
 	}
 	return g.write(w)
 }
 
-func sideName(c *capture.Capture) string {
-	if c.Meta.ID != "" {
-		return c.Meta.ID
+// sideName names one side: the capture and, when set, its time range.
+func sideName(c *capture.Capture, q capture.Query) string {
+	s := c.Meta.ID
+	if s == "" {
+		s = string(c.Meta.Type)
+		if c.Meta.Host != "" {
+			s += " on " + c.Meta.Host
+		}
 	}
-	s := string(c.Meta.Type)
-	if c.Meta.Host != "" {
-		s += " on " + c.Meta.Host
+	if q.From != 0 || q.To != 0 {
+		to := "end"
+		if q.To != 0 {
+			to = strconv.FormatFloat(q.To, 'f', -1, 64) + " s"
+		}
+		s += " " + strconv.FormatFloat(q.From, 'f', -1, 64) + " s to " + to
 	}
 	return s
 }

@@ -37,7 +37,7 @@ func build(t testing.TB, typ capture.Type, lines ...string) *capture.Capture {
 			}
 			ids = append(ids, b.Frame(f))
 		}
-		b.Add(capture.Event{Time: int64(n), Value: v, Stack: b.Stack(ids), PID: 1, TID: 1})
+		b.Add(capture.Event{Time: int64(n) * 1e9, Value: v, Stack: b.Stack(ids), PID: 1, TID: 1})
 	}
 	return b.Capture()
 }
@@ -354,6 +354,14 @@ func TestRenderDiff(t *testing.T) {
 		t.Fatal(err)
 	}
 	bdoc := parseSVG(t, buf.Bytes())
+	buf.Reset()
+	// Two time ranges of one capture.
+	if err := RenderDiff(&buf, base, base, capture.Query{From: 0, To: 1}, capture.Query{From: 1}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if sub := parseSVG(t, buf.Bytes()).text("subtitle"); !strings.Contains(sub, "0 s to 1 s (10 samples) vs compare cpu on testhost 1 s to end (90 samples)") {
+		t.Errorf("subtitle %q should name both ranges", sub)
+	}
 	if g := bdoc.frame("gone"); g == nil || g.V != 10 || !strings.HasSuffix(g.Rect.Fill, ",255)") {
 		t.Errorf("widths=base should show the vanished frame in blue: %+v", g)
 	}
