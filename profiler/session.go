@@ -473,10 +473,20 @@ func (s *session) wakerFrames(b *capture.Builder, g *segment) (user, kernel []ca
 	return user, kernel, comm
 }
 
+// tracingPrefixes name the kernel functions that run a BPF program from a
+// tracepoint or perf event: they are on the stack only because scorch is.
+var tracingPrefixes = []string{
+	"bpf_prog_", "__bpf_trace_", "bpf_trace_run", "__traceiter_", "bpf_get_stack", "__bpf_prog_run",
+	"perf_syscall_", "perf_trace_", "syscall_trace_enter", "trace_call_bpf",
+}
+
 func isTracingFrame(name string) bool {
-	return strings.HasPrefix(name, "bpf_prog_") || strings.HasPrefix(name, "__bpf_trace_") ||
-		strings.HasPrefix(name, "bpf_trace_run") || strings.HasPrefix(name, "__traceiter_") ||
-		strings.HasPrefix(name, "bpf_get_stack") || strings.HasPrefix(name, "__bpf_prog_run")
+	for _, p := range tracingPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // appendUser adds the frames of one user address, outermost first.
