@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	dframe "github.com/go-delve/delve/pkg/dwarf/frame"
 )
@@ -43,35 +44,33 @@ type row struct {
 	bpOff       int32
 }
 
-// maxRows bounds the per-table cache of evaluated rows.
-const maxRows = 4096
+// rowSlots is the size of each table's cache of evaluated rows.
+const rowSlots = 4096
 
-// table is the CFI of one ELF file, with the rows evaluated so far.
+// table is the CFI of one ELF file, with a cache of the rows evaluated so
+// far: a direct-mapped array of immutable entries, read without locks on
+// the hot path; a colliding address replaces the entry.
 type table struct {
 	fdes dframe.FrameDescriptionEntries // sorted by begin
+	rows [rowSlots]atomic.Pointer[rowEntry]
+}
 
-	mu   sync.Mutex
-	rows map[uint64]row
+type rowEntry struct {
+	pc uint64
+	rw row
 }
 
 // rowFor returns the CFI row at an ELF virtual address.
 func (t *table) rowFor(pc uint64) (row, bool) {
-	t.mu.Lock()
-	rw, ok := t.rows[pc]
-	t.mu.Unlock()
-	if ok {
-		return rw, !rw.miss
+	slot := &t.rows[(pc*0x9e3779b97f4a7c15)>>52] // Fibonacci hashing to 12 bits
+	if e := slot.Load(); e != nil && e.pc == pc {
+		return e.rw, !e.rw.miss
 	}
-	rw, ok = t.evaluate(pc)
-	t.mu.Lock()
-	if len(t.rows) >= maxRows {
-		clear(t.rows)
-	}
+	rw, ok := t.evaluate(pc)
 	if !ok {
 		rw = row{miss: true}
 	}
-	t.rows[pc] = rw
-	t.mu.Unlock()
+	slot.Store(&rowEntry{pc: pc, rw: rw})
 	return rw, ok
 }
 
@@ -275,7 +274,7 @@ func loadTable(ra io.ReaderAt) (t *table, err error) {
 	if len(fdes) == 0 {
 		return nil, errNoCFI
 	}
-	return &table{fdes: fdes, rows: make(map[uint64]row)}, nil
+	return &table{fdes: fdes}, nil
 }
 
 var errNoCFI = errors.New("no .eh_frame or .debug_frame")

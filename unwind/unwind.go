@@ -133,11 +133,25 @@ type frame struct {
 	exact bool
 }
 
-// walk is the state kept across the frames of one stack: consecutive frames
-// are mostly in the same file, so its table is looked up once.
+// walk is the state kept across the frames of one stack: its frames are in
+// a few files, whose tables are looked up in the shared cache once.
 type walk struct {
-	lastKey   string
-	lastTable *table
+	keys   [4]string
+	tables [4]*table
+	n      int // entries used; the oldest is replaced when full
+}
+
+func (w *walk) table(u *Unwinder, key string, open func() (io.ReaderAt, io.Closer, error)) *table {
+	for i := range min(w.n, len(w.keys)) {
+		if w.keys[i] == key {
+			return w.tables[i]
+		}
+	}
+	t := u.tables.get(key, open)
+	i := w.n % len(w.keys)
+	w.keys[i], w.tables[i] = key, t
+	w.n++
+	return t
 }
 
 // stackCopy is the copy of the user stack starting at base (the sampled sp).
@@ -280,13 +294,7 @@ func (u *Unwinder) step(w *walk, r Resolver, cur frame, st stackCopy) (next fram
 	if !ok {
 		return frame{}, 0, false, ReasonNoModule
 	}
-	var t *table
-	if key == w.lastKey && w.lastTable != nil {
-		t = w.lastTable
-	} else {
-		t = u.tables.get(key, open)
-		w.lastKey, w.lastTable = key, t
-	}
+	t := w.table(u, key, open)
 	if t == nil {
 		return frame{}, 0, false, ReasonBadCFI
 	}
