@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,7 +25,8 @@ type debuginfod struct {
 	client *http.Client
 
 	mu     sync.Mutex
-	misses map[string]time.Time
+	misses map[string]time.Time // build IDs no server had
+	down   map[string]time.Time // servers that did not answer at all
 }
 
 const (
@@ -38,11 +40,16 @@ func newDebuginfod(urls []string, dir string, log *slog.Logger) *debuginfod {
 		return nil
 	}
 	return &debuginfod{
-		urls:   urls,
-		dir:    dir,
-		log:    log,
-		client: &http.Client{Timeout: debuginfodTimeout},
+		urls: urls,
+		dir:  dir,
+		log:  log,
+		client: &http.Client{Timeout: debuginfodTimeout, Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			ResponseHeaderTimeout: 10 * time.Second,
+		}},
 		misses: make(map[string]time.Time),
+		down:   make(map[string]time.Time),
 	}
 }
 
@@ -77,9 +84,24 @@ func (d *debuginfod) fetch(id string) (string, error) {
 
 	var errs []error
 	for _, u := range d.urls {
+		// A server that did not answer is skipped for a while, so that
+		// symbolizing does not wait on it for every file.
+		d.mu.Lock()
+		t, isDown := d.down[u]
+		d.mu.Unlock()
+		if isDown && time.Since(t) < debuginfodRetry {
+			errs = append(errs, fmt.Errorf("%s: not answering", u))
+			continue
+		}
 		err := d.download(strings.TrimRight(u, "/")+"/buildid/"+id+"/debuginfo", dst)
 		if err == nil {
 			return dst, nil
+		}
+		var se statusError
+		if !errors.As(err, &se) {
+			d.mu.Lock()
+			d.down[u] = time.Now()
+			d.mu.Unlock()
 		}
 		errs = append(errs, err)
 	}
@@ -102,7 +124,7 @@ func (d *debuginfod) download(url, dst string) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("get %s: status %s", url, resp.Status)
+		return fmt.Errorf("get %s: %w", url, statusError(resp.Status))
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("debuginfod cache: %w", err)
@@ -128,3 +150,9 @@ func (d *debuginfod) download(url, dst string) error {
 	d.log.Debug("debuginfod fetched", "url", url, "bytes", n)
 	return nil
 }
+
+// statusError is an HTTP answer other than 200: the server works, it just
+// does not have the file.
+type statusError string
+
+func (e statusError) Error() string { return "status " + string(e) }

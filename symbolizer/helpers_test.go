@@ -1,6 +1,7 @@
 package symbolizer
 
 import (
+	"log/slog"
 	"reflect"
 	"strconv"
 )
@@ -8,3 +9,5 @@ import (
 func funcPC(f any) uint64 { return uint64(reflect.ValueOf(f).Pointer()) }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -335,6 +335,10 @@ func TestSelf(t *testing.T) {
 			t.Errorf("%s: no file:line", tt.name)
 		}
 	}
+	// A nil snapshot (the process was gone) still gives one frame.
+	if fr := s.User(nil, 0x1234, false); len(fr) != 1 || fr[0].Name != "" || fr[0].Module != "" {
+		t.Errorf("nil process: %+v", fr)
+	}
 	// An address in no mapping at all.
 	if fr := s.User(p, 8, false); len(fr) != 1 || fr[0].Name != "" || fr[0].Module != "" {
 		t.Errorf("unmapped address: %+v", fr)

@@ -291,6 +291,9 @@ func openInRoot(root *os.File, dir, p string) (*os.File, error) {
 
 // Close releases the file handles the snapshot holds.
 func (p *Process) Close() error {
+	if p == nil {
+		return nil
+	}
 	p.closed.Do(func() {
 		p.mu.Lock()
 		all := slices.Concat(p.mappings(), p.retired)
@@ -378,6 +381,9 @@ func (s *Symbolizer) User(p *Process, addr uint64, ret bool) []Frame {
 	if ret && addr > 0 {
 		addr--
 	}
+	if p == nil {
+		return []Frame{{Offset: addr}}
+	}
 	m := p.find(addr)
 	if m == nil || m.path == "" || (m.path[0] == '[' && m.path != "[vdso]") {
 		if fr, ok := p.perf.lookup(p, addr); ok {
@@ -437,6 +443,9 @@ func (gt *goTable) frames(fr Frame, pc uint64) (frames []Frame) {
 // address = addr - bias, and a function opening the ELF file (working after
 // the process exited, while the snapshot is open).
 func (p *Process) ModuleFor(addr uint64) (key string, bias uint64, open func() (io.ReaderAt, io.Closer, error), ok bool) {
+	if p == nil {
+		return "", 0, nil, false
+	}
 	m := p.find(addr)
 	if m == nil {
 		return "", 0, nil, false
