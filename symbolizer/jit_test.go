@@ -5,7 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // startSleeper runs a process with no JIT of its own whose perf map the
@@ -100,5 +103,72 @@ func TestPerfMapUntrusted(t *testing.T) {
 				t.Errorf("untrusted perf map used: %+v", fr)
 			}
 		})
+	}
+}
+
+// A real JIT: node --perf-basic-prof writes /tmp/perf-PID.map; its hot JS
+// function is named from the snapshot.
+func TestNodePerfMap(t *testing.T) {
+	node := needTool(t, "node")
+	dir := t.TempDir()
+	script := writeFile(t, filepath.Join(dir, "hot.js"), `
+function scorchHotLoop(n) { let s = 0; for (let i = 0; i < n; i++) s += i % 7; return s; }
+let total = 0;
+for (let i = 0; i < 2000; i++) total += scorchHotLoop(10000);
+console.log("ready " + total);
+setInterval(() => {}, 1000);
+`)
+	cmd := exec.Command(node, "--perf-basic-prof", script)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	path := fmt.Sprintf("/tmp/perf-%d.map", pid)
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); os.Remove(path) })
+	ready := make(chan struct{})
+	go func() {
+		b := make([]byte, 64)
+		out.Read(b)
+		close(ready)
+	}()
+	select {
+	case <-ready:
+	case <-time.After(120 * time.Second):
+		t.Fatal("node did not finish its warm-up")
+	}
+	// Find the function in the map independently of the parser.
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Skipf("node wrote no perf map: %v", err)
+	}
+	var start uint64
+	var want string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(line, " ", 3)
+		if len(f) == 3 && strings.Contains(f[2], "scorchHotLoop") {
+			v, err := strconv.ParseUint(strings.TrimPrefix(f[0], "0x"), 16, 64)
+			if err != nil {
+				t.Fatalf("bad line %q", line)
+			}
+			start, want = v, f[2]
+		}
+	}
+	if start == 0 {
+		t.Fatalf("scorchHotLoop not in %s", path)
+	}
+	s := New(Options{DebugDirs: []string{}, DebuginfodURLs: []string{}})
+	defer s.Close()
+	p, err := s.Snapshot(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	fr := s.User(p, start+1, false)[0]
+	if fr.Name != want || !fr.JIT || fr.Module != path {
+		t.Errorf("got %+v, want JIT frame %q", fr, want)
 	}
 }
