@@ -2,6 +2,19 @@
 // differential flame graphs. The SVG is standalone: it works when opened from
 // disk, and its script runs under a Content-Security-Policy that allows only
 // that script (by nonce).
+//
+// In the browser: hover shows a frame's value with its unit, its share and
+// its self value; a click zooms (ancestors dimmed), a click on the root,
+// "Reset Zoom" or Escape resets; Search, Ctrl-F or F3 asks for a regular
+// expression, "ic" or Ctrl-I toggles case, and "Matched" is the share of
+// the zoomed frame covered by matches. The URL keeps the state (?x=&d= for
+// the zoom, ?s= for the search, ?i=1 for ignore case) in the history, so
+// Back undoes.
+//
+// Differential graphs take their widths from the compare side, so frames
+// that exist only in the base have no width; Options.BaseWidths (widths=base,
+// `scorch diff --widths base`) draws the base side's widths with the same
+// colours, which shows them.
 package flamegraph
 
 import (
