@@ -25,6 +25,14 @@ async function state(page) {
 	});
 }
 
+// settle waits (at most 10 s) until the page shows what pred expects, so
+// that history navigation has been applied, then reads the state; the Go
+// test judges it.
+async function settle(page, pred) {
+	await page.waitForFunction(pred, null, { timeout: 10000 }).catch(() => {});
+	return state(page);
+}
+
 async function frameRect(page, name) {
 	const i = await page.evaluate((n) => [...document.querySelectorAll('#frames > g')]
 		.findIndex((g) => g.querySelector('title').textContent.split('\n')[0] === n), name);
@@ -65,9 +73,11 @@ async function frameRect(page, name) {
 		await page.goBack();
 		await page.goBack();
 		await page.goBack();
-		out.back = await state(page);
+		out.back = await settle(page, () => new URLSearchParams(location.search).get('s') === 'leaf_b' &&
+			document.getElementById('matched').textContent !== '');
 		await page.goBack(); // before the zoom
-		out.backUnzoomed = await state(page);
+		out.backUnzoomed = await settle(page, () => !new URLSearchParams(location.search).has('x') &&
+			document.getElementById('unzoom').classList.contains('hide'));
 
 		// The web service sends a CSP allowing only the nonce'd script.
 		const body = fs.readFileSync(cspFile);
