@@ -110,6 +110,13 @@ func TestPerfScriptFixtures(t *testing.T) {
 				t.Errorf("meta %s/%s timestamps %v, want %s/%s with timestamps", c.Meta.Type, c.Meta.Unit, c.Meta.Timestamps, tt.typ, tt.unit)
 			}
 			out := folded(t, c, capture.Query{IncludeIdle: true})
+			// What flamegraph.pl accepts: frames, blanks, an integer count.
+			valid := regexp.MustCompile(`^[^;\s][^;\n]*(;[^;\n]+)* \d+$`)
+			for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+				if !valid.MatchString(line) || strings.Contains(line, ";;") {
+					t.Fatalf("folded line flamegraph.pl would ignore: %q", line)
+				}
+			}
 			for _, want := range tt.wantLines {
 				if !strings.Contains(out, want) {
 					t.Errorf("folded output lacks %q:\n%s", want, firstLines(out, 5))
