@@ -63,6 +63,40 @@ func TestPerfMap(t *testing.T) {
 	if fr := s.User(p, 0x7ff0aa000304, false)[0]; fr.Name != "Function:~later /app/later.js:9" {
 		t.Errorf("appended entry not seen: %+v", fr)
 	}
+
+	appendMap := func(text string) {
+		t.Helper()
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A line caught half-written is read again once complete.
+	appendMap("7ff0aa000400 20 partial_na")
+	s.User(p, 0x7ff0aa000404, false)
+	appendMap("me\n")
+	if fr := s.User(p, 0x7ff0aa000404, false)[0]; fr.Name != "partial_name" {
+		t.Errorf("completed line: %+v", fr)
+	}
+	// Many appends (more layers than kept) and code regenerated at an
+	// address that already had a name: the newest entry wins.
+	for i := range 12 {
+		appendMap(fmt.Sprintf("7ff0aa0010%02x 4 gen%d\n", 4*i, i))
+		if fr := s.User(p, 0x7ff0aa001000+uint64(4*i), false)[0]; fr.Name != fmt.Sprintf("gen%d", i) {
+			t.Errorf("append %d: %+v", i, fr)
+		}
+	}
+	appendMap("7ff0aa000000 40 LazyCompile:*fib regenerated\n")
+	if fr := s.User(p, 0x7ff0aa000010, false)[0]; fr.Name != "LazyCompile:*fib regenerated" {
+		t.Errorf("regenerated code: %+v", fr)
+	}
+	if fr := s.User(p, 0x7ff0aa000304, false)[0]; fr.Name != "Function:~later /app/later.js:9" {
+		t.Errorf("older entry lost: %+v", fr)
+	}
 }
 
 func TestPerfMapUntrusted(t *testing.T) {

@@ -19,6 +19,9 @@ const (
 // perfMap is a parsed /tmp/perf-PID.map.
 type perfMap struct {
 	syms *symTable
+	// consumed counts the bytes of complete (newline-terminated) lines, where
+	// reading more of a growing file resumes.
+	consumed int64
 }
 
 // parsePerfMap reads "START SIZE NAME" lines (hex, "0x" optional). Later
@@ -31,9 +34,13 @@ func parsePerfMap(r io.Reader) *perfMap {
 		seq int
 	}
 	var entries []entry
+	var consumed int64
 	br := bufio.NewReaderSize(io.LimitReader(r, perfMapMaxBytes), 64<<10)
 	for len(entries) < perfMapMaxEntries {
-		line, err := readLine(br, perfMapMaxName+64)
+		line, raw, terminated, err := readLine(br, perfMapMaxName+64)
+		if terminated {
+			consumed += int64(raw)
+		}
 		if len(line) > 0 {
 			if s, ok := parsePerfMapLine(line); ok {
 				entries = append(entries, entry{s, len(entries)})
@@ -57,26 +64,25 @@ func parsePerfMap(r io.Reader) *perfMap {
 		}
 		syms = append(syms, entries[i].symbol)
 	}
-	return &perfMap{syms: newSymTable(syms, false)}
+	return &perfMap{syms: newSymTable(syms, false), consumed: consumed}
 }
 
 // readLine returns the next line without its newline, cut at max bytes (the
-// rest of a long line is discarded).
-func readLine(br *bufio.Reader, max int) ([]byte, error) {
-	var line []byte
+// rest of a long line is discarded), the bytes it took from br, and whether
+// it ended with a newline.
+func readLine(br *bufio.Reader, max int) (line []byte, raw int, terminated bool, err error) {
 	for {
 		chunk, err := br.ReadSlice('\n')
+		raw += len(chunk)
 		if len(line) < max {
-			room := max - len(line)
-			if len(chunk) < room {
-				room = len(chunk)
-			}
+			room := min(max-len(line), len(chunk))
 			line = append(line, chunk[:room]...)
 		}
 		if err == bufio.ErrBufferFull {
 			continue
 		}
-		return bytes.TrimRight(line, "\r\n"), err
+		terminated = len(chunk) > 0 && chunk[len(chunk)-1] == '\n'
+		return bytes.TrimRight(line, "\r\n"), raw, terminated, err
 	}
 }
 

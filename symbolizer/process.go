@@ -497,7 +497,9 @@ func (p *Process) newModuleRef(m *procMapping, mod *module) *moduleRef {
 	return ref
 }
 
-// perfMapState follows a process's /tmp/perf-PID.map.
+// perfMapState follows a process's /tmp/perf-PID.map. JIT compilers only
+// append to it, so what was added since the last reading is parsed into a
+// new layer; layers are merged by a full re-read when they pile up.
 type perfMapState struct {
 	mu        sync.Mutex
 	path      string // in the process's namespace
@@ -506,29 +508,31 @@ type perfMapState struct {
 	size      int64
 	mtime     int64
 	checked   time.Time
-	pm        *perfMap
+	layers    []*perfMap // oldest first
+	readOff   int64      // where the next layer starts
 }
 
 // perfMapRecheck is how often a changed perf map is looked for; JIT code
 // appears continually, re-reading on every miss would be wasteful.
 var perfMapRecheck = time.Second
 
+const perfMapMaxLayers = 8
+
 func (ps *perfMapState) lookup(p *Process, addr uint64) (Frame, bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if ps.pm == nil || time.Since(ps.checked) > perfMapRecheck {
+	if len(ps.layers) == 0 || time.Since(ps.checked) > perfMapRecheck {
 		ps.refresh(p)
 	}
-	if ps.pm == nil {
-		return Frame{}, false
+	for i := len(ps.layers) - 1; i >= 0; i-- {
+		syms := ps.layers[i].syms
+		if j, ok := syms.lookup(addr); ok {
+			fr := Frame{Module: ps.path, Offset: addr, JIT: true}
+			fr.setName(syms.name(j))
+			return fr, true
+		}
 	}
-	i, ok := ps.pm.syms.lookup(addr)
-	if !ok {
-		return Frame{}, false
-	}
-	fr := Frame{Module: ps.path, Offset: addr, JIT: true}
-	fr.setName(ps.pm.syms.name(i))
-	return fr, true
+	return Frame{}, false
 }
 
 func (ps *perfMapState) refresh(p *Process) {
@@ -548,13 +552,22 @@ func (ps *perfMapState) refresh(p *Process) {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || (st.Uid != 0 && int(st.Uid) != ps.uid && int(st.Uid) != ps.euid) {
 		p.s.log.Debug("ignoring perf map", "pid", p.PID, "owner", st.Uid)
 		ps.f.Close()
-		ps.f = nil
+		ps.f, ps.layers = nil, nil
 		return
 	}
-	if ps.pm != nil && st.Size == ps.size && st.Mtim.Nano() == ps.mtime {
+	if len(ps.layers) > 0 && st.Size == ps.size && st.Mtim.Nano() == ps.mtime {
 		return
 	}
-	ps.pm = parsePerfMap(io.NewSectionReader(ps.f, 0, st.Size))
+	grown := len(ps.layers) > 0 && st.Size >= ps.size && st.Size > ps.readOff
+	if grown && len(ps.layers) < perfMapMaxLayers {
+		pm := parsePerfMap(io.NewSectionReader(ps.f, ps.readOff, st.Size-ps.readOff))
+		ps.layers = append(ps.layers, pm)
+		ps.readOff += pm.consumed
+	} else {
+		pm := parsePerfMap(io.NewSectionReader(ps.f, 0, st.Size))
+		ps.layers = []*perfMap{pm}
+		ps.readOff = pm.consumed
+	}
 	ps.size, ps.mtime = st.Size, st.Mtim.Nano()
 }
 
