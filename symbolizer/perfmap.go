@@ -4,9 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Limits that keep a hostile perf map from using unbounded memory.
@@ -119,4 +126,104 @@ func parseHex(b []byte) (uint64, bool) {
 	}
 	v, err := strconv.ParseUint(string(b), 16, 64)
 	return v, err == nil
+}
+
+// perfMapState follows a process's /tmp/perf-PID.map. JIT compilers only
+// append to it, so what was added since the last reading is parsed into a
+// new layer; layers are merged by a full re-read when they pile up.
+type perfMapState struct {
+	mu        sync.Mutex
+	path      string // in the process's namespace
+	uid, euid int
+	f         *os.File
+	size      int64
+	mtime     int64
+	checked   time.Time
+	layers    []*perfMap // oldest first
+	readOff   int64      // where the next layer starts
+}
+
+// perfMapRecheck is how often a changed perf map is looked for; JIT code
+// appears continually, re-reading on every miss would be wasteful.
+var perfMapRecheck = time.Second
+
+const perfMapMaxLayers = 8
+
+func (ps *perfMapState) lookup(p *Process, addr uint64) (Frame, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if len(ps.layers) == 0 || time.Since(ps.checked) > perfMapRecheck {
+		ps.refresh(p)
+	}
+	for i := len(ps.layers) - 1; i >= 0; i-- {
+		syms := ps.layers[i].syms
+		if j, ok := syms.lookup(addr); ok {
+			fr := Frame{Module: ps.path, Offset: addr, JIT: true}
+			fr.setName(syms.name(j))
+			return fr, true
+		}
+	}
+	return Frame{}, false
+}
+
+func (ps *perfMapState) refresh(p *Process) {
+	ps.checked = time.Now()
+	if ps.f == nil {
+		f, err := openPerfMap(p.root, p.s.opts.ProcRoot, p.PID, ps.path)
+		if err != nil {
+			return
+		}
+		ps.f = f
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(ps.f.Fd()), &st); err != nil {
+		return
+	}
+	// Anyone can create a file in /tmp: trust only root's or the process's own.
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || (st.Uid != 0 && int(st.Uid) != ps.uid && int(st.Uid) != ps.euid) {
+		p.s.log.Debug("ignoring perf map", "pid", p.PID, "owner", st.Uid)
+		ps.f.Close()
+		ps.f, ps.layers = nil, nil
+		return
+	}
+	if len(ps.layers) > 0 && st.Size == ps.size && st.Mtim.Nano() == ps.mtime {
+		return
+	}
+	grown := len(ps.layers) > 0 && st.Size >= ps.size && st.Size > ps.readOff
+	if grown && len(ps.layers) < perfMapMaxLayers {
+		pm := parsePerfMap(io.NewSectionReader(ps.f, ps.readOff, st.Size-ps.readOff))
+		ps.layers = append(ps.layers, pm)
+		ps.readOff += pm.consumed
+	} else {
+		pm := parsePerfMap(io.NewSectionReader(ps.f, 0, st.Size))
+		ps.layers = []*perfMap{pm}
+		ps.readOff = pm.consumed
+	}
+	ps.size, ps.mtime = st.Size, st.Mtim.Nano()
+}
+
+func (ps *perfMapState) close() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.f != nil {
+		ps.f.Close()
+		ps.f = nil
+	}
+}
+
+// openPerfMap opens the perf map inside the process's root without
+// following any symlink.
+func openPerfMap(root *os.File, procRoot string, pid int, p string) (*os.File, error) {
+	if root == nil {
+		return nil, errors.New("no root")
+	}
+	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS}
+	fd, err := unix.Openat2(int(root.Fd()), p[1:], &how)
+	if errors.Is(err, unix.ENOSYS) {
+		return os.OpenFile(filepath.Join(procRoot, strconv.Itoa(pid), "root", p), os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), p), nil
 }
