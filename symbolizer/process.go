@@ -496,4 +496,3 @@ func (p *Process) newModuleRef(m *procMapping, mod *module) *moduleRef {
 	}
 	return ref
 }
-
