@@ -16,6 +16,7 @@ import (
 func startSleeper(t *testing.T) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(needTool(t, "sleep"), "600")
+	cmd.Stdin = strings.NewReader("")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -153,6 +154,7 @@ console.log("ready " + total);
 setInterval(() => {}, 1000);
 `)
 	cmd := exec.Command(node, "--perf-basic-prof", script)
+	cmd.Stdin = strings.NewReader("")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

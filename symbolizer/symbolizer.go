@@ -156,7 +156,11 @@ func (s *Symbolizer) KernelStatus() (ok bool, reason string) {
 		if b, err := os.ReadFile(filepath.Join(s.opts.ProcRoot, "sys/kernel/kptr_restrict")); err == nil {
 			kr = strings.TrimSpace(string(b))
 		}
-		return false, fmt.Sprintf("kernel addresses are hidden in %s/kallsyms (kernel.kptr_restrict=%s); run as root with kptr_restrict 0 or 1 to get kernel symbols", s.opts.ProcRoot, kr)
+		who := "running as root"
+		if os.Geteuid() != 0 {
+			who = "not running as root"
+		}
+		return false, fmt.Sprintf("kernel addresses read as zero in %s/kallsyms (kernel.kptr_restrict=%s, %s); kernel symbols need root (CAP_SYSLOG) and kptr_restrict 0 or 1", s.opts.ProcRoot, kr, who)
 	}
 	return true, ""
 }
