@@ -83,4 +83,4 @@ for file in "$libc" $big; do
 done
 
 echo
-"$tmp/sym.test" -test.run '^$' -test.bench 'ColdLoadLibc|WarmLookup|User' -test.benchtime 1s | grep -E '^Benchmark'
+"$tmp/sym.test" -test.run '^$' -test.bench 'ColdLoadLibc|WarmLookup|User|ModuleFor' -test.benchtime 1s | grep -E '^Benchmark'
