@@ -100,14 +100,15 @@ gcc -O2 -fno-omit-frame-pointer -pthread -o "$tmp/cpuwork" scripts/bench/cpuwork
 "$tmp/cpuwork" "$(nproc)" 100000000000 &
 pids+=("$!")
 work=$!
-id=$(curl -sf -H 'Content-Type: application/json' -d "{\"type\":\"cpu\",\"duration\":\"${RSS_SECONDS}s\",\"hz\":999}" "$base/api/captures" |
-	sed -n 's/^  "id": "\([^"]*\)".*/\1/p')
-[[ -n $id ]] || { echo "bench-web: the capture did not start" >&2; cat "$tmp/serve.log" >&2; exit 1; }
+answer=$(curl -s -H 'Content-Type: application/json' -d "{\"type\":\"cpu\",\"duration\":\"${RSS_SECONDS}s\",\"hz\":999}" "$base/api/captures" || true)
+id=$(sed -n 's/^  "id": "\([^"]*\)".*/\1/p' <<<"$answer")
+[[ -n $id ]] || { echo "bench-web: the capture did not start: $answer" >&2; tail -5 "$tmp/serve.log" >&2; exit 1; }
 peak=$idle
 while :; do
-	rss=$(awk '/^VmRSS/ {print $2}' "/proc/$server/status")
+	rss=$(awk '/^VmRSS/ {print $2}' "/proc/$server/status" 2>/dev/null || echo 0)
 	((rss > peak)) && peak=$rss
-	status=$(curl -sf "$base/api/captures/$id" | sed -n 's/^  "status": "\([^"]*\)".*/\1/p')
+	status=$(curl -s "$base/api/captures/$id" | sed -n 's/^  "status": "\([^"]*\)".*/\1/p' || true)
+	[[ -n $status ]] || { echo "bench-web: the server stopped answering" >&2; tail -5 "$tmp/serve.log" >&2; exit 1; }
 	[[ $status == running ]] || break
 	sleep 0.5
 done
