@@ -155,6 +155,7 @@ setInterval(() => {}, 1000);
 `)
 	cmd := exec.Command(node, "--perf-basic-prof", script)
 	cmd.Stdin = strings.NewReader("")
+	cmd.Dir = dir // node may write a v8 log into its working directory
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
