@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/ulikunitz/xz"
 )
@@ -185,6 +186,11 @@ func elfSymbols(f *elf.File, typ elf.SectionType, out []symbol) ([]symbol, error
 		if end <= 0 {
 			continue
 		}
+		// Versioned aliases (clock_nanosleep@GLIBC_2.2.5 in libc's debug
+		// symbols) are named as users call them.
+		if at := bytes.IndexByte(name[:end], '@'); at > 0 {
+			end = at
+		}
 		var bind uint8
 		switch elf.SymBind(info >> 4) {
 		case elf.STB_GLOBAL:
@@ -260,4 +266,48 @@ func goSymbols(f *elf.File, out []symbol) (_ []symbol, gt *goTable, err error) {
 		gt.bytes += int64(len(gt.inline.gofunc))
 	}
 	return out, gt, nil
+}
+
+// pltSymbols names the PLT stubs of an x86-64 ELF "func@plt", as perf and
+// gdb do: otherwise an address in .plt takes the name of whatever symbol
+// precedes the section (often _init). Entry k of .rela.plt is the stub at
+// .plt.sec + 16k when the binary has IBT stubs, else at .plt + 16(k+1).
+func pltSymbols(f *elf.File, out []symbol) []symbol {
+	rela := f.Section(".rela.plt")
+	if f.Machine != elf.EM_X86_64 || f.Class != elf.ELFCLASS64 || rela == nil {
+		return out
+	}
+	var base uint64
+	if sec := f.Section(".plt.sec"); sec != nil {
+		base = sec.Addr
+	} else if plt := f.Section(".plt"); plt != nil {
+		base = plt.Addr + 16
+	} else {
+		return out
+	}
+	data, err := sectionData(rela)
+	if err != nil {
+		return out
+	}
+	dyn, err := f.DynamicSymbols()
+	if err != nil {
+		return out
+	}
+	const relaSize, stubSize = 24, 16
+	for k := 0; (k+1)*relaSize <= len(data) && k < 1<<16; k++ {
+		info := f.ByteOrder.Uint64(data[k*relaSize+8:])
+		idx := info >> 32
+		if uint32(info) != uint32(elf.R_X86_64_JMP_SLOT) || idx == 0 || idx > uint64(len(dyn)) {
+			continue
+		}
+		name := dyn[idx-1].Name
+		if at := strings.IndexByte(name, '@'); at > 0 {
+			name = name[:at]
+		}
+		if name == "" {
+			continue
+		}
+		out = append(out, symbol{addr: base + uint64(k)*stubSize, size: stubSize, name: []byte(name + "@plt")})
+	}
+	return out
 }

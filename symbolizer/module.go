@@ -115,6 +115,7 @@ func (s *Symbolizer) loadModule(r io.ReaderAt, loc debugLocator) *module {
 			exact = false
 		}
 	}
+	syms = pltSymbols(f, syms)
 	if nGo > 0 {
 		m.source = "gopclntab+" + m.source
 	}
