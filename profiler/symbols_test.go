@@ -96,11 +96,18 @@ const end = Date.now() + 30000;
 let sink = 0;
 while (Date.now() < end) { sink += scorchHotLoop(200000); }
 `
-	file := filepath.Join(t.TempDir(), "hot.js")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "hot.js")
 	if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := testutil.Start(t, node, "--perf-basic-prof", file)
+	// node writes its v8 log into the working directory.
+	cmd := exec.Command(node, "--perf-basic-prof", file)
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	// Let the function be compiled and written to /tmp/perf-PID.map.
 	time.Sleep(1500 * time.Millisecond)
 	t.Cleanup(func() { os.Remove(filepath.Join("/tmp", "perf-"+strconv.Itoa(cmd.Process.Pid)+".map")) })
