@@ -38,7 +38,7 @@ type Options struct {
 	// Progress is called about every 250 ms while the capture runs.
 	Progress func(Progress)
 	// RingBytes is the BPF ring buffer size (a power of two, at least a
-	// page); 0: 8 MiB, or 32 MiB when user stacks are copied.
+	// page); 0: 8 MiB, 16 MiB for --unwind dwarf (twice that for off-CPU).
 	RingBytes int
 	// CommandStdout and CommandStderr receive the output of a `-- CMD` target.
 	CommandStdout, CommandStderr io.Writer
@@ -140,10 +140,13 @@ func ringBytes(opts Options, mode unwind.Mode) uint32 {
 		}
 		return n
 	}
-	if mode == unwind.ModeFP {
-		return 8 << 20
+	// The reader polls every 20 ms and is woken when an eighth of the ring
+	// fills, so 8 MiB holds bursts of ~5k stack records with 1 KiB copies.
+	// The ring is mapped twice into scorch, so it counts double in its RSS.
+	if mode == unwind.ModeDWARF {
+		return 16 << 20
 	}
-	return 32 << 20
+	return 8 << 20
 }
 
 // wakeupBytes is the data that makes the BPF programs wake the reader: an

@@ -32,7 +32,11 @@ func parseKallsyms(r io.Reader) (*kernelTable, error) {
 		symbol
 		mod uint16
 	}
-	var syms []ksym
+	// Names go into one arena (sliced once it is complete) rather than an
+	// allocation each: a kernel has 100k-200k text symbols.
+	syms := make([]ksym, 0, 1<<17)
+	arena := make([]byte, 0, 4<<20)
+	var nameAt []uint32
 	modIdx := map[string]uint16{kernelModule: 0}
 	kt := &kernelTable{modNames: []string{kernelModule}}
 	sc := bufio.NewScanner(r)
@@ -82,7 +86,16 @@ func parseKallsyms(r io.Reader) (*kernelTable, error) {
 			}
 		}
 		// name aliases the scanner's buffer: copy it.
-		syms = append(syms, ksym{symbol{addr: addr, name: append([]byte(nil), name...), bind: bind}, m})
+		nameAt = append(nameAt, uint32(len(arena)))
+		arena = append(arena, name...)
+		syms = append(syms, ksym{symbol{addr: addr, bind: bind}, m})
+	}
+	for i := range syms {
+		end := len(arena)
+		if i+1 < len(nameAt) {
+			end = int(nameAt[i+1])
+		}
+		syms[i].name = arena[nameAt[i]:end:end]
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read kallsyms: %w", err)

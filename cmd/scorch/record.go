@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -70,9 +72,10 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		format   = fs.String("format", "folded", "output format: svg, folded, pprof, speedscope, heatmap-json, capture")
 		out      = fs.String("o", "", "output file (default stdout)")
 		idle     = fs.String("idle", "exclude", "samples of the idle task: include or exclude")
-		ring     = fs.Int("ring-size", 0, "BPF ring buffer size in bytes (0: 8 MiB, 32 MiB with stack copies)")
+		ring     = fs.Int("ring-size", 0, "BPF ring buffer size in bytes (0: 8 MiB; 16 MiB with --unwind dwarf; twice that for off-CPU types)")
 		verbose  = fs.Bool("v", false, "log progress to stderr")
 		title    = fs.String("title", "", "flame graph title")
+		memprof  = fs.String("memprofile", "", "write a Go heap profile of scorch itself to this file (profile the profiler)")
 	)
 	duration.d = capture.DefaultDuration
 	fs.Var(&duration, "duration", "how long to record (Go duration or seconds)")
@@ -153,6 +156,13 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 	}
 	c, err := profiler.Record(ctx, p, opts)
+	if *memprof != "" {
+		if f, ferr := os.Create(*memprof); ferr == nil {
+			runtime.GC()
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "scorch record: %v\n", err)
 		if errors.Is(err, profiler.ErrBadTarget) {
