@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -99,9 +100,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		keepBytes     byteSize
 		ringSize      = byteSize{8 << 20}
 		renderCache   = byteSize{web.DefaultCacheBytes}
+		symbolCache   = byteSize{64 << 20}
+		memLimit      = byteSize{96 << 20}
 	)
+	fs.Var(&symbolCache, "symbol-cache", "memory for parsed symbol tables shared by all captures, e.g. 64MiB")
+	fs.Var(&memLimit, "memory-limit", "soft limit of the service's Go memory (the garbage collector works harder near it; 0: none), e.g. 96MiB")
 	fs.Var(&renderCache, "render-cache", "memory for rendered answers (kept gzipped), e.g. 64MiB")
-	fs.Var(&ringSize, "ring-size", "BPF ring buffer per capture, e.g. 8MiB; the service keeps it small to bound its memory (0: the profiler's default, 32 MiB with stack copies)")
+	fs.Var(&ringSize, "ring-size", "BPF ring buffer per capture, e.g. 8MiB; the service keeps it small to bound its memory (0: the profiler's default)")
 	fs.Var(&maxUpload, "max-upload", "largest import accepted, e.g. 256MiB")
 	fs.Var(&keepBytes, "keep-bytes", "retention: keep at most this many bytes of captures, e.g. 10GiB (0: no limit)")
 	if err := fs.Parse(args); err != nil {
@@ -171,7 +176,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 
-	sym := symbolizer.New(symbolizer.Options{Logger: log})
+	// A long-running service must not keep garbage or every symbol table it
+	// ever parsed: bound both (a capture's own data is what it is).
+	if memLimit.n > 0 {
+		debug.SetMemoryLimit(memLimit.n)
+	}
+	sym := symbolizer.New(symbolizer.Options{Logger: log, CacheBytes: symbolCache.n})
 	defer sym.Close()
 	srv, err := web.New(web.Config{
 		Listen:        *listen,
