@@ -381,6 +381,10 @@
         src = '/api/captures/' + encodeURIComponent(id) + '/flamegraph.svg?' + q;
         title = a ? 'flame graph of ' + label(a) : 'flame graph of the whole capture';
       }
+      // Draw the graph at the width of its frame rather than the SVG's
+      // default 1200 px, which the column beside the heatmap would clip.
+      const w = Math.floor(frame.clientWidth) - 24;
+      if (w >= 400) src += (src.includes('?') ? '&' : '?') + 'width=' + Math.min(w, 4000);
       graphTitle.textContent = title;
       flip.hidden = !(a && b && state.compare);
       if (frame.getAttribute('src') !== src) frame.setAttribute('src', src);
