@@ -5,12 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
-	"github.com/cilium/ebpf/rlimit"
 	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/unwind"
@@ -37,26 +33,12 @@ func recordCPI(ctx context.Context, p capture.Params, mode unwind.Mode, opts Opt
 	if err != nil || len(cpus) == 0 {
 		return nil, fmt.Errorf("reading online CPUs: %w", err)
 	}
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("removing memlock limit: %w", err)
-	}
-	spec, err := bpf.LoadEvent()
-	if err != nil {
-		return nil, fmt.Errorf("loading cpi spec: %w", err)
-	}
 	tgt := newTarget(p)
-	if _, err := configureSpec(spec, tgt, mode, opts, false); err != nil {
+	objs, err := loadCPI(tgt, mode, opts, cpus)
+	if err != nil {
 		return nil, err
-	}
-	spec.Maps["instructions"].MaxEntries = uint32(slices.Max(cpus) + 1)
-	var objs bpf.EventObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		return nil, verifierError(err)
 	}
 	defer objs.Close()
-	if err := tgt.fill(objs.FilterPids, objs.FilterTids); err != nil {
-		return nil, err
-	}
 	counters, err := openInstructionCounters(objs.Instructions, cpus)
 	defer func() {
 		for _, fd := range counters {
@@ -66,35 +48,18 @@ func recordCPI(ctx context.Context, p capture.Params, mode unwind.Mode, opts Opt
 	if err != nil {
 		return nil, err
 	}
-	l, err := link.AttachTracing(link.TracingOptions{Program: objs.OnExec, AttachType: ebpf.AttachTraceRawTp})
+	c, err := newCollection(p, mode, opts, tgt, commonObjects{objs.Events, objs.Stats, objs.FilterPids, objs.FilterTids, objs.OnExec})
 	if err != nil {
-		return nil, fmt.Errorf("%w: attaching %s: %v", ErrUnavailable, objs.OnExec, err)
+		return nil, err
 	}
-	defer l.Close()
-	rd, err := ringbuf.NewReader(objs.Events)
-	if err != nil {
-		return nil, fmt.Errorf("opening ring buffer reader: %w", err)
-	}
-	defer rd.Close()
-
-	meta := hostMeta(p)
-	meta.Params.Hz = 0
-	meta.Event = "cycles,instructions"
-	monoStart := monotonicNow()
-	meta.Start = time.Now()
+	defer c.Close()
+	c.meta.Event = "cycles,instructions"
 	events, err := openSpec(objs.SampleCpi, cpiCycles, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(events)
-	if len(p.Command) > 0 {
-		if err := tgt.startCommand(p.Command, objs.FilterPids, opts); err != nil {
-			return nil, err
-		}
-		defer tgt.stopCommand()
-	}
-	s := newSession(opts.Logger, opts.Symbolizer, opts.Unwinder, mode, monoStart)
-	defer s.close()
+	s := c.s
 	s.sample = func(e *stackEvent) {
 		n := len(s.events)
 		s.addCPUSample(e)
@@ -102,18 +67,25 @@ func recordCPI(ctx context.Context, p capture.Params, mode unwind.Mode, opts Opt
 			s.events[n].Value2 = int64(e.Aux)
 		}
 	}
-	if opts.Ready != nil {
-		opts.Ready()
-	}
-	for _, pid := range tgt.pids {
-		s.snapshot(pid, "")
-	}
-	if err := s.run(ctx, p, opts, tgt, rd, objs.Stats, func() { closeAll(events) }); err != nil {
+	if err := c.run(ctx, func() { closeAll(events) }); err != nil {
 		return nil, err
 	}
-	meta.Duration = time.Since(meta.Start)
-	s.addBPFStats(readStats(objs.Stats))
-	return s.finish(meta, opts), nil
+	return c.finish(), nil
+}
+
+// loadCPI loads event.c with its per-CPU instructions counters map sized
+// for the online CPUs.
+func loadCPI(tgt *target, mode unwind.Mode, opts Options, cpus []int) (*bpf.EventObjects, error) {
+	spec, err := bpf.LoadEvent()
+	if err != nil {
+		return nil, fmt.Errorf("loading cpi spec: %w", err)
+	}
+	spec.Maps["instructions"].MaxEntries = uint32(slices.Max(cpus) + 1)
+	var objs bpf.EventObjects
+	if err := loadObjects(spec, tgt, mode, opts, false, 0, nil, &objs); err != nil {
+		return nil, err
+	}
+	return &objs, nil
 }
 
 // openInstructionCounters opens and enables a counting instructions event

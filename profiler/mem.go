@@ -11,12 +11,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
-	"github.com/cilium/ebpf/rlimit"
 	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/unwind"
@@ -59,20 +56,14 @@ func recordMem(ctx context.Context, p capture.Params, mode unwind.Mode, opts Opt
 }
 
 func loadMem(tgt *target, mode unwind.Mode, opts Options, follow bool) (*bpf.MemObjects, error) {
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("removing memlock limit: %w", err)
-	}
 	spec, err := bpf.LoadMem()
 	if err != nil {
 		return nil, fmt.Errorf("loading mem spec: %w", err)
 	}
-	if _, err := configureSpec(spec, tgt, mode, opts, follow); err != nil {
-		return nil, err
-	}
 	spec.Maps["live"].MaxEntries = liveEntries
 	var objs bpf.MemObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		return nil, verifierError(err)
+	if err := loadObjects(spec, tgt, mode, opts, follow, 0, nil, &objs); err != nil {
+		return nil, err
 	}
 	return &objs, nil
 }
@@ -143,25 +134,13 @@ func recordMemBPF(ctx context.Context, p capture.Params, mode unwind.Mode, opts 
 		return nil, err
 	}
 	defer objs.Close()
-	if err := tgt.fill(objs.FilterPids, objs.FilterTids); err != nil {
+	c, err := newCollection(p, mode, opts, tgt, commonObjects{objs.Events, objs.Stats, objs.FilterPids, objs.FilterTids, objs.OnExec})
+	if err != nil {
 		return nil, err
 	}
-	ex, err := link.AttachTracing(link.TracingOptions{Program: objs.OnExec, AttachType: ebpf.AttachTraceRawTp})
-	if err != nil {
-		return nil, fmt.Errorf("%w: attaching %s: %v", ErrUnavailable, objs.OnExec, err)
-	}
-	defer ex.Close()
-	rd, err := ringbuf.NewReader(objs.Events)
-	if err != nil {
-		return nil, fmt.Errorf("opening ring buffer reader: %w", err)
-	}
-	defer rd.Close()
-
-	meta := hostMeta(p)
-	meta.Params.Hz = 0
-	monoStart := monotonicNow()
-	meta.Start = time.Now()
-	ms := &memState{byAlloc: make(map[allocKey]int), entries: make(map[uint32]map[string]uint64)}
+	defer c.Close()
+	ms := &memState{s: c.s, byAlloc: make(map[allocKey]int), entries: make(map[uint32]map[string]uint64)}
+	c.s.sample = ms.sample
 
 	var links []link.Link
 	detach := func() {
@@ -192,37 +171,18 @@ func recordMemBPF(ctx context.Context, p capture.Params, mode unwind.Mode, opts 
 		}
 		links = append(links, l)
 	}
-	if len(p.Command) > 0 {
-		if err := tgt.startCommand(p.Command, objs.FilterPids, opts); err != nil {
-			return nil, err
-		}
-		defer tgt.stopCommand()
-	}
-
-	s := newSession(opts.Logger, opts.Symbolizer, opts.Unwinder, mode, monoStart)
-	defer s.close()
-	ms.s = s
-	s.sample = ms.sample
-	if opts.Ready != nil {
-		opts.Ready()
-	}
-	for _, pid := range tgt.pids {
-		s.snapshot(pid, "")
-	}
-	if err := s.run(ctx, p, opts, tgt, rd, objs.Stats, detach); err != nil {
+	if err := c.run(ctx, detach); err != nil {
 		return nil, err
 	}
-	meta.Duration = time.Since(meta.Start)
-	s.addBPFStats(readStats(objs.Stats))
 	if p.Event == "malloc" {
 		n := ms.markLive(objs.Live)
-		addExtra(&s.stats, "live_allocations", uint64(n))
+		addExtra(&c.s.stats, "live_allocations", uint64(n))
 		if over := sumPerCPU(objs.LiveOverflow); over > 0 {
-			addExtra(&s.stats, "live_map_overflow", over)
-			meta.Warnings = append(meta.Warnings, fmt.Sprintf("%d allocations found the map of live allocations full (%d entries): they count as allocated but not as in use", over, liveEntries))
+			addExtra(&c.s.stats, "live_map_overflow", over)
+			c.meta.Warnings = append(c.meta.Warnings, fmt.Sprintf("%d allocations found the map of live allocations full (%d entries): they count as allocated but not as in use", over, liveEntries))
 		}
 	}
-	return s.finish(meta, opts), nil
+	return c.finish(), nil
 }
 
 func sumPerCPU(m *ebpf.Map) (n uint64) {

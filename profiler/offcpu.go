@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
-	"github.com/cilium/ebpf/rlimit"
 	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/unwind"
@@ -25,21 +22,16 @@ func init() {
 	probes["offwake"] = probeOffCPU
 }
 
-// offcpuPrograms are the scheduler hooks, in attach order.
-func offcpuPrograms(objs *bpf.OffcpuObjects) []*ebpf.Program {
-	return []*ebpf.Program{objs.OnExec, objs.OnReturn, objs.OnWaking, objs.OnSwitch}
+// schedPrograms are the scheduler hooks in attach order: the hook that ends
+// intervals first, the one that starts them last.
+func schedPrograms(objs *bpf.OffcpuObjects) []*ebpf.Program {
+	return []*ebpf.Program{objs.OnReturn, objs.OnWaking, objs.OnSwitch}
 }
 
-func loadOffCPU(p capture.Params, mode unwind.Mode, tgt *target, ringSize uint32) (*bpf.OffcpuObjects, error) {
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("removing memlock limit: %w", err)
-	}
+func loadOffCPU(p capture.Params, mode unwind.Mode, opts Options, tgt *target, ring uint32) (*bpf.OffcpuObjects, error) {
 	spec, err := bpf.LoadOffcpu()
 	if err != nil {
 		return nil, fmt.Errorf("loading off-CPU spec: %w", err)
-	}
-	if err := tgt.configure(spec, false); err != nil {
-		return nil, err
 	}
 	state := uint32(0)
 	switch p.State {
@@ -58,19 +50,10 @@ func loadOffCPU(p capture.Params, mode unwind.Mode, tgt *target, ringSize uint32
 		"max_block_ns":       maxBlock,
 		"want_blocked_stack": p.Type != capture.Wakeup,
 		"want_waker_stack":   p.Type != capture.OffCPU,
-		"copy_bytes":         copyBytes(mode),
-		"self_tgid":          uint32(os.Getpid()),
-		"wakeup_bytes":       wakeupBytes(ringSize),
 	}
-	for name, v := range vars {
-		if err := spec.Variables[name].Set(v); err != nil {
-			return nil, fmt.Errorf("setting %s: %w", name, err)
-		}
-	}
-	spec.Maps["events"].MaxEntries = ringSize
 	var objs bpf.OffcpuObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		return nil, verifierError(err)
+	if err := loadObjects(spec, tgt, mode, opts, false, ring, vars, &objs); err != nil {
+		return nil, err
 	}
 	return &objs, nil
 }
@@ -82,24 +65,19 @@ func recordOffCPU(ctx context.Context, p capture.Params, mode unwind.Mode, opts 
 	if opts.RingBytes == 0 {
 		ring *= 2 // scheduler events come faster than samples
 	}
-	objs, err := loadOffCPU(p, mode, tgt, ring)
+	objs, err := loadOffCPU(p, mode, opts, tgt, ring)
 	if err != nil {
 		return nil, err
 	}
 	defer objs.Close()
-	if err := tgt.fill(objs.FilterPids, objs.FilterTids); err != nil {
+	c, err := newCollection(p, mode, opts, tgt, commonObjects{objs.Events, objs.Stats, objs.FilterPids, objs.FilterTids, objs.OnExec})
+	if err != nil {
 		return nil, err
 	}
-	rd, err := ringbuf.NewReader(objs.Events)
-	if err != nil {
-		return nil, fmt.Errorf("opening ring buffer reader: %w", err)
-	}
-	defer rd.Close()
-
-	meta := hostMeta(p)
-	meta.Params.Hz = 0
-	monoStart := monotonicNow()
-	meta.Start = time.Now()
+	defer c.Close()
+	oc := &offcpuState{s: c.s, typ: p.Type, wakers: make(map[uint32]wakerRecord)}
+	c.s.sample = oc.sample
+	c.s.waker = oc.waker
 
 	var links []link.Link
 	detach := func() {
@@ -109,40 +87,20 @@ func recordOffCPU(ctx context.Context, p capture.Params, mode unwind.Mode, opts 
 		links = nil
 	}
 	defer detach()
-	for _, prog := range offcpuPrograms(objs) {
+	for _, prog := range schedPrograms(objs) {
 		l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
 		if err != nil {
 			return nil, fmt.Errorf("%w: attaching %s: %v", ErrUnavailable, prog, err)
 		}
 		links = append(links, l)
 	}
-	if len(p.Command) > 0 {
-		if err := tgt.startCommand(p.Command, objs.FilterPids, opts); err != nil {
-			return nil, err
-		}
-		defer tgt.stopCommand()
-	}
-
-	s := newSession(opts.Logger, opts.Symbolizer, opts.Unwinder, mode, monoStart)
-	defer s.close()
-	oc := &offcpuState{s: s, typ: p.Type, wakers: make(map[uint32]wakerRecord)}
-	s.sample = oc.sample
-	s.waker = oc.waker
-	if opts.Ready != nil {
-		opts.Ready()
-	}
-	for _, pid := range tgt.pids {
-		s.snapshot(pid, "")
-	}
-	if err := s.run(ctx, p, opts, tgt, rd, objs.Stats, detach); err != nil {
+	if err := c.run(ctx, detach); err != nil {
 		return nil, err
 	}
-	meta.Duration = time.Since(meta.Start)
-	s.addBPFStats(readStats(objs.Stats))
 	if oc.noWaker > 0 {
-		addExtra(&s.stats, "no_waker_seen", oc.noWaker)
+		addExtra(&c.s.stats, "no_waker_seen", oc.noWaker)
 	}
-	return s.finish(meta, opts), nil
+	return c.finish(), nil
 }
 
 // wakerRecord is the last waker seen for a thread.
@@ -227,12 +185,12 @@ func (o *offcpuState) sample(e *stackEvent) {
 // probeOffCPU loads the scheduler hooks and attaches them for a moment.
 func probeOffCPU(ctx context.Context) error {
 	tgt := &target{mode: targetPID}
-	objs, err := loadOffCPU(capture.Params{Type: capture.OffWake}, unwind.ModeFP, tgt, uint32(os.Getpagesize()))
+	objs, err := loadOffCPU(capture.Params{Type: capture.OffWake}, unwind.ModeFP, Options{}, tgt, uint32(os.Getpagesize()))
 	if err != nil {
 		return fmt.Errorf("the kernel refused the scheduler programs: %w", err)
 	}
 	defer objs.Close()
-	for _, prog := range offcpuPrograms(objs) {
+	for _, prog := range append(schedPrograms(objs), objs.OnExec) {
 		l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
 		if err != nil {
 			return fmt.Errorf("tp_btf program %s cannot be attached: %w", prog, err)

@@ -13,8 +13,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
-	"github.com/cilium/ebpf/rlimit"
 	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/unwind"
@@ -196,66 +194,42 @@ func openSpec(prog *ebpf.Program, ev perfEventSpec, hz int) ([]*perfEvent, error
 // worth the event's period).
 func recordSampler(ctx context.Context, p capture.Params, mode unwind.Mode, opts Options, ev perfEventSpec, sample func(s *session, e *stackEvent)) (*capture.Capture, error) {
 	loadStart := time.Now()
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("removing memlock limit: %w", err)
-	}
 	spec, err := bpf.LoadSampler()
 	if err != nil {
 		return nil, fmt.Errorf("loading sampler spec: %w", err)
 	}
 	tgt := newTarget(p)
-	_, err = configureSpec(spec, tgt, mode, opts, len(p.Command) > 0)
-	if err != nil {
-		return nil, err
-	}
 	var objs bpf.SamplerObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		return nil, verifierError(err)
+	if err := loadObjects(spec, tgt, mode, opts, len(p.Command) > 0, 0, nil, &objs); err != nil {
+		return nil, err
 	}
 	defer objs.Close()
-	if err := tgt.fill(objs.FilterPids, objs.FilterTids); err != nil {
+	fork, err := link.AttachTracing(link.TracingOptions{Program: objs.OnFork, AttachType: ebpf.AttachTraceRawTp})
+	if err != nil {
+		return nil, fmt.Errorf("%w: attaching %s: %v", ErrUnavailable, objs.OnFork, err)
+	}
+	defer fork.Close()
+	c, err := newCollection(p, mode, opts, tgt, commonObjects{objs.Events, objs.Stats, objs.FilterPids, objs.FilterTids, objs.OnExec})
+	if err != nil {
 		return nil, err
 	}
-	for _, prog := range []*ebpf.Program{objs.OnExec, objs.OnFork} {
-		l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
-		if err != nil {
-			return nil, fmt.Errorf("%w: attaching %s: %v", ErrUnavailable, prog, err)
-		}
-		defer l.Close()
-	}
-	rd, err := ringbuf.NewReader(objs.Events)
-	if err != nil {
-		return nil, fmt.Errorf("opening ring buffer reader: %w", err)
-	}
-	defer rd.Close()
-
+	defer c.Close()
 	hz := p.Hz
 	if hz == 0 {
 		hz = capture.DefaultHz
 	}
-	meta := hostMeta(p)
-	meta.Params.Hz = 0
 	if ev.freq {
-		meta.Params.Hz = hz
+		c.meta.Params.Hz = hz
 	}
-	monoStart := monotonicNow()
-	meta.Start = time.Now()
 	events, err := openSpec(objs.SampleCpu, ev, hz)
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(events)
-	if len(p.Command) > 0 {
-		if err := tgt.startCommand(p.Command, objs.FilterPids, opts); err != nil {
-			return nil, err
-		}
-		defer tgt.stopCommand()
-	}
 	attach := time.Since(loadStart)
 	opts.Logger.Info("perf event attached", "event", ev.name, "attach_ms", float64(attach.Microseconds())/1000, "cpus", len(events))
 
-	s := newSession(opts.Logger, opts.Symbolizer, opts.Unwinder, mode, monoStart)
-	defer s.close()
+	s := c.s
 	value := uint64(1)
 	if !ev.freq {
 		value = ev.period
@@ -268,86 +242,31 @@ func recordSampler(ctx context.Context, p capture.Params, mode unwind.Mode, opts
 			s.addCPUSample(e)
 		}
 	}
-	if opts.Ready != nil {
-		opts.Ready()
-	}
-	for _, pid := range tgt.pids {
-		s.snapshot(pid, "")
-	}
-	if err := s.run(ctx, p, opts, tgt, rd, objs.Stats, func() { closeAll(events) }); err != nil {
+	if err := c.run(ctx, func() { closeAll(events) }); err != nil {
 		return nil, err
 	}
-	meta.Duration = time.Since(meta.Start)
-	s.addBPFStats(readStats(objs.Stats))
 	addExtra(&s.stats, "attach_us", uint64(attach.Microseconds()))
-	if st, err := objs.SampleCpu.Stats(); err == nil && st.RunCount > 0 {
-		addExtra(&s.stats, "bpf_run_ns", uint64(st.Runtime.Nanoseconds()))
-		addExtra(&s.stats, "bpf_runs", st.RunCount)
-	}
-	return s.finish(meta, opts), nil
-}
-
-// configureSpec sets the target, stack copy and ring buffer of a spec built
-// on common.h and returns the ring size.
-func configureSpec(spec *ebpf.CollectionSpec, tgt *target, mode unwind.Mode, opts Options, follow bool) (uint32, error) {
-	if err := tgt.configure(spec, follow); err != nil {
-		return 0, err
-	}
-	ring := ringBytes(opts, mode)
-	vars := map[string]any{
-		"copy_bytes":   copyBytes(mode),
-		"self_tgid":    uint32(os.Getpid()),
-		"wakeup_bytes": wakeupBytes(ring),
-	}
-	for name, v := range vars {
-		vs, ok := spec.Variables[name]
-		if !ok {
-			continue
-		}
-		if err := vs.Set(v); err != nil {
-			return 0, fmt.Errorf("setting %s: %w", name, err)
-		}
-	}
-	spec.Maps["events"].MaxEntries = ring
-	return ring, nil
+	c.addProgStats(objs.SampleCpu)
+	return c.finish(), nil
 }
 
 // recordTracepoint records a stack every time a tracepoint fires.
 func recordTracepoint(ctx context.Context, p capture.Params, mode unwind.Mode, opts Options, group, name string) (*capture.Capture, error) {
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("removing memlock limit: %w", err)
-	}
 	spec, err := bpf.LoadEvent()
 	if err != nil {
 		return nil, fmt.Errorf("loading tracepoint spec: %w", err)
 	}
 	tgt := newTarget(p)
-	if _, err := configureSpec(spec, tgt, mode, opts, false); err != nil {
-		return nil, err
-	}
 	var objs bpf.EventObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		return nil, verifierError(err)
+	if err := loadObjects(spec, tgt, mode, opts, false, 0, nil, &objs); err != nil {
+		return nil, err
 	}
 	defer objs.Close()
-	if err := tgt.fill(objs.FilterPids, objs.FilterTids); err != nil {
+	c, err := newCollection(p, mode, opts, tgt, commonObjects{objs.Events, objs.Stats, objs.FilterPids, objs.FilterTids, objs.OnExec})
+	if err != nil {
 		return nil, err
 	}
-	l, err := link.AttachTracing(link.TracingOptions{Program: objs.OnExec, AttachType: ebpf.AttachTraceRawTp})
-	if err != nil {
-		return nil, fmt.Errorf("%w: attaching %s: %v", ErrUnavailable, objs.OnExec, err)
-	}
-	defer l.Close()
-	rd, err := ringbuf.NewReader(objs.Events)
-	if err != nil {
-		return nil, fmt.Errorf("opening ring buffer reader: %w", err)
-	}
-	defer rd.Close()
-
-	meta := hostMeta(p)
-	meta.Params.Hz = 0
-	monoStart := monotonicNow()
-	meta.Start = time.Now()
+	defer c.Close()
 	tp, err := link.Tracepoint(group, name, objs.OnTracepoint, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: attaching to tracepoint %s:%s: %v", ErrUnavailable, group, name, err)
@@ -359,26 +278,10 @@ func recordTracepoint(ctx context.Context, p capture.Params, mode unwind.Mode, o
 		}
 	}
 	defer detach()
-	if len(p.Command) > 0 {
-		if err := tgt.startCommand(p.Command, objs.FilterPids, opts); err != nil {
-			return nil, err
-		}
-		defer tgt.stopCommand()
-	}
-	s := newSession(opts.Logger, opts.Symbolizer, opts.Unwinder, mode, monoStart)
-	defer s.close()
-	if opts.Ready != nil {
-		opts.Ready()
-	}
-	for _, pid := range tgt.pids {
-		s.snapshot(pid, "")
-	}
-	if err := s.run(ctx, p, opts, tgt, rd, objs.Stats, detach); err != nil {
+	if err := c.run(ctx, detach); err != nil {
 		return nil, err
 	}
-	meta.Duration = time.Since(meta.Start)
-	s.addBPFStats(readStats(objs.Stats))
-	return s.finish(meta, opts), nil
+	return c.finish(), nil
 }
 
 // probePerfEvent opens a context-switches event with the sampler on one CPU.

@@ -6,14 +6,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
-	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/internal/testutil"
 	"github.com/scorch-dev/scorch/unwind"
@@ -236,21 +234,13 @@ func TestCPIProgramLoads(t *testing.T) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		t.Fatal(err)
 	}
-	spec, err := bpf.LoadEvent()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cpus, err := OnlineCPUs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := configureSpec(spec, &target{mode: targetPID}, unwind.ModeAuto, Options{}, false); err != nil {
-		t.Fatal(err)
-	}
-	spec.Maps["instructions"].MaxEntries = uint32(slices.Max(cpus) + 1)
-	var objs bpf.EventObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		t.Fatalf("the kernel refused the CPI program: %v", verifierError(err))
+	objs, err := loadCPI(&target{mode: targetPID}, unwind.ModeAuto, Options{}, cpus)
+	if err != nil {
+		t.Fatalf("the kernel refused the CPI program: %v", err)
 	}
 	defer objs.Close()
 	if objs.SampleCpi == nil || objs.SampleCpi.Type() != ebpf.PerfEvent {

@@ -1,6 +1,7 @@
 package profiler
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,7 +12,9 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/symbolizer"
 	"github.com/scorch-dev/scorch/unwind"
@@ -543,4 +546,90 @@ func (s *session) close() {
 		sn.Close()
 	}
 	s.snaps = nil
+}
+
+// run reads the ring buffer until the duration ends, ctx is cancelled or a
+// started command exits; then it stops the events (stopSampling) and takes
+// what is still in the buffer.
+func (s *session) run(ctx context.Context, p capture.Params, opts Options, tgt *target, rd *ringbuf.Reader, stats *ebpf.Map, stopSampling func()) error {
+	stop := make(chan struct{})
+	go func() {
+		defer close(stop)
+		var timer <-chan time.Time
+		if p.Duration > 0 {
+			t := time.NewTimer(time.Duration(p.Duration))
+			defer t.Stop()
+			timer = t.C
+		}
+		select {
+		case <-ctx.Done():
+		case <-timer:
+		case <-tgt.exited: // nil channel when there is no command
+		}
+	}()
+	started := time.Now()
+	progress := func() {
+		if opts.Progress != nil {
+			opts.Progress(Progress{Elapsed: time.Since(started), Events: uint64(len(s.events)), Lost: readStats(stats)[bpf.SamplerStatSlotSTAT_DROPPED]})
+		}
+	}
+	err := s.read(rd, stop, progress)
+	stopSampling()
+	s.drain(rd, time.Now().Add(200*time.Millisecond))
+	if opts.Progress != nil {
+		progress()
+	}
+	return err
+}
+
+// addBPFStats adds the BPF programs' counters to the capture's.
+func (s *session) addBPFStats(st map[bpf.SamplerStatSlot]uint64) {
+	s.stats.Lost += st[bpf.SamplerStatSlotSTAT_DROPPED]
+	s.stats.StackErrors += st[bpf.SamplerStatSlotSTAT_KSTACK_ERR] + st[bpf.SamplerStatSlotSTAT_USTACK_ERR]
+	if n := st[bpf.SamplerStatSlotSTAT_COPY_ERR]; n > 0 {
+		addExtra(&s.stats, "stack_copy_errors", n)
+	}
+	if n := st[bpf.SamplerStatSlotSTAT_EXEC_DROPPED]; n > 0 {
+		addExtra(&s.stats, "exec_notifications_lost", n)
+	}
+	if n := st[bpf.SamplerStatSlotSTAT_MAP_FULL]; n > 0 {
+		s.stats.Lost += n
+		addExtra(&s.stats, "map_full", n)
+	}
+}
+
+// finish adds warnings and symbolizes.
+func (s *session) finish(meta capture.Meta, opts Options) *capture.Capture {
+	meta.Stats = s.stats
+	if ok, reason := opts.Symbolizer.KernelStatus(); !ok {
+		meta.Warnings = append(meta.Warnings, "kernel frames are not named: "+reason)
+	}
+	if s.stats.Lost > 0 {
+		meta.Warnings = append(meta.Warnings, fmt.Sprintf("%d events were lost (ring buffer or map full): use a larger --ring-size, a lower frequency or a narrower target", s.stats.Lost))
+	}
+	c := s.build(meta)
+	c.Meta.Stats.Lost = s.stats.Lost
+	return c
+}
+
+func addExtra(st *capture.Stats, name string, n uint64) {
+	if st.Extra == nil {
+		st.Extra = make(map[string]uint64)
+	}
+	st.Extra[name] += n
+}
+
+// readStats sums the per-CPU counters.
+func readStats(m *ebpf.Map) map[bpf.SamplerStatSlot]uint64 {
+	out := make(map[bpf.SamplerStatSlot]uint64)
+	for slot := bpf.SamplerStatSlot(0); slot < bpf.SamplerStatSlotSTAT_MAX; slot++ {
+		var vals []uint64
+		if err := m.Lookup(uint32(slot), &vals); err != nil {
+			continue
+		}
+		for _, v := range vals {
+			out[slot] += v
+		}
+	}
+	return out
 }
