@@ -309,7 +309,7 @@ func (s *session) drain(rd *ringbuf.Reader, deadline time.Time) {
 
 // pollInterval is how often the reader looks at the ring buffer: the BPF
 // programs wake it only when a lot of data waits (see wakeup_bytes).
-const pollInterval = 20 * time.Millisecond
+const pollInterval = 50 * time.Millisecond
 
 // read reads records until stop is closed, calling progress about every
 // 250 ms.

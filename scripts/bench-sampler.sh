@@ -14,8 +14,8 @@ trap 'rm -rf "$tmp"; sysctl -qw kernel.bpf_stats_enabled=${old_stats:-0}' EXIT
 old_stats=$(sysctl -n kernel.bpf_stats_enabled)
 gcc -O2 -fno-omit-frame-pointer -pthread -o "$tmp/cpuwork" scripts/bench/cpuwork.c
 ncpu=$(nproc)
-ITERS=${ITERS:-300000000}
-RUNS=${RUNS:-3}
+ITERS=${ITERS:-1000000000}
+RUNS=${RUNS:-5}
 tick=$(getconf CLK_TCK)
 
 work() { # prints the workload's wall time in seconds
@@ -26,19 +26,21 @@ work() { # prints the workload's wall time in seconds
 	echo "$e - $s" | bc -l
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-cputime() { # user+sys seconds of a pid
-	awk -v t="$tick" '{print ($14+$15)/t}' "/proc/$1/stat"
+cputime() { # user+sys seconds of every thread of a process group (perf runs under a wrapper)
+	local p files=()
+	for p in $(pgrep -g "$1"); do files+=(/proc/"$p"/task/*/stat); done
+	cat "${files[@]}" 2>/dev/null | awk -v t="$tick" '{s += $14 + $15} END {print s / t}'
 }
 
 base=$(for i in $(seq "$RUNS"); do work; done | median)
-printf '%-28s %8.3fs\n' "no profiling" "$base"
+printf '%-28s %8.3fs (median of %d runs of %d threads)\n' "no profiling" "$base" "$RUNS" "$ncpu"
 
 declare -A slow own samples
 run_profiled() { # name, command...: run the workload under a profiler
 	local name=$1; shift
 	local times=() cpu=0 n=0
 	for i in $(seq "$RUNS"); do
-		"$@" >"$tmp/out" 2>"$tmp/err" &
+		setsid "$@" >"$tmp/out" 2>"$tmp/err" &
 		local pid=$!
 		sleep 1
 		local t0; t0=$(cputime "$pid")
@@ -48,7 +50,7 @@ run_profiled() { # name, command...: run the workload under a profiler
 		if [[ $name == scorch* ]]; then
 			bpftool prog show name sample_cpu -j 2>/dev/null >"$tmp/prog.json" || true
 		fi
-		kill -INT "$pid"; wait "$pid" || true
+		kill -INT -- "-$pid"; wait "$pid" || true
 		if [[ $name == scorch* ]]; then
 			n=$((n + $(grep -o '^scorch: [0-9]* events' "$tmp/err" | awk '{print $2}')))
 		else
