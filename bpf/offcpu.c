@@ -34,11 +34,14 @@ struct off_start {
 	__u32 pad;
 };
 
-/* Keyed by thread id for all CPUs: a thread may wake up on another CPU. */
+/* Per thread, for all CPUs (a thread may wake up on another CPU): task
+ * local storage, found from the task without hashing, so that the many
+ * switches of threads that are not targets cost little. ts == 0 means the
+ * thread is not off CPU. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct off_start);
 } starts SEC(".maps");
 
@@ -61,8 +64,12 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	/* A preempted thread waits in the run queue from the start. */
 	if (runnable)
 		st.wake_ts = st.ts;
-	if (bpf_map_update_elem(&starts, &tid, &st, BPF_ANY))
+	struct off_start *slot = bpf_task_storage_get(&starts, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!slot) {
 		count(STAT_MAP_FULL);
+		return 0;
+	}
+	*slot = st;
 	return 0;
 }
 
@@ -70,8 +77,8 @@ SEC("tp_btf/sched_waking")
 int BPF_PROG(on_waking, struct task_struct *p)
 {
 	__u32 tid = p->pid;
-	struct off_start *st = bpf_map_lookup_elem(&starts, &tid);
-	if (!st || st->wake_ts)
+	struct off_start *st = bpf_task_storage_get(&starts, p, 0, 0);
+	if (!st || !st->ts || st->wake_ts)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	__u64 id = bpf_get_current_pid_tgid();
@@ -128,11 +135,12 @@ int BPF_PROG(on_return, bool is_switch)
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
-	struct off_start *stp = bpf_map_lookup_elem(&starts, &tid);
-	if (!stp)
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct off_start *stp = bpf_task_storage_get(&starts, task, 0, 0);
+	if (!stp || !stp->ts)
 		return 0;
 	struct off_start st = *stp;
-	bpf_map_delete_elem(&starts, &tid);
+	stp->ts = 0;
 	__u64 now = bpf_ktime_get_ns();
 	if (now <= st.ts)
 		return 0;
@@ -156,7 +164,6 @@ int BPF_PROG(on_return, bool is_switch)
 	e->peer_pid = st.waker_pid;
 	e->peer_tid = st.waker_tid;
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
-	struct task_struct *task = bpf_get_current_task_btf();
 	if (want_blocked_stack) {
 		task_user_regs(task, e);
 		fill_stacks(ctx, e, task);
