@@ -253,6 +253,53 @@ static __always_inline void task_user_regs(struct task_struct *task, struct stac
 	e->bp = BPF_CORE_READ(regs, bp);
 }
 
+/* wanted_current applies the target filter to the running task; the idle
+ * task (pid 0) only in whole-host captures. */
+static __always_inline bool wanted_current(struct task_struct *task, __u32 pid, __u32 tid)
+{
+	if (pid == 0)
+		return filter_mode == TARGET_ALL;
+	return wanted(task, pid, tid);
+}
+
+/* start_event takes the per-CPU scratch event and fills its header for the
+ * running task; the caller adds the registers and the stacks. */
+static __always_inline struct stack_event *start_event(__u32 pid, __u32 tid, __u32 flags, __u64 value)
+{
+	struct stack_event *e = new_event();
+	if (!e)
+		return NULL;
+	e->kind = RECORD_SAMPLE;
+	e->flags = flags;
+	e->ts = bpf_ktime_get_ns();
+	e->pid = pid;
+	e->tid = tid;
+	e->cpu = bpf_get_smp_processor_id();
+	e->value = value;
+	e->aux = 0;
+	e->peer_pid = e->peer_tid = 0;
+	e->ip = e->sp = e->bp = 0;
+	bpf_get_current_comm(&e->comm, sizeof(e->comm));
+	return e;
+}
+
+/* sample_regs records the user registers of a perf_event sample: the
+ * interrupted ones when it hit user mode, otherwise those saved at the last
+ * kernel entry. Kernel addresses have the top bit set on x86-64 (the
+ * context allows only whole-register reads, so cs is not used). */
+static __always_inline void sample_regs(struct bpf_perf_event_data *ctx, struct stack_event *e, struct task_struct *task)
+{
+	if ((__s64)ctx->regs.ip > 0) {
+		e->ip = ctx->regs.ip;
+		e->sp = ctx->regs.sp;
+		e->bp = ctx->regs.bp;
+		return;
+	}
+	e->flags |= EVENT_KERNEL_MODE;
+	if (e->pid != 0)
+		task_user_regs(task, e);
+}
+
 /* notify_exec asks user space to snapshot a process right after its exec. */
 static __always_inline void notify_exec(struct task_struct *task)
 {

@@ -17,26 +17,13 @@ int on_tracepoint(void *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, tid = (__u32)id;
 
-	if (pid != 0 && !wanted(task, pid, tid))
+	if (!wanted_current(task, pid, tid))
 		return 0;
-	if (pid == 0 && filter_mode != TARGET_ALL)
-		return 0;
-	struct stack_event *e = new_event();
-	if (!e)
-		return 0;
-	e->kind = RECORD_SAMPLE;
 	/* Tracepoints fire in the kernel: the user registers are the ones
 	 * saved at kernel entry. */
-	e->flags = EVENT_KERNEL_MODE;
-	e->ts = bpf_ktime_get_ns();
-	e->pid = pid;
-	e->tid = tid;
-	e->cpu = bpf_get_smp_processor_id();
-	e->value = 1;
-	e->aux = 0;
-	e->peer_pid = e->peer_tid = 0;
-	bpf_get_current_comm(&e->comm, sizeof(e->comm));
-	e->ip = e->sp = e->bp = 0;
+	struct stack_event *e = start_event(pid, tid, EVENT_KERNEL_MODE, 1);
+	if (!e)
+		return 0;
 	if (pid != 0)
 		task_user_regs(task, e);
 	fill_stacks(ctx, e, task);
@@ -83,33 +70,13 @@ int sample_cpi(struct bpf_perf_event_data *ctx)
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, tid = (__u32)id;
-	if (pid != 0 && !wanted(task, pid, tid))
+	if (!wanted_current(task, pid, tid))
 		return 0;
-	if (pid == 0 && filter_mode != TARGET_ALL)
-		return 0;
-	struct stack_event *e = new_event();
+	struct stack_event *e = start_event(pid, tid, 0, ctx->sample_period);
 	if (!e)
 		return 0;
-	e->kind = RECORD_SAMPLE;
-	e->flags = 0;
-	e->ts = bpf_ktime_get_ns();
-	e->pid = pid;
-	e->tid = tid;
-	e->cpu = bpf_get_smp_processor_id();
-	e->value = ctx->sample_period;
 	e->aux = v.counter - prev;
-	e->peer_pid = e->peer_tid = 0;
-	bpf_get_current_comm(&e->comm, sizeof(e->comm));
-	if ((__s64)ctx->regs.ip > 0) {
-		e->ip = ctx->regs.ip;
-		e->sp = ctx->regs.sp;
-		e->bp = ctx->regs.bp;
-	} else {
-		e->flags |= EVENT_KERNEL_MODE;
-		e->ip = e->sp = e->bp = 0;
-		if (pid != 0)
-			task_user_regs(task, e);
-	}
+	sample_regs(ctx, e, task);
 	fill_stacks(ctx, e, task);
 	submit(e);
 	return 0;

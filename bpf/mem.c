@@ -170,20 +170,10 @@ static __always_inline void syscall_event(void *ctx, __u64 size, __u32 fn)
 	__u32 pid = id >> 32, tid = (__u32)id;
 	if (!wanted(task, pid, tid))
 		return;
-	struct stack_event *e = new_event();
+	struct stack_event *e = start_event(pid, tid, EVENT_KERNEL_MODE, size);
 	if (!e)
 		return;
-	e->kind = RECORD_SAMPLE;
-	e->flags = EVENT_KERNEL_MODE;
-	e->ts = bpf_ktime_get_ns();
-	e->pid = pid;
-	e->tid = tid;
-	e->cpu = bpf_get_smp_processor_id();
-	e->value = size;
-	e->aux = 0;
 	e->peer_pid = fn;
-	e->peer_tid = 0;
-	bpf_get_current_comm(&e->comm, sizeof(e->comm));
 	task_user_regs(task, e);
 	fill_stacks(ctx, e, task);
 	submit(e);

@@ -96,20 +96,13 @@ int BPF_PROG(on_waking, struct task_struct *p)
 	if (blocked < min_block_ns || blocked > max_block_ns)
 		return 0;
 
-	struct stack_event *e = new_event();
+	struct stack_event *e = start_event(irq ? 0 : id >> 32, irq ? 0 : (__u32)id, irq ? EVENT_IRQ : 0, blocked);
 	if (!e)
 		return 0;
 	e->kind = RECORD_WAKER;
-	e->flags = irq ? EVENT_IRQ : 0;
 	e->ts = now;
-	e->pid = irq ? 0 : id >> 32;
-	e->tid = irq ? 0 : (__u32)id;
-	e->cpu = bpf_get_smp_processor_id();
-	e->value = blocked;
-	e->aux = 0;
 	e->peer_pid = p->tgid;
 	e->peer_tid = tid;
-	bpf_get_current_comm(&e->comm, sizeof(e->comm));
 	struct task_struct *task = bpf_get_current_task_btf();
 	if (irq) {
 		/* The interrupted task's user stack has nothing to do with
@@ -148,22 +141,15 @@ int BPF_PROG(on_return, bool is_switch)
 	if (total < min_block_ns || total > max_block_ns)
 		return 0;
 
-	struct stack_event *e = new_event();
+	struct stack_event *e = start_event(id >> 32, tid, st.flags | EVENT_KERNEL_MODE, total);
 	if (!e)
 		return 0;
-	e->kind = RECORD_SAMPLE;
-	e->flags = st.flags | EVENT_KERNEL_MODE;
 	e->ts = st.ts;
-	e->pid = id >> 32;
-	e->tid = tid;
-	e->cpu = bpf_get_smp_processor_id();
-	e->value = total;
 	/* No wakeup seen (it happened before the capture, or was missed):
 	 * count it all as blocked. */
 	e->aux = st.wake_ts ? st.wake_ts - st.ts : total;
 	e->peer_pid = st.waker_pid;
 	e->peer_tid = st.waker_tid;
-	bpf_get_current_comm(&e->comm, sizeof(e->comm));
 	if (want_blocked_stack) {
 		task_user_regs(task, e);
 		fill_stacks(ctx, e, task);

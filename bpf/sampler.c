@@ -15,38 +15,12 @@ int sample_cpu(struct bpf_perf_event_data *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, tid = (__u32)id;
 
-	if (pid != 0 && !wanted(task, pid, tid))
+	if (!wanted_current(task, pid, tid))
 		return 0;
-	if (pid == 0 && filter_mode != TARGET_ALL)
-		return 0;
-
-	struct stack_event *e = new_event();
+	struct stack_event *e = start_event(pid, tid, 0, 1);
 	if (!e)
 		return 0;
-	e->kind = RECORD_SAMPLE;
-	e->flags = 0;
-	e->ts = bpf_ktime_get_ns();
-	e->pid = pid;
-	e->tid = tid;
-	e->cpu = bpf_get_smp_processor_id();
-	e->value = 1;
-	e->aux = 0;
-	bpf_get_current_comm(&e->comm, sizeof(e->comm));
-
-	/* The user registers: the interrupted ones when the sample hit user
-	 * mode, otherwise those saved at the last kernel entry. Kernel
-	 * addresses have the top bit set on x86-64 (ctx allows only
-	 * whole-register reads, so cs is not used). */
-	if ((__s64)ctx->regs.ip > 0) {
-		e->ip = ctx->regs.ip;
-		e->sp = ctx->regs.sp;
-		e->bp = ctx->regs.bp;
-	} else {
-		e->flags |= EVENT_KERNEL_MODE;
-		e->ip = e->sp = e->bp = 0;
-		if (pid != 0)
-			task_user_regs(task, e);
-	}
+	sample_regs(ctx, e, task);
 	fill_stacks(ctx, e, task);
 	submit(e);
 	return 0;
