@@ -36,8 +36,10 @@ function initHome() {
       body.comm = String(f.get('comm') || '').trim();
       if (!body.comm) { err.textContent = 'process name: give the name of a running process'; return; }
     }
-    if (f.get('event')) body.event = f.get('event');
-    if (f.get('unwind')) body.unwind = f.get('unwind');
+    for (const k of ['event', 'unwind', 'state', 'min_block', 'view']) {
+      const v = String(f.get(k) || '').trim();
+      if (v) body[k] = v;
+    }
     const resp = await fetch('/api/captures', {
       method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
     });
