@@ -35,12 +35,12 @@ cputime() { # user+sys seconds of every thread of a process group (perf runs und
 base=$(for i in $(seq "$RUNS"); do work; done | median)
 printf '%-28s %8.3fs (median of %d runs of %d threads)\n' "no profiling" "$base" "$RUNS" "$ncpu"
 
-declare -A slow own samples
+declare -A slow own samples total
 run_profiled() { # name, command...: run the workload under a profiler
 	local name=$1; shift
-	local times=() cpu=0 n=0
+	local times=() cpu=0 n=0 all=0
 	for i in $(seq "$RUNS"); do
-		setsid "$@" >"$tmp/out" 2>"$tmp/err" &
+		setsid /usr/bin/time -f '%U %S' -o "$tmp/time" "$@" >"$tmp/out" 2>"$tmp/err" &
 		local pid=$!
 		sleep 1
 		local t0; t0=$(cputime "$pid")
@@ -51,17 +51,22 @@ run_profiled() { # name, command...: run the workload under a profiler
 			bpftool prog show name sample_cpu -j 2>/dev/null >"$tmp/prog.json" || true
 		fi
 		kill -INT -- "-$pid"; wait "$pid" || true
+		all=$(echo "$all + $(tail -1 "$tmp/time" | awk '{print $1 + $2}')" | bc -l)
 		if [[ $name == scorch* ]]; then
 			n=$((n + $(grep -o '^scorch: [0-9]* events' "$tmp/err" | awk '{print $2}')))
 		else
 			n=$((n + $(perf script -i "$tmp/perf.data" -F time 2>/dev/null | wc -l)))
+			# perf names the frames afterwards: count what that costs too.
+			/usr/bin/time -f '%U %S' -o "$tmp/time" perf script -i "$tmp/perf.data" >/dev/null 2>&1 || true
+			all=$(echo "$all + $(tail -1 "$tmp/time" | awk '{print $1 + $2}')" | bc -l)
 		fi
 	done
 	local med; med=$(printf '%s\n' "${times[@]}" | median)
 	slow[$name]=$(echo "$med / $base" | bc -l)
 	samples[$name]=$n
 	own[$name]=$(echo "$cpu * 10000 / ($n + 1)" | bc -l)
-	printf '%-28s %8.3fs  slowdown x%.4f  own CPU %.3fs per 10k samples (%d samples)\n' "$name" "$med" "${slow[$name]}" "${own[$name]}" "$n"
+	total[$name]=$(echo "$all * 10000 / ($n + 1)" | bc -l)
+	printf '%-28s %8.3fs  slowdown x%.4f  own CPU while recording %.3fs, to a symbolized profile %.3fs, per 10k samples (%d samples)\n' "$name" "$med" "${slow[$name]}" "${own[$name]}" "${total[$name]}" "$n"
 }
 
 sysctl -qw kernel.bpf_stats_enabled=1
@@ -72,9 +77,10 @@ for hz in 99 999; do
 	fi
 	if command -v perf >/dev/null; then
 		run_profiled "perf -g -a $hz Hz" perf record -q -g -a -F "$hz" -e cpu-clock -o "$tmp/perf.data"
-		printf '  scorch/perf slowdown ratio at %d Hz: %.4f; own CPU ratio: %.2f\n' "$hz" \
+		printf '  scorch/perf at %d Hz: added slowdown ratio %.4f; own CPU ratio while recording %.2f, to a symbolized profile %.2f\n' "$hz" \
 			"$(echo "(${slow["scorch $hz Hz"]} - 1) / (${slow["perf -g -a $hz Hz"]} - 1 + 0.000001)" | bc -l)" \
-			"$(echo "${own["scorch $hz Hz"]} / (${own["perf -g -a $hz Hz"]} + 0.000001)" | bc -l)"
+			"$(echo "${own["scorch $hz Hz"]} / (${own["perf -g -a $hz Hz"]} + 0.000001)" | bc -l)" \
+			"$(echo "${total["scorch $hz Hz"]} / (${total["perf -g -a $hz Hz"]} + 0.000001)" | bc -l)"
 	fi
 done
 
