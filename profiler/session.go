@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -607,6 +608,9 @@ func (s *session) finish(meta capture.Meta, opts Options) *capture.Capture {
 	if s.stats.Lost > 0 {
 		meta.Warnings = append(meta.Warnings, fmt.Sprintf("%d events were lost (ring buffer or map full): use a larger --ring-size, a lower frequency or a narrower target", s.stats.Lost))
 	}
+	if w := UnwindSummary(s.stats); s.stats.UnwindEnded > 0 {
+		meta.Warnings = append(meta.Warnings, w)
+	}
 	c := s.build(meta)
 	c.Meta.Stats.Lost = s.stats.Lost
 	return c
@@ -630,6 +634,28 @@ func readStats(m *ebpf.Map) map[bpf.SamplerStatSlot]uint64 {
 		for _, v := range vals {
 			out[slot] += v
 		}
+	}
+	return out
+}
+
+// UnwindSummary says how the user stacks of a capture were obtained, so
+// that users can trust or question a graph: "user stacks: 950 completed
+// with CFI, 40 from frame pointers alone, 10 ended early (no CFI for pc: 6,
+// end of stack copy: 4)".
+func UnwindSummary(st capture.Stats) string {
+	if st.UnwindCFI+st.UnwindFP+st.UnwindEnded == 0 {
+		return ""
+	}
+	out := fmt.Sprintf("user stacks: %d completed with CFI, %d from frame pointers alone, %d ended early", st.UnwindCFI, st.UnwindFP, st.UnwindEnded)
+	var reasons []string
+	for k, n := range st.Extra {
+		if r, ok := strings.CutPrefix(k, "unwind_ended: "); ok {
+			reasons = append(reasons, fmt.Sprintf("%s: %d", r, n))
+		}
+	}
+	if len(reasons) > 0 {
+		slices.Sort(reasons)
+		out += " (" + strings.Join(reasons, ", ") + ")"
 	}
 	return out
 }

@@ -176,6 +176,9 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, ", %d stack errors, %d truncated", st.StackErrors, st.Truncated)
 	}
 	fmt.Fprintln(stderr)
+	if u := profiler.UnwindSummary(st); u != "" && st.UnwindEnded == 0 {
+		fmt.Fprintf(stderr, "scorch: %s\n", u)
+	}
 	for _, w := range c.Meta.Warnings {
 		fmt.Fprintf(stderr, "scorch: warning: %s\n", w)
 	}
