@@ -72,6 +72,7 @@ type session struct {
 	kbuf      [maxStack]uint64
 	ubuf      [maxStack]uint64
 	stats     capture.Stats
+	ringBytes uint64 // bytes read from the ring buffer
 	snaps     []*symbolizer.Process
 	// sample turns a decoded sample record into events; nil: one event per
 	// record with the record's own stacks (the CPU sampler).
@@ -123,6 +124,7 @@ func (s *session) handle(rec []byte) {
 	if len(rec) < 4 {
 		return
 	}
+	s.ringBytes += uint64(len(rec))
 	switch binary.LittleEndian.Uint32(rec) {
 	case recordExec:
 		if uintptr(len(rec)) < offExecComm+16 {
@@ -601,6 +603,9 @@ func (s *session) addBPFStats(st map[bpf.SamplerStatSlot]uint64) {
 
 // finish adds warnings and symbolizes.
 func (s *session) finish(meta capture.Meta, opts Options) *capture.Capture {
+	if s.ringBytes > 0 {
+		addExtra(&s.stats, "ring_bytes", s.ringBytes)
+	}
 	meta.Stats = s.stats
 	if ok, reason := opts.Symbolizer.KernelStatus(); !ok {
 		meta.Warnings = append(meta.Warnings, "kernel frames are not named: "+reason)

@@ -84,6 +84,20 @@ for hz in 99 999; do
 	fi
 done
 
+# The BPF side of unwinding (issue 4): cost per event and ring-buffer bytes
+# per event with no stack copy (fp), a 1 KiB copy (auto) and 16 KiB (dwarf),
+# sampling the workload at 999 Hz.
+for unwind in fp auto dwarf; do
+	"$SCORCH" record --type cpu --hz 999 --duration 10m --unwind "$unwind" -v -o /dev/null 2>"$tmp/u.err" & s=$!
+	sleep 1
+	work >/dev/null
+	kill -INT $s; wait $s || true
+	awk -v u="$unwind" -F'[ =]' '
+		/^scorch: [0-9]+ events/ {n = $2}
+		/stat bpf_run_ns=/ {ns = $4} /stat bpf_runs=/ {runs = $4} /stat ring_bytes=/ {rb = $4}
+		END {printf "  --unwind %-6s BPF %5.0f ns per event, ring %6.0f bytes per event (%d events)\n", u, ns/(runs+1e-9), rb/(n+1e-9), n}' "$tmp/u.err"
+done
+
 # Load and attach time: a one-second capture reports it in verbose mode.
 "$SCORCH" record --type cpu --duration 1s -v -o /dev/null 2>&1 | grep -o 'attach[a-z_]*=[^ ]*' | head -1 | sed 's/^/  load+attach: /' || true
 echo "targets: slowdown <= 1.01 at 99 Hz, below perf at 999 Hz; own CPU <= half of perf's"

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -176,6 +177,16 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, ", %d stack errors, %d truncated", st.StackErrors, st.Truncated)
 	}
 	fmt.Fprintln(stderr)
+	if *verbose && len(st.Extra) > 0 {
+		keys := make([]string, 0, len(st.Extra))
+		for k := range st.Extra {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(stderr, "scorch: stat %s=%d\n", strings.ReplaceAll(k, " ", "_"), st.Extra[k])
+		}
+	}
 	if u := profiler.UnwindSummary(st); u != "" && st.UnwindEnded == 0 {
 		fmt.Fprintf(stderr, "scorch: %s\n", u)
 	}
