@@ -61,12 +61,10 @@ func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Captu
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if p.Duration == 0 && len(p.Command) == 0 {
-		p.Defaults()
-	} else {
-		d := p.Duration
-		p.Defaults()
-		p.Duration = d
+	d := p.Duration
+	p.Defaults()
+	if len(p.Command) > 0 {
+		p.Duration = d // 0: a command runs until it exits
 	}
 	if err := p.Validate(0); err != nil {
 		return nil, err
@@ -95,18 +93,14 @@ func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Captu
 	if opts.Unwinder == nil && mode != unwind.ModeFP {
 		opts.Unwinder = unwind.New(unwind.Options{Logger: opts.Logger})
 	}
-	switch p.Type {
-	case capture.CPU:
-		return recordCPU(ctx, p, mode, opts)
-	}
 	if rec, ok := collectors[p.Type]; ok {
 		return rec(ctx, p, mode, opts)
 	}
 	return nil, fmt.Errorf("%w: capture type %s is not implemented yet", ErrUnavailable, p.Type)
 }
 
-// collectors holds the recorders of the other capture types, registered by
-// their files.
+// collectors holds the recorder of each capture type, registered by the
+// collector's file.
 var collectors = map[capture.Type]func(ctx context.Context, p capture.Params, mode unwind.Mode, opts Options) (*capture.Capture, error){}
 
 func checkPrivileges() error {

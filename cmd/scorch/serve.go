@@ -18,6 +18,7 @@ import (
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/profiler"
 	"github.com/scorch-dev/scorch/symbolizer"
+	"github.com/scorch-dev/scorch/unwind"
 	"github.com/scorch-dev/scorch/web"
 )
 
@@ -25,6 +26,7 @@ import (
 // symbolizer across them.
 type profilerRecorder struct {
 	sym  *symbolizer.Symbolizer
+	unw  *unwind.Unwinder // CFI tables, shared like the symbols
 	log  *slog.Logger
 	ring int
 }
@@ -32,6 +34,7 @@ type profilerRecorder struct {
 func (p *profilerRecorder) Record(ctx context.Context, params capture.Params, progress func(web.Progress)) (*capture.Capture, error) {
 	c, err := profiler.Record(ctx, params, profiler.Options{
 		Symbolizer: p.sym,
+		Unwinder:   p.unw,
 		Logger:     p.log,
 		RingBytes:  p.ring,
 		Progress: func(pr profiler.Progress) {
@@ -195,7 +198,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Keep:          *keep,
 		KeepBytes:     keepBytes.n,
 		CacheBytes:    renderCache.n,
-		Recorder:      &profilerRecorder{sym: sym, log: log, ring: int(ringSize.n)},
+		Recorder:      &profilerRecorder{sym: sym, unw: unwind.New(unwind.Options{Logger: log}), log: log, ring: int(ringSize.n)},
 		Logger:        log,
 	})
 	if err != nil {
