@@ -4,14 +4,13 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-
-	"github.com/scorch-dev/scorch/capture"
 )
 
 // CPI flame graphs: widths are cycles (Event.Value) and the fill is cycles
 // per instruction (cycles / Event.Value2), blue for instruction-heavy code
 // and red for stall-heavy code. The instructions ride on the tree's base
-// side, which plain graphs leave empty, so every node has both sums.
+// side, which plain graphs leave empty, so every node has both sums
+// (tree.addCapture puts them there).
 
 // CPI scale of the colours: at or below cpiBlue fully blue, at or above
 // cpiRed fully red, log-scaled in between (CPI 1 is the middle).
@@ -19,22 +18,6 @@ const (
 	cpiBlue = 0.25
 	cpiRed  = 4.0
 )
-
-// addInstructions adds a cpi capture's instructions as the base side of t
-// and reports whether the graph is coloured by CPI.
-func addInstructions(t *tree, c *capture.Capture, q capture.Query, reverse bool) bool {
-	if c.Meta.Type != capture.CPI {
-		return false
-	}
-	ic := *c
-	ic.Events = make([]capture.Event, len(c.Events))
-	for i, e := range c.Events {
-		e.Value, e.Value2 = e.Value2, 0
-		ic.Events[i] = e
-	}
-	t.addCapture(&ic, q, reverse, true)
-	return true
-}
 
 // cpi is cycles per instruction; ok is false without instructions.
 func cpi(cycles, instructions int64) (float64, bool) {

@@ -24,8 +24,8 @@ func RenderDiff(w io.Writer, base, compare *capture.Capture, qBase, qCompare cap
 		return fmt.Errorf("render differential flame graph: base is in %s and compare in %s: compare captures of the same unit", base.Meta.Unit, compare.Meta.Unit)
 	}
 	t := newTree()
-	t.addCapture(base, qBase, opts.Reverse, true)
-	t.addCapture(compare, qCompare, opts.Reverse, false)
+	t.addCapture(base, qBase, opts.Reverse, true, false)
+	t.addCapture(compare, qCompare, opts.Reverse, false, false)
 	g := &graph{t: t, opts: opts, unit: compare.Meta.Unit, diff: true, useBase: opts.BaseWidths}
 	g.build()
 	g.palette = "diff"

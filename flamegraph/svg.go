@@ -50,9 +50,8 @@ func Render(w io.Writer, c *capture.Capture, q capture.Query, opts Options) erro
 		return err
 	}
 	t := newTree()
-	t.addCapture(c, q, opts.Reverse, false)
-	g := &graph{t: t, opts: opts, unit: c.Meta.Unit, palette: opts.Palette}
-	g.cpi = addInstructions(t, c, q, opts.Reverse)
+	g := &graph{t: t, opts: opts, unit: c.Meta.Unit, palette: opts.Palette, cpi: c.Meta.Type == capture.CPI}
+	t.addCapture(c, q, opts.Reverse, false, g.cpi)
 	g.build()
 	if g.palette == "" {
 		g.palette = defaultPalette(c.Meta.Type)

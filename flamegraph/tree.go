@@ -61,8 +61,11 @@ func newTree() *tree {
 	return &tree{byName: make(map[string]int32)}
 }
 
-// addCapture adds the capture's selected events, merged per stack.
-func (t *tree) addCapture(c *capture.Capture, q capture.Query, reverse, base bool) {
+// addCapture adds the capture's selected events, merged per stack, on one
+// side of the graph (the base side when base). With instructions (cpi
+// captures) each stack's instructions (Event.Value2) go on the base side
+// too, from the same aggregation.
+func (t *tree) addCapture(c *capture.Capture, q capture.Query, reverse, base, instructions bool) {
 	ids := make([]int32, len(c.Frames))
 	for i := range c.Frames {
 		f := &c.Frames[i]
@@ -88,7 +91,8 @@ func (t *tree) addCapture(c *capture.Capture, q capture.Query, reverse, base boo
 	t.entries = slices.Grow(t.entries, len(agg))
 	for _, sv := range agg {
 		st := c.Stacks[sv.Stack]
-		if sv.Value <= 0 || len(st) == 0 {
+		withInstr := instructions && sv.Value2 > 0
+		if (sv.Value <= 0 && !withInstr) || len(st) == 0 {
 			continue
 		}
 		n := len(t.arena)
@@ -102,7 +106,13 @@ func (t *tree) addCapture(c *capture.Capture, q capture.Query, reverse, base boo
 			}
 		}
 		// The arena may move while it grows: keep offsets until build.
-		t.entries = append(t.entries, entry{off: n, n: len(t.arena) - n, value: sv.Value, base: base})
+		// Both sides of a cpi stack share its names.
+		if sv.Value > 0 {
+			t.entries = append(t.entries, entry{off: n, n: len(t.arena) - n, value: sv.Value, base: base})
+		}
+		if withInstr {
+			t.entries = append(t.entries, entry{off: n, n: len(t.arena) - n, value: sv.Value2, base: true})
+		}
 	}
 }
 
