@@ -3,7 +3,6 @@ package flamegraph
 import (
 	"fmt"
 	"io"
-	"strconv"
 
 	"github.com/scorch-dev/scorch/capture"
 )
@@ -56,12 +55,8 @@ func sideName(c *capture.Capture, q capture.Query) string {
 			s += " on " + c.Meta.Host
 		}
 	}
-	if q.From != 0 || q.To != 0 {
-		to := "end"
-		if q.To != 0 {
-			to = strconv.FormatFloat(q.To, 'f', -1, 64) + " s"
-		}
-		s += " " + strconv.FormatFloat(q.From, 'f', -1, 64) + " s to " + to
+	if r := rangeText(q); r != "" {
+		s += " " + r
 	}
 	return s
 }

@@ -111,18 +111,26 @@ func describe(c *capture.Capture, q capture.Query, total int64) string {
 		parts = append(parts, strconv.Itoa(m.Params.Hz)+" Hz")
 	}
 	parts = append(parts, thousands(int64(m.Stats.Samples))+" samples", thousands(int64(m.Stats.Lost))+" lost")
-	if q.From != 0 || q.To != 0 {
-		to := "end"
-		if q.To != 0 {
-			to = strconv.FormatFloat(q.To, 'f', -1, 64) + " s"
-		}
-		parts = append(parts, "range "+strconv.FormatFloat(q.From, 'f', -1, 64)+" s to "+to)
+	if r := rangeText(q); r != "" {
+		parts = append(parts, "range "+r)
 	}
 	parts = append(parts, "total "+formatValue(total, m.Unit))
 	if m.Source != "" && m.Source != "bpf" {
 		parts = append(parts, "from "+m.Source)
 	}
 	return strings.Join(parts, " · ")
+}
+
+// rangeText is the query's time range, "1.5 s to end", or "" without one.
+func rangeText(q capture.Query) string {
+	if q.From == 0 && q.To == 0 {
+		return ""
+	}
+	to := "end"
+	if q.To != 0 {
+		to = strconv.FormatFloat(q.To, 'f', -1, 64) + " s"
+	}
+	return strconv.FormatFloat(q.From, 'f', -1, 64) + " s to " + to
 }
 
 // build merges the stacks and keeps the frames at least minwidth wide.
