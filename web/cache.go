@@ -2,6 +2,7 @@ package web
 
 import (
 	"container/list"
+	"errors"
 	"strings"
 	"sync"
 
@@ -57,20 +58,28 @@ func (c *renderCache) get(key string, fn func() (*rendered, error)) (val *render
 		<-call.done
 		return call.val, true, call.err
 	}
-	call := &renderCall{done: make(chan struct{})}
+	// The error stands until fn returns: if it panics, the requests
+	// waiting get it and later ones render again, instead of hanging.
+	call := &renderCall{done: make(chan struct{}), err: errAbandoned}
 	c.pending[key] = call
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, key)
+		c.mu.Unlock()
+		close(call.done)
+	}()
 
 	call.val, call.err = fn()
-	c.mu.Lock()
-	delete(c.pending, key)
-	c.mu.Unlock()
 	if call.err == nil {
 		c.put(key, call.val)
 	}
-	close(call.done)
 	return call.val, false, call.err
 }
+
+// errAbandoned is what requests waiting for a rendering or a load get when
+// it panicked.
+var errAbandoned = errors.New("internal error: the request this one waited for failed")
 
 func (c *renderCache) put(key string, val *rendered) {
 	if int64(len(val.body)) > c.max/4 {
@@ -172,17 +181,19 @@ func (cc *captureCache) load(id string, read func(string) (*capture.Capture, err
 		<-call.done
 		return call.c, call.err
 	}
-	call := &loadCall{done: make(chan struct{})}
+	call := &loadCall{done: make(chan struct{}), err: errAbandoned}
 	cc.loading[id] = call
 	cc.mu.Unlock()
+	defer func() {
+		cc.mu.Lock()
+		delete(cc.loading, id)
+		if call.err == nil {
+			cc.putLocked(id, call.c)
+		}
+		cc.mu.Unlock()
+		close(call.done)
+	}()
 
 	call.c, call.err = read(id)
-	cc.mu.Lock()
-	delete(cc.loading, id)
-	if call.err == nil {
-		cc.putLocked(id, call.c)
-	}
-	cc.mu.Unlock()
-	close(call.done)
 	return call.c, call.err
 }
