@@ -170,9 +170,11 @@ func (s *session) segmentOf(e *stackEvent) segment {
 	}
 	user := e.Ustack
 	if e.Flags&eventKthread == 0 && p.snap != nil {
-		// Libraries mapped after the last snapshot (ld.so maps them after
-		// exec): refresh while the process is still there.
-		if len(user) > 0 && !covered(p.snap, user) && time.Since(p.refreshed) > 20*time.Millisecond {
+		// Libraries mapped after the snapshot of a young process (ld.so maps
+		// them right after exec): take a new one at once, while the process
+		// is still there. Later mappings (dlopen) the symbolizer finds by
+		// itself, at most once a second, so older snapshots skip the check.
+		if age := time.Since(p.refreshed); age > 20*time.Millisecond && age < time.Second && !covered(p.snap, user) {
 			s.snapshot(e.PID, e.Comm)
 		}
 		user = s.unwindUser(p.snap, e)
