@@ -232,6 +232,13 @@ func pltThreshold(expr []byte) (int64, bool) {
 // where there is one (binaries built with -fno-asynchronous-unwind-tables
 // keep only the C runtime's entries in .eh_frame).
 func loadTable(ra io.ReaderAt) (t *table, err error) {
+	// debug/elf and delve's parser have panicked on corrupt input, and a
+	// profiler must survive any file it finds mapped.
+	defer func() {
+		if r := recover(); r != nil {
+			t, err = nil, fmt.Errorf("parsing CFI: %v", r)
+		}
+	}()
 	f, err := elf.NewFile(ra)
 	if err != nil {
 		return nil, fmt.Errorf("reading elf: %w", err)
@@ -239,11 +246,6 @@ func loadTable(ra io.ReaderAt) (t *table, err error) {
 	if f.Machine != elf.EM_X86_64 {
 		return nil, fmt.Errorf("unsupported machine %v: only x86-64", f.Machine)
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			t, err = nil, fmt.Errorf("parsing CFI: %v", r)
-		}
-	}()
 	var fdes dframe.FrameDescriptionEntries
 	for _, name := range []string{".eh_frame", ".debug_frame"} {
 		s := f.Section(name)
