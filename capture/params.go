@@ -3,6 +3,7 @@ package capture
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,7 +82,7 @@ func (p *Params) Validate(maxDuration time.Duration) error {
 	if p.Hz != 0 && (p.Hz < MinHz || p.Hz > MaxHz) {
 		return fmt.Errorf("hz %d is out of range: allowed %d..%d", p.Hz, MinHz, MaxHz)
 	}
-	if !contains(UnwindModes, p.Unwind) && p.Unwind != "" {
+	if !slices.Contains(UnwindModes, p.Unwind) && p.Unwind != "" {
 		return fmt.Errorf("unwind %q is not supported: allowed values are %s", p.Unwind, strings.Join(UnwindModes, ", "))
 	}
 	for _, pid := range p.PIDs {
@@ -119,15 +120,6 @@ func (p *Params) Validate(maxDuration time.Duration) error {
 		return fmt.Errorf("view %q is not supported: allowed values are alloc, inuse", p.View)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration

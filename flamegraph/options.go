@@ -20,6 +20,7 @@ package flamegraph
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -96,13 +97,13 @@ func ParseOptions(v url.Values) (Options, error) {
 
 // validate checks every field and names the allowed values.
 func (o *Options) validate() error {
-	if o.Layout != "" && !contains(Layouts, o.Layout) {
+	if o.Layout != "" && !slices.Contains(Layouts, o.Layout) {
 		return fmt.Errorf("layout %q is not supported: allowed values are %s", o.Layout, strings.Join(Layouts, ", "))
 	}
-	if o.Sort != "" && !contains(Sorts, o.Sort) {
+	if o.Sort != "" && !slices.Contains(Sorts, o.Sort) {
 		return fmt.Errorf("sort %q is not supported: allowed values are %s", o.Sort, strings.Join(Sorts, ", "))
 	}
-	if o.Palette != "" && !contains(Palettes, o.Palette) {
+	if o.Palette != "" && !slices.Contains(Palettes, o.Palette) {
 		return fmt.Errorf("palette %q is not supported: allowed values are %s", o.Palette, strings.Join(Palettes, ", "))
 	}
 	if o.Width != 0 && (o.Width < MinWidthPx || o.Width > MaxWidthPx) {
@@ -128,13 +129,4 @@ func parseMinWidth(s string) (v float64, percent bool, err error) {
 		return 0, false, fmt.Errorf("minwidth %q is not valid: give pixels such as 0.1 (0..%d) or a percentage such as 0.5%% (0..100%%)", s, MaxWidthPx)
 	}
 	return v, percent, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

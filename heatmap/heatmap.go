@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 
@@ -65,19 +66,10 @@ func ParseRows(s string) (int, error) {
 		return DefaultRows, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || !validRows(n) {
+	if err != nil || !slices.Contains(AllowedRows, n) {
 		return 0, fmt.Errorf("rows %q is not supported: allowed values are %s", s, rowList())
 	}
 	return n, nil
-}
-
-func validRows(n int) bool {
-	for _, r := range AllowedRows {
-		if r == n {
-			return true
-		}
-	}
-	return false
 }
 
 func rowList() string {
@@ -95,7 +87,7 @@ func rowList() string {
 // cpu, idle and view filters apply; From and To do not, since the heatmap
 // is the map on which ranges are chosen and always covers the whole capture.
 func Compute(c *capture.Capture, q capture.Query, rows int) (*Heatmap, error) {
-	if !validRows(rows) {
+	if !slices.Contains(AllowedRows, rows) {
 		return nil, fmt.Errorf("rows %d is not supported: allowed values are %s", rows, rowList())
 	}
 	if !c.Meta.Timestamps {
