@@ -233,7 +233,6 @@ type StackValue struct {
 func (c *Capture) Aggregate(q Query) []StackValue {
 	m := c.Matcher(q)
 	sums := make([]StackValue, len(c.Stacks))
-	seen := make([]bool, len(c.Stacks))
 	for i := range c.Events {
 		e := &c.Events[i]
 		if int(e.Stack) >= len(sums) || !m.Match(e) {
@@ -243,11 +242,10 @@ func (c *Capture) Aggregate(q Query) []StackValue {
 		s.Value += m.Value(e)
 		s.Value2 += e.Value2
 		s.Count++
-		seen[e.Stack] = true
 	}
 	out := make([]StackValue, 0, len(sums))
 	for i, s := range sums {
-		if seen[i] {
+		if s.Count > 0 {
 			s.Stack = uint32(i)
 			out = append(out, s)
 		}
