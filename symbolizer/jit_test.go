@@ -100,6 +100,36 @@ func TestPerfMap(t *testing.T) {
 	}
 }
 
+// A process without a perf map is not looked at again on every JIT frame,
+// only once perfMapRecheck has passed.
+func TestPerfMapMissing(t *testing.T) {
+	old := perfMapRecheck
+	perfMapRecheck = time.Hour
+	t.Cleanup(func() { perfMapRecheck = old })
+
+	cmd := startSleeper(t)
+	path := fmt.Sprintf("/tmp/perf-%d.map", cmd.Process.Pid)
+	t.Cleanup(func() { os.Remove(path) })
+	s := New(Options{DebugDirs: []string{}, DebuginfodURLs: []string{}})
+	defer s.Close()
+	p, err := s.Snapshot(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if fr := s.User(p, 0x7ff0aa000010, false)[0]; fr.Name != "" || fr.JIT {
+		t.Fatalf("no perf map yet: %+v", fr)
+	}
+	writeFile(t, path, "7ff0aa000000 40 LazyCompile:*fib /app/fib.js:3\n")
+	if fr := s.User(p, 0x7ff0aa000010, false)[0]; fr.Name != "" || fr.JIT {
+		t.Errorf("perf map looked for again before perfMapRecheck: %+v", fr)
+	}
+	perfMapRecheck = 0
+	if fr := s.User(p, 0x7ff0aa000010, false)[0]; fr.Name != "LazyCompile:*fib /app/fib.js:3" || !fr.JIT {
+		t.Errorf("perf map not found once perfMapRecheck passed: %+v", fr)
+	}
+}
+
 func TestPerfMapUntrusted(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create files owned by another user")

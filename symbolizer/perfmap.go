@@ -152,7 +152,9 @@ const perfMapMaxLayers = 8
 func (ps *perfMapState) lookup(p *Process, addr uint64) (Frame, bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if len(ps.layers) == 0 || time.Since(ps.checked) > perfMapRecheck {
+	// A missing or untrusted map is looked for again at the same pace as a
+	// changed one: a JIT without one would otherwise cost an open per frame.
+	if time.Since(ps.checked) > perfMapRecheck {
 		ps.refresh(p)
 	}
 	for i := len(ps.layers) - 1; i >= 0; i-- {
