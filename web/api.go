@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -486,11 +485,4 @@ func (s *Server) captureEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-}
-
-// sortedRecords is the store's list (newest first), for pages.
-func (s *Server) sortedRecords() []store.Record {
-	list := s.store.List()
-	sort.SliceStable(list, func(i, j int) bool { return list[i].Start.After(list[j].Start) })
-	return list
 }

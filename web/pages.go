@@ -86,7 +86,7 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) {
 		types = append(types, tv)
 	}
 	var list []recView
-	for _, rec := range s.sortedRecords() {
+	for _, rec := range s.store.List() {
 		list = append(list, viewOf(rec))
 	}
 	s.page(w, "home", map[string]any{
@@ -143,7 +143,7 @@ func qs(v url.Values) string {
 func (s *Server) comparePage(w http.ResponseWriter, r *http.Request) {
 	in := r.URL.Query()
 	var done []recView
-	for _, rec := range s.sortedRecords() {
+	for _, rec := range s.store.List() {
 		if rec.Status == store.StatusDone {
 			done = append(done, viewOf(rec))
 		}
