@@ -48,3 +48,46 @@ func TestConcurrentUse(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// Every mapping of a snapshot holds one reference on its file, shared
+// between snapshots; closing them all closes every file.
+func TestSharedFileRefs(t *testing.T) {
+	cmd := startSleeper(t)
+	s := New(Options{DebugDirs: []string{}, DebuginfodURLs: []string{}})
+	defer s.Close()
+	var ps []*Process
+	for range 2 {
+		p, err := s.Snapshot(cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	want := map[*sharedFile]int{}
+	for _, p := range ps {
+		for _, m := range p.mappings() {
+			if m.file != nil {
+				want[m.file]++
+			}
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("no mapped file opened")
+	}
+	s.filesMu.Lock()
+	if len(s.files) != len(want) {
+		t.Errorf("%d shared files, want %d", len(s.files), len(want))
+	}
+	for sf, n := range want {
+		if sf.refs != n {
+			t.Errorf("%s: %d references, want %d", sf.key, sf.refs, n)
+		}
+	}
+	s.filesMu.Unlock()
+	for _, p := range ps {
+		p.Close()
+	}
+	if len(s.files) != 0 {
+		t.Errorf("%d files still open after every snapshot closed", len(s.files))
+	}
+}

@@ -139,6 +139,8 @@ func (p *Process) readMappings(old []procMapping) ([]procMapping, error) {
 		}
 		pm := procMapping{mapping: m, slot: &modSlot{}}
 		if len(m.path) > 0 && m.path[0] == '/' {
+			// Each mapping holds one reference: openMapped's for the first
+			// mapping of a file, a new one for the others.
 			id := m.path + "\x00" + strconv.FormatUint(m.inode, 10)
 			sf, ok := opened[id]
 			if !ok {
@@ -147,18 +149,12 @@ func (p *Process) readMappings(old []procMapping) ([]procMapping, error) {
 				if sf == nil {
 					p.s.log.Debug("cannot open mapped file", "pid", p.PID, "path", m.path)
 				}
-			}
-			if sf != nil {
+			} else if sf != nil {
 				p.s.ref(sf)
 			}
 			pm.file = sf
 		}
 		out = append(out, pm)
-	}
-	for _, sf := range opened {
-		if sf != nil {
-			p.s.unref(sf) // drop the extra reference from openMapped
-		}
 	}
 	// Entries that went away keep their files until Close: frames taken
 	// before the change may still be symbolized.
