@@ -109,13 +109,19 @@ const (
 	FrameSeparator = "--"
 )
 
+// Label is the frame's name as it is shown: sanitized like FoldedName but
+// without the kind suffix, FrameUnknown when empty.
+func (f *Frame) Label() string {
+	if name := SanitizeName(f.Name); name != "" {
+		return name
+	}
+	return FrameUnknown
+}
+
 // FoldedName is the frame as it appears in folded stacks: the name with its
 // kind suffix, with the characters that would break the format replaced.
 func (f *Frame) FoldedName() string {
-	name := SanitizeName(f.Name)
-	if name == "" {
-		name = FrameUnknown
-	}
+	name := f.Label()
 	switch f.Kind {
 	case KindKernel:
 		name += "_[k]"

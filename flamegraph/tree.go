@@ -72,12 +72,8 @@ func (t *tree) addCapture(c *capture.Capture, q capture.Query, reverse, base, in
 		key := f.FoldedName()
 		id, ok := t.byName[key]
 		if !ok {
-			label := capture.SanitizeName(f.Name)
-			if label == "" {
-				label = capture.FrameUnknown
-			}
 			id = int32(len(t.names))
-			t.names = append(t.names, nameInfo{folded: key, label: label, kind: f.Kind, waker: f.Waker})
+			t.names = append(t.names, nameInfo{folded: key, label: f.Label(), kind: f.Kind, waker: f.Waker})
 			t.byName[key] = id
 		}
 		ids[i] = id

@@ -223,10 +223,7 @@ func (pb *profileBuilder) function(idx uint32) *profile.Function {
 		return fn
 	}
 	f := &pb.c.Frames[idx]
-	name := capture.SanitizeName(f.Name)
-	if name == "" {
-		name = capture.FrameUnknown
-	}
+	name := f.Label()
 	if f.Waker && f.Kind != capture.KindSynthetic {
 		name += "_[w]"
 	}
