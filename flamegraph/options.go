@@ -115,6 +115,14 @@ func (o *Options) validate() error {
 	return nil
 }
 
+// width is the SVG width in pixels: Width, or DefaultWidth when unset.
+func (o *Options) width() int {
+	if o.Width == 0 {
+		return DefaultWidth
+	}
+	return o.Width
+}
+
 // parseMinWidth reads "0.1" (pixels) or "0.5%" (of the total).
 func parseMinWidth(s string) (v float64, percent bool, err error) {
 	if s == "" {

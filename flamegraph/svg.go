@@ -136,10 +136,7 @@ func rangeText(q capture.Query) string {
 // build merges the stacks and keeps the frames at least minwidth wide.
 func (g *graph) build() {
 	o := g.opts
-	width := o.Width
-	if width == 0 {
-		width = DefaultWidth
-	}
+	width := o.width()
 	mw, pct, _ := parseMinWidth(o.MinWidth)
 	g.t.build(func(total int64) float64 {
 		if pct {
@@ -156,10 +153,7 @@ func (g *graph) build() {
 // write writes the built graph as SVG.
 func (g *graph) write(w io.Writer) error {
 	o := g.opts
-	width := o.Width
-	if width == 0 {
-		width = DefaultWidth
-	}
+	width := o.width()
 	t := g.t
 	total := t.total
 	scale := 0.0
