@@ -276,28 +276,38 @@ func (s *Server) postCapture(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	loc := "/api/captures/" + rec.ID
 	if isForm {
 		http.Redirect(w, r, "/captures/"+rec.ID, http.StatusSeeOther)
 		return
 	}
+	w.Header().Set("Location", "/api/captures/"+rec.ID)
 	if !wait {
-		w.Header().Set("Location", loc)
 		writeJSON(w, http.StatusAccepted, rec)
 		return
 	}
+	if final, ok := s.await(w, r, rec.ID, j); ok {
+		writeJSON(w, http.StatusCreated, final)
+	}
+}
+
+// await waits for a capture the request started and returns its final
+// record. false: the client went away, or the capture failed and that is
+// answered.
+func (s *Server) await(w http.ResponseWriter, r *http.Request, id string, j *job) (store.Record, bool) {
 	select {
 	case <-j.done:
 	case <-r.Context().Done():
-		return
+		return store.Record{}, false
 	}
-	final, _ := s.store.Get(rec.ID)
-	w.Header().Set("Location", loc)
+	if r.Context().Err() != nil {
+		return store.Record{}, false
+	}
+	final, _ := s.store.Get(id)
 	if final.Status != store.StatusDone {
 		s.failRecord(w, final, j.err)
-		return
+		return final, false
 	}
-	writeJSON(w, http.StatusCreated, final)
+	return final, true
 }
 
 // failRecord answers a capture that failed with the status of its error.
@@ -374,20 +384,7 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request, p capture.Params
 		fail(w, err)
 		return rec, false
 	}
-	select {
-	case <-j.done:
-	case <-r.Context().Done():
-		return rec, false
-	}
-	if r.Context().Err() != nil {
-		return rec, false
-	}
-	final, _ := s.store.Get(rec.ID)
-	if final.Status != store.StatusDone {
-		s.failRecord(w, final, j.err)
-		return final, false
-	}
-	return final, true
+	return s.await(w, r, rec.ID, j)
 }
 
 func (s *Server) debugPprof(w http.ResponseWriter, r *http.Request) {
