@@ -3,10 +3,8 @@ package symbolizer
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 )
 
@@ -28,13 +26,9 @@ const lastSymbolSpan = 256 << 10
 // Only text symbols are kept. Malformed lines are skipped; a stream with no
 // valid line is an error.
 func parseKallsyms(r io.Reader) (*kernelTable, error) {
-	type ksym struct {
-		symbol
-		mod uint16
-	}
 	// Names go into one arena (sliced once it is complete) rather than an
 	// allocation each: a kernel has 100k-200k text symbols.
-	syms := make([]ksym, 0, 1<<17)
+	syms := make([]symbol, 0, 1<<17)
 	arena := make([]byte, 0, 4<<20)
 	var nameAt []uint32
 	modIdx := map[string]uint16{kernelModule: 0}
@@ -88,7 +82,7 @@ func parseKallsyms(r io.Reader) (*kernelTable, error) {
 		// name aliases the scanner's buffer: copy it.
 		nameAt = append(nameAt, uint32(len(arena)))
 		arena = append(arena, name...)
-		syms = append(syms, ksym{symbol{addr: addr, bind: bind}, m})
+		syms = append(syms, symbol{addr: addr, bind: bind, mod: m})
 	}
 	for i := range syms {
 		end := len(arena)
@@ -104,36 +98,18 @@ func parseKallsyms(r io.Reader) (*kernelTable, error) {
 		return nil, fmt.Errorf("kallsyms: no symbol lines")
 	}
 	kt.zero = !nonzero
-	slices.SortStableFunc(syms, func(a, b ksym) int { return cmp.Compare(a.addr, b.addr) })
-	for i := 0; i < len(syms); {
-		j := i + 1
-		for j < len(syms) && syms[j].addr == syms[i].addr {
-			if better(&syms[j].symbol, &syms[i].symbol) {
-				syms[i], syms[j] = syms[j], syms[i]
-			}
-			j++
-		}
-		i = j
-	}
-	sorted := make([]symbol, 0, len(syms))
-	mods := make([]uint16, 0, len(syms))
-	for i := range syms {
-		if i > 0 && syms[i].addr == syms[i-1].addr {
-			continue
-		}
-		sorted = append(sorted, syms[i].symbol)
-		mods = append(mods, syms[i].mod)
-	}
+	syms = uniqueSymbols(syms)
 	// Symbols have no size: each reaches the next one, except the last of
 	// a module (or of the table), which would otherwise swallow the space
 	// of modules loaded later; give it a generous bound instead.
-	for i := range sorted {
-		if i+1 == len(sorted) || mods[i+1] != mods[i] {
-			sorted[i].size = lastSymbolSpan
+	kt.modules = make([]uint16, len(syms))
+	for i := range syms {
+		kt.modules[i] = syms[i].mod
+		if i+1 == len(syms) || syms[i+1].mod != syms[i].mod {
+			syms[i].size = lastSymbolSpan
 		}
 	}
-	kt.syms = newSymTable(sorted, true)
-	kt.modules = mods
+	kt.syms = packSymbols(syms, true)
 	return kt, nil
 }
 

@@ -11,7 +11,8 @@ type symbol struct {
 	addr uint64
 	size uint64
 	name []byte
-	bind uint8 // 2 global, 1 weak, 0 local: picks among aliases
+	bind uint8  // 2 global, 1 weak, 0 local: picks among aliases
+	mod  uint16 // kallsyms only: index into kernelTable.modNames
 }
 
 // better reports whether a should name an address rather than its alias b,
@@ -50,13 +51,17 @@ type symTable struct {
 	exact bool
 }
 
-// newSymTable sorts syms and drops duplicates (the first of equal addresses
-// wins, so callers add their best source first).
+// newSymTable sorts syms and drops duplicates (see uniqueSymbols).
 func newSymTable(syms []symbol, exact bool) *symTable {
+	return packSymbols(uniqueSymbols(syms), exact)
+}
+
+// uniqueSymbols sorts syms by address and keeps one symbol per address, in
+// place: the best-named alias (sources added earlier win over later ones
+// only on equal rank: the sort is stable), with the size of a sized alias
+// when it has none.
+func uniqueSymbols(syms []symbol) []symbol {
 	slices.SortStableFunc(syms, func(a, b symbol) int { return cmp.Compare(a.addr, b.addr) })
-	t := &symTable{exact: exact}
-	// Among aliases keep the best name first; sources added earlier win
-	// over later ones only on equal rank (stable sort).
 	for i := 0; i < len(syms); {
 		j := i + 1
 		for j < len(syms) && syms[j].addr == syms[i].addr {
@@ -67,26 +72,34 @@ func newSymTable(syms []symbol, exact bool) *symTable {
 		}
 		i = j
 	}
-	n, blobLen := 0, 0
-	for i := range syms {
-		if i > 0 && syms[i].addr == syms[i-1].addr {
-			continue
-		}
-		n++
-		blobLen += len(syms[i].name) + 1
-	}
-	t.addrs = make([]uint64, 0, n)
-	t.sizes = make([]uint32, 0, n)
-	t.names = make([]uint32, 0, n)
-	t.blob = make([]byte, 0, blobLen)
-	for i := range syms {
-		if i > 0 && syms[i].addr == syms[i-1].addr {
-			// Prefer a sized entry over an alias without size.
-			if last := len(t.sizes) - 1; t.sizes[last] == 0 && syms[i].size > 0 {
-				t.sizes[last] = clampSize(syms[i].size)
+	out := syms[:0]
+	for _, sym := range syms {
+		if n := len(out); n > 0 && out[n-1].addr == sym.addr {
+			if out[n-1].size == 0 {
+				out[n-1].size = sym.size
 			}
 			continue
 		}
+		out = append(out, sym)
+	}
+	return out
+}
+
+// packSymbols builds the table of symbols sorted by address, one per
+// address.
+func packSymbols(syms []symbol, exact bool) *symTable {
+	blobLen := 0
+	for i := range syms {
+		blobLen += len(syms[i].name) + 1
+	}
+	t := &symTable{
+		addrs: make([]uint64, 0, len(syms)),
+		sizes: make([]uint32, 0, len(syms)),
+		names: make([]uint32, 0, len(syms)),
+		blob:  make([]byte, 0, blobLen),
+		exact: exact,
+	}
+	for i := range syms {
 		t.addrs = append(t.addrs, syms[i].addr)
 		t.sizes = append(t.sizes, clampSize(syms[i].size))
 		t.names = append(t.names, uint32(len(t.blob)))
