@@ -57,7 +57,7 @@ func parsePerfMap(r io.Reader) *perfMap {
 			break
 		}
 	}
-	// Newest first among equal addresses, so newSymTable keeps it.
+	// Newest first among equal addresses, which is the one kept.
 	slices.SortStableFunc(entries, func(a, b entry) int {
 		if c := cmp.Compare(a.addr, b.addr); c != 0 {
 			return c
@@ -71,7 +71,7 @@ func parsePerfMap(r io.Reader) *perfMap {
 		}
 		syms = append(syms, entries[i].symbol)
 	}
-	return &perfMap{syms: newSymTable(syms, false), consumed: consumed}
+	return &perfMap{syms: packSymbols(syms, false), consumed: consumed}
 }
 
 // readLine returns the next line without its newline, cut at max bytes (the
