@@ -41,6 +41,8 @@ const (
 	captureFile = "capture.scorch"
 	tmpPrefix   = ".tmp-"
 	maxRecord   = 1 << 20
+
+	errInterrupted = "interrupted: the server stopped before the capture finished"
 )
 
 // ErrNotFound is returned for an unknown capture id.
@@ -101,6 +103,13 @@ var idPattern = regexp.MustCompile(`^[0-9]{8}-[0-9]{6}-[0-9a-f]{8}$`)
 // request paths out of the file system's reach.
 func ValidID(s string) bool { return idPattern.MatchString(s) }
 
+// idTime is the time an id was made at, to the second (zero if it does
+// not parse).
+func idTime(id string) time.Time {
+	t, _ := time.Parse("20060102-150405", id[:15])
+	return t
+}
+
 // NewID makes a sortable, unguessable capture id.
 func NewID(now time.Time) string {
 	var b [4]byte
@@ -153,11 +162,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 func (s *Store) loadRecord(id string) *Record {
 	damaged := func(why string) *Record {
 		s.log.Warn("damaged capture", "id", id, "reason", why)
-		r := &Record{ID: id, Status: StatusDamaged, Error: why}
-		if t, err := time.Parse("20060102-150405", id[:15]); err == nil {
-			r.Start = t
-		}
-		return r
+		return &Record{ID: id, Status: StatusDamaged, Error: why, Start: idTime(id)}
 	}
 	folder := filepath.Join(s.dir, id)
 	r, err := readRecord(filepath.Join(folder, recordFile))
@@ -178,7 +183,7 @@ func (s *Store) loadRecord(id string) *Record {
 	}
 	if r.Status == StatusRunning {
 		r.Status = StatusFailed
-		r.Error = "interrupted: the server stopped before the capture finished"
+		r.Error = errInterrupted
 	}
 	return r
 }
@@ -189,14 +194,11 @@ func (s *Store) recoverTemp(id string) {
 	tmp := filepath.Join(s.dir, tmpPrefix+id)
 	r, err := readRecord(filepath.Join(tmp, recordFile))
 	if err != nil {
-		r = &Record{ID: id}
-		if t, err := time.Parse("20060102-150405", id[:15]); err == nil {
-			r.Start = t
-		}
+		r = &Record{ID: id, Start: idTime(id)}
 	}
 	r.ID = id
 	r.Status = StatusFailed
-	r.Error = "interrupted: the server stopped before the capture finished"
+	r.Error = errInterrupted
 	r.Bytes = 0
 	_ = os.RemoveAll(tmp)
 	if err := s.writeFolder(r, nil); err != nil {
@@ -270,18 +272,15 @@ func (s *Store) Update(id string, f func(*Record)) {
 // Finish stores a capture's final record and, when c is not nil, its data:
 // written to the temporary folder, synced, then renamed into place.
 func (s *Store) Finish(r Record, c *capture.Capture) error {
-	if err := s.writeFolder(&r, c); err != nil {
+	err := s.writeFolder(&r, c)
+	if err != nil {
 		r.Status = StatusFailed
 		r.Error = "saving the capture: " + err.Error()
-		s.mu.Lock()
-		s.recs[r.ID] = &r
-		s.mu.Unlock()
-		return err
 	}
 	s.mu.Lock()
 	s.recs[r.ID] = &r
 	s.mu.Unlock()
-	return nil
+	return err
 }
 
 func (s *Store) writeFolder(r *Record, c *capture.Capture) error {
