@@ -185,7 +185,7 @@ func (s *Symbolizer) Kernel(addr uint64, ret bool) Frame {
 	return fr
 }
 
-// demangled fills Name and SystemName from a raw symbol name.
+// setName fills Name and SystemName from a raw symbol name.
 func (fr *Frame) setName(raw string) {
 	fr.Name = raw
 	if len(raw) > 2 && (raw[0] == '_' && (raw[1] == 'Z' || raw[1] == 'R') || strings.HasPrefix(raw, "__Z")) {
