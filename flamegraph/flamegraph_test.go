@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -230,6 +231,28 @@ func TestMinWidthKeepsTotals(t *testing.T) {
 	pct := render(t, c, Options{MinWidth: "50%"})
 	if pct.frame("big") == nil || len(pct.Frames) != 4 {
 		t.Errorf("minwidth 50%% should keep all, app, main, big: got %d frames", len(pct.Frames))
+	}
+}
+
+// TestDeepStack renders a stack deeper than a recursive walk of the tree
+// could go: a capture file or a perf script import can carry millions of
+// frames, and a goroutine stack overflow is fatal. The stack limit is
+// lowered so that a modest depth shows it.
+func TestDeepStack(t *testing.T) {
+	defer debug.SetMaxStack(debug.SetMaxStack(4 << 20))
+	const depth = 200_000
+	b := capture.NewBuilder(capture.Meta{Type: capture.CPU})
+	ids := []uint32{b.Frame(capture.Frame{Name: "app", Kind: capture.KindProcess})}
+	for i := 0; i < depth; i++ {
+		ids = append(ids, b.Frame(capture.Frame{Name: "f" + strconv.Itoa(i%2)}))
+	}
+	b.Add(capture.Event{Stack: b.Stack(ids), Value: 1})
+	var out bytes.Buffer
+	if err := Render(&out, b.Capture(), capture.Query{}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(out.Bytes(), []byte(`<g class="f"`)); n != depth+2 {
+		t.Errorf("%d frames drawn, want %d (all, app and the %d frames)", n, depth+2, depth)
 	}
 }
 

@@ -161,17 +161,48 @@ func (t *tree) build(minUnits func(total int64) float64, bySize, useBase bool) {
 	t.names = append(t.names, nameInfo{label: "all", kind: capture.KindSynthetic})
 	root := node{name: int32(len(t.names) - 1), value: t.cmpTotal, base: t.baseTot}
 	t.nodes = append(t.nodes[:0], root)
-	t.expand(0, 0, n, minUnits(t.total), bySize, useBase)
+	t.expand(0, n, minUnits(t.total), bySize, useBase)
 }
 
+// group is the stacks entries[lo:hi] that share a frame one level below
+// their parent: one frame to draw, at start, when it is wide enough.
 type group struct {
 	lo, hi int
 	width  int64
 	name   int32
+	depth  int32
+	start  int64
 }
 
-// expand adds the children of node ni, whose stacks are entries[lo:hi].
-func (t *tree) expand(ni int32, lo, hi int, minUnits float64, bySize, useBase bool) {
+// expand adds the frames below the root, whose stacks are entries[lo:hi],
+// in pre-order. It walks with a stack of pending frames instead of
+// recursing, so that a stack millions of frames deep (a hostile import)
+// cannot overflow the goroutine's stack.
+func (t *tree) expand(lo, hi int, minUnits float64, bySize, useBase bool) {
+	work := t.children(nil, 0, lo, hi, bySize, useBase)
+	for len(work) > 0 {
+		g := work[len(work)-1]
+		work = work[:len(work)-1]
+		switch {
+		case g.width == 0:
+			t.onlyBase++ // only on the other side of a differential graph
+		case float64(g.width) < minUnits:
+			t.prunedFrames++
+			t.prunedVal += g.width
+		default:
+			c := node{name: g.name, depth: g.depth, start: g.start,
+				value: t.cumV[g.hi] - t.cumV[g.lo], base: t.cumB[g.hi] - t.cumB[g.lo]}
+			t.maxDepth = max(t.maxDepth, c.depth)
+			t.nodes = append(t.nodes, c)
+			work = t.children(work, int32(len(t.nodes)-1), g.lo, g.hi, bySize, useBase)
+		}
+	}
+}
+
+// children adds the self value of node ni, whose stacks are entries[lo:hi],
+// and pushes its children onto work, the first child last so that it is
+// drawn first.
+func (t *tree) children(work []group, ni int32, lo, hi int, bySize, useBase bool) []group {
 	d := t.nodes[ni].depth
 	// Stacks that end here come first: they are the node's self value.
 	i := lo
@@ -183,7 +214,7 @@ func (t *tree) expand(ni int32, lo, hi int, minUnits float64, bySize, useBase bo
 		}
 		i++
 	}
-	var groups []group
+	first := len(work)
 	for i < hi {
 		name := t.entries[i].names[d]
 		j := i + 1
@@ -194,29 +225,20 @@ func (t *tree) expand(ni int32, lo, hi int, minUnits float64, bySize, useBase bo
 		if useBase {
 			w = t.cumB[j] - t.cumB[i]
 		}
-		groups = append(groups, group{lo: i, hi: j, width: w, name: name})
+		work = append(work, group{lo: i, hi: j, width: w, name: name, depth: d + 1})
 		i = j
 	}
+	kids := work[first:]
 	if bySize {
-		slices.SortStableFunc(groups, func(a, b group) int { return cmp.Compare(b.width, a.width) })
+		slices.SortStableFunc(kids, func(a, b group) int { return cmp.Compare(b.width, a.width) })
 	}
 	x := t.nodes[ni].start
-	for _, g := range groups {
-		switch {
-		case g.width == 0:
-			t.onlyBase++ // only on the other side of a differential graph
-		case float64(g.width) < minUnits:
-			t.prunedFrames++
-			t.prunedVal += g.width
-		default:
-			c := node{name: g.name, depth: d + 1, start: x,
-				value: t.cumV[g.hi] - t.cumV[g.lo], base: t.cumB[g.hi] - t.cumB[g.lo]}
-			t.maxDepth = max(t.maxDepth, c.depth)
-			t.nodes = append(t.nodes, c)
-			t.expand(int32(len(t.nodes)-1), g.lo, g.hi, minUnits, bySize, useBase)
-		}
-		x += g.width
+	for k := range kids {
+		kids[k].start = x
+		x += kids[k].width
 	}
+	slices.Reverse(kids)
+	return work
 }
 
 // width is the value a node's width is drawn from.
