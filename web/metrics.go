@@ -56,7 +56,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	reg.MustRegister(m.captures, m.events, m.lost, m.running, m.render, m.cacheHits, m.cacheMisses, m.requests,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "scorch_captures_stored", Help: "Captures in the store.",
-		}, func() float64 { return float64(len(s.store.List())) }),
+		}, func() float64 { return float64(s.store.Len()) }),
 	)
 	if ss, ok := s.cfg.Recorder.(SymbolizerStats); ok {
 		reg.MustRegister(

@@ -351,6 +351,13 @@ func (s *Store) Get(id string) (Record, error) {
 	return *r, nil
 }
 
+// Len is the number of captures in the store.
+func (s *Store) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.recs)
+}
+
 // List returns every record, newest first.
 func (s *Store) List() []Record {
 	s.mu.Lock()

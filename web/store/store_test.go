@@ -122,6 +122,9 @@ func TestPrune(t *testing.T) {
 	for _, tt := range tests {
 		s.Prune(tt.keep, tt.keepBytes)
 		list := s.List()
+		if s.Len() != len(list) {
+			t.Fatalf("Len %d, List has %d", s.Len(), len(list))
+		}
 		if len(list) != tt.left || list[0].ID != ids[3] {
 			t.Fatalf("keep %d/%d bytes: %d left, newest %s", tt.keep, tt.keepBytes, len(list), list[0].ID)
 		}
