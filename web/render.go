@@ -188,6 +188,7 @@ func acceptsGzip(r *http.Request) bool {
 	return false
 }
 
+// renderRoute serves a stored capture in one of the rendered formats.
 func (s *Server) renderRoute(format string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := chi.URLParam(r, "id")
@@ -200,13 +201,6 @@ func (s *Server) renderRoute(format string) http.HandlerFunc {
 		}
 		s.serveFormat(w, r, id, format, r.URL.Query())
 	}
-}
-
-func (s *Server) flamegraphSVG(w http.ResponseWriter, r *http.Request) { s.renderRoute("svg")(w, r) }
-func (s *Server) folded(w http.ResponseWriter, r *http.Request)        { s.renderRoute("folded")(w, r) }
-func (s *Server) pprofProfile(w http.ResponseWriter, r *http.Request)  { s.renderRoute("pprof")(w, r) }
-func (s *Server) speedscope(w http.ResponseWriter, r *http.Request) {
-	s.renderRoute("speedscope")(w, r)
 }
 
 // captureFile sends the stored capture file as it is.

@@ -40,15 +40,15 @@ func (s *Server) routes() http.Handler {
 		r.Get("/flamegraph.svg", s.blockingSVG)   // GET /api/flamegraph.svg?type=cpu&seconds=5
 		r.Route("/captures/{id}", func(r chi.Router) {
 			r.Use(validID)
-			r.Get("/", s.getCapture)                  // GET /api/captures/{id}
-			r.Delete("/", s.deleteCapture)            // DELETE /api/captures/{id}
-			r.Post("/stop", s.stopCapture)            // POST /api/captures/{id}/stop
-			r.Get("/events", s.captureEvents)         // GET /api/captures/{id}/events (server-sent progress)
-			r.Get("/flamegraph.svg", s.flamegraphSVG) // GET /api/captures/{id}/flamegraph.svg
-			r.Get("/folded", s.folded)                // GET /api/captures/{id}/folded
-			r.Get("/profile.pb.gz", s.pprofProfile)   // GET /api/captures/{id}/profile.pb.gz
-			r.Get("/speedscope.json", s.speedscope)   // GET /api/captures/{id}/speedscope.json
-			r.Get("/capture", s.captureFile)          // GET /api/captures/{id}/capture
+			r.Get("/", s.getCapture)                               // GET /api/captures/{id}
+			r.Delete("/", s.deleteCapture)                         // DELETE /api/captures/{id}
+			r.Post("/stop", s.stopCapture)                         // POST /api/captures/{id}/stop
+			r.Get("/events", s.captureEvents)                      // GET /api/captures/{id}/events (server-sent progress)
+			r.Get("/flamegraph.svg", s.renderRoute("svg"))         // GET /api/captures/{id}/flamegraph.svg
+			r.Get("/folded", s.renderRoute("folded"))              // GET /api/captures/{id}/folded
+			r.Get("/profile.pb.gz", s.renderRoute("pprof"))        // GET /api/captures/{id}/profile.pb.gz
+			r.Get("/speedscope.json", s.renderRoute("speedscope")) // GET /api/captures/{id}/speedscope.json
+			r.Get("/capture", s.captureFile)                       // GET /api/captures/{id}/capture
 			for _, h := range captureRouteHooks {
 				h(s, r)
 			}
