@@ -38,12 +38,13 @@ func (s *Server) postImport(w http.ResponseWriter, r *http.Request) {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	fromForm := false
 	if ct == "multipart/form-data" {
+		// MultipartReader reads r.Body as it is now: the limited one.
+		r.Body = io.NopCloser(body)
 		mr, err := r.MultipartReader()
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "multipart body is not valid: "+err.Error())
 			return
 		}
-		r.Body = io.NopCloser(body)
 		for {
 			part, err := mr.NextPart()
 			if err != nil {

@@ -476,6 +476,24 @@ func TestImport(t *testing.T) {
 			t.Errorf("%s: %d %s", tt.name, resp.StatusCode, b)
 		}
 	}
+
+	// Without a Content-Length (chunked), the limit holds for raw and
+	// multipart bodies alike.
+	body.Reset()
+	mw = multipart.NewWriter(&body)
+	fw, _ = mw.CreateFormFile("file", "big.folded")
+	fw.Write([]byte(strings.Repeat("a;b 1\n", 20000)))
+	mw.Close()
+	for _, tt := range []struct{ name, body, ctype string }{
+		{"raw", strings.Repeat("a;b 1\n", 20000), "text/plain"},
+		{"multipart", body.String(), mw.FormDataContentType()},
+	} {
+		chunked := io.MultiReader(strings.NewReader(tt.body)) // no length known
+		resp, b := e.do("POST", "/api/imports", chunked, "Content-Type", tt.ctype)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(errorMessage(t, b), "over the limit of 64 KiB") {
+			t.Errorf("chunked %s too large: %d %s", tt.name, resp.StatusCode, b)
+		}
+	}
 }
 
 func TestBlockingRoutes(t *testing.T) {
