@@ -170,12 +170,12 @@ func (s *session) segmentOf(e *stackEvent) segment {
 	}
 	user := e.Ustack
 	if e.Flags&eventKthread == 0 && p.snap != nil {
-		// Libraries mapped after the snapshot of a young process (ld.so maps
-		// them right after exec): take a new one at once, while the process
-		// is still there. Later mappings (dlopen) the symbolizer finds by
-		// itself, at most once a second, so older snapshots skip the check.
-		if age := time.Since(p.refreshed); age > 20*time.Millisecond && age < time.Second && !covered(p.snap, user) {
-			s.snapshot(e.PID, e.Comm)
+		// A young process maps its libraries after the snapshot (ld.so, right
+		// after exec): looking its addresses up now, while it is still
+		// there, makes the snapshot re-read its maps. Later mappings
+		// (dlopen) are found the same way when the stacks are symbolized.
+		if time.Since(p.refreshed) < time.Second {
+			lookUp(p.snap, user)
 		}
 		user = s.unwindUser(p.snap, e)
 	}
@@ -264,14 +264,12 @@ func boolByte(b bool) byte {
 	return 0
 }
 
-// covered reports whether the process snapshot maps every address.
-func covered(snap *symbolizer.Process, pcs []uint64) bool {
+// lookUp finds the mapping of every address, which makes the snapshot
+// re-read the process's maps when one is missing.
+func lookUp(snap *symbolizer.Process, pcs []uint64) {
 	for _, pc := range pcs {
-		if _, _, _, ok := snap.ModuleFor(pc); !ok {
-			return false
-		}
+		snap.ModuleFor(pc)
 	}
-	return true
 }
 
 // unwindUser completes the user stack with CFI where the mode asks for it.

@@ -39,6 +39,10 @@ type Process struct {
 
 	mu        sync.Mutex // guards the fields below (refreshing the maps)
 	refreshed time.Time
+	// every is the current wait between two refreshes: short while the
+	// process is young (ld.so maps libraries right after exec), doubling up
+	// to mapRefresh.
+	every time.Duration
 	gone      bool
 	retired   []procMapping
 }
@@ -108,6 +112,7 @@ func (s *Symbolizer) Snapshot(pid int) (*Process, error) {
 	}
 	p.maps.Store(&maps)
 	p.refreshed = time.Now()
+	p.every = firstRefresh
 	return p, nil
 }
 
@@ -167,17 +172,23 @@ func (p *Process) readMappings(old []procMapping) ([]procMapping, error) {
 
 // mapRefresh bounds how often an address outside every known mapping
 // makes the snapshot re-read the maps of a live process (code loaded by
-// dlopen after the snapshot).
-var mapRefresh = time.Second
+// dlopen after the snapshot). firstRefresh is the first wait, doubled after
+// each refresh: a process that just started maps its libraries within
+// milliseconds, and may not live long.
+var (
+	mapRefresh   = time.Second
+	firstRefresh = 20 * time.Millisecond
+)
 
 // refresh re-reads the maps if the process is still the one snapshotted.
 func (p *Process) refresh() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.gone || time.Since(p.refreshed) < mapRefresh {
+	if p.gone || time.Since(p.refreshed) < min(p.every, mapRefresh) {
 		return false
 	}
 	p.refreshed = time.Now()
+	p.every = min(2*p.every, mapRefresh)
 	if st := procStartTime(p.dir); st == "" || st != p.startTime {
 		p.gone = true // exited, or the pid was reused
 		return false
