@@ -42,9 +42,9 @@ type Process struct {
 	// every is the current wait between two refreshes: short while the
 	// process is young (ld.so maps libraries right after exec), doubling up
 	// to mapRefresh.
-	every time.Duration
-	gone      bool
-	retired   []procMapping
+	every   time.Duration
+	gone    bool
+	retired []procMapping
 }
 
 func (p *Process) mappings() []procMapping {
