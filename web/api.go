@@ -139,8 +139,9 @@ func decodeParams(body []byte) (capture.Params, error) {
 	return p, nil
 }
 
+// parseIDList reads pid or tid of a JSON body: a number, a list of
+// numbers or a comma-separated string.
 func parseIDList(name string, v json.RawMessage) ([]int, error) {
-	bad := errorf(http.StatusBadRequest, "%s must be a positive number, a list of numbers or a comma-separated string of numbers", name)
 	var n int
 	if err := json.Unmarshal(v, &n); err == nil {
 		return []int{n}, nil
@@ -151,8 +152,13 @@ func parseIDList(name string, v json.RawMessage) ([]int, error) {
 	}
 	var str string
 	if err := json.Unmarshal(v, &str); err != nil {
-		return nil, bad
+		return nil, badIDs(name)
 	}
+	return parseIDString(name, str)
+}
+
+// parseIDString reads a comma-separated list of ids.
+func parseIDString(name, str string) ([]int, error) {
 	var ids []int
 	for _, f := range strings.Split(str, ",") {
 		f = strings.TrimSpace(f)
@@ -161,11 +167,30 @@ func parseIDList(name string, v json.RawMessage) ([]int, error) {
 		}
 		n, err := strconv.Atoi(f)
 		if err != nil {
-			return nil, bad
+			return nil, badIDs(name)
 		}
 		ids = append(ids, n)
 	}
 	return ids, nil
+}
+
+func badIDs(name string) error {
+	return errorf(http.StatusBadRequest, "%s must be a positive number, a list of numbers or a comma-separated string of numbers", name)
+}
+
+// setIDs sets p's pids or tids (k "pid" or "tid") from a form or query
+// field, a comma-separated list.
+func setIDs(p *capture.Params, k, str string) error {
+	ids, err := parseIDString(k, str)
+	if err != nil {
+		return err
+	}
+	if k == "pid" {
+		p.PIDs = ids
+	} else {
+		p.TIDs = ids
+	}
+	return nil
 }
 
 // formParams reads the UI's new-capture form.
@@ -188,17 +213,10 @@ func formParams(v url.Values) (capture.Params, error) {
 	}
 	target := v.Get("target")
 	for _, k := range []string{"pid", "tid"} {
-		if target != "" && target != k {
-			continue
-		}
-		ids, err := parseIDList(k, mustJSON(v.Get(k)))
-		if err != nil {
-			return p, err
-		}
-		if k == "pid" {
-			p.PIDs = ids
-		} else {
-			p.TIDs = ids
+		if target == "" || target == k {
+			if err := setIDs(&p, k, v.Get(k)); err != nil {
+				return p, err
+			}
 		}
 	}
 	if target == "" || target == "comm" {
@@ -222,11 +240,6 @@ func formParams(v url.Values) (capture.Params, error) {
 		}
 	}
 	return p, nil
-}
-
-func mustJSON(s string) json.RawMessage {
-	b, _ := json.Marshal(s)
-	return b
 }
 
 func (s *Server) postCapture(w http.ResponseWriter, r *http.Request) {
@@ -353,16 +366,8 @@ func (s *Server) blockingParams(v url.Values, typ capture.Type) (capture.Params,
 		p.Hz = n
 	}
 	for _, k := range []string{"pid", "tid"} {
-		if str := v.Get(k); str != "" {
-			ids, err := parseIDList(k, mustJSON(str))
-			if err != nil {
-				return p, err
-			}
-			if k == "pid" {
-				p.PIDs = ids
-			} else {
-				p.TIDs = ids
-			}
+		if err := setIDs(&p, k, v.Get(k)); err != nil {
+			return p, err
 		}
 	}
 	p.Comm = v.Get("comm")
