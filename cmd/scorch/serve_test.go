@@ -38,6 +38,7 @@ func TestServeUsage(t *testing.T) {
 		{[]string{"--max-concurrent", "0"}, "allowed 1..64"},
 		{[]string{"--max-hz", "20000"}, "--max-hz 20000 is out of range"},
 		{[]string{"--max-upload", "lots"}, "not a size"},
+		{[]string{"--max-upload", "17179869185GiB"}, "not a size"}, // 2^64+1GiB: wrapped to 1GiB
 		{[]string{"--log", "xml"}, "allowed values are text, json"},
 		{[]string{"--render-cache", "1KiB"}, "at least 1MiB"},
 		{[]string{"--ring-size", "1K"}, "allowed 64KiB..1GiB"},
