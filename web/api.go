@@ -35,6 +35,12 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
+// notFound answers 404 for a capture id the store does not know (ids in
+// /api/captures/{id} routes have the shape validID checks).
+func notFound(w http.ResponseWriter, id string) {
+	writeError(w, http.StatusNotFound, "capture "+id+" not found")
+}
+
 // fail answers an error: its status when it is an httpError, the status of
 // the recorder's error classes, 500 otherwise.
 func fail(w http.ResponseWriter, err error) {
@@ -62,7 +68,7 @@ func (s *Server) listCaptures(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getCapture(w http.ResponseWriter, r *http.Request) {
 	rec, err := s.store.Get(chi.URLParam(r, "id"))
 	if err != nil {
-		writeError(w, http.StatusNotFound, "capture "+chi.URLParam(r, "id")+" not found")
+		notFound(w, chi.URLParam(r, "id"))
 		return
 	}
 	writeJSON(w, http.StatusOK, rec)
@@ -72,7 +78,7 @@ func (s *Server) deleteCapture(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	if err := s.store.Delete(id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, http.StatusNotFound, "capture "+id+" not found")
+			notFound(w, id)
 			return
 		}
 		writeError(w, http.StatusConflict, err.Error())
@@ -87,7 +93,7 @@ func (s *Server) deleteCapture(w http.ResponseWriter, r *http.Request) {
 func (s *Server) stopCapture(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	if _, err := s.store.Get(id); err != nil {
-		writeError(w, http.StatusNotFound, "capture "+id+" not found")
+		notFound(w, id)
 		return
 	}
 	if !s.stop(id) {
@@ -454,7 +460,7 @@ func (s *Server) captureEvents(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	rec, err := s.store.Get(id)
 	if err != nil {
-		writeError(w, http.StatusNotFound, "capture "+id+" not found")
+		notFound(w, id)
 		return
 	}
 	writeDeadline(w, s.cfg.MaxDuration+5*time.Minute)

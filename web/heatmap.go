@@ -51,7 +51,7 @@ func (s *Server) heatmapJSON(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := s.store.Get(id); err != nil {
-		writeError(w, http.StatusNotFound, "capture "+id+" not found")
+		notFound(w, id)
 		return
 	}
 	v.Del("from")

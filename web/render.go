@@ -193,7 +193,7 @@ func (s *Server) renderRoute(format string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := chi.URLParam(r, "id")
 		if _, err := s.store.Get(id); err != nil {
-			writeError(w, http.StatusNotFound, "capture "+id+" not found")
+			notFound(w, id)
 			return
 		}
 		if format != "svg" {
@@ -208,7 +208,7 @@ func (s *Server) captureFile(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	rec, err := s.store.Get(id)
 	if err != nil {
-		writeError(w, http.StatusNotFound, "capture "+id+" not found")
+		notFound(w, id)
 		return
 	}
 	f, err := s.store.OpenFile(id)
