@@ -447,7 +447,7 @@ func renderValues(v url.Values) url.Values {
 	out := url.Values{}
 	for k, vals := range v {
 		switch k {
-		case "layout", "reverse", "sort", "minwidth", "title", "s", "idle", "view":
+		case "layout", "reverse", "sort", "minwidth", "title", "s", "idle", "view", "width", "palette":
 			out[k] = vals
 		}
 	}

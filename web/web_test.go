@@ -498,9 +498,12 @@ func TestImport(t *testing.T) {
 
 func TestBlockingRoutes(t *testing.T) {
 	e := newEnv(t, nil)
-	resp, b := e.get("/api/flamegraph.svg?type=cpu&seconds=0.5&title=now")
+	resp, b := e.get("/api/flamegraph.svg?type=cpu&seconds=0.5&title=now&width=800")
 	if resp.StatusCode != 200 || !bytes.Contains(b, []byte("beta")) || resp.Header.Get("X-Scorch-Capture") == "" {
 		t.Fatalf("blocking svg: %d %.300s", resp.StatusCode, b)
+	}
+	if !bytes.Contains(b, []byte(`<svg version="1.1" width="800"`)) {
+		t.Errorf("blocking svg ignores width: %.300s", b)
 	}
 	resp, b = e.get("/debug/pprof/profile?seconds=0.5")
 	if resp.StatusCode != 200 {
