@@ -34,10 +34,11 @@ func ParseType(s string) (Type, error) {
 			return t, nil
 		}
 	}
-	return "", fmt.Errorf("unknown capture type %q: allowed values are %s", s, typeList())
+	return "", fmt.Errorf("unknown capture type %q: allowed values are %s", s, TypeList())
 }
 
-func typeList() string {
+// TypeList names every capture type, comma-separated, for messages.
+func TypeList() string {
 	names := make([]string, len(Types))
 	for i, t := range Types {
 		names[i] = string(t)

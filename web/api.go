@@ -420,7 +420,7 @@ func (s *Server) debugPprof(w http.ResponseWriter, r *http.Request) {
 func (s *Server) blockingSVG(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	if v.Get("type") == "" {
-		writeError(w, http.StatusBadRequest, "type is required: allowed values are "+typeNames())
+		writeError(w, http.StatusBadRequest, "type is required: allowed values are "+capture.TypeList())
 		return
 	}
 	// Check the rendering options before spending seconds on a capture.

@@ -29,7 +29,7 @@ func errorf(status int, format string, args ...any) error {
 // host can run the collector and that the targets exist.
 func (s *Server) checkParams(ctx context.Context, p *capture.Params) error {
 	if p.Type == "" {
-		return errorf(http.StatusBadRequest, "type is required: allowed values are %s", typeNames())
+		return errorf(http.StatusBadRequest, "type is required: allowed values are %s", capture.TypeList())
 	}
 	if len(p.Command) > 0 {
 		return errorf(http.StatusBadRequest, "command targets are not allowed over HTTP: give pid, tid or comm")
@@ -59,17 +59,6 @@ func (s *Server) checkParams(ctx context.Context, p *capture.Params) error {
 		return errorf(http.StatusServiceUnavailable, "collector %s is unavailable on this host: %s", p.Type, c.Reason)
 	}
 	return nil
-}
-
-func typeNames() string {
-	s := ""
-	for i, t := range capture.Types {
-		if i > 0 {
-			s += ", "
-		}
-		s += string(t)
-	}
-	return s
 }
 
 func procExists(pid int) bool {

@@ -77,6 +77,7 @@ var diffParams = map[string]bool{
 	"base": true, "compare": true, "base_from": true, "base_to": true, "compare_from": true, "compare_to": true,
 	"pid": true, "tid": true, "comm": true, "cpu": true, "idle": true, "view": true,
 	"layout": true, "reverse": true, "sort": true, "minwidth": true, "title": true, "s": true, "width": true, "token": true,
+	"palette": true, "widths": true, // widths=base: frames only in the base get their width
 }
 
 // diffSVG answers the differential flame graph of two captures, or of two

@@ -182,6 +182,11 @@ func TestRangeAndDiffGraphs(t *testing.T) {
 		t.Errorf("diff of 2-2.2 against 2-3 should draw both functions under a nonce CSP: hot %v cold %v CSP %q",
 			strings.Contains(body, "hot_loop"), strings.Contains(body, "cold_loop"), hdr.Get("Content-Security-Policy"))
 	}
+	// widths=base draws the base side (2-2.2 s: hot_loop only).
+	code, body, _ = hmGet(t, base+"/api/diff.svg?base="+id+"&compare="+id+"&base_from=2&base_to=2.2&compare_from=2&compare_to=3&widths=base&palette=io")
+	if code != http.StatusOK || !strings.Contains(body, "hot_loop") || strings.Contains(body, ">cold_loop<") {
+		t.Errorf("diff with widths=base: got %d, hot_loop %v, cold_loop drawn %v", code, strings.Contains(body, "hot_loop"), strings.Contains(body, ">cold_loop<"))
+	}
 }
 
 func TestCapturePageLoadsHeatmap(t *testing.T) {

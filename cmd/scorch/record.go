@@ -64,7 +64,7 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.SetOutput(stderr)
 	var (
 		p        capture.Params
-		typ      = fs.String("type", "cpu", "capture type: "+typeNames())
+		typ      = fs.String("type", "cpu", "capture type: "+capture.TypeList())
 		duration durationFlag
 		pids     intList
 		tids     intList
@@ -210,14 +210,6 @@ func hasDashDash(args []string) bool {
 		}
 	}
 	return false
-}
-
-func typeNames() string {
-	names := make([]string, len(capture.Types))
-	for i, t := range capture.Types {
-		names[i] = string(t)
-	}
-	return strings.Join(names, ", ")
 }
 
 func validFormat(f string) bool {
