@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -456,6 +457,17 @@ func (s *Store) Prune(keep int, keepBytes int64) []string {
 			kept = append(kept, r)
 		}
 	}
+	// Oldest stored first out: ids begin with the second the capture was
+	// stored, while an import keeps the start time of its recording, which
+	// may be years old (by start time a new import would be removed at
+	// once). Within one second, captures go by start.
+	slices.SortFunc(kept, func(a, b Record) int {
+		const stamp = len("20060102-150405")
+		if c := strings.Compare(b.ID[:min(stamp, len(b.ID))], a.ID[:min(stamp, len(a.ID))]); c != 0 {
+			return c
+		}
+		return b.Start.Compare(a.Start)
+	})
 	var total int64
 	for _, r := range kept {
 		total += r.Bytes

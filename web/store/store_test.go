@@ -161,3 +161,29 @@ func FuzzParseRecord(f *testing.F) {
 		}
 	})
 }
+
+// Retention removes what was stored first, not what was recorded first: an
+// import of an old recording stored last survives.
+func TestPruneKeepsNewImport(t *testing.T) {
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	older := finished(t, s, t0, 100)
+	imp := Record{ID: NewID(t0.Add(time.Hour)), Type: capture.CPU, Start: t0.AddDate(-5, 0, 0), Params: capture.Params{Type: capture.CPU}}
+	if err := s.Begin(imp); err != nil {
+		t.Fatal(err)
+	}
+	imp.Status = StatusDone
+	if err := s.Finish(imp, testCapture(10)); err != nil {
+		t.Fatal(err)
+	}
+	removed := s.Prune(1, 0)
+	if len(removed) != 1 || removed[0] != older.ID {
+		t.Fatalf("removed %v, want only the capture stored first (%s)", removed, older.ID)
+	}
+	if _, err := s.Get(imp.ID); err != nil {
+		t.Errorf("the new import was removed: %v", err)
+	}
+}
