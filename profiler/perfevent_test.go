@@ -156,24 +156,7 @@ int main(void) {
 
 func TestEventContextSwitchesNamesSleeper(t *testing.T) {
 	testutil.RequireRoot(t)
-	bin := testutil.BuildC(t, "gcc", sleepyC, "-O1", "-g", "-fno-omit-frame-pointer")
-	cmd := testutil.Start(t, bin)
-	time.Sleep(100 * time.Millisecond)
-	c, err := Record(context.Background(), capture.Params{
-		Type: capture.PerfEvent, Event: "context-switches", PIDs: []int{cmd.Process.Pid},
-		Duration: capture.Duration(2 * time.Second), Unwind: "auto",
-	}, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var all, nap int64
-	for _, sv := range c.Aggregate(capture.Query{}) {
-		s := strings.Join(c.FoldedStack(sv.Stack), ";")
-		all += sv.Value
-		if strings.Contains(s, "main;nap;") {
-			nap += sv.Value
-		}
-	}
+	c, all, nap := recordSleepy(t, "context-switches")
 	t.Logf("%d context switches, %d under nap, event %q", all, nap, c.Meta.Event)
 	// 200 sleeps a second for 2 s: at least a quarter of them on a slow VM.
 	if all < 100 {
@@ -192,24 +175,7 @@ func TestEventTracepoint(t *testing.T) {
 	if tracefsEvents() == "" {
 		t.Skip("tracefs is not available")
 	}
-	bin := testutil.BuildC(t, "gcc", sleepyC, "-O1", "-g", "-fno-omit-frame-pointer")
-	cmd := testutil.Start(t, bin)
-	time.Sleep(100 * time.Millisecond)
-	c, err := Record(context.Background(), capture.Params{
-		Type: capture.PerfEvent, Event: "syscalls:sys_enter_clock_nanosleep", PIDs: []int{cmd.Process.Pid},
-		Duration: capture.Duration(2 * time.Second), Unwind: "auto",
-	}, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var all, nap int64
-	for _, sv := range c.Aggregate(capture.Query{}) {
-		s := strings.Join(c.FoldedStack(sv.Stack), ";")
-		all += sv.Value
-		if strings.Contains(s, "main;nap;") {
-			nap += sv.Value
-		}
-	}
+	_, all, nap := recordSleepy(t, "syscalls:sys_enter_clock_nanosleep")
 	t.Logf("%d tracepoint hits, %d under nap", all, nap)
 	if all < 100 || float64(nap) < 0.9*float64(all) {
 		t.Errorf("nap has %d of %d clock_nanosleep calls, want at least 100 and 90%%", nap, all)
@@ -246,4 +212,27 @@ func TestCPIProgramLoads(t *testing.T) {
 	if objs.SampleCpi == nil || objs.SampleCpi.Type() != ebpf.PerfEvent {
 		t.Fatalf("sample_cpi is %v, want a perf_event program", objs.SampleCpi)
 	}
+}
+
+// recordSleepy records event on the sleepyC workload for 2 s and returns the
+// capture, its total and the part under main;nap.
+func recordSleepy(t *testing.T, event string) (c *capture.Capture, all, nap int64) {
+	t.Helper()
+	bin := testutil.BuildC(t, "gcc", sleepyC, "-O1", "-g", "-fno-omit-frame-pointer")
+	cmd := testutil.Start(t, bin)
+	time.Sleep(100 * time.Millisecond)
+	c, err := Record(context.Background(), capture.Params{
+		Type: capture.PerfEvent, Event: event, PIDs: []int{cmd.Process.Pid},
+		Duration: capture.Duration(2 * time.Second), Unwind: "auto",
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sv := range c.Aggregate(capture.Query{}) {
+		all += sv.Value
+		if strings.Contains(strings.Join(c.FoldedStack(sv.Stack), ";"), "main;nap;") {
+			nap += sv.Value
+		}
+	}
+	return c, all, nap
 }
