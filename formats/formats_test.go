@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -211,9 +212,9 @@ func TestParsePerfHeader(t *testing.T) {
 		{"no numbers here", false, perfHeader{}},
 	}
 	for _, tt := range tests {
-		h, ok := parsePerfHeader(tt.line)
-		if ok != tt.ok || (ok && h != tt.want) {
-			t.Errorf("parsePerfHeader(%q) = %+v, %v; want %+v", tt.line, h, ok, tt.want)
+		h, ok, err := parsePerfHeader(tt.line)
+		if ok != tt.ok || err != nil || (ok && h != tt.want) {
+			t.Errorf("parsePerfHeader(%q) = %+v, %v, %v; want %+v", tt.line, h, ok, err, tt.want)
 		}
 	}
 }
@@ -233,6 +234,69 @@ func TestPerfScriptBadLines(t *testing.T) {
 	_, _, err = Import(strings.NewReader("\tnot a stack\n\tneither\n"), ImportOptions{})
 	if err == nil || !strings.Contains(err.Error(), "line 1") {
 		t.Errorf("nothing parseable: err %v, want one naming line 1", err)
+	}
+}
+
+// TestPerfScriptNumbersOutOfRange: numbers of an event line that do not
+// fit (hostile or corrupt input) fail the import with an error naming the
+// line and the field, instead of wrapping around or being clamped silently.
+func TestPerfScriptNumbersOutOfRange(t *testing.T) {
+	const stack = "\t1234 main+0x1 (/bin/app)\n\n"
+	ok := "app 1/1 [000] 1.000000: 1000 cpu-clock:\n" + stack
+	tests := []struct {
+		name, in string
+		err      string // "" when the import must succeed
+		check    func(*capture.Capture) string
+	}{
+		{"huge seconds", ok + "app 1/1 [000] 99999999999999999999.1: 1000 cpu-clock:\n" + stack,
+			"line 4: timestamp 99999999999999999999.1 is out of range", nil},
+		{"one ns past int64", ok + "app 1/1 [000] 9223372036.854775808: 1000 cpu-clock:\n" + stack,
+			"line 4: timestamp 9223372036.854775808 is out of range", nil},
+		{"seconds past int64 ns", "app 1/1 [000] 9300000000.0: 1000 cpu-clock:\n" + stack,
+			"line 1: timestamp 9300000000.0 is out of range", nil},
+		{"pid", "app 4294967296/1 [000] 1.0: 1000 cpu-clock:\n" + stack, "line 1: pid 4294967296 is out of range", nil},
+		{"tid", "app 1/99999999999 [000] 1.0: 1000 cpu-clock:\n" + stack, "line 1: tid 99999999999 is out of range", nil},
+		{"cpu", "app 1/1 [65536] 1.0: 1000 cpu-clock:\n" + stack, "line 1: cpu 65536 is out of range", nil},
+		{"period", "app 1/1 [000] 1.0: 9223372036854775808 cpu-clock:\n" + stack, "line 1: period 9223372036854775808 is out of range", nil},
+		{"30 fraction digits", "app 1/1 [000] 1.123456789999999999999999999999: 1000 cpu-clock:\n" + stack, "",
+			func(c *capture.Capture) string {
+				if want := time.Unix(1, 123456789).UTC(); !c.Meta.Start.Equal(want) {
+					return fmt.Sprintf("start %v, want %v (digits past the ns dropped)", c.Meta.Start, want)
+				}
+				return ""
+			}},
+		{"largest time", "app 1/1 [000] 0.000000: 1000 cpu-clock:\n" + stack + "app 1/1 [001] 9223372036.854775807: 1000 cpu-clock:\n" + stack, "",
+			func(c *capture.Capture) string {
+				if c.Meta.Duration < 0 || c.Events[1].Time != 9223372036854775807 || c.Events[1].CPU != 1 {
+					return fmt.Sprintf("duration %v, last event %+v", c.Meta.Duration, c.Events[1])
+				}
+				return ""
+			}},
+		{"largest fields", "app 4294967295/4294967295 [65535] 1.0: 9223372036854775807 cpu-clock:\n" + stack, "",
+			func(c *capture.Capture) string {
+				e := c.Events[0]
+				if e.PID != 4294967295 || e.TID != 4294967295 || e.CPU != 65535 || e.Value != 9223372036854775807 {
+					return fmt.Sprintf("event %+v", e)
+				}
+				return ""
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _, err := Import(strings.NewReader(tt.in), ImportOptions{})
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err %v, want one containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg := tt.check(c); msg != "" {
+				t.Error(msg)
+			}
+		})
 	}
 }
 
@@ -679,13 +743,28 @@ func FuzzImport(f *testing.F) {
 	}
 	f.Add([]byte("a;b;c 10\na;--;b_[w];app 3\n"))
 	f.Add([]byte("app 1/2 [003] 5.000001: 77 cycles:u:\n\t1 a->b->c+0x1 (/tmp/perf-1.map)\n"))
+	// Numbers at and past the limits of their fields.
+	f.Add([]byte("app 1/1 [000] 0.0: 1000 cpu-clock:\n\t1 a (/x)\n\napp 4294967295/4294967295 [65535] 9223372036.854775807: 9223372036854775807 cpu-clock:\n\t1 a (/x)\n"))
+	f.Add([]byte("app 1/1 [000] 9223372036.854775808: 1000 cpu-clock:\n\t1 a (/x)\n"))
+	f.Add([]byte("app 1 99999999999999999999.123456789012345678901234567890: 1000 cpu-clock:\n\t1 a (/x)\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, _, err := Import(bytes.NewReader(data), ImportOptions{})
+		c, rep, err := Import(bytes.NewReader(data), ImportOptions{})
 		if err != nil {
 			return
 		}
 		if err := c.Validate(); err != nil {
 			t.Fatalf("invalid capture from %q: %v", data, err)
+		}
+		if rep.Format == "perf-script" {
+			// Times are from the first sample on, within the duration.
+			if c.Meta.Duration < 0 {
+				t.Fatalf("negative duration %v from %q", c.Meta.Duration, data)
+			}
+			for _, e := range c.Events {
+				if e.Time < 0 || e.Time > int64(c.Meta.Duration) || e.Value <= 0 {
+					t.Fatalf("event %+v out of range (duration %v) from %q", e, c.Meta.Duration, data)
+				}
+			}
 		}
 		var buf bytes.Buffer
 		if err := WriteFolded(&buf, c, capture.Query{IncludeIdle: true}); err != nil {

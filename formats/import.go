@@ -175,7 +175,7 @@ func Detect(data []byte) string {
 		if t[0] == ' ' || t[0] == '\t' {
 			return "perf-script"
 		}
-		if _, ok := parsePerfHeader(string(t)); ok && perfTimeRe.Match(t) {
+		if _, ok, _ := parsePerfHeader(string(t)); ok && perfTimeRe.Match(t) {
 			return "perf-script"
 		}
 		if _, _, ok := splitFolded(t); ok {

@@ -3,6 +3,7 @@ package formats
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"path"
 	"regexp"
 	"strconv"
@@ -39,33 +40,78 @@ type perfHeader struct {
 	rest     string
 }
 
-func parsePerfHeader(line string) (perfHeader, bool) {
+// parsePerfHeader parses an event line. ok is false when line is not one;
+// err says which number of an event line is out of range.
+func parsePerfHeader(line string) (h perfHeader, ok bool, err error) {
 	m := perfHeaderRe.FindStringSubmatch(line)
 	if m == nil {
-		return perfHeader{}, false
+		return perfHeader{}, false, nil
 	}
-	h := perfHeader{comm: m[1], cpu: -1, event: m[8], rest: m[9]}
-	id1, _ := strconv.ParseUint(m[2], 10, 32)
+	h = perfHeader{comm: m[1], cpu: -1, event: m[8], rest: m[9]}
+	id1, err := perfNumber("pid", m[2], math.MaxUint32)
+	if err != nil {
+		return perfHeader{}, true, err
+	}
 	h.pid, h.tid = uint32(id1), uint32(id1)
 	if m[3] != "" {
-		id2, _ := strconv.ParseUint(m[3], 10, 32)
+		id2, err := perfNumber("tid", m[3], math.MaxUint32)
+		if err != nil {
+			return perfHeader{}, true, err
+		}
 		h.tid = uint32(id2)
 	}
 	if m[4] != "" {
-		h.cpu, _ = strconv.Atoi(m[4])
+		cpu, err := perfNumber("cpu", m[4], math.MaxUint16)
+		if err != nil {
+			return perfHeader{}, true, err
+		}
+		h.cpu = int(cpu)
 	}
 	if m[5] != "" {
-		sec, err1 := strconv.ParseInt(m[5], 10, 64)
-		frac := (m[6] + "000000000")[:9]
-		ns, err2 := strconv.ParseInt(frac, 10, 64)
-		if err1 == nil && err2 == nil {
-			h.time, h.hasTime = sec*1e9+ns, true
+		if h.time, err = perfTime(m[5], m[6]); err != nil {
+			return perfHeader{}, true, err
 		}
+		h.hasTime = true
 	}
 	if m[7] != "" {
-		h.period, _ = strconv.ParseInt(m[7], 10, 64)
+		period, err := perfNumber("period", m[7], math.MaxInt64)
+		if err != nil {
+			return perfHeader{}, true, err
+		}
+		h.period = int64(period)
 	}
-	return h, true
+	return h, true, nil
+}
+
+// perfNumber parses a decimal field of an event line, at most max.
+func perfNumber(name, s string, max uint64) (uint64, error) {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n > max {
+		return 0, fmt.Errorf("%s %s is out of range (at most %d)", name, clipDigits(s), max)
+	}
+	return n, nil
+}
+
+// perfTime parses the "SEC.FRAC" timestamp of an event line into
+// nanoseconds. Digits past the nanosecond are dropped (perf prints 6 or 9);
+// a time past int64 nanoseconds (about 292 years) is an error.
+func perfTime(sec, frac string) (int64, error) {
+	s, err := strconv.ParseInt(sec, 10, 64)
+	if err == nil && s <= math.MaxInt64/int64(time.Second) {
+		ns, _ := strconv.ParseInt((frac + "000000000")[:9], 10, 64) // 9 digits: no error
+		if s*int64(time.Second) <= math.MaxInt64-ns {
+			return s*int64(time.Second) + ns, nil
+		}
+	}
+	return 0, fmt.Errorf("timestamp %s.%s is out of range (at most 9223372036.854775807 seconds)", clipDigits(sec), clipDigits(frac))
+}
+
+// clipDigits cuts a run of digits for an error message.
+func clipDigits(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
 }
 
 // perfFrame is one parsed stack line: one frame, or several when
@@ -200,7 +246,10 @@ func readPerfScript(data []byte, opts ImportOptions, rep *ImportReport) (*captur
 			}
 		}
 		// An event line; without -g perf script indents these too.
-		if h, ok := parsePerfHeader(string(trimmed)); ok {
+		if h, ok, err := parsePerfHeader(string(trimmed)); ok {
+			if err != nil {
+				return nil, fmt.Errorf("perf script line %d: %w", lineNo, err)
+			}
 			r.finish()
 			samples++
 			inSample = true
@@ -241,7 +290,8 @@ func readPerfScript(data []byte, opts ImportOptions, rep *ImportReport) (*captur
 		}
 		m.Duration = time.Duration(r.t1 - r.t0)
 		if r.period > 0 && m.Unit == "ns" {
-			m.Duration += time.Duration(r.period)
+			// The last sample's period, unless the sum would overflow.
+			m.Duration += time.Duration(min(r.period, math.MaxInt64-int64(m.Duration)))
 		}
 		c.SortEvents()
 	} else {
