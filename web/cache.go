@@ -17,9 +17,11 @@ type rendered struct {
 	csp     string
 }
 
-// renderCache keeps rendered answers per (capture, route, parameters),
+// renderCache keeps rendered answers per (captures, route, parameters),
 // least recently used first out, within a byte budget. Concurrent requests
-// for an answer being rendered wait for that rendering.
+// for an answer being rendered wait for that rendering. A key starts with
+// the ids of the captures its answer derives from, comma-separated (two for
+// a diff), then "|" (see cacheKey).
 type renderCache struct {
 	mu      sync.Mutex
 	max     int64
@@ -35,9 +37,10 @@ type cacheEntry struct {
 }
 
 type renderCall struct {
-	done chan struct{}
-	val  *rendered
-	err  error
+	done    chan struct{}
+	val     *rendered
+	err     error
+	dropped bool // a capture it derives from was deleted meanwhile: not cached
 }
 
 func newRenderCache(max int64) *renderCache {
@@ -65,14 +68,20 @@ func (c *renderCache) get(key string, fn func() (*rendered, error)) (val *render
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
-		delete(c.pending, key)
+		if c.pending[key] == call {
+			delete(c.pending, key)
+		}
 		c.mu.Unlock()
 		close(call.done)
 	}()
 
 	call.val, call.err = fn()
 	if call.err == nil {
-		c.put(key, call.val)
+		c.mu.Lock()
+		if !call.dropped {
+			c.putLocked(key, call.val)
+		}
+		c.mu.Unlock()
 	}
 	return call.val, false, call.err
 }
@@ -82,11 +91,15 @@ func (c *renderCache) get(key string, fn func() (*rendered, error)) (val *render
 var errAbandoned = errors.New("internal error: the request this one waited for failed")
 
 func (c *renderCache) put(key string, val *rendered) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.putLocked(key, val)
+}
+
+func (c *renderCache) putLocked(key string, val *rendered) {
 	if int64(len(val.body)) > c.max/4 {
 		return // one huge answer would evict everything else
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if e, ok := c.items[key]; ok {
 		c.size -= int64(len(e.Value.(*cacheEntry).val.body))
 		c.ll.Remove(e)
@@ -102,17 +115,39 @@ func (c *renderCache) put(key string, val *rendered) {
 	}
 }
 
-// drop forgets every answer about one capture (keys start with its id).
+// drop forgets every answer derived from one capture, diffs with another
+// included. Renderings of it under way are not cached when they finish, and
+// later requests render again instead of waiting for them.
 func (c *renderCache) drop(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, e := range c.items {
-		if strings.HasPrefix(k, id+"|") {
+		if derivesFrom(k, id) {
 			c.size -= int64(len(e.Value.(*cacheEntry).val.body))
 			c.ll.Remove(e)
 			delete(c.items, k)
 		}
 	}
+	for k, call := range c.pending {
+		if derivesFrom(k, id) {
+			call.dropped = true
+			delete(c.pending, k)
+		}
+	}
+}
+
+// derivesFrom says whether the answer of a cache key is derived from the
+// capture id: whether id is one of the ids before the key's first "|".
+func derivesFrom(key, id string) bool {
+	ids, _, _ := strings.Cut(key, "|")
+	for ids != "" {
+		var one string
+		one, ids, _ = strings.Cut(ids, ",")
+		if one == id {
+			return true
+		}
+	}
+	return false
 }
 
 // captureCache keeps the last few decoded captures, loading each once even

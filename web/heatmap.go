@@ -119,7 +119,7 @@ func (s *Server) diffSVG(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	s.ServeRendered(w, r, cacheKey("diff", "svg", v), "image/svg+xml", "svg", func(out io.Writer, nonce string) error {
+	s.ServeRendered(w, r, cacheKey(ids[0]+","+ids[1], "diff.svg", v), "image/svg+xml", "svg", func(out io.Writer, nonce string) error {
 		opts.ScriptNonce = nonce
 		var cs [2]*capture.Capture
 		for i, side := range []string{"base", "compare"} {

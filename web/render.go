@@ -41,8 +41,10 @@ func parseRender(v url.Values) (capture.Query, flamegraph.Options, error) {
 	return q, opts, nil
 }
 
-// cacheKey is the capture id, the format and the canonical query (sorted,
-// token left out), so equal requests share one rendering.
+// cacheKey is the capture id (ids, comma-separated, when the answer is
+// derived from several captures: renderCache.drop forgets it when any of
+// them is deleted), the format and the canonical query (sorted, token left
+// out), so equal requests share one rendering.
 func cacheKey(id, format string, v url.Values) string {
 	keys := make([]string, 0, len(v))
 	for k := range v {
