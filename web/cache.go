@@ -161,9 +161,10 @@ type captureCache struct {
 }
 
 type loadCall struct {
-	done chan struct{}
-	c    *capture.Capture
-	err  error
+	done    chan struct{}
+	c       *capture.Capture
+	err     error
+	dropped bool // the capture was deleted meanwhile: not kept
 }
 
 func newCaptureCache(max int) *captureCache {
@@ -193,10 +194,16 @@ func (cc *captureCache) putLocked(id string, c *capture.Capture) {
 	}
 }
 
+// drop forgets a capture; a load of it under way is not kept when it
+// finishes, and later requests load again instead of waiting for it.
 func (cc *captureCache) drop(id string) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	delete(cc.items, id)
+	if call, ok := cc.loading[id]; ok {
+		call.dropped = true
+		delete(cc.loading, id)
+	}
 	for i, o := range cc.order {
 		if o == id {
 			cc.order = append(cc.order[:i:i], cc.order[i+1:]...)
@@ -221,8 +228,10 @@ func (cc *captureCache) load(id string, read func(string) (*capture.Capture, err
 	cc.mu.Unlock()
 	defer func() {
 		cc.mu.Lock()
-		delete(cc.loading, id)
-		if call.err == nil {
+		if cc.loading[id] == call {
+			delete(cc.loading, id)
+		}
+		if call.err == nil && !call.dropped {
 			cc.putLocked(id, call.c)
 		}
 		cc.mu.Unlock()

@@ -198,3 +198,25 @@ func TestDropWhileRendering(t *testing.T) {
 		})
 	}
 }
+
+// A capture whose load finishes after it was deleted is not kept.
+func TestDropWhileLoading(t *testing.T) {
+	cc := newCaptureCache(2)
+	started, release := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cc.load("a", func(string) (*capture.Capture, error) {
+			close(started)
+			<-release
+			return &capture.Capture{}, nil
+		})
+	}()
+	<-started
+	cc.drop("a")
+	close(release)
+	<-done
+	if cc.get("a") != nil {
+		t.Error("a capture loaded while it was deleted is kept")
+	}
+}
