@@ -36,6 +36,9 @@ enum stat_slot {
 	STAT_COPY_ERR,     /* the user stack copy could not be read */
 	STAT_EXEC_DROPPED, /* exec notifications lost */
 	STAT_MAP_FULL,     /* a map was full */
+	STAT_KCACHE_HIT,   /* off-CPU: kernel stacks taken from the cache */
+	STAT_KCACHE_MISS,  /* off-CPU: kernel stacks walked */
+	STAT_KCACHE_WRONG, /* off-CPU, check mode: a cached stack that differed from the walk */
 	STAT_MAX,
 };
 
@@ -83,6 +86,11 @@ const volatile __u8 filter_comm[TASK_COMM_LEN] = {};
 const volatile __u32 copy_bytes = 0;   /* user stack bytes to copy; 0: none (fp mode) */
 const volatile __u32 self_tgid = 0;    /* scorch itself */
 const volatile bool follow_forks = false;
+/* Up to FILTER_LIST pids or tids that stay the same for the whole capture:
+ * compared here rather than looked up in the maps, on every event. */
+#define FILTER_LIST 8
+const volatile __u32 filter_list_len = 0;
+const volatile __u32 filter_list[FILTER_LIST] = {};
 /* Wake the reader only when this much data waits: per-event wakeups would
  * cost a context switch each; the reader also polls on a timer. */
 const volatile __u64 wakeup_bytes = 1 << 20;
@@ -113,9 +121,14 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/* Per-CPU event buffers: slot 0 for programs that run in task context,
+ * SCRATCH_IRQ for those that can interrupt them on the same CPU (a wakeup
+ * from an interrupt that arrives while sched_exit_tp's program runs), so
+ * that one never overwrites the event the other is filling. */
+#define SCRATCH_IRQ 1
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct stack_event);
 } scratch SEC(".maps");
@@ -129,16 +142,30 @@ static __always_inline void count(__u32 slot)
 
 static __always_inline bool comm_matches(struct task_struct *task)
 {
-	char comm[TASK_COMM_LEN];
-	/* The process name is the group leader's comm. */
-	BPF_CORE_READ_STR_INTO(&comm, task, group_leader, comm);
+	/* The process name is the group leader's comm. Direct loads through
+	 * the BTF pointer: no helper call on the path every switch takes. */
+	struct task_struct *leader = task->group_leader;
+	if (!leader)
+		return false;
 	for (int i = 0; i < TASK_COMM_LEN; i++) {
-		if (comm[i] != filter_comm[i])
+		char c = leader->comm[i];
+		if (c != filter_comm[i])
 			return false;
-		if (comm[i] == 0)
+		if (c == 0)
 			return true;
 	}
 	return true;
+}
+
+static __always_inline bool in_filter_list(__u32 id)
+{
+	for (int i = 0; i < FILTER_LIST; i++) {
+		if (i >= filter_list_len)
+			return false;
+		if (filter_list[i] == id)
+			return true;
+	}
+	return false;
 }
 
 /* wanted applies the target filter to a task. */
@@ -148,8 +175,12 @@ static __always_inline bool wanted(struct task_struct *task, __u32 pid, __u32 ti
 		return false;
 	switch (filter_mode) {
 	case TARGET_PID:
+		if (filter_list_len)
+			return in_filter_list(pid);
 		return bpf_map_lookup_elem(&filter_pids, &pid) != NULL;
 	case TARGET_TID:
+		if (filter_list_len)
+			return in_filter_list(tid);
 		return bpf_map_lookup_elem(&filter_tids, &tid) != NULL;
 	case TARGET_COMM:
 		return comm_matches(task);
@@ -157,10 +188,9 @@ static __always_inline bool wanted(struct task_struct *task, __u32 pid, __u32 ti
 	return true;
 }
 
-static __always_inline struct stack_event *new_event(void)
+static __always_inline struct stack_event *new_event(__u32 slot)
 {
-	__u32 zero = 0;
-	return bpf_map_lookup_elem(&scratch, &zero);
+	return bpf_map_lookup_elem(&scratch, &slot);
 }
 
 #define STACK_BYTES (MAX_STACK * 8)
@@ -211,6 +241,29 @@ static __always_inline void copy_user_stack(struct stack_event *e, __u64 off)
 	count(STAT_COPY_ERR);
 }
 
+/* fill_user_stack records the user stack (after the kernel stack, already
+ * in data) and the stack copy. A frame-pointer walk from a bp that cannot be
+ * a frame pointer (below sp, or far above it: code built without frame
+ * pointers leaves any value there) yields the pc alone, or garbage, and
+ * costs the kernel a page fault more often than not: then the pc is the
+ * whole walk, and user space unwinds the copy with CFI. */
+static __always_inline void fill_user_stack(void *ctx, struct stack_event *e)
+{
+	__u64 off = e->kstack_len;
+	e->ustack_len = 0;
+	e->copy_len = 0;
+	if (off > STACK_BYTES)
+		return;
+	barrier_var(off);
+	if (e->bp > e->sp && e->bp - e->sp < (1ULL << 28)) {
+		e->ustack_len = get_stack(ctx, e, off, BPF_F_USER_STACK, STAT_USTACK_ERR);
+	} else if (e->ip) {
+		e->data[off / 8] = e->ip;
+		e->ustack_len = 8;
+	}
+	copy_user_stack(e, off + e->ustack_len);
+}
+
 /* fill_stacks records the current task's kernel and user stacks and the
  * stack copy. ctx is the program's context; e->ip, sp and bp hold the user
  * registers (0 when unknown). */
@@ -219,13 +272,12 @@ static __always_inline void fill_stacks(void *ctx, struct stack_event *e, struct
 	e->kstack_len = get_stack(ctx, e, 0, 0, STAT_KSTACK_ERR);
 	e->ustack_len = 0;
 	e->copy_len = 0;
-	if (BPF_CORE_READ(task, flags) & PF_KTHREAD) {
+	if (task->flags & PF_KTHREAD) {
 		e->flags |= EVENT_KTHREAD;
 		e->ip = e->sp = e->bp = 0;
 		return;
 	}
-	e->ustack_len = get_stack(ctx, e, e->kstack_len, BPF_F_USER_STACK, STAT_USTACK_ERR);
-	copy_user_stack(e, (__u64)e->kstack_len + e->ustack_len);
+	fill_user_stack(ctx, e);
 }
 
 /* submit sends the header and the filled part of data. */
@@ -237,7 +289,15 @@ static __always_inline void submit(struct stack_event *e)
 		n = sizeof(e->data);
 	barrier_var(n);
 	size += n;
-	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	/* Wake the reader each time the unread data crosses a multiple of
+	 * wakeup_bytes, not for every event once past it: a wakeup is an
+	 * interrupt (a trap to the hypervisor in a VM), and the reader takes a
+	 * while to come and drain. Two CPUs may both miss a crossing; the next
+	 * one, or the reader's timer, covers it. */
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	if (wakeup_bytes && (avail + size) / wakeup_bytes != avail / wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
 	if (bpf_ringbuf_output(&events, e, size, flags) == 0)
 		count(STAT_SEEN);
 	else
@@ -248,9 +308,9 @@ static __always_inline void submit(struct stack_event *e)
 static __always_inline void task_user_regs(struct task_struct *task, struct stack_event *e)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	e->ip = BPF_CORE_READ(regs, ip);
-	e->sp = BPF_CORE_READ(regs, sp);
-	e->bp = BPF_CORE_READ(regs, bp);
+	e->ip = regs->ip;
+	e->sp = regs->sp;
+	e->bp = regs->bp;
 }
 
 /* wanted_current applies the target filter to the running task; the idle
@@ -262,16 +322,16 @@ static __always_inline bool wanted_current(struct task_struct *task, __u32 pid, 
 	return wanted(task, pid, tid);
 }
 
-/* start_event takes the per-CPU scratch event and fills its header for the
- * running task; the caller adds the registers and the stacks. */
-static __always_inline struct stack_event *start_event(__u32 pid, __u32 tid, __u32 flags, __u64 value)
+/* start_event_in takes a per-CPU scratch event and fills its header for the
+ * running task, stamped ts; the caller adds the registers and the stacks. */
+static __always_inline struct stack_event *start_event_in(__u32 slot, __u32 pid, __u32 tid, __u32 flags, __u64 value, __u64 ts)
 {
-	struct stack_event *e = new_event();
+	struct stack_event *e = new_event(slot);
 	if (!e)
 		return NULL;
 	e->kind = RECORD_SAMPLE;
 	e->flags = flags;
-	e->ts = bpf_ktime_get_ns();
+	e->ts = ts;
 	e->pid = pid;
 	e->tid = tid;
 	e->cpu = bpf_get_smp_processor_id();
@@ -283,16 +343,26 @@ static __always_inline struct stack_event *start_event(__u32 pid, __u32 tid, __u
 	return e;
 }
 
+static __always_inline struct stack_event *start_event(__u32 pid, __u32 tid, __u32 flags, __u64 value, __u64 ts)
+{
+	return start_event_in(0, pid, tid, flags, value, ts);
+}
+
 /* sample_regs records the user registers of a perf_event sample: the
  * interrupted ones when it hit user mode, otherwise those saved at the last
  * kernel entry. Kernel addresses have the top bit set on x86-64 (the
  * context allows only whole-register reads, so cs is not used). */
 static __always_inline void sample_regs(struct bpf_perf_event_data *ctx, struct stack_event *e, struct task_struct *task)
 {
-	if ((__s64)ctx->regs.ip > 0) {
-		e->ip = ctx->regs.ip;
-		e->sp = ctx->regs.sp;
-		e->bp = ctx->regs.bp;
+	/* Read before the branch, so that the compiler cannot merge these
+	 * loads with task_user_regs' (the verifier refuses a ctx pointer moved
+	 * to another field). */
+	__u64 ip = ctx->regs.ip, sp = ctx->regs.sp, bp = ctx->regs.bp;
+	barrier_var(ip);
+	if ((__s64)ip > 0) {
+		e->ip = ip;
+		e->sp = sp;
+		e->bp = bp;
 		return;
 	}
 	e->flags |= EVENT_KERNEL_MODE;

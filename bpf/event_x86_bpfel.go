@@ -51,6 +51,8 @@ const (
 	EventProgSampleCpi       = "sample_cpi"
 	EventVarCopyBytes        = "copy_bytes"
 	EventVarFilterComm       = "filter_comm"
+	EventVarFilterList       = "filter_list"
+	EventVarFilterListLen    = "filter_list_len"
 	EventVarFilterMode       = "filter_mode"
 	EventVarFollowForks      = "follow_forks"
 	EventVarSelfTgid         = "self_tgid"
@@ -121,12 +123,14 @@ type EventMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type EventVariableSpecs struct {
-	CopyBytes   *ebpf.VariableSpec `ebpf:"copy_bytes"`
-	FilterComm  *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterMode  *ebpf.VariableSpec `ebpf:"filter_mode"`
-	FollowForks *ebpf.VariableSpec `ebpf:"follow_forks"`
-	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
-	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	CopyBytes     *ebpf.VariableSpec `ebpf:"copy_bytes"`
+	FilterComm    *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterList    *ebpf.VariableSpec `ebpf:"filter_list"`
+	FilterListLen *ebpf.VariableSpec `ebpf:"filter_list_len"`
+	FilterMode    *ebpf.VariableSpec `ebpf:"filter_mode"`
+	FollowForks   *ebpf.VariableSpec `ebpf:"follow_forks"`
+	SelfTgid      *ebpf.VariableSpec `ebpf:"self_tgid"`
+	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // EventObjects contains all objects after they have been loaded into the kernel.
@@ -174,12 +178,14 @@ func (m *EventMaps) Close() error {
 //
 // It can be passed to LoadEventObjects or ebpf.CollectionSpec.LoadAndAssign.
 type EventVariables struct {
-	CopyBytes   *ebpf.Variable `ebpf:"copy_bytes"`
-	FilterComm  *ebpf.Variable `ebpf:"filter_comm"`
-	FilterMode  *ebpf.Variable `ebpf:"filter_mode"`
-	FollowForks *ebpf.Variable `ebpf:"follow_forks"`
-	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
-	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
+	CopyBytes     *ebpf.Variable `ebpf:"copy_bytes"`
+	FilterComm    *ebpf.Variable `ebpf:"filter_comm"`
+	FilterList    *ebpf.Variable `ebpf:"filter_list"`
+	FilterListLen *ebpf.Variable `ebpf:"filter_list_len"`
+	FilterMode    *ebpf.Variable `ebpf:"filter_mode"`
+	FollowForks   *ebpf.Variable `ebpf:"follow_forks"`
+	SelfTgid      *ebpf.Variable `ebpf:"self_tgid"`
+	WakeupBytes   *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // EventPrograms contains all programs after they have been loaded into the kernel.

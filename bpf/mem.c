@@ -150,7 +150,7 @@ int BPF_KRETPROBE(alloc_return, __u64 addr)
 		if (n)
 			*n += 1;
 	}
-	struct stack_event *e = new_event();
+	struct stack_event *e = new_event(0);
 	if (!e)
 		return 0;
 	fill_user(ctx, e, pid, tid, ts);
@@ -170,7 +170,7 @@ static __always_inline void syscall_event(void *ctx, __u64 size, __u32 fn)
 	__u32 pid = id >> 32, tid = (__u32)id;
 	if (!wanted(task, pid, tid))
 		return;
-	struct stack_event *e = start_event(pid, tid, EVENT_KERNEL_MODE, size);
+	struct stack_event *e = start_event(pid, tid, EVENT_KERNEL_MODE, size, bpf_ktime_get_ns());
 	if (!e)
 		return;
 	e->peer_pid = fn;

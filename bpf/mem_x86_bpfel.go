@@ -71,6 +71,8 @@ const (
 	MemProgReallocEnter   = "realloc_enter"
 	MemVarCopyBytes       = "copy_bytes"
 	MemVarFilterComm      = "filter_comm"
+	MemVarFilterList      = "filter_list"
+	MemVarFilterListLen   = "filter_list_len"
 	MemVarFilterMode      = "filter_mode"
 	MemVarFollowForks     = "follow_forks"
 	MemVarSelfTgid        = "self_tgid"
@@ -151,6 +153,8 @@ type MemMapSpecs struct {
 type MemVariableSpecs struct {
 	CopyBytes       *ebpf.VariableSpec `ebpf:"copy_bytes"`
 	FilterComm      *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterList      *ebpf.VariableSpec `ebpf:"filter_list"`
+	FilterListLen   *ebpf.VariableSpec `ebpf:"filter_list_len"`
 	FilterMode      *ebpf.VariableSpec `ebpf:"filter_mode"`
 	FollowForks     *ebpf.VariableSpec `ebpf:"follow_forks"`
 	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
@@ -208,6 +212,8 @@ func (m *MemMaps) Close() error {
 type MemVariables struct {
 	CopyBytes       *ebpf.Variable `ebpf:"copy_bytes"`
 	FilterComm      *ebpf.Variable `ebpf:"filter_comm"`
+	FilterList      *ebpf.Variable `ebpf:"filter_list"`
+	FilterListLen   *ebpf.Variable `ebpf:"filter_list_len"`
 	FilterMode      *ebpf.Variable `ebpf:"filter_mode"`
 	FollowForks     *ebpf.Variable `ebpf:"follow_forks"`
 	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`

@@ -16,6 +16,13 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+#ifndef bpf_ksym_exists
+/* libbpf's: a weak kernel symbol missing from this kernel reads as 0, and the
+ * verifier drops the code behind the test. */
+#define bpf_ksym_exists(sym) (!!(sym))
+#endif
+
 #define TASK_INTERRUPTIBLE 1
 #define TASK_UNINTERRUPTIBLE 2
 
@@ -24,6 +31,11 @@ const volatile __u64 min_block_ns = 1000;
 const volatile __u64 max_block_ns = ~0ULL;
 const volatile bool want_blocked_stack = true; /* offcpu, offwake */
 const volatile bool want_waker_stack = false;  /* wakeup, offwake */
+/* offcpu: take the run-queue part of an interval from the scheduler's own
+ * accounting (sched_info.run_delay, CONFIG_SCHED_INFO) rather than from
+ * sched_waking, which user space then leaves detached: one hook fewer on
+ * the hottest path there is. offcpu has no use for the waker's identity. */
+const volatile bool use_run_delay = false;
 
 struct off_start {
 	__u64 ts;      /* when the thread left the CPU */
@@ -32,6 +44,7 @@ struct off_start {
 	__u32 waker_tid;
 	__u32 flags;   /* EVENT_IRQ: woken from the idle task's interrupts */
 	__u32 pad;
+	__u64 run_delay; /* use_run_delay: sched_info.run_delay when it left */
 };
 
 /* Per thread, for all CPUs (a thread may wake up on another CPU): task
@@ -44,6 +57,189 @@ struct {
 	__type(key, int);
 	__type(value, struct off_start);
 } starts SEC(".maps");
+
+/* Kernel stack cache.
+ *
+ * Walking the kernel stack (ORC, inside bpf_get_stack) is most of what an
+ * off-CPU event costs: about 2 us for the 10 frames of a blocked read, more
+ * than the context switch itself. A thread that blocks again where it
+ * blocked before has the same kernel stack, and the return addresses the
+ * unwinder read sit in the same slots relative to the stack pointer the
+ * thread saved when it switched out (thread.sp, inside __schedule). So the
+ * first walk of a stack also finds the slot of each return address, and a
+ * later event of the same process and system call reuses the stack when
+ * every one of those slots still holds its return address: the unwinder,
+ * starting from the same place and reading the same values, would find the
+ * same frames. Not checked: the first frames, in the tracing code below the
+ * saved sp (the same for every event of this program), and the outermost,
+ * the entry code above do_syscall_64's randomized stack offset (the only
+ * caller of the frame below it). kcache_check walks every stack anyway and
+ * counts the cached ones that differ (STAT_KCACHE_WRONG), for the tests.
+ *
+ * Per CPU, so that no lock is needed: KC_SETS sets of KC_WAYS stacks,
+ * chosen by the key's hash, replaced round robin. */
+#define KC_FRAMES 32   /* deeper stacks are walked every time */
+#define KC_WAYS 4
+#define KC_SETS 32
+#define KC_SCAN 512    /* words searched above the saved sp: 4 KiB */
+#define KC_LEAD 4      /* tracing frames that may come before the first slot */
+
+const volatile bool kcache_enabled = true;
+const volatile bool kcache_check = false;
+
+struct kc_way {
+	__u32 pid;
+	__s32 nr;    /* system call number (orig_ax) */
+	__u32 n;     /* frames; 0: empty */
+	__u32 first; /* frames [first, n) have their slot checked */
+	__u16 off[KC_FRAMES]; /* slot of frame i: bytes above the saved sp */
+	__u16 off_last;       /* slot of frame n - 1: bytes above the stack's base */
+	__u16 pad[3];
+	__u64 ips[KC_FRAMES];
+};
+
+struct kc_set {
+	__u32 next; /* the way to replace next */
+	__u32 pad;
+	struct kc_way way[KC_WAYS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KC_SETS);
+	__type(key, __u32);
+	__type(value, struct kc_set);
+} kcache SEC(".maps");
+
+/* kword reads a word of kernel memory with a plain load (a fault reads 0). */
+static __always_inline __u64 kword(__u64 addr)
+{
+	__u64 *p = bpf_rdonly_cast((void *)addr, 0);
+	return *p;
+}
+
+static __always_inline bool kc_valid(struct kc_way *w, __u64 base, __u64 stack)
+{
+	__u32 n = w->n, first = w->first;
+	if (n < 1 || n > KC_FRAMES || kword(stack + w->off_last) != w->ips[(n - 1) & (KC_FRAMES - 1)])
+		return false;
+	for (__u32 i = 0; i < KC_FRAMES - 1; i++) {
+		if (i + 1 >= n)
+			break;
+		if (i < first)
+			continue;
+		if (kword(base + w->off[i]) != w->ips[i])
+			return false;
+	}
+	return true;
+}
+
+/* kc_scan finds the slots of frames j..n-1 of w->ips, in that order, from
+ * the word at base + 8 * start up. A global function: the verifier checks
+ * its loop once, for any argument values, not once per caller state. */
+__noinline int kc_scan(struct kc_way *w, __u32 n, __u64 base, __u32 j, __u32 start)
+{
+	if (!w || n > KC_FRAMES)
+		return 0;
+	__u64 *ips = w->ips;
+	for (__u32 k = 0; k < KC_SCAN; k++) {
+		if (j >= n)
+			break;
+		__u64 v = kword(base + (__u64)(start + k) * 8);
+		if (v == ips[j & (KC_FRAMES - 1)]) {
+			w->off[j & (KC_FRAMES - 1)] = (start + k) * 8;
+			j++;
+		}
+	}
+	return j == n;
+}
+
+/* kc_learn finds the slots of the n frames just walked into e->data and
+ * keeps them in w; it leaves w empty when one cannot be found. */
+static __always_inline void kc_learn(struct kc_way *w, struct stack_event *e, __u32 n, __u64 base, __u64 stack)
+{
+	__u64 *ips = e->data;
+	__u32 k = 0, first = 0;
+	w->n = 0;
+	if (n < 3 || n > KC_FRAMES)
+		return;
+	/* The first slot above the saved sp: one of the first frames, which
+	 * are tracing code (the rest are below the saved sp). */
+	for (k = 0; k < 2 * KC_LEAD; k++) {
+		__u64 v = kword(base + k * 8);
+		for (__u32 t = 1; t <= KC_LEAD; t++) {
+			if (t < n && v == ips[t]) {
+				first = t;
+				break;
+			}
+		}
+		if (first)
+			break;
+	}
+	if (!first)
+		return;
+	w->off[first & (KC_FRAMES - 1)] = k * 8;
+	__builtin_memcpy(w->ips, ips, sizeof(w->ips));
+	if (!kc_scan(w, n, base, first + 1, k + 1))
+		return;
+	/* The outermost frame, the entry code, is checked from the stack's
+	 * base: a system call moves everything below it by a random offset. */
+	__u64 last = base + w->off[(n - 1) & (KC_FRAMES - 1)] - stack;
+	if (last > 0xffff)
+		return;
+	w->off_last = last;
+	w->first = first;
+	w->n = n;
+}
+
+/* kernel_stack fills e's kernel stack, from the cache when it can. nr is
+ * the task's system call number; base its saved stack pointer. */
+static __always_inline void kernel_stack(void *ctx, struct stack_event *e, __u32 pid, __s32 nr, __u64 base, __u64 stack)
+{
+	struct kc_set *set = NULL;
+	struct kc_way *hit = NULL;
+	if (kcache_enabled && bpf_ksym_exists(bpf_rdonly_cast) && base > stack && stack) {
+		__u32 h = ((pid * 0x9e3779b1u) ^ (__u32)nr) * 0x85ebca6bu;
+		__u32 idx = (h >> 16) % KC_SETS;
+		set = bpf_map_lookup_elem(&kcache, &idx);
+	}
+	if (set) {
+		for (int i = 0; i < KC_WAYS; i++) {
+			struct kc_way *w = &set->way[i];
+			if (w->n && w->pid == pid && w->nr == nr && kc_valid(w, base, stack)) {
+				hit = w;
+				break;
+			}
+		}
+	}
+	if (hit && !kcache_check) {
+		__builtin_memcpy(e->data, hit->ips, sizeof(hit->ips));
+		__u32 n = hit->n;
+		e->kstack_len = (n > KC_FRAMES ? KC_FRAMES : n) * 8;
+		count(STAT_KCACHE_HIT);
+		return;
+	}
+	e->kstack_len = get_stack(ctx, e, 0, 0, STAT_KSTACK_ERR);
+	if (!set)
+		return;
+	__u32 n = e->kstack_len / 8;
+	if (hit) {
+		/* Check mode: compare the cached stack with the walk. */
+		bool same = hit->n == n;
+		for (int i = 0; i < KC_FRAMES; i++) {
+			if (i < n && hit->ips[i] != e->data[i])
+				same = false;
+		}
+		count(same ? STAT_KCACHE_HIT : STAT_KCACHE_WRONG);
+		return;
+	}
+	count(STAT_KCACHE_MISS);
+	struct kc_way *w = &set->way[set->next % KC_WAYS];
+	set->next++;
+	w->pid = pid;
+	w->nr = nr;
+	kc_learn(w, e, n, base, stack);
+}
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next, unsigned int prev_state)
@@ -64,6 +260,8 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	/* A preempted thread waits in the run queue from the start. */
 	if (runnable)
 		st.wake_ts = st.ts;
+	if (use_run_delay && bpf_core_field_exists(prev->sched_info.run_delay))
+		st.run_delay = prev->sched_info.run_delay;
 	struct off_start *slot = bpf_task_storage_get(&starts, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!slot) {
 		count(STAT_MAP_FULL);
@@ -76,6 +274,10 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 SEC("tp_btf/sched_waking")
 int BPF_PROG(on_waking, struct task_struct *p)
 {
+	/* Threads that never went off CPU in this capture have no storage:
+	 * most wakeups end here, without a helper call. */
+	if (!p->bpf_storage)
+		return 0;
 	__u32 tid = p->pid;
 	struct off_start *st = bpf_task_storage_get(&starts, p, 0, 0);
 	if (!st || !st->ts || st->wake_ts)
@@ -96,11 +298,10 @@ int BPF_PROG(on_waking, struct task_struct *p)
 	if (blocked < min_block_ns || blocked > max_block_ns)
 		return 0;
 
-	struct stack_event *e = start_event(irq ? 0 : id >> 32, irq ? 0 : (__u32)id, irq ? EVENT_IRQ : 0, blocked);
+	struct stack_event *e = start_event_in(SCRATCH_IRQ, irq ? 0 : id >> 32, irq ? 0 : (__u32)id, irq ? EVENT_IRQ : 0, blocked, now);
 	if (!e)
 		return 0;
 	e->kind = RECORD_WAKER;
-	e->ts = now;
 	e->peer_pid = p->tgid;
 	e->peer_tid = tid;
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -126,9 +327,11 @@ int BPF_PROG(on_return, bool is_switch)
 {
 	if (!is_switch)
 		return 0;
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
 	struct task_struct *task = bpf_get_current_task_btf();
+	/* Threads that are not targets have no storage: most switches end
+	 * here, without a helper call. */
+	if (!task->bpf_storage)
+		return 0;
 	struct off_start *stp = bpf_task_storage_get(&starts, task, 0, 0);
 	if (!stp || !stp->ts)
 		return 0;
@@ -141,22 +344,31 @@ int BPF_PROG(on_return, bool is_switch)
 	if (total < min_block_ns || total > max_block_ns)
 		return 0;
 
-	struct stack_event *e = start_event(id >> 32, tid, st.flags | EVENT_KERNEL_MODE, total);
+	__u32 pid = task->tgid;
+	struct stack_event *e = start_event(pid, task->pid, st.flags | EVENT_KERNEL_MODE, total, st.ts);
 	if (!e)
 		return 0;
-	e->ts = st.ts;
-	/* No wakeup seen (it happened before the capture, or was missed):
-	 * count it all as blocked. */
-	e->aux = st.wake_ts ? st.wake_ts - st.ts : total;
+	if (use_run_delay && bpf_core_field_exists(task->sched_info.run_delay)) {
+		/* The scheduler added the time since the wakeup (or the
+		 * preemption) to run_delay as the thread came back. */
+		__u64 rq = task->sched_info.run_delay - st.run_delay;
+		e->aux = rq < total ? total - rq : 0;
+	} else {
+		/* No wakeup seen (it happened before the capture, or was
+		 * missed): count it all as blocked. */
+		e->aux = st.wake_ts ? st.wake_ts - st.ts : total;
+	}
 	e->peer_pid = st.waker_pid;
 	e->peer_tid = st.waker_tid;
+	e->kstack_len = e->ustack_len = 0;
+	e->copy_len = 0;
 	if (want_blocked_stack) {
-		task_user_regs(task, e);
-		fill_stacks(ctx, e, task);
-	} else {
-		e->kstack_len = e->ustack_len = 0;
-		e->copy_len = 0;
-		e->ip = e->sp = e->bp = 0;
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+		e->ip = regs->ip;
+		e->sp = regs->sp;
+		e->bp = regs->bp;
+		kernel_stack(ctx, e, pid, (__s32)regs->orig_ax, task->thread.sp, (__u64)task->stack);
+		fill_user_stack(ctx, e);
 	}
 	submit(e);
 	return 0;

@@ -13,6 +13,23 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type OffcpuKcSet struct {
+	_    structs.HostLayout
+	Next uint32
+	Pad  uint32
+	Way  [4]struct {
+		_       structs.HostLayout
+		Pid     uint32
+		Nr      int32
+		N       uint32
+		First   uint32
+		Off     [32]uint16
+		OffLast uint16
+		Pad     [3]uint16
+		Ips     [32]uint64
+	}
+}
+
 type OffcpuOffStart struct {
 	_        structs.HostLayout
 	Ts       uint64
@@ -21,6 +38,7 @@ type OffcpuOffStart struct {
 	WakerTid uint32
 	Flags    uint32
 	Pad      uint32
+	RunDelay uint64
 }
 
 type OffcpuStackEvent struct {
@@ -52,6 +70,7 @@ const (
 	OffcpuMapEvents           = "events"
 	OffcpuMapFilterPids       = "filter_pids"
 	OffcpuMapFilterTids       = "filter_tids"
+	OffcpuMapKcache           = "kcache"
 	OffcpuMapScratch          = "scratch"
 	OffcpuMapStarts           = "starts"
 	OffcpuMapStats            = "stats"
@@ -61,13 +80,18 @@ const (
 	OffcpuProgOnWaking        = "on_waking"
 	OffcpuVarCopyBytes        = "copy_bytes"
 	OffcpuVarFilterComm       = "filter_comm"
+	OffcpuVarFilterList       = "filter_list"
+	OffcpuVarFilterListLen    = "filter_list_len"
 	OffcpuVarFilterMode       = "filter_mode"
 	OffcpuVarFollowForks      = "follow_forks"
+	OffcpuVarKcacheCheck      = "kcache_check"
+	OffcpuVarKcacheEnabled    = "kcache_enabled"
 	OffcpuVarMaxBlockNs       = "max_block_ns"
 	OffcpuVarMinBlockNs       = "min_block_ns"
 	OffcpuVarSelfTgid         = "self_tgid"
 	OffcpuVarStateFilter      = "state_filter"
 	OffcpuVarUnusedStackEvent = "unused_stack_event"
+	OffcpuVarUseRunDelay      = "use_run_delay"
 	OffcpuVarWakeupBytes      = "wakeup_bytes"
 	OffcpuVarWantBlockedStack = "want_blocked_stack"
 	OffcpuVarWantWakerStack   = "want_waker_stack"
@@ -128,6 +152,7 @@ type OffcpuMapSpecs struct {
 	Events     *ebpf.MapSpec `ebpf:"events"`
 	FilterPids *ebpf.MapSpec `ebpf:"filter_pids"`
 	FilterTids *ebpf.MapSpec `ebpf:"filter_tids"`
+	Kcache     *ebpf.MapSpec `ebpf:"kcache"`
 	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
 	Starts     *ebpf.MapSpec `ebpf:"starts"`
 	Stats      *ebpf.MapSpec `ebpf:"stats"`
@@ -139,13 +164,18 @@ type OffcpuMapSpecs struct {
 type OffcpuVariableSpecs struct {
 	CopyBytes        *ebpf.VariableSpec `ebpf:"copy_bytes"`
 	FilterComm       *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterList       *ebpf.VariableSpec `ebpf:"filter_list"`
+	FilterListLen    *ebpf.VariableSpec `ebpf:"filter_list_len"`
 	FilterMode       *ebpf.VariableSpec `ebpf:"filter_mode"`
 	FollowForks      *ebpf.VariableSpec `ebpf:"follow_forks"`
+	KcacheCheck      *ebpf.VariableSpec `ebpf:"kcache_check"`
+	KcacheEnabled    *ebpf.VariableSpec `ebpf:"kcache_enabled"`
 	MaxBlockNs       *ebpf.VariableSpec `ebpf:"max_block_ns"`
 	MinBlockNs       *ebpf.VariableSpec `ebpf:"min_block_ns"`
 	SelfTgid         *ebpf.VariableSpec `ebpf:"self_tgid"`
 	StateFilter      *ebpf.VariableSpec `ebpf:"state_filter"`
 	UnusedStackEvent *ebpf.VariableSpec `ebpf:"unused_stack_event"`
+	UseRunDelay      *ebpf.VariableSpec `ebpf:"use_run_delay"`
 	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 	WantBlockedStack *ebpf.VariableSpec `ebpf:"want_blocked_stack"`
 	WantWakerStack   *ebpf.VariableSpec `ebpf:"want_waker_stack"`
@@ -174,6 +204,7 @@ type OffcpuMaps struct {
 	Events     *ebpf.Map `ebpf:"events"`
 	FilterPids *ebpf.Map `ebpf:"filter_pids"`
 	FilterTids *ebpf.Map `ebpf:"filter_tids"`
+	Kcache     *ebpf.Map `ebpf:"kcache"`
 	Scratch    *ebpf.Map `ebpf:"scratch"`
 	Starts     *ebpf.Map `ebpf:"starts"`
 	Stats      *ebpf.Map `ebpf:"stats"`
@@ -184,6 +215,7 @@ func (m *OffcpuMaps) Close() error {
 		m.Events,
 		m.FilterPids,
 		m.FilterTids,
+		m.Kcache,
 		m.Scratch,
 		m.Starts,
 		m.Stats,
@@ -196,13 +228,18 @@ func (m *OffcpuMaps) Close() error {
 type OffcpuVariables struct {
 	CopyBytes        *ebpf.Variable `ebpf:"copy_bytes"`
 	FilterComm       *ebpf.Variable `ebpf:"filter_comm"`
+	FilterList       *ebpf.Variable `ebpf:"filter_list"`
+	FilterListLen    *ebpf.Variable `ebpf:"filter_list_len"`
 	FilterMode       *ebpf.Variable `ebpf:"filter_mode"`
 	FollowForks      *ebpf.Variable `ebpf:"follow_forks"`
+	KcacheCheck      *ebpf.Variable `ebpf:"kcache_check"`
+	KcacheEnabled    *ebpf.Variable `ebpf:"kcache_enabled"`
 	MaxBlockNs       *ebpf.Variable `ebpf:"max_block_ns"`
 	MinBlockNs       *ebpf.Variable `ebpf:"min_block_ns"`
 	SelfTgid         *ebpf.Variable `ebpf:"self_tgid"`
 	StateFilter      *ebpf.Variable `ebpf:"state_filter"`
 	UnusedStackEvent *ebpf.Variable `ebpf:"unused_stack_event"`
+	UseRunDelay      *ebpf.Variable `ebpf:"use_run_delay"`
 	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
 	WantBlockedStack *ebpf.Variable `ebpf:"want_blocked_stack"`
 	WantWakerStack   *ebpf.Variable `ebpf:"want_waker_stack"`

@@ -53,7 +53,10 @@ const (
 	SamplerStatSlotSTAT_COPY_ERR     SamplerStatSlot = 4
 	SamplerStatSlotSTAT_EXEC_DROPPED SamplerStatSlot = 5
 	SamplerStatSlotSTAT_MAP_FULL     SamplerStatSlot = 6
-	SamplerStatSlotSTAT_MAX          SamplerStatSlot = 7
+	SamplerStatSlotSTAT_KCACHE_HIT   SamplerStatSlot = 7
+	SamplerStatSlotSTAT_KCACHE_MISS  SamplerStatSlot = 8
+	SamplerStatSlotSTAT_KCACHE_WRONG SamplerStatSlot = 9
+	SamplerStatSlotSTAT_MAX          SamplerStatSlot = 10
 )
 
 // Names of all BPF objects in the ELF.
@@ -70,6 +73,8 @@ const (
 	SamplerProgSampleCpu       = "sample_cpu"
 	SamplerVarCopyBytes        = "copy_bytes"
 	SamplerVarFilterComm       = "filter_comm"
+	SamplerVarFilterList       = "filter_list"
+	SamplerVarFilterListLen    = "filter_list_len"
 	SamplerVarFilterMode       = "filter_mode"
 	SamplerVarFollowForks      = "follow_forks"
 	SamplerVarSelfTgid         = "self_tgid"
@@ -143,6 +148,8 @@ type SamplerMapSpecs struct {
 type SamplerVariableSpecs struct {
 	CopyBytes        *ebpf.VariableSpec `ebpf:"copy_bytes"`
 	FilterComm       *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterList       *ebpf.VariableSpec `ebpf:"filter_list"`
+	FilterListLen    *ebpf.VariableSpec `ebpf:"filter_list_len"`
 	FilterMode       *ebpf.VariableSpec `ebpf:"filter_mode"`
 	FollowForks      *ebpf.VariableSpec `ebpf:"follow_forks"`
 	SelfTgid         *ebpf.VariableSpec `ebpf:"self_tgid"`
@@ -195,6 +202,8 @@ func (m *SamplerMaps) Close() error {
 type SamplerVariables struct {
 	CopyBytes        *ebpf.Variable `ebpf:"copy_bytes"`
 	FilterComm       *ebpf.Variable `ebpf:"filter_comm"`
+	FilterList       *ebpf.Variable `ebpf:"filter_list"`
+	FilterListLen    *ebpf.Variable `ebpf:"filter_list_len"`
 	FilterMode       *ebpf.Variable `ebpf:"filter_mode"`
 	FollowForks      *ebpf.Variable `ebpf:"follow_forks"`
 	SelfTgid         *ebpf.Variable `ebpf:"self_tgid"`

@@ -210,3 +210,76 @@ int main(void) {
 		t.Errorf("run-queue time not charged to busy(): %v", top(stacks, 4))
 	}
 }
+
+// blockersC blocks in many kernel paths, over and over: pipes, sleeps,
+// futexes, poll on a socket pair, fsync.
+const blockersC = `
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+static int ping[2], pong[2], sv[2];
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static volatile unsigned long sink;
+static const char *path;
+static void *pinger(void *a) { char c = 0; for (;;) { write(ping[1], &c, 1); read(pong[0], &c, 1); } }
+static void *ponger(void *a) { char c; for (;;) { read(ping[0], &c, 1); write(pong[1], &c, 1); } }
+static void *sleeper(void *a) { struct timespec ts = {0, 200000}; for (;;) nanosleep(&ts, 0); }
+static void *locker(void *a) { for (;;) { pthread_mutex_lock(&mu); for (int i = 0; i < 20000; i++) sink++; pthread_mutex_unlock(&mu); } }
+static void *poller(void *a) {
+	char c = 0; struct pollfd p = {sv[0], POLLIN, 0};
+	for (;;) { write(sv[0], &c, 1); poll(&p, 1, 100); read(sv[0], &c, 1); }
+}
+static void *echoer(void *a) { char c; for (;;) { read(sv[1], &c, 1); write(sv[1], &c, 1); } }
+static void *syncer(void *a) {
+	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	for (;;) { write(fd, "x", 1); fsync(fd); usleep(1000); }
+}
+int main(int argc, char **argv) {
+	path = argv[1];
+	pipe(ping); pipe(pong); socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	void *(*fns[])(void *) = {pinger, ponger, sleeper, locker, locker, poller, echoer, syncer};
+	pthread_t t;
+	for (int i = 0; i < 8; i++) pthread_create(&t, 0, fns[i], 0);
+	pause();
+}
+`
+
+// The kernel stack cache must give the stacks a walk gives. In check mode
+// the programs walk every stack and count the cached ones that differ; a
+// whole-host capture, with the blockers and whatever else runs, covers
+// many kernel paths.
+func TestKernelStackCacheMatchesWalk(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.BuildC(t, "gcc", blockersC, "-O1", "-g", "-pthread")
+	cmd := testutil.Start(t, bin, t.TempDir()+"/synced")
+	time.Sleep(200 * time.Millisecond)
+	profiler.SetCheckKernelStacks(true)
+	defer profiler.SetCheckKernelStacks(false)
+	for _, typ := range []capture.Type{capture.OffCPU, capture.OffWake} {
+		c, err := profiler.Record(context.Background(), capture.Params{
+			Type: typ, Duration: capture.Duration(2 * time.Second), Unwind: "auto",
+		}, profiler.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := c.Meta.Stats.Extra
+		t.Logf("%s: %d events; kernel stacks: %d cached and checked, %d walked, %d wrong", typ, len(c.Events), x["kernel_stacks_cached"], x["kernel_stacks_walked"], x["kernel_stack_cache_wrong"])
+		if x["kernel_stack_cache_wrong"] != 0 {
+			t.Errorf("%s: %d cached kernel stacks differ from the walk", typ, x["kernel_stack_cache_wrong"])
+		}
+		if x["kernel_stacks_cached"] < 1000 {
+			t.Errorf("%s: only %d kernel stacks came from the cache", typ, x["kernel_stacks_cached"])
+		}
+		stacks := folded(c, capture.Query{PIDs: []uint32{uint32(cmd.Process.Pid)}})
+		for _, want := range []string{"pinger;", "sleeper;", "poller;", "locker;", "syncer;"} {
+			if share(stacks, want) == 0 {
+				t.Errorf("%s: no off-CPU time under %q: %v", typ, want, top(stacks, 3))
+			}
+		}
+	}
+}

@@ -595,6 +595,15 @@ func (s *session) addBPFStats(st map[bpf.SamplerStatSlot]uint64) {
 	if n := st[bpf.SamplerStatSlotSTAT_EXEC_DROPPED]; n > 0 {
 		addExtra(&s.stats, "exec_notifications_lost", n)
 	}
+	if n := st[bpf.SamplerStatSlotSTAT_KCACHE_HIT]; n > 0 {
+		addExtra(&s.stats, "kernel_stacks_cached", n)
+	}
+	if n := st[bpf.SamplerStatSlotSTAT_KCACHE_MISS]; n > 0 {
+		addExtra(&s.stats, "kernel_stacks_walked", n)
+	}
+	if n := st[bpf.SamplerStatSlotSTAT_KCACHE_WRONG]; n > 0 {
+		addExtra(&s.stats, "kernel_stack_cache_wrong", n)
+	}
 	if n := st[bpf.SamplerStatSlotSTAT_MAP_FULL]; n > 0 {
 		s.stats.Lost += n
 		addExtra(&s.stats, "map_full", n)

@@ -13,6 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// filterList is FILTER_LIST in bpf/common.h.
+const filterList = 8
+
 // target is what a capture profiles: the whole host, pids, tids, a process
 // name, or a command scorch starts.
 type target struct {
@@ -64,6 +67,23 @@ func (t *target) configure(spec *ebpf.CollectionSpec, follow bool) error {
 	}
 	if err := set("filter_comm", t.comm); err != nil {
 		return err
+	}
+	// A fixed list of at most filterList ids is compared in the programs
+	// themselves, cheaper than a map lookup on every event; a started
+	// command and followed forks change the set, so they use the maps.
+	ids := t.pids
+	if t.mode == targetTID {
+		ids = t.tids
+	}
+	if !follow && t.cmd == nil && len(ids) > 0 && len(ids) <= filterList {
+		var list [filterList]uint32
+		copy(list[:], ids)
+		if err := set("filter_list", list); err != nil {
+			return err
+		}
+		if err := set("filter_list_len", uint32(len(ids))); err != nil {
+			return err
+		}
 	}
 	return set("follow_forks", follow)
 }
