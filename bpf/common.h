@@ -18,6 +18,7 @@ enum record_kind {
 	RECORD_SAMPLE = 1, /* a stack event */
 	RECORD_EXEC = 2,   /* a process called exec: snapshot it now */
 	RECORD_WAKER = 3,  /* a waker's stacks; peer_tid is the wakee */
+	RECORD_LEAVE = 4,  /* off-CPU: a thread's stacks as it leaves the CPU */
 };
 
 /* Event flags. */
@@ -25,6 +26,7 @@ enum event_flag {
 	EVENT_KERNEL_MODE = 1, /* interrupted in kernel mode */
 	EVENT_KTHREAD = 2,     /* a kernel thread: no user stack */
 	EVENT_IRQ = 4,         /* ran in interrupt context */
+	EVENT_LEFT = 8,        /* off-CPU: the stacks came in a RECORD_LEAVE */
 };
 
 /* Counters, one slot each in the per-CPU stats array. */
@@ -123,7 +125,7 @@ struct {
 
 /* Per-CPU event buffers: slot 0 for programs that run in task context,
  * SCRATCH_IRQ for those that can interrupt them on the same CPU (a wakeup
- * from an interrupt that arrives while sched_exit_tp's program runs), so
+ * from an interrupt that arrives while a task-context program runs), so
  * that one never overwrites the event the other is filling. */
 #define SCRATCH_IRQ 1
 struct {

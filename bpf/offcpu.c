@@ -2,15 +2,19 @@
 
 /* Off-CPU, wakeup and off-wake collectors on scheduler tracepoints.
  *
- * sched_switch (running as the task leaving the CPU) notes when a wanted
- * thread goes off CPU; sched_waking (running as the waker) notes when it is
- * woken, and by whom, and may send the waker's stacks; sched_exit_tp
- * (running as the thread coming back, at the end of __schedule) computes
- * the time off CPU, split into blocked (until the wakeup) and run-queue
- * time, applies the min/max filters and only then walks the stacks. A
- * blocked thread's stack does not change while it is off CPU, so walking it
- * on return names the code that blocked, and short blocks that the filters
- * drop cost no stack walk. */
+ * One hook does the off-CPU work: sched_switch, running as the task that
+ * leaves the CPU. For prev, when wanted, it notes the time and sends its
+ * stacks (RECORD_LEAVE): a blocked thread's stacks do not change until it
+ * runs again, so they name the code that blocked. For next, if it is coming
+ * back from such an interval, it sends the times (a RECORD_SAMPLE without
+ * stacks, flagged EVENT_LEFT), split into blocked and run-queue time; user
+ * space joins the two and applies the min/max filters. A second hook on
+ * sched_exit_tp, walking the stacks as the thread returns, was measured
+ * too: every context switch on the host then pays for two programs, and
+ * filtered captures cost twice as much. sched_waking (running as the waker)
+ * is attached for wakeup and offwake only: it notes who woke the thread and
+ * sends the waker's stacks. offcpu takes the run-queue time from the
+ * scheduler's own accounting. */
 
 #include "common.h"
 
@@ -64,14 +68,15 @@ struct {
  * off-CPU event costs: about 2 us for the 10 frames of a blocked read, more
  * than the context switch itself. A thread that blocks again where it
  * blocked before has the same kernel stack, and the return addresses the
- * unwinder read sit in the same slots relative to the stack pointer the
- * thread saved when it switched out (thread.sp, inside __schedule). So the
+ * unwinder read sit in the same slots relative to the tracepoint's argument
+ * array (ctx, in bpf_trace_run4's frame, at a fixed distance below
+ * __schedule's). So the
  * first walk of a stack also finds the slot of each return address, and a
  * later event of the same process and system call reuses the stack when
  * every one of those slots still holds its return address: the unwinder,
  * starting from the same place and reading the same values, would find the
  * same frames. Not checked: the first frames, in the tracing code below the
- * saved sp (the same for every event of this program), and the outermost,
+ * anchor (the same for every event of this program), and the outermost,
  * the entry code above do_syscall_64's randomized stack offset (the only
  * caller of the frame below it). kcache_check walks every stack anyway and
  * counts the cached ones that differ (STAT_KCACHE_WRONG), for the tests.
@@ -81,8 +86,8 @@ struct {
 #define KC_FRAMES 32   /* deeper stacks are walked every time */
 #define KC_WAYS 4
 #define KC_SETS 32
-#define KC_SCAN 512    /* words searched above the saved sp: 4 KiB */
-#define KC_LEAD 4      /* tracing frames that may come before the first slot */
+#define KC_SCAN 512    /* words searched above the anchor: 4 KiB */
+#define KC_LEAD 6      /* tracing frames that may come before the first slot */
 
 const volatile bool kcache_enabled = true;
 const volatile bool kcache_check = false;
@@ -92,7 +97,7 @@ struct kc_way {
 	__s32 nr;    /* system call number (orig_ax) */
 	__u32 n;     /* frames; 0: empty */
 	__u32 first; /* frames [first, n) have their slot checked */
-	__u16 off[KC_FRAMES]; /* slot of frame i: bytes above the saved sp */
+	__u16 off[KC_FRAMES]; /* slot of frame i: bytes above the anchor */
 	__u16 off_last;       /* slot of frame n - 1: bytes above the stack's base */
 	__u16 pad[3];
 	__u64 ips[KC_FRAMES];
@@ -163,9 +168,9 @@ static __always_inline void kc_learn(struct kc_way *w, struct stack_event *e, __
 	w->n = 0;
 	if (n < 3 || n > KC_FRAMES)
 		return;
-	/* The first slot above the saved sp: one of the first frames, which
-	 * are tracing code (the rest are below the saved sp). */
-	for (k = 0; k < 2 * KC_LEAD; k++) {
+	/* The first slot above the anchor: one of the first frames, which
+	 * are tracing code (the rest are below the anchor). */
+	for (k = 0; k < 32; k++) {
 		__u64 v = kword(base + k * 8);
 		for (__u32 t = 1; t <= KC_LEAD; t++) {
 			if (t < n && v == ips[t]) {
@@ -193,7 +198,7 @@ static __always_inline void kc_learn(struct kc_way *w, struct stack_event *e, __
 }
 
 /* kernel_stack fills e's kernel stack, from the cache when it can. nr is
- * the task's system call number; base its saved stack pointer. */
+ * the task's system call number; base the anchor; stack the stack's base. */
 static __always_inline void kernel_stack(void *ctx, struct stack_event *e, __u32 pid, __s32 nr, __u64 base, __u64 stack)
 {
 	struct kc_set *set = NULL;
@@ -241,9 +246,101 @@ static __always_inline void kernel_stack(void *ctx, struct stack_event *e, __u32
 	kc_learn(w, e, n, base, stack);
 }
 
+/* Per-CPU word through which an address on the kernel stack becomes a
+ * number (see on_switch). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} anchors SEC(".maps");
+
+/* rq_clock is the clock of the run queue t is on (updated as __schedule
+ * starts), the clock of sched_info's times; 0 when unknown. */
+static __always_inline __u64 rq_clock(struct task_struct *t)
+{
+	struct cfs_rq *cfs = t->se.cfs_rq;
+	if (!cfs || !bpf_core_field_exists(cfs->rq))
+		return 0;
+	struct rq *rq = cfs->rq;
+	return rq ? rq->clock : 0;
+}
+
+/* arrive ends next's off-CPU interval: it sends the times; the stacks went
+ * out when next left (RECORD_LEAVE). */
+static __always_inline void arrive(void *ctx, struct task_struct *next, struct off_start *stp, __u64 now)
+{
+	struct off_start st = *stp;
+	stp->ts = 0;
+	if (now <= st.ts)
+		return;
+	__u64 total = now - st.ts;
+	if (total < min_block_ns || total > max_block_ns)
+		return;
+	__u64 blocked;
+	if (use_run_delay && bpf_core_field_exists(next->sched_info.run_delay)) {
+		/* The run-queue wait so far, and since the last enqueue: the
+		 * scheduler adds the latter as next arrives, after this hook. */
+		__u64 rq = next->sched_info.run_delay - st.run_delay;
+		__u64 queued = next->sched_info.last_queued;
+		__u64 clock = rq_clock(next);
+		if (queued && clock > queued)
+			rq += clock - queued;
+		blocked = rq < total ? total - rq : 0;
+	} else {
+		/* No wakeup seen (it happened before the capture, or was
+		 * missed): count it all as blocked. */
+		blocked = st.wake_ts ? st.wake_ts - st.ts : total;
+	}
+	struct stack_event *e = start_event(next->tgid, next->pid, st.flags | EVENT_KERNEL_MODE | (want_blocked_stack ? EVENT_LEFT : 0), total, st.ts);
+	if (!e)
+		return;
+	__builtin_memcpy(e->comm, next->comm, sizeof(e->comm));
+	e->aux = blocked;
+	e->peer_pid = st.waker_pid;
+	e->peer_tid = st.waker_tid;
+	e->kstack_len = e->ustack_len = 0;
+	e->copy_len = 0;
+	submit(e);
+}
+
+/* leave sends prev's stacks as it goes off CPU: it does not run until it
+ * comes back, so they are the stacks it blocked in. */
+static __always_inline void leave(void *ctx, struct task_struct *prev, __u32 pid, __u32 tid, __u64 now, __u64 anchor)
+{
+	struct stack_event *e = start_event(pid, tid, EVENT_KERNEL_MODE, 0, now);
+	if (!e)
+		return;
+	e->kind = RECORD_LEAVE;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(prev);
+	e->ip = regs->ip;
+	e->sp = regs->sp;
+	e->bp = regs->bp;
+	__u64 stack = (__u64)prev->stack;
+	/* The anchor must be on this task's stack (not on a BPF private
+	 * stack, which some kernels give programs with large frames). */
+	if (anchor <= stack || anchor >= stack + 65536)
+		anchor = 0;
+	kernel_stack(ctx, e, pid, (__s32)regs->orig_ax, anchor, stack);
+	fill_user_stack(ctx, e);
+	submit(e);
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next, unsigned int prev_state)
 {
+	__u64 now = 0;
+	/* next comes back. Threads that never went off CPU in this capture
+	 * have no storage: no helper call for them. */
+	if (next->bpf_storage) {
+		struct off_start *st = bpf_task_storage_get(&starts, next, 0, 0);
+		if (st && st->ts) {
+			now = bpf_ktime_get_ns();
+			arrive(ctx, next, st, now);
+		}
+	}
+
+	/* prev leaves. */
 	__u32 tid = prev->pid;
 	__u32 pid = prev->tgid;
 	if (pid == 0 || (prev->flags & PF_KTHREAD))
@@ -255,19 +352,33 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 		return 0;
 	if (state_filter == 2 && (runnable || !(prev_state & TASK_UNINTERRUPTIBLE)))
 		return 0;
-	struct off_start st = {};
-	st.ts = bpf_ktime_get_ns();
-	/* A preempted thread waits in the run queue from the start. */
-	if (runnable)
-		st.wake_ts = st.ts;
-	if (use_run_delay && bpf_core_field_exists(prev->sched_info.run_delay))
-		st.run_delay = prev->sched_info.run_delay;
+	if (!now)
+		now = bpf_ktime_get_ns();
 	struct off_start *slot = bpf_task_storage_get(&starts, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!slot) {
 		count(STAT_MAP_FULL);
 		return 0;
 	}
-	*slot = st;
+	slot->ts = now;
+	/* A preempted thread waits in the run queue from the start. */
+	slot->wake_ts = runnable ? now : 0;
+	slot->waker_pid = slot->waker_tid = 0;
+	slot->flags = 0;
+	if (use_run_delay && bpf_core_field_exists(prev->sched_info.run_delay))
+		slot->run_delay = prev->sched_info.run_delay;
+	if (!want_blocked_stack)
+		return 0;
+	/* The kernel stack cache's reference point: ctx, the arguments
+	 * array of bpf_trace_run4, on the kernel stack at a fixed distance
+	 * below __schedule's frame. The map turns the pointer into a number. */
+	__u64 anchor = 0;
+	__u32 zero = 0;
+	volatile __u64 *a = bpf_map_lookup_elem(&anchors, &zero);
+	if (a) {
+		*a = (__u64)ctx;
+		anchor = *a;
+	}
+	leave(ctx, prev, pid, tid, now, anchor);
 	return 0;
 }
 
@@ -317,58 +428,6 @@ int BPF_PROG(on_waking, struct task_struct *p)
 		e->flags |= EVENT_KERNEL_MODE;
 		task_user_regs(task, e);
 		fill_stacks(ctx, e, task);
-	}
-	submit(e);
-	return 0;
-}
-
-SEC("tp_btf/sched_exit_tp")
-int BPF_PROG(on_return, bool is_switch)
-{
-	if (!is_switch)
-		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
-	/* Threads that are not targets have no storage: most switches end
-	 * here, without a helper call. */
-	if (!task->bpf_storage)
-		return 0;
-	struct off_start *stp = bpf_task_storage_get(&starts, task, 0, 0);
-	if (!stp || !stp->ts)
-		return 0;
-	struct off_start st = *stp;
-	stp->ts = 0;
-	__u64 now = bpf_ktime_get_ns();
-	if (now <= st.ts)
-		return 0;
-	__u64 total = now - st.ts;
-	if (total < min_block_ns || total > max_block_ns)
-		return 0;
-
-	__u32 pid = task->tgid;
-	struct stack_event *e = start_event(pid, task->pid, st.flags | EVENT_KERNEL_MODE, total, st.ts);
-	if (!e)
-		return 0;
-	if (use_run_delay && bpf_core_field_exists(task->sched_info.run_delay)) {
-		/* The scheduler added the time since the wakeup (or the
-		 * preemption) to run_delay as the thread came back. */
-		__u64 rq = task->sched_info.run_delay - st.run_delay;
-		e->aux = rq < total ? total - rq : 0;
-	} else {
-		/* No wakeup seen (it happened before the capture, or was
-		 * missed): count it all as blocked. */
-		e->aux = st.wake_ts ? st.wake_ts - st.ts : total;
-	}
-	e->peer_pid = st.waker_pid;
-	e->peer_tid = st.waker_tid;
-	e->kstack_len = e->ustack_len = 0;
-	e->copy_len = 0;
-	if (want_blocked_stack) {
-		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-		e->ip = regs->ip;
-		e->sp = regs->sp;
-		e->bp = regs->bp;
-		kernel_stack(ctx, e, pid, (__s32)regs->orig_ax, task->thread.sp, (__u64)task->stack);
-		fill_user_stack(ctx, e);
 	}
 	submit(e);
 	return 0;

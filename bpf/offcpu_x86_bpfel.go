@@ -67,6 +67,7 @@ type OffcpuStackEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	OffcpuMapAnchors          = "anchors"
 	OffcpuMapEvents           = "events"
 	OffcpuMapFilterPids       = "filter_pids"
 	OffcpuMapFilterTids       = "filter_tids"
@@ -75,7 +76,6 @@ const (
 	OffcpuMapStarts           = "starts"
 	OffcpuMapStats            = "stats"
 	OffcpuProgOnExec          = "on_exec"
-	OffcpuProgOnReturn        = "on_return"
 	OffcpuProgOnSwitch        = "on_switch"
 	OffcpuProgOnWaking        = "on_waking"
 	OffcpuVarCopyBytes        = "copy_bytes"
@@ -140,7 +140,6 @@ type OffcpuSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type OffcpuProgramSpecs struct {
 	OnExec   *ebpf.ProgramSpec `ebpf:"on_exec"`
-	OnReturn *ebpf.ProgramSpec `ebpf:"on_return"`
 	OnSwitch *ebpf.ProgramSpec `ebpf:"on_switch"`
 	OnWaking *ebpf.ProgramSpec `ebpf:"on_waking"`
 }
@@ -149,6 +148,7 @@ type OffcpuProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type OffcpuMapSpecs struct {
+	Anchors    *ebpf.MapSpec `ebpf:"anchors"`
 	Events     *ebpf.MapSpec `ebpf:"events"`
 	FilterPids *ebpf.MapSpec `ebpf:"filter_pids"`
 	FilterTids *ebpf.MapSpec `ebpf:"filter_tids"`
@@ -201,6 +201,7 @@ func (o *OffcpuObjects) Close() error {
 //
 // It can be passed to LoadOffcpuObjects or ebpf.CollectionSpec.LoadAndAssign.
 type OffcpuMaps struct {
+	Anchors    *ebpf.Map `ebpf:"anchors"`
 	Events     *ebpf.Map `ebpf:"events"`
 	FilterPids *ebpf.Map `ebpf:"filter_pids"`
 	FilterTids *ebpf.Map `ebpf:"filter_tids"`
@@ -212,6 +213,7 @@ type OffcpuMaps struct {
 
 func (m *OffcpuMaps) Close() error {
 	return _OffcpuClose(
+		m.Anchors,
 		m.Events,
 		m.FilterPids,
 		m.FilterTids,
@@ -250,7 +252,6 @@ type OffcpuVariables struct {
 // It can be passed to LoadOffcpuObjects or ebpf.CollectionSpec.LoadAndAssign.
 type OffcpuPrograms struct {
 	OnExec   *ebpf.Program `ebpf:"on_exec"`
-	OnReturn *ebpf.Program `ebpf:"on_return"`
 	OnSwitch *ebpf.Program `ebpf:"on_switch"`
 	OnWaking *ebpf.Program `ebpf:"on_waking"`
 }
@@ -258,7 +259,6 @@ type OffcpuPrograms struct {
 func (p *OffcpuPrograms) Close() error {
 	return _OffcpuClose(
 		p.OnExec,
-		p.OnReturn,
 		p.OnSwitch,
 		p.OnWaking,
 	)

@@ -13,10 +13,12 @@ const (
 	recordSample = 1
 	recordExec   = 2
 	recordWaker  = 3
+	recordLeave  = 4
 
 	eventKernelMode = 1
 	eventKthread    = 2
 	eventIRQ        = 4
+	eventLeft       = 8
 
 	maxStack = 127
 )

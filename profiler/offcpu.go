@@ -27,7 +27,7 @@ func init() {
 // schedPrograms are the scheduler hooks in attach order: the hook that ends
 // intervals first, the one that starts them last.
 func schedPrograms(objs *bpf.OffcpuObjects) []*ebpf.Program {
-	return []*ebpf.Program{objs.OnReturn, objs.OnWaking, objs.OnSwitch}
+	return []*ebpf.Program{objs.OnWaking, objs.OnSwitch}
 }
 
 func loadOffCPU(p capture.Params, mode unwind.Mode, opts Options, tgt *target, ring uint32) (*bpf.OffcpuObjects, error) {
@@ -77,15 +77,9 @@ func useRunDelay(t capture.Type) bool {
 		if err != nil {
 			return
 		}
-		var si *btf.Struct
-		if err := spec.TypeByName("sched_info", &si); err != nil {
-			return
-		}
-		for _, m := range si.Members {
-			if m.Name == "run_delay" {
-				runDelayKept = true
-			}
-		}
+		// run_delay and last_queued, and the run queue's clock, reached
+		// from the task's cfs_rq (CONFIG_FAIR_GROUP_SCHED).
+		runDelayKept = hasMember(spec, "sched_info", "run_delay") && hasMember(spec, "sched_info", "last_queued") && hasMember(spec, "cfs_rq", "rq")
 	})
 	return runDelayKept
 }
@@ -94,6 +88,19 @@ func useRunDelay(t capture.Type) bool {
 // count the cached ones that differ from the walk (Stats.Extra
 // "kernel_stack_cache_wrong"); for tests.
 var checkKernelStacks bool
+
+func hasMember(spec *btf.Spec, typ, member string) bool {
+	var st *btf.Struct
+	if err := spec.TypeByName(typ, &st); err != nil {
+		return false
+	}
+	for _, m := range st.Members {
+		if m.Name == member {
+			return true
+		}
+	}
+	return false
+}
 
 var (
 	runDelayOnce sync.Once
@@ -117,9 +124,10 @@ func recordOffCPU(ctx context.Context, p capture.Params, mode unwind.Mode, opts 
 		return nil, err
 	}
 	defer c.Close()
-	oc := &offcpuState{s: c.s, typ: p.Type, wakers: make(map[uint32]wakerRecord)}
+	oc := &offcpuState{s: c.s, typ: p.Type, wakers: make(map[uint32]wakerRecord), left: make(map[uint32]segment)}
 	c.s.sample = oc.sample
 	c.s.waker = oc.waker
+	c.s.leave = oc.leave
 
 	var links []link.Link
 	detach := func() {
@@ -145,6 +153,9 @@ func recordOffCPU(ctx context.Context, p capture.Params, mode unwind.Mode, opts 
 	if oc.noWaker > 0 {
 		addExtra(&c.s.stats, "no_waker_seen", oc.noWaker)
 	}
+	if oc.noStack > 0 {
+		addExtra(&c.s.stats, "intervals_without_stacks", oc.noStack)
+	}
 	return c.finish(), nil
 }
 
@@ -162,6 +173,14 @@ type offcpuState struct {
 	typ     capture.Type
 	wakers  map[uint32]wakerRecord // by wakee tid
 	noWaker uint64
+	left    map[uint32]segment // stacks of threads off CPU, by tid
+	noStack uint64
+}
+
+// leave keeps the stacks of a thread that went off CPU until the record
+// with its times comes.
+func (o *offcpuState) leave(e *stackEvent) {
+	o.left[e.TID] = o.s.segmentOf(e).clone()
 }
 
 func (o *offcpuState) waker(e *stackEvent) {
@@ -189,9 +208,19 @@ func (o *offcpuState) sample(e *stackEvent) {
 	if e.Flags&eventIRQ != 0 {
 		ev.Flags |= capture.FlagIRQ
 	}
+	var seg segment
+	if o.typ != capture.Wakeup {
+		var ok bool
+		seg, ok = o.left[e.TID]
+		delete(o.left, e.TID)
+		if !ok {
+			// The record of its stacks was lost.
+			o.noStack++
+			return
+		}
+	}
 	switch o.typ {
 	case capture.OffCPU:
-		seg := s.segmentOf(e)
 		if blocked > 0 {
 			ev.Value = blocked
 			ev.Stack = s.intern(rawStack{main: seg, leaf: capture.FrameBlocked})
@@ -219,7 +248,6 @@ func (o *offcpuState) sample(e *stackEvent) {
 		if o.typ == capture.Wakeup {
 			ev.Stack = s.intern(rawStack{main: w.seg, wakerRoot: true})
 		} else {
-			seg := s.segmentOf(e)
 			wseg := w.seg
 			ev.Stack = s.intern(rawStack{main: seg, waker: &wseg})
 		}

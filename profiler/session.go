@@ -79,6 +79,9 @@ type session struct {
 	sample func(e *stackEvent)
 	// waker receives decoded waker records (wakeup and offwake types).
 	waker func(e *stackEvent)
+	// leave receives off-CPU RECORD_LEAVE records: a thread's stacks as it
+	// leaves the CPU, before the record with its times.
+	leave func(e *stackEvent)
 }
 
 func newSession(log *slog.Logger, sym *symbolizer.Symbolizer, unw *unwind.Unwinder, mode unwind.Mode, monoStart uint64) *session {
@@ -149,6 +152,14 @@ func (s *session) handle(rec []byte) {
 		}
 		if s.waker != nil {
 			s.waker(&s.ev)
+		}
+	case recordLeave:
+		if err := decodeStackEvent(rec, &s.ev, s.kbuf[:0], s.ubuf[:0]); err != nil {
+			s.stats.Lost++
+			return
+		}
+		if s.leave != nil {
+			s.leave(&s.ev)
 		}
 	}
 }
