@@ -257,7 +257,7 @@ static __always_inline void fill_user_stack(void *ctx, struct stack_event *e)
 	if (off > STACK_BYTES)
 		return;
 	barrier_var(off);
-	if (e->bp > e->sp && e->bp - e->sp < (1ULL << 28)) {
+	if (e->bp >= e->sp && e->bp - e->sp < (1ULL << 28)) {
 		e->ustack_len = get_stack(ctx, e, off, BPF_F_USER_STACK, STAT_USTACK_ERR);
 	} else if (e->ip) {
 		e->data[off / 8] = e->ip;
