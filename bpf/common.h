@@ -306,13 +306,15 @@ static __always_inline void submit(struct stack_event *e)
 		count(STAT_DROPPED);
 }
 
-/* task_user_regs reads the user registers a task saved at kernel entry. */
-static __always_inline void task_user_regs(struct task_struct *task, struct stack_event *e)
+/* task_user_regs reads the user registers a task saved at kernel entry into
+ * e and returns them (for orig_ax, the system call number). */
+static __always_inline struct pt_regs *task_user_regs(struct task_struct *task, struct stack_event *e)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	e->ip = regs->ip;
 	e->sp = regs->sp;
 	e->bp = regs->bp;
+	return regs;
 }
 
 /* wanted_current applies the target filter to the running task; the idle

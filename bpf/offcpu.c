@@ -89,7 +89,6 @@ struct {
 #define KC_SCAN 512    /* words searched above the anchor: 4 KiB */
 #define KC_LEAD 6      /* tracing frames that may come before the first slot */
 
-const volatile bool kcache_enabled = true;
 const volatile bool kcache_check = false;
 
 struct kc_way {
@@ -203,7 +202,7 @@ static __always_inline void kernel_stack(void *ctx, struct stack_event *e, __u32
 {
 	struct kc_set *set = NULL;
 	struct kc_way *hit = NULL;
-	if (kcache_enabled && bpf_ksym_exists(bpf_rdonly_cast) && base > stack && stack) {
+	if (bpf_ksym_exists(bpf_rdonly_cast) && base > stack && stack) {
 		__u32 h = ((pid * 0x9e3779b1u) ^ (__u32)nr) * 0x85ebca6bu;
 		__u32 idx = (h >> 16) % KC_SETS;
 		set = bpf_map_lookup_elem(&kcache, &idx);
@@ -312,10 +311,7 @@ static __always_inline void leave(void *ctx, struct task_struct *prev, __u32 pid
 	if (!e)
 		return;
 	e->kind = RECORD_LEAVE;
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(prev);
-	e->ip = regs->ip;
-	e->sp = regs->sp;
-	e->bp = regs->bp;
+	struct pt_regs *regs = task_user_regs(prev, e);
 	__u64 stack = (__u64)prev->stack;
 	/* The anchor must be on this task's stack (not on a BPF private
 	 * stack, which some kernels give programs with large frames). */

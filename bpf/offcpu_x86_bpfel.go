@@ -85,7 +85,6 @@ const (
 	OffcpuVarFilterMode       = "filter_mode"
 	OffcpuVarFollowForks      = "follow_forks"
 	OffcpuVarKcacheCheck      = "kcache_check"
-	OffcpuVarKcacheEnabled    = "kcache_enabled"
 	OffcpuVarMaxBlockNs       = "max_block_ns"
 	OffcpuVarMinBlockNs       = "min_block_ns"
 	OffcpuVarSelfTgid         = "self_tgid"
@@ -169,7 +168,6 @@ type OffcpuVariableSpecs struct {
 	FilterMode       *ebpf.VariableSpec `ebpf:"filter_mode"`
 	FollowForks      *ebpf.VariableSpec `ebpf:"follow_forks"`
 	KcacheCheck      *ebpf.VariableSpec `ebpf:"kcache_check"`
-	KcacheEnabled    *ebpf.VariableSpec `ebpf:"kcache_enabled"`
 	MaxBlockNs       *ebpf.VariableSpec `ebpf:"max_block_ns"`
 	MinBlockNs       *ebpf.VariableSpec `ebpf:"min_block_ns"`
 	SelfTgid         *ebpf.VariableSpec `ebpf:"self_tgid"`
@@ -235,7 +233,6 @@ type OffcpuVariables struct {
 	FilterMode       *ebpf.Variable `ebpf:"filter_mode"`
 	FollowForks      *ebpf.Variable `ebpf:"follow_forks"`
 	KcacheCheck      *ebpf.Variable `ebpf:"kcache_check"`
-	KcacheEnabled    *ebpf.Variable `ebpf:"kcache_enabled"`
 	MaxBlockNs       *ebpf.Variable `ebpf:"max_block_ns"`
 	MinBlockNs       *ebpf.Variable `ebpf:"min_block_ns"`
 	SelfTgid         *ebpf.Variable `ebpf:"self_tgid"`

@@ -135,31 +135,26 @@ func (s *session) handle(rec []byte) {
 		}
 		pid := binary.LittleEndian.Uint32(rec[offExecPid:])
 		s.snapshot(pid, cString(rec[offExecComm:offExecComm+16]))
-	case recordSample:
+	case recordSample, recordWaker, recordLeave:
 		if err := decodeStackEvent(rec, &s.ev, s.kbuf[:0], s.ubuf[:0]); err != nil {
 			s.stats.Lost++
 			return
 		}
-		if s.sample != nil {
-			s.sample(&s.ev)
-		} else {
-			s.addCPUSample(&s.ev)
-		}
-	case recordWaker:
-		if err := decodeStackEvent(rec, &s.ev, s.kbuf[:0], s.ubuf[:0]); err != nil {
-			s.stats.Lost++
-			return
-		}
-		if s.waker != nil {
-			s.waker(&s.ev)
-		}
-	case recordLeave:
-		if err := decodeStackEvent(rec, &s.ev, s.kbuf[:0], s.ubuf[:0]); err != nil {
-			s.stats.Lost++
-			return
-		}
-		if s.leave != nil {
-			s.leave(&s.ev)
+		switch binary.LittleEndian.Uint32(rec) {
+		case recordSample:
+			if s.sample != nil {
+				s.sample(&s.ev)
+			} else {
+				s.addCPUSample(&s.ev)
+			}
+		case recordWaker:
+			if s.waker != nil {
+				s.waker(&s.ev)
+			}
+		case recordLeave:
+			if s.leave != nil {
+				s.leave(&s.ev)
+			}
 		}
 	}
 }
