@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"net/url"
@@ -228,17 +229,21 @@ type StackValue struct {
 	Count  int64 // number of events
 }
 
-// Aggregate sums the selected events per stack. The result is ordered by
-// stack index, so it is stable for a given capture.
+// Aggregate sums the selected events per stack, merging stacks whose frames
+// have the same names (FoldedName): a frame's identity for a user is its
+// name, while the capture keeps one frame per address. Each result names the
+// first stack of its group; the result is ordered by that index, so it is
+// stable for a given capture.
 func (c *Capture) Aggregate(q Query) []StackValue {
 	m := c.Matcher(q)
+	canon := c.NameStacks()
 	sums := make([]StackValue, len(c.Stacks))
 	for i := range c.Events {
 		e := &c.Events[i]
 		if int(e.Stack) >= len(sums) || !m.Match(e) {
 			continue
 		}
-		s := &sums[e.Stack]
+		s := &sums[canon[e.Stack]]
 		s.Value += m.Value(e)
 		s.Value2 += e.Value2
 		s.Count++
@@ -251,6 +256,47 @@ func (c *Capture) Aggregate(q Query) []StackValue {
 		}
 	}
 	return out
+}
+
+// NameFrames maps every frame to the first frame with the same FoldedName.
+func (c *Capture) NameFrames() []uint32 {
+	canon := make([]uint32, len(c.Frames))
+	byName := make(map[string]uint32, len(c.Frames))
+	for i := range c.Frames {
+		name := c.Frames[i].FoldedName()
+		id, ok := byName[name]
+		if !ok {
+			id = uint32(i)
+			byName[name] = id
+		}
+		canon[i] = id
+	}
+	return canon
+}
+
+// NameStacks maps every stack to the first stack whose frames have the same
+// names, in the same order.
+func (c *Capture) NameStacks() []uint32 {
+	frames := c.NameFrames()
+	canon := make([]uint32, len(c.Stacks))
+	seen := make(map[string]uint32, len(c.Stacks))
+	var key []byte
+	for i, st := range c.Stacks {
+		key = key[:0]
+		for _, f := range st {
+			if int(f) < len(frames) {
+				f = frames[f]
+			}
+			key = binary.LittleEndian.AppendUint32(key, f)
+		}
+		id, ok := seen[string(key)]
+		if !ok {
+			id = uint32(i)
+			seen[string(key)] = id
+		}
+		canon[i] = id
+	}
+	return canon
 }
 
 // FoldedStack returns the stack's frames as folded names, root first.

@@ -145,6 +145,7 @@ type profileBuilder struct {
 	p         *profile.Profile
 	mappings  map[[2]string]*profile.Mapping
 	functions map[uint32]*profile.Function // by frame index
+	byName    map[[3]string]*profile.Function
 	locations map[string]*profile.Location // by frame index sequence
 	stacks    map[uint32][]*profile.Location
 	nextBase  uint64
@@ -153,7 +154,7 @@ type profileBuilder struct {
 
 func newProfileBuilder(c *capture.Capture, p *profile.Profile) *profileBuilder {
 	pb := &profileBuilder{c: c, p: p, mappings: make(map[[2]string]*profile.Mapping),
-		functions: make(map[uint32]*profile.Function), locations: make(map[string]*profile.Location),
+		functions: make(map[uint32]*profile.Function), byName: make(map[[3]string]*profile.Function), locations: make(map[string]*profile.Location),
 		stacks: make(map[uint32][]*profile.Location), nextBase: 1 << 32}
 	pb.buildMappings()
 	return pb
@@ -231,8 +232,15 @@ func (pb *profileBuilder) function(idx uint32) *profile.Function {
 	if sys == "" {
 		sys = name
 	}
-	fn := &profile.Function{ID: uint64(len(pb.p.Function) + 1), Name: name, SystemName: sys, Filename: f.File}
-	pb.p.Function = append(pb.p.Function, fn)
+	// One function per name and file, whatever the addresses of its frames
+	// (pprof's function views merge by function).
+	k := [3]string{name, sys, f.File}
+	fn := pb.byName[k]
+	if fn == nil {
+		fn = &profile.Function{ID: uint64(len(pb.p.Function) + 1), Name: name, SystemName: sys, Filename: f.File}
+		pb.p.Function = append(pb.p.Function, fn)
+		pb.byName[k] = fn
+	}
 	pb.functions[idx] = fn
 	return fn
 }

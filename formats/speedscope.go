@@ -28,7 +28,6 @@ type ssShared struct {
 type ssFrame struct {
 	Name string `json:"name"`
 	File string `json:"file,omitempty"`
-	Line int    `json:"line,omitempty"`
 }
 
 type ssProfile struct {
@@ -53,7 +52,11 @@ func WriteSpeedscope(w io.Writer, c *capture.Capture, q capture.Query) error {
 	if c.Meta.Host != "" {
 		f.Name += " on " + c.Meta.Host
 	}
-	// Only the frames in use are written, renumbered.
+	// Only the frames in use are written, renumbered, one per function
+	// (name and file): speedscope's left-heavy and sandwich views merge by
+	// frame, so the addresses of one function must share one frame.
+	type frameKey struct{ name, file string }
+	byKey := make(map[frameKey]uint32)
 	frameIdx := make(map[uint32]uint32)
 	stackCache := make(map[uint32][]uint32)
 	stack := func(st uint32) []uint32 {
@@ -65,14 +68,17 @@ func WriteSpeedscope(w io.Writer, c *capture.Capture, q capture.Query) error {
 		for i, id := range ids {
 			n, ok := frameIdx[id]
 			if !ok {
-				n = uint32(len(f.Shared.Frames))
 				fr := &c.Frames[id]
-				name := fr.FoldedName()
-				file := fr.File
-				if file == "" {
-					file = fr.Module
+				k := frameKey{strings.ToValidUTF8(fr.FoldedName(), "\uFFFD"), fr.File}
+				if k.file == "" {
+					k.file = fr.Module
 				}
-				f.Shared.Frames = append(f.Shared.Frames, ssFrame{Name: strings.ToValidUTF8(name, "\uFFFD"), File: strings.ToValidUTF8(file, "\uFFFD"), Line: fr.Line})
+				k.file = strings.ToValidUTF8(k.file, "\uFFFD")
+				if n, ok = byKey[k]; !ok {
+					n = uint32(len(f.Shared.Frames))
+					f.Shared.Frames = append(f.Shared.Frames, ssFrame{Name: k.name, File: k.file})
+					byKey[k] = n
+				}
 				frameIdx[id] = n
 			}
 			out[i] = n

@@ -94,7 +94,11 @@ func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Captu
 		opts.Unwinder = unwind.New(unwind.Options{Logger: opts.Logger})
 	}
 	if rec, ok := collectors[p.Type]; ok {
-		return rec(ctx, p, mode, opts)
+		c, err := rec(ctx, p, mode, opts)
+		if c != nil {
+			completeRoots(c)
+		}
+		return c, err
 	}
 	return nil, fmt.Errorf("%w: capture type %s is not implemented yet", ErrUnavailable, p.Type)
 }

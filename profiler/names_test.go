@@ -1,0 +1,171 @@
+package profiler_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/formats"
+	"github.com/scorch-dev/scorch/internal/testutil"
+	"github.com/scorch-dev/scorch/profiler"
+)
+
+// leafC spends its time in a loop of several instructions, so samples land
+// at many addresses of leaf_spin, called from main and from a thread.
+const leafC = `
+#include <pthread.h>
+#include <stdlib.h>
+volatile unsigned long sink;
+__attribute__((noinline)) void leaf_spin(unsigned long n) {
+	for (unsigned long i = 0; i < n; i++) { sink += i * 3; sink ^= i >> 2; sink -= i & 7; }
+}
+void *worker(void *a) { for (int k = 0; k < 150; k++) leaf_spin(1000000); return 0; }
+int main(int argc, char **argv) {
+	pthread_t t;
+	pthread_create(&t, 0, worker, 0);
+	for (int k = 0; k < 150; k++) leaf_spin(1000000);
+	pthread_join(t, 0);
+	return 0;
+}
+`
+
+func recordLeaf(t *testing.T, bin, unwind string) *capture.Capture {
+	t.Helper()
+	c, err := profiler.Record(context.Background(), capture.Params{Type: capture.CPU, Hz: 499, Unwind: unwind,
+		Command: []string{bin}, Duration: capture.Duration(20 * time.Second)}, profiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Events) < 50 {
+		t.Fatalf("only %d samples", len(c.Events))
+	}
+	return c
+}
+
+// A frame is its name: folded output has one line per distinct stack,
+// speedscope one shared frame per function and pprof one function per
+// name, while pprof locations keep the addresses.
+func TestOneFramePerFunction(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.BuildC(t, "gcc", leafC, "-O1", "-g", "-fno-omit-frame-pointer", "-pthread")
+	c := recordLeaf(t, bin, "dwarf")
+	leafAddrs := map[uint64]bool{}
+	for _, f := range c.Frames {
+		if f.Name == "leaf_spin" {
+			leafAddrs[f.Offset] = true
+		}
+	}
+	if len(leafAddrs) < 2 {
+		t.Skipf("all samples at %d address(es) of leaf_spin: nothing to merge", len(leafAddrs))
+	}
+
+	var folded bytes.Buffer
+	if err := formats.WriteFolded(&folded, c, capture.Query{}); err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]int{}
+	var total int64
+	for _, l := range strings.Split(strings.TrimSpace(folded.String()), "\n") {
+		i := strings.LastIndexByte(l, ' ')
+		lines[l[:i]]++
+		var v int64
+		for _, ch := range l[i+1:] {
+			v = v*10 + int64(ch-'0')
+		}
+		total += v
+	}
+	for st, n := range lines {
+		if n > 1 {
+			t.Errorf("folded stack %q appears on %d lines", st, n)
+		}
+	}
+	if total != int64(len(c.Events)) {
+		t.Errorf("folded values sum to %d, want the %d samples", total, len(c.Events))
+	}
+	if lines["workload;_start;__libc_start_main;__libc_start_call_main;main;leaf_spin"] != 1 {
+		t.Errorf("no line for main;leaf_spin:\n%s", folded.String())
+	}
+
+	var ss bytes.Buffer
+	if err := formats.WriteSpeedscope(&ss, c, capture.Query{}); err != nil {
+		t.Fatal(err)
+	}
+	var sf struct {
+		Shared struct {
+			Frames []struct{ Name, File string }
+		}
+	}
+	if err := json.Unmarshal(ss.Bytes(), &sf); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]int{}
+	for _, f := range sf.Shared.Frames {
+		names[f.Name]++
+	}
+	if names["leaf_spin"] != 1 {
+		t.Errorf("speedscope has %d frames named leaf_spin, want 1", names["leaf_spin"])
+	}
+
+	p := formats.Profile(c, capture.Query{})
+	fns := map[string]int{}
+	for _, fn := range p.Function {
+		fns[fn.Name]++
+	}
+	if fns["leaf_spin"] != 1 {
+		t.Errorf("pprof has %d functions named leaf_spin, want 1", fns["leaf_spin"])
+	}
+	locAddrs := map[uint64]bool{}
+	for _, l := range p.Location {
+		if len(l.Line) > 0 && l.Line[len(l.Line)-1].Function.Name == "leaf_spin" {
+			locAddrs[l.Address] = true
+		}
+	}
+	if len(locAddrs) != len(leafAddrs) {
+		t.Errorf("pprof has %d locations in leaf_spin, want one per address (%d)", len(locAddrs), len(leafAddrs))
+	}
+	var pb bytes.Buffer
+	if err := p.Write(&pb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := profile.Parse(&pb); err != nil {
+		t.Fatalf("pprof output does not parse: %v", err)
+	}
+}
+
+// main sits under one root, the entry chain CFI finds, whether a stack was
+// walked with frame pointers or with CFI; so does a thread's function.
+func TestOneRootPerProgram(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.BuildC(t, "gcc", leafC, "-O1", "-g", "-fno-omit-frame-pointer", "-pthread")
+	for _, mode := range []string{"fp", "auto", "dwarf"} {
+		t.Run(mode, func(t *testing.T) {
+			c := recordLeaf(t, bin, mode)
+			stacks := folded(c, capture.Query{})
+			all := total(stacks)
+			user := share(stacks, "leaf_spin")
+			main := share(stacks, "workload;_start;__libc_start_main;__libc_start_call_main;")
+			thread := share(stacks, "workload;clone3;start_thread;")
+			if user < all/2 {
+				t.Fatalf("only %d of %d samples in leaf_spin", user, all)
+			}
+			if got := main + thread; got < user*95/100 {
+				var b strings.Builder
+				for s, v := range stacks {
+					if strings.Contains(s, "leaf_spin") && !strings.HasPrefix(s, "workload;_start;") && !strings.HasPrefix(s, "workload;clone3;") {
+						b.WriteString(s + "\n")
+						_ = v
+					}
+				}
+				t.Errorf("%d of %d samples of leaf_spin under the entry roots; others:\n%s", got, user, b.String())
+			}
+			if main == 0 || thread == 0 {
+				t.Errorf("main's root has %d samples, the thread's %d: want both", main, thread)
+			}
+		})
+	}
+}
