@@ -10,59 +10,6 @@ import (
 	"time"
 )
 
-// Type names a kind of capture.
-type Type string
-
-// The capture types of the public interface.
-const (
-	CPU       Type = "cpu"
-	OffCPU    Type = "offcpu"
-	Wakeup    Type = "wakeup"
-	OffWake   Type = "offwake"
-	Mem       Type = "mem"
-	CPI       Type = "cpi"
-	PerfEvent Type = "event"
-)
-
-// Types lists every capture type in the order the UI offers them.
-var Types = []Type{CPU, OffCPU, Wakeup, OffWake, Mem, CPI, PerfEvent}
-
-// ParseType validates a capture type name.
-func ParseType(s string) (Type, error) {
-	for _, t := range Types {
-		if string(t) == s {
-			return t, nil
-		}
-	}
-	return "", fmt.Errorf("unknown capture type %q: allowed values are %s", s, TypeList())
-}
-
-// TypeList names every capture type, comma-separated, for messages.
-func TypeList() string {
-	names := make([]string, len(Types))
-	for i, t := range Types {
-		names[i] = string(t)
-	}
-	return strings.Join(names, ", ")
-}
-
-// Unit is the unit of an event's Value.
-func (t Type) Unit(event string) string {
-	switch t {
-	case CPU:
-		return "samples"
-	case OffCPU, Wakeup, OffWake:
-		return "ns"
-	case Mem:
-		if event == "page-faults" {
-			return "count"
-		}
-		return "bytes"
-	default:
-		return "count"
-	}
-}
-
 // FrameKind says where a frame's code lives.
 type FrameKind uint8
 

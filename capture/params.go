@@ -12,20 +12,19 @@ import (
 // Params is what a user asks for when starting a capture, from the command
 // line or the HTTP API (the JSON names are the API's fields).
 type Params struct {
-	Type     Type              `json:"type"`
-	Duration Duration          `json:"duration,omitempty"`
-	Hz       int               `json:"hz,omitempty"`
-	PIDs     []int             `json:"pid,omitempty"`
-	TIDs     []int             `json:"tid,omitempty"`
-	Comm     string            `json:"comm,omitempty"`
-	Command  []string          `json:"command,omitempty"` // -- CMD ARGS (CLI only)
-	Event    string            `json:"event,omitempty"`
-	Unwind   string            `json:"unwind,omitempty"` // fp, auto, dwarf
-	State    string            `json:"state,omitempty"`  // all, S, D
-	MinBlock Duration          `json:"min_block,omitempty"`
-	MaxBlock Duration          `json:"max_block,omitempty"`
-	View     string            `json:"view,omitempty"` // alloc, inuse
-	Extra    map[string]string `json:"extra,omitempty"`
+	Type     Type     `json:"type"`
+	Duration Duration `json:"duration,omitempty"`
+	Hz       int      `json:"hz,omitempty"`
+	PIDs     []int    `json:"pid,omitempty"`
+	TIDs     []int    `json:"tid,omitempty"`
+	Comm     string   `json:"comm,omitempty"`
+	Command  []string `json:"command,omitempty"` // -- CMD ARGS (CLI only)
+	Event    string   `json:"event,omitempty"`
+	Unwind   string   `json:"unwind,omitempty"` // fp, auto, dwarf
+	State    string   `json:"state,omitempty"`  // all, S, D
+	MinBlock Duration `json:"min_block,omitempty"`
+	MaxBlock Duration `json:"max_block,omitempty"`
+	View     string   `json:"view,omitempty"` // alloc, inuse
 }
 
 // Limits on Params.
@@ -35,36 +34,21 @@ const (
 	MaxHz           = 10000
 	DefaultDuration = 10 * time.Second
 	DefaultUnwind   = "auto"
-	DefaultMinBlock = time.Microsecond
 )
 
 // UnwindModes are the allowed --unwind values.
 var UnwindModes = []string{"fp", "auto", "dwarf"}
 
-// Defaults fills in unset fields.
+// Defaults fills in unset fields: the duration and unwinding of every
+// capture, then the defaults of its type (TypeInfo.Defaults).
 func (p *Params) Defaults() {
 	if p.Duration == 0 {
 		p.Duration = Duration(DefaultDuration)
 	}
-	if p.Hz == 0 && (p.Type == CPU || p.Type == "") {
-		p.Hz = DefaultHz
-	}
 	if p.Unwind == "" {
 		p.Unwind = DefaultUnwind
 	}
-	switch p.Type {
-	case OffCPU, Wakeup, OffWake:
-		if p.State == "" {
-			p.State = "all"
-		}
-		if p.MinBlock == 0 {
-			p.MinBlock = Duration(DefaultMinBlock)
-		}
-	case Mem:
-		if p.View == "" {
-			p.View = "alloc"
-		}
-	}
+	p.applyDefaults(defaultsOf(p.Type))
 }
 
 // Validate checks every field and names the problem and the allowed values.

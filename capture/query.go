@@ -129,11 +129,8 @@ type Matcher struct {
 
 // Matcher compiles a query for this capture.
 func (c *Capture) Matcher(q Query) *Matcher {
-	m := &Matcher{q: q, c: c, from: math.MinInt64, to: math.MaxInt64, ranged: q.From != 0 || q.To != 0}
-	switch c.Meta.Type {
-	case OffCPU, Wakeup, OffWake:
-		m.intervals = true
-	}
+	m := &Matcher{q: q, c: c, from: math.MinInt64, to: math.MaxInt64, ranged: q.From != 0 || q.To != 0,
+		intervals: c.Meta.Type.Info().Interval}
 	if q.From != 0 {
 		m.from = int64(q.From * float64(time.Second))
 	}

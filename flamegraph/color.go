@@ -50,21 +50,6 @@ var palettes = map[string]palette{
 	},
 }
 
-// defaultPalette picks the palette of a capture type.
-func defaultPalette(t capture.Type) string {
-	switch t {
-	case capture.OffCPU:
-		return "io"
-	case capture.Wakeup:
-		return "wakeup"
-	case capture.OffWake:
-		return "chain"
-	case capture.Mem:
-		return "mem"
-	}
-	return "hot"
-}
-
 // nameHash gives three stable values in [0,1) for a name, so a function
 // keeps its colour across graphs.
 func nameHash(name string) (v1, v2, v3 float64) {

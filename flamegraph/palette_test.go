@@ -3,6 +3,7 @@ package flamegraph
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -136,4 +137,13 @@ func FuzzRenderNames(f *testing.F) {
 			t.Fatalf("%d frames", len(doc.Frames))
 		}
 	})
+}
+
+// Every capture type's default palette is one that renders.
+func TestTypePalettes(t *testing.T) {
+	for _, typ := range capture.Types {
+		if p := typ.Info().Palette; !slices.Contains(Palettes, p) {
+			t.Errorf("%s: default palette %q is not one of %v", typ, p, Palettes)
+		}
+	}
 }

@@ -54,7 +54,7 @@ func Render(w io.Writer, c *capture.Capture, q capture.Query, opts Options) erro
 	t.addCapture(c, q, opts.Reverse, false, g.cpi)
 	g.build()
 	if g.palette == "" {
-		g.palette = defaultPalette(c.Meta.Type)
+		g.palette = c.Meta.Type.Info().Palette
 	}
 	g.title = opts.Title
 	if g.title == "" {
@@ -68,23 +68,7 @@ func Render(w io.Writer, c *capture.Capture, q capture.Query, opts Options) erro
 }
 
 func defaultTitle(c *capture.Capture, opts Options) string {
-	var s string
-	switch c.Meta.Type {
-	case capture.CPU:
-		s = "CPU Flame Graph"
-	case capture.OffCPU:
-		s = "Off-CPU Time Flame Graph"
-	case capture.Wakeup:
-		s = "Wakeup Time Flame Graph"
-	case capture.OffWake:
-		s = "Off-Wake Time Flame Graph"
-	case capture.Mem:
-		s = "Memory Flame Graph"
-	case capture.CPI:
-		s = "CPI Flame Graph"
-	default:
-		s = "Flame Graph"
-	}
+	s := c.Meta.Type.Info().Title
 	if c.Meta.Event != "" {
 		s += ": " + c.Meta.Event
 	}
@@ -107,7 +91,7 @@ func describe(c *capture.Capture, q capture.Query, total int64) string {
 	if m.Duration > 0 {
 		parts = append(parts, m.Duration.Round(time.Millisecond).String())
 	}
-	if m.Params.Hz > 0 && (m.Type == capture.CPU || m.Type == "") {
+	if m.Params.Hz > 0 && (m.Type == "" || m.Type.Info().Sampled) {
 		parts = append(parts, strconv.Itoa(m.Params.Hz)+" Hz")
 	}
 	parts = append(parts, thousands(int64(m.Stats.Samples))+" samples", thousands(int64(m.Stats.Lost))+" lost")

@@ -17,28 +17,13 @@ import (
 // labels, so pid and tid split samples that share a stack.
 type sampleKey struct{ stack, pid, tid uint32 }
 
-// sampleTypes gives the pprof sample types of a capture; names have no '-'
-// because some backends reject it.
+// sampleTypes gives the pprof sample types of a capture (TypeInfo.Pprof).
 func sampleTypes(c *capture.Capture) []*profile.ValueType {
-	vt := func(t, u string) *profile.ValueType { return &profile.ValueType{Type: t, Unit: u} }
-	switch c.Meta.Type {
-	case capture.CPU:
-		return []*profile.ValueType{vt("samples", "count"), vt("cpu", "nanoseconds")}
-	case capture.OffCPU:
-		return []*profile.ValueType{vt("off_cpu", "nanoseconds")}
-	case capture.Wakeup:
-		return []*profile.ValueType{vt("wakeup", "nanoseconds")}
-	case capture.OffWake:
-		return []*profile.ValueType{vt("off_wake", "nanoseconds")}
-	case capture.Mem:
-		if c.Meta.Unit == "bytes" {
-			return []*profile.ValueType{vt("alloc_space", "bytes"), vt("alloc_objects", "count"), vt("inuse_space", "bytes"), vt("inuse_objects", "count")}
-		}
-		return []*profile.ValueType{vt("page_faults", "count")}
-	case capture.CPI:
-		return []*profile.ValueType{vt("cycles", "count"), vt("instructions", "count")}
+	var out []*profile.ValueType
+	for _, st := range c.Meta.Type.Info().PprofTypes(c.Meta.Unit) {
+		out = append(out, &profile.ValueType{Type: st.Type, Unit: st.Unit})
 	}
-	return []*profile.ValueType{vt("events", "count")}
+	return out
 }
 
 // WritePprof writes the selected events as a gzipped pprof profile with
@@ -55,11 +40,12 @@ func WritePprof(w io.Writer, c *capture.Capture, q capture.Query) error {
 // Profile converts the selected events of a capture to a pprof profile.
 func Profile(c *capture.Capture, q capture.Query) *profile.Profile {
 	types := sampleTypes(c)
+	sampled := c.Meta.Type.Info().Sampled
 	p := &profile.Profile{SampleType: types, TimeNanos: c.Meta.Start.UnixNano(), DurationNanos: int64(c.Meta.Duration)}
 	p.PeriodType = &profile.ValueType{Type: types[0].Type, Unit: types[0].Unit}
 	p.Period = 1
 	cpuPeriod := int64(0)
-	if c.Meta.Type == capture.CPU {
+	if sampled {
 		p.PeriodType = &profile.ValueType{Type: "cpu", Unit: "nanoseconds"}
 		hz := c.Meta.Params.Hz
 		if hz <= 0 {
@@ -94,10 +80,10 @@ func Profile(c *capture.Capture, q capture.Query) *profile.Profile {
 			sums[k] = v
 		}
 		switch {
-		case c.Meta.Type == capture.CPU && c.Meta.Unit == "ns":
+		case sampled && c.Meta.Unit == "ns":
 			v[0]++
 			v[1] += e.Value
-		case c.Meta.Type == capture.CPU:
+		case sampled:
 			v[0] += e.Value
 			v[1] += e.Value * cpuPeriod
 		case memBytes:

@@ -148,8 +148,9 @@ func compute(c *capture.Capture, q capture.Query, rows int, span int64) (*Heatma
 	r := int64(rows)
 	end := int64(cols) * colNs
 	var maxTime, maxValue int64
-	switch typ := c.Meta.Type; {
-	case isInterval(typ):
+	info := c.Meta.Type.Info()
+	switch {
+	case info.Interval:
 		for i := range c.Events {
 			e := &c.Events[i]
 			maxTime = max(maxTime, e.Time)
@@ -162,7 +163,7 @@ func compute(c *capture.Capture, q capture.Query, rows int, span int64) (*Heatma
 			}
 		}
 	default:
-		count := typ == capture.CPU
+		count := info.Sampled // one sample each, whatever its period
 		for i := range c.Events {
 			e := &c.Events[i]
 			t := e.Time
@@ -184,22 +185,10 @@ func compute(c *capture.Capture, q capture.Query, rows int, span int64) (*Heatma
 	return h, fits
 }
 
-// CellRange is the time range of a cell in seconds from the capture start,
-// the from and to a range flame graph of that cell uses.
-func (h *Heatmap) CellRange(col, row int) (from, to float64) {
-	base := float64(col) * h.ColumnSeconds
-	cell := h.ColumnSeconds / float64(h.Rows)
-	return base + float64(row)*cell, base + float64(row+1)*cell
-}
-
-func isInterval(t capture.Type) bool {
-	return t == capture.OffCPU || t == capture.Wakeup || t == capture.OffWake
-}
-
 // spanOf is the time the heatmap covers: the capture's duration, or longer
 // when events fall after it (imports whose duration is only estimated).
 func spanOf(c *capture.Capture) (int64, error) {
-	interval := isInterval(c.Meta.Type)
+	interval := c.Meta.Type.Info().Interval
 	span := int64(c.Meta.Duration)
 	for i := range c.Events {
 		e := &c.Events[i]

@@ -144,7 +144,7 @@ func TestRowsAndRanges(t *testing.T) {
 				t.Fatalf("rows %d: column %d has %d values", rows, col, len(h.Values[col]))
 			}
 			for row, v := range h.Values[col] {
-				from, to := h.CellRange(col, row)
+				from, to := cellRange(h, col, row)
 				var n int64
 				for _, sv := range c.Aggregate(capture.Query{From: from, To: to}) {
 					n += sv.Count

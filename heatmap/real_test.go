@@ -105,7 +105,7 @@ func TestRealCaptureAlternation(t *testing.T) {
 	var froms, tos []float64
 	for col := 0; col < h.Columns; col++ {
 		for row := 0; row < h.Rows; row++ {
-			from, to := h.CellRange(col, row)
+			from, to := heatmap.CellRange(h, col, row)
 			if to > c.Meta.Duration.Seconds() {
 				continue
 			}

@@ -414,7 +414,7 @@ func (s *Server) debugPprof(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Disposition", `attachment; filename="profile"`)
-	s.serveFormat(w, r, rec.ID, "pprof", url.Values{})
+	s.serveFormat(w, r, rec.ID, pprofOutput, url.Values{})
 }
 
 func (s *Server) blockingSVG(w http.ResponseWriter, r *http.Request) {
@@ -438,7 +438,7 @@ func (s *Server) blockingSVG(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("X-Scorch-Capture", rec.ID)
-	s.serveFormat(w, r, rec.ID, "svg", renderValues(v))
+	s.serveFormat(w, r, rec.ID, svgOutput, renderValues(v))
 }
 
 // renderValues keeps the query parameters that shape a rendering, leaving

@@ -10,6 +10,7 @@ import (
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/flamegraph"
 	"github.com/scorch-dev/scorch/heatmap"
+	"github.com/scorch-dev/scorch/output"
 	"github.com/scorch-dev/scorch/web/store"
 )
 
@@ -56,12 +57,12 @@ func (s *Server) heatmapJSON(w http.ResponseWriter, r *http.Request) {
 	}
 	v.Del("from")
 	v.Del("to")
-	s.ServeRendered(w, r, cacheKey(id, "heatmap", v), "application/json", "heatmap-json", func(out io.Writer, _ string) error {
+	s.ServeRendered(w, r, cacheKey(id, "heatmap", v), heatmapOutput.ContentType, heatmapOutput.Name, func(out io.Writer, _ string) error {
 		c, err := s.load(id)
 		if err != nil {
 			return err
 		}
-		if err := heatmap.WriteJSON(out, c, q, rows); err != nil {
+		if err := heatmapOutput.Write(out, c, output.View{Query: q, Rows: rows}); err != nil {
 			if errors.Is(err, heatmap.ErrNoTimestamps) {
 				return errorf(http.StatusBadRequest, "%v", err)
 			}
@@ -119,7 +120,7 @@ func (s *Server) diffSVG(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	s.ServeRendered(w, r, cacheKey(ids[0]+","+ids[1], "diff.svg", v), "image/svg+xml", "svg", func(out io.Writer, nonce string) error {
+	s.ServeRendered(w, r, cacheKey(ids[0]+","+ids[1], "diff.svg", v), svgOutput.ContentType, svgOutput.Name, func(out io.Writer, nonce string) error {
 		opts.ScriptNonce = nonce
 		var cs [2]*capture.Capture
 		for i, side := range []string{"base", "compare"} {

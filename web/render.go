@@ -14,7 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/flamegraph"
-	"github.com/scorch-dev/scorch/formats"
+	"github.com/scorch-dev/scorch/output"
 )
 
 // renderParams are the query parameters of the rendered routes; any other
@@ -63,17 +63,9 @@ func cacheKey(id, format string, v url.Values) string {
 	return b.String()
 }
 
-// Content types and download names of the rendered formats.
-var formatTypes = map[string]struct{ contentType, file string }{
-	"svg":        {"image/svg+xml", "flamegraph.svg"},
-	"folded":     {"text/plain; charset=utf-8", "folded.txt"},
-	"pprof":      {"application/octet-stream", "profile.pb.gz"},
-	"speedscope": {"application/json", "speedscope.json"},
-}
-
 // serveFormat renders a stored capture (or takes the rendering from the
 // cache) and writes it.
-func (s *Server) serveFormat(w http.ResponseWriter, r *http.Request, id, format string, v url.Values) {
+func (s *Server) serveFormat(w http.ResponseWriter, r *http.Request, id string, out *output.Format, v url.Values) {
 	for k := range v {
 		if !renderParams[k] {
 			writeError(w, http.StatusBadRequest, "unknown parameter "+quote(k)+": allowed are from, to, pid, tid, comm, cpu, idle, view, layout, reverse, sort, minwidth, title, s, width, palette")
@@ -85,7 +77,7 @@ func (s *Server) serveFormat(w http.ResponseWriter, r *http.Request, id, format 
 		fail(w, err)
 		return
 	}
-	s.ServeRendered(w, r, cacheKey(id, format, v), formatTypes[format].contentType, format, func(out io.Writer, nonce string) error {
+	s.ServeRendered(w, r, cacheKey(id, out.Name, v), out.ContentType, out.Name, func(w io.Writer, nonce string) error {
 		opts.ScriptNonce = nonce
 		c, err := s.load(id)
 		if err != nil {
@@ -94,25 +86,21 @@ func (s *Server) serveFormat(w http.ResponseWriter, r *http.Request, id, format 
 		if err := c.CheckRange(q); err != nil {
 			return errorf(http.StatusBadRequest, "%v", err)
 		}
-		switch format {
-		case "svg":
-			return flamegraph.Render(out, c, q, opts)
-		case "folded":
-			return formats.WriteFolded(out, c, q)
-		case "pprof":
-			return formats.WritePprof(out, c, q)
-		default:
-			return formats.WriteSpeedscope(out, c, q)
-		}
+		return out.Write(w, c, output.View{Query: q, Graph: opts})
 	})
 }
 
 // ServeRendered answers from the render cache, or renders with fn, caches
-// and answers. Answers are kept gzipped (but pprof, gzipped already) and
-// sent as they are to clients that accept gzip. SVG renderings get a
-// nonce of their own, which their CSP names: fn must set
-// Options.ScriptNonce to the nonce it is given.
+// and answers. format names the rendering in metrics; answers are kept
+// gzipped (but those of output formats gzipped already, pprof) and sent as
+// they are to clients that accept gzip. SVG renderings get a nonce of
+// their own, which their CSP names: fn must set Options.ScriptNonce to the
+// nonce it is given.
 func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, contentType, format string, fn func(out io.Writer, nonce string) error) {
+	gzipped := false
+	if out, err := output.Lookup(format); err == nil {
+		gzipped = out.Gzipped
+	}
 	val, hit, err := s.cache.get(key, func() (*rendered, error) {
 		// Renderings are CPU-bound and hold their whole answer in memory:
 		// a few at a time finish sooner than many at once, and bound memory.
@@ -120,13 +108,13 @@ func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, cont
 		defer func() { <-s.renderSem }()
 		start := time.Now()
 		nonce := ""
-		if format == "svg" {
+		if contentType == svgType {
 			nonce = randomHex(16)
 		}
 		var buf bytes.Buffer
 		out := io.Writer(&buf)
 		var zw *gzip.Writer
-		if format != "pprof" {
+		if !gzipped {
 			zw, _ = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 			out = zw
 		}
@@ -190,20 +178,42 @@ func acceptsGzip(r *http.Request) bool {
 	return false
 }
 
-// renderRoute serves a stored capture in one of the rendered formats.
+// renderRoute serves a stored capture in one of the output formats
+// (output.Formats); SVG is shown, the others are downloads.
 func (s *Server) renderRoute(format string) http.HandlerFunc {
+	out := formatOf(format)
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := chi.URLParam(r, "id")
 		if _, err := s.store.Get(id); err != nil {
 			notFound(w, id)
 			return
 		}
-		if format != "svg" {
-			w.Header().Set("Content-Disposition", `attachment; filename="`+id+"-"+formatTypes[format].file+`"`)
+		if out.ContentType != svgType {
+			w.Header().Set("Content-Disposition", `attachment; filename="`+id+"-"+out.File+`"`)
 		}
-		s.serveFormat(w, r, id, format, r.URL.Query())
+		s.serveFormat(w, r, id, out, r.URL.Query())
 	}
 }
+
+// svgType is the content type of the SVG renderings, which run a script
+// under a nonce of their own.
+const svgType = "image/svg+xml"
+
+// formatOf is the output format of a route; routes name known formats.
+func formatOf(name string) *output.Format {
+	out, err := output.Lookup(name)
+	if err != nil {
+		panic("web: route of an unknown output format: " + err.Error())
+	}
+	return out
+}
+
+// The output formats the web serves outside renderRoute.
+var (
+	svgOutput     = formatOf("svg")
+	pprofOutput   = formatOf("pprof")
+	heatmapOutput = formatOf("heatmap-json")
+)
 
 // captureFile sends the stored capture file as it is.
 func (s *Server) captureFile(w http.ResponseWriter, r *http.Request) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/flamegraph"
+	"github.com/scorch-dev/scorch/output"
 	"github.com/scorch-dev/scorch/profiler"
 )
 
@@ -69,7 +70,7 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		tids     intList
 		minBlock durationFlag
 		maxBlock durationFlag
-		format   = fs.String("format", "folded", "output format: svg, folded, pprof, speedscope, heatmap-json, capture")
+		format   = fs.String("format", "folded", "output format: "+output.Names())
 		out      = fs.String("o", "", "output file (default stdout)")
 		idle     = fs.String("idle", "exclude", "samples of the idle task: include or exclude")
 		ring     = fs.Int("ring-size", 0, "BPF ring buffer size in bytes (0: 8 MiB; 16 MiB with --unwind dwarf; twice that for off-CPU types)")
@@ -119,8 +120,8 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "scorch record: %v\n", err)
 		return exitUsage
 	}
-	if !validFormat(*format) {
-		fmt.Fprintf(stderr, "scorch record: --format %q is not supported: allowed values are %s\n", *format, strings.Join(outputFormats, ", "))
+	if _, err := output.Lookup(*format); err != nil {
+		fmt.Fprintf(stderr, "scorch record: --%v\n", err)
 		return exitUsage
 	}
 	if *idle != "include" && *idle != "exclude" {
@@ -205,15 +206,6 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 func hasDashDash(args []string) bool {
 	for _, a := range args {
 		if a == "--" {
-			return true
-		}
-	}
-	return false
-}
-
-func validFormat(f string) bool {
-	for _, v := range outputFormats {
-		if v == f {
 			return true
 		}
 	}

@@ -8,11 +8,11 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"strings"
 
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/flamegraph"
 	"github.com/scorch-dev/scorch/formats"
+	"github.com/scorch-dev/scorch/output"
 )
 
 // viewFlags are the flame graph options and filters shared by render and
@@ -116,7 +116,7 @@ var stdinReader io.Reader = os.Stdin
 func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("render", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	format := fs.String("format", "svg", "output format: "+strings.Join(outputFormats, ", "))
+	format := fs.String("format", "svg", "output format: "+output.Names())
 	out := fs.String("o", "", "output file (default stdout)")
 	event := fs.String("event", "", "perf script input: the event to keep (default the first event in the file)")
 	typ := fs.String("type", "", "folded input: what it measures, a capture type (default cpu)")
@@ -136,8 +136,8 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "scorch render: no input: give one or more files, or - for stdin")
 		return exitUsage
 	}
-	if !validFormat(*format) {
-		fmt.Fprintf(stderr, "scorch render: --format %q is not supported: allowed values are %s\n", *format, strings.Join(outputFormats, ", "))
+	if _, err := output.Lookup(*format); err != nil {
+		fmt.Fprintf(stderr, "scorch render: --%v\n", err)
 		return exitUsage
 	}
 	iopts, q, opts, code := parseView("render", view(), *event, *typ, stderr)

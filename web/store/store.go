@@ -210,8 +210,8 @@ func (s *Store) recoverTemp(id string) {
 	s.recs[id] = r
 }
 
-// ParseRecord decodes an on-disk record, checking its version and id.
-func ParseRecord(data []byte) (*Record, error) {
+// parseRecord decodes an on-disk record, checking its version and id.
+func parseRecord(data []byte) (*Record, error) {
 	var d diskRecord
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&d); err != nil {
@@ -241,7 +241,7 @@ func readRecord(path string) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading record: %w", err)
 	}
-	return ParseRecord(data)
+	return parseRecord(data)
 }
 
 // Begin registers a running capture and leaves a temporary folder behind,

@@ -155,7 +155,7 @@ func FuzzParseRecord(f *testing.F) {
 	f.Add([]byte(`{"format":2}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := ParseRecord(data)
+		r, err := parseRecord(data)
 		if err == nil && (!ValidID(r.ID) || r.Status == "") {
 			t.Fatalf("accepted a record with id %q status %q", r.ID, r.Status)
 		}

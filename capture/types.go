@@ -1,0 +1,187 @@
+package capture
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Type names a kind of capture.
+type Type string
+
+// The capture types of the public interface.
+const (
+	CPU       Type = "cpu"
+	OffCPU    Type = "offcpu"
+	Wakeup    Type = "wakeup"
+	OffWake   Type = "offwake"
+	Mem       Type = "mem"
+	CPI       Type = "cpi"
+	PerfEvent Type = "event"
+)
+
+// SampleType is a pprof sample type: a value's name and unit. Names have
+// no '-' because some pprof backends reject it.
+type SampleType struct{ Type, Unit string }
+
+// TypeInfo is what every part of scorch outside the collectors knows about
+// a capture type: one entry here (and a collector in profiler/) is a new
+// capture type.
+type TypeInfo struct {
+	Type Type
+	// Unit of Event.Value; EventUnits overrides it for the events that
+	// measure something else (mem: page-faults are counted, not bytes).
+	Unit       string
+	EventUnits map[string]string
+	// Sampled: events are periodic samples at Params.Hz (one per event,
+	// whatever its value), so hz applies and defaults to DefaultHz.
+	Sampled bool
+	// Interval: events are time intervals (Time the start, Value the
+	// length in ns), counted in a range for the part inside it.
+	Interval bool
+	Title    string // flame graph title
+	Palette  string // flame graph palette (flamegraph.Palettes)
+	// Pprof are the pprof sample types, by unit ("" for any other unit).
+	Pprof map[string][]SampleType
+	// Defaults fills the Params fields this type uses and leaves unset
+	// (Params.Defaults copies its non-zero fields).
+	Defaults Params
+}
+
+// offCPUDefaults are the defaults of the interval types.
+var offCPUDefaults = Params{State: "all", MinBlock: Duration(DefaultMinBlock)}
+
+// typeTable lists every capture type in the order the UI offers them.
+var typeTable = []TypeInfo{
+	{
+		Type: CPU, Unit: "samples", Sampled: true, Title: "CPU Flame Graph", Palette: "hot",
+		Pprof:    map[string][]SampleType{"": {{"samples", "count"}, {"cpu", "nanoseconds"}}},
+		Defaults: Params{Hz: DefaultHz},
+	},
+	{
+		Type: OffCPU, Unit: "ns", Interval: true, Title: "Off-CPU Time Flame Graph", Palette: "io",
+		Pprof:    map[string][]SampleType{"": {{"off_cpu", "nanoseconds"}}},
+		Defaults: offCPUDefaults,
+	},
+	{
+		Type: Wakeup, Unit: "ns", Interval: true, Title: "Wakeup Time Flame Graph", Palette: "wakeup",
+		Pprof:    map[string][]SampleType{"": {{"wakeup", "nanoseconds"}}},
+		Defaults: offCPUDefaults,
+	},
+	{
+		Type: OffWake, Unit: "ns", Interval: true, Title: "Off-Wake Time Flame Graph", Palette: "chain",
+		Pprof:    map[string][]SampleType{"": {{"off_wake", "nanoseconds"}}},
+		Defaults: offCPUDefaults,
+	},
+	{
+		Type: Mem, Unit: "bytes", EventUnits: map[string]string{"page-faults": "count"},
+		Title: "Memory Flame Graph", Palette: "mem",
+		Pprof: map[string][]SampleType{
+			"bytes": {{"alloc_space", "bytes"}, {"alloc_objects", "count"}, {"inuse_space", "bytes"}, {"inuse_objects", "count"}},
+			"":      {{"page_faults", "count"}},
+		},
+		Defaults: Params{View: "alloc"},
+	},
+	{
+		Type: CPI, Unit: "count", Title: "CPI Flame Graph", Palette: "hot",
+		Pprof: map[string][]SampleType{"": {{"cycles", "count"}, {"instructions", "count"}}},
+	},
+	{
+		Type: PerfEvent, Unit: "count", Title: "Flame Graph", Palette: "hot",
+		Pprof: map[string][]SampleType{"": {{"events", "count"}}},
+	},
+}
+
+// unknownType is the entry of a type the table does not have (a capture
+// file from a newer scorch).
+var unknownType = TypeInfo{
+	Unit: "count", Title: "Flame Graph", Palette: "hot",
+	Pprof: map[string][]SampleType{"": {{"events", "count"}}},
+}
+
+// Types lists every capture type in the order the UI offers them.
+var Types = func() []Type {
+	ts := make([]Type, len(typeTable))
+	for i, ti := range typeTable {
+		ts[i] = ti.Type
+	}
+	return ts
+}()
+
+// Info is the table entry of the type; a type the table does not have
+// gets a generic entry (counts, "Flame Graph", the hot palette).
+func (t Type) Info() *TypeInfo {
+	for i := range typeTable {
+		if typeTable[i].Type == t {
+			return &typeTable[i]
+		}
+	}
+	u := unknownType
+	u.Type = t
+	return &u
+}
+
+// ParseType validates a capture type name.
+func ParseType(s string) (Type, error) {
+	for _, t := range Types {
+		if string(t) == s {
+			return t, nil
+		}
+	}
+	return "", fmt.Errorf("unknown capture type %q: allowed values are %s", s, TypeList())
+}
+
+// TypeList names every capture type, comma-separated, for messages.
+func TypeList() string {
+	names := make([]string, len(Types))
+	for i, t := range Types {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ", ")
+}
+
+// Unit is the unit of an event's Value.
+func (t Type) Unit(event string) string {
+	ti := t.Info()
+	if u, ok := ti.EventUnits[event]; ok {
+		return u
+	}
+	return ti.Unit
+}
+
+// PprofTypes are the pprof sample types of a capture of this type whose
+// values are in unit.
+func (ti *TypeInfo) PprofTypes(unit string) []SampleType {
+	if st, ok := ti.Pprof[unit]; ok {
+		return st
+	}
+	return ti.Pprof[""]
+}
+
+// defaultsOf are the defaults of a capture type; an unset type is taken
+// for cpu (the CLI's default).
+func defaultsOf(t Type) Params {
+	if t == "" {
+		t = CPU
+	}
+	return t.Info().Defaults
+}
+
+// applyDefaults sets p's unset fields from d.
+func (p *Params) applyDefaults(d Params) {
+	if p.Hz == 0 {
+		p.Hz = d.Hz
+	}
+	if p.State == "" {
+		p.State = d.State
+	}
+	if p.MinBlock == 0 {
+		p.MinBlock = d.MinBlock
+	}
+	if p.View == "" {
+		p.View = d.View
+	}
+}
+
+// DefaultMinBlock is the shortest blocked time the off-CPU types keep.
+const DefaultMinBlock = time.Microsecond

@@ -1,0 +1,56 @@
+package capture
+
+import (
+	"testing"
+	"time"
+)
+
+// The type table holds the units of the public interface and the defaults
+// each type's captures get.
+func TestTypeTable(t *testing.T) {
+	tests := []struct {
+		typ      Type
+		event    string
+		unit     string
+		interval bool
+		want     Params // after Defaults, besides duration and unwind
+	}{
+		{CPU, "", "samples", false, Params{Hz: DefaultHz}},
+		{OffCPU, "", "ns", true, Params{State: "all", MinBlock: Duration(time.Microsecond)}},
+		{Wakeup, "", "ns", true, Params{State: "all", MinBlock: Duration(time.Microsecond)}},
+		{OffWake, "", "ns", true, Params{State: "all", MinBlock: Duration(time.Microsecond)}},
+		{Mem, "malloc", "bytes", false, Params{View: "alloc"}},
+		{Mem, "page-faults", "count", false, Params{View: "alloc"}},
+		{CPI, "", "count", false, Params{}},
+		{PerfEvent, "sched:sched_switch", "count", false, Params{}},
+		{"future", "", "count", false, Params{}},
+	}
+	for _, tt := range tests {
+		if got := tt.typ.Unit(tt.event); got != tt.unit {
+			t.Errorf("%s %s: unit %q, want %q", tt.typ, tt.event, got, tt.unit)
+		}
+		info := tt.typ.Info()
+		if info.Interval != tt.interval {
+			t.Errorf("%s: interval %v, want %v", tt.typ, info.Interval, tt.interval)
+		}
+		if info.Title == "" || info.Palette == "" || len(info.PprofTypes(tt.unit)) == 0 {
+			t.Errorf("%s: title %q, palette %q, pprof types %v: each must be set", tt.typ, info.Title, info.Palette, info.PprofTypes(tt.unit))
+		}
+		p := Params{Type: tt.typ, Event: tt.event}
+		p.Defaults()
+		want := tt.want
+		want.Type, want.Event, want.Duration, want.Unwind = tt.typ, tt.event, Duration(DefaultDuration), DefaultUnwind
+		if p.Type != want.Type || p.Hz != want.Hz || p.State != want.State || p.MinBlock != want.MinBlock || p.View != want.View || p.Duration != want.Duration || p.Unwind != want.Unwind {
+			t.Errorf("%s: defaults %+v, want %+v", tt.typ, p, want)
+		}
+	}
+	// Values already set are kept.
+	p := Params{Type: OffCPU, State: "D", MinBlock: Duration(time.Millisecond), Hz: 0}
+	p.Defaults()
+	if p.State != "D" || p.MinBlock != Duration(time.Millisecond) || p.Hz != 0 {
+		t.Errorf("defaults replaced set values: %+v", p)
+	}
+	if len(Types) != len(typeTable) || Types[0] != CPU {
+		t.Errorf("Types %v does not follow the table", Types)
+	}
+}
