@@ -274,7 +274,7 @@ func readPerfScript(data []byte, opts ImportOptions, rep *ImportReport) (*captur
 		return nil, fmt.Errorf("perf script input has no samples of event %q", r.event)
 	}
 	m := r.b.Meta()
-	if m.Type == capture.CPU && r.period > 0 {
+	if m.Type.Info().Sampled && r.period > 0 {
 		m.Params.Hz = int((1e9 + r.period/2) / r.period)
 	}
 	m.Timestamps = r.stamps
