@@ -28,7 +28,7 @@ func init() {
 // heatmap always covers the whole capture.
 var heatmapParams = map[string]bool{
 	"rows": true, "pid": true, "tid": true, "comm": true, "cpu": true, "idle": true, "view": true,
-	"from": true, "to": true, "token": true,
+	"from": true, "to": true, "token": true, "t": true,
 }
 
 // heatmapJSON answers FlameScope's sub-second offset heatmap of a capture.
@@ -37,7 +37,7 @@ func (s *Server) heatmapJSON(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	for k := range v {
 		if !heatmapParams[k] {
-			writeError(w, http.StatusBadRequest, "unknown parameter "+quote(k)+": allowed are rows, pid, tid, comm, cpu, idle, view")
+			writeError(w, http.StatusBadRequest, "unknown parameter "+quote(k)+": allowed are rows, pid, tid, comm, cpu, idle, view, t")
 			return
 		}
 	}
@@ -51,6 +51,11 @@ func (s *Server) heatmapJSON(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	ts, err := parseTransforms(v)
+	if err != nil {
+		fail(w, err)
+		return
+	}
 	if _, err := s.store.Get(id); err != nil {
 		notFound(w, id)
 		return
@@ -62,7 +67,7 @@ func (s *Server) heatmapJSON(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		if err := heatmapOutput.Write(out, c, output.View{Query: q, Rows: rows}); err != nil {
+		if err := heatmapOutput.Write(out, c.Transform(ts), output.View{Query: q, Rows: rows}); err != nil {
 			if errors.Is(err, heatmap.ErrNoTimestamps) {
 				return errorf(http.StatusBadRequest, "%v", err)
 			}
@@ -78,7 +83,7 @@ var diffParams = map[string]bool{
 	"base": true, "compare": true, "base_from": true, "base_to": true, "compare_from": true, "compare_to": true,
 	"pid": true, "tid": true, "comm": true, "cpu": true, "idle": true, "view": true,
 	"layout": true, "reverse": true, "sort": true, "minwidth": true, "title": true, "s": true, "width": true, "token": true,
-	"palette": true, "widths": true, // widths=base: frames only in the base get their width
+	"palette": true, "t": true, "widths": true, // widths=base: frames only in the base get their width
 }
 
 // diffSVG answers the differential flame graph of two captures, or of two
@@ -87,7 +92,7 @@ func (s *Server) diffSVG(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	for k := range v {
 		if !diffParams[k] {
-			writeError(w, http.StatusBadRequest, "unknown parameter "+quote(k)+": allowed are base, compare, base_from, base_to, compare_from, compare_to, the filters pid, tid, comm, cpu, idle, view and the flame graph options")
+			writeError(w, http.StatusBadRequest, "unknown parameter "+quote(k)+": allowed are base, compare, base_from, base_to, compare_from, compare_to, the filters pid, tid, comm, cpu, idle, view, the transforms t and the flame graph options")
 			return
 		}
 	}
@@ -120,18 +125,16 @@ func (s *Server) diffSVG(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	ts, err := parseTransforms(v)
+	if err != nil {
+		fail(w, err)
+		return
+	}
 	s.ServeRendered(w, r, cacheKey(ids[0]+","+ids[1], "diff.svg", v), svgOutput.ContentType, svgOutput.Name, func(out io.Writer, nonce string) error {
 		opts.ScriptNonce = nonce
-		var cs [2]*capture.Capture
-		for i, side := range []string{"base", "compare"} {
-			c, err := s.load(ids[i])
-			if err != nil {
-				return err
-			}
-			if err := c.CheckRange(qs[i]); err != nil {
-				return errorf(http.StatusBadRequest, "%s_from/%s_to: %v", side, side, err)
-			}
-			cs[i] = c
+		cs, err := s.diffCaptures(ids, qs, ts)
+		if err != nil {
+			return err
 		}
 		return flamegraph.RenderDiff(out, cs[0], cs[1], qs[0], qs[1], opts)
 	})

@@ -22,7 +22,7 @@ import (
 var renderParams = map[string]bool{
 	"from": true, "to": true, "pid": true, "tid": true, "comm": true, "cpu": true, "idle": true, "view": true,
 	"layout": true, "reverse": true, "sort": true, "minwidth": true, "title": true, "s": true, "token": true,
-	"width": true, "palette": true, "x": true, "d": true, "i": true,
+	"width": true, "palette": true, "x": true, "d": true, "i": true, "t": true,
 }
 
 // viewerParams are state of the SVG's own script (zoom, case): they do not
@@ -68,11 +68,16 @@ func cacheKey(id, format string, v url.Values) string {
 func (s *Server) serveFormat(w http.ResponseWriter, r *http.Request, id string, out *output.Format, v url.Values) {
 	for k := range v {
 		if !renderParams[k] {
-			writeError(w, http.StatusBadRequest, "unknown parameter "+quote(k)+": allowed are from, to, pid, tid, comm, cpu, idle, view, layout, reverse, sort, minwidth, title, s, width, palette")
+			writeError(w, http.StatusBadRequest, "unknown parameter "+quote(k)+": allowed are from, to, pid, tid, comm, cpu, idle, view, t, layout, reverse, sort, minwidth, title, s, width, palette")
 			return
 		}
 	}
 	q, opts, err := parseRender(v)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	ts, err := parseTransforms(v)
 	if err != nil {
 		fail(w, err)
 		return
@@ -86,6 +91,7 @@ func (s *Server) serveFormat(w http.ResponseWriter, r *http.Request, id string, 
 		if err := c.CheckRange(q); err != nil {
 			return errorf(http.StatusBadRequest, "%v", err)
 		}
+		c = c.Transform(ts)
 		return out.Write(w, c, output.View{Query: q, Graph: opts})
 	})
 }

@@ -1,0 +1,277 @@
+package capture
+
+import (
+	"cmp"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Summary is a capture's health, as the page's header shows it: how much
+// was sampled, how much was lost, how complete the stacks and symbols are,
+// and what to do about it.
+type Summary struct {
+	Unit        string            `json:"unit"`
+	Samples     int64             `json:"samples"` // the selection's total value, as functions.json's total
+	Events      int64             `json:"events"`
+	Duration    float64           `json:"duration"` // seconds
+	Hz          int               `json:"hz"`       // requested; 0 when not a sampling capture
+	EffectiveHz float64           `json:"effective_hz"`
+	Lost        uint64            `json:"lost"`
+	LostPerCPU  map[string]uint64 `json:"lost_per_cpu"`
+	UserStacks  UserStacks        `json:"user_stacks"`
+	// Unsymbolized is the share of frames (weighted by the events that
+	// hold them) that have no symbol: [unknown] or module+offset.
+	Unsymbolized float64      `json:"unsymbolized"`
+	Processes    int          `json:"processes"`
+	Threads      int          `json:"threads"`
+	Timestamps   bool         `json:"timestamps"`
+	Source       string       `json:"source,omitempty"`
+	Top          []TopFunc    `json:"top"`
+	Findings     []Finding    `json:"findings"`
+	Modules      []ModuleHole `json:"unsymbolized_modules,omitempty"`
+}
+
+// UserStacks says how user stacks were unwound.
+type UserStacks struct {
+	Complete uint64            `json:"complete"`
+	Ended    map[string]uint64 `json:"ended"`
+}
+
+// TopFunc is one of the functions with the most self value.
+type TopFunc struct {
+	Name  string  `json:"name"`
+	Self  int64   `json:"self"`
+	Share float64 `json:"share"`
+}
+
+// ModuleHole is a module whose frames lack symbols.
+type ModuleHole struct {
+	Module string  `json:"module"`
+	Share  float64 `json:"share"` // of all frames
+}
+
+// Finding is one thing the user should know, with what to do about it.
+type Finding struct {
+	Severity string `json:"severity"` // info, warning, error
+	Message  string `json:"message"`
+	Fix      string `json:"fix"`
+}
+
+// unsymbolized reports whether a frame has no symbol name.
+func (f *Frame) unsymbolized() bool {
+	if f.Kind == KindProcess || f.Kind == KindSynthetic && f.Name != FrameUnknown {
+		return false
+	}
+	n := f.Name
+	return n == "" || n == FrameUnknown || strings.Contains(n, "+0x")
+}
+
+// Summarize computes the health of the events q selects. top is filled
+// from the caller's function table (self values, largest first).
+func (c *Capture) Summarize(q Query, top []TopFunc) Summary {
+	m := c.Meta
+	s := Summary{
+		Unit: m.Unit, Duration: m.Duration.Seconds(), Lost: m.Stats.Lost, LostPerCPU: map[string]uint64{},
+		Timestamps: m.Timestamps, Source: m.Source, Top: top, Findings: []Finding{},
+		UserStacks: UserStacks{Complete: m.Stats.UnwindCFI + m.Stats.UnwindFP, Ended: map[string]uint64{}},
+	}
+	if s.Top == nil {
+		s.Top = []TopFunc{}
+	}
+	switch m.Type {
+	case CPU, CPI:
+		s.Hz = m.Params.Hz
+		if s.Hz == 0 && m.Source == "bpf" {
+			s.Hz = DefaultHz
+		}
+	}
+	for k, n := range m.Stats.Extra {
+		if r, ok := strings.CutPrefix(k, "unwind_ended: "); ok {
+			s.UserStacks.Ended[r] = n
+		}
+		if cpu, ok := strings.CutPrefix(k, "lost_cpu_"); ok {
+			s.LostPerCPU[cpu] = n
+		}
+	}
+	mt := c.Matcher(q)
+	pids, tids, cpus := map[uint32]bool{}, map[uint32]bool{}, map[uint16]bool{}
+	perStack := make([]int64, len(c.Stacks))
+	for i := range c.Events {
+		e := &c.Events[i]
+		if !mt.Match(e) {
+			continue
+		}
+		v := mt.Value(e)
+		s.Samples += v
+		s.Events++
+		pids[e.PID], tids[e.TID], cpus[e.CPU] = true, true, true
+		if int(e.Stack) < len(perStack) {
+			perStack[e.Stack]++
+		}
+	}
+	s.Processes, s.Threads = len(pids), len(tids)
+	if s.Hz > 0 && s.Duration > 0 && len(cpus) > 0 {
+		s.EffectiveHz = float64(s.Events) / s.Duration / float64(len(cpus))
+	}
+	var frames, holes int64
+	byModule := map[string]int64{}
+	for si, n := range perStack {
+		if n == 0 {
+			continue
+		}
+		for _, f := range c.Stacks[si] {
+			fr := &c.Frames[f]
+			if fr.Kind == KindProcess || fr.Kind == KindSynthetic && fr.Name != FrameUnknown {
+				continue
+			}
+			frames += n
+			if fr.unsymbolized() {
+				holes += n
+				mod := fr.Module
+				if mod == "" {
+					if i := strings.Index(fr.Name, "+0x"); i > 0 {
+						mod = fr.Name[:i]
+					}
+				}
+				byModule[filepath.Base(mod)] += n
+			}
+		}
+	}
+	if frames > 0 {
+		s.Unsymbolized = float64(holes) / float64(frames)
+		for mod, n := range byModule {
+			if mod != "." && mod != "" {
+				s.Modules = append(s.Modules, ModuleHole{Module: mod, Share: float64(n) / float64(frames)})
+			}
+		}
+		slices.SortFunc(s.Modules, func(a, b ModuleHole) int {
+			return cmp.Or(cmp.Compare(b.Share, a.Share), strings.Compare(a.Module, b.Module))
+		})
+		if len(s.Modules) > 5 {
+			s.Modules = s.Modules[:5]
+		}
+	}
+	s.Findings = c.findings(s)
+	return s
+}
+
+func pct(f float64) string {
+	switch {
+	case f >= 0.095:
+		return fmt.Sprintf("%.0f%%", f*100)
+	case f >= 0.001:
+		return fmt.Sprintf("%.1f%%", f*100)
+	}
+	return fmt.Sprintf("%.2f%%", f*100)
+}
+
+// findings says, in plain words and with a fix, what limits what the
+// capture shows. Errors first, then warnings, then notes.
+func (c *Capture) findings(s Summary) []Finding {
+	m := c.Meta
+	var out []Finding
+	add := func(sev, msg, fix string) { out = append(out, Finding{Severity: sev, Message: msg, Fix: fix}) }
+	if s.Events == 0 {
+		add("error", "no samples in this selection", "widen the time range, remove filters or transforms, or record longer or with a wider target")
+	}
+	if total := m.Stats.Samples + m.Stats.Lost; m.Stats.Lost > 0 && total > 0 {
+		share := float64(m.Stats.Lost) / float64(total)
+		sev := "warning"
+		if share > 0.1 {
+			sev = "error"
+		}
+		add(sev, fmt.Sprintf("%d events were lost (%s of all): the graph under-counts whatever ran when they were dropped", m.Stats.Lost, pct(share)),
+			"record with a lower hz, a narrower target (pid, comm) or a larger ring buffer (--ring-size)")
+	}
+	var ended uint64
+	for _, n := range s.UserStacks.Ended {
+		ended += n
+	}
+	if all := s.UserStacks.Complete + ended; ended > 0 && all > 0 {
+		share := float64(ended) / float64(all)
+		reason, most := "", uint64(0)
+		for r, n := range s.UserStacks.Ended {
+			if n > most || n == most && r < reason {
+				reason, most = r, n
+			}
+		}
+		sev := "info"
+		if share > 0.05 {
+			sev = "warning"
+		}
+		msg := fmt.Sprintf("%s of user stacks ended early, most at %q (%d)", pct(share), reason, most)
+		fix := "callers above the cut are missing: their total time is under-counted"
+		switch reason {
+		case "end of stack copy":
+			msg = fmt.Sprintf("%s of user stacks ended at the end of the stack copy", pct(share))
+			if m.Params.Unwind != "dwarf" {
+				fix = "record with unwind=dwarf, which copies more of the stack"
+			} else {
+				fix = "the stacks are deeper than the copy: build the program with frame pointers (-fno-omit-frame-pointer)"
+			}
+		case "no CFI for pc", "no module for pc":
+			fix = "build with frame pointers (-fno-omit-frame-pointer), or install the debug info (.eh_frame/.debug_frame) of the code where they end"
+		case "frame pointers did not match", "rbp not recoverable":
+			fix = "build with frame pointers (-fno-omit-frame-pointer), or record with unwind=dwarf"
+		}
+		add(sev, msg, fix)
+	}
+	if s.Unsymbolized > 0.02 {
+		sev := "info"
+		if s.Unsymbolized > 0.1 {
+			sev = "warning"
+		}
+		general := "install the debug symbols (-dbg or -dbgsym packages) of the programs you profile"
+		if len(s.Modules) > 0 && s.Modules[0].Share >= 0.01 {
+			general = "see the modules named below"
+		}
+		add(sev, fmt.Sprintf("%s of frames have no symbol", pct(s.Unsymbolized)), general)
+		for _, h := range s.Modules {
+			if h.Share < 0.01 {
+				continue
+			}
+			mod := h.Module
+			fix := "install its debug symbols (the -dbg or -dbgsym package), or rebuild it without stripping symbols"
+			switch {
+			case strings.HasPrefix(mod, "python"):
+				fix = "run it with -X perf (Python 3.12+), which writes a perf map scorch reads"
+			case strings.HasPrefix(mod, "node"):
+				fix = "run it with --perf-basic-prof, which writes a perf map scorch reads"
+			case strings.HasPrefix(mod, "java") || strings.HasPrefix(mod, "libjvm"):
+				fix = "run it with -XX:+PreserveFramePointer and a perf map agent"
+			case strings.HasPrefix(mod, "libc.so") || strings.HasPrefix(mod, "libc-"):
+				fix = "install libc6-dbg for libc internals"
+			case mod == "[unknown]":
+				fix = "the code has no module (JIT code without a perf map, or a process that exited before it was read)"
+			}
+			add(sev, fmt.Sprintf("no symbols for %s (%s of frames)", mod, pct(h.Share)), fix)
+		}
+	}
+	if s.Hz > 0 && s.Hz < 99 {
+		add("info", fmt.Sprintf("sampled at %d Hz, below 100 Hz: short functions and shares under a few percent are noise", s.Hz),
+			"record with hz=99 or more, or for longer")
+	}
+	if m.Type == CPU && s.Events > 0 && s.Events < 1000 {
+		add("info", fmt.Sprintf("only %d samples: differences of a few percent are within noise", s.Events), "record longer, at a higher hz, or a wider target")
+	}
+	if m.Stats.StackErrors > 0 {
+		add("warning", fmt.Sprintf("%d stack walks failed: those samples have no stack", m.Stats.StackErrors), "check `scorch doctor`; a narrower target or lower hz helps when the stack map is full")
+	}
+	if m.Stats.BadInputLines > 0 {
+		add("warning", fmt.Sprintf("%d lines of the imported file could not be read and are left out", m.Stats.BadInputLines), "check the file is complete perf script, folded or pprof output")
+	}
+	if !m.Timestamps {
+		add("info", "this capture has no timestamps (an import of folded or pprof data): the time views are hidden", "import a perf script or scorch capture file to see time")
+	}
+	for _, w := range m.Warnings {
+		if strings.HasPrefix(w, "user stacks:") || strings.Contains(w, "events were lost") {
+			continue // said above, with a fix
+		}
+		add("warning", w, "")
+	}
+	rank := map[string]int{"error": 0, "warning": 1, "info": 2}
+	slices.SortStableFunc(out, func(a, b Finding) int { return cmp.Compare(rank[a.Severity], rank[b.Severity]) })
+	return out
+}

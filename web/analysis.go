@@ -1,0 +1,457 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/scorch-dev/scorch/calltree"
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/web/store"
+)
+
+// The analysis routes: the JSON the capture page draws from. Views are
+// computed here from the stored capture, seen through the filters and the
+// transforms (t), and sent pruned to what can be drawn.
+func init() {
+	captureRouteHooks = append(captureRouteHooks, func(s *Server, r chi.Router) {
+		r.Get("/functions.json", s.functionsJSON) // GET /api/captures/{id}/functions.json
+		r.Get("/sandwich.json", s.sandwichJSON)   // GET /api/captures/{id}/sandwich.json?fn=NAME
+		r.Get("/tree.json", s.treeJSON)           // GET /api/captures/{id}/tree.json
+		r.Get("/summary.json", s.summaryJSON)     // GET /api/captures/{id}/summary.json
+	})
+	apiRouteHooks = append(apiRouteHooks, func(s *Server, r chi.Router) {
+		r.Get("/diff/functions.json", s.diffFunctionsJSON) // GET /api/diff/functions.json?base=ID&compare=ID
+		r.Get("/diff/tree.json", s.diffTreeJSON)           // GET /api/diff/tree.json?base=ID&compare=ID
+	})
+}
+
+// Node budgets of the drawn trees.
+const (
+	DefaultTreeNodes     = 20000
+	DefaultSandwichNodes = 5000
+	MaxTreeNodes         = 200000
+	DefaultFunctions     = 500
+	MaxFunctions         = 100000
+)
+
+// filterParams are the query parameters every analysis route takes.
+var filterParams = []string{"from", "to", "pid", "tid", "comm", "cpu", "idle", "view", "t", "reverse", "token"}
+
+// checkParams refuses parameters a route does not take, naming those it does.
+func checkParams(v url.Values, extra ...string) error {
+	allowed := append(slices.Clone(filterParams), extra...)
+	for k := range v {
+		if !slices.Contains(allowed, k) {
+			names := slices.DeleteFunc(slices.Clone(allowed), func(s string) bool { return s == "token" })
+			return errorf(http.StatusBadRequest, "unknown parameter %s: allowed are %s", quote(k), strings.Join(names, ", "))
+		}
+	}
+	return nil
+}
+
+// view is what the analysis routes share: the filters, the transforms and
+// the direction of the merge.
+type view struct {
+	q       capture.Query
+	ts      []capture.Transform
+	reverse bool
+}
+
+func parseView(v url.Values) (view, error) {
+	var vw view
+	var err error
+	if vw.q, err = capture.ParseQuery(v); err != nil {
+		return vw, errorf(http.StatusBadRequest, "%v", err)
+	}
+	if vw.ts, err = capture.ParseTransforms(v["t"]); err != nil {
+		return vw, errorf(http.StatusBadRequest, "%v", err)
+	}
+	if vw.reverse, err = parseBool("reverse", v.Get("reverse")); err != nil {
+		return vw, err
+	}
+	return vw, nil
+}
+
+// parseTransforms reads t for the routes that have their own parsers (the
+// rendered formats, the heatmap, diff.svg).
+func parseTransforms(v url.Values) ([]capture.Transform, error) {
+	ts, err := capture.ParseTransforms(v["t"])
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "%v", err)
+	}
+	return ts, nil
+}
+
+func intParam(v url.Values, name string, def, lo, hi int) (int, error) {
+	s := v.Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, errorf(http.StatusBadRequest, "%s %s is out of range: allowed %d..%d", name, quote(s), lo, hi)
+	}
+	return n, nil
+}
+
+// loadView loads a capture, checks the range and applies the transforms.
+func (s *Server) loadView(id string, vw view) (*capture.Capture, error) {
+	c, err := s.load(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.CheckRange(vw.q); err != nil {
+		return nil, errorf(http.StatusBadRequest, "%v", err)
+	}
+	return c.Transform(vw.ts), nil
+}
+
+// captureSet is the call-tree input of one capture's view.
+func (s *Server) captureSet(id string, vw view) (*calltree.Set, error) {
+	c, err := s.loadView(id, vw)
+	if err != nil {
+		return nil, err
+	}
+	set := calltree.NewSet()
+	set.Add(c, vw.q, vw.reverse, false)
+	set.Unit = c.Meta.Unit
+	return set, nil
+}
+
+// analysisRoute is the frame of the per-capture JSON routes: known
+// capture, known parameters, answer cached by the canonical query.
+func (s *Server) analysisRoute(w http.ResponseWriter, r *http.Request, name string, extra []string, fn func(v url.Values, vw view, out io.Writer) error) {
+	id := chi.URLParam(r, "id")
+	v := r.URL.Query()
+	if err := checkParams(v, extra...); err != nil {
+		fail(w, err)
+		return
+	}
+	vw, err := parseView(v)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if _, err := s.store.Get(id); err != nil {
+		notFound(w, id)
+		return
+	}
+	// Check the route's own parameters before the work is cached.
+	if err := fn(v, vw, nil); err != nil {
+		fail(w, err)
+		return
+	}
+	s.ServeRendered(w, r, cacheKey(id, name, v), "application/json", name, func(out io.Writer, _ string) error {
+		return fn(v, vw, out)
+	})
+}
+
+type functionRow struct {
+	Name   string `json:"name"`
+	Module string `json:"module"`
+	Self   int64  `json:"self"`
+	Total  int64  `json:"total"`
+}
+
+type diffFunctionRow struct {
+	functionRow
+	BaseSelf  int64 `json:"base_self"`
+	BaseTotal int64 `json:"base_total"`
+}
+
+// functionOptions reads sort and limit.
+func functionOptions(v url.Values, diff bool) (string, int, error) {
+	sorts := calltree.FunctionSorts
+	if !diff {
+		sorts = sorts[:3]
+	}
+	by := v.Get("sort")
+	if by == "" {
+		by = "self"
+		if diff {
+			by = "delta"
+		}
+	}
+	if !slices.Contains(sorts, by) {
+		return "", 0, errorf(http.StatusBadRequest, "sort %s is not supported: allowed values are %s", quote(by), strings.Join(sorts, ", "))
+	}
+	limit, err := intParam(v, "limit", DefaultFunctions, 1, MaxFunctions)
+	return by, limit, err
+}
+
+func (s *Server) functionsJSON(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	s.analysisRoute(w, r, "functions-json", []string{"sort", "limit"}, func(v url.Values, vw view, out io.Writer) error {
+		by, limit, err := functionOptions(v, false)
+		if err != nil || out == nil {
+			return err
+		}
+		set, err := s.captureSet(id, vw)
+		if err != nil {
+			return err
+		}
+		total, _ := set.Totals()
+		fns := set.Functions()
+		calltree.SortFunctions(fns, by, total, 0)
+		count := len(fns)
+		rows := make([]functionRow, 0, min(limit, len(fns)))
+		for _, f := range fns[:min(limit, len(fns))] {
+			rows = append(rows, functionRow{f.Name, f.Module, f.Self, f.Total})
+		}
+		return json.NewEncoder(out).Encode(map[string]any{"unit": set.Unit, "total": total, "count": count, "functions": rows})
+	})
+}
+
+func (s *Server) treeJSON(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	s.analysisRoute(w, r, "tree-json", []string{"nodes"}, func(v url.Values, vw view, out io.Writer) error {
+		budget, err := intParam(v, "nodes", DefaultTreeNodes, 1, MaxTreeNodes)
+		if err != nil || out == nil {
+			return err
+		}
+		set, err := s.captureSet(id, vw)
+		if err != nil {
+			return err
+		}
+		return writeTreeDoc(out, set, set.Tree("all", budget), false)
+	})
+}
+
+// writeTreeDoc writes {"unit", "total", ..., "tree": TREE}: the tree with
+// what a page needs to label it.
+func writeTreeDoc(out io.Writer, set *calltree.Set, root *calltree.Node, diff bool) error {
+	total, base := set.Totals()
+	head := fmt.Sprintf(`{"unit":%q,"total":%d`, set.Unit, total)
+	if diff {
+		head += fmt.Sprintf(`,"base_total":%d`, base)
+	}
+	if _, err := io.WriteString(out, head+`,"tree":`); err != nil {
+		return err
+	}
+	if err := calltree.WriteTree(out, root, diff); err != nil {
+		return err
+	}
+	_, err := io.WriteString(out, "}\n")
+	return err
+}
+
+func (s *Server) sandwichJSON(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	s.analysisRoute(w, r, "sandwich-json", []string{"fn", "nodes"}, func(v url.Values, vw view, out io.Writer) error {
+		fn := v.Get("fn")
+		if fn == "" {
+			return errorf(http.StatusBadRequest, "fn is missing: give a function's name as functions.json lists it")
+		}
+		budget, err := intParam(v, "nodes", DefaultSandwichNodes, 1, MaxTreeNodes)
+		if err != nil || out == nil {
+			return err
+		}
+		set, err := s.captureSet(id, vw)
+		if err != nil {
+			return err
+		}
+		fid, ok := set.Lookup(fn)
+		if !ok {
+			return errorf(http.StatusNotFound, "function %s is not in this view (with its filters and transforms)", quote(fn))
+		}
+		callers, callees := set.Sandwich(fid)
+		cr := firstChild(callers.Tree("", budget))
+		ce := firstChild(callees.Tree("", budget))
+		total, _ := set.Totals()
+		if _, err := fmt.Fprintf(out, `{"unit":%q,"all":%d,"fn":`, set.Unit, total); err != nil {
+			return err
+		}
+		name, _ := json.Marshal(set.Names[fid])
+		fmt.Fprintf(out, `%s,"self":%d,"total":%d,"callers":`, name, ce.Self, ce.Value)
+		if err := calltree.WriteTree(out, cr, false); err != nil {
+			return err
+		}
+		io.WriteString(out, `,"callees":`)
+		if err := calltree.WriteTree(out, ce, false); err != nil {
+			return err
+		}
+		_, err = io.WriteString(out, "}\n")
+		return err
+	})
+}
+
+// firstChild is the one child of a synthetic root: a sandwich side's
+// stacks all start with the function.
+func firstChild(n *calltree.Node) *calltree.Node {
+	if len(n.Children) == 1 && n.Children[0].Pruned == 0 {
+		return n.Children[0]
+	}
+	return n
+}
+
+func (s *Server) summaryJSON(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	s.analysisRoute(w, r, "summary-json", nil, func(v url.Values, vw view, out io.Writer) error {
+		if out == nil {
+			return nil
+		}
+		c, err := s.loadView(id, vw)
+		if err != nil {
+			return err
+		}
+		set := calltree.NewSet()
+		set.Add(c, vw.q, false, false)
+		total, _ := set.Totals()
+		fns := set.Functions()
+		calltree.SortFunctions(fns, "self", total, 0)
+		var top []capture.TopFunc
+		for _, f := range fns[:min(10, len(fns))] {
+			top = append(top, capture.TopFunc{Name: f.Name, Self: f.Self, Share: float64(f.Self) / float64(max(total, 1))})
+		}
+		sum := c.Summarize(vw.q, top)
+		sum.Samples = total // = functions.json's total, whatever the unit
+		return json.NewEncoder(out).Encode(sum)
+	})
+}
+
+// diffView is the parsed query of the diff routes: two captures, or two
+// ranges of one, with the shared filters and transforms.
+type diffView struct {
+	ids     [2]string
+	qs      [2]capture.Query
+	ts      []capture.Transform
+	reverse bool
+}
+
+var diffSideParams = []string{"base", "compare", "base_from", "base_to", "compare_from", "compare_to"}
+
+func (s *Server) parseDiff(v url.Values, extra ...string) (diffView, error) {
+	var d diffView
+	allowed := append(slices.Clone(diffSideParams), extra...)
+	for k := range v {
+		if k != "from" && k != "to" && (slices.Contains(filterParams, k) || slices.Contains(allowed, k)) {
+			continue
+		}
+		names := append(slices.Clone(diffSideParams), "pid", "tid", "comm", "cpu", "idle", "view", "t", "reverse")
+		return d, errorf(http.StatusBadRequest, "unknown parameter %s: allowed are %s", quote(k), strings.Join(append(names, extra...), ", "))
+	}
+	for i, name := range []string{"base", "compare"} {
+		d.ids[i] = v.Get(name)
+		if d.ids[i] == "" {
+			return d, errorf(http.StatusBadRequest, "%s is missing: give the ids of the base and compare captures (they may be the same, with different ranges)", name)
+		}
+		if _, err := s.store.Get(d.ids[i]); !store.ValidID(d.ids[i]) || err != nil {
+			return d, errorf(http.StatusNotFound, "%s capture %s not found", name, quote(d.ids[i]))
+		}
+	}
+	for i, side := range []string{"base", "compare"} {
+		q, err := capture.ParseQuery(sideValues(v, side))
+		if err != nil {
+			return d, errorf(http.StatusBadRequest, "%s_from/%s_to: %v", side, side, err)
+		}
+		d.qs[i] = q
+	}
+	var err error
+	if d.ts, err = parseTransforms(v); err != nil {
+		return d, err
+	}
+	if d.reverse, err = parseBool("reverse", v.Get("reverse")); err != nil {
+		return d, err
+	}
+	return d, nil
+}
+
+// diffCaptures loads both sides and refuses captures of different units.
+func (s *Server) diffCaptures(ids [2]string, qs [2]capture.Query, ts []capture.Transform) ([2]*capture.Capture, error) {
+	var cs [2]*capture.Capture
+	for i, side := range []string{"base", "compare"} {
+		c, err := s.load(ids[i])
+		if err != nil {
+			return cs, err
+		}
+		if err := c.CheckRange(qs[i]); err != nil {
+			return cs, errorf(http.StatusBadRequest, "%s_from/%s_to: %v", side, side, err)
+		}
+		cs[i] = c.Transform(ts)
+	}
+	if err := sameUnits(cs[0], cs[1]); err != nil {
+		return cs, err
+	}
+	return cs, nil
+}
+
+// sameUnits refuses a diff of captures whose values are not comparable.
+func sameUnits(base, compare *capture.Capture) error {
+	if base.Meta.Unit != compare.Meta.Unit {
+		return errorf(http.StatusBadRequest, "base %s is a %s capture in %s and compare %s a %s capture in %s: compare captures of the same unit",
+			base.Meta.ID, base.Meta.Type, base.Meta.Unit, compare.Meta.ID, compare.Meta.Type, compare.Meta.Unit)
+	}
+	return nil
+}
+
+func (s *Server) diffSet(d diffView) (*calltree.Set, error) {
+	cs, err := s.diffCaptures(d.ids, d.qs, d.ts)
+	if err != nil {
+		return nil, err
+	}
+	set := calltree.NewSet()
+	set.Add(cs[0], d.qs[0], d.reverse, true)
+	set.Add(cs[1], d.qs[1], d.reverse, false)
+	set.Unit = cs[1].Meta.Unit
+	set.Diff = true
+	return set, nil
+}
+
+func (s *Server) diffRoute(w http.ResponseWriter, r *http.Request, name string, extra []string, fn func(v url.Values, d diffView, out io.Writer) error) {
+	v := r.URL.Query()
+	d, err := s.parseDiff(v, extra...)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if err := fn(v, d, nil); err != nil {
+		fail(w, err)
+		return
+	}
+	s.ServeRendered(w, r, cacheKey(d.ids[0]+","+d.ids[1], name, v), "application/json", name, func(out io.Writer, _ string) error {
+		return fn(v, d, out)
+	})
+}
+
+func (s *Server) diffFunctionsJSON(w http.ResponseWriter, r *http.Request) {
+	s.diffRoute(w, r, "diff-functions-json", []string{"sort", "limit"}, func(v url.Values, d diffView, out io.Writer) error {
+		by, limit, err := functionOptions(v, true)
+		if err != nil || out == nil {
+			return err
+		}
+		set, err := s.diffSet(d)
+		if err != nil {
+			return err
+		}
+		total, base := set.Totals()
+		fns := set.Functions()
+		calltree.SortFunctions(fns, by, total, base)
+		count := len(fns)
+		rows := make([]diffFunctionRow, 0, min(limit, len(fns)))
+		for _, f := range fns[:min(limit, len(fns))] {
+			rows = append(rows, diffFunctionRow{functionRow{f.Name, f.Module, f.Self, f.Total}, f.BaseSelf, f.BaseTotal})
+		}
+		return json.NewEncoder(out).Encode(map[string]any{"unit": set.Unit, "total": total, "base_total": base, "count": count, "functions": rows})
+	})
+}
+
+func (s *Server) diffTreeJSON(w http.ResponseWriter, r *http.Request) {
+	s.diffRoute(w, r, "diff-tree-json", []string{"nodes"}, func(v url.Values, d diffView, out io.Writer) error {
+		budget, err := intParam(v, "nodes", DefaultTreeNodes, 1, MaxTreeNodes)
+		if err != nil || out == nil {
+			return err
+		}
+		set, err := s.diffSet(d)
+		if err != nil {
+			return err
+		}
+		return writeTreeDoc(out, set, set.Tree("all", budget), true)
+	})
+}
