@@ -258,10 +258,10 @@ func TestPerfScriptNumbersOutOfRange(t *testing.T) {
 		{"tid", "app 1/99999999999 [000] 1.0: 1000 cpu-clock:\n" + stack, "line 1: tid 99999999999 is out of range", nil},
 		{"cpu", "app 1/1 [65536] 1.0: 1000 cpu-clock:\n" + stack, "line 1: cpu 65536 is out of range", nil},
 		{"period", "app 1/1 [000] 1.0: 9223372036854775808 cpu-clock:\n" + stack, "line 1: period 9223372036854775808 is out of range", nil},
-		{"30 fraction digits", "app 1/1 [000] 1.123456789999999999999999999999: 1000 cpu-clock:\n" + stack, "",
+		{"30 fraction digits", "app 1/1 [000] 1.0: 1000 cpu-clock:\n" + stack + "app 1/1 [000] 1.123456789999999999999999999999: 1000 cpu-clock:\n" + stack, "",
 			func(c *capture.Capture) string {
-				if want := time.Unix(1, 123456789).UTC(); !c.Meta.Start.Equal(want) {
-					return fmt.Sprintf("start %v, want %v (digits past the ns dropped)", c.Meta.Start, want)
+				if want := time.Duration(123456789 + 1000); c.Meta.Duration != want {
+					return fmt.Sprintf("duration %v, want %v (digits past the ns dropped, plus the last period)", c.Meta.Duration, want)
 				}
 				return ""
 			}},
@@ -336,7 +336,7 @@ func TestTidyName(t *testing.T) {
 		{"Lonely", "Lonely"},
 	}
 	for _, tt := range tests {
-		if got := tidyName(tt.in); got != tt.want {
+		if got := tidyName(tt.in, true); got != tt.want {
 			t.Errorf("tidyName(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}

@@ -100,6 +100,9 @@ func ImportBytes(data []byte, opts ImportOptions) (*capture.Capture, *ImportRepo
 		}
 	case "pprof":
 		c, err = readPprof(data)
+		if err == nil {
+			c.Meta.Stats.Samples = valueSamples(c)
+		}
 		if err != nil && isGzip(data) {
 			// A gzipped perf script or folded file (perf.txt.gz).
 			if text, gzErr := gunzip(data, opts.MaxBytes); gzErr == nil && Detect(text) != "pprof" && Detect(text) != "" {
@@ -110,6 +113,9 @@ func ImportBytes(data []byte, opts ImportOptions) (*capture.Capture, *ImportRepo
 		c, err = readPerfScript(data, opts, rep)
 	case "folded":
 		c, err = readFolded(data, opts, rep)
+		if err == nil {
+			c.Meta.Stats.Samples = valueSamples(c)
+		}
 	default:
 		return nil, rep, ErrUnknownFormat
 	}
@@ -117,6 +123,26 @@ func ImportBytes(data []byte, opts ImportOptions) (*capture.Capture, *ImportRepo
 		return nil, rep, err
 	}
 	return c, rep, nil
+}
+
+// valueSamples is the sample count of a folded or pprof import, whose
+// events are stacks with summed values: the sum of the values when they
+// count samples or events, else the objects of an allocation profile
+// (Value2), else the number of stacks (a time or byte total says nothing
+// about how many samples made it).
+func valueSamples(c *capture.Capture) uint64 {
+	var v, v2 uint64
+	for i := range c.Events {
+		v += uint64(max(c.Events[i].Value, 0))
+		v2 += uint64(max(c.Events[i].Value2, 0))
+	}
+	switch {
+	case c.Meta.Unit == "samples" || c.Meta.Unit == "count":
+		return v
+	case c.Meta.Unit == "bytes" && v2 > 0:
+		return v2
+	}
+	return uint64(len(c.Events))
 }
 
 func isGzip(data []byte) bool { return len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b }

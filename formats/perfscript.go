@@ -21,12 +21,15 @@ import (
 //	            55d0c2a1b129 spin+0x9 (/tmp/app)
 //	            7f2a1c029d90 __libc_start_call_main+0x80 (/usr/lib/x86_64-linux-gnu/libc.so.6)
 var (
-	perfHeaderRe = regexp.MustCompile(`^(\S.*?)\s+(\d+)(?:/(\d+))?(?:\s+\[(\d+)\])?(?:\s+(\d+)\.(\d+):)?(?:\s+(\d+))?(?:\s+([^\s:\d][^\s:]*(?::[^\s:]+)*):)?(?:\s+(.*?))?\s*$`)
-	perfTimeRe   = regexp.MustCompile(`\s\d+\.\d+:\s`)
-	srclineRe    = regexp.MustCompile(`^\s+\S+:\d+$`)
-	goMethodRe   = regexp.MustCompile(`\.\(.*\)\.`)
-	perfMapRe    = regexp.MustCompile(`^/tmp/perf-\d+\.map$`)
-	offsetRe     = regexp.MustCompile(`\+0x[0-9a-fA-F]+$`)
+	perfTimeRe = regexp.MustCompile(`\s\d+\.\d+:\s`)
+	srclineRe  = regexp.MustCompile(`^\s+\S+:\d+$`)
+	goMethodRe = regexp.MustCompile(`\.\(.*\)\.`)
+	perfMapRe  = regexp.MustCompile(`^/tmp/perf-\d+\.map$`)
+	offsetRe   = regexp.MustCompile(`\+0x[0-9a-fA-F]+$`)
+	// A JVM class descriptor, "Lorg/example/Foo;.bar": Java's however its
+	// thread is named (stackcollapse-perf.pl tidies Java only under the
+	// comm "java", which misses the JIT threads of other names).
+	javaDescRe = regexp.MustCompile(`^L[\w$]+(/[\w$]+)+;`)
 )
 
 type perfHeader struct {
@@ -38,49 +41,153 @@ type perfHeader struct {
 	period   int64 // 0: not printed
 	event    string
 	rest     string
+
+	cpuText, timeText, periodText string // while parsing
 }
 
 // parsePerfHeader parses an event line. ok is false when line is not one;
 // err says which number of an event line is out of range.
+//
+// perf script prints, each field optional by -F: the comm (may hold
+// spaces), pid/tid or one of them, [cpu], time:, the period, event: and,
+// without a call graph, the frame; a tracepoint's payload follows its event.
+// The first number (or pid/tid) after which the rest fits that order ends
+// the comm; a line that starts with it has no comm.
 func parsePerfHeader(line string) (h perfHeader, ok bool, err error) {
-	m := perfHeaderRe.FindStringSubmatch(line)
-	if m == nil {
+	toks := perfTokens(line)
+	found := -1
+	for i := 1; i < len(toks) && found < 0; i++ {
+		if perfTail(line, toks, i, &h) {
+			found = i
+		}
+	}
+	if found < 0 && len(toks) > 0 && perfTail(line, toks, 0, &h) {
+		found = 0
+	}
+	if found < 0 {
 		return perfHeader{}, false, nil
 	}
-	h = perfHeader{comm: m[1], cpu: -1, event: m[8], rest: m[9]}
-	id1, err := perfNumber("pid", m[2], math.MaxUint32)
+	if found > 0 {
+		h.comm = strings.TrimSpace(line[:toks[found][0]])
+	}
+	ids := line[toks[found][0]:toks[found][1]]
+	p1, p2, two := strings.Cut(ids, "/")
+	id1, err := perfNumber("pid", p1, math.MaxUint32)
 	if err != nil {
 		return perfHeader{}, true, err
 	}
 	h.pid, h.tid = uint32(id1), uint32(id1)
-	if m[3] != "" {
-		id2, err := perfNumber("tid", m[3], math.MaxUint32)
+	if two {
+		id2, err := perfNumber("tid", p2, math.MaxUint32)
 		if err != nil {
 			return perfHeader{}, true, err
 		}
 		h.tid = uint32(id2)
 	}
-	if m[4] != "" {
-		cpu, err := perfNumber("cpu", m[4], math.MaxUint16)
+	if h.cpuText != "" {
+		cpu, err := perfNumber("cpu", h.cpuText, math.MaxUint16)
 		if err != nil {
 			return perfHeader{}, true, err
 		}
 		h.cpu = int(cpu)
 	}
-	if m[5] != "" {
-		if h.time, err = perfTime(m[5], m[6]); err != nil {
+	if h.timeText != "" {
+		sec, frac, _ := strings.Cut(h.timeText, ".")
+		if h.time, err = perfTime(sec, frac); err != nil {
 			return perfHeader{}, true, err
 		}
 		h.hasTime = true
 	}
-	if m[7] != "" {
-		period, err := perfNumber("period", m[7], math.MaxInt64)
+	if h.periodText != "" {
+		period, err := perfNumber("period", h.periodText, math.MaxInt64)
 		if err != nil {
 			return perfHeader{}, true, err
 		}
 		h.period = int64(period)
 	}
+	h.cpuText, h.timeText, h.periodText = "", "", ""
 	return h, true, nil
+}
+
+// perfTokens gives the [start, end) of every blank-separated token.
+func perfTokens(line string) [][2]int {
+	var toks [][2]int
+	for i := 0; i < len(line); {
+		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+			i++
+		}
+		j := i
+		for j < len(line) && line[j] != ' ' && line[j] != '\t' {
+			j++
+		}
+		if j > i {
+			toks = append(toks, [2]int{i, j})
+		}
+		i = j
+	}
+	return toks
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// perfTail reports whether the tokens from i on are pid[/tid] [cpu] [time:]
+// [period] [event:] [rest], filling h's fields but the ids. Rest is a
+// tracepoint's payload (after an event) or a frame (an address first).
+func perfTail(line string, toks [][2]int, i int, h *perfHeader) bool {
+	tok := func(k int) string { return line[toks[k][0]:toks[k][1]] }
+	p1, p2, two := strings.Cut(tok(i), "/")
+	if !allDigits(p1) || two && !allDigits(p2) {
+		return false
+	}
+	*h = perfHeader{cpu: -1}
+	k := i + 1
+	if k < len(toks) {
+		if t := tok(k); len(t) > 2 && t[0] == '[' && t[len(t)-1] == ']' && allDigits(t[1:len(t)-1]) {
+			h.cpuText = t[1 : len(t)-1]
+			k++
+		}
+	}
+	if k < len(toks) {
+		if t, ok := strings.CutSuffix(tok(k), ":"); ok {
+			if sec, frac, dot := strings.Cut(t, "."); dot && allDigits(sec) && allDigits(frac) {
+				h.timeText = t
+				k++
+			}
+		}
+	}
+	// The period is optional and looks like a frame's address: try both.
+	for _, withPeriod := range []bool{true, false} {
+		j := k
+		h.periodText, h.event, h.rest = "", "", ""
+		if withPeriod {
+			if j >= len(toks) || !allDigits(tok(j)) {
+				continue
+			}
+			h.periodText = tok(j)
+			j++
+		}
+		if j < len(toks) {
+			if t := tok(j); len(t) > 1 && t[len(t)-1] == ':' && (t[0] < '0' || t[0] > '9') {
+				h.event = t[:len(t)-1]
+				j++
+			}
+		}
+		if j == len(toks) {
+			return true
+		}
+		h.rest = strings.TrimSpace(line[toks[j][0]:])
+		if h.event != "" || isHex([]byte(tok(j))) && j+1 < len(toks) {
+			return true
+		}
+	}
+	return false
 }
 
 // perfNumber parses a decimal field of an event line, at most max.
@@ -116,7 +223,7 @@ func clipDigits(s string) string {
 
 // perfFrame is one parsed stack line: one frame, or several when
 // perf-map-agent wrote inlined frames as "a->b->c".
-func perfFrames(sym, dso string, out []capture.Frame) []capture.Frame {
+func perfFrames(sym, dso string, java bool, out []capture.Frame) []capture.Frame {
 	kind := capture.KindUser
 	switch {
 	case perfMapRe.MatchString(dso):
@@ -134,7 +241,7 @@ func perfFrames(sym, dso string, out []capture.Frame) []capture.Frame {
 		return append(out, capture.Frame{Name: name, Kind: kind, Module: dso})
 	}
 	for i, part := range strings.Split(sym, "->") {
-		f := capture.Frame{Name: tidyName(part), Kind: kind, Module: dso}
+		f := capture.Frame{Name: tidyName(part, java || javaDescRe.MatchString(part)), Kind: kind, Module: dso}
 		if i > 0 {
 			f.Kind = capture.KindInlined
 		}
@@ -150,9 +257,10 @@ var quoteRemover = strings.NewReplacer(`"`, "", `'`, "")
 
 // tidyName cleans a symbol the way stackcollapse-perf.pl does: argument
 // lists and quotes removed (but Go's pkg.(*T).M and C++'s "(anonymous
-// namespace)" kept), Java's leading L dropped, ';' made ':'.
-func tidyName(s string) string {
-	if !strings.ContainsAny(s, `;("'`) && !strings.HasPrefix(s, "L") {
+// namespace)" kept), ';' made ':', and for Java (java) the leading L of a
+// class name dropped.
+func tidyName(s string, java bool) string {
+	if !strings.ContainsAny(s, `;("'`) && !(java && strings.HasPrefix(s, "L")) {
 		return s
 	}
 	s = strings.ReplaceAll(s, ";", ":")
@@ -165,7 +273,7 @@ func tidyName(s string) string {
 		}
 	}
 	s = quoteRemover.Replace(s)
-	if strings.HasPrefix(s, "L") && strings.Contains(s, "/") {
+	if java && strings.HasPrefix(s, "L") && strings.Contains(s, "/") {
 		s = s[1:]
 	}
 	return s
@@ -179,18 +287,21 @@ type parsedFrames struct {
 
 // perfReader holds the state of one perf script import.
 type perfReader struct {
-	b        *capture.Builder
-	event    string
-	rep      *ImportReport
-	frames   map[string]parsedFrames // by the frame text after the address
-	stack    []uint32                // the current sample's frames, leaf first
-	cur      *perfHeader             // the current sample, nil when skipped or none
-	hdr      perfHeader
-	t0, t1   int64
-	stamps   bool
-	period   int64 // the common period, 0 when periods vary
-	kept     int
-	leafKern bool
+	b      *capture.Builder
+	event  string
+	rep    *ImportReport
+	frames map[string]parsedFrames // by the frame text after the address
+	// javaFrames are the frames of samples of java, tidied as Java names.
+	javaFrames map[string]parsedFrames
+	java       bool        // the current sample's comm is java
+	stack      []uint32    // the current sample's frames, leaf first
+	cur        *perfHeader // the current sample, nil when skipped or none
+	hdr        perfHeader
+	t0, t1     int64
+	stamps     bool
+	period     int64 // the common period, 0 when periods vary
+	kept       int
+	leafKern   bool
 }
 
 // readPerfScript imports `perf script` text following stackcollapse-perf.pl's
@@ -198,7 +309,7 @@ type perfReader struct {
 // is kept (the first, or ImportOptions.Event), the comm (spaces made '_') is
 // the root frame. It streams: repeated frame lines are parsed once.
 func readPerfScript(data []byte, opts ImportOptions, rep *ImportReport) (*capture.Capture, error) {
-	r := &perfReader{event: opts.Event, rep: rep, frames: make(map[string]parsedFrames), stamps: true, period: -1}
+	r := &perfReader{event: opts.Event, rep: rep, frames: make(map[string]parsedFrames), javaFrames: make(map[string]parsedFrames), stamps: true, period: -1}
 	var captured time.Time
 	var host, kernel string
 	samples := 0
@@ -241,8 +352,10 @@ func readPerfScript(data []byte, opts ImportOptions, rep *ImportReport) (*captur
 			if r.frameLine(trimmed) {
 				continue
 			}
-			if srclineRe.Match(line) {
-				continue // -F+srcline: the source line of the frame above
+			if srclineRe.Match(line) || !bytes.ContainsAny(bytes.TrimSpace(trimmed), " \t") {
+				// -F+srcline: the source line of the frame above
+				// ("cpu.c:8", "??:0", "[kernel.kallsyms][ffffffff81369642]").
+				continue
 			}
 		}
 		// An event line; without -g perf script indents these too.
@@ -284,10 +397,9 @@ func readPerfScript(data []byte, opts ImportOptions, rep *ImportReport) (*captur
 		for i := range c.Events {
 			c.Events[i].Time -= r.t0
 		}
-		m.Start = time.Unix(0, r.t0).UTC()
-		if !captured.IsZero() {
-			m.Start = captured
-		}
+		// perf's timestamps count from boot, not from 1970: the start is
+		// known only from --header's "captured on" (zero: unknown).
+		m.Start = captured
 		m.Duration = time.Duration(r.t1 - r.t0)
 		if r.period > 0 && m.Unit == "ns" {
 			// The last sample's period, unless the sum would overflow.
@@ -327,6 +439,7 @@ func (r *perfReader) start(h perfHeader) {
 	}
 	r.hdr = h
 	r.cur = &r.hdr
+	r.java = h.comm == "java"
 	r.stack = r.stack[:0]
 	r.leafKern = false
 }
@@ -342,15 +455,19 @@ func (r *perfReader) frameLine(line []byte) bool {
 		return true // a frame of a skipped sample
 	}
 	rest := bytes.TrimSpace(line[sp:])
-	pf, ok := r.frames[string(rest)]
+	cache := r.frames
+	if r.java {
+		cache = r.javaFrames
+	}
+	pf, ok := cache[string(rest)]
 	if !ok {
 		sym, dso := splitSymDSO(string(rest))
-		fs := perfFrames(sym, dso, nil)
+		fs := perfFrames(sym, dso, r.java, nil)
 		for _, f := range fs {
 			pf.ids = append(pf.ids, r.b.Frame(f))
 		}
 		pf.kernel = len(fs) > 0 && fs[0].Kind == capture.KindKernel
-		r.frames[string(rest)] = pf
+		cache[string(rest)] = pf
 	}
 	ids := pf.ids
 	if len(r.stack) == 0 {
@@ -371,6 +488,9 @@ func (r *perfReader) finish() {
 	}
 	r.cur = nil
 	comm := strings.ReplaceAll(h.comm, " ", "_")
+	if comm == "" {
+		comm = fmt.Sprintf(":%d", h.tid) // no comm field: perf's name for an unknown comm
+	}
 	ids := make([]uint32, 0, len(r.stack)+1)
 	ids = append(ids, r.b.Frame(capture.Frame{Name: comm, Kind: capture.KindProcess}))
 	for i := len(r.stack) - 1; i >= 0; i-- {

@@ -41,7 +41,10 @@ func WritePprof(w io.Writer, c *capture.Capture, q capture.Query) error {
 func Profile(c *capture.Capture, q capture.Query) *profile.Profile {
 	types := sampleTypes(c)
 	sampled := c.Meta.Type.Info().Sampled
-	p := &profile.Profile{SampleType: types, TimeNanos: c.Meta.Start.UnixNano(), DurationNanos: int64(c.Meta.Duration)}
+	p := &profile.Profile{SampleType: types, DurationNanos: int64(c.Meta.Duration)}
+	if !c.Meta.Start.IsZero() {
+		p.TimeNanos = c.Meta.Start.UnixNano()
+	}
 	p.PeriodType = &profile.ValueType{Type: types[0].Type, Unit: types[0].Unit}
 	p.Period = 1
 	cpuPeriod := int64(0)
