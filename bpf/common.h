@@ -12,8 +12,20 @@
 #define MAX_COPY 16384         /* largest user stack copy (--unwind dwarf) */
 #define TASK_COMM_LEN 16
 #define PF_KTHREAD 0x00200000
+/* Up to FILTER_LIST pids or tids that stay the same for the whole capture:
+ * compared in the programs rather than looked up in the maps, on every
+ * event. */
+#define FILTER_LIST 8
 
-/* Ring-buffer record kinds. */
+/* Sizes user space needs too (bpf2go generates this enum). */
+enum limit {
+	LIMIT_MAX_STACK = MAX_STACK,
+	LIMIT_FILTER_LIST = FILTER_LIST,
+	LIMIT_COMM = TASK_COMM_LEN,
+};
+
+/* Ring-buffer record kinds. What the shared fields of a stack_event mean
+ * depends on the kind and the program (see struct stack_event). */
 enum record_kind {
 	RECORD_SAMPLE = 1, /* a stack event */
 	RECORD_EXEC = 2,   /* a process called exec: snapshot it now */
@@ -66,9 +78,15 @@ struct stack_event {
 	__u32 kstack_len; /* bytes */
 	__u32 ustack_len;
 	__u32 copy_len;   /* bytes of the user stack copied from sp */
-	__u64 value;      /* cpu: 1; off-CPU types: ns off CPU */
-	__u64 aux;        /* off-CPU types: ns blocked before the wakeup */
-	__u32 peer_pid;   /* off-CPU types: the waker (wakeup records: the wakee) */
+	/* value: the sample's weight: 1 or the event's period; off-CPU: ns
+	 * off CPU; waker records: ns blocked so far; mem: bytes. */
+	__u64 value;
+	/* aux: off-CPU: ns blocked before the wakeup; mem: the address
+	 * allocated (0 for syscalls); cpi: instructions retired. */
+	__u64 aux;
+	/* peer_pid, peer_tid: off-CPU: the waker; waker records: the wakee;
+	 * mem: peer_pid is the allocating function (enum alloc_fn). */
+	__u32 peer_pid;
 	__u32 peer_tid;
 	__u64 ip, sp, bp; /* user registers */
 	__u8 comm[TASK_COMM_LEN];
@@ -83,14 +101,11 @@ struct exec_event {
 	__u8 comm[TASK_COMM_LEN];
 };
 
-const volatile __u32 filter_mode = TARGET_ALL;
+const volatile __u32 filter_mode = TARGET_ALL; /* enum target_mode */
 const volatile __u8 filter_comm[TASK_COMM_LEN] = {};
 const volatile __u32 copy_bytes = 0;   /* user stack bytes to copy; 0: none (fp mode) */
 const volatile __u32 self_tgid = 0;    /* scorch itself */
 const volatile bool follow_forks = false;
-/* Up to FILTER_LIST pids or tids that stay the same for the whole capture:
- * compared here rather than looked up in the maps, on every event. */
-#define FILTER_LIST 8
 const volatile __u32 filter_list_len = 0;
 const volatile __u32 filter_list[FILTER_LIST] = {};
 /* Wake the reader only when this much data waits: per-event wakeups would

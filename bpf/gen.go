@@ -7,7 +7,7 @@
 // hosts would need their own vmlinux.h and registers anyway).
 package bpf
 
-//go:generate go tool bpf2go -tags linux -target amd64 -type stack_event -type exec_event -type stat_slot Sampler sampler.c -- -I./headers -I.
-//go:generate go tool bpf2go -tags linux -target amd64 Offcpu offcpu.c -- -I./headers -I.
-//go:generate go tool bpf2go -tags linux -target amd64 Mem mem.c -- -I./headers -I.
+//go:generate go tool bpf2go -tags linux -target amd64 -type stack_event -type exec_event -type stat_slot -type record_kind -type event_flag -type target_mode -type limit Sampler sampler.c -- -I./headers -I.
+//go:generate go tool bpf2go -tags linux -target amd64 -type off_state Offcpu offcpu.c -- -I./headers -I.
+//go:generate go tool bpf2go -tags linux -target amd64 -type alloc_fn Mem mem.c -- -I./headers -I.
 //go:generate go tool bpf2go -tags linux -target amd64 Event event.c -- -I./headers -I.

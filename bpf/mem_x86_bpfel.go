@@ -13,6 +13,16 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type MemAllocFn uint32
+
+const (
+	MemAllocFnFN_MALLOC  MemAllocFn = 1
+	MemAllocFnFN_CALLOC  MemAllocFn = 2
+	MemAllocFnFN_REALLOC MemAllocFn = 3
+	MemAllocFnFN_BRK     MemAllocFn = 4
+	MemAllocFnFN_MMAP    MemAllocFn = 5
+)
+
 type MemLiveAlloc struct {
 	_    structs.HostLayout
 	Size uint64

@@ -30,7 +30,14 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 #define TASK_INTERRUPTIBLE 1
 #define TASK_UNINTERRUPTIBLE 2
 
-const volatile __u32 state_filter = 0;      /* 0 all, 1 S, 2 D */
+/* The thread states off-CPU captures keep (--state). */
+enum off_state {
+	OFF_STATE_ALL = 0,
+	OFF_STATE_S = 1, /* interruptible sleep */
+	OFF_STATE_D = 2, /* uninterruptible sleep */
+};
+
+const volatile __u32 state_filter = OFF_STATE_ALL; /* enum off_state */
 const volatile __u64 min_block_ns = 1000;
 const volatile __u64 max_block_ns = ~0ULL;
 const volatile bool want_blocked_stack = true; /* offcpu, offwake */
@@ -344,9 +351,9 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	if (!wanted(prev, pid, tid))
 		return 0;
 	bool runnable = preempt || (prev_state & 0xff) == 0;
-	if (state_filter == 1 && (runnable || !(prev_state & TASK_INTERRUPTIBLE)))
+	if (state_filter == OFF_STATE_S && (runnable || !(prev_state & TASK_INTERRUPTIBLE)))
 		return 0;
-	if (state_filter == 2 && (runnable || !(prev_state & TASK_UNINTERRUPTIBLE)))
+	if (state_filter == OFF_STATE_D && (runnable || !(prev_state & TASK_UNINTERRUPTIBLE)))
 		return 0;
 	if (!now)
 		now = bpf_ktime_get_ns();
@@ -437,3 +444,4 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 }
 
 const struct stack_event *unused_stack_event __attribute__((unused));
+const enum off_state *unused_off_state __attribute__((unused));

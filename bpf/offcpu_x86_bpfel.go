@@ -41,6 +41,14 @@ type OffcpuOffStart struct {
 	RunDelay uint64
 }
 
+type OffcpuOffState uint32
+
+const (
+	OffcpuOffStateOFF_STATE_ALL OffcpuOffState = 0
+	OffcpuOffStateOFF_STATE_S   OffcpuOffState = 1
+	OffcpuOffStateOFF_STATE_D   OffcpuOffState = 2
+)
+
 type OffcpuStackEvent struct {
 	_         structs.HostLayout
 	Kind      uint32
@@ -89,6 +97,7 @@ const (
 	OffcpuVarMinBlockNs       = "min_block_ns"
 	OffcpuVarSelfTgid         = "self_tgid"
 	OffcpuVarStateFilter      = "state_filter"
+	OffcpuVarUnusedOffState   = "unused_off_state"
 	OffcpuVarUnusedStackEvent = "unused_stack_event"
 	OffcpuVarUseRunDelay      = "use_run_delay"
 	OffcpuVarWakeupBytes      = "wakeup_bytes"
@@ -172,6 +181,7 @@ type OffcpuVariableSpecs struct {
 	MinBlockNs       *ebpf.VariableSpec `ebpf:"min_block_ns"`
 	SelfTgid         *ebpf.VariableSpec `ebpf:"self_tgid"`
 	StateFilter      *ebpf.VariableSpec `ebpf:"state_filter"`
+	UnusedOffState   *ebpf.VariableSpec `ebpf:"unused_off_state"`
 	UnusedStackEvent *ebpf.VariableSpec `ebpf:"unused_stack_event"`
 	UseRunDelay      *ebpf.VariableSpec `ebpf:"use_run_delay"`
 	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -237,6 +247,7 @@ type OffcpuVariables struct {
 	MinBlockNs       *ebpf.Variable `ebpf:"min_block_ns"`
 	SelfTgid         *ebpf.Variable `ebpf:"self_tgid"`
 	StateFilter      *ebpf.Variable `ebpf:"state_filter"`
+	UnusedOffState   *ebpf.Variable `ebpf:"unused_off_state"`
 	UnusedStackEvent *ebpf.Variable `ebpf:"unused_stack_event"`
 	UseRunDelay      *ebpf.Variable `ebpf:"use_run_delay"`
 	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`

@@ -50,7 +50,12 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
-/* Keep the record types in BTF so bpf2go generates them for user space. */
+/* Keep the types of common.h in BTF so bpf2go generates them for user
+ * space (gen.go's -type flags). */
 const struct exec_event *unused_exec_event __attribute__((unused));
 const struct stack_event *unused_stack_event __attribute__((unused));
 const enum stat_slot *unused_stat_slot __attribute__((unused));
+const enum record_kind *unused_record_kind __attribute__((unused));
+const enum event_flag *unused_event_flag __attribute__((unused));
+const enum target_mode *unused_target_mode __attribute__((unused));
+const enum limit *unused_limit __attribute__((unused));

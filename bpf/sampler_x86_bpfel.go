@@ -13,6 +13,15 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type SamplerEventFlag uint32
+
+const (
+	SamplerEventFlagEVENT_KERNEL_MODE SamplerEventFlag = 1
+	SamplerEventFlagEVENT_KTHREAD     SamplerEventFlag = 2
+	SamplerEventFlagEVENT_IRQ         SamplerEventFlag = 4
+	SamplerEventFlagEVENT_LEFT        SamplerEventFlag = 8
+)
+
 type SamplerExecEvent struct {
 	_    structs.HostLayout
 	Kind uint32
@@ -20,6 +29,23 @@ type SamplerExecEvent struct {
 	Ts   uint64
 	Comm [16]uint8
 }
+
+type SamplerLimit uint32
+
+const (
+	SamplerLimitLIMIT_MAX_STACK   SamplerLimit = 127
+	SamplerLimitLIMIT_FILTER_LIST SamplerLimit = 8
+	SamplerLimitLIMIT_COMM        SamplerLimit = 16
+)
+
+type SamplerRecordKind uint32
+
+const (
+	SamplerRecordKindRECORD_SAMPLE SamplerRecordKind = 1
+	SamplerRecordKindRECORD_EXEC   SamplerRecordKind = 2
+	SamplerRecordKindRECORD_WAKER  SamplerRecordKind = 3
+	SamplerRecordKindRECORD_LEAVE  SamplerRecordKind = 4
+)
 
 type SamplerStackEvent struct {
 	_         structs.HostLayout
@@ -59,6 +85,15 @@ const (
 	SamplerStatSlotSTAT_MAX          SamplerStatSlot = 10
 )
 
+type SamplerTargetMode uint32
+
+const (
+	SamplerTargetModeTARGET_ALL  SamplerTargetMode = 0
+	SamplerTargetModeTARGET_PID  SamplerTargetMode = 1
+	SamplerTargetModeTARGET_TID  SamplerTargetMode = 2
+	SamplerTargetModeTARGET_COMM SamplerTargetMode = 3
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -78,9 +113,13 @@ const (
 	SamplerVarFilterMode       = "filter_mode"
 	SamplerVarFollowForks      = "follow_forks"
 	SamplerVarSelfTgid         = "self_tgid"
+	SamplerVarUnusedEventFlag  = "unused_event_flag"
 	SamplerVarUnusedExecEvent  = "unused_exec_event"
+	SamplerVarUnusedLimit      = "unused_limit"
+	SamplerVarUnusedRecordKind = "unused_record_kind"
 	SamplerVarUnusedStackEvent = "unused_stack_event"
 	SamplerVarUnusedStatSlot   = "unused_stat_slot"
+	SamplerVarUnusedTargetMode = "unused_target_mode"
 	SamplerVarWakeupBytes      = "wakeup_bytes"
 )
 
@@ -153,9 +192,13 @@ type SamplerVariableSpecs struct {
 	FilterMode       *ebpf.VariableSpec `ebpf:"filter_mode"`
 	FollowForks      *ebpf.VariableSpec `ebpf:"follow_forks"`
 	SelfTgid         *ebpf.VariableSpec `ebpf:"self_tgid"`
+	UnusedEventFlag  *ebpf.VariableSpec `ebpf:"unused_event_flag"`
 	UnusedExecEvent  *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	UnusedLimit      *ebpf.VariableSpec `ebpf:"unused_limit"`
+	UnusedRecordKind *ebpf.VariableSpec `ebpf:"unused_record_kind"`
 	UnusedStackEvent *ebpf.VariableSpec `ebpf:"unused_stack_event"`
 	UnusedStatSlot   *ebpf.VariableSpec `ebpf:"unused_stat_slot"`
+	UnusedTargetMode *ebpf.VariableSpec `ebpf:"unused_target_mode"`
 	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -207,9 +250,13 @@ type SamplerVariables struct {
 	FilterMode       *ebpf.Variable `ebpf:"filter_mode"`
 	FollowForks      *ebpf.Variable `ebpf:"follow_forks"`
 	SelfTgid         *ebpf.Variable `ebpf:"self_tgid"`
+	UnusedEventFlag  *ebpf.Variable `ebpf:"unused_event_flag"`
 	UnusedExecEvent  *ebpf.Variable `ebpf:"unused_exec_event"`
+	UnusedLimit      *ebpf.Variable `ebpf:"unused_limit"`
+	UnusedRecordKind *ebpf.Variable `ebpf:"unused_record_kind"`
 	UnusedStackEvent *ebpf.Variable `ebpf:"unused_stack_event"`
 	UnusedStatSlot   *ebpf.Variable `ebpf:"unused_stat_slot"`
+	UnusedTargetMode *ebpf.Variable `ebpf:"unused_target_mode"`
 	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 

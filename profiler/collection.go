@@ -14,38 +14,73 @@ import (
 	"github.com/scorch-dev/scorch/unwind"
 )
 
+// commonSpecs are what bpf/common.h puts in every object and user space
+// sets before loading: the ring buffer and the constants.
+type commonSpecs struct {
+	Events        *ebpf.MapSpec      `ebpf:"events"`
+	CopyBytes     *ebpf.VariableSpec `ebpf:"copy_bytes"`
+	SelfTgid      *ebpf.VariableSpec `ebpf:"self_tgid"`
+	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	FilterMode    *ebpf.VariableSpec `ebpf:"filter_mode"`
+	FilterComm    *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterList    *ebpf.VariableSpec `ebpf:"filter_list"`
+	FilterListLen *ebpf.VariableSpec `ebpf:"filter_list_len"`
+	FollowForks   *ebpf.VariableSpec `ebpf:"follow_forks"`
+}
+
+// varValue is a value for a BPF constant.
+type varValue struct {
+	spec *ebpf.VariableSpec
+	v    any
+}
+
+// setVars sets BPF constants before loading.
+func setVars(vs ...varValue) error {
+	for _, v := range vs {
+		if err := v.spec.Set(v.v); err != nil {
+			return fmt.Errorf("setting %s: %w", v.spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// assignSpecs fills a struct of ebpf-tagged specs (a bpf2go XxxSpecs or
+// commonSpecs): a map, program or variable missing from the object is an
+// error, so that a rename in C cannot go unnoticed.
+func assignSpecs(spec *ebpf.CollectionSpec, to any) error {
+	if err := spec.Assign(to); err != nil {
+		return fmt.Errorf("BPF object does not match scorch: %w", err)
+	}
+	return nil
+}
+
 // loadObjects loads a collection spec built on bpf/common.h into objs
-// (a bpf2go *XxxObjects): the target, the stack copy of the unwinding mode
-// and a ring buffer of ring bytes (0: the default for the mode). vars sets
-// the collector's own constants first.
-func loadObjects(spec *ebpf.CollectionSpec, tgt *target, mode unwind.Mode, opts Options, follow bool, ring uint32, vars map[string]any, objs any) error {
+// (a struct of ebpf-tagged objects): the target, the stack copy of the
+// unwinding mode and a ring buffer of ring bytes (0: the default for the
+// mode). The collector sets its own constants first.
+func loadObjects(spec *ebpf.CollectionSpec, tgt *target, mode unwind.Mode, opts Options, follow bool, ring uint32, objs any) error {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return fmt.Errorf("removing memlock limit: %w", err)
 	}
-	if err := tgt.configure(spec, follow); err != nil {
+	var cs commonSpecs
+	if err := assignSpecs(spec, &cs); err != nil {
+		return err
+	}
+	if err := tgt.configure(&cs, follow); err != nil {
 		return err
 	}
 	if ring == 0 {
 		ring = ringBytes(opts, mode)
 	}
-	all := map[string]any{
-		"copy_bytes":   copyBytes(mode),
-		"self_tgid":    uint32(os.Getpid()),
-		"wakeup_bytes": wakeupBytes(ring),
+	err := setVars(
+		varValue{cs.CopyBytes, copyBytes(mode)},
+		varValue{cs.SelfTgid, uint32(os.Getpid())},
+		varValue{cs.WakeupBytes, wakeupBytes(ring)},
+	)
+	if err != nil {
+		return err
 	}
-	for name, v := range vars {
-		all[name] = v
-	}
-	for name, v := range all {
-		vs, ok := spec.Variables[name]
-		if !ok {
-			continue
-		}
-		if err := vs.Set(v); err != nil {
-			return fmt.Errorf("setting %s: %w", name, err)
-		}
-	}
-	spec.Maps["events"].MaxEntries = ring
+	cs.Events.MaxEntries = ring
 	if err := spec.LoadAndAssign(objs, nil); err != nil {
 		return verifierError(err)
 	}

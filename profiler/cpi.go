@@ -62,9 +62,9 @@ func recordCPI(ctx context.Context, p capture.Params, mode unwind.Mode, opts Opt
 	s := c.s
 	s.sample = func(e *stackEvent) {
 		n := len(s.events)
-		s.addCPUSample(e)
+		s.addSample(e, e.weight())
 		if len(s.events) > n {
-			s.events[n].Value2 = int64(e.Aux)
+			s.events[n].Value2 = int64(e.instructions())
 		}
 	}
 	if err := c.run(ctx, func() { closeAll(events) }); err != nil {
@@ -80,9 +80,13 @@ func loadCPI(tgt *target, mode unwind.Mode, opts Options, cpus []int) (*bpf.Even
 	if err != nil {
 		return nil, fmt.Errorf("loading cpi spec: %w", err)
 	}
-	spec.Maps["instructions"].MaxEntries = uint32(slices.Max(cpus) + 1)
+	var ms bpf.EventMapSpecs
+	if err := assignSpecs(spec, &ms); err != nil {
+		return nil, err
+	}
+	ms.Instructions.MaxEntries = uint32(slices.Max(cpus) + 1)
 	var objs bpf.EventObjects
-	if err := loadObjects(spec, tgt, mode, opts, false, 0, nil, &objs); err != nil {
+	if err := loadObjects(spec, tgt, mode, opts, false, 0, &objs); err != nil {
 		return nil, err
 	}
 	return &objs, nil

@@ -3,13 +3,15 @@ package profiler
 import (
 	"encoding/binary"
 	"testing"
+
+	"github.com/scorch-dev/scorch/bpf"
 )
 
 // record builds a stack record as the BPF programs write it.
 func record(kernel, user []uint64, copyLen int) []byte {
 	b := make([]byte, int(offData)+8*(len(kernel)+len(user))+copyLen)
 	le := binary.LittleEndian
-	le.PutUint32(b, recordSample)
+	le.PutUint32(b, uint32(bpf.SamplerRecordKindRECORD_SAMPLE))
 	le.PutUint32(b[offPid:], 42)
 	le.PutUint32(b[offTid:], 43)
 	le.PutUint32(b[offKstackLen:], uint32(8*len(kernel)))

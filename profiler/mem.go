@@ -28,8 +28,24 @@ func init() {
 // MemEvents are the --event values of --type mem; the first is the default.
 var MemEvents = []string{"page-faults", "malloc", "brk", "mmap"}
 
-// allocFns name the allocating functions of bpf/mem.c's enum alloc_fn.
-var allocFns = map[uint32]string{1: "malloc", 2: "calloc", 3: "realloc", 4: "brk", 5: "mmap"}
+// allocFnNames name the allocating functions of bpf/mem.c's enum alloc_fn.
+var allocFnNames = map[bpf.MemAllocFn]string{
+	bpf.MemAllocFnFN_MALLOC:  "malloc",
+	bpf.MemAllocFnFN_CALLOC:  "calloc",
+	bpf.MemAllocFnFN_REALLOC: "realloc",
+	bpf.MemAllocFnFN_BRK:     "brk",
+	bpf.MemAllocFnFN_MMAP:    "mmap",
+}
+
+// isAllocator: fn is a C allocator, reached through a uprobe (brk and mmap
+// are system calls, with a kernel stack that names them).
+func isAllocator(fn bpf.MemAllocFn) bool {
+	switch fn {
+	case bpf.MemAllocFnFN_MALLOC, bpf.MemAllocFnFN_CALLOC, bpf.MemAllocFnFN_REALLOC:
+		return true
+	}
+	return false
+}
 
 // liveEntries bounds the map of allocations not freed yet.
 const liveEntries = 1 << 18
@@ -60,9 +76,13 @@ func loadMem(tgt *target, mode unwind.Mode, opts Options, follow bool) (*bpf.Mem
 	if err != nil {
 		return nil, fmt.Errorf("loading mem spec: %w", err)
 	}
-	spec.Maps["live"].MaxEntries = liveEntries
+	var ms bpf.MemMapSpecs
+	if err := assignSpecs(spec, &ms); err != nil {
+		return nil, err
+	}
+	ms.Live.MaxEntries = liveEntries
 	var objs bpf.MemObjects
-	if err := loadObjects(spec, tgt, mode, opts, follow, 0, nil, &objs); err != nil {
+	if err := loadObjects(spec, tgt, mode, opts, follow, 0, &objs); err != nil {
 		return nil, err
 	}
 	return &objs, nil
@@ -85,28 +105,29 @@ type memState struct {
 func (m *memState) sample(e *stackEvent) {
 	s := m.s
 	seg := s.segmentOf(e)
-	fn := allocFns[e.PeerPID]
+	fn, addr := e.alloc()
+	name := allocFnNames[fn]
 	leaf := ""
-	if pc, ok := m.entries[e.PID][fn]; ok && fn != "" && !seg.idle {
+	if pc, ok := m.entries[e.PID][name]; ok && name != "" && !seg.idle {
 		m.buf = append(append(m.buf[:0], pc), seg.user...)
 		seg.user = m.buf
-	} else if e.PeerPID <= 3 {
-		leaf = fn
+	} else if isAllocator(fn) {
+		leaf = name
 	}
 	ev := capture.Event{
 		Time:   int64(e.Ts - s.monoStart),
-		Value:  int64(e.Value),
+		Value:  int64(e.weight()),
 		Value2: 1,
 		Stack:  s.intern(rawStack{main: seg, leaf: leaf}),
 		PID:    e.PID,
 		TID:    e.TID,
 		CPU:    uint16(e.CPU),
 	}
-	if e.Flags&eventKernelMode != 0 {
+	if e.has(bpf.SamplerEventFlagEVENT_KERNEL_MODE) {
 		ev.Flags |= capture.FlagKernel
 	}
-	if e.Aux != 0 {
-		m.byAlloc[allocKey{e.Aux, e.Ts}] = len(s.events)
+	if addr != 0 {
+		m.byAlloc[allocKey{addr, e.Ts}] = len(s.events)
 	}
 	s.events = append(s.events, ev)
 }
@@ -335,7 +356,7 @@ func mappedAddress(r io.Reader, path string, off uint64) (uint64, bool) {
 // probeMem loads mem.c and attaches the brk tracepoint for a moment (the
 // malloc uprobes need a target process).
 func probeMem(ctx context.Context) error {
-	objs, err := loadMem(&target{mode: targetPID}, unwind.ModeFP, Options{RingBytes: os.Getpagesize()}, false)
+	objs, err := loadMem(&target{mode: bpf.SamplerTargetModeTARGET_PID}, unwind.ModeFP, Options{RingBytes: os.Getpagesize()}, false)
 	if err != nil {
 		return fmt.Errorf("the kernel refused the memory programs: %w", err)
 	}

@@ -35,31 +35,42 @@ func loadOffCPU(p capture.Params, mode unwind.Mode, opts Options, tgt *target, r
 	if err != nil {
 		return nil, fmt.Errorf("loading off-CPU spec: %w", err)
 	}
-	state := uint32(0)
-	switch p.State {
-	case "S":
-		state = 1
-	case "D":
-		state = 2
-	}
 	maxBlock := uint64(math.MaxUint64)
 	if p.MaxBlock > 0 {
 		maxBlock = uint64(p.MaxBlock)
 	}
-	vars := map[string]any{
-		"kcache_check":       checkKernelStacks,
-		"use_run_delay":      useRunDelay(p.Type),
-		"state_filter":       state,
-		"min_block_ns":       uint64(p.MinBlock),
-		"max_block_ns":       maxBlock,
-		"want_blocked_stack": p.Type != capture.Wakeup,
-		"want_waker_stack":   p.Type != capture.OffCPU,
+	var vs bpf.OffcpuVariableSpecs
+	if err := assignSpecs(spec, &vs); err != nil {
+		return nil, err
+	}
+	err = setVars(
+		varValue{vs.KcacheCheck, checkKernelStacks},
+		varValue{vs.UseRunDelay, useRunDelay(p.Type)},
+		varValue{vs.StateFilter, offState(p.State)},
+		varValue{vs.MinBlockNs, uint64(p.MinBlock)},
+		varValue{vs.MaxBlockNs, maxBlock},
+		varValue{vs.WantBlockedStack, p.Type != capture.Wakeup},
+		varValue{vs.WantWakerStack, p.Type != capture.OffCPU},
+	)
+	if err != nil {
+		return nil, err
 	}
 	var objs bpf.OffcpuObjects
-	if err := loadObjects(spec, tgt, mode, opts, false, ring, vars, &objs); err != nil {
+	if err := loadObjects(spec, tgt, mode, opts, false, ring, &objs); err != nil {
 		return nil, err
 	}
 	return &objs, nil
+}
+
+// offState is the --state filter as bpf/offcpu.c's enum off_state.
+func offState(s string) bpf.OffcpuOffState {
+	switch s {
+	case "S":
+		return bpf.OffcpuOffStateOFF_STATE_S
+	case "D":
+		return bpf.OffcpuOffStateOFF_STATE_D
+	}
+	return bpf.OffcpuOffStateOFF_STATE_ALL
 }
 
 // useRunDelay reports whether a capture of type t splits off-CPU time into
@@ -184,13 +195,13 @@ func (o *offcpuState) leave(e *stackEvent) {
 }
 
 func (o *offcpuState) waker(e *stackEvent) {
-	w := wakerRecord{pid: e.PID, tid: e.TID, irq: e.Flags&eventIRQ != 0}
+	w := wakerRecord{pid: e.PID, tid: e.TID, irq: e.has(bpf.SamplerEventFlagEVENT_IRQ)}
 	w.seg = o.s.segmentOf(e).clone()
 	if w.irq {
 		w.seg.idle = true
 		w.seg.user = nil
 	}
-	o.wakers[e.PeerTID] = w
+	o.wakers[e.wakee()] = w
 }
 
 // sample turns one off-CPU interval into events: for offcpu, the blocked
@@ -200,12 +211,11 @@ func (o *offcpuState) waker(e *stackEvent) {
 func (o *offcpuState) sample(e *stackEvent) {
 	s := o.s
 	start := int64(e.Ts - s.monoStart)
-	total, blocked := int64(e.Value), int64(e.Aux)
-	if blocked > total {
-		blocked = total
-	}
-	ev := capture.Event{Time: start, PID: e.PID, TID: e.TID, CPU: uint16(e.CPU), WakerPID: e.PeerPID, WakerTID: e.PeerTID}
-	if e.Flags&eventIRQ != 0 {
+	t, b := e.offTimes()
+	total, blocked := int64(t), int64(min(b, t))
+	wpid, wtid := e.waker()
+	ev := capture.Event{Time: start, PID: e.PID, TID: e.TID, CPU: uint16(e.CPU), WakerPID: wpid, WakerTID: wtid}
+	if e.has(bpf.SamplerEventFlagEVENT_IRQ) {
 		ev.Flags |= capture.FlagIRQ
 	}
 	var seg segment
@@ -257,7 +267,7 @@ func (o *offcpuState) sample(e *stackEvent) {
 
 // probeOffCPU loads the scheduler hooks and attaches them for a moment.
 func probeOffCPU(ctx context.Context) error {
-	tgt := &target{mode: targetPID}
+	tgt := &target{mode: bpf.SamplerTargetModeTARGET_PID}
 	objs, err := loadOffCPU(capture.Params{Type: capture.OffWake}, unwind.ModeFP, Options{}, tgt, uint32(os.Getpagesize()))
 	if err != nil {
 		return fmt.Errorf("the kernel refused the scheduler programs: %w", err)

@@ -200,7 +200,7 @@ func recordSampler(ctx context.Context, p capture.Params, mode unwind.Mode, opts
 	}
 	tgt := newTarget(p)
 	var objs bpf.SamplerObjects
-	if err := loadObjects(spec, tgt, mode, opts, len(p.Command) > 0, 0, nil, &objs); err != nil {
+	if err := loadObjects(spec, tgt, mode, opts, len(p.Command) > 0, 0, &objs); err != nil {
 		return nil, err
 	}
 	defer objs.Close()
@@ -237,10 +237,7 @@ func recordSampler(ctx context.Context, p capture.Params, mode unwind.Mode, opts
 	if sample != nil {
 		s.sample = func(e *stackEvent) { sample(s, e) }
 	} else {
-		s.sample = func(e *stackEvent) {
-			e.Value = value
-			s.addCPUSample(e)
-		}
+		s.sample = func(e *stackEvent) { s.addSample(e, value) }
 	}
 	if err := c.run(ctx, func() { closeAll(events) }); err != nil {
 		return nil, err
@@ -258,7 +255,7 @@ func recordTracepoint(ctx context.Context, p capture.Params, mode unwind.Mode, o
 	}
 	tgt := newTarget(p)
 	var objs bpf.EventObjects
-	if err := loadObjects(spec, tgt, mode, opts, false, 0, nil, &objs); err != nil {
+	if err := loadObjects(spec, tgt, mode, opts, false, 0, &objs); err != nil {
 		return nil, err
 	}
 	defer objs.Close()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
+	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/internal/testutil"
 	"github.com/scorch-dev/scorch/unwind"
@@ -204,7 +205,7 @@ func TestCPIProgramLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := loadCPI(&target{mode: targetPID}, unwind.ModeAuto, Options{}, cpus)
+	objs, err := loadCPI(&target{mode: bpf.SamplerTargetModeTARGET_PID}, unwind.ModeAuto, Options{}, cpus)
 	if err != nil {
 		t.Fatalf("the kernel refused the CPI program: %v", err)
 	}

@@ -124,34 +124,33 @@ func (s *session) snapshot(pid uint32, comm string) *proc {
 
 // handle processes one ring-buffer record.
 func (s *session) handle(rec []byte) {
-	if len(rec) < 4 {
+	kind, ok := recordKind(rec)
+	if !ok {
 		return
 	}
 	s.ringBytes += uint64(len(rec))
-	switch binary.LittleEndian.Uint32(rec) {
-	case recordExec:
-		if uintptr(len(rec)) < offExecComm+16 {
-			return
+	switch kind {
+	case bpf.SamplerRecordKindRECORD_EXEC:
+		if pid, comm, ok := decodeExecEvent(rec); ok {
+			s.snapshot(pid, comm)
 		}
-		pid := binary.LittleEndian.Uint32(rec[offExecPid:])
-		s.snapshot(pid, cString(rec[offExecComm:offExecComm+16]))
-	case recordSample, recordWaker, recordLeave:
+	case bpf.SamplerRecordKindRECORD_SAMPLE, bpf.SamplerRecordKindRECORD_WAKER, bpf.SamplerRecordKindRECORD_LEAVE:
 		if err := decodeStackEvent(rec, &s.ev, s.kbuf[:0], s.ubuf[:0]); err != nil {
 			s.stats.Lost++
 			return
 		}
-		switch binary.LittleEndian.Uint32(rec) {
-		case recordSample:
+		switch kind {
+		case bpf.SamplerRecordKindRECORD_SAMPLE:
 			if s.sample != nil {
 				s.sample(&s.ev)
 			} else {
-				s.addCPUSample(&s.ev)
+				s.addSample(&s.ev, s.ev.weight())
 			}
-		case recordWaker:
+		case bpf.SamplerRecordKindRECORD_WAKER:
 			if s.waker != nil {
 				s.waker(&s.ev)
 			}
-		case recordLeave:
+		case bpf.SamplerRecordKindRECORD_LEAVE:
 			if s.leave != nil {
 				s.leave(&s.ev)
 			}
@@ -175,7 +174,7 @@ func (s *session) segmentOf(e *stackEvent) segment {
 		p = s.snapshot(e.PID, e.Comm)
 	}
 	user := e.Ustack
-	if e.Flags&eventKthread == 0 && p.snap != nil {
+	if !e.has(bpf.SamplerEventFlagEVENT_KTHREAD) && p.snap != nil {
 		// A young process maps its libraries after the snapshot (ld.so, right
 		// after exec): looking its addresses up now, while it is still
 		// there, makes the snapshot re-read its maps. Later mappings
@@ -197,11 +196,12 @@ func (s *session) segmentOf(e *stackEvent) segment {
 	return seg
 }
 
-func (s *session) addCPUSample(e *stackEvent) {
+// addSample adds one event of the given value with the record's stacks.
+func (s *session) addSample(e *stackEvent, value uint64) {
 	seg := s.segmentOf(e)
 	ev := capture.Event{
 		Time:  int64(e.Ts - s.monoStart),
-		Value: int64(e.Value),
+		Value: int64(value),
 		Stack: s.intern(rawStack{main: seg}),
 		PID:   e.PID,
 		TID:   e.TID,
@@ -210,7 +210,7 @@ func (s *session) addCPUSample(e *stackEvent) {
 	if seg.idle {
 		ev.Flags |= capture.FlagIdle
 	}
-	if e.Flags&eventKernelMode != 0 {
+	if e.has(bpf.SamplerEventFlagEVENT_KERNEL_MODE) {
 		ev.Flags |= capture.FlagKernel
 	}
 	s.events = append(s.events, ev)

@@ -9,83 +9,70 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
 	"golang.org/x/sys/unix"
 )
 
-// filterList is FILTER_LIST in bpf/common.h.
-const filterList = 8
+// filterList is FILTER_LIST in bpf/common.h: the ids compared in the
+// programs themselves.
+const filterList = bpf.SamplerLimitLIMIT_FILTER_LIST
 
 // target is what a capture profiles: the whole host, pids, tids, a process
 // name, or a command scorch starts.
 type target struct {
-	mode uint32
+	mode bpf.TargetMode
 	pids []uint32
 	tids []uint32
-	comm [16]byte
+	comm [commLen]byte
 	cmd  *exec.Cmd
 	// exited is closed when a started command has exited.
 	exited chan struct{}
 }
 
 func newTarget(p capture.Params) *target {
-	t := &target{mode: targetAll}
+	t := &target{mode: bpf.SamplerTargetModeTARGET_ALL}
 	switch {
 	case len(p.PIDs) > 0:
-		t.mode = targetPID
+		t.mode = bpf.SamplerTargetModeTARGET_PID
 		for _, pid := range p.PIDs {
 			t.pids = append(t.pids, uint32(pid))
 		}
 	case len(p.TIDs) > 0:
-		t.mode = targetTID
+		t.mode = bpf.SamplerTargetModeTARGET_TID
 		for _, tid := range p.TIDs {
 			t.tids = append(t.tids, uint32(tid))
 		}
 	case p.Comm != "":
-		t.mode = targetComm
-		copy(t.comm[:15], p.Comm)
+		t.mode = bpf.SamplerTargetModeTARGET_COMM
+		copy(t.comm[:commLen-1], p.Comm)
 	case len(p.Command) > 0:
-		t.mode = targetPID
+		t.mode = bpf.SamplerTargetModeTARGET_PID
 	}
 	return t
 }
 
-// configure sets the BPF target variables of a collection spec.
-func (t *target) configure(spec *ebpf.CollectionSpec, follow bool) error {
-	set := func(name string, v any) error {
-		vs, ok := spec.Variables[name]
-		if !ok {
-			return nil
-		}
-		if err := vs.Set(v); err != nil {
-			return fmt.Errorf("setting %s: %w", name, err)
-		}
-		return nil
-	}
-	if err := set("filter_mode", t.mode); err != nil {
-		return err
-	}
-	if err := set("filter_comm", t.comm); err != nil {
-		return err
-	}
+// configure sets the target variables of bpf/common.h.
+func (t *target) configure(v *commonSpecs, follow bool) error {
 	// A fixed list of at most filterList ids is compared in the programs
 	// themselves, cheaper than a map lookup on every event; a started
 	// command and followed forks change the set, so they use the maps.
 	ids := t.pids
-	if t.mode == targetTID {
+	if t.mode == bpf.SamplerTargetModeTARGET_TID {
 		ids = t.tids
 	}
-	if !follow && t.cmd == nil && len(ids) > 0 && len(ids) <= filterList {
-		var list [filterList]uint32
-		copy(list[:], ids)
-		if err := set("filter_list", list); err != nil {
-			return err
-		}
-		if err := set("filter_list_len", uint32(len(ids))); err != nil {
-			return err
-		}
+	var list [filterList]uint32
+	n := uint32(0)
+	if !follow && t.cmd == nil && len(ids) > 0 && len(ids) <= int(filterList) {
+		n = uint32(copy(list[:], ids))
 	}
-	return set("follow_forks", follow)
+	return setVars(
+		varValue{v.FilterMode, t.mode},
+		varValue{v.FilterComm, t.comm},
+		varValue{v.FilterList, list},
+		varValue{v.FilterListLen, n},
+		varValue{v.FollowForks, follow},
+	)
 }
 
 // fill writes the pid and tid lists into the filter maps.
