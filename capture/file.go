@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/scorch-dev/scorch/internal/bounded"
 )
 
 // Magic starts every capture file.
@@ -19,6 +21,11 @@ const eventSize = 48
 // maxHeader bounds the JSON part of a capture file (meta, frames, stacks), so
 // that a hostile file cannot make the reader allocate without limit.
 const maxHeader = 1 << 30
+
+// DefaultReadLimit bounds what Read decompresses: scorch's own stored
+// captures, which may be long. Imports pass their own, smaller limit to
+// ReadLimit.
+const DefaultReadLimit = 16 << 30
 
 type fileHeader struct {
 	Meta   Meta       `json:"meta"`
@@ -104,7 +111,12 @@ func getEvent(b []byte) Event {
 var ErrNotCapture = errors.New("not a scorch capture file")
 
 // Read decodes a capture file and checks that every index in it is in range.
-func Read(r io.Reader) (*Capture, error) {
+func Read(r io.Reader) (*Capture, error) { return ReadLimit(r, DefaultReadLimit) }
+
+// ReadLimit is Read of at most limit decompressed bytes: the header's
+// claimed length and event count are checked against what is left of the
+// limit before anything is allocated for them.
+func ReadLimit(r io.Reader, limit int64) (*Capture, error) {
 	var head [len(Magic) + 1]byte
 	if _, err := io.ReadFull(r, head[:]); err != nil {
 		return nil, ErrNotCapture
@@ -120,29 +132,39 @@ func Read(r io.Reader) (*Capture, error) {
 		return nil, fmt.Errorf("reading capture file: %w", err)
 	}
 	defer zr.Close()
-	br := bufio.NewReaderSize(zr, 64<<10)
+	lr := bounded.NewReader(zr, limit, "decompressed capture file")
+	br := bufio.NewReaderSize(lr, 64<<10)
 	var buf [eventSize]byte
 	if _, err := io.ReadFull(br, buf[:8]); err != nil {
 		return nil, fmt.Errorf("capture file truncated: %w", err)
 	}
 	n := binary.LittleEndian.Uint64(buf[:8])
-	if n > maxHeader {
-		return nil, fmt.Errorf("capture file header of %d bytes is over the limit of %d", n, maxHeader)
+	if err := bounded.Count(n, uint64(min(maxHeader, limit)), "capture file header", "bytes"); err != nil {
+		return nil, err
 	}
+	// ReadAll grows with what arrives, not with what the header claims.
 	raw, err := io.ReadAll(io.LimitReader(br, int64(n)))
-	if err != nil || uint64(len(raw)) != n {
+	if err != nil {
+		return nil, fmt.Errorf("capture file header: %w", err)
+	}
+	if uint64(len(raw)) != n {
 		return nil, fmt.Errorf("capture file truncated in its header")
 	}
 	var hdr fileHeader
 	if err := json.Unmarshal(raw, &hdr); err != nil {
 		return nil, fmt.Errorf("capture file header: %w", err)
 	}
+	raw = nil
 	c := &Capture{Meta: hdr.Meta, Frames: hdr.Frames, Stacks: hdr.Stacks}
 	if _, err := io.ReadFull(br, buf[:8]); err != nil {
 		return nil, fmt.Errorf("capture file truncated before events: %w", err)
 	}
 	count := binary.LittleEndian.Uint64(buf[:8])
-	const prealloc = 1 << 20
+	left := lr.Left() + int64(br.Buffered())
+	if err := bounded.Count(count, uint64(left/eventSize), "capture file", "events"); err != nil {
+		return nil, err
+	}
+	const prealloc = 1 << 16
 	c.Events = make([]Event, 0, min(count, prealloc))
 	for i := uint64(0); i < count; i++ {
 		if _, err := io.ReadFull(br, buf[:]); err != nil {

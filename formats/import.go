@@ -1,16 +1,17 @@
 package formats
 
 import (
+	"bufio"
 	"bytes"
-	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"time"
-	"unicode/utf8"
 
 	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/internal/bounded"
 )
 
 // ImportOptions tunes Import.
@@ -22,8 +23,21 @@ type ImportOptions struct {
 	// Type is the capture type of folded input, which does not say what it
 	// measures; default cpu.
 	Type capture.Type
-	// MaxBytes limits the input read; 0 means 1 GiB.
+	// MaxBytes limits the input read and, separately, what gzipped input
+	// decompresses to; 0 means DefaultMaxBytes. It also bounds the counts
+	// a file claims (see maxRecords).
 	MaxBytes int64
+}
+
+// DefaultMaxBytes is the import limit of the command line (scorch render,
+// scorch diff); the server passes its --max-upload.
+const DefaultMaxBytes = 1 << 30
+
+func (o ImportOptions) limit() int64 {
+	if o.MaxBytes <= 0 {
+		return DefaultMaxBytes
+	}
+	return o.MaxBytes
 }
 
 // ImportReport says what Import read and what it could not parse.
@@ -60,54 +74,88 @@ var ErrUnknownFormat = errors.New("unknown input format: expected a scorch captu
 
 // Import detects the format of r (capture, pprof, perf script or folded)
 // and reads it into a capture. Unparseable lines of text formats are counted
-// in the report; an input with nothing parseable is an error.
+// in the report; an input with nothing parseable is an error. Input over the
+// limits is an error matching bounded.ErrTooLarge.
 func Import(r io.Reader, opts ImportOptions) (*capture.Capture, *ImportReport, error) {
-	limit := opts.MaxBytes
-	if limit <= 0 {
-		limit = 1 << 30
-	}
+	limit := opts.limit()
 	// Size the buffer once when the reader knows its length.
-	var buf bytes.Buffer
+	var hint int64
 	switch v := r.(type) {
 	case interface{ Len() int }:
-		buf.Grow(min(v.Len(), int(limit)) + 1)
+		hint = int64(v.Len())
 	case interface{ Stat() (os.FileInfo, error) }:
 		if st, err := v.Stat(); err == nil && st.Mode().IsRegular() {
-			buf.Grow(int(min(st.Size(), limit)) + 1)
+			hint = st.Size()
 		}
 	}
-	_, err := buf.ReadFrom(io.LimitReader(r, limit+1))
-	data := buf.Bytes()
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, _ := br.Peek(len(capture.Magic))
+	switch {
+	case capture.IsCaptureFile(head):
+		// Streamed: the file's own claims are checked as it is read.
+		c, err := capture.ReadLimit(bounded.NewReader(br, limit, "input"), limit)
+		if err != nil {
+			return nil, &ImportReport{Format: "capture"}, fmt.Errorf("read capture file: %w", err)
+		}
+		return c, &ImportReport{Format: "capture"}, nil
+	case bounded.IsGzip(head):
+		return importGzip(bounded.NewReader(br, limit, "input"), opts)
+	}
+	data, err := bounded.ReadAll(br, limit, "input", hint)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read input: %w", err)
 	}
-	if int64(len(data)) > limit {
-		return nil, nil, fmt.Errorf("input is larger than the limit of %d bytes", limit)
+	return ImportBytes(data, opts)
+}
+
+// importGzip decompresses within the limit. The first 64 KiB decide the
+// format, so a bomb of zeros or of anything unparseable is refused before it
+// is inflated.
+func importGzip(r io.Reader, opts ImportOptions) (*capture.Capture, *ImportReport, error) {
+	zr, err := bounded.Gunzip(r, opts.limit(), "input")
+	if err != nil {
+		return nil, &ImportReport{Format: "pprof"}, fmt.Errorf("read input: %w", err)
+	}
+	zb := bufio.NewReaderSize(zr, detectBytes)
+	prefix, err := zb.Peek(detectBytes)
+	if err != nil && err != io.EOF {
+		return nil, &ImportReport{Format: "pprof"}, fmt.Errorf("read gzipped input: %w", err)
+	}
+	cut := len(prefix) == detectBytes
+	format := detect(prefix, cut)
+	// Text whose first line is longer than the prefix is read whole to be
+	// judged; binary that is no profile is refused now.
+	if format == "" && (!cut || hasBinary(prefix)) {
+		return nil, &ImportReport{}, ErrUnknownFormat
+	}
+	data, err := bounded.ReadAll(zb, opts.limit(), "decompressed input", 0)
+	if err != nil {
+		return nil, &ImportReport{Format: format}, fmt.Errorf("read gzipped input: %w", err)
+	}
+	if bounded.IsGzip(data) {
+		return nil, &ImportReport{}, fmt.Errorf("gzip inside gzip is not accepted: decompress the input once")
 	}
 	return ImportBytes(data, opts)
 }
 
 // ImportBytes is Import for input already in memory.
 func ImportBytes(data []byte, opts ImportOptions) (*capture.Capture, *ImportReport, error) {
+	if bounded.IsGzip(data) {
+		return importGzip(bytes.NewReader(data), opts)
+	}
 	rep := &ImportReport{Format: Detect(data)}
 	var c *capture.Capture
 	var err error
 	switch rep.Format {
 	case "capture":
-		c, err = capture.Read(bytes.NewReader(data))
+		c, err = capture.ReadLimit(bytes.NewReader(data), opts.limit())
 		if err != nil {
 			err = fmt.Errorf("read capture file: %w", err)
 		}
 	case "pprof":
-		c, err = readPprof(data)
+		c, err = readPprof(data, opts.limit())
 		if err == nil {
 			c.Meta.Stats.Samples = valueSamples(c)
-		}
-		if err != nil && isGzip(data) {
-			// A gzipped perf script or folded file (perf.txt.gz).
-			if text, gzErr := gunzip(data, opts.MaxBytes); gzErr == nil && Detect(text) != "pprof" && Detect(text) != "" {
-				return ImportBytes(text, opts)
-			}
 		}
 	case "perf-script":
 		c, err = readPerfScript(data, opts, rep)
@@ -145,51 +193,42 @@ func valueSamples(c *capture.Capture) uint64 {
 	return uint64(len(c.Events))
 }
 
-func isGzip(data []byte) bool { return len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b }
+func isGzip(data []byte) bool { return bounded.IsGzip(data) }
 
-// gunzip decompresses data up to the import limit.
-func gunzip(data []byte, limit int64) ([]byte, error) {
-	if limit <= 0 {
-		limit = 1 << 30
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	out, err := io.ReadAll(io.LimitReader(zr, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(out)) > limit {
-		return nil, fmt.Errorf("decompressed input is larger than the limit of %d bytes", limit)
-	}
-	return out, nil
-}
+// detectBytes is how much of the input Detect looks at (more only to finish
+// a line cut there).
+const detectBytes = 64 << 10
 
 // Detect names the format of data: "capture", "pprof", "perf-script",
 // "folded", or "" when it is none of them.
-func Detect(data []byte) string {
+func Detect(data []byte) string { return detect(data, false) }
+
+// detect is Detect of data that may be only the start of the input (cut):
+// then a protobuf may end mid-field and the last line may be unfinished.
+func detect(data []byte, cut bool) string {
 	switch {
 	case capture.IsCaptureFile(data):
 		return "capture"
 	case isGzip(data):
 		return "pprof" // gzip: scorch captures are recognised above
 	}
+	// An uncompressed pprof profile: a valid walk of protobuf fields with
+	// Profile's field numbers and bytes no text has (control characters),
+	// which also tells an ASCII-only profile from text.
+	if hasBinary(data[:min(len(data), detectBytes)]) && protoWalk(data, 14, cut) {
+		return "pprof"
+	}
 	// Text formats: perf script has indented stack lines or event lines with
 	// a "TIME: " field; folded lines end in a number.
 	sample := data
-	if len(sample) > 64<<10 {
-		sample = sample[:64<<10]
-	}
-	if !utf8.Valid(sample[:max(0, len(sample)-4)]) && bytes.IndexByte(sample, 0) >= 0 {
-		return "pprof" // uncompressed protobuf
-	}
 	lines := 0
 	folded := 0
-	for len(sample) > 0 && lines < 200 {
+	for len(sample) > 0 && lines < 200 && len(data)-len(sample) < detectBytes {
 		var line []byte
 		if i := bytes.IndexByte(sample, '\n'); i >= 0 {
 			line, sample = sample[:i], sample[i+1:]
+		} else if cut {
+			break // unfinished: cannot say
 		} else {
 			line, sample = sample, nil
 		}
@@ -201,8 +240,10 @@ func Detect(data []byte) string {
 		if t[0] == ' ' || t[0] == '\t' {
 			return "perf-script"
 		}
-		if _, ok, _ := parsePerfHeader(string(t)); ok && perfTimeRe.Match(t) {
-			return "perf-script"
+		if len(t) <= 4096 {
+			if _, ok, _ := parsePerfHeader(string(t)); ok && perfTimeRe.Match(t) {
+				return "perf-script"
+			}
 		}
 		if _, _, ok := splitFolded(t); ok {
 			folded++
@@ -212,6 +253,63 @@ func Detect(data []byte) string {
 		return "folded"
 	}
 	return ""
+}
+
+// hasBinary reports a control character other than tab, newline and
+// carriage return, which no text format has.
+func hasBinary(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			return true
+		}
+	}
+	return false
+}
+
+// protoWalk reports whether data is a sequence of protobuf fields numbered
+// 1..maxField with valid wire types, to its end (or, when cut, to where it
+// was cut).
+func protoWalk(data []byte, maxField uint64, cut bool) bool {
+	fields := 0
+	for len(data) > 0 {
+		tag, n := binary.Uvarint(data)
+		if n <= 0 {
+			return cut && n == 0 && fields > 0
+		}
+		data = data[n:]
+		field, wt := tag>>3, tag&7
+		if field == 0 || field > maxField {
+			return false
+		}
+		var skip uint64
+		switch wt {
+		case 0:
+			_, n := binary.Uvarint(data)
+			if n <= 0 {
+				return cut && n == 0
+			}
+			skip = uint64(n)
+		case 1:
+			skip = 8
+		case 2:
+			l, n := binary.Uvarint(data)
+			if n <= 0 {
+				return cut && n == 0
+			}
+			data = data[n:]
+			skip = l
+		case 5:
+			skip = 4
+		default:
+			return false
+		}
+		if skip > uint64(len(data)) {
+			return cut
+		}
+		data = data[skip:]
+		fields++
+	}
+	return fields > 0
 }
 
 // Merge combines captures into one (the inputs of `scorch render`). Frames

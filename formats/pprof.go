@@ -2,6 +2,7 @@ package formats
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"path"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/google/pprof/profile"
 	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/internal/bounded"
 )
 
 // sampleKey is what pprof samples are aggregated by: pprof has per-sample
@@ -288,10 +290,16 @@ func (pb *profileBuilder) location(group []uint32) *profile.Location {
 	return l
 }
 
-// readPprof imports a pprof profile (gzipped or not), including Go runtime
-// CPU and heap profiles.
-func readPprof(data []byte) (*capture.Capture, error) {
-	p, err := profile.ParseData(data)
+// readPprof imports an uncompressed pprof profile, including Go runtime
+// CPU and heap profiles. What decoding would allocate is estimated from the
+// records the profile holds and must stay within limit.
+func readPprof(data []byte, limit int64) (*capture.Capture, error) {
+	if cost, err := pprofCost(data); err != nil {
+		return nil, fmt.Errorf("read pprof: %w", err)
+	} else if cost > limit {
+		return nil, fmt.Errorf("read pprof: %w", &bounded.LimitError{What: fmt.Sprintf("decoding the profile (about %s for its samples, locations and strings)", bounded.Human(cost)), Limit: limit})
+	}
+	p, err := profile.ParseUncompressed(data)
 	if err != nil {
 		return nil, fmt.Errorf("read pprof: %w", err)
 	}
@@ -471,4 +479,102 @@ func locationFrames(b *capture.Builder, l *profile.Location) []uint32 {
 		out = append(out, b.Frame(f))
 	}
 	return out
+}
+
+// pprofCost estimates the memory profile.ParseUncompressed allocates for
+// data from the records it holds (about what each costs decoded), without
+// decoding them: a small file of many tiny records is the pprof bomb.
+func pprofCost(data []byte) (int64, error) {
+	// Decoded sizes of profile.proto's records, roughly (structs, slices,
+	// map entries).
+	const (
+		sampleCost   = 192
+		idCost       = 16 // a location id or value of a sample
+		mappingCost  = 192
+		locationCost = 144
+		lineCost     = 48
+		functionCost = 112
+		stringCost   = 24
+	)
+	cost := int64(len(data))
+	err := protoFields(data, func(field, wt uint64, body []byte) error {
+		switch field {
+		case 2: // sample
+			cost += sampleCost
+			return protoFields(body, func(f, wt uint64, b []byte) error {
+				switch {
+				case (f == 1 || f == 2) && wt == 2: // packed location ids, values
+					for len(b) > 0 {
+						_, n := binary.Uvarint(b)
+						if n <= 0 {
+							return fmt.Errorf("damaged sample")
+						}
+						b = b[n:]
+						cost += idCost
+					}
+				case f == 1 || f == 2 || f == 3: // one id or value; a label
+					cost += idCost
+				}
+				return nil
+			})
+		case 3:
+			cost += mappingCost
+		case 4: // location: its lines count too
+			cost += locationCost
+			return protoFields(body, func(f, wt uint64, b []byte) error {
+				if f == 4 {
+					cost += lineCost
+				}
+				return nil
+			})
+		case 5:
+			cost += functionCost
+		case 6:
+			cost += stringCost
+		}
+		return nil
+	})
+	return cost, err
+}
+
+// protoFields calls fn for each protobuf field of data (body is nil for
+// fixed-width and varint fields).
+func protoFields(data []byte, fn func(field, wt uint64, body []byte) error) error {
+	for len(data) > 0 {
+		tag, n := binary.Uvarint(data)
+		if n <= 0 {
+			return fmt.Errorf("damaged protobuf")
+		}
+		data = data[n:]
+		var body []byte
+		switch wt := tag & 7; wt {
+		case 0:
+			_, n := binary.Uvarint(data)
+			if n <= 0 {
+				return fmt.Errorf("damaged protobuf")
+			}
+			data = data[n:]
+		case 1, 5:
+			w := 8
+			if wt == 5 {
+				w = 4
+			}
+			if len(data) < w {
+				return fmt.Errorf("damaged protobuf")
+			}
+			data = data[w:]
+		case 2:
+			l, n := binary.Uvarint(data)
+			if n <= 0 || l > uint64(len(data)-n) {
+				return fmt.Errorf("damaged protobuf")
+			}
+			body, data = data[n:n+int(l)], data[n+int(l):]
+		default:
+			return fmt.Errorf("damaged protobuf: wire type %d", wt)
+		}
+		if err := fn(tag>>3, tag&7, body); err != nil {
+			return err
+		}
+	}
+	return nil
 }

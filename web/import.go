@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/scorch-dev/scorch/formats"
+	"github.com/scorch-dev/scorch/internal/bounded"
 	"github.com/scorch-dev/scorch/web/store"
 )
 
@@ -33,6 +34,16 @@ func (s *Server) postImport(w http.ResponseWriter, r *http.Request) {
 		s.tooLarge(w, &http.MaxBytesError{Limit: s.cfg.MaxUpload})
 		return
 	}
+	// Wait for an import slot before reading the body: each import may hold
+	// up to --max-upload of input and its decoding.
+	if err := s.imports.enter(r.Context()); err != nil {
+		if errors.Is(err, errBusy) {
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many imports at once: %d running and %d waiting; retry later", importSlots, importQueue))
+		}
+		return
+	}
+	defer s.imports.leave()
 	body := &overReader{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxUpload)}
 	var in io.Reader = body
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -61,7 +72,9 @@ func (s *Server) postImport(w http.ResponseWriter, r *http.Request) {
 		}
 		fromForm = strings.Contains(r.Header.Get("Accept"), "text/html")
 	}
-	c, rep, err := formats.Import(in, formats.ImportOptions{})
+	// --max-upload bounds what the upload decompresses to and the counts it
+	// claims as well as its own size.
+	c, rep, err := formats.Import(in, formats.ImportOptions{MaxBytes: s.cfg.MaxUpload})
 	if body.over {
 		err = body.err
 	}
@@ -129,6 +142,10 @@ func (s *Server) tooLarge(w http.ResponseWriter, err error) bool {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("upload is over the limit of %s (--max-upload)", humanBytes(s.cfg.MaxUpload)))
+		return true
+	}
+	if errors.Is(err, bounded.ErrTooLarge) {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("import refused: %v (--max-upload %s bounds the upload, what it decompresses to and what decoding it costs)", err, humanBytes(s.cfg.MaxUpload)))
 		return true
 	}
 	return false

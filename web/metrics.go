@@ -57,6 +57,12 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "scorch_captures_stored", Help: "Captures in the store.",
 		}, func() float64 { return float64(s.store.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "scorch_imports_running", Help: "Imports being decoded now.",
+		}, func() float64 { return float64(len(s.imports.slots)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "scorch_imports_waiting", Help: "Imports waiting for a slot (over 16: 429).",
+		}, func() float64 { return float64(s.imports.queued()) }),
 	)
 	if ss, ok := s.cfg.Recorder.(SymbolizerStats); ok {
 		reg.MustRegister(

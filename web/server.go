@@ -94,6 +94,9 @@ const (
 	DefaultBlocking      = 30 * time.Second
 	DefaultCacheBytes    = 64 << 20
 	maxJSONBody          = 1 << 20
+	// Imports decoding at once, and how many more may wait for a slot.
+	importSlots = 2
+	importQueue = 16
 )
 
 func (c *Config) defaults() {
@@ -144,6 +147,9 @@ type Server struct {
 	tmpl    *templates
 	// renderSem bounds the renderings running at once.
 	renderSem chan struct{}
+	// imports bounds the imports decoding at once (each may hold up to
+	// --max-upload); 16 more wait, beyond that 429.
+	imports *gate
 
 	mu      sync.Mutex
 	running map[string]*job
@@ -184,6 +190,7 @@ func New(cfg Config) (*Server, error) {
 		running:   make(map[string]*job),
 		tmpl:      tmpl,
 		renderSem: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		imports:   newGate(importSlots, importQueue),
 	}
 	s.metrics = newMetrics(cfg.Registry, s)
 	s.handler = s.routes()

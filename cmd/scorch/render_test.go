@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/xml"
 	"os"
@@ -136,5 +137,28 @@ func TestDiffCommand(t *testing.T) {
 	code, svg, _ := runCmd(t, "diff", "--widths", "base", base, cmp)
 	if code != 0 || !strings.Contains(svg, "<title>gone\n") {
 		t.Errorf("--widths base should draw the frame only in base")
+	}
+}
+
+// A gzip bomb given to render is refused without inflating it (the 1 MB
+// gzip of zeros once took 2.8 GB).
+func TestRenderBomb(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, unit []byte, total int) string {
+		var z bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
+		big := bytes.Repeat(unit, (1<<20)/len(unit))
+		for n := 0; n < total; n += len(big) {
+			zw.Write(big)
+		}
+		zw.Close()
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, z.Bytes(), 0o644)
+		return path
+	}
+	zeros := write("zeros.gz", []byte{0}, 1<<30)
+	code, _, stderr := runCmd(t, "render", "--format", "folded", zeros)
+	if code != 1 || !strings.Contains(stderr, "unknown input format") {
+		t.Errorf("gzip of 1 GiB of zeros: exit %d, stderr %q", code, stderr)
 	}
 }

@@ -1,0 +1,133 @@
+package web_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scorch-dev/scorch/web"
+)
+
+func gzipOf(unit []byte, total int) []byte {
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
+	big := bytes.Repeat(unit, max(1, (1<<20)/len(unit)))
+	for n := 0; n < total; n += len(big) {
+		zw.Write(big)
+	}
+	zw.Close()
+	return z.Bytes()
+}
+
+// Imports are bounded by --max-upload after decompression too: a small
+// gzip that inflates past it is 413, and the server's list is unchanged.
+func TestImportBombs(t *testing.T) {
+	e := newEnv(t, func(c *web.Config) { c.MaxUpload = 8 << 20 })
+	tests := []struct {
+		name string
+		body []byte
+		code int
+		want string
+	}{
+		{"gzip of 256 MiB of zeros", gzipOf([]byte{0}, 256<<20), 400, "unknown input format"},
+		{"gzipped folded of 256 MiB", gzipOf([]byte("app;main;work 1\n"), 256<<20), 413, "decompressed input is larger than the limit of 8 MiB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if len(tt.body) > 8<<20 {
+				t.Fatalf("fixture of %d bytes is not under the upload limit", len(tt.body))
+			}
+			resp, b := e.do("POST", "/api/imports", bytes.NewReader(tt.body), "Content-Type", "application/octet-stream")
+			if resp.StatusCode != tt.code || !strings.Contains(errorMessage(t, b), tt.want) {
+				t.Errorf("%d %s, want %d with %q", resp.StatusCode, b, tt.code, tt.want)
+			}
+		})
+	}
+	if _, b := e.get("/api/captures"); string(bytes.TrimSpace(b)) != "[]" {
+		t.Errorf("refused imports are listed: %s", b)
+	}
+}
+
+func metricValue(t *testing.T, e *env, name string) int {
+	t.Helper()
+	_, b := e.get("/metrics")
+	m := regexp.MustCompile(`(?m)^` + name + ` (\d+)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("no %s in /metrics", name)
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+// Two imports decode at once, 16 more wait, and only the one after those
+// is refused with 429 and Retry-After.
+func TestImportQueue(t *testing.T) {
+	e := newEnv(t, nil)
+	var writers []*io.PipeWriter
+	done := make(chan int, 32)
+	start := func() {
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		go func() {
+			req, _ := http.NewRequest("POST", e.ts.URL+"/api/imports", pr)
+			req.Header.Set("Content-Type", "text/plain")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+	}
+	waitFor := func(name string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for metricValue(t, e, name) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not reach %d (now %d)", name, want, metricValue(t, e, name))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// Slow uploads: each sends a line and then nothing until released.
+	for i := range 18 {
+		start()
+		fmt.Fprintf(writers[i], "app;main;f%d 1\n", i)
+		if i < 2 {
+			waitFor("scorch_imports_running", i+1)
+		} else {
+			waitFor("scorch_imports_waiting", i-1)
+		}
+	}
+	select {
+	case code := <-done:
+		t.Fatalf("an import within the queue ended early with %d", code)
+	default:
+	}
+	resp, b := e.do("POST", "/api/imports", strings.NewReader("app;main 1\n"), "Content-Type", "text/plain")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("19th import: %d %s (Retry-After %q), want 429 with Retry-After", resp.StatusCode, b, resp.Header.Get("Retry-After"))
+	}
+	if msg := errorMessage(t, b); !strings.Contains(msg, "16 waiting") {
+		t.Errorf("429 message %q does not say how many wait", msg)
+	}
+	for _, w := range writers {
+		w.Close()
+	}
+	for range 18 {
+		if code := <-done; code != http.StatusCreated {
+			t.Errorf("a queued import ended with %d, want 201", code)
+		}
+	}
+	if n := metricValue(t, e, "scorch_imports_waiting"); n != 0 {
+		t.Errorf("%d imports still waiting", n)
+	}
+}
