@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -21,6 +20,9 @@ const (
 	perfMapMaxName    = 1024
 	perfMapMaxEntries = 4 << 20
 	perfMapMaxBytes   = 512 << 20
+	// perfMapMaxFile: a larger map is not read at all (its first 512 MiB
+	// would name only the oldest code).
+	perfMapMaxFile = 4 << 30
 )
 
 // perfMap is a parsed /tmp/perf-PID.map.
@@ -214,18 +216,8 @@ func (ps *perfMapState) close() {
 }
 
 // openPerfMap opens the perf map inside the process's root without
-// following any symlink.
+// following any symlink, without blocking on a FIFO, and only when it is a
+// regular file of at most perfMapMaxFile bytes.
 func openPerfMap(root *os.File, procRoot string, pid int, p string) (*os.File, error) {
-	if root == nil {
-		return nil, errors.New("no root")
-	}
-	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS}
-	fd, err := unix.Openat2(int(root.Fd()), p[1:], &how)
-	if errors.Is(err, unix.ENOSYS) {
-		return os.OpenFile(filepath.Join(procRoot, strconv.Itoa(pid), "root", p), os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return os.NewFile(uintptr(fd), p), nil
+	return openForeign(root, filepath.Join(procRoot, strconv.Itoa(pid)), p, true, perfMapMaxFile)
 }

@@ -3,11 +3,9 @@ package symbolizer
 import (
 	"bytes"
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -230,7 +228,9 @@ func (s *Symbolizer) openMapped(dir string, root *os.File, m mapping) *sharedFil
 		candidates = append(candidates, func() (*os.File, error) { return openInRoot(root, dir, m.path) })
 	}
 	candidates = append(candidates, func() (*os.File, error) {
-		return os.Open(filepath.Join(dir, "map_files", fmt.Sprintf("%x-%x", m.start, m.end)))
+		// A magic link to the mapped inode, which may be a device: never
+		// block opening it; the check below keeps regular files only.
+		return os.OpenFile(filepath.Join(dir, "map_files", fmt.Sprintf("%x-%x", m.start, m.end)), os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	})
 	for _, open := range candidates {
 		f, err := open()
@@ -276,24 +276,9 @@ func (s *Symbolizer) unref(sf *sharedFile) {
 
 // openInRoot opens p (an absolute path in the process's mount namespace)
 // resolving it inside root, so a container's absolute symlinks cannot
-// point at the host's files.
+// point at the host's files; see openForeign.
 func openInRoot(root *os.File, dir, p string) (*os.File, error) {
-	if root == nil {
-		return nil, errors.New("no root")
-	}
-	rel := path.Clean("/" + p)[1:]
-	if rel == "" {
-		return nil, errors.New("empty path")
-	}
-	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
-	fd, err := unix.Openat2(int(root.Fd()), rel, &how)
-	if errors.Is(err, unix.ENOSYS) {
-		return os.Open(filepath.Join(dir, "root", rel))
-	}
-	if err != nil {
-		return nil, err
-	}
-	return os.NewFile(uintptr(fd), p), nil
+	return openForeign(root, dir, p, false, foreignMaxELF)
 }
 
 // Close releases the file handles the snapshot holds.

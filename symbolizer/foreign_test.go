@@ -1,0 +1,103 @@
+package symbolizer
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// within fails the test when f does not return in time (the FIFO opens
+// this guards against block forever).
+func within(t *testing.T, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v: an open blocked", what, d)
+	}
+}
+
+// A FIFO at /tmp/perf-PID.map, made by the process's owner, used to hang
+// every symbolization of the process (and so its captures, /stop included).
+func TestPerfMapFIFO(t *testing.T) {
+	old := perfMapRecheck
+	perfMapRecheck = 0
+	t.Cleanup(func() { perfMapRecheck = old })
+	cmd := startSleeper(t)
+	path := fmt.Sprintf("/tmp/perf-%d.map", cmd.Process.Pid)
+	t.Cleanup(func() { os.Remove(path) })
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{DebugDirs: []string{}, DebuginfodURLs: []string{}})
+	defer s.Close()
+	p, err := s.Snapshot(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	within(t, 5*time.Second, "symbolizing with a FIFO perf map", func() {
+		for range 3 {
+			if fr := s.User(p, 0x7ff0aa000010, false)[0]; fr.JIT {
+				t.Errorf("frame from a FIFO: %+v", fr)
+			}
+		}
+	})
+	// Once a regular map replaces the FIFO it is read.
+	os.Remove(path)
+	writeFile(t, path, "7ff0aa000000 40 now_real\n")
+	within(t, 5*time.Second, "symbolizing", func() {
+		if fr := s.User(p, 0x7ff0aa000010, false)[0]; fr.Name != "now_real" {
+			t.Errorf("after the FIFO was replaced: %+v, want now_real", fr)
+		}
+	})
+}
+
+// The opener's own rules: regular files only, at most the size cap.
+func TestOpenForeign(t *testing.T) {
+	root := t.TempDir()
+	rf, err := os.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	writeFile(t, filepath.Join(root, "small"), "0123456789")
+	syscall.Mkfifo(filepath.Join(root, "fifo"), 0o644)
+	os.Mkdir(filepath.Join(root, "dir"), 0o755)
+	tests := []struct {
+		name string
+		max  int64
+		ok   bool
+	}{
+		{"small", 10, true},
+		{"small", 9, false},
+		{"fifo", 1 << 20, false},
+		{"dir", 1 << 20, false},
+		{"missing", 1 << 20, false},
+	}
+	for _, tt := range tests {
+		within(t, 5*time.Second, "open "+tt.name, func() {
+			f, err := openForeign(rf, "", "/"+tt.name, true, tt.max)
+			if (err == nil) != tt.ok {
+				t.Errorf("%s (cap %d): err %v, want ok=%v", tt.name, tt.max, err, tt.ok)
+			}
+			if f != nil {
+				f.Close()
+			}
+		})
+	}
+	// Mapped files and debug files of a process are opened the same way: a
+	// FIFO at a mapped path (put there after the snapshot read the maps)
+	// neither blocks nor is read.
+	within(t, 5*time.Second, "openInRoot of a FIFO", func() {
+		if f, err := openInRoot(rf, "", "/fifo"); err == nil {
+			f.Close()
+			t.Error("openInRoot returned a FIFO")
+		}
+	})
+}
