@@ -1,9 +1,12 @@
 package symbolizer
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -100,4 +103,57 @@ func TestOpenForeign(t *testing.T) {
 			t.Error("openInRoot returned a FIFO")
 		}
 	})
+}
+
+// A frame named from a large perf map must not keep the map alive: names
+// were strings into the symbol blob, so each kept capture pinned the whole
+// map (486 MiB of heap per capture of a 485 MiB map).
+func TestPerfMapNamesDoNotPinTheMap(t *testing.T) {
+	cmd := startSleeper(t)
+	path := fmt.Sprintf("/tmp/perf-%d.map", cmd.Process.Pid)
+	t.Cleanup(func() { os.Remove(path) })
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", 900)
+	const entries = 40000 // 36 MB of names
+	w := bufio.NewWriter(f)
+	for i := range entries {
+		fmt.Fprintf(w, "%x 10 jit_%d_%s\n", 0x7ff0aa000000+uint64(i)*0x10, i, long)
+	}
+	w.Flush()
+	f.Close()
+
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	var kept []Frame
+	func() {
+		s := New(Options{DebugDirs: []string{}, DebuginfodURLs: []string{}})
+		defer s.Close()
+		p, err := s.Snapshot(cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		for i := 0; i < entries; i += entries / 8 {
+			kept = append(kept, s.User(p, 0x7ff0aa000000+uint64(i)*0x10+1, false)[0])
+		}
+	}()
+	for i, fr := range kept {
+		if !strings.HasPrefix(fr.Name, fmt.Sprintf("jit_%d_", i*(entries/8))) {
+			t.Fatalf("frame %d: %.40q", i, fr.Name)
+		}
+	}
+	after := heap()
+	if grown := int64(after) - int64(before); grown > 4<<20 {
+		t.Errorf("holding %d frames keeps %d MiB of heap alive, want well under the map's 36 MB", len(kept), grown>>20)
+	}
+	runtime.KeepAlive(kept)
 }

@@ -3,7 +3,6 @@ package symbolizer
 import (
 	"cmp"
 	"slices"
-	"unsafe"
 )
 
 // symbol is the transient form used while building a table.
@@ -38,8 +37,8 @@ func leadingUnderscores(b []byte) int {
 }
 
 // symTable is a sorted, compact symbol table: 16 bytes per symbol plus the
-// name bytes, packed into one blob so that lookups allocate nothing but the
-// returned string.
+// name bytes, packed into one blob so that lookups allocate nothing but a
+// copy of the name returned.
 type symTable struct {
 	addrs []uint64
 	sizes []uint32 // 0: unknown size
@@ -137,9 +136,9 @@ func (t *symTable) lookup(addr uint64) (int, bool) {
 	return lo, t.exact
 }
 
-// name returns the name of symbol i without copying: the blob is never
-// written after the table is built, so a string may point into it (it keeps
-// the blob alive for as long as the caller holds the name).
+// name returns a copy of the name of symbol i. A copy, not a string into
+// the blob: names end up in captures kept long after the table is evicted,
+// and one name into a 500 MiB perf map's blob kept all of it alive.
 func (t *symTable) name(i int) string {
 	start := t.names[i]
 	end := uint32(len(t.blob))
@@ -150,7 +149,7 @@ func (t *symTable) name(i int) string {
 	if end <= start {
 		return ""
 	}
-	return unsafe.String(&t.blob[start], int(end-start))
+	return string(t.blob[start:end])
 }
 
 func (t *symTable) len() int {
