@@ -158,8 +158,24 @@ func (c *collection) run(ctx context.Context, stop func()) error {
 	for _, pid := range c.tgt.pids {
 		c.s.snapshot(pid, "")
 	}
+	done := make(chan struct{})
+	c.tgt.watchTargets(done, 100*time.Millisecond)
 	err := c.s.run(ctx, c.p, c.opts, c.tgt, c.rd, c.m.Stats, stop)
+	close(done)
 	c.meta.Duration = time.Since(c.meta.Start)
+	if c.tgt.targetsGone() {
+		what := "process"
+		if c.tgt.mode == targetTID {
+			what = "thread"
+		}
+		c.meta.Warnings = append(c.meta.Warnings, fmt.Sprintf("every target %s exited: the capture ended after %s", what, c.meta.Duration.Round(time.Millisecond)))
+	}
+	if c.tgt.cmd != nil {
+		c.tgt.stopCommand()
+		if c.tgt.state != nil && !c.tgt.stopped && c.opts.CommandExit != nil {
+			c.opts.CommandExit(ExitCode(c.tgt.state))
+		}
+	}
 	c.s.addBPFStats(readStats(c.m.Stats))
 	return err
 }

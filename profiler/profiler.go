@@ -42,6 +42,9 @@ type Options struct {
 	RingBytes int
 	// CommandStdout and CommandStderr receive the output of a `-- CMD` target.
 	CommandStdout, CommandStderr io.Writer
+	// CommandExit, when set, receives a `-- CMD` target's status (ExitCode)
+	// when it ended by itself, not because the capture's duration was over.
+	CommandExit func(code int)
 	// Ready, when set, is called once the collector is attached (tests use it
 	// to start their workload).
 	Ready func()

@@ -1,6 +1,7 @@
 package profiler
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,8 +27,13 @@ type target struct {
 	tids []uint32
 	comm [commLen]byte
 	cmd  *exec.Cmd
-	// exited is closed when a started command has exited.
+	// exited is closed when a started command has exited, or when every
+	// pid or tid target has.
 	exited chan struct{}
+	// state is the started command's exit state, set before exited closes;
+	// stopped says scorch ended it (the capture's duration was over).
+	state   *os.ProcessState
+	stopped bool
 }
 
 func newTarget(p capture.Params) *target {
@@ -132,9 +138,84 @@ func (t *target) startCommand(argv []string, pids *ebpf.Map, opts Options) error
 	t.exited = make(chan struct{})
 	go func() {
 		cmd.Wait()
+		t.state = cmd.ProcessState
 		close(t.exited)
 	}()
 	return nil
+}
+
+// ExitCode is a command's status as a shell gives it: its exit code, or
+// 128+N when signal N ended it.
+func ExitCode(st *os.ProcessState) int {
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return st.ExitCode()
+}
+
+// watchTargets closes exited once every pid or tid target has exited (gone
+// from /proc, or a zombie), checking every interval until done is closed.
+func (t *target) watchTargets(done <-chan struct{}, interval time.Duration) {
+	ids := t.pids
+	if t.mode == targetTID {
+		ids = t.tids
+	}
+	if t.cmd != nil || len(ids) == 0 || (t.mode != targetPID && t.mode != targetTID) {
+		return
+	}
+	t.exited = make(chan struct{})
+	go func() {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			alive := false
+			for _, id := range ids {
+				if taskAlive(id) {
+					alive = true
+					break
+				}
+			}
+			if !alive {
+				close(t.exited)
+				return
+			}
+		}
+	}()
+}
+
+// targetsGone reports whether a capture of pids or tids ended because
+// every target exited.
+func (t *target) targetsGone() bool {
+	if t.cmd != nil || t.exited == nil {
+		return false
+	}
+	select {
+	case <-t.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// taskAlive reports whether a process or thread runs: /proc/ID/stat exists
+// and its state is not zombie or dead.
+func taskAlive(id uint32) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", id))
+	if err != nil {
+		return false
+	}
+	// "pid (comm) S ...": the comm may hold ')', the state follows the last.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return true
+	}
+	st := b[i+2]
+	return st != 'Z' && st != 'X' && st != 'x'
 }
 
 // stopCommand ends a started command that is still running.
@@ -147,6 +228,7 @@ func (t *target) stopCommand() {
 		return
 	default:
 	}
+	t.stopped = true
 	t.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-t.exited:

@@ -151,12 +151,20 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	opts := profiler.Options{Logger: logger, RingBytes: *ring, CommandStdout: stderr, CommandStderr: stderr}
-	if *verbose {
+	cmdExit := -1
+	opts.CommandExit = func(code int) { cmdExit = code }
+	var line *progressLine
+	switch {
+	case *verbose:
 		opts.Progress = func(pr profiler.Progress) {
 			logger.Info("recording", "elapsed", pr.Elapsed.Round(time.Millisecond), "events", pr.Events, "lost", pr.Lost)
 		}
+	case isTerminal(stderr):
+		line = &progressLine{w: stderr, typ: p.Type, planned: time.Duration(p.Duration)}
+		opts.Progress = line.show
 	}
 	c, err := profiler.Record(ctx, p, opts)
+	line.clear()
 	if *memprof != "" {
 		if f, ferr := os.Create(*memprof); ferr == nil {
 			runtime.GC()
@@ -172,11 +180,6 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitFailure
 	}
 	st := c.Meta.Stats
-	fmt.Fprintf(stderr, "scorch: %d events in %s, %d lost", st.Samples, c.Meta.Duration.Round(time.Millisecond), st.Lost)
-	if st.StackErrors > 0 || st.Truncated > 0 {
-		fmt.Fprintf(stderr, ", %d stack errors, %d truncated", st.StackErrors, st.Truncated)
-	}
-	fmt.Fprintln(stderr)
 	if *verbose && len(st.Extra) > 0 {
 		keys := make([]string, 0, len(st.Extra))
 		for k := range st.Extra {
@@ -193,12 +196,23 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	for _, w := range c.Meta.Warnings {
 		fmt.Fprintf(stderr, "scorch: warning: %s\n", w)
 	}
+	// The summary is stderr's last line.
+	fmt.Fprintf(stderr, "scorch: %d events in %s, %d lost", st.Samples, c.Meta.Duration.Round(time.Millisecond), st.Lost)
+	if st.StackErrors > 0 || st.Truncated > 0 {
+		fmt.Fprintf(stderr, ", %d stack errors, %d truncated", st.StackErrors, st.Truncated)
+	}
+	fmt.Fprintln(stderr)
 	q := capture.Query{IncludeIdle: *idle == "include", View: p.View}
 	if err := writeFile(*out, stdout, func(w io.Writer) error {
 		return writeOutput(w, c, *format, q, flamegraph.Options{Title: *title})
 	}); err != nil {
 		fmt.Fprintf(stderr, "scorch record: %v\n", err)
 		return exitFailure
+	}
+	if cmdExit >= 0 {
+		// Like perf record: the profiled command's status, once the
+		// output is written.
+		return cmdExit
 	}
 	return exitOK
 }
