@@ -165,7 +165,7 @@ func (c *collection) run(ctx context.Context, stop func()) error {
 	c.meta.Duration = time.Since(c.meta.Start)
 	if c.tgt.targetsGone() {
 		what := "process"
-		if c.tgt.mode == targetTID {
+		if len(c.tgt.tids) > 0 {
 			what = "thread"
 		}
 		c.meta.Warnings = append(c.meta.Warnings, fmt.Sprintf("every target %s exited: the capture ended after %s", what, c.meta.Duration.Round(time.Millisecond)))

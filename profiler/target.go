@@ -157,10 +157,10 @@ func ExitCode(st *os.ProcessState) int {
 // from /proc, or a zombie), checking every interval until done is closed.
 func (t *target) watchTargets(done <-chan struct{}, interval time.Duration) {
 	ids := t.pids
-	if t.mode == targetTID {
+	if t.mode == bpf.SamplerTargetModeTARGET_TID {
 		ids = t.tids
 	}
-	if t.cmd != nil || len(ids) == 0 || (t.mode != targetPID && t.mode != targetTID) {
+	if t.cmd != nil || len(ids) == 0 || (t.mode != bpf.SamplerTargetModeTARGET_PID && t.mode != bpf.SamplerTargetModeTARGET_TID) {
 		return
 	}
 	t.exited = make(chan struct{})
