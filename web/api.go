@@ -290,11 +290,12 @@ func (s *Server) postCapture(w http.ResponseWriter, r *http.Request) {
 		parent = r.Context()
 		writeDeadline(w, time.Duration(p.Duration)+2*time.Minute)
 	}
-	rec, j, err := s.start(parent, p)
+	rec, j, err := s.start(parent, p, wait)
 	if err != nil {
 		fail(w, err)
 		return
 	}
+	defer s.release(j)
 	if isForm {
 		http.Redirect(w, r, "/captures/"+rec.ID, http.StatusSeeOther)
 		return
@@ -383,19 +384,21 @@ func (s *Server) blockingParams(v url.Values, typ capture.Type) (capture.Params,
 }
 
 // record runs a blocking capture for a GET route: the request's context
-// cancels it when the client goes away.
-func (s *Server) record(w http.ResponseWriter, r *http.Request, p capture.Params) (store.Record, bool) {
+// cancels it when the client goes away. The capture is held from retention
+// until the caller calls release (after answering with it).
+func (s *Server) record(w http.ResponseWriter, r *http.Request, p capture.Params) (rec store.Record, release func(), ok bool) {
 	if err := s.checkParams(r.Context(), &p); err != nil {
 		fail(w, err)
-		return store.Record{}, false
+		return store.Record{}, func() {}, false
 	}
 	writeDeadline(w, time.Duration(p.Duration)+2*time.Minute)
-	rec, j, err := s.start(r.Context(), p)
+	rec, j, err := s.start(r.Context(), p, true)
 	if err != nil {
 		fail(w, err)
-		return rec, false
+		return rec, func() {}, false
 	}
-	return s.await(w, r, rec.ID, j)
+	rec, ok = s.await(w, r, rec.ID, j)
+	return rec, func() { s.release(j) }, ok
 }
 
 func (s *Server) debugPprof(w http.ResponseWriter, r *http.Request) {
@@ -409,7 +412,8 @@ func (s *Server) debugPprof(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	rec, ok := s.record(w, r, p)
+	rec, release, ok := s.record(w, r, p)
+	defer release()
 	if !ok {
 		return
 	}
@@ -433,7 +437,8 @@ func (s *Server) blockingSVG(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	rec, ok := s.record(w, r, p)
+	rec, release, ok := s.record(w, r, p)
+	defer release()
 	if !ok {
 		return
 	}

@@ -69,8 +69,9 @@ func procExists(pid int) bool {
 // start registers a capture and runs it in the background. The returned
 // channel closes when the capture is stored. parent is the context the
 // capture runs under besides the server's own stop (a blocking request's
-// context, so a client that disconnects cancels it).
-func (s *Server) start(parent context.Context, p capture.Params) (store.Record, *job, error) {
+// context, so a client that disconnects cancels it). hold keeps the capture
+// from retention until the request answering with it calls s.release(j).
+func (s *Server) start(parent context.Context, p capture.Params, hold bool) (store.Record, *job, error) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -92,7 +93,10 @@ func (s *Server) start(parent context.Context, p capture.Params) (store.Record, 
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	stopParent := context.AfterFunc(parent, cancel)
-	j := &job{cancel: cancel, done: make(chan struct{})}
+	j := &job{cancel: cancel, done: make(chan struct{}), release: func() {}}
+	if hold {
+		j.release = s.store.Hold(rec.ID)
+	}
 	s.running[rec.ID] = j
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -160,6 +164,13 @@ func (s *Server) run(ctx context.Context, rec store.Record) error {
 	s.metrics.running.Dec()
 	s.prune()
 	return err
+}
+
+// release lets retention remove a capture a request has answered with, and
+// applies retention now that it may.
+func (s *Server) release(j *job) {
+	j.release()
+	s.prune()
 }
 
 func (s *Server) prune() {

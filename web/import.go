@@ -121,6 +121,10 @@ func (s *Server) postImport(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c.Meta.ID = rec.ID
+	// Held from retention until answered: pruned in between, the answer
+	// was 201 with an empty id.
+	release := s.store.Hold(rec.ID)
+	defer func() { release(); s.prune() }()
 	if err := s.store.Finish(rec, c); err != nil {
 		fail(w, fmt.Errorf("storing the import: %w", err))
 		return

@@ -165,6 +165,8 @@ type job struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the capture is stored
 	err    error         // the recorder's error, set before done closes
+	// release ends the hold of the request waiting for the capture.
+	release func()
 }
 
 // New opens the store and builds the service.

@@ -125,6 +125,11 @@ type Store struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	recs map[string]*Record
+	// held: captures a request is answering, which retention skips.
+	held map[string]int
+	// pruneMu makes Prune calls one at a time: two at once each deleted
+	// what they counted, over-deleting.
+	pruneMu sync.Mutex
 }
 
 // Open reads every capture under dir, creating dir when missing. Records
@@ -137,7 +142,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	s := &Store{dir: dir, log: log, recs: make(map[string]*Record)}
+	s := &Store{dir: dir, log: log, recs: make(map[string]*Record), held: make(map[string]int)}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading data directory: %w", err)
@@ -423,6 +428,12 @@ func (s *Store) markDamaged(id, why string) {
 	}
 }
 
+func (s *Store) isHeld(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held[id] > 0
+}
+
 // Delete removes a capture that is not running.
 func (s *Store) Delete(id string) error {
 	s.mu.Lock()
@@ -443,13 +454,36 @@ func (s *Store) Delete(id string) error {
 	return nil
 }
 
+// Hold keeps id out of Prune's reach until release is called (a request
+// answering with the capture: a capture removed in between answered 201
+// with an empty id, or 500). Holds nest; release is safe to call twice.
+func (s *Store) Hold(id string) (release func()) {
+	s.mu.Lock()
+	s.held[id]++
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if s.held[id]--; s.held[id] <= 0 {
+				delete(s.held, id)
+			}
+			s.mu.Unlock()
+		})
+	}
+}
+
 // Prune removes the oldest finished captures until at most keep remain
-// and their files use at most keepBytes; zero means no limit. It returns
-// the removed ids.
+// and their files use at most keepBytes; zero means no limit. Running and
+// held captures are never removed (they count towards the limits, so the
+// store may stay over them until they are released and Prune runs again).
+// Calls are serialised. It returns the removed ids.
 func (s *Store) Prune(keep int, keepBytes int64) []string {
 	if keep <= 0 && keepBytes <= 0 {
 		return nil
 	}
+	s.pruneMu.Lock()
+	defer s.pruneMu.Unlock()
 	list := s.List()
 	var kept []Record
 	for _, r := range list {
@@ -477,6 +511,9 @@ func (s *Store) Prune(keep int, keepBytes int64) []string {
 		over := (keep > 0 && len(kept)-len(removed) > keep) || (keepBytes > 0 && total > keepBytes)
 		if !over {
 			break
+		}
+		if s.isHeld(kept[i].ID) {
+			continue
 		}
 		if err := s.Delete(kept[i].ID); err != nil {
 			s.log.Warn("retention", "id", kept[i].ID, "err", err)
