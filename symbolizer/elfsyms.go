@@ -175,7 +175,15 @@ func elfSymbols(f *elf.File, typ elf.SectionType, out []symbol) ([]symbol, error
 			info, shndx = e[12], bo.Uint16(e[14:])
 		}
 		st := elf.SymType(info & 0xf)
-		if st != elf.STT_FUNC && st != elf.STT_GNU_IFUNC || shndx == uint16(elf.SHN_UNDEF) || value == 0 {
+		if shndx == uint16(elf.SHN_UNDEF) || value == 0 {
+			continue
+		}
+		// Hand-written assembly labels its entry points without a type or
+		// size (ld.so's _start and _dl_start_user): such a label in code
+		// names the code up to the next symbol, unless it sits inside a
+		// sized function (uniqueSymbols drops it then).
+		label := st == elf.STT_NOTYPE && size == 0 && isCode(f, shndx)
+		if st != elf.STT_FUNC && st != elf.STT_GNU_IFUNC && !label {
 			continue
 		}
 		if uint64(nameOff) >= uint64(len(strtab)) {
@@ -183,8 +191,8 @@ func elfSymbols(f *elf.File, typ elf.SectionType, out []symbol) ([]symbol, error
 		}
 		name := strtab[nameOff:]
 		end := bytes.IndexByte(name, 0)
-		if end <= 0 {
-			continue
+		if end <= 0 || label && (name[0] == '$' || name[0] == '.') {
+			continue // mapping symbols ($x, $d) and local labels (.L1)
 		}
 		// Versioned aliases (clock_nanosleep@GLIBC_2.2.5 in libc's debug
 		// symbols) are named as users call them.
@@ -198,9 +206,14 @@ func elfSymbols(f *elf.File, typ elf.SectionType, out []symbol) ([]symbol, error
 		case elf.STB_WEAK:
 			bind = 1
 		}
-		out = append(out, symbol{addr: value, size: size, name: name[:end:end], bind: bind})
+		out = append(out, symbol{addr: value, size: size, name: name[:end:end], bind: bind, label: label})
 	}
 	return out, nil
+}
+
+// isCode reports whether section index i holds instructions.
+func isCode(f *elf.File, i uint16) bool {
+	return int(i) < len(f.Sections) && f.Sections[i].Flags&elf.SHF_EXECINSTR != 0
 }
 
 // miniDebugInfo returns the ELF embedded xz-compressed in .gnu_debugdata.

@@ -212,7 +212,11 @@ func demangled(raw string) string {
 	if ok {
 		return d
 	}
-	d = demangle.Filter(raw, demangle.NoParams)
+	if r, ok := rustLegacy(raw); ok {
+		d = r
+	} else {
+		d = demangle.Filter(raw, demangle.NoParams)
+	}
 	demangleMemo.Lock()
 	if len(demangleMemo.m) >= demangleMemoMax {
 		clear(demangleMemo.m)

@@ -10,14 +10,20 @@ type symbol struct {
 	addr uint64
 	size uint64
 	name []byte
-	bind uint8  // 2 global, 1 weak, 0 local: picks among aliases
-	mod  uint16 // kallsyms only: index into kernelTable.modNames
+	bind uint8 // 2 global, 1 weak, 0 local: picks among aliases
+	// label: an untyped, unsized symbol in code (an assembly entry point);
+	// it loses to any other symbol at its address and inside a sized one.
+	label bool
+	mod   uint16 // kallsyms only: index into kernelTable.modNames
 }
 
 // better reports whether a should name an address rather than its alias b,
 // the way perf chooses: global over weak over local, then fewer leading
 // underscores (qsort, not __GI_qsort), then the shorter name.
 func better(a, b *symbol) bool {
+	if a.label != b.label {
+		return b.label
+	}
 	if a.bind != b.bind {
 		return a.bind > b.bind
 	}
@@ -72,12 +78,19 @@ func uniqueSymbols(syms []symbol) []symbol {
 		i = j
 	}
 	out := syms[:0]
+	var sizedEnd uint64 // the end of the sized symbols so far
 	for _, sym := range syms {
 		if n := len(out); n > 0 && out[n-1].addr == sym.addr {
 			if out[n-1].size == 0 {
 				out[n-1].size = sym.size
 			}
 			continue
+		}
+		if sym.label && sym.addr < sizedEnd {
+			continue // a label inside a function does not split it
+		}
+		if sym.size > 0 {
+			sizedEnd = max(sizedEnd, sym.addr+sym.size)
 		}
 		out = append(out, sym)
 	}
