@@ -61,7 +61,7 @@ type Sampler struct {
 	threads map[int]*threadState
 	top     Top
 	now     Overview // latest computed figures (without series)
-	kmsg    int // fd of /dev/kmsg, -1 when closed; read raw: the poller would wait at the end of the log
+	kmsg    int      // fd of /dev/kmsg, -1 when closed; read raw: the poller would wait at the end of the log
 	kmsgErr string
 	kernel  []KernelError
 	missing map[string]string
@@ -274,7 +274,15 @@ func (s *Sampler) Tick(now time.Time) {
 	if up, ok := system(s, "uptime", "no uptime", parseUptime); ok {
 		cur.uptime = up
 	}
-	if s.gen%10 == 0 || s.block == nil {
+	newDevice := false
+	if s.prev != nil {
+		for name := range cur.disks {
+			if _, ok := s.prev.disks[name]; !ok {
+				newDevice = true
+			}
+		}
+	}
+	if s.gen%10 == 0 || s.block == nil || newDevice {
 		s.readBlock()
 	}
 	for name := range cur.disks {
