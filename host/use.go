@@ -582,7 +582,7 @@ func (s *Sampler) tcpRow(prev, cur *snapshot, dt float64) (resourceRow, bool) {
 	}
 	ev := func(e string) Drill { return Drill{Type: "event", Event: e, Duration: s.opts.DrillDuration.String()} }
 	row.checks = append(row.checks,
-		check{name: "overflow", level: thresholds(overflow, 1, 100), rule: fmt.Sprintf("TCP listen queue overflowing %.0f/s: the accepting process is too slow", overflow), drill: s.drill("offcpu", 0)})
+		check{name: "overflow", level: thresholds(overflow, 1, 100), rule: fmt.Sprintf("TCP listen queue overflowing %.0f/s", overflow), drill: s.drill("offcpu", 0)})
 	retransPct := pct(retrans, out)
 	l := levelOK
 	if retrans >= 10 {

@@ -28,6 +28,7 @@ func (s *Server) routes() http.Handler {
 
 	// UI pages
 	r.Get("/", s.homePage)                 // GET /
+	r.Get("/overview", s.overviewPage)     // GET /overview
 	r.Get("/captures/{id}", s.capturePage) // GET /captures/{id}
 	r.Get("/compare", s.comparePage)       // GET /compare?base=ID&compare=ID
 	r.Get("/import", s.importPage)         // GET /import

@@ -78,6 +78,9 @@ type Config struct {
 	Recorder      Recorder
 	Logger        *slog.Logger
 	Registry      *prometheus.Registry // default a new one
+	// Host samples the host for /overview; default one started at the
+	// first request.
+	Host HostSampler
 	// ProcessExists checks pid targets before a capture starts; default /proc.
 	ProcessExists func(pid int) bool
 }
@@ -158,6 +161,8 @@ type Server struct {
 
 	capsOnce sync.Once
 	caps     Capabilities
+
+	overviewState overviewState
 }
 
 // job is a running capture.

@@ -62,6 +62,7 @@ commands:
   render   convert perf script, folded, pprof or capture files: scorch render --format svg [-o FILE] INPUT...
   diff     differential flame graph: scorch diff BASE COMPARE [-o FILE]
   doctor   what this host supports, collector by collector
+  overview the host's USE table (utilization, saturation, errors) and top processes: scorch overview [--watch]
 
 Run 'scorch COMMAND -h' for the flags of a command.
 `)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/host"
 	"github.com/scorch-dev/scorch/profiler"
 	"github.com/scorch-dev/scorch/symbolizer"
 	"github.com/scorch-dev/scorch/unwind"
@@ -185,6 +186,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if memLimit.n > 0 {
 		debug.SetMemoryLimit(memLimit.n)
 	}
+	// The host overview's sampler runs as long as the service: its 15
+	// minutes of history are there when someone opens /overview.
+	hostSampler := host.NewSampler(host.Options{})
+	go hostSampler.Run(ctx)
 	sym := symbolizer.New(symbolizer.Options{Logger: log, CacheBytes: symbolCache.n})
 	defer sym.Close()
 	srv, err := web.New(web.Config{
@@ -201,6 +206,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		CacheBytes:    renderCache.n,
 		Recorder:      &profilerRecorder{sym: sym, unw: unwind.New(unwind.Options{Logger: log}), log: log, ring: int(ringSize.n)},
 		Logger:        log,
+		Host:          hostSampler,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "scorch serve: %v\n", err)
