@@ -120,7 +120,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Every <= 0 {
 		cfg.Every = DefaultEvery
 	}
-	if cfg.Every < time.Second || cfg.Every > 10*time.Minute {
+	if cfg.Every < 10*time.Millisecond || cfg.Every > 10*time.Minute {
 		return nil, fmt.Errorf("--every %s is out of range: allowed 1s..10m", cfg.Every)
 	}
 	if cfg.Hz == 0 {
@@ -309,4 +309,3 @@ func (q *queue) queuedBytes() int {
 	defer q.mu.Unlock()
 	return q.bytes
 }
-

@@ -70,4 +70,3 @@ func permanentConnect(c connect.Code) bool {
 	}
 	return false
 }
-

@@ -221,7 +221,7 @@ func (q *queue) run(ctx, flushCtx context.Context) {
 				continue
 			}
 		}
-		if !q.send(active, b) {
+		if !q.send(active, flushCtx, b) {
 			if active == ctx && ctx.Err() != nil {
 				// Stopping while this one waited for a retry: flush.
 				active = flushCtx
@@ -236,15 +236,16 @@ func (q *queue) run(ctx, flushCtx context.Context) {
 }
 
 // send pushes one batch, retrying with backoff and jitter; false when ctx
-// ended first (the batch is still to send).
-func (q *queue) send(ctx context.Context, b *Batch) bool {
+// ended first (the batch is still to send). Attempts run under flushCtx,
+// so stopping does not cut a push in flight; only the flush deadline does.
+func (q *queue) send(ctx, flushCtx context.Context, b *Batch) bool {
 	delay := q.cfg.MinBackoff
 	for attempt := 1; ; attempt++ {
 		if ctx.Err() != nil {
 			return false
 		}
 		start := time.Now()
-		actx, cancel := context.WithTimeout(ctx, q.cfg.Timeout)
+		actx, cancel := context.WithTimeout(flushCtx, q.cfg.Timeout)
 		err := q.remote.Push(actx, b)
 		cancel()
 		q.m.pushSeconds.Observe(time.Since(start).Seconds())

@@ -33,6 +33,7 @@ func main() {
 // commands maps each subcommand to its implementation.
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
 	"record": runRecord,
+	"agent":  runAgent,
 	"doctor": runDoctor,
 }
 
@@ -63,6 +64,7 @@ commands:
   diff     differential flame graph: scorch diff BASE COMPARE [-o FILE]
   doctor   what this host supports, collector by collector
   overview the host's USE table (utilization, saturation, errors) and top processes: scorch overview [--watch]
+  agent    push continuous profiles to an engine: scorch agent --remote URL --remote-kind pyroscope|parca|otlp [--types cpu,offcpu,offwake,mem] [--every 15s] [--hz 19] [--label k=v]
 
 Run 'scorch COMMAND -h' for the flags of a command.
 `)

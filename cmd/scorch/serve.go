@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/host"
 	"github.com/scorch-dev/scorch/profiler"
@@ -109,6 +110,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		memLimit      = byteSize{96 << 20}
 	)
 	fs.Var(&symbolCache, "symbol-cache", "memory for parsed symbol tables shared by all captures, e.g. 64MiB")
+	remote := addRemoteFlags(fs) // scorch agent's flags: push to an engine while serving
 	fs.Var(&memLimit, "memory-limit", "soft limit of the service's Go memory (the garbage collector works harder near it; 0: none), e.g. 96MiB")
 	fs.Var(&renderCache, "render-cache", "memory for rendered answers (kept gzipped), e.g. 64MiB")
 	fs.Var(&ringSize, "ring-size", "BPF ring buffer per capture, e.g. 8MiB; the service keeps it small to bound its memory (0: the profiler's default)")
@@ -192,7 +194,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	go hostSampler.Run(ctx)
 	sym := symbolizer.New(symbolizer.Options{Logger: log, CacheBytes: symbolCache.n})
 	defer sym.Close()
+	reg := prometheus.NewRegistry()
+	agentDone, err := remote.startWithServe(ctx, reg, log, sym)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	defer agentDone()
 	srv, err := web.New(web.Config{
+		Registry:      reg,
 		Listen:        *listen,
 		AllowedHosts:  hosts,
 		DataDir:       *data,

@@ -1,0 +1,26 @@
+package fleet
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/profiler"
+	"github.com/scorch-dev/scorch/symbolizer"
+	"github.com/scorch-dev/scorch/unwind"
+)
+
+// ProfilerRecorder records windows with scorch's BPF profiler, sharing the
+// symbolizer and unwinder across windows so each binary's symbols and CFI
+// are parsed once, not every window.
+type ProfilerRecorder struct {
+	Symbolizer *symbolizer.Symbolizer
+	Unwinder   *unwind.Unwinder
+	Logger     *slog.Logger
+	RingBytes  int // per collector; small at the agent's low rates
+}
+
+// Record runs one window.
+func (r *ProfilerRecorder) Record(ctx context.Context, p capture.Params) (*capture.Capture, error) {
+	return profiler.Record(ctx, p, profiler.Options{Symbolizer: r.Symbolizer, Unwinder: r.Unwinder, Logger: r.Logger, RingBytes: r.RingBytes})
+}
