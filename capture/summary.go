@@ -153,7 +153,9 @@ func (c *Capture) Summarize(q Query, top []TopFunc) Summary {
 			s.Modules = s.Modules[:5]
 		}
 	}
-	s.Findings = c.findings(s)
+	if f := c.findings(s); f != nil {
+		s.Findings = f
+	}
 	return s
 }
 

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -23,7 +24,7 @@ type templates struct {
 
 func parseTemplates() (*templates, error) {
 	t := &templates{pages: make(map[string]*template.Template)}
-	for _, name := range []string{"home", "capture", "compare", "import"} {
+	for _, name := range []string{"home", "capture", "compare", "import", "error"} {
 		p, err := template.ParseFS(assets, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parsing template %s: %w", name, err)
@@ -103,7 +104,7 @@ func (s *Server) capturePage(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	rec, err := s.store.Get(id)
 	if !store.ValidID(id) || err != nil {
-		writeError(w, http.StatusNotFound, "capture "+quote(id)+" not found")
+		s.errorPage(w, http.StatusNotFound, "capture "+quote(id)+" not found: it may have been deleted, or the link is wrong")
 		return
 	}
 	in := r.URL.Query()
@@ -168,4 +169,25 @@ func (s *Server) comparePage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) importPage(w http.ResponseWriter, r *http.Request) {
 	s.page(w, "import", map[string]any{"Title": "import", "Page": "import", "MaxUpload": humanBytes(s.cfg.MaxUpload)})
+}
+
+// errorPage answers a browser's request with a page that says what went
+// wrong (the API answers JSON).
+func (s *Server) errorPage(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", cspPage)
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := s.tmpl.pages["error"].ExecuteTemplate(w, "error.html", map[string]any{
+		"Title": http.StatusText(status), "Page": "error", "Status": status, "StatusText": http.StatusText(status), "Message": msg,
+	}); err != nil {
+		s.log.Error("template", "page", "error", "err", err)
+	}
+}
+
+// wantsPage reports whether a request is a browser's navigation to a page
+// rather than a call of the API.
+func wantsPage(r *http.Request) bool {
+	return !strings.HasPrefix(r.URL.Path, "/api/") && strings.Contains(r.Header.Get("Accept"), "text/html")
 }

@@ -15,6 +15,10 @@ func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(defaultDeadline, s.recoverer, s.requestLog, securityHeaders, s.hostCheck, s.auth, sameOrigin)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		if wantsPage(r) {
+			s.errorPage(w, http.StatusNotFound, "there is no page at "+quote(r.URL.Path))
+			return
+		}
 		writeError(w, http.StatusNotFound, "no route "+quote(r.URL.Path)+": see / for the UI and the README for the API")
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {

@@ -129,21 +129,6 @@ function initCapture() {
       });
     }
   }
-  // Search: reload only the graph, with its ?s= parameter.
-  const search = $('#search');
-  const frame = $('#flamegraph');
-  if (search && frame) {
-    search.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      const u = new URL(frame.src, window.location.href);
-      const s = $('#search-input').value;
-      if (s) u.searchParams.set('s', s); else u.searchParams.delete('s');
-      frame.src = u.pathname + u.search;
-      const page = new URL(window.location.href);
-      if (s) page.searchParams.set('s', s); else page.searchParams.delete('s');
-      window.history.replaceState(null, '', page.pathname + page.search);
-    });
-  }
   for (const f of document.querySelectorAll('iframe#flamegraph, iframe#diffgraph')) fitFrame(f);
 }
 

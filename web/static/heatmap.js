@@ -1,12 +1,10 @@
-// scorch: FlameScope heatmap of the capture page. Columns are seconds (left
-// to right), rows sub-second offsets (bottom to top). Click a start cell and
-// an end cell, or drag, to show that range's flame graph beside the map; with
-// "compare" on, a second range gives the differential flame graph. The
-// selection, rows, colour mode and filters live in the page URL (permalink).
+// scorch: FlameScope heatmap of the capture page, an ES module the
+// workspace mounts. Columns are seconds (left to right), rows sub-second
+// offsets (bottom to top). Click a start cell and an end cell, or drag, to
+// select a range; with "compare" on, a second range is compared with the
+// first. The workspace owns the URL: it passes the state in and is told of
+// every change (onChange), and redraws the views.
 // No inline code: the page's CSP allows scripts and styles from /assets only.
-'use strict';
-
-(function () {
   const SVGNS = 'http://www.w3.org/2000/svg';
   const ROWS = [10, 25, 49, 50, 99, 100];
   const PAD = { left: 58, top: 10, bottom: 42, right: 24 };
@@ -68,12 +66,12 @@
     };
   }
 
-  function init() {
-    const root = document.getElementById('heatmap');
-    if (!root || !root.dataset.capture) return;
-    const id = root.dataset.capture;
-    const page = new URL(window.location.href);
-    const P = page.searchParams;
+  // mountHeatmap draws the heatmap of capture id into root. opts:
+  // initial (URLSearchParams with from, to, compare_from, compare_to, flip,
+  // rows, enhanced), filters() (URLSearchParams of the filters and
+  // transforms), onChange(state), onNoTimestamps(message).
+  export function mountHeatmap(root, id, opts) {
+    const P = opts.initial;
 
     if (!document.querySelector('link[href="/assets/heatmap.css"]')) {
       el('link', { rel: 'stylesheet', href: '/assets/heatmap.css' }, document.head);
@@ -122,29 +120,14 @@
     const body = el('div', { class: 'hm-body' }, root);
     const mapBox = el('div', { class: 'hm-map' }, body);
     const legendBox = el('div', { class: 'hm-legend', id: 'hm-legend' }, mapBox);
-    const graphBox = el('div', { class: 'hm-graph' }, body);
-    const graphTitle = el('p', { class: 'hm-graph-title', id: 'hm-graph-title' }, graphBox);
-    // The page's flame graph moves beside the heatmap once there is one (a
-    // frame of our own when the page has none); until then it stays put, so
-    // captures without timestamps keep their graph.
-    let frame = document.getElementById('flamegraph');
-    if (!frame) frame = el('iframe', { id: 'flamegraph', title: 'flame graph' });
     const status = el('p', { class: 'note', id: 'hm-status' }, mapBox);
 
     let grid = null; // geometry of the drawn map
     let layer = null; // <g> of the selection highlights
     let hoverRect = null;
 
-    // The page's own script changes the URL too (search), so it is read
-    // afresh each time.
-    const params = () => new URL(window.location.href).searchParams;
-
     function apiQuery(extra) {
-      const P = params();
-      const q = new URLSearchParams();
-      for (const k of ['pid', 'tid', 'comm', 'cpu', 'idle', 'view', 'token']) {
-        if (P.get(k)) q.set(k, P.get(k));
-      }
+      const q = opts.filters();
       for (const k in extra) q.set(k, extra[k]);
       return q;
     }
@@ -163,6 +146,7 @@
         try { msg = (await resp.json()).error || msg; } catch (e) { /* not JSON */ }
         if (/no timestamps/.test(msg)) {
           root.hidden = true; // folded and pprof imports: nothing to map
+          if (opts.onNoTimestamps) opts.onNoTimestamps(msg);
           return;
         }
         if (resp.status === 409) {
@@ -175,18 +159,16 @@
       }
       state.data = await resp.json();
       status.textContent = '';
-      if (frame.parentNode !== graphBox) graphBox.appendChild(frame);
       draw();
-      showGraph();
     }
 
     function draw() {
       const d = state.data;
       const old = mapBox.querySelector('svg.hm-svg');
       if (old) old.remove();
-      // About 560 px of grid, cells 6 to 48 px wide: long captures scroll.
-      const cw = Math.max(6, Math.min(48, Math.floor(560 / d.columns)));
-      const ch = Math.max(2, Math.min(12, Math.floor(400 / d.rows)));
+      // About 480 x 160 px of grid, cells 6 to 48 px wide: long captures scroll.
+      const cw = Math.max(6, Math.min(48, Math.floor(480 / d.columns)));
+      const ch = Math.max(2, Math.min(6, Math.floor(160 / d.rows)));
       const W = Math.max(PAD.left + d.columns * cw + PAD.right, 300);
       const H = PAD.top + d.rows * ch + PAD.bottom;
       grid = { cw: cw, ch: ch, cols: d.columns, rows: d.rows, cs: d.column_seconds };
@@ -357,73 +339,32 @@
       rect(c2, 0, r2, 1);
     }
 
-    // showGraph points the flame graph at the selection: one range gives
-    // its flame graph, two the differential graph; the URL follows.
+    // showGraph tells the workspace what is selected; it redraws the views
+    // and writes the URL.
     function showGraph() {
-      const P = params();
       const [a, b] = state.sel;
-      let src, title;
-      if (a && b && state.compare) {
-        const [base, cmpR] = state.flipped ? [b, a] : [a, b];
-        const q = apiQuery({ base: id, compare: id, base_from: secs(base[0]), compare_from: secs(cmpR[0]) });
-        if (base[1] !== null) q.set('base_to', secs(base[1]));
-        if (cmpR[1] !== null) q.set('compare_to', secs(cmpR[1]));
-        if (P.get('s')) q.set('s', P.get('s'));
-        src = '/api/diff.svg?' + q;
-        title = 'differential: ' + label(base) + ' (base) → ' + label(cmpR) + ' (compare); red grew, blue shrank';
-      } else {
-        const q = apiQuery({});
-        if (a) {
-          q.set('from', secs(a[0]));
-          if (a[1] !== null) q.set('to', secs(a[1]));
-        }
-        for (const k of ['layout', 'reverse', 'sort', 'minwidth', 's']) if (P.get(k)) q.set(k, P.get(k));
-        src = '/api/captures/' + encodeURIComponent(id) + '/flamegraph.svg?' + q;
-        title = a ? 'flame graph of ' + label(a) : 'flame graph of the whole capture';
-      }
-      // Draw the graph at the width of its frame rather than the SVG's
-      // default 1200 px, which the column beside the heatmap would clip.
-      const w = Math.floor(frame.clientWidth) - 24;
-      if (w >= 400) src += (src.includes('?') ? '&' : '?') + 'width=' + Math.min(w, 4000);
-      graphTitle.textContent = title;
       flip.hidden = !(a && b && state.compare);
-      if (frame.getAttribute('src') !== src) frame.setAttribute('src', src);
       syncPage();
     }
 
-    function label(r) { return secs(+r[0].toFixed(4)) + '–' + (r[1] === null ? 'end' : secs(+r[1].toFixed(4))) + ' s'; }
-
-    // syncPage writes the state into the URL (the permalink), the filter
-    // form's from/to and the download links.
     function syncPage() {
-      const u = new URL(window.location.href);
-      const set = (k, v) => (v === null || v === undefined || v === '' ? u.searchParams.delete(k) : u.searchParams.set(k, v));
-      const [a, b] = state.sel;
-      set('from', a ? secs(a[0]) : null);
-      set('to', a && a[1] !== null ? secs(a[1]) : null);
-      set('compare_from', state.compare && b ? secs(b[0]) : null);
-      set('compare_to', state.compare && b && b[1] !== null ? secs(b[1]) : null);
-      set('flip', state.flipped && state.compare && b ? '1' : null);
-      set('rows', state.rows !== 50 ? state.rows : null);
-      set('enhanced', state.enhanced ? '1' : null);
-      window.history.replaceState(null, '', u.pathname + u.search + u.hash);
-      const form = document.getElementById('filters');
-      if (form) {
-        if (form.elements.from) form.elements.from.value = a ? secs(a[0]) : '';
-        if (form.elements.to) form.elements.to.value = a && a[1] !== null ? secs(a[1]) : '';
-      }
-      for (const link of document.querySelectorAll('.downloads a[id^="dl-"]')) {
-        const l = new URL(link.getAttribute('href'), window.location.href);
-        if (!/\/(flamegraph\.svg|profile\.pb\.gz|folded|speedscope\.json)$/.test(l.pathname)) continue;
-        if (a) {
-          l.searchParams.set('from', secs(a[0]));
-          if (a[1] !== null) l.searchParams.set('to', secs(a[1])); else l.searchParams.delete('to');
-        } else {
-          l.searchParams.delete('from');
-          l.searchParams.delete('to');
-        }
-        link.setAttribute('href', l.pathname + l.search);
-      }
+      opts.onChange({
+        sel: state.sel.slice(), compare: state.compare, flipped: state.flipped && state.compare && !!state.sel[1],
+        rows: state.rows, enhanced: state.enhanced,
+      });
+    }
+
+    // set restores a state from the URL (Back, Forward).
+    function set(P) {
+      const num = (k) => (P.get(k) !== null && P.get(k) !== '' && isFinite(+P.get(k)) ? +P.get(k) : null);
+      state.sel = [null, null];
+      if (num('from') !== null || num('to') !== null) state.sel[0] = [num('from') || 0, num('to')];
+      if (num('compare_from') !== null) state.sel[1] = [num('compare_from'), num('compare_to')];
+      state.compare = P.has('compare_from');
+      state.flipped = P.get('flip') === '1';
+      cmp.checked = state.compare;
+      flip.hidden = !(state.sel[0] && state.sel[1] && state.compare);
+      highlight();
     }
 
     rowsSel.addEventListener('change', () => { state.rows = +rowsSel.value; syncPage(); load(); });
@@ -441,9 +382,7 @@
     document.addEventListener('mousedown', (ev) => {
       if (state.anchor && !(ev.target.closest && ev.target.closest('svg.hm-svg'))) cancel();
     });
+    flip.hidden = !(state.sel[0] && state.sel[1] && state.compare);
     load();
+    return { set: set, reload: load };
   }
-
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
-  else init();
-})();

@@ -1,0 +1,263 @@
+// scorch: a flame graph drawn on a canvas from a TREE of the JSON routes
+// ({name, value, self, children}, diffs add base_total and base_self).
+// Used for the capture page's graph and for both halves of the sandwich.
+
+const ROW = 18;
+const FONT = '12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
+
+// Diff colour scale: changes of a frame's share of its side's total, in
+// percentage points. Below the first step a frame is neutral; the scale
+// is fixed, so a small change never looks like the largest one.
+export const DIFF_STEPS = [0.1, 0.5, 1, 2, 5];
+
+function hash(s) {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return ((h >>> 0) % 1000) / 1000;
+}
+
+export function kindOf(name) {
+  if (name === '[pruned]') return 'pruned';
+  if (/_\[w\]$/.test(name)) return 'waker';
+  if (/_\[k\]$/.test(name)) return 'kernel';
+  if (/_\[j\]$/.test(name)) return 'jit';
+  if (/_\[i\]$/.test(name)) return 'inlined';
+  if (name === '--' || /^\[.*\]$/.test(name)) return 'synthetic';
+  return 'user';
+}
+
+// label is the name as shown: without the folded kind suffix.
+export function label(name) { return name.replace(/(_\[[kjiw]\])+$/, ''); }
+
+// palette gives the fill of a frame: the capture type's palette, with
+// kernel, JIT and inlined frames told apart as FlameGraph does.
+export function palette(type) {
+  return function (name) {
+    const v = hash(name), k = kindOf(name);
+    switch (k) {
+      case 'pruned': return 'hsl(0,0%,78%)';
+      case 'synthetic': return 'hsl(0,0%,' + (70 + v * 10) + '%)';
+      case 'waker': return 'hsl(' + (220 + v * 30) + ',55%,' + (62 + v * 12) + '%)';
+      case 'kernel': return 'hsl(' + (25 + v * 15) + ',85%,' + (55 + v * 10) + '%)';
+      case 'jit': return 'hsl(' + (100 + v * 30) + ',50%,' + (50 + v * 10) + '%)';
+      case 'inlined': return 'hsl(' + (175 + v * 15) + ',55%,' + (55 + v * 10) + '%)';
+    }
+    switch (type) {
+      case 'offcpu': case 'wakeup': case 'offwake':
+        return 'hsl(' + (200 + v * 25) + ',60%,' + (55 + v * 20) + '%)';
+      case 'mem':
+        return 'hsl(' + (100 + v * 40) + ',50%,' + (50 + v * 15) + '%)';
+      default:
+        return 'hsl(' + (v * 50) + ',' + (80 + v * 15) + '%,' + (55 + v * 12) + '%)';
+    }
+  };
+}
+
+// diffColor: red grew, blue shrank, by steps of DIFF_STEPS points.
+export function diffColor(points, threshold) {
+  const a = Math.abs(points);
+  if (a < threshold) return 'hsl(0,0%,86%)';
+  let step = 0;
+  for (let i = 0; i < DIFF_STEPS.length; i++) if (a >= Math.max(DIFF_STEPS[i], threshold)) step = i;
+  const light = 82 - step * 9;
+  return points > 0 ? 'hsl(0,80%,' + light + '%)' : 'hsl(220,80%,' + light + '%)';
+}
+
+// flatten lays a tree out: every frame's start (in value units from the
+// left edge), depth and parent, in pre-order, which keeps each row in
+// left-to-right order.
+export function flatten(root) {
+  const nodes = [];
+  const work = [[root, 0, 0, -1]];
+  let maxDepth = 0;
+  while (work.length) {
+    const [n, x, d, p] = work.pop();
+    const i = nodes.length;
+    nodes.push({ n: n, x: x, d: d, p: p });
+    if (d > maxDepth) maxDepth = d;
+    const kids = n.children || [];
+    let cx = x;
+    const pos = [];
+    for (const c of kids) { pos.push(cx); cx += c.value; }
+    for (let k = kids.length - 1; k >= 0; k--) work.push([kids[k], pos[k], d + 1, i]);
+  }
+  return { nodes: nodes, maxDepth: maxDepth };
+}
+
+export class FlameView {
+  // opts: icicle (root on top), onHover(i|null, ev), onClick(i, ev),
+  // onContext(i, ev); all optional.
+  constructor(canvas, opts) {
+    this.canvas = canvas;
+    this.opts = opts || {};
+    this.flat = { nodes: [], maxDepth: 0 };
+    this.zoom = 0;
+    this.rows = [];
+    this.icicle = !!this.opts.icicle;
+    this.fill = palette('cpu');
+    this.match = null; // Set of node indexes
+    this.selected = null; // a name
+    this.current = -1; // the match stepped to
+    this.hover = -1;
+    // What is drawn, for tests that look at the graph as a user would:
+    // each frame's label and where it is on the canvas (CSS pixels).
+    canvas.scorchFrames = () => this.drawn.map(([x, y, w, i]) => ({
+      name: i === 0 ? this.flat.nodes[i].n.name : label(this.flat.nodes[i].n.name), full: this.flat.nodes[i].n.name,
+      x: x, y: y, w: w, h: ROW, depth: this.flat.nodes[i].d,
+      match: !!(this.match && this.match.has(i)), selected: this.flat.nodes[i].n.name === this.selected,
+    }));
+    this.drawn = [];
+    canvas.addEventListener('mousemove', (ev) => this._move(ev));
+    canvas.addEventListener('mouseleave', () => { this.hover = -1; if (this.opts.onHover) this.opts.onHover(null, null); this.draw(); });
+    canvas.addEventListener('click', (ev) => { const i = this.at(ev); if (i >= 0 && this.opts.onClick) this.opts.onClick(i, ev); });
+    canvas.addEventListener('contextmenu', (ev) => {
+      const i = this.at(ev);
+      if (i >= 0 && this.opts.onContext) { ev.preventDefault(); this.opts.onContext(i, ev); }
+    });
+  }
+
+  // set gives the view a tree: doc is {total, base_total, unit, tree}.
+  set(doc, opts) {
+    this.doc = doc;
+    this.flat = flatten(doc.tree);
+    this.diff = !!opts.diff;
+    this.threshold = opts.threshold || DIFF_STEPS[0];
+    this.fill = palette(opts.type);
+    this.zoom = 0;
+    this.hover = -1;
+  }
+
+  node(i) { return this.flat.nodes[i]; }
+
+  // path is the names from the root's child down to node i.
+  path(i) {
+    const out = [];
+    for (let j = i; j > 0; j = this.flat.nodes[j].p) out.push(this.flat.nodes[j].n.name);
+    return out.reverse();
+  }
+
+  // find follows names down from the root, as far as they go.
+  find(names) {
+    let i = 0;
+    for (const name of names) {
+      let found = -1;
+      const nodes = this.flat.nodes;
+      for (let j = i + 1; j < nodes.length && nodes[j].d > nodes[i].d; j++) {
+        if (nodes[j].p === i && nodes[j].n.name === name) { found = j; break; }
+      }
+      if (found < 0) break;
+      i = found;
+    }
+    return i;
+  }
+
+  // delta is the change of a node's share, in percentage points.
+  delta(n) {
+    const t = this.doc.total || 1, b = this.doc.base_total || 1;
+    return ((n.value / t) - ((n.base_total || 0) / b)) * 100;
+  }
+
+  color(nd) {
+    const n = nd.n;
+    if (this.diff && n.name !== '[pruned]') return diffColor(this.delta(n), this.threshold);
+    return this.fill(n.name);
+  }
+
+  draw() {
+    const c = this.canvas;
+    const nodes = this.flat.nodes;
+    const width = Math.max(200, Math.floor(c.parentElement.clientWidth || c.clientWidth || 800));
+    const z = nodes[this.zoom] || { x: 0, d: 0, n: { value: 1 } };
+    const zv = z.n.value || 1;
+    const depth = this.flat.maxDepth + 1;
+    const height = depth * ROW + 4;
+    const dpr = window.devicePixelRatio || 1;
+    if (c.width !== width * dpr || c.height !== height * dpr) {
+      c.width = width * dpr;
+      c.height = height * dpr;
+      c.style.width = width + 'px';
+      c.style.height = height + 'px';
+    }
+    const g = c.getContext('2d');
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, width, height);
+    g.font = FONT;
+    g.textBaseline = 'middle';
+    const charW = g.measureText('M').width || 7;
+    const scale = width / zv;
+    const dark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
+    this.rows = [];
+    this.drawn = [];
+    this.width = width;
+    // Ancestors of the zoomed frame are drawn full width.
+    const anc = new Set();
+    for (let j = this.zoom; j >= 0; j = nodes[j].p) { anc.add(j); if (j === 0) break; }
+    const zEnd = z.x + zv;
+    for (let i = 0; i < nodes.length; i++) {
+      const nd = nodes[i];
+      let x0, w;
+      if (anc.has(i)) {
+        x0 = 0; w = width;
+      } else {
+        if (nd.d <= z.d || nd.x + nd.n.value <= z.x || nd.x >= zEnd) continue;
+        x0 = (nd.x - z.x) * scale;
+        w = nd.n.value * scale;
+      }
+      if (w < 0.4) continue;
+      const y = this.icicle ? nd.d * ROW : (depth - 1 - nd.d) * ROW;
+      (this.rows[nd.d] = this.rows[nd.d] || []).push([x0, x0 + w, i]);
+      this.drawn.push([x0, y, w, i]);
+      const dim = anc.has(i) && i !== this.zoom;
+      let fill = this.color(nd);
+      if (this.match && this.match.has(i)) fill = 'hsl(300,75%,62%)';
+      g.globalAlpha = dim ? 0.55 : 1;
+      g.fillStyle = fill;
+      g.fillRect(x0, y + 1, Math.max(w - 0.5, 0.4), ROW - 2);
+      if (this.selected !== null && nd.n.name === this.selected) {
+        g.lineWidth = 2;
+        g.strokeStyle = dark ? '#fff' : '#000';
+        g.strokeRect(x0 + 1, y + 2, Math.max(w - 2.5, 1), ROW - 4);
+      }
+      if (i === this.current || i === this.hover) {
+        g.lineWidth = i === this.current ? 3 : 1;
+        g.strokeStyle = i === this.current ? '#7c3aed' : (dark ? '#eee' : '#222');
+        g.strokeRect(x0 + 0.5, y + 1.5, Math.max(w - 1.5, 1), ROW - 3);
+      }
+      if (w > charW * 3) {
+        const name = i === 0 ? nd.n.name : label(nd.n.name);
+        const fit = Math.floor((w - 6) / charW);
+        const text = name.length <= fit ? name : name.slice(0, Math.max(fit - 2, 1)) + '..';
+        g.fillStyle = '#111';
+        g.fillText(text, x0 + 3, y + ROW / 2 + 0.5);
+      }
+      g.globalAlpha = 1;
+    }
+  }
+
+  // at is the index of the frame under the mouse, or -1.
+  at(ev) {
+    const b = this.canvas.getBoundingClientRect();
+    const x = ev.clientX - b.left, y = ev.clientY - b.top;
+    const depth = this.flat.maxDepth + 1;
+    const d = this.icicle ? Math.floor(y / ROW) : depth - 1 - Math.floor(y / ROW);
+    const row = this.rows[d];
+    if (!row) return -1;
+    for (const r of row) if (x >= r[0] && x < r[1]) return r[2];
+    return -1;
+  }
+
+  // rowY is the top of node i's row, for scrolling it into view.
+  rowY(i) {
+    const d = this.flat.nodes[i].d;
+    return this.icicle ? d * ROW : (this.flat.maxDepth - d) * ROW;
+  }
+
+  _move(ev) {
+    const i = this.at(ev);
+    if (i !== this.hover) {
+      this.hover = i;
+      this.draw();
+    }
+    if (this.opts.onHover) this.opts.onHover(i >= 0 ? i : null, ev);
+  }
+}

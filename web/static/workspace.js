@@ -1,0 +1,644 @@
+// scorch: the capture page's analysis workspace. One URL holds the whole
+// state (ranges, filters, view, transforms, selected function, search,
+// zoom, layout); every change is a history entry, so Back and Forward step
+// through them and a permalink reopens what was on screen. The views come
+// from the server's JSON routes (tree.json, functions.json, sandwich.json,
+// summary.json and their diff forms), computed there and pruned to what
+// can be drawn.
+import { FlameView, DIFF_STEPS, diffColor, label } from './flame.js';
+import { mountHeatmap } from './heatmap.js';
+
+const $ = (sel) => document.querySelector(sel);
+const box = $('#capture');
+const ID = box.dataset.id;
+const TYPE = box.dataset.type;
+let UNIT = box.dataset.unit || 'samples'; // set from the views' answers
+
+// The page's state keys. Filters and transforms shape every view; the
+// others are how they are shown.
+const FILTERS = ['pid', 'tid', 'comm', 'cpu', 'idle', 'view'];
+const KEYS = ['from', 'to', 'compare_from', 'compare_to', 'flip', 'base', 'base_from', 'base_to', 'rows', 'enhanced',
+  ...FILTERS, 't', 'fn', 's', 'zoom', 'layout', 'reverse', 'sort', 'filter', 'thr'];
+const TRANSFORMS = { focus: 'Focus on', merge: 'Merge', drop: 'Drop', rec: 'Collapse recursion of', lib: 'Collapse module' };
+
+let P = new URLSearchParams(location.search);
+const token = P.get('token');
+
+// go changes the state and draws it; push: a new history entry.
+function go(patch, push = true) {
+  const next = new URLSearchParams(P);
+  for (const [k, v] of Object.entries(patch)) {
+    next.delete(k);
+    if (Array.isArray(v)) v.forEach((x) => next.append(k, x));
+    else if (v !== null && v !== undefined && v !== '' && v !== false) next.set(k, v === true ? 'true' : v);
+  }
+  // Only known keys, in a stable order: one state, one URL.
+  const clean = new URLSearchParams();
+  if (token) clean.set('token', token);
+  for (const k of KEYS) for (const v of next.getAll(k)) clean.append(k, v);
+  const url = location.pathname + (clean.toString() ? '?' + clean : '');
+  if (url === location.pathname + location.search) return;
+  if (push) history.pushState(null, '', url); else history.replaceState(null, '', url);
+  P = clean;
+  render();
+}
+window.addEventListener('popstate', () => {
+  P = new URLSearchParams(location.search);
+  if (heat) heat.set(P);
+  render();
+});
+
+// ---- numbers ----------------------------------------------------------------
+
+function fmt(v, unit) {
+  unit = unit || UNIT;
+  if (unit === 'ns') {
+    if (v >= 1e9) return (v / 1e9).toFixed(2) + ' s';
+    if (v >= 1e6) return (v / 1e6).toFixed(1) + ' ms';
+    if (v >= 1e3) return (v / 1e3).toFixed(1) + ' µs';
+    return v + ' ns';
+  }
+  if (unit === 'bytes') {
+    const k = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (v >= 1024 && i < k.length - 1) { v /= 1024; i++; }
+    return (i ? v.toFixed(1) : v) + ' ' + k[i];
+  }
+  const s = Math.round(v).toLocaleString('en-US');
+  return unit === 'samples' ? s + (v === 1 ? ' sample' : ' samples') : s + ' ' + unit;
+}
+const pct = (v, t) => (t > 0 ? (100 * v / t) : 0).toFixed(2) + '%';
+const pts = (p) => (p > 0 ? '+' : '') + p.toFixed(2) + ' pt';
+
+function el(tag, attrs, text) {
+  const e = document.createElement(tag);
+  for (const k in attrs || {}) e.setAttribute(k, attrs[k]);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// ---- data -------------------------------------------------------------------
+
+const cache = new Map();
+async function api(path, q) {
+  const url = path + '?' + q;
+  if (!cache.has(url)) {
+    cache.set(url, (async () => {
+      const resp = await fetch(url);
+      const body = await resp.json().catch(() => ({ error: resp.status + ' ' + resp.statusText }));
+      if (!resp.ok) throw new Error(body.error || resp.status + '');
+      return body;
+    })());
+    if (cache.size > 64) cache.delete(cache.keys().next().value);
+  }
+  try {
+    return await cache.get(url);
+  } catch (e) {
+    cache.delete(url);
+    throw e;
+  }
+}
+
+// filters is the query every view of this capture shares.
+function filters() {
+  const q = new URLSearchParams();
+  if (token) q.set('token', token);
+  for (const k of FILTERS) if (P.get(k)) q.set(k, P.get(k));
+  for (const t of P.getAll('t')) q.append('t', t);
+  return q;
+}
+
+// diff says what is compared, or null: two ranges of this capture
+// (compare_from set), or another capture as the base (base set).
+function diff() {
+  if (P.has('compare_from')) {
+    let a = [P.get('from'), P.get('to')], b = [P.get('compare_from'), P.get('compare_to')];
+    if (P.get('flip') === '1') [a, b] = [b, a];
+    return { base: ID, compare: ID, base_range: a, compare_range: b };
+  }
+  if (P.get('base')) return { base: P.get('base'), compare: ID, base_range: [P.get('base_from'), P.get('base_to')], compare_range: [P.get('from'), P.get('to')] };
+  return null;
+}
+
+function viewQuery(extra) {
+  const q = filters();
+  const d = diff();
+  if (d) {
+    q.set('base', d.base);
+    q.set('compare', d.compare);
+    if (d.base_range[0]) q.set('base_from', d.base_range[0]);
+    if (d.base_range[1]) q.set('base_to', d.base_range[1]);
+    if (d.compare_range[0]) q.set('compare_from', d.compare_range[0]);
+    if (d.compare_range[1]) q.set('compare_to', d.compare_range[1]);
+  } else {
+    if (P.get('from')) q.set('from', P.get('from'));
+    if (P.get('to')) q.set('to', P.get('to'));
+  }
+  if (P.get('reverse') === 'true') q.set('reverse', 'true');
+  for (const k in extra || {}) q.set(k, extra[k]);
+  return q;
+}
+
+// The compare side's own query (sandwich, summary): its capture and range.
+function sideQuery() {
+  const q = filters();
+  const d = diff();
+  const r = d ? d.compare_range : [P.get('from'), P.get('to')];
+  if (r[0]) q.set('from', r[0]);
+  if (r[1]) q.set('to', r[1]);
+  return q;
+}
+
+// ---- page parts -------------------------------------------------------------
+
+const graph = new FlameView($('#flamegraph'), {
+  onHover: (i, ev) => tooltip(graph, i, ev),
+  onClick: (i) => {
+    const n = graph.node(i).n;
+    if (n.name === '[pruned]') return;
+    go({ zoom: i === 0 ? null : graph.path(i).join(';'), fn: i === 0 ? P.get('fn') : n.name });
+  },
+  onContext: (i, ev) => menu(graph.node(i).n.name, ev),
+});
+const callers = new FlameView($('#callers'), {
+  onHover: (i, ev) => tooltip(callers, i, ev),
+  onClick: (i) => { const n = callers.node(i).n; if (n.name !== '[pruned]') go({ fn: n.name }); },
+  onContext: (i, ev) => menu(callers.node(i).n.name, ev),
+});
+const callees = new FlameView($('#callees'), {
+  icicle: true,
+  onHover: (i, ev) => tooltip(callees, i, ev),
+  onClick: (i) => { const n = callees.node(i).n; if (n.name !== '[pruned]') go({ fn: n.name }); },
+  onContext: (i, ev) => menu(callees.node(i).n.name, ev),
+});
+
+let modules = new Map(); // function name -> module, from the table
+let heat = null;
+let seq = 0;
+let lastTreeURL = '';
+let current = -1; // index into matches
+let matches = [];
+
+function tooltip(view, i, ev) {
+  const tip = $('#tooltip');
+  if (i === null || !ev) { tip.hidden = true; return; }
+  const nd = view.node(i), n = nd.n;
+  const all = view.doc.total;
+  const parent = nd.p >= 0 ? view.node(nd.p).n.value : n.value;
+  tip.textContent = '';
+  tip.append(el('b', {}, i === 0 ? n.name : label(n.name)));
+  const mod = modules.get(n.name);
+  if (mod) tip.append(el('div', { class: 'note' }, mod));
+  const line = (k, v) => { const d = el('div'); d.append(el('span', { class: 'k' }, k), ' ' + v); tip.append(d); };
+  if (n.pruned) {
+    line('pruned:', n.pruned.toLocaleString('en-US') + ' frames too narrow to draw, together');
+  }
+  line('total:', fmt(n.value) + ' · ' + pct(n.value, all) + ' of all · ' + pct(n.value, parent) + ' of parent');
+  line('self:', fmt(n.self) + ' · ' + pct(n.self, all) + ' of all');
+  if (view.diff) {
+    const b = view.doc.base_total;
+    line('base:', fmt(n.base_total || 0) + ' · ' + pct(n.base_total || 0, b) + ' of base');
+    line('change:', pts(view.delta(n)) + ' of share · ' + ((n.value - (n.base_total || 0)) >= 0 ? '+' : '−') + fmt(Math.abs(n.value - (n.base_total || 0))));
+  }
+  tip.hidden = false;
+  const pad = 14;
+  let x = ev.clientX + pad, y = ev.clientY + pad;
+  const r = tip.getBoundingClientRect();
+  if (x + r.width > window.innerWidth - 4) x = ev.clientX - r.width - pad;
+  if (y + r.height > window.innerHeight - 4) y = ev.clientY - r.height - pad;
+  tip.style.left = x + 'px';
+  tip.style.top = y + 'px';
+}
+
+// menu offers the transforms of one frame or row.
+function menu(name, ev) {
+  const m = $('#menu');
+  m.textContent = '';
+  if (name === '[pruned]' || name === 'all') return;
+  const add = (text, fn) => {
+    const b = el('button', { type: 'button', role: 'menuitem' }, text);
+    b.addEventListener('click', () => { m.hidden = true; fn(); });
+    m.append(b);
+  };
+  const lab = label(name);
+  const push = (kind, arg) => go({ t: [...P.getAll('t'), kind + ':' + arg], zoom: null });
+  add('Show callers and callees of ' + lab, () => go({ fn: name }));
+  add('Focus on ' + lab, () => push('focus', name));
+  add('Merge ' + lab + ' into its callers', () => push('merge', name));
+  add('Drop samples with ' + lab, () => push('drop', name));
+  add('Collapse recursion of ' + lab, () => push('rec', name));
+  const mod = modules.get(name);
+  if (mod) {
+    const base = mod.split('/').pop();
+    add('Collapse module ' + base, () => push('lib', base));
+  }
+  m.hidden = false;
+  m.style.left = Math.min(ev.clientX, window.innerWidth - 300) + 'px';
+  m.style.top = Math.min(ev.clientY, window.innerHeight - 200) + 'px';
+  m.querySelector('button').focus();
+}
+document.addEventListener('mousedown', (ev) => { if (!ev.target.closest('#menu')) $('#menu').hidden = true; });
+
+// crumbs: the transforms, each removable, then the zoom path.
+function crumbs() {
+  const nav = $('#crumbs');
+  nav.textContent = '';
+  const ts = P.getAll('t');
+  const all = el('button', { type: 'button', class: 'crumb', id: 'crumb-root' }, 'all');
+  all.addEventListener('click', () => go({ t: [], zoom: null }));
+  nav.append(all);
+  ts.forEach((t, i) => {
+    const [kind, ...rest] = t.split(':');
+    const c = el('span', { class: 'crumb transform', 'data-t': t });
+    c.append((TRANSFORMS[kind] || kind) + ' ' + label(rest.join(':')));
+    const x = el('button', { type: 'button', class: 'remove', title: 'remove this transform', 'aria-label': 'remove ' + t }, '×');
+    x.addEventListener('click', () => go({ t: ts.filter((_, j) => j !== i), zoom: null }));
+    c.append(' ', x);
+    nav.append(' › ', c);
+  });
+  const zoom = P.get('zoom') ? P.get('zoom').split(';') : [];
+  zoom.forEach((name, i) => {
+    const c = el('button', { type: 'button', class: 'crumb zoom' }, label(name));
+    c.addEventListener('click', () => go({ zoom: zoom.slice(0, i + 1).join(';') }));
+    nav.append(' › ', c);
+  });
+}
+
+function health(sum) {
+  const h = $('#health');
+  h.textContent = '';
+  const facts = [
+    fmt(sum.samples, sum.unit) + (sum.unit !== 'samples' ? ' (' + sum.events.toLocaleString('en-US') + ' events)' : ''),
+    sum.duration.toFixed(1) + ' s',
+  ];
+  if (sum.hz) facts.push(sum.hz + ' Hz requested, ' + sum.effective_hz.toFixed(1) + ' Hz per CPU seen');
+  facts.push(sum.lost.toLocaleString('en-US') + ' lost');
+  facts.push(sum.processes + (sum.processes === 1 ? ' process, ' : ' processes, ') + sum.threads + (sum.threads === 1 ? ' thread' : ' threads'));
+  facts.push((100 * sum.unsymbolized).toFixed(1) + '% of frames without symbol');
+  const ended = Object.values(sum.user_stacks.ended).reduce((a, b) => a + b, 0);
+  if (sum.user_stacks.complete + ended > 0) facts.push(pct(sum.user_stacks.complete, sum.user_stacks.complete + ended) + ' of user stacks complete');
+  h.append(el('h3', {}, 'Capture health'), el('p', { class: 'meta', id: 'health-facts' }, facts.join(' · ')));
+  const ul = el('ul', { class: 'findings', id: 'findings' });
+  for (const f of sum.findings) {
+    const li = el('li', { class: 'sev-' + f.severity });
+    li.append(el('span', { class: 'sev' }, f.severity), ' ', el('span', { class: 'msg' }, f.message));
+    if (f.fix) li.append(el('div', { class: 'fix' }, 'Fix: ' + f.fix));
+    ul.append(li);
+  }
+  if (sum.findings.length === 0) ul.append(el('li', { class: 'sev-ok' }, 'Nothing limits this capture: no lost events, stacks complete, symbols found.'));
+  h.append(ul);
+  const nt = el('p', { class: 'note', id: 'no-time', hidden: '' });
+  h.append(nt);
+  if (!sum.timestamps) {
+    const p = $('#no-time');
+    p.textContent = 'This capture has no timestamps (it was imported from ' + (sum.source || 'a file') + ' data), so the heatmap and time ranges are not available; every view covers the whole capture.';
+    p.hidden = false;
+  } else if (!heat) {
+    const root = $('#heatmap');
+    root.hidden = false;
+    heat = mountHeatmap(root, ID, {
+      initial: P,
+      filters: filters,
+      onChange: (st) => {
+        const [a, b] = st.sel;
+        const sec = (x) => (x === null || x === undefined ? null : String(+x.toFixed(9)));
+        go({
+          from: a ? sec(a[0]) : null, to: a && a[1] !== null ? sec(a[1]) : null,
+          compare_from: st.compare && b ? sec(b[0]) : null, compare_to: st.compare && b && b[1] !== null ? sec(b[1]) : null,
+          flip: st.flipped ? '1' : null, rows: st.rows !== 50 ? st.rows : null, enhanced: st.enhanced ? '1' : null,
+          zoom: null,
+        });
+      },
+    });
+  }
+}
+
+function searchRE() {
+  const s = P.get('s');
+  if (!s) return null;
+  try { return new RegExp(s); } catch (e) { return e; }
+}
+
+// search marks the frames whose name matches and says how many and how
+// much of the total they hold (frames inside another match counted once).
+function search() {
+  const info = $('#search-info');
+  const re = searchRE();
+  matches = [];
+  graph.match = null;
+  if (re instanceof Error) { info.textContent = 'not a regular expression: ' + re.message; info.className = 'ws-info error'; return; }
+  info.className = 'ws-info';
+  if (!re || !graph.doc) { info.textContent = ''; graph.current = -1; return; }
+  const nodes = graph.flat.nodes;
+  const set = new Set();
+  let share = 0;
+  for (let i = 1; i < nodes.length; i++) {
+    const n = nodes[i].n;
+    if (n.name === '[pruned]' || !re.test(label(n.name))) continue;
+    set.add(i);
+    matches.push(i);
+    let inside = false;
+    for (let j = nodes[i].p; j > 0; j = nodes[j].p) if (set.has(j)) { inside = true; break; }
+    if (!inside) share += n.value;
+  }
+  graph.match = set;
+  if (current >= matches.length) current = -1;
+  graph.current = current >= 0 ? matches[current] : -1;
+  const where = current >= 0 ? ' · ' + (current + 1) + '/' + matches.length + ': ' + label(nodes[matches[current]].n.name) : '';
+  info.textContent = matches.length + (matches.length === 1 ? ' frame' : ' frames') + ' match, ' + pct(share, graph.doc.total) + ' of the total' + where;
+  info.dataset.count = matches.length;
+  info.dataset.share = (100 * share / (graph.doc.total || 1)).toFixed(2);
+}
+
+function step(dir) {
+  if (matches.length === 0) return;
+  current = (current + dir + matches.length) % matches.length;
+  const i = matches[current];
+  // A match outside the zoomed frame: zoom out to show it.
+  const z = graph.zoom;
+  const nd = graph.node(i), zn = graph.node(z);
+  if (z !== 0 && !(nd.x >= zn.x && nd.x < zn.x + zn.n.value && nd.d > zn.d)) { go({ zoom: null }); }
+  search();
+  graph.draw();
+  const boxEl = $('#graph-box');
+  const y = graph.rowY(i);
+  if (y < boxEl.scrollTop || y > boxEl.scrollTop + boxEl.clientHeight - 20) boxEl.scrollTop = y - boxEl.clientHeight / 2;
+}
+
+function legend(doc) {
+  const lg = $('#legend');
+  const d = diff();
+  if (!d) { lg.hidden = true; return; }
+  lg.textContent = '';
+  const thr = +(P.get('thr') || DIFF_STEPS[0]);
+  lg.append(el('span', {}, 'share of each side\'s total: '));
+  const steps = DIFF_STEPS.filter((s) => s >= thr);
+  for (const s of [...steps].reverse()) lg.append(el('span', { class: 'swatch' }, '−' + s));
+  lg.append(el('span', { class: 'swatch' }, '< ' + thr + ' pt'));
+  for (const s of steps) lg.append(el('span', { class: 'swatch' }, '+' + s));
+  // Swatch colours are set from script (no inline styles under the CSP).
+  const sw = lg.querySelectorAll('.swatch');
+  let k = 0;
+  for (const s of [...steps].reverse()) sw[k++].style.background = diffColor(-s, thr);
+  sw[k++].style.background = diffColor(0, thr);
+  for (const s of steps) sw[k++].style.background = diffColor(s, thr);
+  const sel = el('select', { id: 'threshold', title: 'changes below this are not coloured' });
+  for (const s of DIFF_STEPS) {
+    const o = el('option', { value: s }, 'threshold ' + s + ' pt');
+    if (s === thr) o.selected = true;
+    sel.append(o);
+  }
+  sel.addEventListener('change', () => go({ thr: sel.value === String(DIFF_STEPS[0]) ? null : sel.value }));
+  lg.append(' ', sel, el('span', { class: 'note' }, ' red grew, blue shrank · base ' + fmt(doc.base_total) + ', compare ' + fmt(doc.total)));
+  lg.hidden = false;
+}
+
+function rangeInfo() {
+  const d = diff();
+  const r = (a) => (a[0] || a[1] ? (a[0] || '0') + '–' + (a[1] || 'end') + ' s' : 'whole capture');
+  const t = $('#range-info');
+  if (d) t.textContent = 'comparing base ' + (d.base === ID ? '' : d.base + ' ') + r(d.base_range) + ' → compare ' + r(d.compare_range);
+  else t.textContent = 'showing ' + r([P.get('from'), P.get('to')]);
+}
+
+// table draws the function table: self and total with shares, or in a
+// diff the compare and base sides and the change.
+function table(doc) {
+  const d = !!diff();
+  const sort = P.get('sort') || (d ? 'delta' : 'self');
+  const thead = $('#functions thead'), tbody = $('#functions tbody');
+  thead.textContent = '';
+  tbody.textContent = '';
+  const cols = d
+    ? [['total', 'Total'], ['base', 'Base total'], ['delta', 'Change'], ['self', 'Self'], ['name', 'Function']]
+    : [['self', 'Self'], ['selfpct', 'Self %'], ['total', 'Total'], ['totalpct', 'Total %'], ['name', 'Function']];
+  const tr = el('tr');
+  for (const [key, text] of cols) {
+    if (key === 'base') { tr.append(el('th', { scope: 'col' }, text)); continue; }
+    const sortKey = { selfpct: 'self', totalpct: 'total' }[key] || key;
+    const th = el('th', { 'data-sort': sortKey, class: sortKey === sort ? 'sorted' : '', scope: 'col' });
+    const b = el('button', { type: 'button' }, text + (sortKey === sort ? ' ▾' : ''));
+    b.addEventListener('click', () => go({ sort: sortKey === (d ? 'delta' : 'self') ? null : sortKey }));
+    th.append(b);
+    tr.append(th);
+  }
+  thead.append(tr);
+  const f = (P.get('filter') || '').toLowerCase();
+  const re = searchRE();
+  const rows = doc.functions.filter((fn) => !f || fn.name.toLowerCase().includes(f));
+  const shown = rows.slice(0, 400);
+  const T = doc.total, B = doc.base_total;
+  for (const fn of shown) {
+    const row = el('tr', { 'data-fn': fn.name, tabindex: '0' });
+    if (fn.name === P.get('fn')) row.classList.add('selected');
+    if (re && !(re instanceof Error) && re.test(label(fn.name))) row.classList.add('match');
+    const num = (t, title) => el('td', { class: 'num', title: title || '' }, t);
+    if (d) {
+      const ch = (fn.total / (T || 1) - fn.base_total / (B || 1)) * 100;
+      const c = num(pts(ch), fmt(fn.total - fn.base_total));
+      c.classList.add(ch > 0 ? 'grew' : ch < 0 ? 'shrank' : 'same');
+      row.append(num(fmt(fn.total), pct(fn.total, T)), num(fmt(fn.base_total), pct(fn.base_total, B)), c,
+        num(fmt(fn.self), pct(fn.self, T)));
+    } else {
+      row.append(num(fmt(fn.self)), num(pct(fn.self, T)), num(fmt(fn.total)), num(pct(fn.total, T)));
+    }
+    const name = el('td', { class: 'fn' });
+    name.append(el('span', { class: 'name' }, label(fn.name)));
+    if (fn.module) name.append(' ', el('span', { class: 'module' }, fn.module.split('/').pop()));
+    row.append(name);
+    row.addEventListener('click', () => go({ fn: fn.name === P.get('fn') ? null : fn.name }));
+    row.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') { ev.stopPropagation(); go({ fn: fn.name }); } });
+    row.addEventListener('contextmenu', (ev) => { ev.preventDefault(); menu(fn.name, ev); });
+    tbody.append(row);
+  }
+  $('#table-info').textContent = (rows.length > shown.length ? shown.length + ' of ' : '') + rows.length + ' functions' +
+    (doc.count > doc.functions.length ? ' (the ' + doc.functions.length + ' largest of ' + doc.count + ')' : '');
+}
+
+async function sandwich(mySeq) {
+  const fn = P.get('fn');
+  const title = $('#sandwich-title'), hint = $('#sandwich-hint');
+  const boxes = document.querySelectorAll('#sandwich .sw-box');
+  if (!fn) {
+    title.textContent = 'Callers and callees';
+    hint.hidden = false;
+    boxes.forEach((b) => { b.hidden = true; });
+    return;
+  }
+  let sw;
+  try {
+    sw = await api('/api/captures/' + encodeURIComponent(ID) + '/sandwich.json', (() => { const q = sideQuery(); q.set('fn', fn); return q; })());
+  } catch (e) {
+    if (mySeq !== seq) return;
+    title.textContent = label(fn);
+    hint.textContent = e.message;
+    hint.hidden = false;
+    boxes.forEach((b) => { b.hidden = true; });
+    return;
+  }
+  if (mySeq !== seq) return;
+  title.textContent = label(fn) + ' — total ' + fmt(sw.total) + ' (' + pct(sw.total, sw.all) + '), self ' + fmt(sw.self) + ' (' + pct(sw.self, sw.all) + ')';
+  hint.textContent = 'Callers above (who calls it, the function at the bottom), callees below. Click a frame to select it.';
+  boxes.forEach((b) => { b.hidden = false; });
+  callers.set({ total: sw.all, unit: sw.unit, tree: sw.callers }, { type: TYPE });
+  callees.set({ total: sw.all, unit: sw.unit, tree: sw.callees }, { type: TYPE });
+  callers.selected = callees.selected = fn;
+  callers.draw();
+  callees.draw();
+}
+
+function downloads() {
+  const q = filters();
+  if (P.get('from')) q.set('from', P.get('from'));
+  if (P.get('to')) q.set('to', P.get('to'));
+  const d = diff();
+  const svg = d ? viewQuery() : new URLSearchParams(q);
+  for (const k of ['layout', 'reverse', 's']) if (P.get(k)) svg.set(k, P.get(k));
+  $('#dl-svg').href = (d ? '/api/diff.svg?' : '/api/captures/' + encodeURIComponent(ID) + '/flamegraph.svg?') + svg;
+  for (const [idn, path] of [['#dl-pprof', 'profile.pb.gz'], ['#dl-folded', 'folded'], ['#dl-speedscope', 'speedscope.json']]) {
+    $(idn).href = '/api/captures/' + encodeURIComponent(ID) + '/' + path + (q.toString() ? '?' + q : '');
+  }
+}
+
+function controls() {
+  const form = $('#filters');
+  for (const k of ['pid', 'tid', 'comm', 'cpu', 'idle']) form.elements[k].value = P.get(k) || '';
+  $('#layout').value = P.get('layout') === 'icicle' ? 'icicle' : 'flame';
+  $('#reverse').checked = P.get('reverse') === 'true';
+  if (TYPE === 'mem') {
+    $('#view-control').hidden = false;
+    $('#view').value = P.get('view') === 'inuse' ? 'inuse' : 'alloc';
+  }
+  const si = $('#search-input');
+  if (document.activeElement !== si) si.value = P.get('s') || '';
+  const tf = $('#table-filter');
+  if (document.activeElement !== tf) tf.value = P.get('filter') || '';
+}
+
+// render draws the state: fetches what changed, redraws everything.
+async function render() {
+  const mySeq = ++seq;
+  document.body.dataset.settled = ''; // tests wait for the state on screen
+  controls();
+  crumbs();
+  rangeInfo();
+  downloads();
+  const err = $('#ws-error');
+  const d = diff();
+  const treeURL = d ? '/api/diff/tree.json' : '/api/captures/' + encodeURIComponent(ID) + '/tree.json';
+  const fnURL = d ? '/api/diff/functions.json' : '/api/captures/' + encodeURIComponent(ID) + '/functions.json';
+  const fq = viewQuery({ limit: 2000 });
+  fq.delete('reverse');
+  if (P.get('sort')) fq.set('sort', P.get('sort'));
+  const sumP = api('/api/captures/' + encodeURIComponent(ID) + '/summary.json', sideQuery()).then((s) => { if (mySeq === seq) health(s); }, (e) => { if (mySeq === seq) $('#health').textContent = 'health: ' + e.message; });
+  const status = $('#graph-status');
+  const tq = viewQuery();
+  const key = treeURL + '?' + tq;
+  if (key !== lastTreeURL) status.textContent = 'loading…';
+  let tree, fns;
+  try {
+    [tree, fns] = await Promise.all([api(treeURL, tq), api(fnURL, fq)]);
+  } catch (e) {
+    if (mySeq !== seq) return;
+    err.textContent = e.message;
+    status.textContent = '';
+    return;
+  }
+  if (mySeq !== seq) return;
+  err.textContent = '';
+  status.textContent = '';
+  UNIT = tree.unit || UNIT;
+  modules = new Map(fns.functions.map((f) => [f.name, f.module]));
+  const fresh = key !== lastTreeURL;
+  if (fresh) {
+    graph.set(tree, { diff: !!d, type: TYPE, threshold: +(P.get('thr') || DIFF_STEPS[0]) });
+    lastTreeURL = key;
+    current = -1;
+  }
+  graph.threshold = +(P.get('thr') || DIFF_STEPS[0]);
+  graph.icicle = P.get('layout') === 'icicle';
+  graph.zoom = P.get('zoom') ? graph.find(P.get('zoom').split(';')) : 0;
+  graph.selected = P.get('fn');
+  search();
+  graph.draw();
+  if (fresh) fit();
+  legend(tree);
+  table(fns);
+  document.body.dataset.ready = String(mySeq);
+  await Promise.all([sandwich(mySeq), sumP]);
+  if (mySeq === seq) document.body.dataset.settled = String(mySeq);
+}
+
+// ---- controls ---------------------------------------------------------------
+
+$('#filters').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const f = ev.target.elements;
+  go({ pid: f.pid.value.trim(), tid: f.tid.value.trim(), comm: f.comm.value.trim(), cpu: f.cpu.value.trim(), idle: f.idle.value, zoom: null });
+});
+$('#layout').addEventListener('change', (ev) => {
+  go({ layout: ev.target.value === 'icicle' ? 'icicle' : null });
+  fit();
+});
+
+// fit keeps the graph's box within the window and the root in view on the
+// first paint: at the top of an icicle, at the bottom of a flame graph.
+function fit() {
+  const gb = $('#graph-box');
+  const top = gb.getBoundingClientRect().top + window.scrollY;
+  gb.style.maxHeight = Math.round(Math.max(240, Math.min(window.innerHeight * 0.8, window.innerHeight - top - 12))) + 'px';
+  gb.scrollTop = graph.icicle ? 0 : gb.scrollHeight;
+}
+$('#reverse').addEventListener('change', (ev) => go({ reverse: ev.target.checked, zoom: null }));
+$('#view').addEventListener('change', (ev) => go({ view: ev.target.value === 'inuse' ? 'inuse' : null, zoom: null }));
+$('#search').addEventListener('submit', (ev) => { ev.preventDefault(); current = -1; go({ s: $('#search-input').value }); });
+let searchTimer = 0;
+$('#search-input').addEventListener('input', () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => { current = -1; go({ s: $('#search-input').value }, false); }, 250);
+});
+$('#search-next').addEventListener('click', () => step(1));
+$('#search-prev').addEventListener('click', () => step(-1));
+let filterTimer = 0;
+$('#table-filter').addEventListener('input', () => {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(() => go({ filter: $('#table-filter').value }, false), 200);
+});
+
+document.addEventListener('keydown', (ev) => {
+  const typing = ev.target.closest && ev.target.closest('input, select, textarea');
+  if (ev.key === 'Escape') {
+    if (!$('#menu').hidden) { $('#menu').hidden = true; return; }
+    if (typing) { ev.target.blur(); return; }
+    // Back out one step: the zoom, then the selection, then the search.
+    const zoom = P.get('zoom') ? P.get('zoom').split(';') : [];
+    if (zoom.length) go({ zoom: zoom.slice(0, -1).join(';') || null });
+    else if (P.get('fn')) go({ fn: null });
+    else if (P.get('s')) go({ s: null });
+    return;
+  }
+  if (typing || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  if (ev.key === '/') { ev.preventDefault(); $('#search-input').focus(); $('#search-input').select(); }
+  else if (ev.key === 'n') step(1);
+  else if (ev.key === 'N') step(-1);
+  else if (ev.key === 'Enter') {
+    const i = graph.current >= 0 ? graph.current : graph.hover;
+    if (i > 0) go({ zoom: graph.path(i).join(';') });
+  }
+});
+
+// The header settles after the first paint (health, heatmap): keep the
+// graph's root in view while it does.
+new ResizeObserver(() => { if (graph.doc) fit(); }).observe(document.querySelector('.top-grid'));
+
+let resizeTimer = 0;
+new ResizeObserver(() => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => {
+    if (graph.doc) graph.draw();
+    if (callers.doc && !$('#callers').parentElement.hidden) { callers.draw(); callees.draw(); }
+  }, 50);
+}).observe($('#graph-box'));
+window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => { graph.draw(); });
+
+render();

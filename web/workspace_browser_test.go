@@ -1,0 +1,206 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/internal/browser"
+)
+
+// wsPhased is a cpu capture of two phases of 2 s each, 100 samples a
+// second. hot is called from compute (under work) and from parse:
+//
+//	phase 1: work;compute;hot 60/s, parse;hot 20/s, work;wait 10/s, parse;lex 10/s
+//	phase 2: work;compute;hot 40/s, parse;hot 40/s, work;wait 10/s, parse;lex 10/s
+//
+// so hot holds 320 of 400 samples (80%), 200 of them from compute.
+func wsPhased() *capture.Capture {
+	b := capture.NewBuilder(capture.Meta{Type: capture.CPU, Start: time.Unix(1700000000, 0), Duration: 4 * time.Second, Timestamps: true, Source: "bpf",
+		Params: capture.Params{Type: capture.CPU, Hz: 99}})
+	stack := func(names ...string) uint32 {
+		ids := []uint32{b.Frame(capture.Frame{Name: "app", Kind: capture.KindProcess})}
+		for _, n := range names {
+			ids = append(ids, b.Frame(capture.Frame{Name: n, Module: "/usr/bin/app"}))
+		}
+		return b.Stack(ids)
+	}
+	stacks := []uint32{stack("main", "work", "compute", "hot"), stack("main", "parse", "hot"), stack("main", "work", "wait"), stack("main", "parse", "lex")}
+	rates := [2][4]int{{60, 20, 10, 10}, {40, 40, 10, 10}}
+	for s := 0; s < 4; s++ {
+		phase := rates[s/2]
+		n := 0
+		for k, rate := range phase {
+			for i := 0; i < rate; i++ {
+				// spread each second's samples over it
+				at := int64(s)*int64(time.Second) + int64(n)*int64(time.Second)/100
+				b.Add(capture.Event{Time: at, Value: 1, Stack: stacks[k], PID: 100, TID: 100 + uint32(k%2), CPU: uint16(k % 2)})
+				n++
+			}
+		}
+	}
+	c := b.Capture()
+	c.SortEvents()
+	return c
+}
+
+// wsMem: 10 allocations of 4000 bytes by temp_buf, freed, and 10 of 1000
+// bytes by cache_fill, still in use at the end.
+func wsMem() *capture.Capture {
+	b := capture.NewBuilder(capture.Meta{Type: capture.Mem, Event: "malloc", Start: time.Unix(1700000000, 0), Duration: 2 * time.Second, Timestamps: true, Source: "bpf"})
+	app := b.Frame(capture.Frame{Name: "app", Kind: capture.KindProcess})
+	main := b.Frame(capture.Frame{Name: "main"})
+	temp := b.Stack([]uint32{app, main, b.Frame(capture.Frame{Name: "temp_buf"})})
+	cache := b.Stack([]uint32{app, main, b.Frame(capture.Frame{Name: "cache_fill"})})
+	for i := 0; i < 10; i++ {
+		b.Add(capture.Event{Time: int64(i) * int64(100*time.Millisecond), Value: 4000, Value2: 1, Stack: temp, PID: 1, TID: 1})
+		b.Add(capture.Event{Time: int64(i)*int64(100*time.Millisecond) + 1, Value: 1000, Value2: 1, Stack: cache, PID: 1, TID: 1, Flags: capture.FlagInuse})
+	}
+	return b.Capture()
+}
+
+// TestWorkspaceBrowser acts as a user on the capture page in headless
+// Chromium: picks a function in the table and reads its callers, focuses
+// on a frame from the context menu and goes Back, searches and steps
+// through the matches, zooms, compares two ranges picked on the heatmap
+// and reads the change in the table, switches a mem capture to in-use,
+// resizes the window, and checks that no page logs an error. Screenshots
+// are kept in internal/browser/artifacts/TestWorkspaceBrowser.
+func TestWorkspaceBrowser(t *testing.T) {
+	browser.Require(t)
+	s, err := New(Config{DataDir: t.TempDir(), Recorder: hmRecorder{}, Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := hmStore(t, s, wsPhased())
+	mem := hmStore(t, s, wsMem())
+	noTS := capture.NewBuilder(capture.Meta{Type: capture.CPU, Source: "folded", Duration: time.Second})
+	noTS.Add(capture.Event{Value: 3, Stack: noTS.Stack([]uint32{noTS.Frame(capture.Frame{Name: "app", Kind: capture.KindProcess}), noTS.Frame(capture.Frame{Name: "<b>bold</b>"})})})
+	folded := hmStore(t, s, noTS.Capture())
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+
+	artifacts, err := filepath.Abs(filepath.Join(browser.Dir(), "artifacts", t.Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(artifacts)
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	out, err := browser.Run(ctx, filepath.Join(browser.Dir(), "workspace.mjs"), ts.URL, cpu, mem, folded, artifacts)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var got struct {
+		Errors                          []string
+		RootInView, CanvasPainted       bool
+		CanvasWidth, BoxWidth           float64
+		WideCanvasWidth, WideBoxWidth   float64
+		HotTotal                        string
+		SelectURL, SandwichTitle        string
+		CallerTip                       string
+		CalleesOfHot                    []string
+		FocusURL, FocusCrumb            string
+		FocusRootKids                   []string
+		FocusHotTotal                   string
+		BackURL, BackHotTotal           string
+		BackCrumbs                      int
+		SearchInfo, StepInfo, StepBack  string
+		MatchedRows                     []string
+		ZoomURL, ZoomCrumb, EscURL      string
+		ZoomWidest                      string
+		DiffURL                         string
+		DiffHeader                      []string
+		DiffRows                        map[string]string
+		LegendVisible                   bool
+		MemTop, MemInuseTop, MemURL     string
+		MemInuseShare                   string
+		NoTimeText                      string
+		FoldedNames                     []string
+		ErrorPage                       string
+		DarkBackground                  string
+		Screenshots                     []string
+		Tooltip                         string
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("reading the browser's report: %v\n%s", err, out)
+	}
+	t.Logf("screenshots: %s", strings.Join(got.Screenshots, ", "))
+	if len(got.Errors) > 0 {
+		t.Errorf("browser errors: %q", got.Errors)
+	}
+	if !got.RootInView || !got.CanvasPainted {
+		t.Errorf("first paint: root in view %v, canvas painted %v", got.RootInView, got.CanvasPainted)
+	}
+	if got.CanvasWidth < got.BoxWidth-2 || got.BoxWidth < 1100 {
+		t.Errorf("at 1280 px the graph is %v px wide in a %v px box, want it full width", got.CanvasWidth, got.BoxWidth)
+	}
+	if got.WideCanvasWidth < got.WideBoxWidth-2 || got.WideBoxWidth < 1750 {
+		t.Errorf("after resizing to 1920 px the graph is %v px wide in a %v px box, want it redrawn full width", got.WideCanvasWidth, got.WideBoxWidth)
+	}
+	if !strings.Contains(got.Tooltip, "total: 200 samples · 50.00% of all · 100.00% of parent") || !strings.Contains(got.Tooltip, "self: 200 samples") {
+		t.Errorf("tooltip over hot: %q", got.Tooltip)
+	}
+	if got.HotTotal != "80.00%" {
+		t.Errorf("table: hot's total %q, want 80.00%%", got.HotTotal)
+	}
+	if !strings.Contains(got.SelectURL, "fn=hot") || !strings.HasPrefix(got.SandwichTitle, "hot — total 320 samples (80.00%)") {
+		t.Errorf("selecting hot: URL %q, sandwich %q", got.SelectURL, got.SandwichTitle)
+	}
+	if !strings.Contains(got.CallerTip, "compute") || !strings.Contains(got.CallerTip, "200 samples") || !strings.Contains(got.CallerTip, "62.50% of parent") {
+		t.Errorf("hovering compute among hot's callers: %q, want 200 samples, 62.50%% of parent", got.CallerTip)
+	}
+	if !strings.Contains(got.FocusURL, "t=focus%3Awork") || got.FocusCrumb != "Focus on work ×" || strings.Join(got.FocusRootKids, ",") != "work" || got.FocusHotTotal != "83.33%" {
+		t.Errorf("focus on work: URL %q, crumb %q, root's children %v, hot's total %q (want 83.33%%)", got.FocusURL, got.FocusCrumb, got.FocusRootKids, got.FocusHotTotal)
+	}
+	if strings.Contains(got.BackURL, "t=") || got.BackCrumbs != 0 || got.BackHotTotal != "80.00%" {
+		t.Errorf("Back after focus: URL %q, %d transform crumbs, hot's total %q", got.BackURL, got.BackCrumbs, got.BackHotTotal)
+	}
+	if !strings.HasPrefix(got.SearchInfo, "3 frames match, 90.00% of the total") {
+		t.Errorf("search hot|lex: %q, want 3 frames, 90.00%%", got.SearchInfo)
+	}
+	if !strings.Contains(got.StepInfo, "2/3") || !strings.Contains(got.StepBack, "1/3") {
+		t.Errorf("n, n, N: %q then %q", got.StepInfo, got.StepBack)
+	}
+	if strings.Join(got.MatchedRows, ",") != "hot,lex" {
+		t.Errorf("rows highlighted by the search: %v", got.MatchedRows)
+	}
+	if !strings.Contains(got.ZoomURL, "zoom=app%3Bmain%3Bparse") || got.ZoomCrumb != "parse" || got.ZoomWidest != "parse" || strings.Contains(got.EscURL, "zoom=") {
+		t.Errorf("zoom on parse: URL %q, crumb %q, widest frame %q; after Esc %q", got.ZoomURL, got.ZoomCrumb, got.ZoomWidest, got.EscURL)
+	}
+	if !strings.Contains(got.DiffURL, "from=0&to=2&compare_from=2&compare_to=4") || !got.LegendVisible {
+		t.Errorf("compare two ranges: URL %q, legend %v", got.DiffURL, got.LegendVisible)
+	}
+	if strings.Join(got.DiffHeader, ",") != "Total,Base total,Change ▾,Self,Function" {
+		t.Errorf("diff table header %v", got.DiffHeader)
+	}
+	for fn, want := range map[string]string{"compute": "-20.00 pt", "parse": "+20.00 pt", "hot": "0.00 pt"} {
+		if got.DiffRows[fn] != want {
+			t.Errorf("change of %s: %q, want %q (all: %v)", fn, got.DiffRows[fn], want, got.DiffRows)
+		}
+	}
+	if got.MemTop != "temp_buf" || got.MemInuseTop != "cache_fill" || !strings.Contains(got.MemURL, "view=inuse") || got.MemInuseShare != "100.00%" {
+		t.Errorf("mem: top %q, in use %q (%s), URL %q", got.MemTop, got.MemInuseTop, got.MemInuseShare, got.MemURL)
+	}
+	if !strings.Contains(got.NoTimeText, "no timestamps") {
+		t.Errorf("folded import: %q, want a sentence on the missing time views", got.NoTimeText)
+	}
+	if strings.Join(got.FoldedNames, ",") != "all,app,<b>bold</b>" {
+		t.Errorf("folded import drawn as %v", got.FoldedNames)
+	}
+	if !strings.Contains(got.ErrorPage, "not found") {
+		t.Errorf("unknown capture page: %q", got.ErrorPage)
+	}
+	if got.DarkBackground == "" || got.DarkBackground == "rgb(246, 246, 244)" {
+		t.Errorf("dark mode background %q", got.DarkBackground)
+	}
+}
