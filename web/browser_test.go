@@ -108,7 +108,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 			t.Errorf("flame graph lacks %s: %q", want, got.Frames)
 		}
 	}
-	if !strings.Contains(got.ZoomURL, "x=") || !got.DeltaHidden {
+	if !strings.Contains(got.ZoomURL, "zoom=") || !got.DeltaHidden {
 		t.Errorf("zoom on alpha: URL %q, delta hidden %v", got.ZoomURL, got.DeltaHidden)
 	}
 	// beta is 300 of 600 samples per second of the fake capture: 50%.

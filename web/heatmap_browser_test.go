@@ -69,7 +69,7 @@ func TestHeatmapBrowser(t *testing.T) {
 		t.Errorf("page URL %q is not a permalink of the range", got.PageURL)
 	}
 	if !strings.Contains(got.Title, "2–2.2 s") {
-		t.Errorf("graph title %q, want the range 2–2.2 s", got.Title)
+		t.Errorf("range shown %q, want 2–2.2 s", got.Title)
 	}
 	if !strings.Contains(got.Graph, "hot_loop") || strings.Contains(got.Graph, "cold_loop") {
 		t.Errorf("the range's flame graph should show hot_loop only (hot %v, cold %v)", strings.Contains(got.Graph, "hot_loop"), strings.Contains(got.Graph, "cold_loop"))

@@ -1,7 +1,8 @@
 // Browser test of the capture page's heatmap, driven by
 // web/heatmap_browser_test.go: `node heatmap.mjs CAPTURE_PAGE_URL
 // NO_TIMESTAMPS_CAPTURE_PAGE_URL` prints what it saw as JSON. It clicks a start and an end cell, checks the live
-// highlight, Esc, the hover details and that the flame graph follows.
+// highlight, Esc, the hover details and that the workspace's flame graph
+// follows (its canvas and its SVG download link).
 import { chromium } from 'playwright-core';
 
 const [url, noTimestampsURL] = process.argv.slice(2);
@@ -21,7 +22,10 @@ try {
   const g = await svg.evaluate((s) => ({ left: +s.dataset.left, top: +s.dataset.top, cw: +s.dataset.cw, ch: +s.dataset.ch, rows: +s.dataset.rows }));
   const at = (c, r) => ({ x: box.x + g.left + c * g.cw + g.cw / 2, y: box.y + g.top + (g.rows - 1 - r) * g.ch + g.ch / 2 });
   const highlights = () => page.$$eval('#hm-svg .hm-sel rect', (rs) => rs.length);
-  const src = () => page.$eval('#flamegraph', (f) => f.getAttribute('src'));
+  // What the workspace shows is in its SVG download link: the range, the
+  // diff and the search.
+  const src = () => page.$eval('#dl-svg', (a) => a.getAttribute('href'));
+  const graphNames = (pg) => pg.$eval('canvas[data-view="flamegraph"]', (c) => c.scorchFrames().map((f) => f.name).join(' '));
 
   // Hover shows the cell's time range and value.
   let p = at(3, 0);
@@ -38,7 +42,7 @@ try {
   // A search (the page's own form) is kept when the range changes.
   await page.fill('#search-input', 'hot');
   await page.press('#search-input', 'Enter');
-  await page.waitForFunction(() => document.querySelector('#flamegraph').getAttribute('src').includes('s=hot'));
+  await page.waitForFunction(() => document.querySelector('#dl-svg').getAttribute('href').includes('s=hot'));
 
   // Click the start cell, move (live highlight), click the end cell.
   const before = await src();
@@ -49,13 +53,12 @@ try {
   result.highlightLive = await highlights();
   p = at(2, 9);
   await page.mouse.click(p.x, p.y);
-  await page.waitForFunction((b) => document.querySelector('#flamegraph').getAttribute('src') !== b, before);
+  await page.waitForFunction((b) => document.querySelector('#dl-svg').getAttribute('href') !== b, before);
+  await page.waitForFunction(() => document.body.dataset.settled);
   result.src = await src();
-  result.title = await page.textContent('#hm-graph-title');
+  result.title = await page.textContent('#range-info');
   result.pageURL = page.url();
-  const frame = await (await page.$('#flamegraph')).contentFrame();
-  await frame.waitForFunction(() => document.readyState === 'complete' && location.search.includes('from='));
-  result.graph = await frame.content();
+  result.graph = await graphNames(page);
 
   // Dragging from one cell to another selects too.
   p = at(3, 0);
@@ -64,7 +67,7 @@ try {
   p = at(3, 9);
   await page.mouse.move(p.x, p.y, { steps: 5 });
   await page.mouse.up();
-  await page.waitForFunction(() => document.querySelector('#flamegraph').getAttribute('src').includes('from=3&'));
+  await page.waitForFunction(() => document.querySelector('#dl-svg').getAttribute('href').includes('from=3&'));
   result.dragSrc = await src();
   // Back to the first range for the comparison.
   p = at(2, 0);
@@ -78,10 +81,12 @@ try {
   await page.mouse.click(p.x, p.y);
   p = at(0, 44);
   await page.mouse.click(p.x, p.y);
-  await page.waitForFunction(() => document.querySelector('#flamegraph').getAttribute('src').includes('/api/diff.svg'));
+  await page.waitForFunction(() => document.querySelector('#dl-svg').getAttribute('href').includes('/api/diff.svg'));
   result.diffSrc = await src();
   result.comparePageURL = page.url();
+  const unflipped = await src();
   await page.click('#hm-flip');
+  await page.waitForFunction((b) => document.querySelector('#dl-svg').getAttribute('href') !== b, unflipped);
   result.flippedSrc = await src();
 
   // The permalink of the single range restores it.
@@ -89,13 +94,14 @@ try {
   page2.on('pageerror', (e) => result.errors.push('permalink page error: ' + e));
   await page2.goto(result.pageURL);
   await page2.waitForSelector('#hm-svg');
+  await page2.waitForFunction(() => document.body.dataset.settled);
   result.permalinkHighlight = await page2.$$eval('#hm-svg .hm-sel rect', (rs) => rs.length);
-  result.permalinkSrc = await page2.$eval('#flamegraph', (f) => f.getAttribute('src'));
+  result.permalinkSrc = await page2.$eval('#dl-svg', (a) => a.getAttribute('href'));
 
   // A capture without timestamps: no heatmap, the flame graph stays.
   await page2.goto(noTimestampsURL);
-  await page2.waitForFunction(() => document.getElementById('heatmap').hidden);
-  result.noTimestampsGraphVisible = await page2.$eval('#flamegraph', (f) => f.getBoundingClientRect().height > 50 && !f.closest('[hidden]'));
+  await page2.waitForFunction(() => document.body.dataset.settled && document.getElementById('heatmap').hidden);
+  result.noTimestampsGraphVisible = await page2.$eval('canvas[data-view="flamegraph"]', (c) => c.getBoundingClientRect().height > 20 && !c.closest('[hidden]') && c.scorchFrames().some((f) => f.name === 'app'));
 } catch (e) {
   result.errors.push('test: ' + e);
 } finally {

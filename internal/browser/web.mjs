@@ -1,6 +1,6 @@
 // Browser end-to-end test of the web UI, driven by web/browser_test.go:
 // `node web.mjs BASE_URL ARTIFACT_DIR` starts a capture from the form,
-// watches its progress, zooms and searches in the flame graph and downloads
+// watches its progress, zooms and searches in the workspace's flame graph and downloads
 // the pprof file, then prints what it saw as JSON. On failure it saves a
 // screenshot into ARTIFACT_DIR.
 import { chromium } from 'playwright-core';
@@ -75,30 +75,31 @@ try {
     result.progress.push(p);
     await page.waitForTimeout(150);
   }
-  const frameEl = await page.waitForSelector('iframe#flamegraph');
+  await page.waitForSelector('canvas[data-view="flamegraph"]');
   await home.waitForFunction((id) => document.querySelector(`tr[data-id="${id}"] .status`).textContent === 'done', id);
   result.listFollowed = await home.evaluate(() => window.scorchNoReload === true);
   await home.close();
   result.status = await page.textContent('#status');
-  let frame = await frameEl.contentFrame();
-  await frame.waitForSelector('g.f');
-  result.frames = await frame.$$eval('g.f title', (ts) => ts.map((t) => t.textContent.split('\n')[0]));
+  await page.waitForFunction(() => document.body.dataset.settled);
+  const drawn = () => page.$eval('canvas[data-view="flamegraph"]', (c) => c.scorchFrames());
+  result.frames = (await drawn()).map((f) => f.name);
 
-  // Zoom: click "alpha"; frames outside it are hidden.
-  const target = await frame.evaluateHandle((name) => [...document.querySelectorAll('g.f')].find((g) => g.querySelector('title').textContent.startsWith(name)), zoomOn);
-  if (!target.asElement()) throw new Error('no frame named ' + zoomOn + ' to zoom on');
-  await target.asElement().click();
-  result.zoomURL = await frame.evaluate(() => location.search);
-  result.deltaHidden = await frame.evaluate(() => [...document.querySelectorAll('g.f')].filter((g) => g.querySelector('title').textContent.startsWith('delta')).every((g) => g.classList.contains('hide')));
+  // Zoom: click "alpha"; frames outside it are not drawn, the URL keeps it.
+  const box = await (await page.$('canvas[data-view="flamegraph"]')).boundingBox();
+  const target = (await drawn()).filter((f) => f.name === zoomOn).sort((a, b) => b.w - a.w)[0];
+  if (!target) throw new Error('no frame named ' + zoomOn + ' to zoom on');
+  await page.mouse.click(box.x + target.x + target.w / 2, box.y + target.y + target.h / 2);
+  await page.waitForFunction(() => location.search.includes('zoom='));
+  await page.waitForFunction(() => document.body.dataset.settled);
+  result.zoomURL = await page.evaluate(() => location.search);
+  result.deltaHidden = !(await drawn()).some((f) => f.name.startsWith('delta'));
 
-  // Search from the page's search box: the graph reloads with ?s=.
+  // Search from the page's search box: matches are marked, their share shown.
   await page.fill('#search-input', searchFor);
-  await page.click('#search button');
-  await page.waitForFunction(() => document.querySelector('#flamegraph').getAttribute('src').includes('s='));
-  frame = await (await page.$('iframe#flamegraph')).contentFrame();
-  await frame.waitForFunction(() => document.readyState === 'complete' && location.search.includes('s=') && document.querySelector('#matched') && document.querySelector('#matched').textContent.includes('%'));
-  result.matched = await frame.$eval('#matched', (m) => m.getAttribute('data-pct'));
-  result.highlighted = await frame.$$eval('g.f.m title', (ts) => ts.map((t) => t.textContent.split('\n')[0]));
+  await page.press('#search-input', 'Enter');
+  await page.waitForFunction(() => location.search.includes('s=') && document.body.dataset.settled && document.querySelector('#search-info').dataset.share);
+  result.matched = await page.$eval('#search-info', (m) => m.dataset.share);
+  result.highlighted = (await drawn()).filter((f) => f.match).map((f) => f.name);
 
   // Download the pprof file.
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-pprof')]);
