@@ -192,10 +192,11 @@ func TestRangeAndDiffGraphs(t *testing.T) {
 func TestCapturePageLoadsHeatmap(t *testing.T) {
 	base, id, _ := hmServer(t)
 	code, body, _ := hmGet(t, base+"/captures/"+id)
-	if code != http.StatusOK || !strings.Contains(body, `id="heatmap"`) || !strings.Contains(body, `src="/assets/heatmap.js"`) {
+	if code != http.StatusOK || !strings.Contains(body, `id="heatmap"`) || !strings.Contains(body, `src="/assets/workspace.js"`) {
 		t.Fatalf("capture page: got %d, heatmap section or script missing", code)
 	}
-	for _, asset := range []string{"/assets/heatmap.js", "/assets/heatmap.css"} {
+	// The workspace module imports the heatmap's.
+	for _, asset := range []string{"/assets/workspace.js", "/assets/heatmap.js", "/assets/flame.js", "/assets/heatmap.css"} {
 		if code, body, _ := hmGet(t, base+asset); code != http.StatusOK || len(body) < 100 {
 			t.Errorf("%s: got %d, %d bytes", asset, code, len(body))
 		}

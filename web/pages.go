@@ -98,7 +98,7 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) {
 
 // pageQueryKeys are the filter and rendering parameters the capture page
 // passes on to the graph and the downloads.
-var pageQueryKeys = []string{"from", "to", "pid", "tid", "comm", "cpu", "idle", "view", "layout", "reverse", "sort", "minwidth", "s"}
+var pageQueryKeys = []string{"from", "to", "pid", "tid", "comm", "cpu", "idle", "view", "t", "layout", "reverse", "minwidth", "s"}
 
 func (s *Server) capturePage(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
@@ -115,6 +115,10 @@ func (s *Server) capturePage(w http.ResponseWriter, r *http.Request) {
 		if v == "" {
 			continue
 		}
+		if k == "t" { // repeatable
+			graph[k], data[k] = in[k], in[k]
+			continue
+		}
 		q[k] = v
 		graph.Set(k, v)
 		switch k {
@@ -125,6 +129,8 @@ func (s *Server) capturePage(w http.ResponseWriter, r *http.Request) {
 	// Filters that do not parse are shown on the page instead of a broken graph.
 	filterErr := ""
 	if _, _, err := parseRender(graph); err != nil {
+		filterErr = err.Error()
+	} else if _, err := parseTransforms(graph); err != nil {
 		filterErr = err.Error()
 	}
 	pj, _ := json.MarshalIndent(rec.Params, "", "  ")

@@ -686,7 +686,7 @@ func TestPages(t *testing.T) {
 	}
 	_, b = e.get("/captures/" + rec.ID + "?pid=100&layout=icicle")
 	for _, want := range []string{
-		`src="/api/captures/` + rec.ID + `/flamegraph.svg?layout=icicle&amp;pid=100"`,
+		`href="/api/captures/` + rec.ID + `/flamegraph.svg?layout=icicle&amp;pid=100"`, `<canvas data-view="flamegraph"`,
 		`href="/api/captures/` + rec.ID + `/profile.pb.gz?pid=100"`,
 		`id="heatmap"`, `id="filters"`,
 	} {

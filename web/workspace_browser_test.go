@@ -101,35 +101,35 @@ func TestWorkspaceBrowser(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	var got struct {
-		Errors                          []string
-		RootInView, CanvasPainted       bool
-		CanvasWidth, BoxWidth           float64
-		WideCanvasWidth, WideBoxWidth   float64
-		HotTotal                        string
-		SelectURL, SandwichTitle        string
-		CallerTip                       string
-		CalleesOfHot                    []string
-		FocusURL, FocusCrumb            string
-		FocusRootKids                   []string
-		FocusHotTotal                   string
-		BackURL, BackHotTotal           string
-		BackCrumbs                      int
-		SearchInfo, StepInfo, StepBack  string
-		MatchedRows                     []string
-		ZoomURL, ZoomCrumb, EscURL      string
-		ZoomWidest                      string
-		DiffURL                         string
-		DiffHeader                      []string
-		DiffRows                        map[string]string
-		LegendVisible                   bool
-		MemTop, MemInuseTop, MemURL     string
-		MemInuseShare                   string
-		NoTimeText                      string
-		FoldedNames                     []string
-		ErrorPage                       string
-		DarkBackground                  string
-		Screenshots                     []string
-		Tooltip                         string
+		Errors                         []string
+		RootInView, CanvasPainted      bool
+		CanvasWidth, BoxWidth          float64
+		WideCanvasWidth, WideBoxWidth  float64
+		HotTotal                       string
+		SelectURL, SandwichTitle       string
+		CallerTip                      string
+		CalleesOfHot                   []string
+		FocusURL, FocusCrumb           string
+		FocusRootKids                  []string
+		FocusHotTotal                  string
+		BackURL, BackHotTotal          string
+		BackCrumbs                     int
+		SearchInfo, StepInfo, StepBack string
+		MatchedRows                    []string
+		ZoomURL, ZoomCrumb, EscURL     string
+		ZoomWidest                     string
+		DiffURL                        string
+		DiffHeader                     []string
+		DiffRows                       map[string]string
+		LegendVisible                  bool
+		MemTop, MemInuseTop, MemURL    string
+		MemInuseShare                  string
+		NoTimeText                     string
+		FoldedNames                    []string
+		ErrorPage                      string
+		DarkBackground                 string
+		Screenshots                    []string
+		Tooltip                        string
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("reading the browser's report: %v\n%s", err, out)
