@@ -51,20 +51,47 @@ func (p *Params) Defaults() {
 	p.applyDefaults(defaultsOf(p.Type))
 }
 
+// Limits bound Params where a surface allows less than scorch can do.
+type Limits struct {
+	MaxDuration time.Duration // 0: no limit
+	MaxHz       int           // 0: MaxHz
+	// The settings behind the limits, named in messages when set
+	// ("--max-duration").
+	MaxDurationSetting, MaxHzSetting string
+}
+
 // Validate checks every field and names the problem and the allowed values.
 // maxDuration of 0 means no limit.
 func (p *Params) Validate(maxDuration time.Duration) error {
+	return p.Check(Limits{MaxDuration: maxDuration})
+}
+
+// Check is Validate under limits: a message about a limit names the limit
+// that applies, and the setting behind it.
+func (p *Params) Check(l Limits) error {
+	setting := func(name string) string {
+		if name == "" {
+			return ""
+		}
+		return " (" + name + ")"
+	}
+	maxHz := MaxHz
+	if l.MaxHz > 0 && l.MaxHz < MaxHz {
+		maxHz = l.MaxHz
+	} else {
+		l.MaxHzSetting = ""
+	}
 	if _, err := ParseType(string(p.Type)); err != nil {
 		return err
 	}
 	if p.Duration < 0 {
 		return fmt.Errorf("duration %s is negative: give a positive duration such as 10s", time.Duration(p.Duration))
 	}
-	if maxDuration > 0 && time.Duration(p.Duration) > maxDuration {
-		return fmt.Errorf("duration %s is over the limit of %s", time.Duration(p.Duration), maxDuration)
+	if l.MaxDuration > 0 && time.Duration(p.Duration) > l.MaxDuration {
+		return fmt.Errorf("duration %s is over the limit of %s%s", time.Duration(p.Duration), l.MaxDuration, setting(l.MaxDurationSetting))
 	}
-	if p.Hz != 0 && (p.Hz < MinHz || p.Hz > MaxHz) {
-		return fmt.Errorf("hz %d is out of range: allowed %d..%d", p.Hz, MinHz, MaxHz)
+	if p.Hz != 0 && (p.Hz < MinHz || p.Hz > maxHz) {
+		return fmt.Errorf("hz %d is out of range: allowed %d..%d%s", p.Hz, MinHz, maxHz, setting(l.MaxHzSetting))
 	}
 	if !slices.Contains(UnwindModes, p.Unwind) && p.Unwind != "" {
 		return fmt.Errorf("unwind %q is not supported: allowed values are %s", p.Unwind, strings.Join(UnwindModes, ", "))

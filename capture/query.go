@@ -22,8 +22,12 @@ type Query struct {
 	View        string   // mem: "alloc" (default) or "inuse"
 }
 
+// QueryParams are the names ParseQuery reads, for the surfaces that
+// check the names they are given.
+var QueryParams = []string{"from", "to", "pid", "tid", "comm", "cpu", "idle", "view"}
+
 // ParseQuery reads the filter parameters of the HTTP API and of
-// `scorch render`: from, to, pid, tid, comm, cpu, idle, view.
+// `scorch render` (QueryParams).
 func ParseQuery(v url.Values) (Query, error) {
 	var q Query
 	var err error

@@ -57,6 +57,13 @@ const (
 	MaxWidthPx   = 20000
 )
 
+// OptionParams are the names ParseOptions reads; DiffParams adds widths,
+// which only differential graphs take.
+var (
+	OptionParams = []string{"layout", "reverse", "sort", "minwidth", "title", "s", "width", "palette"}
+	DiffParams   = append(slices.Clone(OptionParams), "widths")
+)
+
 // ParseOptions reads the flame graph parameters of the HTTP API and of
 // `scorch render`: layout, sort, minwidth, reverse, title, s (search), and
 // width, palette and widths (base or compare, for differential graphs).

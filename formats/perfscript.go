@@ -221,7 +221,7 @@ func clipDigits(s string) string {
 	return s
 }
 
-// perfFrame is one parsed stack line: one frame, or several when
+// perfFrames appends the frames of one parsed stack line: one, or several when
 // perf-map-agent wrote inlined frames as "a->b->c".
 func perfFrames(sym, dso string, java bool, out []capture.Frame) []capture.Frame {
 	kind := capture.KindUser

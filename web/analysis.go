@@ -16,21 +16,10 @@ import (
 	"github.com/scorch-dev/scorch/web/store"
 )
 
-// The analysis routes: the JSON the capture page draws from. Views are
-// computed here from the stored capture, seen through the filters and the
-// transforms (t), and sent pruned to what can be drawn.
-func init() {
-	captureRouteHooks = append(captureRouteHooks, func(s *Server, r chi.Router) {
-		r.Get("/functions.json", s.functionsJSON) // GET /api/captures/{id}/functions.json
-		r.Get("/sandwich.json", s.sandwichJSON)   // GET /api/captures/{id}/sandwich.json?fn=NAME
-		r.Get("/tree.json", s.treeJSON)           // GET /api/captures/{id}/tree.json
-		r.Get("/summary.json", s.summaryJSON)     // GET /api/captures/{id}/summary.json
-	})
-	apiRouteHooks = append(apiRouteHooks, func(s *Server, r chi.Router) {
-		r.Get("/diff/functions.json", s.diffFunctionsJSON) // GET /api/diff/functions.json?base=ID&compare=ID
-		r.Get("/diff/tree.json", s.diffTreeJSON)           // GET /api/diff/tree.json?base=ID&compare=ID
-	})
-}
+// The analysis routes (registered in routes.go) answer the JSON the capture
+// page draws from. Views are computed here from the stored capture, seen
+// through the filters and the transforms (t), and sent pruned to what can
+// be drawn.
 
 // Node budgets of the drawn trees.
 const (

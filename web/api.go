@@ -10,8 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -103,152 +101,11 @@ func (s *Server) stopCapture(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// The fields of POST /api/captures, for error messages.
-var paramFields = []string{"type", "duration", "hz", "pid", "tid", "comm", "event", "unwind", "state", "min_block", "max_block", "view"}
-
-// decodeParams reads capture parameters from a JSON body. pid and tid may
-// be a number, a list or a comma-separated string.
-func decodeParams(body []byte) (capture.Params, error) {
-	var p capture.Params
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil {
-		return p, errorf(http.StatusBadRequest, "body is not a JSON object: %v", err)
-	}
-	allowed := make(map[string]bool)
-	for _, f := range paramFields {
-		allowed[f] = true
-	}
-	for k := range raw {
-		if !allowed[k] {
-			return p, errorf(http.StatusBadRequest, "unknown field %q: allowed fields are %s", k, strings.Join(paramFields, ", "))
-		}
-	}
-	for _, k := range []string{"pid", "tid"} {
-		v, ok := raw[k]
-		if !ok {
-			continue
-		}
-		ids, err := parseIDList(k, v)
-		if err != nil {
-			return p, err
-		}
-		raw[k], _ = json.Marshal(ids)
-	}
-	norm, _ := json.Marshal(raw)
-	if err := json.Unmarshal(norm, &p); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return p, errorf(http.StatusBadRequest, "field %s has the wrong type: expected %s", te.Field, te.Type)
-		}
-		return p, errorf(http.StatusBadRequest, "%v", err)
-	}
-	return p, nil
-}
-
-// parseIDList reads pid or tid of a JSON body: a number, a list of
-// numbers or a comma-separated string.
-func parseIDList(name string, v json.RawMessage) ([]int, error) {
-	var n int
-	if err := json.Unmarshal(v, &n); err == nil {
-		return []int{n}, nil
-	}
-	var list []int
-	if err := json.Unmarshal(v, &list); err == nil {
-		return list, nil
-	}
-	var str string
-	if err := json.Unmarshal(v, &str); err != nil {
-		return nil, badIDs(name)
-	}
-	return parseIDString(name, str)
-}
-
-// parseIDString reads a comma-separated list of ids.
-func parseIDString(name, str string) ([]int, error) {
-	var ids []int
-	for _, f := range strings.Split(str, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		n, err := strconv.Atoi(f)
-		if err != nil {
-			return nil, badIDs(name)
-		}
-		ids = append(ids, n)
-	}
-	return ids, nil
-}
-
-func badIDs(name string) error {
-	return errorf(http.StatusBadRequest, "%s must be a positive number, a list of numbers or a comma-separated string of numbers", name)
-}
-
-// setIDs sets p's pids or tids (k "pid" or "tid") from a form or query
-// field, a comma-separated list.
-func setIDs(p *capture.Params, k, str string) error {
-	ids, err := parseIDString(k, str)
-	if err != nil {
-		return err
-	}
-	if k == "pid" {
-		p.PIDs = ids
-	} else {
-		p.TIDs = ids
-	}
-	return nil
-}
-
-// formParams reads the UI's new-capture form.
-func formParams(v url.Values) (capture.Params, error) {
-	var p capture.Params
-	p.Type = capture.Type(v.Get("type"))
-	if d := v.Get("duration"); d != "" {
-		dur, err := capture.ParseDuration(d)
-		if err != nil {
-			return p, errorf(http.StatusBadRequest, "%v", err)
-		}
-		p.Duration = capture.Duration(dur)
-	}
-	if h := v.Get("hz"); h != "" {
-		n, err := strconv.Atoi(h)
-		if err != nil {
-			return p, errorf(http.StatusBadRequest, "hz %q is not a number: allowed %d..%d", h, capture.MinHz, capture.MaxHz)
-		}
-		p.Hz = n
-	}
-	target := v.Get("target")
-	for _, k := range []string{"pid", "tid"} {
-		if target == "" || target == k {
-			if err := setIDs(&p, k, v.Get(k)); err != nil {
-				return p, err
-			}
-		}
-	}
-	if target == "" || target == "comm" {
-		p.Comm = strings.TrimSpace(v.Get("comm"))
-	}
-	p.Event = v.Get("event")
-	p.Unwind = v.Get("unwind")
-	p.State = v.Get("state")
-	p.View = v.Get("view")
-	for _, k := range []string{"min_block", "max_block"} {
-		if d := v.Get(k); d != "" {
-			dur, err := capture.ParseDuration(d)
-			if err != nil {
-				return p, errorf(http.StatusBadRequest, "%s: %v", k, err)
-			}
-			if k == "min_block" {
-				p.MinBlock = capture.Duration(dur)
-			} else {
-				p.MaxBlock = capture.Duration(dur)
-			}
-		}
-	}
-	return p, nil
-}
-
 func (s *Server) postCapture(w http.ResponseWriter, r *http.Request) {
+	if err := postNames.check(r.URL.Query()); err != nil {
+		fail(w, err)
+		return
+	}
 	wait, err := parseBool("wait", r.URL.Query().Get("wait"))
 	if err != nil {
 		fail(w, err)
@@ -348,41 +205,6 @@ func parseBool(name, s string) (bool, error) {
 	return false, errorf(http.StatusBadRequest, "%s %s is not valid: allowed values are true, false", name, quote(s))
 }
 
-// blockingParams reads the capture of the blocking GET routes: seconds
-// (default 30, capped), type, target and frequency.
-func (s *Server) blockingParams(v url.Values, typ capture.Type) (capture.Params, error) {
-	p := capture.Params{Type: typ}
-	if t := v.Get("type"); t != "" {
-		p.Type = capture.Type(t)
-	}
-	secs := DefaultBlocking
-	if str := v.Get("seconds"); str != "" {
-		f, err := strconv.ParseFloat(str, 64)
-		max := s.cfg.MaxBlocking.Seconds()
-		if err != nil || !(f > 0) || f > max {
-			return p, errorf(http.StatusBadRequest, "seconds %s is out of range: allowed more than 0 up to %g", quote(str), max)
-		}
-		secs = time.Duration(f * float64(time.Second))
-	}
-	p.Duration = capture.Duration(secs)
-	if h := v.Get("hz"); h != "" {
-		n, err := strconv.Atoi(h)
-		if err != nil {
-			return p, errorf(http.StatusBadRequest, "hz %s is not a number: allowed %d..%d", quote(h), capture.MinHz, s.cfg.MaxHz)
-		}
-		p.Hz = n
-	}
-	for _, k := range []string{"pid", "tid"} {
-		if err := setIDs(&p, k, v.Get(k)); err != nil {
-			return p, err
-		}
-	}
-	p.Comm = v.Get("comm")
-	p.Event = v.Get("event")
-	p.Unwind = v.Get("unwind")
-	return p, nil
-}
-
 // record runs a blocking capture for a GET route: the request's context
 // cancels it when the client goes away. The capture is held from retention
 // until the caller calls release (after answering with it).
@@ -407,7 +229,7 @@ func (s *Server) debugPprof(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "type "+quote(t)+" is not supported here: /debug/pprof/profile records cpu (use /api/captures for other types)")
 		return
 	}
-	p, err := s.blockingParams(v, capture.CPU)
+	p, err := s.blockingParams(v, pprofNames, capture.CPU)
 	if err != nil {
 		fail(w, err)
 		return
@@ -423,16 +245,20 @@ func (s *Server) debugPprof(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) blockingSVG(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
+	if err := svgNames.check(v); err != nil {
+		fail(w, err)
+		return
+	}
 	if v.Get("type") == "" {
 		writeError(w, http.StatusBadRequest, "type is required: allowed values are "+capture.TypeList())
 		return
 	}
 	// Check the rendering options before spending seconds on a capture.
-	if _, _, err := parseRender(v); err != nil {
+	if _, _, err := parseRender(renderValues(v)); err != nil {
 		fail(w, err)
 		return
 	}
-	p, err := s.blockingParams(v, "")
+	p, err := s.blockingParams(v, svgNames, "")
 	if err != nil {
 		fail(w, err)
 		return
@@ -444,19 +270,6 @@ func (s *Server) blockingSVG(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Scorch-Capture", rec.ID)
 	s.serveFormat(w, r, rec.ID, svgOutput, renderValues(v))
-}
-
-// renderValues keeps the query parameters that shape a rendering, leaving
-// out those of the capture itself (pid there is a target, not a filter).
-func renderValues(v url.Values) url.Values {
-	out := url.Values{}
-	for k, vals := range v {
-		switch k {
-		case "layout", "reverse", "sort", "minwidth", "title", "s", "idle", "view", "width", "palette":
-			out[k] = vals
-		}
-	}
-	return out
 }
 
 // captureEvents pushes a running capture's record as server-sent events

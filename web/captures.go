@@ -35,14 +35,12 @@ func (s *Server) checkParams(ctx context.Context, p *capture.Params) error {
 		return errorf(http.StatusBadRequest, "command targets are not allowed over HTTP: give pid, tid or comm")
 	}
 	p.Defaults()
-	if err := p.Validate(s.cfg.MaxDuration); err != nil {
-		return errorf(http.StatusBadRequest, "%s (allowed duration: up to %s, --max-duration)", err.Error(), s.cfg.MaxDuration)
+	limits := capture.Limits{MaxDuration: s.cfg.MaxDuration, MaxHz: s.cfg.MaxHz, MaxDurationSetting: "--max-duration", MaxHzSetting: "--max-hz"}
+	if err := p.Check(limits); err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
 	}
 	if p.Duration == 0 || time.Duration(p.Duration) < 0 {
-		return errorf(http.StatusBadRequest, "duration must be positive, up to %s", s.cfg.MaxDuration)
-	}
-	if p.Hz > s.cfg.MaxHz {
-		return errorf(http.StatusBadRequest, "hz %d is over this server's limit: allowed %d..%d (--max-hz)", p.Hz, capture.MinHz, s.cfg.MaxHz)
+		return errorf(http.StatusBadRequest, "duration must be positive, up to %s (--max-duration)", s.cfg.MaxDuration)
 	}
 	for _, pid := range p.PIDs {
 		if !s.cfg.ProcessExists(pid) {

@@ -14,32 +14,13 @@ import (
 	"github.com/scorch-dev/scorch/web/store"
 )
 
-func init() {
-	captureRouteHooks = append(captureRouteHooks, func(s *Server, r chi.Router) {
-		r.Get("/heatmap.json", s.heatmapJSON) // GET /api/captures/{id}/heatmap.json?rows=50
-	})
-	apiRouteHooks = append(apiRouteHooks, func(s *Server, r chi.Router) {
-		r.Get("/diff.svg", s.diffSVG) // GET /api/diff.svg?base=ID&compare=ID
-	})
-}
-
-// heatmapParams are the query parameters of heatmap.json. from and to are
-// accepted (the page passes its permalink's query along) but ignored: the
-// heatmap always covers the whole capture.
-var heatmapParams = map[string]bool{
-	"rows": true, "pid": true, "tid": true, "comm": true, "cpu": true, "idle": true, "view": true,
-	"from": true, "to": true, "token": true, "t": true,
-}
-
 // heatmapJSON answers FlameScope's sub-second offset heatmap of a capture.
 func (s *Server) heatmapJSON(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	v := r.URL.Query()
-	for k := range v {
-		if !heatmapParams[k] {
-			writeError(w, http.StatusBadRequest, "unknown parameter "+quote(k)+": allowed are rows, pid, tid, comm, cpu, idle, view, t")
-			return
-		}
+	if err := heatmapNames.check(v); err != nil {
+		fail(w, err)
+		return
 	}
 	rows, err := heatmap.ParseRows(v.Get("rows"))
 	if err != nil {
@@ -77,24 +58,13 @@ func (s *Server) heatmapJSON(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// diffParams are the query parameters of diff.svg besides the flame graph
-// options: the filters apply to both sides.
-var diffParams = map[string]bool{
-	"base": true, "compare": true, "base_from": true, "base_to": true, "compare_from": true, "compare_to": true,
-	"pid": true, "tid": true, "comm": true, "cpu": true, "idle": true, "view": true,
-	"layout": true, "reverse": true, "sort": true, "minwidth": true, "title": true, "s": true, "width": true, "token": true,
-	"palette": true, "t": true, "widths": true, // widths=base: frames only in the base get their width
-}
-
 // diffSVG answers the differential flame graph of two captures, or of two
 // ranges of one capture.
 func (s *Server) diffSVG(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
-	for k := range v {
-		if !diffParams[k] {
-			writeError(w, http.StatusBadRequest, "unknown parameter "+quote(k)+": allowed are base, compare, base_from, base_to, compare_from, compare_to, the filters pid, tid, comm, cpu, idle, view, the transforms t and the flame graph options")
-			return
-		}
+	if err := diffNames.check(v); err != nil {
+		fail(w, err)
+		return
 	}
 	ids := [2]string{v.Get("base"), v.Get("compare")}
 	for i, name := range []string{"base", "compare"} {
@@ -144,7 +114,10 @@ func (s *Server) diffSVG(w http.ResponseWriter, r *http.Request) {
 // with that side's from and to (none for side "").
 func sideValues(v url.Values, side string) url.Values {
 	out := url.Values{}
-	for _, k := range []string{"pid", "tid", "comm", "cpu", "idle", "view"} {
+	for _, k := range capture.QueryParams {
+		if k == "from" || k == "to" {
+			continue
+		}
 		if vals, ok := v[k]; ok {
 			out[k] = vals
 		}

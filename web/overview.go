@@ -10,19 +10,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/scorch-dev/scorch/host"
 )
 
 // The host overview: the USE table of the host's resources, the top
 // processes and the kernel errors, live, each finding with the capture that
-// explains it (GET /overview, GET /api/overview.json, its events).
-func init() {
-	apiRouteHooks = append(apiRouteHooks, func(s *Server, r chi.Router) {
-		r.Get("/overview.json", s.overviewJSON)     // GET /api/overview.json[?minutes=5]
-		r.Get("/overview/events", s.overviewEvents) // GET /api/overview/events (server-sent overview.json at every sample)
-	})
-}
+// explains it (GET /overview, GET /api/overview.json, its events; routes.go).
 
 // HostSampler is what the overview needs of the host sampler (host.Sampler).
 type HostSampler interface {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,18 +17,6 @@ import (
 	"github.com/scorch-dev/scorch/flamegraph"
 	"github.com/scorch-dev/scorch/output"
 )
-
-// renderParams are the query parameters of the rendered routes; any other
-// is refused so that a typo does not silently show the wrong graph.
-var renderParams = map[string]bool{
-	"from": true, "to": true, "pid": true, "tid": true, "comm": true, "cpu": true, "idle": true, "view": true,
-	"layout": true, "reverse": true, "sort": true, "minwidth": true, "title": true, "s": true, "token": true,
-	"width": true, "palette": true, "x": true, "d": true, "i": true, "t": true,
-}
-
-// viewerParams are state of the SVG's own script (zoom, case): they do not
-// change the rendering.
-var viewerParams = map[string]bool{"token": true, "x": true, "d": true, "i": true}
 
 func parseRender(v url.Values) (capture.Query, flamegraph.Options, error) {
 	q, err := capture.ParseQuery(v)
@@ -48,7 +37,7 @@ func parseRender(v url.Values) (capture.Query, flamegraph.Options, error) {
 func cacheKey(id, format string, v url.Values) string {
 	keys := make([]string, 0, len(v))
 	for k := range v {
-		if !viewerParams[k] {
+		if k != "token" && !slices.Contains(viewerNames, k) {
 			keys = append(keys, k)
 		}
 	}
@@ -66,11 +55,9 @@ func cacheKey(id, format string, v url.Values) string {
 // serveFormat renders a stored capture (or takes the rendering from the
 // cache) and writes it.
 func (s *Server) serveFormat(w http.ResponseWriter, r *http.Request, id string, out *output.Format, v url.Values) {
-	for k := range v {
-		if !renderParams[k] {
-			writeError(w, http.StatusBadRequest, "unknown parameter "+quote(k)+": allowed are from, to, pid, tid, comm, cpu, idle, view, t, layout, reverse, sort, minwidth, title, s, width, palette")
-			return
-		}
+	if err := renderNames.check(v); err != nil {
+		fail(w, err)
+		return
 	}
 	q, opts, err := parseRender(v)
 	if err != nil {

@@ -38,11 +38,16 @@ func (s *Server) routes() http.Handler {
 	r.Get("/import", s.importPage)         // GET /import
 
 	r.Route("/api", func(r chi.Router) {
-		r.Get("/capabilities", s.getCapabilities) // GET /api/capabilities
-		r.Post("/captures", s.postCapture)        // POST /api/captures[?wait=true]
-		r.Get("/captures", s.listCaptures)        // GET /api/captures
-		r.Post("/imports", s.postImport)          // POST /api/imports
-		r.Get("/flamegraph.svg", s.blockingSVG)   // GET /api/flamegraph.svg?type=cpu&seconds=5
+		r.Get("/capabilities", s.getCapabilities)          // GET /api/capabilities
+		r.Post("/captures", s.postCapture)                 // POST /api/captures[?wait=true]
+		r.Get("/captures", s.listCaptures)                 // GET /api/captures
+		r.Post("/imports", s.postImport)                   // POST /api/imports
+		r.Get("/flamegraph.svg", s.blockingSVG)            // GET /api/flamegraph.svg?type=cpu&seconds=5
+		r.Get("/overview.json", s.overviewJSON)            // GET /api/overview.json[?minutes=5]
+		r.Get("/overview/events", s.overviewEvents)        // GET /api/overview/events (server-sent overview.json at every sample)
+		r.Get("/diff.svg", s.diffSVG)                      // GET /api/diff.svg?base=ID&compare=ID
+		r.Get("/diff/functions.json", s.diffFunctionsJSON) // GET /api/diff/functions.json?base=ID&compare=ID
+		r.Get("/diff/tree.json", s.diffTreeJSON)           // GET /api/diff/tree.json?base=ID&compare=ID
 		r.Route("/captures/{id}", func(r chi.Router) {
 			r.Use(validID)
 			r.Get("/", s.getCapture)                               // GET /api/captures/{id}
@@ -54,31 +59,16 @@ func (s *Server) routes() http.Handler {
 			r.Get("/profile.pb.gz", s.renderRoute("pprof"))        // GET /api/captures/{id}/profile.pb.gz
 			r.Get("/speedscope.json", s.renderRoute("speedscope")) // GET /api/captures/{id}/speedscope.json
 			r.Get("/capture", s.captureFile)                       // GET /api/captures/{id}/capture
-			for _, h := range captureRouteHooks {
-				h(s, r)
-			}
+			r.Get("/heatmap.json", s.heatmapJSON)                  // GET /api/captures/{id}/heatmap.json?rows=50
+			r.Get("/functions.json", s.functionsJSON)              // GET /api/captures/{id}/functions.json
+			r.Get("/sandwich.json", s.sandwichJSON)                // GET /api/captures/{id}/sandwich.json?fn=NAME
+			r.Get("/tree.json", s.treeJSON)                        // GET /api/captures/{id}/tree.json
+			r.Get("/summary.json", s.summaryJSON)                  // GET /api/captures/{id}/summary.json
 		})
-		for _, h := range apiRouteHooks {
-			h(s, r)
-		}
 	})
 	r.Get("/debug/pprof/profile", s.debugPprof) // GET /debug/pprof/profile?seconds=N
 	return r
 }
-
-// Route hooks: the heatmap and diff views register their routes here from
-// their own files (web/heatmap*.go), in an init function:
-//
-//	func init() { captureRouteHooks = append(captureRouteHooks, func(s *Server, r chi.Router) {
-//		r.Get("/heatmap.json", s.heatmapJSON) // GET /api/captures/{id}/heatmap.json
-//	}) }
-//
-// captureRouteHooks get the /api/captures/{id} router (the id is already
-// validated), apiRouteHooks the /api router (for /api/diff.svg).
-var (
-	captureRouteHooks []func(s *Server, r chi.Router)
-	apiRouteHooks     []func(s *Server, r chi.Router)
-)
 
 // validID answers 404 for ids that cannot name a capture, before any
 // handler sees them.

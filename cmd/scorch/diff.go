@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,22 +15,16 @@ import (
 // base draws the widths of BASE instead (same colours), which shows them.
 func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("diff", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	out := fs.String("o", "", "output file (default stdout)")
 	widths := fs.String("widths", "compare", "compare, or base to see frames that exist only in BASE")
 	event := fs.String("event", "", "perf script inputs: the event to keep (default the first event in the file)")
 	typ := fs.String("type", "", "folded inputs: what they measure, a capture type (default cpu)")
 	view := viewFlagSet(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: scorch diff [flags] BASE COMPARE [-o FILE]\n\nBASE, COMPARE: perf script, folded, pprof or capture files (- for stdin, once).")
-		fs.PrintDefaults()
-	}
-	inputs, err := parseInterleaved(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	setUsage(fs, stderr, "scorch diff [flags] BASE COMPARE [-o FILE]",
+		"\nBASE, COMPARE: perf script, folded, pprof or capture files (- for stdin, once).")
+	inputs, code, ok := parseInterleaved(fs, args)
+	if !ok {
+		return code
 	}
 	if len(inputs) != 2 {
 		fmt.Fprintf(stderr, "scorch diff: need two inputs, BASE and COMPARE; got %d\n", len(inputs))
@@ -73,5 +66,3 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	return exitOK
 }
-
-func init() { commands["diff"] = runDiff }

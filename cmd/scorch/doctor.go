@@ -12,10 +12,10 @@ import (
 
 func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	setUsage(fs, stderr, "scorch doctor [--json]")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	caps := profiler.Capabilities(ctx)
 	if *asJSON {

@@ -30,11 +30,16 @@ func main() {
 	os.Exit(code)
 }
 
-// commands maps each subcommand to its implementation.
+// commands maps each subcommand to its implementation: the one place a
+// command is added.
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
-	"record": runRecord,
-	"agent":  runAgent,
-	"doctor": runDoctor,
+	"record":   runRecord,
+	"agent":    runAgent,
+	"serve":    runServe,
+	"render":   runRender,
+	"diff":     runDiff,
+	"doctor":   runDoctor,
+	"overview": runOverview,
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {

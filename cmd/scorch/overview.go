@@ -19,12 +19,12 @@ import (
 // --watch, at every interval until interrupted.
 func runOverview(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("overview", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	watch := fs.Bool("watch", false, "print the table again at every interval until Ctrl-C")
 	interval := fs.Duration("interval", time.Second, "time between samples (100ms..1m)")
 	asJSON := fs.Bool("json", false, "print the overview as JSON (GET /api/overview.json's answer)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	setUsage(fs, stderr, "scorch overview [--watch] [--interval 1s] [--json]")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "scorch overview: unexpected argument %q\n", fs.Arg(0))
@@ -209,4 +209,3 @@ func recordCommand(d host.Drill) string {
 }
 
 // Registered here so that main.go's table needs no edit for it.
-func init() { commands["overview"] = runOverview }

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,95 +20,60 @@ import (
 	"github.com/scorch-dev/scorch/profiler"
 )
 
-// intList is a flag holding a comma-separated list of ids.
-type intList []int
-
-func (l *intList) String() string { return fmt.Sprint([]int(*l)) }
-
-func (l *intList) Set(s string) error {
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		n, err := strconv.Atoi(part)
-		if err != nil || n <= 0 {
-			return fmt.Errorf("%q is not a positive number", part)
-		}
-		*l = append(*l, n)
-	}
-	return nil
+// paramFlag is the flag of one capture parameter (capture.Fields): the
+// parameter's own parser, under its name with '-' for '_'.
+type paramFlag struct {
+	p    *capture.Params
+	name string
 }
 
-// durationFlag accepts a Go duration or a number of seconds and remembers
-// whether it was given.
-type durationFlag struct {
-	d   time.Duration
-	set bool
+func (f *paramFlag) String() string {
+	if f.p == nil { // flag's zero value, for PrintDefaults
+		return ""
+	}
+	return f.p.Get(f.name)
 }
 
-func (f *durationFlag) String() string { return f.d.String() }
+func (f *paramFlag) Set(s string) error { return f.p.Set(f.name, s) }
 
-func (f *durationFlag) Set(s string) error {
-	d, err := capture.ParseDuration(s)
-	if err != nil {
-		return err
+// paramFlags adds a flag per capture parameter to fs, set into p.
+func paramFlags(fs *flag.FlagSet, p *capture.Params) {
+	for _, f := range capture.Fields {
+		fs.Var(&paramFlag{p: p, name: f.Name}, strings.ReplaceAll(f.Name, "_", "-"), f.Usage)
 	}
-	f.d, f.set = d, true
-	return nil
 }
 
 func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("record", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	// The CLI's defaults; a command runs until it exits unless --duration is given.
+	p := capture.Params{Type: capture.CPU, Duration: capture.Duration(capture.DefaultDuration), Hz: capture.DefaultHz, Unwind: capture.DefaultUnwind}
+	paramFlags(fs, &p)
 	var (
-		p        capture.Params
-		typ      = fs.String("type", "cpu", "capture type: "+capture.TypeList())
-		duration durationFlag
-		pids     intList
-		tids     intList
-		minBlock durationFlag
-		maxBlock durationFlag
-		format   = fs.String("format", "folded", "output format: "+output.Names())
-		out      = fs.String("o", "", "output file (default stdout)")
-		idle     = fs.String("idle", "exclude", "samples of the idle task: include or exclude")
-		ring     = fs.Int("ring-size", 0, "BPF ring buffer size in bytes (0: 8 MiB; 16 MiB with --unwind dwarf; twice that for off-CPU types)")
-		verbose  = fs.Bool("v", false, "log progress to stderr")
-		title    = fs.String("title", "", "flame graph title")
-		memprof  = fs.String("memprofile", "", "write a Go heap profile of scorch itself to this file (profile the profiler)")
+		format  = fs.String("format", "folded", "output format: "+output.Names())
+		out     = fs.String("o", "", "output file (default stdout)")
+		idle    = fs.String("idle", "exclude", "samples of the idle task: include or exclude")
+		ring    = fs.Int("ring-size", 0, "BPF ring buffer size in bytes (0: 8 MiB; 16 MiB with --unwind dwarf; twice that for off-CPU types)")
+		verbose = fs.Bool("v", false, "log progress to stderr")
+		title   = fs.String("title", "", "flame graph title")
+		memprof = fs.String("memprofile", "", "write a Go heap profile of scorch itself to this file (profile the profiler)")
 	)
-	duration.d = capture.DefaultDuration
-	fs.Var(&duration, "duration", "how long to record (Go duration or seconds)")
-	fs.IntVar(&p.Hz, "hz", capture.DefaultHz, fmt.Sprintf("sampling frequency, %d..%d", capture.MinHz, capture.MaxHz))
-	fs.Var(&pids, "pid", "profile these processes (comma-separated)")
-	fs.Var(&tids, "tid", "profile these threads (comma-separated)")
-	fs.StringVar(&p.Comm, "comm", "", "profile processes with this name")
-	fs.StringVar(&p.Unwind, "unwind", capture.DefaultUnwind, "user stack unwinding: fp, auto or dwarf")
-	fs.StringVar(&p.Event, "event", "", "event name (mem and event types)")
-	fs.StringVar(&p.View, "view", "", "mem: alloc or inuse")
-	fs.StringVar(&p.State, "state", "", "off-CPU task state: all, S or D")
-	fs.Var(&minBlock, "min-block", "off-CPU: shortest blocked time kept (default 1us)")
-	fs.Var(&maxBlock, "max-block", "off-CPU: longest blocked time kept (default unbounded)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	setUsage(fs, stderr, "scorch record --type TYPE [TARGET] [flags] [-- CMD ARGS...]")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	p.Type = capture.Type(*typ)
-	p.PIDs, p.TIDs = pids, tids
+	durationSet := false
+	fs.Visit(func(f *flag.Flag) { durationSet = durationSet || f.Name == "duration" })
 	p.Command = fs.Args()
-	p.Duration = capture.Duration(duration.d)
-	p.MinBlock, p.MaxBlock = capture.Duration(minBlock.d), capture.Duration(maxBlock.d)
-	if len(p.Command) > 0 && !duration.set {
+	if len(p.Command) > 0 && !durationSet {
 		p.Duration = 0 // a command runs until it exits
 	}
 	if len(fs.Args()) > 0 && !hasDashDash(args) {
 		fmt.Fprintf(stderr, "scorch record: unexpected argument %q: put a command to profile after --\n", fs.Args()[0])
 		return exitUsage
 	}
-	if duration.set && duration.d <= 0 {
-		fmt.Fprintf(stderr, "scorch record: --duration %s must be positive, e.g. --duration 10s\n", duration.d)
+	if durationSet && p.Duration <= 0 {
+		fmt.Fprintf(stderr, "scorch record: --duration %s must be positive, e.g. --duration 10s\n", time.Duration(p.Duration))
 		return exitUsage
 	}
 	if p.Hz < capture.MinHz || p.Hz > capture.MaxHz {

@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
+	"slices"
 
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/flamegraph"
@@ -15,33 +15,37 @@ import (
 	"github.com/scorch-dev/scorch/output"
 )
 
-// viewFlags are the flame graph options and filters shared by render and
-// diff; they have the names of the HTTP query parameters.
-var viewFlags = []struct{ name, usage string }{
-	{"title", "flame graph title"},
-	{"layout", "flame or icicle"},
-	{"sort", "sibling order: alpha or size"},
-	{"minwidth", "omit frames narrower than this many pixels (0.1) or percent (0.5%)"},
-	{"reverse", "true: merge stacks by leaf (bottom-up graph)"},
-	{"s", "initial search regex of the SVG"},
-	{"width", "SVG width in pixels"},
-	{"palette", "hot, io, wakeup, chain or mem (default by capture type)"},
-	{"from", "seconds from the capture start"},
-	{"to", "seconds from the capture start"},
-	{"pid", "process ids, comma separated"},
-	{"tid", "thread ids, comma separated"},
-	{"comm", "process name"},
-	{"cpu", "CPU numbers, comma separated"},
-	{"idle", "include or exclude (default) idle samples"},
-	{"view", "mem: alloc or inuse"},
+// viewUsage is the help of the flags shared by render and diff: the flame
+// graph options and the filters, under the names of the HTTP query
+// parameters (flamegraph.OptionParams, capture.QueryParams).
+var viewUsage = map[string]string{
+	"title":    "flame graph title",
+	"layout":   "flame or icicle",
+	"sort":     "sibling order: alpha or size",
+	"minwidth": "omit frames narrower than this many pixels (0.1) or percent (0.5%)",
+	"reverse":  "true: merge stacks by leaf (bottom-up graph)",
+	"s":        "initial search regex of the SVG",
+	"width":    "SVG width in pixels",
+	"palette":  "hot, io, wakeup, chain or mem (default by capture type)",
+	"from":     "seconds from the capture start",
+	"to":       "seconds from the capture start",
+	"pid":      "process ids, comma separated",
+	"tid":      "thread ids, comma separated",
+	"comm":     "process name",
+	"cpu":      "CPU numbers, comma separated",
+	"idle":     "include or exclude (default) idle samples",
+	"view":     "mem: alloc or inuse",
 }
+
+// viewNames are the shared flags, as the parsers they go to name them.
+var viewNames = append(slices.Clone(flamegraph.OptionParams), capture.QueryParams...)
 
 // viewFlagSet adds the shared flags to fs and returns a function giving
 // the values that were set.
 func viewFlagSet(fs *flag.FlagSet) func() url.Values {
 	vals := make(map[string]*string)
-	for _, f := range viewFlags {
-		vals[f.name] = fs.String(f.name, "", f.usage)
+	for _, name := range viewNames {
+		vals[name] = fs.String(name, "", viewUsage[name])
 	}
 	return func() url.Values {
 		v := url.Values{}
@@ -55,16 +59,16 @@ func viewFlagSet(fs *flag.FlagSet) func() url.Values {
 }
 
 // parseInterleaved parses flags that may come before, between or after the
-// positional arguments.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+// positional arguments (parseFlags says how it stops).
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, int, bool) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
+		if code, ok := parseFlags(fs, args); !ok {
+			return nil, code, false
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
-			return pos, nil
+			return pos, exitOK, true
 		}
 		pos = append(pos, rest[0])
 		args = rest[1:]
@@ -115,22 +119,16 @@ var stdinReader io.Reader = os.Stdin
 // runRender implements `scorch render --format FORMAT [-o FILE] INPUT...`.
 func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("render", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	format := fs.String("format", "svg", "output format: "+output.Names())
 	out := fs.String("o", "", "output file (default stdout)")
 	event := fs.String("event", "", "perf script input: the event to keep (default the first event in the file)")
 	typ := fs.String("type", "", "folded input: what it measures, a capture type (default cpu)")
 	view := viewFlagSet(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: scorch render --format FORMAT [-o FILE] [flags] INPUT...\n\nINPUT: perf script, folded, pprof or capture files, - for stdin; several are merged.")
-		fs.PrintDefaults()
-	}
-	inputs, err := parseInterleaved(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	setUsage(fs, stderr, "scorch render --format FORMAT [-o FILE] [flags] INPUT...",
+		"\nINPUT: perf script, folded, pprof or capture files, - for stdin; several are merged.")
+	inputs, code, ok := parseInterleaved(fs, args)
+	if !ok {
+		return code
 	}
 	if len(inputs) == 0 {
 		fmt.Fprintln(stderr, "scorch render: no input: give one or more files, or - for stdin")
@@ -188,5 +186,3 @@ func parseView(cmd string, v url.Values, event, typ string, stderr io.Writer) (f
 	}
 	return iopts, q, opts, exitOK
 }
-
-func init() { commands["render"] = runRender }

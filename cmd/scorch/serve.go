@@ -90,7 +90,6 @@ func (b *byteSize) Set(s string) error {
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		listen        = fs.String("listen", web.DefaultListen, "address to listen on; a non-loopback address needs --token-file or --insecure")
 		data          = fs.String("data", web.DefaultDataDir, "directory of the stored captures")
@@ -116,8 +115,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Var(&ringSize, "ring-size", "BPF ring buffer per capture, e.g. 8MiB; the service keeps it small to bound its memory (0: the profiler's default)")
 	fs.Var(&maxUpload, "max-upload", "largest import accepted, e.g. 256MiB")
 	fs.Var(&keepBytes, "keep-bytes", "retention: keep at most this many bytes of captures, e.g. 10GiB (0: no limit)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	setUsage(fs, stderr, "scorch serve [--listen 127.0.0.1:7070] [--data ./scorch-data] [flags]")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "scorch serve: unexpected argument %q\n", fs.Arg(0))
@@ -260,6 +260,3 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	log.Info("stopped")
 	return code
 }
-
-// Registered here so that main.go's table needs no edit for it.
-func init() { commands["serve"] = runServe }
