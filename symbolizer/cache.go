@@ -1,105 +1,50 @@
 package symbolizer
 
-import (
-	"container/list"
-	"sync"
-	"sync/atomic"
-)
+import "github.com/scorch-dev/scorch/internal/cache"
 
-// lru is a memory-bounded LRU of loaded modules. Loads of the same key are
-// coalesced: concurrent callers wait for the first one.
+// lru is the memory-bounded cache of loaded modules, a module costing what
+// its tables take (module.bytes). Loads of the same key are coalesced:
+// concurrent callers wait for the first one. A module that failed to load
+// is a value like any other (negative caching through module.err).
 type lru struct {
-	mu    sync.Mutex
 	limit int64
-	used  int64
-	ll    *list.List // front: most recent
-	items map[string]*list.Element
+	c     *cache.Cache[string, *module]
 }
 
-type lruEntry struct {
-	key     string
-	mod     *module
-	size    int64
-	ready   chan struct{}
-	el      *list.Element
-	evicted atomic.Bool
-}
+// lruEntry is a cached module, which callers may keep as a fast path while
+// it is not evicted (touching it now and then to keep it recent).
+type lruEntry = cache.Entry[string, *module]
 
 func newLRU(limit int64) *lru {
-	return &lru{limit: limit, ll: list.New(), items: make(map[string]*list.Element)}
+	return &lru{limit: limit, c: cache.New[string](cache.Options[*module]{MaxCost: limit, Cost: (*module).bytes})}
 }
 
 // get returns the module for key, loading it with load on a miss.
 func (c *lru) get(key string, load func() *module) *module {
-	return c.entry(key, load).mod
+	return moduleOf(c.entry(key, load))
 }
 
-// entry is get returning the cache entry, which callers may keep as a fast
-// path while it is not evicted (and touch now and then to keep it recent).
+// entry is get returning the cache entry.
 func (c *lru) entry(key string, load func() *module) *lruEntry {
-	c.mu.Lock()
-	if el, ok := c.items[key]; ok {
-		c.ll.MoveToFront(el)
-		e := el.Value.(*lruEntry)
-		c.mu.Unlock()
-		<-e.ready
-		return e
-	}
-	e := &lruEntry{key: key, ready: make(chan struct{})}
-	el := c.ll.PushFront(e)
-	e.el = el
-	c.items[key] = el
-	c.mu.Unlock()
-
-	mod := load()
-	c.mu.Lock()
-	e.mod, e.size = mod, mod.bytes()
-	c.used += e.size
-	for tries := c.ll.Len(); c.used > c.limit && tries > 0; tries-- {
-		back := c.ll.Back()
-		if back == nil || back == el {
-			break
-		}
-		old := back.Value.(*lruEntry)
-		select {
-		case <-old.ready:
-		default:
-			// Still loading: it will be accounted when done.
-			c.ll.MoveToFront(back)
-			continue
-		}
-		c.ll.Remove(back)
-		delete(c.items, old.key)
-		c.used -= old.size
-		old.evicted.Store(true)
-	}
-	c.mu.Unlock()
-	close(e.ready)
+	e, _ := c.c.GetEntry(key, func() (*module, error) { return load(), nil })
 	return e
 }
 
-// touch marks e as recently used.
-func (c *lru) touch(e *lruEntry) {
-	c.mu.Lock()
-	if !e.evicted.Load() {
-		c.ll.MoveToFront(e.el)
+// moduleOf is the module of an entry; a load that panicked (and is not
+// kept) gives a module carrying its error.
+func moduleOf(e *lruEntry) *module {
+	if m := e.Value(); m != nil {
+		return m
 	}
-	c.mu.Unlock()
+	return &module{err: e.Err()}
 }
+
+// touch marks e as recently used.
+func (c *lru) touch(e *lruEntry) { c.c.Touch(e) }
 
 func (c *lru) stats() (entries int, used int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ll.Len(), c.used
+	st := c.c.Stats()
+	return st.Entries, st.Cost
 }
 
-func (c *lru) clear() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for el := c.ll.Front(); el != nil; el = el.Next() {
-		el.Value.(*lruEntry).evicted.Store(true)
-	}
-	c.ll.Init()
-	c.items = make(map[string]*list.Element)
-	c.used = 0
-}
+func (c *lru) clear() { c.c.Clear() }

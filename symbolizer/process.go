@@ -339,11 +339,11 @@ func (p *Process) module(m *procMapping) *module {
 	if sf == nil {
 		return nil
 	}
-	if e := m.slot.ent.Load(); e != nil && !e.evicted.Load() {
+	if e := m.slot.ent.Load(); e != nil && !e.Evicted() {
 		if m.slot.uses.Add(1)%touchEvery == 0 {
 			p.s.cache.touch(e)
 		}
-		return e.mod
+		return moduleOf(e)
 	}
 	e := p.s.cache.entry(sf.key, func() *module {
 		loc := debugLocator{
@@ -363,7 +363,7 @@ func (p *Process) module(m *procMapping) *module {
 		return p.s.loadModule(sf.f, loc)
 	})
 	m.slot.ent.Store(e)
-	return e.mod
+	return moduleOf(e)
 }
 
 // User symbolizes a user address of the process. The result is innermost

@@ -1,17 +1,16 @@
 package unwind
 
 import (
-	"container/list"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 
 	dframe "github.com/go-delve/delve/pkg/dwarf/frame"
+	"github.com/scorch-dev/scorch/internal/cache"
 )
 
 // x86-64 DWARF register numbers.
@@ -282,61 +281,41 @@ func loadTable(ra io.ReaderAt) (t *table, err error) {
 var errNoCFI = errors.New("no .eh_frame or .debug_frame")
 
 // tableCache keeps the most recently used tables, loading each once.
+// Failures are kept too (negative entries), so a file is read at most once
+// while it stays cached.
 type tableCache struct {
 	log *slog.Logger
-	max int
-
-	mu      sync.Mutex
-	entries map[string]*list.Element // of *cacheEntry
-	lru     list.List                // front: most recent
-}
-
-type cacheEntry struct {
-	key  string
-	once sync.Once
-	t    *table // nil when the file has no usable CFI
+	c   *cache.Cache[string, *table]
 }
 
 func newTableCache(max int, log *slog.Logger) *tableCache {
-	return &tableCache{log: log, max: max, entries: make(map[string]*list.Element)}
+	return &tableCache{log: log, c: cache.New[string](cache.Options[*table]{MaxCost: int64(max), KeepErrors: true})}
 }
 
-// get returns the table of a file, or nil when it cannot be had; failures
-// are cached too, so a file is read at most once while it stays cached.
+// errNoOpen is the negative entry of a file its resolver cannot open.
+var errNoOpen = errors.New("no way to open the file")
+
+// get returns the table of a file, or nil when it cannot be had.
 func (c *tableCache) get(key string, open func() (io.ReaderAt, io.Closer, error)) *table {
-	c.mu.Lock()
-	el, ok := c.entries[key]
-	if ok {
-		c.lru.MoveToFront(el)
-	} else {
-		el = c.lru.PushFront(&cacheEntry{key: key})
-		c.entries[key] = el
-		for c.lru.Len() > c.max {
-			old := c.lru.Back()
-			c.lru.Remove(old)
-			delete(c.entries, old.Value.(*cacheEntry).key)
-		}
-	}
-	e := el.Value.(*cacheEntry)
-	c.mu.Unlock()
-	e.once.Do(func() {
+	t, hit, err := c.c.Get(key, func() (*table, error) {
 		if open == nil {
-			return
+			return nil, errNoOpen
 		}
 		ra, closer, err := open()
 		if err != nil {
-			c.log.Debug("opening file for CFI", "key", key, "err", err)
-			return
+			return nil, fmt.Errorf("opening file for CFI: %w", err)
 		}
 		if closer != nil {
 			defer closer.Close()
 		}
 		t, err := loadTable(ra)
 		if err != nil {
-			c.log.Debug("loading CFI", "key", key, "err", err)
-			return
+			return nil, fmt.Errorf("loading CFI: %w", err)
 		}
-		e.t = t
+		return t, nil
 	})
-	return e.t
+	if err != nil && !hit && !errors.Is(err, errNoOpen) {
+		c.log.Debug("no CFI", "key", key, "err", err)
+	}
+	return t
 }

@@ -69,10 +69,8 @@ func TestCachesRecoverFromPanic(t *testing.T) {
 
 // cachedKeys lists the keys of the renderings in the cache.
 func cachedKeys(c *renderCache) map[string]bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	keys := make(map[string]bool, len(c.items))
-	for k := range c.items {
+	keys := make(map[string]bool)
+	for _, k := range c.c.Keys() {
 		keys[k] = true
 	}
 	return keys
@@ -190,7 +188,7 @@ func TestDropWhileRendering(t *testing.T) {
 			if got := cachedKeys(rc)[tt.key]; got != tt.cached {
 				t.Errorf("%q cached %v after dropping %q during its rendering, want %v", tt.key, got, tt.drop, tt.cached)
 			}
-			rc.put(tt.key, &rendered{body: []byte("y")})
+			rc.get(tt.key, func() (*rendered, error) { return &rendered{body: []byte("y")}, nil })
 			rc.drop(tt.drop)
 			if got := cachedKeys(rc)[tt.key]; got != tt.cached {
 				t.Errorf("%q cached %v after dropping %q, want %v", tt.key, got, tt.drop, tt.cached)
