@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ianlancetaylor/demangle"
+	"github.com/scorch-dev/scorch/internal/cache"
 )
 
 // Options configures a Symbolizer; the zero value is usable.
@@ -99,6 +100,13 @@ func New(opts Options) *Symbolizer {
 		files: make(map[string]*sharedFile),
 	}
 }
+
+// CacheStats returns the counters of the symbol-table cache: lookups
+// answered from it (hits), files parsed (misses), tables evicted to stay
+// within Options.CacheBytes, and the bytes its tables take. Lookups of a
+// mapping whose table a process already holds skip the cache and are not
+// counted.
+func (s *Symbolizer) CacheStats() cache.Stats { return s.cache.c.Stats() }
 
 // Close drops the caches. Processes keep their own file references until
 // they are closed.

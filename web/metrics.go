@@ -5,13 +5,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/scorch-dev/scorch/internal/cache"
 	"github.com/scorch-dev/scorch/web/store"
 )
 
 // SymbolizerStats is implemented by recorders that can report their
-// symbolizer's cache use; /metrics then exports it.
+// symbolizer's cache use (symbolizer.Symbolizer.CacheStats); /metrics then
+// exports it.
 type SymbolizerStats interface {
-	SymbolizerCacheStats() (hits, misses uint64)
+	SymbolizerCacheStats() cache.Stats
 }
 
 type metrics struct {
@@ -65,20 +67,37 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		}, func() float64 { return float64(s.imports.queued()) }),
 	)
 	if ss, ok := s.cfg.Recorder.(SymbolizerStats); ok {
-		reg.MustRegister(
-			prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Name: "scorch_symbolizer_cache_hits_total", Help: "Symbolizer cache hits.",
-			}, func() float64 { h, _ := ss.SymbolizerCacheStats(); return float64(h) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Name: "scorch_symbolizer_cache_misses_total", Help: "Symbolizer cache misses.",
-			}, func() float64 { _, m := ss.SymbolizerCacheStats(); return float64(m) }),
-		)
+		reg.MustRegister(symbolizerMetrics(ss)...)
 	}
 	// The registry may be shared (tests, embedding): only add the runtime
 	// collectors when they are not there yet.
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// symbolizerMetrics reads the symbolizer's cache counters at each scrape.
+func symbolizerMetrics(ss SymbolizerStats) []prometheus.Collector {
+	counter := func(name, help string, v func(cache.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(ss.SymbolizerCacheStats())) })
+	}
+	gauge := func(name, help string, v func(cache.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+			func() float64 { return v(ss.SymbolizerCacheStats()) })
+	}
+	return []prometheus.Collector{
+		counter("scorch_symbolizer_cache_hits_total", "Symbol table lookups answered from the symbolizer's cache.",
+			func(st cache.Stats) uint64 { return st.Hits }),
+		counter("scorch_symbolizer_cache_misses_total", "Symbol tables the symbolizer had to load (files parsed).",
+			func(st cache.Stats) uint64 { return st.Misses }),
+		counter("scorch_symbolizer_cache_evictions_total", "Symbol tables dropped to stay within --symbol-cache.",
+			func(st cache.Stats) uint64 { return st.Evictions }),
+		gauge("scorch_symbolizer_cache_bytes", "Memory the cached symbol tables take (bounded by --symbol-cache).",
+			func(st cache.Stats) float64 { return float64(st.Cost) }),
+		gauge("scorch_symbolizer_cache_entries", "Symbol tables in the symbolizer's cache.",
+			func(st cache.Stats) float64 { return float64(st.Entries) }),
+	}
 }
 
 func (m *metrics) finished(r store.Record) {

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/host"
+	"github.com/scorch-dev/scorch/internal/cache"
 	"github.com/scorch-dev/scorch/profiler"
 	"github.com/scorch-dev/scorch/symbolizer"
 	"github.com/scorch-dev/scorch/unwind"
@@ -52,6 +53,12 @@ func (p *profilerRecorder) Record(ctx context.Context, params capture.Params, pr
 	}
 	return c, err
 }
+
+// The service exports the symbolizer's cache counters on /metrics.
+var _ web.SymbolizerStats = (*profilerRecorder)(nil)
+
+// SymbolizerCacheStats reports the shared symbolizer's cache use.
+func (p *profilerRecorder) SymbolizerCacheStats() cache.Stats { return p.sym.CacheStats() }
 
 func (p *profilerRecorder) Capabilities(ctx context.Context) web.Capabilities {
 	caps := profiler.Capabilities(ctx)
