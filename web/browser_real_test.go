@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 
 	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/internal/browser"
 	"github.com/scorch-dev/scorch/internal/testutil"
 	"github.com/scorch-dev/scorch/profiler"
 	"github.com/scorch-dev/scorch/web"
@@ -50,18 +50,8 @@ int main(void) { for (;;) scorch_browser_hot(); }
 // recording the whole host while a workload spins.
 func TestBrowserRealCapture(t *testing.T) {
 	testutil.RequireRoot(t)
-	node := testutil.RequireTool(t, "node")
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = testutil.RequireTool(t, "chromium")
-	}
-	dir, err := filepath.Abs("../internal/browser")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		t.Skip("playwright-core is not installed: run npm install in internal/browser (make test does)")
-	}
+	browser.Require(t)
+	dir := browser.Dir()
 	if c := profiler.Capabilities(context.Background()).Collectors["cpu"]; !c.Available {
 		t.Skipf("the cpu collector cannot run here: %s", c.Reason)
 	}
@@ -80,12 +70,12 @@ func TestBrowserRealCapture(t *testing.T) {
 	ts.Start()
 	defer ts.Close()
 
-	cmd := exec.Command(node, filepath.Join(dir, "web.mjs"), ts.URL, artifacts)
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium, "ZOOM=scorch_browser_hot", "SEARCH=scorch_browser_hot", "DURATION=3s")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
+	t.Setenv("ZOOM", "scorch_browser_hot")
+	t.Setenv("SEARCH", "scorch_browser_hot")
+	t.Setenv("DURATION", "3s")
+	out, err := browser.Run(t.Context(), filepath.Join(dir, "web.mjs"), ts.URL, artifacts)
 	if err != nil {
-		t.Fatalf("node web.mjs: %v\n%s", err, out)
+		t.Fatalf("%v\n%s", err, out)
 	}
 	var got struct {
 		Errors     []string

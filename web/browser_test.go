@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -12,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/pprof/profile"
-	"github.com/scorch-dev/scorch/internal/testutil"
+	"github.com/scorch-dev/scorch/internal/browser"
 	"github.com/scorch-dev/scorch/web"
 	"github.com/scorch-dev/scorch/web/webtest"
 )
@@ -21,18 +20,8 @@ import (
 // from the form (fake recorder, so the graph is known), watch the progress,
 // zoom and search in the flame graph, download pprof.
 func TestBrowserEndToEnd(t *testing.T) {
-	node := testutil.RequireTool(t, "node")
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = testutil.RequireTool(t, "chromium")
-	}
-	dir, err := filepath.Abs("../internal/browser")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		t.Skip("playwright-core is not installed: run npm install in internal/browser (make test does)")
-	}
+	browser.Require(t)
+	dir := browser.Dir()
 	artifacts := filepath.Join(dir, "artifacts", t.Name())
 	os.RemoveAll(artifacts)
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
@@ -48,12 +37,9 @@ func TestBrowserEndToEnd(t *testing.T) {
 	ts.Start()
 	defer ts.Close()
 
-	cmd := exec.Command(node, filepath.Join(dir, "web.mjs"), ts.URL, artifacts)
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
+	out, err := browser.Run(t.Context(), filepath.Join(dir, "web.mjs"), ts.URL, artifacts)
 	if err != nil {
-		t.Fatalf("node web.mjs: %v\n%s", err, out)
+		t.Fatalf("%v\n%s", err, out)
 	}
 	var got struct {
 		Errors     []string

@@ -4,39 +4,24 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/scorch-dev/scorch/internal/testutil"
+	"github.com/scorch-dev/scorch/internal/browser"
 )
 
 // TestHeatmapBrowser selects a range on the heatmap in headless Chromium by
 // clicking two cells and checks that the flame graph shows that range.
 func TestHeatmapBrowser(t *testing.T) {
-	node := testutil.RequireTool(t, "node")
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = testutil.RequireTool(t, "chromium")
-	}
-	dir, err := filepath.Abs("../internal/browser")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		t.Skip("playwright-core is not installed: run npm install in internal/browser (make test does)")
-	}
+	browser.Require(t)
 	base, id, noTS := hmServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "heatmap.mjs"), base+"/captures/"+id, base+"/captures/"+noTS)
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
-	out, err := cmd.Output()
+	out, err := browser.Run(ctx, filepath.Join(browser.Dir(), "heatmap.mjs"), base+"/captures/"+id, base+"/captures/"+noTS)
 	if err != nil {
-		t.Fatalf("node heatmap.mjs: %v\n%s", err, out)
+		t.Fatalf("%v\n%s", err, out)
 	}
 	var got struct {
 		Errors                                            []string

@@ -8,7 +8,7 @@ import { chromium } from 'playwright-core';
 const [url, noTimestampsURL] = process.argv.slice(2);
 const result = { errors: [] };
 const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  executablePath: process.env.SCORCH_CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu'],
 });
 try {

@@ -15,7 +15,7 @@ const searchFor = process.env.SEARCH || '^beta$';
 const duration = process.env.DURATION || '6s';
 const result = { errors: [], progress: [] };
 const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  executablePath: process.env.SCORCH_CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu'],
 });
 let page;
