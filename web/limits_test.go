@@ -131,3 +131,42 @@ func TestImportQueue(t *testing.T) {
 		t.Errorf("%d imports still waiting", n)
 	}
 }
+
+// The cross-site rule by header, as curl, go tool pprof and browsers send
+// them (the Chromium test sends the real ones).
+func TestCrossSiteGETHeaders(t *testing.T) {
+	e := newEnv(t, nil)
+	id := e.capture(`{"type":"cpu","duration":"0.2s"}`).ID
+	host := strings.TrimPrefix(e.ts.URL, "http://")
+	start := "/api/flamegraph.svg?type=cpu&seconds=0.1"
+	graph := "/api/captures/" + id + "/flamegraph.svg"
+	tests := []struct {
+		name string
+		path string
+		hdr  []string
+		code int
+	}{
+		{"curl", start, nil, 200},
+		{"go tool pprof", "/debug/pprof/profile?seconds=0.1", []string{"User-Agent", "Go-http-client/1.1"}, 200},
+		{"typed URL", start, []string{"Sec-Fetch-Site", "none", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document"}, 200},
+		{"own page", start, []string{"Sec-Fetch-Site", "same-origin", "Referer", "http://" + host + "/captures/x"}, 200},
+		{"cross-site img", start, []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "no-cors", "Sec-Fetch-Dest", "image"}, 403},
+		{"same-site img", "/debug/pprof/profile?seconds=0.1", []string{"Sec-Fetch-Site", "same-site", "Sec-Fetch-Mode", "no-cors", "Sec-Fetch-Dest", "image"}, 403},
+		{"cross-site link to a capture", start, []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document"}, 403},
+		{"foreign Origin", start, []string{"Origin", "http://evil.example"}, 403},
+		{"null Origin", start, []string{"Origin", "null"}, 403},
+		{"foreign Referer (no Sec-Fetch)", start, []string{"Referer", "http://evil.example/page"}, 403},
+		{"cross-site img of a stored graph", graph, []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "no-cors", "Sec-Fetch-Dest", "image"}, 403},
+		{"cross-site link to a stored graph", graph, []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document"}, 200},
+		{"foreign Referer to a stored graph", graph, []string{"Referer", "http://evil.example/page"}, 200},
+	}
+	for _, tt := range tests {
+		resp, b := e.do("GET", tt.path, nil, tt.hdr...)
+		if resp.StatusCode != tt.code {
+			t.Errorf("%s: %d %.200s, want %d", tt.name, resp.StatusCode, b, tt.code)
+		}
+		if tt.code == 403 && !strings.Contains(errorMessage(t, b), "curl") {
+			t.Errorf("%s: the refusal %s does not say how to fetch it instead", tt.name, b)
+		}
+	}
+}

@@ -38,16 +38,18 @@ func (s *Server) routes() http.Handler {
 	r.Get("/import", s.importPage)         // GET /import
 
 	r.Route("/api", func(r chi.Router) {
-		r.Get("/capabilities", s.getCapabilities)          // GET /api/capabilities
-		r.Post("/captures", s.postCapture)                 // POST /api/captures[?wait=true]
-		r.Get("/captures", s.listCaptures)                 // GET /api/captures
-		r.Post("/imports", s.postImport)                   // POST /api/imports
-		r.Get("/flamegraph.svg", s.blockingSVG)            // GET /api/flamegraph.svg?type=cpu&seconds=5
-		r.Get("/overview.json", s.overviewJSON)            // GET /api/overview.json[?minutes=5]
-		r.Get("/overview/events", s.overviewEvents)        // GET /api/overview/events (server-sent overview.json at every sample)
-		r.Get("/diff.svg", s.diffSVG)                      // GET /api/diff.svg?base=ID&compare=ID
-		r.Get("/diff/functions.json", s.diffFunctionsJSON) // GET /api/diff/functions.json?base=ID&compare=ID
-		r.Get("/diff/tree.json", s.diffTreeJSON)           // GET /api/diff/tree.json?base=ID&compare=ID
+		// Other sites' pages may not make the API render or record.
+		r.Use(crossSiteGET(false))
+		r.Get("/capabilities", s.getCapabilities)                        // GET /api/capabilities
+		r.Post("/captures", s.postCapture)                               // POST /api/captures[?wait=true]
+		r.Get("/captures", s.listCaptures)                               // GET /api/captures
+		r.Post("/imports", s.postImport)                                 // POST /api/imports
+		r.With(crossSiteGET(true)).Get("/flamegraph.svg", s.blockingSVG) // GET /api/flamegraph.svg?type=cpu&seconds=5
+		r.Get("/overview.json", s.overviewJSON)                          // GET /api/overview.json[?minutes=5]
+		r.Get("/overview/events", s.overviewEvents)                      // GET /api/overview/events (server-sent overview.json at every sample)
+		r.Get("/diff.svg", s.diffSVG)                                    // GET /api/diff.svg?base=ID&compare=ID
+		r.Get("/diff/functions.json", s.diffFunctionsJSON)               // GET /api/diff/functions.json?base=ID&compare=ID
+		r.Get("/diff/tree.json", s.diffTreeJSON)                         // GET /api/diff/tree.json?base=ID&compare=ID
 		r.Route("/captures/{id}", func(r chi.Router) {
 			r.Use(validID)
 			r.Get("/", s.getCapture)                               // GET /api/captures/{id}
@@ -66,7 +68,7 @@ func (s *Server) routes() http.Handler {
 			r.Get("/summary.json", s.summaryJSON)                  // GET /api/captures/{id}/summary.json
 		})
 	})
-	r.Get("/debug/pprof/profile", s.debugPprof) // GET /debug/pprof/profile?seconds=N
+	r.With(crossSiteGET(true)).Get("/debug/pprof/profile", s.debugPprof) // GET /debug/pprof/profile?seconds=N
 	return r
 }
 
