@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/scorch-dev/scorch/capture"
 	"os"
 	"strings"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/rlimit"
-	"github.com/scorch-dev/scorch/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,14 +29,6 @@ type Caps struct {
 	Sysctls    map[string]string    `json:"sysctls"`
 	Notes      []string             `json:"notes,omitempty"`
 }
-
-// probes check one collector each; the other collectors' files add theirs.
-var probes = map[string]func(ctx context.Context) error{
-	"cpu": probeCPU,
-}
-
-// ProbeOrder is the order doctor and the UI list collectors in.
-var ProbeOrder = []string{"cpu", "offcpu", "wakeup", "offwake", "mem", "cpi", "event"}
 
 // Capabilities tries each collector for real (load and attach) and reads the
 // sysctls that matter.
@@ -71,8 +60,9 @@ func Capabilities(ctx context.Context) Caps {
 		c.Notes = append(c.Notes, "kernel.perf_event_max_stack="+v+": stacks are cut at that depth")
 	}
 	c.PMU, c.PMUReason = probePMU()
-	for _, name := range ProbeOrder {
-		probe, ok := probes[name]
+	for _, t := range capture.Types {
+		col, ok := collectorFor(t)
+		name := string(t)
 		switch {
 		case !c.Root:
 			c.Collectors[name] = Collector{Reason: "scorch needs root (or CAP_BPF and CAP_PERFMON) to load BPF programs"}
@@ -81,50 +71,15 @@ func Capabilities(ctx context.Context) Caps {
 		case !ok:
 			c.Collectors[name] = Collector{Reason: "not implemented in this version of scorch"}
 		default:
-			if err := probe(ctx); err != nil {
-				c.Collectors[name] = Collector{Reason: err.Error()}
+			if err := col.try(); err != nil {
+				// The sentinel says nothing the listing does not.
+				c.Collectors[name] = Collector{Reason: strings.TrimPrefix(err.Error(), ErrUnavailable.Error()+": ")}
 			} else {
 				c.Collectors[name] = Collector{Available: true}
 			}
 		}
 	}
 	return c
-}
-
-// probeCPU loads the sampler and attaches it to a cpu-clock event on one CPU.
-func probeCPU(ctx context.Context) error {
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return err
-	}
-	spec, err := bpf.LoadSampler()
-	if err != nil {
-		return err
-	}
-	spec.Maps["events"].MaxEntries = uint32(os.Getpagesize())
-	var objs bpf.SamplerObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		return fmt.Errorf("the kernel refused the sampler: %w", verifierError(err))
-	}
-	defer objs.Close()
-	l, err := link.AttachTracing(link.TracingOptions{Program: objs.OnExec, AttachType: ebpf.AttachTraceRawTp})
-	if err != nil {
-		return fmt.Errorf("tp_btf/sched_process_exec cannot be attached: %w", err)
-	}
-	l.Close()
-	cpus, err := OnlineCPUs()
-	if err != nil || len(cpus) == 0 {
-		return fmt.Errorf("cannot read online CPUs: %w", err)
-	}
-	fd, err := openPerfEvent(unix.PERF_TYPE_SOFTWARE, unix.PERF_COUNT_SW_CPU_CLOCK, cpus[0], 99, true)
-	if err != nil {
-		return fmt.Errorf("perf_event_open(cpu-clock) failed: %w", err)
-	}
-	pe, err := attachPerfEvent(fd, objs.SampleCpu)
-	if err != nil {
-		unix.Close(fd)
-		return err
-	}
-	return pe.Close()
 }
 
 // probePMU checks for hardware counters by opening a cycles event.

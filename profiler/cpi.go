@@ -1,7 +1,6 @@
 package profiler
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -9,23 +8,23 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
-	"github.com/scorch-dev/scorch/unwind"
 	"golang.org/x/sys/unix"
 )
-
-func init() {
-	collectors[capture.CPI] = recordCPI
-	probes["cpi"] = probeCPI
-}
 
 // cpiCycles is the sampling event of CPI captures: every period cycles.
 var cpiCycles = perfEventSpec{name: "cycles", typ: unix.PERF_TYPE_HARDWARE, config: unix.PERF_COUNT_HW_CPU_CYCLES, period: 10_000_019}
 
-// recordCPI samples stacks every cpiCycles.period cycles and charges each
+// cpiSource samples stacks every cpiCycles.period cycles and charges each
 // the cycles (Value) and the instructions retired in that period (Value2),
-// read from a counting instructions event on the same CPU. Without a
-// hardware PMU (most VMs) it fails with ErrUnavailable and the reason.
-func recordCPI(ctx context.Context, p capture.Params, mode unwind.Mode, opts Options) (*capture.Capture, error) {
+// read from a counting instructions event on the same CPU.
+type cpiSource struct {
+	eventObjects
+	cpus []int
+}
+
+// loadCPI fails with ErrUnavailable and the reason without a hardware PMU
+// (most VMs).
+func loadCPI(p capture.Params, cfg loadConfig) (source, error) {
 	if ok, reason := probePMU(); !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnavailable, reason)
 	}
@@ -33,79 +32,63 @@ func recordCPI(ctx context.Context, p capture.Params, mode unwind.Mode, opts Opt
 	if err != nil || len(cpus) == 0 {
 		return nil, fmt.Errorf("reading online CPUs: %w", err)
 	}
-	tgt := newTarget(p)
-	objs, err := loadCPI(tgt, mode, opts, cpus)
-	if err != nil {
+	src := &cpiSource{cpus: cpus}
+	if err := loadCPIObjects(cfg, cpus, &src.eventObjects); err != nil {
 		return nil, err
 	}
-	defer objs.Close()
-	counters, err := openInstructionCounters(objs.Instructions, cpus)
-	defer func() {
-		for _, fd := range counters {
-			unix.Close(fd)
-		}
-	}()
-	if err != nil {
-		return nil, err
-	}
-	c, err := newCollection(p, mode, opts, tgt, commonObjects{objs.Events, objs.Stats, objs.FilterPids, objs.FilterTids, objs.OnExec})
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	c.meta.Event = "cycles,instructions"
-	events, err := openSpec(objs.SampleCpi, cpiCycles, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer closeAll(events)
-	s := c.s
-	s.sample = func(e *stackEvent) {
-		n := len(s.events)
-		s.addSample(e, e.weight())
-		if len(s.events) > n {
-			s.events[n].Value2 = int64(e.instructions())
-		}
-	}
-	if err := c.run(ctx, func() { closeAll(events) }); err != nil {
-		return nil, err
-	}
-	return c.finish(), nil
+	return src, nil
 }
 
-// loadCPI loads event.c with its per-CPU instructions counters map sized
-// for the online CPUs.
-func loadCPI(tgt *target, mode unwind.Mode, opts Options, cpus []int) (*bpf.EventObjects, error) {
-	spec, err := bpf.LoadEvent()
-	if err != nil {
-		return nil, fmt.Errorf("loading cpi spec: %w", err)
-	}
-	var ms bpf.EventMapSpecs
-	if err := assignSpecs(spec, &ms); err != nil {
-		return nil, err
-	}
-	ms.Instructions.MaxEntries = uint32(slices.Max(cpus) + 1)
-	var objs bpf.EventObjects
-	if err := loadObjects(spec, tgt, mode, opts, false, 0, &objs); err != nil {
-		return nil, err
-	}
-	return &objs, nil
+// loadCPIObjects loads event.c with its per-CPU instructions counters map
+// sized for the online CPUs.
+func loadCPIObjects(cfg loadConfig, cpus []int, objs *eventObjects) error {
+	return loadEventObjects(cfg, uint32(slices.Max(cpus)+1), objs)
 }
+
+func (src *cpiSource) attach(c *collection, l *links) error {
+	c.meta.Event = "cycles,instructions"
+	counters, err := openInstructionCounters(src.Instructions, src.cpus)
+	for _, fd := range counters {
+		l.add(fd)
+	}
+	if err != nil {
+		return err
+	}
+	events, err := openSpec(src.SampleCpi, cpiCycles, 0)
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		l.add(e)
+	}
+	return nil
+}
+
+func (src *cpiSource) decode(s *session, e *stackEvent) {
+	if e.Kind == bpf.SamplerRecordKindRECORD_SAMPLE {
+		s.addSample(e, e.weight()).Value2 = int64(e.instructions())
+	}
+}
+
+// fdCloser closes a file descriptor.
+type fdCloser int
+
+func (fd fdCloser) Close() error { return unix.Close(int(fd)) }
 
 // openInstructionCounters opens and enables a counting instructions event
 // per CPU and puts it in the map the BPF program reads. The descriptors
 // opened are returned also on error, for the caller to close.
-func openInstructionCounters(m *ebpf.Map, cpus []int) ([]int, error) {
-	var fds []int
+func openInstructionCounters(m *ebpf.Map, cpus []int) ([]fdCloser, error) {
+	var fds []fdCloser
 	for _, cpu := range cpus {
 		fd, err := openPerfEvent(unix.PERF_TYPE_HARDWARE, unix.PERF_COUNT_HW_INSTRUCTIONS, cpu, 0, false)
 		if errors.Is(err, unix.ENODEV) {
 			continue
 		}
 		if err != nil {
-			return fds, fmt.Errorf("%w: instructions counter on cpu %d: %v", ErrUnavailable, cpu, err)
+			return fds, fmt.Errorf("%w: instructions counter on cpu %d: %w", ErrUnavailable, cpu, err)
 		}
-		fds = append(fds, fd)
+		fds = append(fds, fdCloser(fd))
 		if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
 			return fds, fmt.Errorf("enabling the instructions counter on cpu %d: %w", cpu, err)
 		}
@@ -114,20 +97,4 @@ func openInstructionCounters(m *ebpf.Map, cpus []int) ([]int, error) {
 		}
 	}
 	return fds, nil
-}
-
-// probeCPI checks for the hardware counters CPI needs and that the kernel
-// accepts the CPI program.
-func probeCPI(ctx context.Context) error {
-	if ok, reason := probePMU(); !ok {
-		return errors.New(reason)
-	}
-	for _, cfg := range []uint64{unix.PERF_COUNT_HW_CPU_CYCLES, unix.PERF_COUNT_HW_INSTRUCTIONS} {
-		fd, err := openPerfEvent(unix.PERF_TYPE_HARDWARE, cfg, 0, 0, false)
-		if err != nil {
-			return fmt.Errorf("hardware counter %d cannot be opened: %w", cfg, err)
-		}
-		unix.Close(fd)
-	}
-	return nil
 }

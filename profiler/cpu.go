@@ -1,15 +1,86 @@
 package profiler
 
 import (
-	"context"
+	"fmt"
+	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
-	"github.com/scorch-dev/scorch/unwind"
 )
 
-func init() { collectors[capture.CPU] = recordCPU }
+// samplerObjects are bpf/sampler.c's: a perf_event program for cpu-clock
+// and the other perf events, and the fork hook of `-- CMD` targets.
+type samplerObjects struct {
+	commonObjects
+	SampleCpu *ebpf.Program `ebpf:"sample_cpu"`
+	OnFork    *ebpf.Program `ebpf:"on_fork"`
+}
 
-// recordCPU samples stacks with a cpu-clock perf event on every CPU.
-func recordCPU(ctx context.Context, p capture.Params, mode unwind.Mode, opts Options) (*capture.Capture, error) {
-	return recordSampler(ctx, p, mode, opts, softwareEvents[0], nil)
+func (o *samplerObjects) Close() error { return o.closeWith(o.SampleCpu, o.OnFork) }
+
+// samplerSource samples stacks on a perf event on every CPU: cpu-clock for
+// cpu captures, the event named for event captures, page faults for mem.
+type samplerSource struct {
+	samplerObjects
+	ev     perfEventSpec
+	hz     int
+	value  uint64 // each sample's worth: 1, or the event's period
+	loaded time.Time
+	took   time.Duration // from load to attached
+}
+
+// loadCPU samples with cpu-clock.
+func loadCPU(p capture.Params, cfg loadConfig) (source, error) {
+	return loadSampler(p, cfg, softwareEvents[0])
+}
+
+func loadSampler(p capture.Params, cfg loadConfig, ev perfEventSpec) (source, error) {
+	src := &samplerSource{ev: ev, hz: p.Hz, value: 1, loaded: time.Now()}
+	if src.hz == 0 {
+		src.hz = capture.DefaultHz
+	}
+	if !ev.freq {
+		src.value = ev.period
+	}
+	spec, err := bpf.LoadSampler()
+	if err != nil {
+		return nil, fmt.Errorf("loading sampler spec: %w", err)
+	}
+	if err := loadObjects(spec, cfg, len(p.Command) > 0, 0, &src.samplerObjects); err != nil {
+		return nil, err
+	}
+	return src, nil
+}
+
+func (src *samplerSource) attach(c *collection, l *links) error {
+	fork, err := attachRawTp(src.OnFork)
+	if err != nil {
+		return err
+	}
+	l.add(fork)
+	if src.ev.freq {
+		c.meta.Params.Hz = src.hz
+	}
+	events, err := openSpec(src.SampleCpu, src.ev, src.hz)
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		l.add(e)
+	}
+	src.took = time.Since(src.loaded)
+	c.opts.Logger.Info("perf event attached", "event", src.ev.name, "attach_ms", float64(src.took.Microseconds())/1000, "cpus", len(events))
+	return nil
+}
+
+func (src *samplerSource) decode(s *session, e *stackEvent) {
+	if e.Kind == bpf.SamplerRecordKindRECORD_SAMPLE {
+		s.addSample(e, src.value)
+	}
+}
+
+func (src *samplerSource) finish(c *collection) {
+	addExtra(&c.s.stats, "attach_us", uint64(src.took.Microseconds()))
+	c.addProgStats(src.SampleCpu)
 }

@@ -3,7 +3,6 @@ package profiler
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"debug/elf"
 	"fmt"
 	"io"
@@ -16,14 +15,8 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
-	"github.com/scorch-dev/scorch/unwind"
 	"golang.org/x/sys/unix"
 )
-
-func init() {
-	collectors[capture.Mem] = recordMem
-	probes["mem"] = probeMem
-}
 
 // MemEvents are the --event values of --type mem; the first is the default.
 var MemEvents = []string{"page-faults", "malloc", "brk", "mmap"}
@@ -50,28 +43,43 @@ func isAllocator(fn bpf.MemAllocFn) bool {
 // liveEntries bounds the map of allocations not freed yet.
 const liveEntries = 1 << 18
 
-// recordMem records memory growth: page faults, allocator calls or the
-// brk and mmap syscalls.
-func recordMem(ctx context.Context, p capture.Params, mode unwind.Mode, opts Options) (*capture.Capture, error) {
+// memObjects are bpf/mem.c's: allocator uprobes, syscall tracepoints and
+// the map of live allocations.
+type memObjects struct {
+	commonObjects
+	MallocEnter  *ebpf.Program `ebpf:"malloc_enter"`
+	CallocEnter  *ebpf.Program `ebpf:"calloc_enter"`
+	ReallocEnter *ebpf.Program `ebpf:"realloc_enter"`
+	FreeEnter    *ebpf.Program `ebpf:"free_enter"`
+	AllocReturn  *ebpf.Program `ebpf:"alloc_return"`
+	BrkEnter     *ebpf.Program `ebpf:"brk_enter"`
+	MmapEnter    *ebpf.Program `ebpf:"mmap_enter"`
+	Live         *ebpf.Map     `ebpf:"live"`
+	LiveOverflow *ebpf.Map     `ebpf:"live_overflow"`
+}
+
+func (o *memObjects) Close() error {
+	return o.closeWith(o.MallocEnter, o.CallocEnter, o.ReallocEnter, o.FreeEnter, o.AllocReturn, o.BrkEnter, o.MmapEnter, o.Live, o.LiveOverflow)
+}
+
+// loadMem records memory growth: page faults (the sampler), allocator
+// calls or the brk and mmap syscalls (bpf/mem.c).
+func loadMem(p capture.Params, cfg loadConfig) (source, error) {
 	if p.Event == "" {
 		p.Event = MemEvents[0]
 	}
 	switch p.Event {
 	case "page-faults":
 		ev := perfEventSpec{name: "page-faults", typ: unix.PERF_TYPE_SOFTWARE, config: unix.PERF_COUNT_SW_PAGE_FAULTS, period: 1}
-		return recordSampler(ctx, p, mode, opts, ev, nil)
+		return loadSampler(p, cfg, ev)
 	case "malloc":
 		if len(p.PIDs) == 0 {
 			return nil, fmt.Errorf("%w: --type mem --event malloc needs --pid: allocator uprobes are placed per process", ErrBadTarget)
 		}
-		return recordMemBPF(ctx, p, mode, opts)
 	case "brk", "mmap":
-		return recordMemBPF(ctx, p, mode, opts)
+	default:
+		return nil, fmt.Errorf("%w: mem event %q is not supported: allowed values are %s", ErrBadTarget, p.Event, strings.Join(MemEvents, ", "))
 	}
-	return nil, fmt.Errorf("%w: mem event %q is not supported: allowed values are %s", ErrBadTarget, p.Event, strings.Join(MemEvents, ", "))
-}
-
-func loadMem(tgt *target, mode unwind.Mode, opts Options, follow bool) (*bpf.MemObjects, error) {
 	spec, err := bpf.LoadMem()
 	if err != nil {
 		return nil, fmt.Errorf("loading mem spec: %w", err)
@@ -81,20 +89,21 @@ func loadMem(tgt *target, mode unwind.Mode, opts Options, follow bool) (*bpf.Mem
 		return nil, err
 	}
 	ms.Live.MaxEntries = liveEntries
-	var objs bpf.MemObjects
-	if err := loadObjects(spec, tgt, mode, opts, follow, 0, &objs); err != nil {
+	src := &memSource{event: p.Event, byAlloc: make(map[allocKey]int), entries: make(map[uint32]map[string]uint64)}
+	if err := loadObjects(spec, cfg, len(p.Command) > 0, 0, &src.memObjects); err != nil {
 		return nil, err
 	}
-	return &objs, nil
+	return src, nil
 }
 
 // allocKey identifies one allocation: its address and its event's time.
 type allocKey struct{ addr, ts uint64 }
 
-// memState turns allocation records into events and remembers which event
-// each allocation is, to flag those still live at the end.
-type memState struct {
-	s       *session
+// memSource turns allocation records into events and remembers which
+// event each allocation is, to flag those still live at the end.
+type memSource struct {
+	memObjects
+	event   string
 	byAlloc map[allocKey]int // index into s.events
 	// entries holds each process's allocator entry points by name, so the
 	// allocator is the leaf frame, named by the symbolizer.
@@ -102,8 +111,10 @@ type memState struct {
 	buf     []uint64
 }
 
-func (m *memState) sample(e *stackEvent) {
-	s := m.s
+func (m *memSource) decode(s *session, e *stackEvent) {
+	if e.Kind != bpf.SamplerRecordKindRECORD_SAMPLE {
+		return
+	}
 	seg := s.segmentOf(e)
 	fn, addr := e.alloc()
 	name := allocFnNames[fn]
@@ -115,7 +126,7 @@ func (m *memState) sample(e *stackEvent) {
 		leaf = name
 	}
 	ev := capture.Event{
-		Time:   int64(e.Ts - s.monoStart),
+		Time:   s.since(e.Ts),
 		Value:  int64(e.weight()),
 		Value2: 1,
 		Stack:  s.intern(rawStack{main: seg, leaf: leaf}),
@@ -129,112 +140,80 @@ func (m *memState) sample(e *stackEvent) {
 	if addr != 0 {
 		m.byAlloc[allocKey{addr, e.Ts}] = len(s.events)
 	}
-	s.events = append(s.events, ev)
+	s.add(ev)
 }
 
 // markLive flags the events of the allocations still in the live map.
-func (m *memState) markLive(live *ebpf.Map) (n int) {
+func (m *memSource) markLive(s *session) (n int) {
 	var addr uint64
 	var v bpf.MemLiveAlloc
-	it := live.Iterate()
+	it := m.Live.Iterate()
 	for it.Next(&addr, &v) {
 		if i, ok := m.byAlloc[allocKey{addr, v.Ts}]; ok {
-			m.s.events[i].Flags |= capture.FlagInuse
+			s.events[i].Flags |= capture.FlagInuse
 			n++
 		}
 	}
 	return n
 }
 
-// recordMemBPF runs mem.c: allocator uprobes (malloc) or syscall
-// tracepoints (brk, mmap).
-func recordMemBPF(ctx context.Context, p capture.Params, mode unwind.Mode, opts Options) (*capture.Capture, error) {
-	tgt := newTarget(p)
-	objs, err := loadMem(tgt, mode, opts, len(p.Command) > 0)
-	if err != nil {
-		return nil, err
-	}
-	defer objs.Close()
-	c, err := newCollection(p, mode, opts, tgt, commonObjects{objs.Events, objs.Stats, objs.FilterPids, objs.FilterTids, objs.OnExec})
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	ms := &memState{s: c.s, byAlloc: make(map[allocKey]int), entries: make(map[uint32]map[string]uint64)}
-	c.s.sample = ms.sample
-
-	var links []link.Link
-	detach := func() {
-		for _, l := range links {
-			l.Close()
-		}
-		links = nil
-	}
-	defer detach()
-	switch p.Event {
+// attach places the allocator uprobes on every target process (malloc) or
+// the syscall tracepoint.
+func (m *memSource) attach(c *collection, l *links) error {
+	switch m.event {
 	case "malloc":
-		for _, pid := range tgt.pids {
-			ls, entries, err := attachAllocator(objs, int(pid))
-			links = append(links, ls...)
+		for _, pid := range c.tgt.pids {
+			entries, err := attachAllocator(&m.memObjects, int(pid), l)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			ms.entries[pid] = entries
+			m.entries[pid] = entries
 		}
-	case "brk", "mmap":
-		prog := objs.BrkEnter
-		if p.Event == "mmap" {
-			prog = objs.MmapEnter
-		}
-		l, err := link.Tracepoint("syscalls", "sys_enter_"+p.Event, prog, nil)
-		if err != nil {
-			return nil, fmt.Errorf("%w: attaching to tracepoint syscalls:sys_enter_%s: %v", ErrUnavailable, p.Event, err)
-		}
-		links = append(links, l)
+		return nil
+	case "mmap":
+		return m.attachSyscall("mmap", m.MmapEnter, l)
 	}
-	if err := c.run(ctx, detach); err != nil {
-		return nil, err
-	}
-	if p.Event == "malloc" {
-		n := ms.markLive(objs.Live)
-		addExtra(&c.s.stats, "live_allocations", uint64(n))
-		if over := sumPerCPU(objs.LiveOverflow); over > 0 {
-			addExtra(&c.s.stats, "live_map_overflow", over)
-			c.meta.Warnings = append(c.meta.Warnings, fmt.Sprintf("%d allocations found the map of live allocations full (%d entries): they count as allocated but not as in use", over, liveEntries))
-		}
-	}
-	return c.finish(), nil
+	return m.attachSyscall("brk", m.BrkEnter, l)
 }
 
-func sumPerCPU(m *ebpf.Map) (n uint64) {
-	var vals []uint64
-	if err := m.Lookup(uint32(0), &vals); err != nil {
-		return 0
+func (m *memSource) attachSyscall(name string, prog *ebpf.Program, l *links) error {
+	tp, err := attachTracepoint("syscalls", "sys_enter_"+name, prog)
+	if err != nil {
+		return err
 	}
-	for _, v := range vals {
-		n += v
+	l.add(tp)
+	return nil
+}
+
+func (m *memSource) finish(c *collection) {
+	if m.event != "malloc" {
+		return
 	}
-	return n
+	n := m.markLive(c.s)
+	addExtra(&c.s.stats, "live_allocations", uint64(n))
+	if over := sumPerCPU(m.LiveOverflow); over > 0 {
+		addExtra(&c.s.stats, "live_map_overflow", over)
+		c.meta.Warnings = append(c.meta.Warnings, fmt.Sprintf("%d allocations found the map of live allocations full (%d entries): they count as allocated but not as in use", over, liveEntries))
+	}
 }
 
 // attachAllocator places the allocator uprobes on the library the process
 // really uses and returns the allocator functions' addresses in it.
-func attachAllocator(objs *bpf.MemObjects, pid int) ([]link.Link, map[string]uint64, error) {
+func attachAllocator(objs *memObjects, pid int, links *links) (map[string]uint64, error) {
 	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: reading the mappings of process %d: %v", ErrBadTarget, pid, err)
+		return nil, fmt.Errorf("%w: reading the mappings of process %d: %w", ErrBadTarget, pid, err)
 	}
 	lib := findAllocator(maps)
 	if lib == "" {
-		return nil, nil, fmt.Errorf("%w: process %d maps no libc (statically linked or not started yet): malloc uprobes need a dynamically linked libc", ErrUnavailable, pid)
+		return nil, fmt.Errorf("%w: process %d maps no libc (statically linked or not started yet): malloc uprobes need a dynamically linked libc", ErrUnavailable, pid)
 	}
 	// The path as the process sees it, also inside a container.
 	path := fmt.Sprintf("/proc/%d/root%s", pid, lib)
 	ex, err := link.OpenExecutable(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: opening %s: %v", ErrUnavailable, lib, err)
+		return nil, fmt.Errorf("%w: opening %s: %w", ErrUnavailable, lib, err)
 	}
-	var links []link.Link
 	opts := &link.UprobeOptions{PID: pid}
 	probes := []struct {
 		sym   string
@@ -261,9 +240,9 @@ func attachAllocator(objs *bpf.MemObjects, pid int) ([]link.Link, map[string]uin
 			if pr.maybe {
 				continue
 			}
-			return links, nil, fmt.Errorf("%w: uprobe on %s in %s: %v", ErrUnavailable, pr.sym, lib, err)
+			return nil, fmt.Errorf("%w: uprobe on %s in %s: %w", ErrUnavailable, pr.sym, lib, err)
 		}
-		links = append(links, l)
+		links.add(l)
 	}
 	entries := make(map[string]uint64)
 	if f, err := elf.Open(path); err == nil {
@@ -274,7 +253,7 @@ func attachAllocator(objs *bpf.MemObjects, pid int) ([]link.Link, map[string]uin
 		}
 		f.Close()
 	}
-	return links, entries, nil
+	return entries, nil
 }
 
 // findAllocator picks the C library from a /proc/PID/maps listing: glibc's
@@ -351,25 +330,4 @@ func mappedAddress(r io.Reader, path string, off uint64) (uint64, bool) {
 		}
 	}
 	return 0, false
-}
-
-// probeMem loads mem.c and attaches the brk tracepoint for a moment (the
-// malloc uprobes need a target process).
-func probeMem(ctx context.Context) error {
-	objs, err := loadMem(&target{mode: bpf.SamplerTargetModeTARGET_PID}, unwind.ModeFP, Options{RingBytes: os.Getpagesize()}, false)
-	if err != nil {
-		return fmt.Errorf("the kernel refused the memory programs: %w", err)
-	}
-	defer objs.Close()
-	l, err := link.Tracepoint("syscalls", "sys_enter_brk", objs.BrkEnter, nil)
-	if err != nil {
-		return fmt.Errorf("tracepoint syscalls:sys_enter_brk cannot be attached: %w", err)
-	}
-	l.Close()
-	fd, err := openPerfEvent(unix.PERF_TYPE_SOFTWARE, unix.PERF_COUNT_SW_PAGE_FAULTS, 0, 1, false)
-	if err != nil {
-		return fmt.Errorf("perf_event_open(page-faults) failed: %w", err)
-	}
-	unix.Close(fd)
-	return nil
 }

@@ -1,36 +1,38 @@
 package profiler
 
 import (
-	"context"
 	"fmt"
 	"math"
-	"os"
 	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
-	"github.com/cilium/ebpf/link"
 	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
-	"github.com/scorch-dev/scorch/unwind"
 )
 
-func init() {
-	for _, t := range []capture.Type{capture.OffCPU, capture.Wakeup, capture.OffWake} {
-		collectors[t] = recordOffCPU
-	}
-	probes["offcpu"] = probeOffCPU
-	probes["wakeup"] = probeOffCPU
-	probes["offwake"] = probeOffCPU
+// offcpuObjects are bpf/offcpu.c's: the scheduler hooks.
+type offcpuObjects struct {
+	commonObjects
+	OnSwitch *ebpf.Program `ebpf:"on_switch"`
+	OnWaking *ebpf.Program `ebpf:"on_waking"`
 }
 
-// schedPrograms are the scheduler hooks in attach order: the hook that ends
-// intervals first, the one that starts them last.
-func schedPrograms(objs *bpf.OffcpuObjects) []*ebpf.Program {
-	return []*ebpf.Program{objs.OnWaking, objs.OnSwitch}
+func (o *offcpuObjects) Close() error { return o.closeWith(o.OnSwitch, o.OnWaking) }
+
+// offcpuSource records off-CPU, wakeup or off-wake stacks: it joins the
+// stacks a thread leaves the CPU with, and its waker's, to the interval
+// that ends when it comes back.
+type offcpuSource struct {
+	offcpuObjects
+	typ     capture.Type
+	wakers  map[uint32]wakerRecord // by wakee tid
+	noWaker uint64
+	left    map[uint32]segment // stacks of threads off CPU, by tid
+	noStack uint64
 }
 
-func loadOffCPU(p capture.Params, mode unwind.Mode, opts Options, tgt *target, ring uint32) (*bpf.OffcpuObjects, error) {
+func loadOffCPU(p capture.Params, cfg loadConfig) (source, error) {
 	spec, err := bpf.LoadOffcpu()
 	if err != nil {
 		return nil, fmt.Errorf("loading off-CPU spec: %w", err)
@@ -55,11 +57,51 @@ func loadOffCPU(p capture.Params, mode unwind.Mode, opts Options, tgt *target, r
 	if err != nil {
 		return nil, err
 	}
-	var objs bpf.OffcpuObjects
-	if err := loadObjects(spec, tgt, mode, opts, false, ring, &objs); err != nil {
+	ring := ringBytes(cfg.opts, cfg.mode)
+	if cfg.opts.RingBytes == 0 {
+		ring *= 2 // scheduler events come faster than samples
+	}
+	src := &offcpuSource{typ: p.Type, wakers: make(map[uint32]wakerRecord), left: make(map[uint32]segment)}
+	if err := loadObjects(spec, cfg, false, ring, &src.offcpuObjects); err != nil {
 		return nil, err
 	}
-	return &objs, nil
+	return src, nil
+}
+
+// attach attaches the scheduler hooks, the one that ends intervals first.
+func (src *offcpuSource) attach(c *collection, l *links) error {
+	progs := []*ebpf.Program{src.OnWaking, src.OnSwitch}
+	if useRunDelay(src.typ) {
+		progs = progs[1:]
+	}
+	for _, prog := range progs {
+		lk, err := attachRawTp(prog)
+		if err != nil {
+			return err
+		}
+		l.add(lk)
+	}
+	return nil
+}
+
+func (src *offcpuSource) decode(s *session, e *stackEvent) {
+	switch e.Kind {
+	case bpf.SamplerRecordKindRECORD_LEAVE:
+		src.leave(s, e)
+	case bpf.SamplerRecordKindRECORD_WAKER:
+		src.waker(s, e)
+	case bpf.SamplerRecordKindRECORD_SAMPLE:
+		src.sample(s, e)
+	}
+}
+
+func (src *offcpuSource) finish(c *collection) {
+	if src.noWaker > 0 {
+		addExtra(&c.s.stats, "no_waker_seen", src.noWaker)
+	}
+	if src.noStack > 0 {
+		addExtra(&c.s.stats, "intervals_without_stacks", src.noStack)
+	}
 }
 
 // offState is the --state filter as bpf/offcpu.c's enum off_state.
@@ -118,58 +160,6 @@ var (
 	runDelayKept bool
 )
 
-// recordOffCPU records off-CPU, wakeup or off-wake stacks.
-func recordOffCPU(ctx context.Context, p capture.Params, mode unwind.Mode, opts Options) (*capture.Capture, error) {
-	tgt := newTarget(p)
-	ring := ringBytes(opts, mode)
-	if opts.RingBytes == 0 {
-		ring *= 2 // scheduler events come faster than samples
-	}
-	objs, err := loadOffCPU(p, mode, opts, tgt, ring)
-	if err != nil {
-		return nil, err
-	}
-	defer objs.Close()
-	c, err := newCollection(p, mode, opts, tgt, commonObjects{objs.Events, objs.Stats, objs.FilterPids, objs.FilterTids, objs.OnExec})
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	oc := &offcpuState{s: c.s, typ: p.Type, wakers: make(map[uint32]wakerRecord), left: make(map[uint32]segment)}
-	c.s.sample = oc.sample
-	c.s.waker = oc.waker
-	c.s.leave = oc.leave
-
-	var links []link.Link
-	detach := func() {
-		for _, l := range links {
-			l.Close()
-		}
-		links = nil
-	}
-	defer detach()
-	for _, prog := range schedPrograms(objs) {
-		if prog == objs.OnWaking && useRunDelay(p.Type) {
-			continue
-		}
-		l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
-		if err != nil {
-			return nil, fmt.Errorf("%w: attaching %s: %v", ErrUnavailable, prog, err)
-		}
-		links = append(links, l)
-	}
-	if err := c.run(ctx, detach); err != nil {
-		return nil, err
-	}
-	if oc.noWaker > 0 {
-		addExtra(&c.s.stats, "no_waker_seen", oc.noWaker)
-	}
-	if oc.noStack > 0 {
-		addExtra(&c.s.stats, "intervals_without_stacks", oc.noStack)
-	}
-	return c.finish(), nil
-}
-
 // wakerRecord is the last waker seen for a thread.
 type wakerRecord struct {
 	seg segment
@@ -178,25 +168,16 @@ type wakerRecord struct {
 	irq bool
 }
 
-// offcpuState joins waker records with the off-CPU intervals they ended.
-type offcpuState struct {
-	s       *session
-	typ     capture.Type
-	wakers  map[uint32]wakerRecord // by wakee tid
-	noWaker uint64
-	left    map[uint32]segment // stacks of threads off CPU, by tid
-	noStack uint64
-}
-
 // leave keeps the stacks of a thread that went off CPU until the record
 // with its times comes.
-func (o *offcpuState) leave(e *stackEvent) {
-	o.left[e.TID] = o.s.segmentOf(e).clone()
+func (o *offcpuSource) leave(s *session, e *stackEvent) {
+	o.left[e.TID] = s.segmentOf(e).clone()
 }
 
-func (o *offcpuState) waker(e *stackEvent) {
+// waker keeps the stacks of the last waker of a thread.
+func (o *offcpuSource) waker(s *session, e *stackEvent) {
 	w := wakerRecord{pid: e.PID, tid: e.TID, irq: e.has(bpf.SamplerEventFlagEVENT_IRQ)}
-	w.seg = o.s.segmentOf(e).clone()
+	w.seg = s.segmentOf(e).clone()
 	if w.irq {
 		w.seg.idle = true
 		w.seg.user = nil
@@ -208,9 +189,8 @@ func (o *offcpuState) waker(e *stackEvent) {
 // and the run-queue parts of the thread's stack; for wakeup, the blocked
 // time on the waker's stack; for offwake, the thread's stack joined with
 // its waker's.
-func (o *offcpuState) sample(e *stackEvent) {
-	s := o.s
-	start := int64(e.Ts - s.monoStart)
+func (o *offcpuSource) sample(s *session, e *stackEvent) {
+	start := s.since(e.Ts)
 	t, b := e.offTimes()
 	total, blocked := int64(t), int64(min(b, t))
 	wpid, wtid := e.waker()
@@ -234,13 +214,13 @@ func (o *offcpuState) sample(e *stackEvent) {
 		if blocked > 0 {
 			ev.Value = blocked
 			ev.Stack = s.intern(rawStack{main: seg, leaf: capture.FrameBlocked})
-			s.events = append(s.events, ev)
+			s.add(ev)
 		}
 		if rq := total - blocked; rq > 0 {
 			ev.Time = start + blocked
 			ev.Value = rq
 			ev.Stack = s.intern(rawStack{main: seg, leaf: capture.FrameRunqueue})
-			s.events = append(s.events, ev)
+			s.add(ev)
 		}
 	case capture.Wakeup, capture.OffWake:
 		w, ok := o.wakers[e.TID]
@@ -261,24 +241,6 @@ func (o *offcpuState) sample(e *stackEvent) {
 			wseg := w.seg
 			ev.Stack = s.intern(rawStack{main: seg, waker: &wseg})
 		}
-		s.events = append(s.events, ev)
+		s.add(ev)
 	}
-}
-
-// probeOffCPU loads the scheduler hooks and attaches them for a moment.
-func probeOffCPU(ctx context.Context) error {
-	tgt := &target{mode: bpf.SamplerTargetModeTARGET_PID}
-	objs, err := loadOffCPU(capture.Params{Type: capture.OffWake}, unwind.ModeFP, Options{}, tgt, uint32(os.Getpagesize()))
-	if err != nil {
-		return fmt.Errorf("the kernel refused the scheduler programs: %w", err)
-	}
-	defer objs.Close()
-	for _, prog := range append(schedPrograms(objs), objs.OnExec) {
-		l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
-		if err != nil {
-			return fmt.Errorf("tp_btf program %s cannot be attached: %w", prog, err)
-		}
-		l.Close()
-	}
-	return nil
 }

@@ -1,7 +1,6 @@
 package profiler
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,20 +8,12 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
-	"github.com/scorch-dev/scorch/unwind"
 	"golang.org/x/sys/unix"
 )
-
-func init() {
-	collectors[capture.PerfEvent] = recordPerfEvent
-	probes["event"] = probePerfEvent
-}
 
 // perfEventSpec is a perf event scorch opens by name, as `perf list` names
 // them.
@@ -158,16 +149,17 @@ func tracefsEvents() string {
 	return ""
 }
 
-// recordPerfEvent samples stacks on a perf event or a tracepoint.
-func recordPerfEvent(ctx context.Context, p capture.Params, mode unwind.Mode, opts Options) (*capture.Capture, error) {
+// loadPerfEvent samples stacks on a perf event (the sampler) or a
+// tracepoint (bpf/event.c).
+func loadPerfEvent(p capture.Params, cfg loadConfig) (source, error) {
 	src, err := parseEvent(p.Event, tracefsEvents())
 	if err != nil {
 		return nil, err
 	}
 	if src.perf != nil {
-		return recordSampler(ctx, p, mode, opts, *src.perf, nil)
+		return loadSampler(p, cfg, *src.perf)
 	}
-	return recordTracepoint(ctx, p, mode, opts, src.group, src.tap)
+	return loadTracepoint(cfg, src.group, src.tap)
 }
 
 // openSpec opens ev on every CPU for prog, with the error a user can act on.
@@ -181,118 +173,67 @@ func openSpec(prog *ebpf.Program, ev perfEventSpec, hz int) ([]*perfEvent, error
 		return events, nil
 	}
 	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
-		return nil, fmt.Errorf("%w: %v", ErrPermission, err)
+		return nil, fmt.Errorf("%w: %w", ErrPermission, err)
 	}
 	if ev.typ == unix.PERF_TYPE_HARDWARE && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENODEV)) {
 		return nil, fmt.Errorf("%w: no hardware PMU: the %s counter is not supported here (common in VMs); software events are %s", ErrUnavailable, ev.name, eventNames(softwareEvents))
 	}
-	return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, ev.name, err)
+	return nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, ev.name, err)
 }
 
-// recordSampler runs the sampler's perf_event program on ev on every CPU.
-// sample, when set, turns records into events (nil: one event per record
-// worth the event's period).
-func recordSampler(ctx context.Context, p capture.Params, mode unwind.Mode, opts Options, ev perfEventSpec, sample func(s *session, e *stackEvent)) (*capture.Capture, error) {
-	loadStart := time.Now()
-	spec, err := bpf.LoadSampler()
-	if err != nil {
-		return nil, fmt.Errorf("loading sampler spec: %w", err)
-	}
-	tgt := newTarget(p)
-	var objs bpf.SamplerObjects
-	if err := loadObjects(spec, tgt, mode, opts, len(p.Command) > 0, 0, &objs); err != nil {
-		return nil, err
-	}
-	defer objs.Close()
-	fork, err := link.AttachTracing(link.TracingOptions{Program: objs.OnFork, AttachType: ebpf.AttachTraceRawTp})
-	if err != nil {
-		return nil, fmt.Errorf("%w: attaching %s: %v", ErrUnavailable, objs.OnFork, err)
-	}
-	defer fork.Close()
-	c, err := newCollection(p, mode, opts, tgt, commonObjects{objs.Events, objs.Stats, objs.FilterPids, objs.FilterTids, objs.OnExec})
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	hz := p.Hz
-	if hz == 0 {
-		hz = capture.DefaultHz
-	}
-	if ev.freq {
-		c.meta.Params.Hz = hz
-	}
-	events, err := openSpec(objs.SampleCpu, ev, hz)
-	if err != nil {
-		return nil, err
-	}
-	defer closeAll(events)
-	attach := time.Since(loadStart)
-	opts.Logger.Info("perf event attached", "event", ev.name, "attach_ms", float64(attach.Microseconds())/1000, "cpus", len(events))
-
-	s := c.s
-	value := uint64(1)
-	if !ev.freq {
-		value = ev.period
-	}
-	if sample != nil {
-		s.sample = func(e *stackEvent) { sample(s, e) }
-	} else {
-		s.sample = func(e *stackEvent) { s.addSample(e, value) }
-	}
-	if err := c.run(ctx, func() { closeAll(events) }); err != nil {
-		return nil, err
-	}
-	addExtra(&s.stats, "attach_us", uint64(attach.Microseconds()))
-	c.addProgStats(objs.SampleCpu)
-	return c.finish(), nil
+// eventObjects are bpf/event.c's: the tracepoint program, and the cpi
+// program with its instructions counters.
+type eventObjects struct {
+	commonObjects
+	OnTracepoint *ebpf.Program `ebpf:"on_tracepoint"`
+	SampleCpi    *ebpf.Program `ebpf:"sample_cpi"`
+	Instructions *ebpf.Map     `ebpf:"instructions"`
 }
 
-// recordTracepoint records a stack every time a tracepoint fires.
-func recordTracepoint(ctx context.Context, p capture.Params, mode unwind.Mode, opts Options, group, name string) (*capture.Capture, error) {
+func (o *eventObjects) Close() error { return o.closeWith(o.OnTracepoint, o.SampleCpi, o.Instructions) }
+
+// loadEventObjects loads event.c, with room for cpus instructions
+// counters (0: leave the map as it is, for tracepoint captures).
+func loadEventObjects(cfg loadConfig, cpus uint32, objs *eventObjects) error {
 	spec, err := bpf.LoadEvent()
 	if err != nil {
-		return nil, fmt.Errorf("loading tracepoint spec: %w", err)
+		return fmt.Errorf("loading event spec: %w", err)
 	}
-	tgt := newTarget(p)
-	var objs bpf.EventObjects
-	if err := loadObjects(spec, tgt, mode, opts, false, 0, &objs); err != nil {
-		return nil, err
-	}
-	defer objs.Close()
-	c, err := newCollection(p, mode, opts, tgt, commonObjects{objs.Events, objs.Stats, objs.FilterPids, objs.FilterTids, objs.OnExec})
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	tp, err := link.Tracepoint(group, name, objs.OnTracepoint, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: attaching to tracepoint %s:%s: %v", ErrUnavailable, group, name, err)
-	}
-	detach := func() {
-		if tp != nil {
-			tp.Close()
-			tp = nil
-		}
-	}
-	defer detach()
-	if err := c.run(ctx, detach); err != nil {
-		return nil, err
-	}
-	return c.finish(), nil
-}
-
-// probePerfEvent opens a context-switches event with the sampler on one CPU.
-func probePerfEvent(ctx context.Context) error {
-	if err := probeCPU(ctx); err != nil {
+	var ms bpf.EventMapSpecs
+	if err := assignSpecs(spec, &ms); err != nil {
 		return err
 	}
-	fd, err := openPerfEvent(unix.PERF_TYPE_SOFTWARE, unix.PERF_COUNT_SW_CONTEXT_SWITCHES, 0, 1, false)
+	if cpus > 0 {
+		ms.Instructions.MaxEntries = cpus
+	}
+	return loadObjects(spec, cfg, false, 0, objs)
+}
+
+// tracepointSource records a stack every time a tracepoint fires.
+type tracepointSource struct {
+	eventObjects
+	group, name string
+}
+
+func loadTracepoint(cfg loadConfig, group, name string) (source, error) {
+	src := &tracepointSource{group: group, name: name}
+	if err := loadEventObjects(cfg, 0, &src.eventObjects); err != nil {
+		return nil, err
+	}
+	return src, nil
+}
+
+func (src *tracepointSource) attach(c *collection, l *links) error {
+	tp, err := attachTracepoint(src.group, src.name, src.OnTracepoint)
 	if err != nil {
-		return fmt.Errorf("perf_event_open(context-switches) failed: %w", err)
+		return err
 	}
-	unix.Close(fd)
-	if tracefsEvents() == "" {
-		return fmt.Errorf("tracefs is not mounted and cannot be: tracepoint events are unavailable (perf events work)")
-	}
+	l.add(tp)
 	return nil
+}
+
+func (src *tracepointSource) decode(s *session, e *stackEvent) {
+	if e.Kind == bpf.SamplerRecordKindRECORD_SAMPLE {
+		s.addSample(e, e.weight())
+	}
 }

@@ -205,8 +205,8 @@ func TestCPIProgramLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := loadCPI(&target{mode: bpf.SamplerTargetModeTARGET_PID}, unwind.ModeAuto, Options{}, cpus)
-	if err != nil {
+	var objs eventObjects
+	if err := loadCPIObjects(loadConfig{tgt: &target{mode: bpf.SamplerTargetModeTARGET_PID}, mode: unwind.ModeAuto}, cpus, &objs); err != nil {
 		t.Fatalf("the kernel refused the CPI program: %v", err)
 	}
 	defer objs.Close()

@@ -96,19 +96,16 @@ func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Captu
 	if opts.Unwinder == nil && mode != unwind.ModeFP {
 		opts.Unwinder = unwind.New(unwind.Options{Logger: opts.Logger})
 	}
-	if rec, ok := collectors[p.Type]; ok {
-		c, err := rec(ctx, p, mode, opts)
-		if c != nil {
-			completeRoots(c)
-		}
-		return c, err
+	col, ok := collectorFor(p.Type)
+	if !ok {
+		return nil, fmt.Errorf("%w: capture type %s is not implemented yet", ErrUnavailable, p.Type)
 	}
-	return nil, fmt.Errorf("%w: capture type %s is not implemented yet", ErrUnavailable, p.Type)
+	c, err := col.record(ctx, p, mode, opts)
+	if c != nil {
+		completeRoots(c)
+	}
+	return c, err
 }
-
-// collectors holds the recorder of each capture type, registered by the
-// collector's file.
-var collectors = map[capture.Type]func(ctx context.Context, p capture.Params, mode unwind.Mode, opts Options) (*capture.Capture, error){}
 
 func checkPrivileges() error {
 	if os.Geteuid() == 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/profiler"
 )
 
@@ -45,7 +46,8 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout, "\ncollectors")
-	for _, name := range profiler.ProbeOrder {
+	for _, t := range capture.Types {
+		name := string(t)
 		c := caps.Collectors[name]
 		fmt.Fprintf(stdout, "  %-8s %s", name, yes(c.Available))
 		if c.Reason != "" {

@@ -1,0 +1,274 @@
+package profiler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/scorch-dev/scorch/bpf"
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/unwind"
+)
+
+// A collector records one capture type. A new type is an entry here and a
+// file with its load function and source (and its C program in bpf/).
+type collector struct {
+	typ capture.Type
+	// load checks the parameters and loads the BPF objects for one
+	// capture, not attached yet.
+	load func(p capture.Params, cfg loadConfig) (source, error)
+	// probe is what Capabilities loads and attaches to try the collector
+	// (with a target that matches nothing): zero for the type's defaults.
+	probe capture.Params
+}
+
+// collectors is the table Record and Capabilities use, in capture.Types
+// order.
+var collectors = []collector{
+	{typ: capture.CPU, load: loadCPU},
+	{typ: capture.OffCPU, load: loadOffCPU},
+	{typ: capture.Wakeup, load: loadOffCPU},
+	{typ: capture.OffWake, load: loadOffCPU},
+	// The malloc uprobes need a process: the probe tries the syscalls.
+	{typ: capture.Mem, load: loadMem, probe: capture.Params{Event: "brk"}},
+	{typ: capture.CPI, load: loadCPI},
+	// Perf events are the cpu collector's: the probe tries a tracepoint.
+	{typ: capture.PerfEvent, load: loadPerfEvent, probe: capture.Params{Event: "sched:sched_switch"}},
+}
+
+func collectorFor(t capture.Type) (collector, bool) {
+	for _, c := range collectors {
+		if c.typ == t {
+			return c, true
+		}
+	}
+	return collector{}, false
+}
+
+// loadConfig is what every collector loads its objects with.
+type loadConfig struct {
+	tgt  *target
+	mode unwind.Mode
+	opts Options
+}
+
+// source is a collector's BPF objects loaded for one capture: the objects
+// of bpf/common.h (embedded), its own, and the state that decodes their
+// records.
+type source interface {
+	decoder
+	common() *commonObjects
+	// attach attaches the event sources; what it adds to l is closed as
+	// the capture stops, before the ring buffer is drained.
+	attach(c *collection, l *links) error
+	Close() error
+}
+
+// decoder turns a collector's stack records (any kind but RECORD_EXEC)
+// into events.
+type decoder interface {
+	decode(s *session, e *stackEvent)
+}
+
+// finisher is a source with counters or warnings of its own, added once
+// the capture stopped.
+type finisher interface {
+	finish(c *collection)
+}
+
+// links are what a capture attached, closed last first.
+type links []io.Closer
+
+func (l *links) add(c ...io.Closer) { *l = append(*l, c...) }
+
+func (l *links) close() {
+	for i := len(*l) - 1; i >= 0; i-- {
+		(*l)[i].Close()
+	}
+	*l = nil
+}
+
+// started is a collector loaded and attached for a capture.
+type started struct {
+	src   source
+	c     *collection
+	links links
+}
+
+// start loads the collector's objects, opens the collection (filters, exec
+// hook, ring buffer, session) and attaches the event sources.
+func start(col collector, p capture.Params, tgt *target, mode unwind.Mode, opts Options) (*started, error) {
+	src, err := col.load(p, loadConfig{tgt: tgt, mode: mode, opts: opts})
+	if err != nil {
+		return nil, err
+	}
+	r := &started{src: src}
+	if r.c, err = newCollection(p, mode, opts, tgt, src.common()); err != nil {
+		src.Close()
+		return nil, err
+	}
+	if err := src.attach(r.c, &r.links); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close detaches and releases everything, the objects last.
+func (r *started) Close() {
+	r.links.close()
+	r.c.Close()
+	r.src.Close()
+}
+
+// record is the lifecycle of every capture: start, read records until the
+// capture ends, detach, drain, finish.
+func (col collector) record(ctx context.Context, p capture.Params, mode unwind.Mode, opts Options) (*capture.Capture, error) {
+	r, err := start(col, p, newTarget(p), mode, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if err := r.c.run(ctx, r.src, r.links.close); err != nil {
+		return nil, err
+	}
+	if f, ok := r.src.(finisher); ok {
+		f.finish(r.c)
+	}
+	return r.c.finish(), nil
+}
+
+// try loads and attaches the collector for a moment, as a capture would,
+// with a one-page ring buffer and a target that matches nothing.
+func (col collector) try() error {
+	p := col.probe
+	p.Type = col.typ
+	p.Defaults()
+	tgt := &target{mode: bpf.SamplerTargetModeTARGET_PID}
+	opts := Options{RingBytes: os.Getpagesize(), Logger: slog.New(slog.DiscardHandler)}
+	r, err := start(col, p, tgt, unwind.ModeFP, opts)
+	if err != nil {
+		return err
+	}
+	r.Close()
+	return nil
+}
+
+// commonObjects are the objects of bpf/common.h, which every program has:
+// collectors embed them in their own objects.
+type commonObjects struct {
+	Events     *ebpf.Map     `ebpf:"events"`
+	Stats      *ebpf.Map     `ebpf:"stats"`
+	FilterPids *ebpf.Map     `ebpf:"filter_pids"`
+	FilterTids *ebpf.Map     `ebpf:"filter_tids"`
+	OnExec     *ebpf.Program `ebpf:"on_exec"`
+}
+
+func (o *commonObjects) common() *commonObjects { return o }
+
+// closeWith closes the common objects and a collector's own.
+func (o *commonObjects) closeWith(own ...io.Closer) error {
+	var errs []error
+	for _, c := range append(own, o.Events, o.Stats, o.FilterPids, o.FilterTids, o.OnExec) {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// commonSpecs are what bpf/common.h puts in every object and user space
+// sets before loading: the ring buffer and the constants.
+type commonSpecs struct {
+	Events        *ebpf.MapSpec      `ebpf:"events"`
+	CopyBytes     *ebpf.VariableSpec `ebpf:"copy_bytes"`
+	SelfTgid      *ebpf.VariableSpec `ebpf:"self_tgid"`
+	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	FilterMode    *ebpf.VariableSpec `ebpf:"filter_mode"`
+	FilterComm    *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterList    *ebpf.VariableSpec `ebpf:"filter_list"`
+	FilterListLen *ebpf.VariableSpec `ebpf:"filter_list_len"`
+	FollowForks   *ebpf.VariableSpec `ebpf:"follow_forks"`
+}
+
+// varValue is a value for a BPF constant.
+type varValue struct {
+	spec *ebpf.VariableSpec
+	v    any
+}
+
+// setVars sets BPF constants before loading.
+func setVars(vs ...varValue) error {
+	for _, v := range vs {
+		if err := v.spec.Set(v.v); err != nil {
+			return fmt.Errorf("setting %s: %w", v.spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// assignSpecs fills a struct of ebpf-tagged specs (a bpf2go XxxSpecs or
+// commonSpecs): a map, program or variable missing from the object is an
+// error, so that a rename in C cannot go unnoticed.
+func assignSpecs(spec *ebpf.CollectionSpec, to any) error {
+	if err := spec.Assign(to); err != nil {
+		return fmt.Errorf("BPF object does not match scorch: %w", err)
+	}
+	return nil
+}
+
+// loadObjects loads a collection spec built on bpf/common.h into objs (a
+// struct of ebpf-tagged objects that embeds commonObjects): the target
+// (children join the pid filter when follow), the stack copy of the
+// unwinding mode and a ring buffer of ring bytes (0: the default for the
+// mode). The collector sets its own constants first.
+func loadObjects(spec *ebpf.CollectionSpec, cfg loadConfig, follow bool, ring uint32, objs any) error {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("removing memlock limit: %w", err)
+	}
+	var cs commonSpecs
+	if err := assignSpecs(spec, &cs); err != nil {
+		return err
+	}
+	if err := cfg.tgt.configure(&cs, follow); err != nil {
+		return err
+	}
+	if ring == 0 {
+		ring = ringBytes(cfg.opts, cfg.mode)
+	}
+	err := setVars(
+		varValue{cs.CopyBytes, copyBytes(cfg.mode)},
+		varValue{cs.SelfTgid, uint32(os.Getpid())},
+		varValue{cs.WakeupBytes, wakeupBytes(ring)},
+	)
+	if err != nil {
+		return err
+	}
+	cs.Events.MaxEntries = ring
+	if err := spec.LoadAndAssign(objs, nil); err != nil {
+		return verifierError(err)
+	}
+	return nil
+}
+
+// attachRawTp attaches a tp_btf program.
+func attachRawTp(prog *ebpf.Program) (link.Link, error) {
+	l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
+	if err != nil {
+		return nil, fmt.Errorf("%w: attaching %s: %w", ErrUnavailable, prog, err)
+	}
+	return l, nil
+}
+
+// attachTracepoint attaches a program to a tracefs tracepoint.
+func attachTracepoint(group, name string, prog *ebpf.Program) (link.Link, error) {
+	l, err := link.Tracepoint(group, name, prog, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: attaching to tracepoint %s:%s: %w", ErrUnavailable, group, name, err)
+	}
+	return l, nil
+}

@@ -1,0 +1,78 @@
+package profiler
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/symbolizer"
+)
+
+// proc is what a capture knows of one process.
+type proc struct {
+	pid       uint32
+	snap      *symbolizer.Process // nil when the process was gone before its snapshot
+	comm      string
+	gen       uint32 // snapshot generation, part of raw stack keys
+	refreshed time.Time
+}
+
+// procs keeps the processes of a capture: a snapshot of each one's
+// mappings, taken as it appears (or execs), for symbolization at the end.
+type procs struct {
+	log   *slog.Logger
+	sym   *symbolizer.Symbolizer
+	stats *capture.Stats
+	byPID map[uint32]*proc
+	snaps []*symbolizer.Process
+}
+
+func newProcs(log *slog.Logger, sym *symbolizer.Symbolizer, stats *capture.Stats) procs {
+	return procs{log: log, sym: sym, stats: stats, byPID: make(map[uint32]*proc)}
+}
+
+// get returns the process pid, snapshot now if it is new.
+func (m *procs) get(pid uint32, comm string) *proc {
+	if p := m.byPID[pid]; p != nil {
+		return p
+	}
+	return m.snapshot(pid, comm)
+}
+
+// snapshot records a process's mappings for later symbolization.
+func (m *procs) snapshot(pid uint32, comm string) *proc {
+	p := m.byPID[pid]
+	if p == nil {
+		p = &proc{pid: pid, comm: comm}
+		m.byPID[pid] = p
+	}
+	snap, err := m.sym.Snapshot(int(pid))
+	p.refreshed = time.Now()
+	if err != nil {
+		if p.snap == nil {
+			m.stats.ProcsExited++
+			m.log.Debug("process snapshot failed", "pid", pid, "err", err)
+		}
+		return p
+	}
+	// The old snapshot stays referenced by the raw stacks that used it.
+	m.snaps = append(m.snaps, snap)
+	p.snap = snap
+	p.gen++
+	if snap.Comm != "" {
+		p.comm = snap.Comm
+	}
+	return p
+}
+
+// young: the process was snapshot less than a second ago, and may still
+// map its libraries (ld.so, right after exec).
+func (p *proc) young() bool { return time.Since(p.refreshed) < time.Second }
+
+// close releases the snapshots.
+func (m *procs) close() {
+	for _, sn := range m.snaps {
+		sn.Close()
+	}
+	m.snaps = nil
+}

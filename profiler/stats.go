@@ -1,0 +1,86 @@
+package profiler
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/scorch-dev/scorch/bpf"
+	"github.com/scorch-dev/scorch/capture"
+)
+
+// addBPFStats adds the BPF programs' counters to the capture's.
+func (s *session) addBPFStats(st map[bpf.StatSlot]uint64) {
+	s.stats.Lost += st[bpf.SamplerStatSlotSTAT_DROPPED]
+	s.stats.StackErrors += st[bpf.SamplerStatSlotSTAT_KSTACK_ERR] + st[bpf.SamplerStatSlotSTAT_USTACK_ERR]
+	s.stats.Lost += st[bpf.SamplerStatSlotSTAT_MAP_FULL]
+	for slot, name := range map[bpf.StatSlot]string{
+		bpf.SamplerStatSlotSTAT_COPY_ERR:     "stack_copy_errors",
+		bpf.SamplerStatSlotSTAT_EXEC_DROPPED: "exec_notifications_lost",
+		bpf.SamplerStatSlotSTAT_KCACHE_HIT:   "kernel_stacks_cached",
+		bpf.SamplerStatSlotSTAT_KCACHE_MISS:  "kernel_stacks_walked",
+		bpf.SamplerStatSlotSTAT_KCACHE_WRONG: "kernel_stack_cache_wrong",
+		bpf.SamplerStatSlotSTAT_MAP_FULL:     "map_full",
+	} {
+		if n := st[slot]; n > 0 {
+			addExtra(&s.stats, name, n)
+		}
+	}
+}
+
+func addExtra(st *capture.Stats, name string, n uint64) {
+	if st.Extra == nil {
+		st.Extra = make(map[string]uint64)
+	}
+	st.Extra[name] += n
+}
+
+// readStats sums the per-CPU counters.
+func readStats(m *ebpf.Map) map[bpf.StatSlot]uint64 {
+	out := make(map[bpf.StatSlot]uint64)
+	for slot := bpf.StatSlot(0); slot < bpf.SamplerStatSlotSTAT_MAX; slot++ {
+		var vals []uint64
+		if err := m.Lookup(uint32(slot), &vals); err != nil {
+			continue
+		}
+		for _, v := range vals {
+			out[slot] += v
+		}
+	}
+	return out
+}
+
+// sumPerCPU sums slot 0 of a per-CPU counter array.
+func sumPerCPU(m *ebpf.Map) (n uint64) {
+	var vals []uint64
+	if err := m.Lookup(uint32(0), &vals); err != nil {
+		return 0
+	}
+	for _, v := range vals {
+		n += v
+	}
+	return n
+}
+
+// UnwindSummary says how the user stacks of a capture were obtained, so
+// that users can trust or question a graph: "user stacks: 950 completed
+// with CFI, 40 from frame pointers alone, 10 ended early (no CFI for pc: 6,
+// end of stack copy: 4)".
+func UnwindSummary(st capture.Stats) string {
+	if st.UnwindCFI+st.UnwindFP+st.UnwindEnded == 0 {
+		return ""
+	}
+	out := fmt.Sprintf("user stacks: %d completed with CFI, %d from frame pointers alone, %d ended early", st.UnwindCFI, st.UnwindFP, st.UnwindEnded)
+	var reasons []string
+	for k, n := range st.Extra {
+		if r, ok := strings.CutPrefix(k, "unwind_ended: "); ok {
+			reasons = append(reasons, fmt.Sprintf("%s: %d", r, n))
+		}
+	}
+	if len(reasons) > 0 {
+		slices.Sort(reasons)
+		out += " (" + strings.Join(reasons, ", ") + ")"
+	}
+	return out
+}
