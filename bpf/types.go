@@ -2,6 +2,8 @@
 
 package bpf
 
+import "github.com/cilium/ebpf"
+
 // The types of common.h are in every object, and bpf2go generates them once
 // per object (gen.go's -type flags): these are the sampler's, for code that
 // handles the records and counters of any program. types_test.go checks
@@ -15,3 +17,15 @@ type (
 	StatSlot   = SamplerStatSlot
 	Limit      = SamplerLimit
 )
+
+// Exec returns the exec hook of common.h, which every program has.
+func (p *SamplerPrograms) Exec() *ebpf.Program { return p.OnExec }
+
+// Exec returns the exec hook of common.h, which every program has.
+func (p *OffcpuPrograms) Exec() *ebpf.Program { return p.OnExec }
+
+// Exec returns the exec hook of common.h, which every program has.
+func (p *MemPrograms) Exec() *ebpf.Program { return p.OnExec }
+
+// Exec returns the exec hook of common.h, which every program has.
+func (p *EventPrograms) Exec() *ebpf.Program { return p.OnExec }

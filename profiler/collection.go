@@ -19,7 +19,7 @@ type collection struct {
 	p    capture.Params
 	opts Options
 	tgt  *target
-	m    *commonObjects
+	m    *commonMaps
 	rd   *ringbuf.Reader
 	exec link.Link
 	meta capture.Meta
@@ -28,13 +28,13 @@ type collection struct {
 
 // newCollection fills the target filters, attaches the exec hook and opens
 // the ring buffer; the capture's clock starts here.
-func newCollection(p capture.Params, mode unwind.Mode, opts Options, tgt *target, m *commonObjects) (*collection, error) {
+func newCollection(p capture.Params, mode unwind.Mode, opts Options, tgt *target, m *commonMaps, exec *ebpf.Program) (*collection, error) {
 	if err := tgt.fill(m.FilterPids, m.FilterTids); err != nil {
 		return nil, err
 	}
 	c := &collection{p: p, opts: opts, tgt: tgt, m: m}
 	var err error
-	if c.exec, err = attachRawTp(m.OnExec); err != nil {
+	if c.exec, err = attachRawTp(exec); err != nil {
 		return nil, err
 	}
 	if c.rd, err = ringbuf.NewReader(m.Events); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -58,12 +59,12 @@ type loadConfig struct {
 	opts Options
 }
 
-// source is a collector's BPF objects loaded for one capture: the objects
-// of bpf/common.h (embedded), its own, and the state that decodes their
-// records.
+// source is a collector's BPF objects loaded for one capture (objects,
+// embedded) and the state that decodes their records.
 type source interface {
 	decoder
-	common() *commonObjects
+	// common are the maps and the exec hook of bpf/common.h.
+	common() (*commonMaps, *ebpf.Program)
 	// attach attaches the event sources; what it adds to l is closed as
 	// the capture stops, before the ring buffer is drained.
 	attach(c *collection, l *links) error
@@ -109,7 +110,8 @@ func start(col collector, p capture.Params, tgt *target, mode unwind.Mode, opts 
 		return nil, err
 	}
 	r := &started{src: src}
-	if r.c, err = newCollection(p, mode, opts, tgt, src.common()); err != nil {
+	m, exec := src.common()
+	if r.c, err = newCollection(p, mode, opts, tgt, m, exec); err != nil {
 		src.Close()
 		return nil, err
 	}
@@ -160,23 +162,47 @@ func (col collector) try() error {
 	return nil
 }
 
-// commonObjects are the objects of bpf/common.h, which every program has:
-// collectors embed them in their own objects.
-type commonObjects struct {
-	Events     *ebpf.Map     `ebpf:"events"`
-	Stats      *ebpf.Map     `ebpf:"stats"`
-	FilterPids *ebpf.Map     `ebpf:"filter_pids"`
-	FilterTids *ebpf.Map     `ebpf:"filter_tids"`
-	OnExec     *ebpf.Program `ebpf:"on_exec"`
+// commonMaps are the maps of bpf/common.h, which every object has.
+type commonMaps struct {
+	Events     *ebpf.Map `ebpf:"events"`
+	Stats      *ebpf.Map `ebpf:"stats"`
+	FilterPids *ebpf.Map `ebpf:"filter_pids"`
+	FilterTids *ebpf.Map `ebpf:"filter_tids"`
 }
 
-func (o *commonObjects) common() *commonObjects { return o }
+// programs are a bpf2go XxxPrograms.
+type programs[P any] interface {
+	*P
+	Exec() *ebpf.Program
+	Close() error
+}
 
-// closeWith closes the common objects and a collector's own.
-func (o *commonObjects) closeWith(own ...io.Closer) error {
+// objects are one BPF object loaded: the maps of bpf/common.h, the
+// programs as bpf2go generates them (P) and the object's own maps that user
+// space uses (M, ebpf-tagged; struct{} for none). Loading assigns them by
+// their ebpf tags: a name missing from the object is an error.
+type objects[P any, PP programs[P], M any] struct {
+	commonMaps
+	Progs P
+	Maps  M
+}
+
+func (o *objects[P, PP, M]) common() (*commonMaps, *ebpf.Program) {
+	return &o.commonMaps, PP(&o.Progs).Exec()
+}
+
+func (o *objects[P, PP, M]) Close() error {
+	return errors.Join(PP(&o.Progs).Close(), closeMaps(&o.commonMaps), closeMaps(&o.Maps))
+}
+
+// closeMaps closes the *ebpf.Map fields of the struct v points to.
+func closeMaps(v any) error {
 	var errs []error
-	for _, c := range append(own, o.Events, o.Stats, o.FilterPids, o.FilterTids, o.OnExec) {
-		errs = append(errs, c.Close())
+	rv := reflect.ValueOf(v).Elem()
+	for i := range rv.NumField() {
+		if m, ok := rv.Field(i).Interface().(*ebpf.Map); ok {
+			errs = append(errs, m.Close())
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -222,7 +248,7 @@ func assignSpecs(spec *ebpf.CollectionSpec, to any) error {
 }
 
 // loadObjects loads a collection spec built on bpf/common.h into objs (a
-// struct of ebpf-tagged objects that embeds commonObjects): the target
+// objects[…]): the target
 // (children join the pid filter when follow), the stack copy of the
 // unwinding mode and a ring buffer of ring bytes (0: the default for the
 // mode). The collector sets its own constants first.

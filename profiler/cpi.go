@@ -47,14 +47,14 @@ func loadCPIObjects(cfg loadConfig, cpus []int, objs *eventObjects) error {
 
 func (src *cpiSource) attach(c *collection, l *links) error {
 	c.meta.Event = "cycles,instructions"
-	counters, err := openInstructionCounters(src.Instructions, src.cpus)
+	counters, err := openInstructionCounters(src.Maps.Instructions, src.cpus)
 	for _, fd := range counters {
 		l.add(fd)
 	}
 	if err != nil {
 		return err
 	}
-	events, err := openSpec(src.SampleCpi, cpiCycles, 0)
+	events, err := openSpec(src.Progs.SampleCpi, cpiCycles, 0)
 	if err != nil {
 		return err
 	}

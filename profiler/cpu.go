@@ -4,20 +4,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
 )
 
 // samplerObjects are bpf/sampler.c's: a perf_event program for cpu-clock
 // and the other perf events, and the fork hook of `-- CMD` targets.
-type samplerObjects struct {
-	commonObjects
-	SampleCpu *ebpf.Program `ebpf:"sample_cpu"`
-	OnFork    *ebpf.Program `ebpf:"on_fork"`
-}
-
-func (o *samplerObjects) Close() error { return o.closeWith(o.SampleCpu, o.OnFork) }
+type samplerObjects = objects[bpf.SamplerPrograms, *bpf.SamplerPrograms, struct{}]
 
 // samplerSource samples stacks on a perf event on every CPU: cpu-clock for
 // cpu captures, the event named for event captures, page faults for mem.
@@ -54,7 +47,7 @@ func loadSampler(p capture.Params, cfg loadConfig, ev perfEventSpec) (source, er
 }
 
 func (src *samplerSource) attach(c *collection, l *links) error {
-	fork, err := attachRawTp(src.OnFork)
+	fork, err := attachRawTp(src.Progs.OnFork)
 	if err != nil {
 		return err
 	}
@@ -62,7 +55,7 @@ func (src *samplerSource) attach(c *collection, l *links) error {
 	if src.ev.freq {
 		c.meta.Params.Hz = src.hz
 	}
-	events, err := openSpec(src.SampleCpu, src.ev, src.hz)
+	events, err := openSpec(src.Progs.SampleCpu, src.ev, src.hz)
 	if err != nil {
 		return err
 	}
@@ -82,5 +75,5 @@ func (src *samplerSource) decode(s *session, e *stackEvent) {
 
 func (src *samplerSource) finish(c *collection) {
 	addExtra(&c.s.stats, "attach_us", uint64(src.took.Microseconds()))
-	c.addProgStats(src.SampleCpu)
+	c.addProgStats(src.Progs.SampleCpu)
 }

@@ -3,22 +3,22 @@ package profiler
 import (
 	"encoding/binary"
 	"testing"
+	"unsafe"
 
 	"github.com/scorch-dev/scorch/bpf"
 )
 
 // record builds a stack record as the BPF programs write it.
 func record(kernel, user []uint64, copyLen int) []byte {
-	b := make([]byte, int(offData)+8*(len(kernel)+len(user))+copyLen)
+	b := make([]byte, int(headerSize)+8*(len(kernel)+len(user))+copyLen)
+	h := bpf.StackEvent{
+		Kind: uint32(bpf.SamplerRecordKindRECORD_SAMPLE), Pid: 42, Tid: 43,
+		KstackLen: uint32(8 * len(kernel)), UstackLen: uint32(8 * len(user)), CopyLen: uint32(copyLen),
+	}
+	copy(h.Comm[:], "app")
+	copy(b, asBytes(&h, headerSize))
 	le := binary.LittleEndian
-	le.PutUint32(b, uint32(bpf.SamplerRecordKindRECORD_SAMPLE))
-	le.PutUint32(b[offPid:], 42)
-	le.PutUint32(b[offTid:], 43)
-	le.PutUint32(b[offKstackLen:], uint32(8*len(kernel)))
-	le.PutUint32(b[offUstackLen:], uint32(8*len(user)))
-	le.PutUint32(b[offCopyLen:], uint32(copyLen))
-	copy(b[offComm:], "app")
-	off := int(offData)
+	off := int(headerSize)
 	for _, pc := range append(append([]uint64{}, kernel...), user...) {
 		le.PutUint64(b[off:], pc)
 		off += 8
@@ -40,7 +40,7 @@ func TestDecodeStackEvent(t *testing.T) {
 		t.Errorf("stacks: k=%x u=%x copy=%d", e.Kstack, e.Ustack, len(e.Copy))
 	}
 	// Lengths past the record are refused, not read.
-	binary.LittleEndian.PutUint32(b[offUstackLen:], 4000)
+	binary.LittleEndian.PutUint32(b[unsafe.Offsetof(bpf.StackEvent{}.UstackLen):], 4000)
 	if err := decodeStackEvent(b, &e, kbuf[:0], ubuf[:0]); err == nil {
 		t.Error("a record claiming more bytes than it has was accepted")
 	}

@@ -45,21 +45,11 @@ const liveEntries = 1 << 18
 
 // memObjects are bpf/mem.c's: allocator uprobes, syscall tracepoints and
 // the map of live allocations.
-type memObjects struct {
-	commonObjects
-	MallocEnter  *ebpf.Program `ebpf:"malloc_enter"`
-	CallocEnter  *ebpf.Program `ebpf:"calloc_enter"`
-	ReallocEnter *ebpf.Program `ebpf:"realloc_enter"`
-	FreeEnter    *ebpf.Program `ebpf:"free_enter"`
-	AllocReturn  *ebpf.Program `ebpf:"alloc_return"`
-	BrkEnter     *ebpf.Program `ebpf:"brk_enter"`
-	MmapEnter    *ebpf.Program `ebpf:"mmap_enter"`
-	Live         *ebpf.Map     `ebpf:"live"`
-	LiveOverflow *ebpf.Map     `ebpf:"live_overflow"`
-}
+type memObjects = objects[bpf.MemPrograms, *bpf.MemPrograms, memMaps]
 
-func (o *memObjects) Close() error {
-	return o.closeWith(o.MallocEnter, o.CallocEnter, o.ReallocEnter, o.FreeEnter, o.AllocReturn, o.BrkEnter, o.MmapEnter, o.Live, o.LiveOverflow)
+type memMaps struct {
+	Live         *ebpf.Map `ebpf:"live"`
+	LiveOverflow *ebpf.Map `ebpf:"live_overflow"`
 }
 
 // loadMem records memory growth: page faults (the sampler), allocator
@@ -147,7 +137,7 @@ func (m *memSource) decode(s *session, e *stackEvent) {
 func (m *memSource) markLive(s *session) (n int) {
 	var addr uint64
 	var v bpf.MemLiveAlloc
-	it := m.Live.Iterate()
+	it := m.Maps.Live.Iterate()
 	for it.Next(&addr, &v) {
 		if i, ok := m.byAlloc[allocKey{addr, v.Ts}]; ok {
 			s.events[i].Flags |= capture.FlagInuse
@@ -171,9 +161,9 @@ func (m *memSource) attach(c *collection, l *links) error {
 		}
 		return nil
 	case "mmap":
-		return m.attachSyscall("mmap", m.MmapEnter, l)
+		return m.attachSyscall("mmap", m.Progs.MmapEnter, l)
 	}
-	return m.attachSyscall("brk", m.BrkEnter, l)
+	return m.attachSyscall("brk", m.Progs.BrkEnter, l)
 }
 
 func (m *memSource) attachSyscall(name string, prog *ebpf.Program, l *links) error {
@@ -191,7 +181,7 @@ func (m *memSource) finish(c *collection) {
 	}
 	n := m.markLive(c.s)
 	addExtra(&c.s.stats, "live_allocations", uint64(n))
-	if over := sumPerCPU(m.LiveOverflow); over > 0 {
+	if over := sumPerCPU(m.Maps.LiveOverflow); over > 0 {
 		addExtra(&c.s.stats, "live_map_overflow", over)
 		c.meta.Warnings = append(c.meta.Warnings, fmt.Sprintf("%d allocations found the map of live allocations full (%d entries): they count as allocated but not as in use", over, liveEntries))
 	}
@@ -221,13 +211,13 @@ func attachAllocator(objs *memObjects, pid int, links *links) (map[string]uint64
 		ret   bool
 		maybe bool
 	}{
-		{"malloc", objs.MallocEnter, false, false},
-		{"malloc", objs.AllocReturn, true, false},
-		{"free", objs.FreeEnter, false, false},
-		{"calloc", objs.CallocEnter, false, true},
-		{"calloc", objs.AllocReturn, true, true},
-		{"realloc", objs.ReallocEnter, false, true},
-		{"realloc", objs.AllocReturn, true, true},
+		{"malloc", objs.Progs.MallocEnter, false, false},
+		{"malloc", objs.Progs.AllocReturn, true, false},
+		{"free", objs.Progs.FreeEnter, false, false},
+		{"calloc", objs.Progs.CallocEnter, false, true},
+		{"calloc", objs.Progs.AllocReturn, true, true},
+		{"realloc", objs.Progs.ReallocEnter, false, true},
+		{"realloc", objs.Progs.AllocReturn, true, true},
 	}
 	for _, pr := range probes {
 		var l link.Link

@@ -12,13 +12,7 @@ import (
 )
 
 // offcpuObjects are bpf/offcpu.c's: the scheduler hooks.
-type offcpuObjects struct {
-	commonObjects
-	OnSwitch *ebpf.Program `ebpf:"on_switch"`
-	OnWaking *ebpf.Program `ebpf:"on_waking"`
-}
-
-func (o *offcpuObjects) Close() error { return o.closeWith(o.OnSwitch, o.OnWaking) }
+type offcpuObjects = objects[bpf.OffcpuPrograms, *bpf.OffcpuPrograms, struct{}]
 
 // offcpuSource records off-CPU, wakeup or off-wake stacks: it joins the
 // stacks a thread leaves the CPU with, and its waker's, to the interval
@@ -70,7 +64,7 @@ func loadOffCPU(p capture.Params, cfg loadConfig) (source, error) {
 
 // attach attaches the scheduler hooks, the one that ends intervals first.
 func (src *offcpuSource) attach(c *collection, l *links) error {
-	progs := []*ebpf.Program{src.OnWaking, src.OnSwitch}
+	progs := []*ebpf.Program{src.Progs.OnWaking, src.Progs.OnSwitch}
 	if useRunDelay(src.typ) {
 		progs = progs[1:]
 	}

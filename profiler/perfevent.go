@@ -183,14 +183,11 @@ func openSpec(prog *ebpf.Program, ev perfEventSpec, hz int) ([]*perfEvent, error
 
 // eventObjects are bpf/event.c's: the tracepoint program, and the cpi
 // program with its instructions counters.
-type eventObjects struct {
-	commonObjects
-	OnTracepoint *ebpf.Program `ebpf:"on_tracepoint"`
-	SampleCpi    *ebpf.Program `ebpf:"sample_cpi"`
-	Instructions *ebpf.Map     `ebpf:"instructions"`
-}
+type eventObjects = objects[bpf.EventPrograms, *bpf.EventPrograms, eventMaps]
 
-func (o *eventObjects) Close() error { return o.closeWith(o.OnTracepoint, o.SampleCpi, o.Instructions) }
+type eventMaps struct {
+	Instructions *ebpf.Map `ebpf:"instructions"`
+}
 
 // loadEventObjects loads event.c, with room for cpus instructions
 // counters (0: leave the map as it is, for tracepoint captures).
@@ -224,7 +221,7 @@ func loadTracepoint(cfg loadConfig, group, name string) (source, error) {
 }
 
 func (src *tracepointSource) attach(c *collection, l *links) error {
-	tp, err := attachTracepoint(src.group, src.name, src.OnTracepoint)
+	tp, err := attachTracepoint(src.group, src.name, src.Progs.OnTracepoint)
 	if err != nil {
 		return err
 	}

@@ -210,8 +210,8 @@ func TestCPIProgramLoads(t *testing.T) {
 		t.Fatalf("the kernel refused the CPI program: %v", err)
 	}
 	defer objs.Close()
-	if objs.SampleCpi == nil || objs.SampleCpi.Type() != ebpf.PerfEvent {
-		t.Fatalf("sample_cpi is %v, want a perf_event program", objs.SampleCpi)
+	if objs.Progs.SampleCpi == nil || objs.Progs.SampleCpi.Type() != ebpf.PerfEvent {
+		t.Fatalf("sample_cpi is %v, want a perf_event program", objs.Progs.SampleCpi)
 	}
 }
 
