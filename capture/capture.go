@@ -134,21 +134,6 @@ type Event struct {
 	Flags    uint16
 }
 
-// Stats counts what was collected and what was lost, so that nothing is lost silently.
-type Stats struct {
-	Samples       uint64            `json:"samples"`                   // events kept
-	Lost          uint64            `json:"lost"`                      // events dropped (ring buffer full, map full)
-	StackErrors   uint64            `json:"stack_errors,omitempty"`    // stack walks that failed
-	Truncated     uint64            `json:"truncated,omitempty"`       // stacks cut at the depth limit
-	Filtered      uint64            `json:"filtered,omitempty"`        // events outside min/max filters
-	UnwindCFI     uint64            `json:"unwind_cfi,omitempty"`      // user stacks completed with CFI
-	UnwindFP      uint64            `json:"unwind_fp,omitempty"`       // user stacks from frame pointers alone
-	UnwindEnded   uint64            `json:"unwind_ended,omitempty"`    // user stacks that ended early
-	ProcsExited   uint64            `json:"procs_exited,omitempty"`    // processes gone before their snapshot
-	BadInputLines uint64            `json:"bad_input_lines,omitempty"` // imports: lines that could not be parsed
-	Extra         map[string]uint64 `json:"extra,omitempty"`
-}
-
 // Meta describes a capture.
 type Meta struct {
 	Version    int           `json:"version"`

@@ -87,14 +87,8 @@ func (c *Capture) Summarize(q Query, top []TopFunc) Summary {
 			s.Hz = DefaultHz
 		}
 	}
-	for k, n := range m.Stats.Extra {
-		if r, ok := strings.CutPrefix(k, "unwind_ended: "); ok {
-			s.UserStacks.Ended[r] = n
-		}
-		if cpu, ok := strings.CutPrefix(k, "lost_cpu_"); ok {
-			s.LostPerCPU[cpu] = n
-		}
-	}
+	s.UserStacks.Ended = m.Stats.Counters.Reasons(UnwindEndedBy)
+	s.LostPerCPU = m.Stats.Counters.Reasons(LostOnCPU)
 	mt := c.Matcher(q)
 	pids, tids, cpus := map[uint32]bool{}, map[uint32]bool{}, map[uint16]bool{}
 	perStack := make([]int64, len(c.Stacks))

@@ -105,7 +105,7 @@ func (c *collection) finish() *capture.Capture {
 // kernel.bpf_stats_enabled=1 (make bench sets it).
 func (c *collection) addProgStats(prog *ebpf.Program) {
 	if st, err := prog.Stats(); err == nil && st.RunCount > 0 {
-		addExtra(&c.s.stats, "bpf_run_ns", uint64(st.Runtime.Nanoseconds()))
-		addExtra(&c.s.stats, "bpf_runs", st.RunCount)
+		c.s.stats.Counters.Add(capture.BPFRunNanos, uint64(st.Runtime.Nanoseconds()))
+		c.s.stats.Counters.Add(capture.BPFRuns, st.RunCount)
 	}
 }

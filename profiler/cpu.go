@@ -74,6 +74,6 @@ func (src *samplerSource) decode(s *session, e *stackEvent) {
 }
 
 func (src *samplerSource) finish(c *collection) {
-	addExtra(&c.s.stats, "attach_us", uint64(src.took.Microseconds()))
+	c.s.stats.Counters.Add(capture.AttachMicros, uint64(src.took.Microseconds()))
 	c.addProgStats(src.Progs.SampleCpu)
 }

@@ -180,9 +180,9 @@ func (m *memSource) finish(c *collection) {
 		return
 	}
 	n := m.markLive(c.s)
-	addExtra(&c.s.stats, "live_allocations", uint64(n))
+	c.s.stats.Counters.Add(capture.LiveAllocations, uint64(n))
 	if over := sumPerCPU(m.Maps.LiveOverflow); over > 0 {
-		addExtra(&c.s.stats, "live_map_overflow", over)
+		c.s.stats.Counters.Add(capture.LiveMapOverflow, over)
 		c.meta.Warnings = append(c.meta.Warnings, fmt.Sprintf("%d allocations found the map of live allocations full (%d entries): they count as allocated but not as in use", over, liveEntries))
 	}
 }

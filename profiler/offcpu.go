@@ -91,10 +91,10 @@ func (src *offcpuSource) decode(s *session, e *stackEvent) {
 
 func (src *offcpuSource) finish(c *collection) {
 	if src.noWaker > 0 {
-		addExtra(&c.s.stats, "no_waker_seen", src.noWaker)
+		c.s.stats.Counters.Add(capture.NoWakerSeen, src.noWaker)
 	}
 	if src.noStack > 0 {
-		addExtra(&c.s.stats, "intervals_without_stacks", src.noStack)
+		c.s.stats.Counters.Add(capture.IntervalsWithoutStacks, src.noStack)
 	}
 }
 
@@ -132,7 +132,7 @@ func useRunDelay(t capture.Type) bool {
 }
 
 // checkKernelStacks makes the off-CPU programs walk every kernel stack and
-// count the cached ones that differ from the walk (Stats.Extra
+// count the cached ones that differ from the walk (Stats.Counters
 // "kernel_stack_cache_wrong"); for tests.
 var checkKernelStacks bool
 

@@ -267,7 +267,7 @@ func TestKernelStackCacheMatchesWalk(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		x := c.Meta.Stats.Extra
+		x := c.Meta.Stats.Counters.Totals()
 		t.Logf("%s: %d events; kernel stacks: %d cached and checked, %d walked, %d wrong", typ, len(c.Events), x["kernel_stacks_cached"], x["kernel_stacks_walked"], x["kernel_stack_cache_wrong"])
 		if x["kernel_stack_cache_wrong"] != 0 {
 			t.Errorf("%s: %d cached kernel stacks differ from the walk", typ, x["kernel_stack_cache_wrong"])

@@ -185,7 +185,7 @@ func (s *session) close() { s.procs.close() }
 // finish adds warnings, symbolizes and returns the capture.
 func (s *session) finish(meta capture.Meta, opts Options) *capture.Capture {
 	if s.ringBytes > 0 {
-		addExtra(&s.stats, "ring_bytes", s.ringBytes)
+		s.stats.Counters.Add(capture.RingBytes, s.ringBytes)
 	}
 	meta.Stats = s.stats
 	if ok, reason := opts.Symbolizer.KernelStatus(); !ok {

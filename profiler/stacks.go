@@ -107,7 +107,7 @@ func (t *stacks) unwindUser(snap *symbolizer.Process, e *stackEvent) []uint64 {
 	default:
 		t.stats.UnwindEnded++
 		if res.Reason != "" {
-			addExtra(t.stats, "unwind_ended: "+res.Reason, 1)
+			t.stats.Counters.AddReason(capture.UnwindEndedBy, res.Reason, 1)
 		}
 	}
 	if len(res.PCs) == 0 {

@@ -15,25 +15,22 @@ func (s *session) addBPFStats(st map[bpf.StatSlot]uint64) {
 	s.stats.Lost += st[bpf.SamplerStatSlotSTAT_DROPPED]
 	s.stats.StackErrors += st[bpf.SamplerStatSlotSTAT_KSTACK_ERR] + st[bpf.SamplerStatSlotSTAT_USTACK_ERR]
 	s.stats.Lost += st[bpf.SamplerStatSlotSTAT_MAP_FULL]
-	for slot, name := range map[bpf.StatSlot]string{
-		bpf.SamplerStatSlotSTAT_COPY_ERR:     "stack_copy_errors",
-		bpf.SamplerStatSlotSTAT_EXEC_DROPPED: "exec_notifications_lost",
-		bpf.SamplerStatSlotSTAT_KCACHE_HIT:   "kernel_stacks_cached",
-		bpf.SamplerStatSlotSTAT_KCACHE_MISS:  "kernel_stacks_walked",
-		bpf.SamplerStatSlotSTAT_KCACHE_WRONG: "kernel_stack_cache_wrong",
-		bpf.SamplerStatSlotSTAT_MAP_FULL:     "map_full",
-	} {
+	for slot, name := range slotCounters {
 		if n := st[slot]; n > 0 {
-			addExtra(&s.stats, name, n)
+			s.stats.Counters.Add(name, n)
 		}
 	}
 }
 
-func addExtra(st *capture.Stats, name string, n uint64) {
-	if st.Extra == nil {
-		st.Extra = make(map[string]uint64)
-	}
-	st.Extra[name] += n
+// slotCounters are the BPF counters (enum stat_slot) kept in the capture
+// under their own name.
+var slotCounters = map[bpf.StatSlot]capture.Counter{
+	bpf.SamplerStatSlotSTAT_COPY_ERR:     capture.StackCopyErrors,
+	bpf.SamplerStatSlotSTAT_EXEC_DROPPED: capture.ExecNotificationsLost,
+	bpf.SamplerStatSlotSTAT_KCACHE_HIT:   capture.KernelStacksCached,
+	bpf.SamplerStatSlotSTAT_KCACHE_MISS:  capture.KernelStacksWalked,
+	bpf.SamplerStatSlotSTAT_KCACHE_WRONG: capture.KernelStackCacheWrong,
+	bpf.SamplerStatSlotSTAT_MAP_FULL:     capture.MapFull,
 }
 
 // readStats sums the per-CPU counters.
@@ -73,10 +70,8 @@ func UnwindSummary(st capture.Stats) string {
 	}
 	out := fmt.Sprintf("user stacks: %d completed with CFI, %d from frame pointers alone, %d ended early", st.UnwindCFI, st.UnwindFP, st.UnwindEnded)
 	var reasons []string
-	for k, n := range st.Extra {
-		if r, ok := strings.CutPrefix(k, "unwind_ended: "); ok {
-			reasons = append(reasons, fmt.Sprintf("%s: %d", r, n))
-		}
+	for r, n := range st.Counters.Reasons(capture.UnwindEndedBy) {
+		reasons = append(reasons, fmt.Sprintf("%s: %d", r, n))
 	}
 	if len(reasons) > 0 {
 		slices.Sort(reasons)

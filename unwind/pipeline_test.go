@@ -50,7 +50,7 @@ func record(t *testing.T, name, unwind string, flags ...string) (map[string]int6
 	}
 	st := c.Meta.Stats
 	t.Logf("%s --unwind %s: %d samples (%d lost), cfi %d, fp %d, ended %d %v; top: %s", name, unwind, total(stacks), st.Lost,
-		st.UnwindCFI, st.UnwindFP, st.UnwindEnded, st.Extra, strings.Join(top(stacks, 4), " | "))
+		st.UnwindCFI, st.UnwindFP, st.UnwindEnded, st.Counters.Sorted(), strings.Join(top(stacks, 4), " | "))
 	// The workload competes for the CPU with the rest of the machine:
 	// only the proportions are checked, on enough samples.
 	if total(stacks) < 100 {

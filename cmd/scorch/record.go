@@ -10,7 +10,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"sort"
 	"strings"
 	"time"
 
@@ -144,14 +143,9 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitFailure
 	}
 	st := c.Meta.Stats
-	if *verbose && len(st.Extra) > 0 {
-		keys := make([]string, 0, len(st.Extra))
-		for k := range st.Extra {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(stderr, "scorch: stat %s=%d\n", strings.ReplaceAll(k, " ", "_"), st.Extra[k])
+	if *verbose {
+		for _, n := range st.Counters.Sorted() {
+			fmt.Fprintf(stderr, "scorch: stat %s=%d\n", capture.CounterKey{Counter: n.Counter, Reason: n.Reason}, n.Value)
 		}
 	}
 	if u := profiler.UnwindSummary(st); u != "" && st.UnwindEnded == 0 {
