@@ -123,7 +123,10 @@ func (t *target) startCommand(argv []string, pids *ebpf.Map, opts Options) error
 	if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil || !ws.Stopped() {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return fmt.Errorf("starting %s: did not stop at exec (%v)", argv[0], err)
+		if err != nil {
+			return fmt.Errorf("starting %s: waiting for its exec: %w", argv[0], err)
+		}
+		return fmt.Errorf("starting %s: did not stop at exec (status %#x)", argv[0], uint32(ws))
 	}
 	if err := pids.Put(uint32(pid), uint8(1)); err != nil {
 		cmd.Process.Kill()
