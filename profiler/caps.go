@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/unwind"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -80,6 +83,22 @@ func Capabilities(ctx context.Context) Caps {
 		}
 	}
 	return c
+}
+
+// try loads and attaches the collector for a moment, as a capture would,
+// with a one-page ring buffer and a target that matches nothing.
+func (col collector) try() error {
+	p := col.probe
+	p.Type = col.typ
+	p.Defaults()
+	tgt := &target{mode: bpf.SamplerTargetModeTARGET_PID}
+	opts := Options{RingBytes: os.Getpagesize(), Logger: slog.New(slog.DiscardHandler)}
+	r, err := start(col, p, tgt, unwind.ModeFP, opts)
+	if err != nil {
+		return err
+	}
+	r.Close()
+	return nil
 }
 
 // probePMU checks for hardware counters by opening a cycles event.

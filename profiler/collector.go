@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"reflect"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
-	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/unwind"
 )
@@ -144,22 +142,6 @@ func (col collector) record(ctx context.Context, p capture.Params, mode unwind.M
 		f.finish(r.c)
 	}
 	return r.c.finish(), nil
-}
-
-// try loads and attaches the collector for a moment, as a capture would,
-// with a one-page ring buffer and a target that matches nothing.
-func (col collector) try() error {
-	p := col.probe
-	p.Type = col.typ
-	p.Defaults()
-	tgt := &target{mode: bpf.SamplerTargetModeTARGET_PID}
-	opts := Options{RingBytes: os.Getpagesize(), Logger: slog.New(slog.DiscardHandler)}
-	r, err := start(col, p, tgt, unwind.ModeFP, opts)
-	if err != nil {
-		return err
-	}
-	r.Close()
-	return nil
 }
 
 // commonMaps are the maps of bpf/common.h, which every object has.
