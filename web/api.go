@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"syscall"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -39,6 +40,11 @@ func notFound(w http.ResponseWriter, id string) {
 	writeError(w, http.StatusNotFound, "capture "+id+" not found")
 }
 
+// diskFull reports an error of a full file system or exhausted quota.
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
 // fail answers an error: its status when it is an httpError, the status of
 // the recorder's error classes, 500 otherwise.
 func fail(w http.ResponseWriter, err error) {
@@ -50,6 +56,8 @@ func fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, ErrBadTarget):
 		writeError(w, http.StatusBadRequest, err.Error())
+	case diskFull(err):
+		writeError(w, http.StatusInsufficientStorage, err.Error()+" (the --data directory's file system is full: free space, delete captures or lower --keep/--keep-bytes)")
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	}

@@ -100,7 +100,17 @@ func (s *Server) start(parent context.Context, p capture.Params, hold bool) (sto
 	s.mu.Unlock()
 
 	if err := s.store.Begin(rec); err != nil {
+		// No room for even the record: refuse rather than record data that
+		// cannot be kept.
 		s.log.Error("capture folder", "id", rec.ID, "err", err)
+		s.mu.Lock()
+		delete(s.running, rec.ID)
+		s.mu.Unlock()
+		s.wg.Done()
+		stopParent()
+		cancel()
+		j.release()
+		return store.Record{}, nil, fmt.Errorf("starting capture: %w", err)
 	}
 	s.metrics.running.Inc()
 	s.log.Info("capture started", "id", rec.ID, "type", p.Type, "duration", time.Duration(p.Duration), "target", rec.Target())
@@ -150,6 +160,7 @@ func (s *Server) run(ctx context.Context, rec store.Record) error {
 		if ferr := s.store.Finish(rec, c); ferr != nil {
 			s.log.Error("saving capture", "id", id, "err", ferr)
 			rec.Status = store.StatusFailed
+			err = fmt.Errorf("saving the capture: %w", ferr) // the request's answer: 507 when the disk is full
 		} else {
 			s.loaded.put(id, c)
 		}

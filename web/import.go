@@ -126,6 +126,8 @@ func (s *Server) postImport(w http.ResponseWriter, r *http.Request) {
 	release := s.store.Hold(rec.ID)
 	defer func() { release(); s.prune() }()
 	if err := s.store.Finish(rec, c); err != nil {
+		// A failed import is not a capture: nothing of it is kept.
+		s.store.Discard(rec.ID)
 		fail(w, fmt.Errorf("storing the import: %w", err))
 		return
 	}

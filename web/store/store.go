@@ -195,7 +195,8 @@ func (s *Store) loadRecord(id string) *Record {
 }
 
 // recoverTemp turns a crashed capture's temporary folder into a failed
-// record without data.
+// record without data. A record that already says why it failed (the disk
+// filled while saving) keeps that reason; otherwise it was interrupted.
 func (s *Store) recoverTemp(id string) {
 	tmp := filepath.Join(s.dir, tmpPrefix+id)
 	r, err := readRecord(filepath.Join(tmp, recordFile))
@@ -203,15 +204,17 @@ func (s *Store) recoverTemp(id string) {
 		r = &Record{ID: id, Start: idTime(id)}
 	}
 	r.ID = id
-	r.Status = StatusFailed
-	r.Error = errInterrupted
-	r.Bytes = 0
-	_ = os.RemoveAll(tmp)
-	if err := s.writeFolder(r, nil); err != nil {
-		s.log.Warn("recovering interrupted capture", "id", id, "err", err)
-		return
+	if r.Status != StatusFailed || r.Error == "" {
+		r.Status = StatusFailed
+		r.Error = errInterrupted
 	}
-	s.log.Info("interrupted capture marked failed", "id", id)
+	r.Bytes = 0
+	if err := s.saveFailed(r); err != nil {
+		// Listed anyway (from memory) so that it can be deleted.
+		s.log.Warn("recovering interrupted capture", "id", id, "err", err)
+	} else {
+		s.log.Info("interrupted capture marked failed", "id", id, "reason", r.Error)
+	}
 	s.recs[id] = r
 }
 
@@ -257,7 +260,14 @@ func (s *Store) Begin(r Record) error {
 	if err := os.MkdirAll(tmp, 0o750); err != nil {
 		return fmt.Errorf("creating capture folder: %w", err)
 	}
-	if err := writeFileSync(filepath.Join(tmp, recordFile), marshalRecord(&r)); err != nil {
+	// Padded, so that the failed record can later replace it in place
+	// without new blocks: the disk may be full by then.
+	data := marshalRecord(&r)
+	if len(data) < recordPad {
+		data = append(data, bytes.Repeat([]byte(" "), recordPad-len(data))...)
+	}
+	if err := writeFileSync(filepath.Join(tmp, recordFile), data); err != nil {
+		_ = os.RemoveAll(tmp)
 		return err
 	}
 	s.mu.Lock()
@@ -265,6 +275,9 @@ func (s *Store) Begin(r Record) error {
 	s.mu.Unlock()
 	return nil
 }
+
+// recordPad is the size a running capture's record.json is padded to.
+const recordPad = 8 << 10
 
 // Update changes a record in memory only (progress of a running capture).
 func (s *Store) Update(id string, f func(*Record)) {
@@ -277,11 +290,19 @@ func (s *Store) Update(id string, f func(*Record)) {
 
 // Finish stores a capture's final record and, when c is not nil, its data:
 // written to the temporary folder, synced, then renamed into place.
+//
+// When saving fails (the disk is full: the error matches syscall.ENOSPC) the
+// partial data is removed and the capture is kept as failed with that
+// error, on disk when the padded record of Begin can be rewritten in place.
 func (s *Store) Finish(r Record, c *capture.Capture) error {
 	err := s.writeFolder(&r, c)
 	if err != nil {
 		r.Status = StatusFailed
 		r.Error = "saving the capture: " + err.Error()
+		r.Bytes = 0
+		if ferr := s.saveFailed(&r); ferr != nil {
+			s.log.Warn("saving failed capture", "id", r.ID, "err", ferr)
+		}
 	}
 	s.mu.Lock()
 	s.recs[r.ID] = &r
@@ -300,6 +321,7 @@ func (s *Store) writeFolder(r *Record, c *capture.Capture) error {
 			return fmt.Errorf("encoding capture: %w", err)
 		}
 		if err := writeFileSync(filepath.Join(tmp, captureFile), buf.Bytes()); err != nil {
+			_ = os.Remove(filepath.Join(tmp, captureFile))
 			return err
 		}
 		r.Bytes = int64(buf.Len())
@@ -314,6 +336,59 @@ func (s *Store) writeFolder(r *Record, c *capture.Capture) error {
 	}
 	syncDir(s.dir)
 	return nil
+}
+
+// saveFailed stores r, a failed capture without data, using no new disk
+// space: the partial capture file is removed and the temporary folder's
+// record is overwritten in place, then the folder is moved into place.
+func (s *Store) saveFailed(r *Record) error {
+	tmp := filepath.Join(s.dir, tmpPrefix+r.ID)
+	_ = os.Remove(filepath.Join(tmp, captureFile))
+	if _, err := os.Stat(tmp); err != nil {
+		return s.writeFolder(r, nil)
+	}
+	if err := overwriteFile(filepath.Join(tmp, recordFile), marshalRecord(r)); err != nil {
+		return err
+	}
+	final := filepath.Join(s.dir, r.ID)
+	_ = os.RemoveAll(final)
+	if err := os.Rename(tmp, final); err != nil {
+		return fmt.Errorf("moving capture into place: %w", err)
+	}
+	syncDir(s.dir)
+	return nil
+}
+
+// overwriteFile writes data over an existing file's first bytes and cuts
+// it there: blocks already allocated are reused.
+func overwriteFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(data, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", filepath.Base(path), err)
+	}
+	if err := f.Truncate(int64(len(data))); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Discard forgets a capture that should not be listed (an import whose
+// data could not be saved) and removes whatever of it is on disk.
+func (s *Store) Discard(id string) {
+	s.mu.Lock()
+	delete(s.recs, id)
+	s.mu.Unlock()
+	_ = os.RemoveAll(filepath.Join(s.dir, tmpPrefix+id))
+	_ = os.RemoveAll(filepath.Join(s.dir, id))
 }
 
 func marshalRecord(r *Record) []byte {
@@ -448,6 +523,11 @@ func (s *Store) Delete(id string) error {
 	}
 	delete(s.recs, id)
 	s.mu.Unlock()
+	// A capture that failed to save may still have its temporary folder,
+	// which would come back as a capture after a restart.
+	if err := os.RemoveAll(filepath.Join(s.dir, tmpPrefix+id)); err != nil {
+		return fmt.Errorf("removing capture %s: %w", id, err)
+	}
 	if err := os.RemoveAll(filepath.Join(s.dir, id)); err != nil {
 		return fmt.Errorf("removing capture %s: %w", id, err)
 	}
