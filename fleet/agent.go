@@ -212,10 +212,9 @@ func (a *Agent) Run(ctx context.Context) error {
 // loop captures windows of one kind back to back.
 func (a *Agent) loop(ctx context.Context, k Kind) error {
 	p := capture.Params{Type: k.Type, Event: k.Event, Duration: capture.Duration(a.cfg.Every), Unwind: a.cfg.Unwind}
-	switch k.Type {
-	case capture.CPU:
+	if info := k.Type.Info(); info.Sampled {
 		p.Hz = a.cfg.Hz
-	case capture.OffCPU, capture.OffWake:
+	} else if info.Interval {
 		p.MinBlock = capture.Duration(a.cfg.MinBlock)
 	}
 	first := true

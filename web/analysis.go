@@ -30,19 +30,12 @@ const (
 	MaxFunctions         = 100000
 )
 
-// filterParams are the query parameters every analysis route takes.
-var filterParams = []string{"from", "to", "pid", "tid", "comm", "cpu", "idle", "view", "t", "reverse", "token"}
+// analysisNames are the query parameters every analysis route takes.
+var analysisNames = names(capture.QueryParams, transformNames, []string{"reverse"})
 
 // checkParams refuses parameters a route does not take, naming those it does.
 func checkParams(v url.Values, extra ...string) error {
-	allowed := append(slices.Clone(filterParams), extra...)
-	for k := range v {
-		if !slices.Contains(allowed, k) {
-			names := slices.DeleteFunc(slices.Clone(allowed), func(s string) bool { return s == "token" })
-			return errorf(http.StatusBadRequest, "unknown parameter %s: allowed are %s", quote(k), strings.Join(names, ", "))
-		}
-	}
-	return nil
+	return names(analysisNames.listed, extra).check(v)
 }
 
 // view is what the analysis routes share: the filters, the transforms and
@@ -318,13 +311,8 @@ var diffSideParams = []string{"base", "compare", "base_from", "base_to", "compar
 
 func (s *Server) parseDiff(v url.Values, extra ...string) (diffView, error) {
 	var d diffView
-	allowed := append(slices.Clone(diffSideParams), extra...)
-	for k := range v {
-		if k != "from" && k != "to" && (slices.Contains(filterParams, k) || slices.Contains(allowed, k)) {
-			continue
-		}
-		names := append(slices.Clone(diffSideParams), "pid", "tid", "comm", "cpu", "idle", "view", "t", "reverse")
-		return d, errorf(http.StatusBadRequest, "unknown parameter %s: allowed are %s", quote(k), strings.Join(append(names, extra...), ", "))
+	if err := names(diffSideParams, analysisNames.listed, extra).without("from", "to").check(v); err != nil {
+		return d, err
 	}
 	for i, name := range []string{"base", "compare"} {
 		d.ids[i] = v.Get(name)

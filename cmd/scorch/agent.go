@@ -153,7 +153,6 @@ func (f *remoteFlags) plaintextSecret() bool {
 
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	rf := addRemoteFlags(fs)
 	var (
 		listen      = fs.String("listen", "127.0.0.1:7071", "address of /metrics and /healthz (empty: none)")
@@ -166,8 +165,9 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Var(&ringSize, "ring-size", "BPF ring buffer per collector, e.g. 1MiB (enough at low rates)")
 	fs.Var(&symbolCache, "symbol-cache", "memory for parsed symbol tables, e.g. 24MiB")
 	fs.Var(&memLimit, "memory-limit", "soft limit of the agent's Go memory (0: none), e.g. 48MiB")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	setUsage(fs, stderr, "scorch agent --remote URL --remote-kind pyroscope|parca|otlp [--types cpu,offcpu,offwake,mem] [flags]")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "scorch agent: "+format+"\n", a...)

@@ -20,6 +20,7 @@ func TestUnknownFlag(t *testing.T) {
 		{"serve", []string{"--listen", "--data", "--token-file", "--max-hz", "--keep"}},
 		{"doctor", []string{"--json"}},
 		{"overview", []string{"--watch", "--interval", "--json"}},
+		{"agent", []string{"--remote", "--remote-kind", "--listen", "--ring-size"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.cmd, func(t *testing.T) {
