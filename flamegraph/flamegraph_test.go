@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -235,24 +236,51 @@ func TestMinWidthKeepsTotals(t *testing.T) {
 }
 
 // TestDeepStack renders a stack deeper than a recursive walk of the tree
-// could go: a capture file or a perf script import can carry millions of
-// frames, and a goroutine stack overflow is fatal. The stack limit is
-// lowered so that a modest depth shows it.
+// could go and deeper than is worth drawing: a hostile import of one
+// stack of a million frames cost 11 s and 700 MB per render. Frames are
+// drawn to MaxDepth; the last is [truncated] and its tooltip says how many
+// frames it stands for. The goroutine stack limit is lowered so that a
+// recursive walk would fail.
 func TestDeepStack(t *testing.T) {
 	defer debug.SetMaxStack(debug.SetMaxStack(4 << 20))
-	const depth = 200_000
+	const depth = 1_000_000
 	b := capture.NewBuilder(capture.Meta{Type: capture.CPU})
 	ids := []uint32{b.Frame(capture.Frame{Name: "app", Kind: capture.KindProcess})}
 	for i := 0; i < depth; i++ {
 		ids = append(ids, b.Frame(capture.Frame{Name: "f" + strconv.Itoa(i%2)}))
 	}
 	b.Add(capture.Event{Stack: b.Stack(ids), Value: 1})
+	// A shallow stack beside it is drawn whole.
+	b.Add(capture.Event{Stack: b.Stack(ids[:3]), Value: 1})
+	c := b.Capture()
 	var out bytes.Buffer
-	if err := Render(&out, b.Capture(), capture.Query{}, Options{}); err != nil {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := Render(&out, c, capture.Query{}, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if n := bytes.Count(out.Bytes(), []byte(`<g class="f"`)); n != depth+2 {
-		t.Errorf("%d frames drawn, want %d (all, app and the %d frames)", n, depth+2, depth)
+	runtime.ReadMemStats(&after)
+	if n := bytes.Count(out.Bytes(), []byte(`<g class="f"`)); n != MaxDepth+1 {
+		t.Errorf("%d frames drawn, want %d (all and %d levels)", n, MaxDepth+1, MaxDepth)
+	}
+	g := parseSVG(t, out.Bytes())
+	tr := g.frame(capture.FrameTruncated)
+	if tr == nil {
+		t.Fatal("no [truncated] frame drawn")
+	}
+	wantCut := depth + 1 - (MaxDepth - 1)
+	if want := "stands for " + thousands(int64(wantCut)) + " frames not drawn"; !strings.Contains(tr.Title, want) {
+		t.Errorf("[truncated] tooltip %q, want it to say %q", tr.Title, want)
+	}
+	if !strings.Contains(out.String(), "stacks deeper than 1024 frames end in [truncated]") {
+		t.Errorf("no note of the cut stacks")
+	}
+	// The render's work is bounded by what is drawn, not by the stack.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 32<<20 {
+		t.Errorf("rendering allocated %d MiB, want under 32 MiB for %d frames drawn", alloc>>20, MaxDepth+1)
+	}
+	if out.Len() > 2<<20 {
+		t.Errorf("SVG of %d KiB", out.Len()>>10)
 	}
 }
 

@@ -151,6 +151,10 @@ func (g *graph) write(w io.Writer) error {
 		g.notes = append(g.notes, fmt.Sprintf("%s %s narrower than %s not drawn (%s, %.2f%%, counted in their parents)",
 			thousands(t.prunedFrames), plural(t.prunedFrames, "frame", "frames"), minWidthText(o.MinWidth), formatValue(t.prunedVal, g.unit), percent(t.prunedVal, total)))
 	}
+	if t.truncStacks > 0 {
+		g.notes = append(g.notes, fmt.Sprintf("stacks deeper than %d frames end in [truncated]: %s %s not drawn",
+			MaxDepth, thousands(t.truncFrames), plural(t.truncFrames, "frame", "frames")))
+	}
 	if g.diff && t.onlyBase > 0 {
 		side, view := "base", "widths=base (scorch diff --widths base)"
 		if g.useBase {
@@ -259,6 +263,9 @@ text{font-family:Verdana,sans-serif;font-size:12px;fill:#000}
 		b = escape(b, ni.label)
 		b = append(b, '\n')
 		b = g.info(b, i, total)
+		if n.cut > 0 {
+			b = fmt.Appendf(b, "\nstands for %s %s not drawn (depths %d to %s)", thousands(int64(n.cut)), plural(int64(n.cut), "frame", "frames"), MaxDepth, thousands(int64(MaxDepth-1+int(n.cut))))
+		}
 		b = append(b, `</title><rect x="`...)
 		b = strconv.AppendFloat(b, x, 'f', 1, 64)
 		b = append(b, `" y="`...)

@@ -21,6 +21,7 @@ type nameInfo struct {
 type node struct {
 	name     int32
 	depth    int32
+	cut      int32 // a [truncated] frame: how many frames below it are not drawn
 	value    int64
 	self     int64
 	base     int64
@@ -34,6 +35,7 @@ type entry struct {
 	names []int32 // set by build: a window of tree.arena
 	off   int     // position and length in tree.arena
 	n     int
+	full  int // the stack's depth, of which at most MaxDepth frames are kept
 	value int64
 	base  bool
 }
@@ -53,9 +55,17 @@ type tree struct {
 	cumV, cumB               []int64 // prefix sums of the compare and base values over entries
 	prunedFrames, prunedVal  int64
 	onlyBase                 int64
+	truncName                int32 // the name id of [truncated] frames
+	truncStacks, truncFrames int64 // [truncated] frames drawn, frames they stand for
 	maxDepth                 int32
 	total, baseTot, cmpTotal int64
 }
+
+// MaxDepth is the deepest frame drawn: a stack deeper than that (a hostile
+// import of a million frames, runaway recursion) ends in a [truncated]
+// frame whose tooltip says how many frames were cut. It bounds the frames
+// drawn and the work per render (stacks are kept only to this depth).
+const MaxDepth = 1024
 
 func newTree() *tree {
 	return &tree{byName: make(map[string]int32)}
@@ -92,22 +102,26 @@ func (t *tree) addCapture(c *capture.Capture, q capture.Query, reverse, base, in
 			continue
 		}
 		n := len(t.arena)
+		full := 0
 		for i := range st {
 			f := st[i]
 			if reverse {
 				f = st[len(st)-1-i]
 			}
 			if int(f) < len(ids) {
-				t.arena = append(t.arena, ids[f])
+				if full < MaxDepth {
+					t.arena = append(t.arena, ids[f])
+				}
+				full++
 			}
 		}
 		// The arena may move while it grows: keep offsets until build.
 		// Both sides of a cpi stack share its names.
 		if sv.Value > 0 {
-			t.entries = append(t.entries, entry{off: n, n: len(t.arena) - n, value: sv.Value, base: base})
+			t.entries = append(t.entries, entry{off: n, n: len(t.arena) - n, full: full, value: sv.Value, base: base})
 		}
 		if withInstr {
-			t.entries = append(t.entries, entry{off: n, n: len(t.arena) - n, value: sv.Value2, base: true})
+			t.entries = append(t.entries, entry{off: n, n: len(t.arena) - n, full: full, value: sv.Value2, base: true})
 		}
 	}
 }
@@ -158,6 +172,8 @@ func (t *tree) build(minUnits func(total int64) float64, bySize, useBase bool) {
 	if useBase {
 		t.total = t.baseTot
 	}
+	t.names = append(t.names, nameInfo{folded: capture.FrameTruncated, label: capture.FrameTruncated, kind: capture.KindSynthetic})
+	t.truncName = int32(len(t.names) - 1)
 	t.names = append(t.names, nameInfo{label: "all", kind: capture.KindSynthetic})
 	root := node{name: int32(len(t.names) - 1), value: t.cmpTotal, base: t.baseTot}
 	t.nodes = append(t.nodes[:0], root)
@@ -172,6 +188,7 @@ type group struct {
 	name   int32
 	depth  int32
 	start  int64
+	cut    int32 // > 0: a [truncated] frame standing for this many frames
 }
 
 // expand adds the frames below the root, whose stacks are entries[lo:hi],
@@ -190,9 +207,17 @@ func (t *tree) expand(lo, hi int, minUnits float64, bySize, useBase bool) {
 			t.prunedFrames++
 			t.prunedVal += g.width
 		default:
-			c := node{name: g.name, depth: g.depth, start: g.start,
+			c := node{name: g.name, depth: g.depth, start: g.start, cut: g.cut,
 				value: t.cumV[g.hi] - t.cumV[g.lo], base: t.cumB[g.hi] - t.cumB[g.lo]}
 			t.maxDepth = max(t.maxDepth, c.depth)
+			if g.cut > 0 {
+				// Everything below is cut: it is this frame's own value.
+				c.self, c.baseSelf = c.value, c.base
+				t.truncStacks++
+				t.truncFrames += int64(g.cut)
+				t.nodes = append(t.nodes, c)
+				continue
+			}
 			t.nodes = append(t.nodes, c)
 			work = t.children(work, int32(len(t.nodes)-1), g.lo, g.hi, bySize, useBase)
 		}
@@ -215,6 +240,22 @@ func (t *tree) children(work []group, ni int32, lo, hi int, bySize, useBase bool
 		i++
 	}
 	first := len(work)
+	if d == MaxDepth-1 && i < hi {
+		// The last level drawn: stacks going deeper end in one
+		// [truncated] frame.
+		deepest := 0
+		for k := i; k < hi; k++ {
+			deepest = max(deepest, t.entries[k].full)
+		}
+		if deepest > MaxDepth {
+			w := t.cumV[hi] - t.cumV[i]
+			if useBase {
+				w = t.cumB[hi] - t.cumB[i]
+			}
+			return append(work, group{lo: i, hi: hi, width: w, name: t.truncName, depth: d + 1,
+				start: t.nodes[ni].start, cut: int32(min(deepest-int(d), 1<<31-1))})
+		}
+	}
 	for i < hi {
 		name := t.entries[i].names[d]
 		j := i + 1
