@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -22,17 +23,7 @@ import (
 // that a capture from before the signal to "done" sees exactly the
 // program's arithmetic. -fno-builtin keeps gcc from removing
 // malloc/free pairs.
-const allocC = `
-#include <signal.h>
-#include <stdlib.h>
-#include <unistd.h>
-
-#define LOOPS 40
-static volatile sig_atomic_t go;
-static void on_go(int sig) { go = 1; }
-void *volatile sink;
-
-__attribute__((noinline)) void alloc_big(void) {
+var allocC = loopProgram(`__attribute__((noinline)) void alloc_big(void) {
 	void *p[10];
 	for (int i = 0; i < 10; i++)
 		sink = p[i] = malloc(1 << 20);
@@ -51,25 +42,42 @@ __attribute__((noinline)) void alloc_small(void) {
 __attribute__((noinline)) void leaky(void) {
 	sink = malloc(64 << 10);
 }
+`, allocLoops, 5000, "alloc_big()", "alloc_small()", "leaky()")
 
+const allocLoops = 40
+
+// loopProgram is a C workload for recordLoops: it waits for SIGUSR1, then
+// runs loops rounds of calls (functions of decls) with a pause of pauseUs,
+// says "done" (with write: printf would allocate) and idles.
+func loopProgram(decls string, loops, pauseUs int, calls ...string) string {
+	var body strings.Builder
+	for _, c := range calls {
+		fmt.Fprintf(&body, "\t\t%s;\n", c)
+	}
+	return fmt.Sprintf(`#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t go;
+static void on_go(int sig) { go = 1; }
+void *volatile sink;
+
+%s
 int main(void) {
 	signal(SIGUSR1, on_go);
 	while (!go)
 		usleep(1000);
-	for (int i = 0; i < LOOPS; i++) {
-		alloc_big();
-		alloc_small();
-		leaky();
-		usleep(5000);
+	for (int i = 0; i < %d; i++) {
+%s		usleep(%d);
 	}
 	if (write(1, "done\n", 5) != 5)
 		return 1;
 	for (;;)
 		pause();
 }
-`
-
-const allocLoops = 40
+`, decls, loops, body.String(), pauseUs)
+}
 
 // recordLoops records a workload that waits for SIGUSR1, runs its loops
 // and prints "done": from before the signal until "done", however slow the
@@ -214,15 +222,7 @@ int main(void) {
 func TestMemPageFaultsGrowHeap(t *testing.T) {
 	testutil.RequireRoot(t)
 	bin := testutil.BuildC(t, "gcc", growC, "-O1", "-g", "-fno-omit-frame-pointer")
-	cmd := testutil.Start(t, bin)
-	time.Sleep(100 * time.Millisecond)
-	c, err := profiler.Record(context.Background(), capture.Params{
-		Type: capture.Mem, Event: "page-faults", PIDs: []int{cmd.Process.Pid},
-		Duration: capture.Duration(3 * time.Second), Unwind: "fp",
-	}, profiler.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _ := recordWorkload(t, capture.Params{Type: capture.Mem, Event: "page-faults", Duration: capture.Duration(3 * time.Second), Unwind: "fp"}, bin)
 	if c.Meta.Unit != "count" {
 		t.Errorf("unit %q, want count", c.Meta.Unit)
 	}
@@ -244,16 +244,7 @@ func TestMemPageFaultsGrowHeap(t *testing.T) {
 
 // syscallC waits for SIGUSR1, then grows the heap with sbrk by 1 MiB in
 // grow_brk and maps 2 MiB in map_some, syscallLoops times each.
-const syscallC = `
-#include <signal.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-#define LOOPS 20
-static volatile sig_atomic_t go;
-static void on_go(int sig) { go = 1; }
-
-__attribute__((noinline)) void grow_brk(void) {
+var syscallC = loopProgram(`__attribute__((noinline)) void grow_brk(void) {
 	if (sbrk(1 << 20) == (void *)-1)
 		_exit(1);
 }
@@ -264,22 +255,7 @@ __attribute__((noinline)) void map_some(void) {
 		_exit(1);
 	munmap(p, 2 << 20);
 }
-
-int main(void) {
-	signal(SIGUSR1, on_go);
-	while (!go)
-		usleep(1000);
-	for (int i = 0; i < LOOPS; i++) {
-		grow_brk();
-		map_some();
-		usleep(5000);
-	}
-	if (write(1, "done\n", 5) != 5)
-		return 1;
-	for (;;)
-		pause();
-}
-`
+`, syscallLoops, 5000, "grow_brk()", "map_some()")
 
 const syscallLoops = 20
 
@@ -312,17 +288,7 @@ func TestMemSyscalls(t *testing.T) {
 // callocC: calloc_some callocs 100 × 50 B and frees it; realloc_some
 // mallocs 1000 B and reallocs it to 64000 B, which it keeps: the realloc
 // frees the first block, so only the reallocated bytes stay in use.
-const callocC = `
-#include <signal.h>
-#include <stdlib.h>
-#include <unistd.h>
-
-#define LOOPS 20
-static volatile sig_atomic_t go;
-static void on_go(int sig) { go = 1; }
-void *volatile sink;
-
-__attribute__((noinline)) void calloc_some(void) {
+var callocC = loopProgram(`__attribute__((noinline)) void calloc_some(void) {
 	sink = calloc(100, 50);
 	free(sink);
 }
@@ -331,22 +297,7 @@ __attribute__((noinline)) void realloc_some(void) {
 	void *p = malloc(1000);
 	sink = p = realloc(p, 64000);
 }
-
-int main(void) {
-	signal(SIGUSR1, on_go);
-	while (!go)
-		usleep(1000);
-	for (int i = 0; i < LOOPS; i++) {
-		calloc_some();
-		realloc_some();
-		usleep(2000);
-	}
-	if (write(1, "done\n", 5) != 5)
-		return 1;
-	for (;;)
-		pause();
-}
-`
+`, 20, 2000, "calloc_some()", "realloc_some()")
 
 func TestMemCallocRealloc(t *testing.T) {
 	testutil.RequireRoot(t)

@@ -70,14 +70,7 @@ func recordSleeper(t *testing.T, typ capture.Type) (*capture.Capture, map[string
 	t.Helper()
 	testutil.RequireRoot(t)
 	bin := testutil.BuildC(t, "gcc", sleeperC, "-O1", "-g", "-fno-omit-frame-pointer", "-pthread")
-	cmd := testutil.Start(t, bin)
-	time.Sleep(200 * time.Millisecond)
-	c, err := profiler.Record(context.Background(), capture.Params{
-		Type: typ, PIDs: []int{cmd.Process.Pid}, Duration: capture.Duration(3 * time.Second), Unwind: "auto",
-	}, profiler.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _ := recordWorkload(t, capture.Params{Type: typ, Duration: capture.Duration(3 * time.Second), Unwind: "auto"}, bin)
 	if c.Meta.Stats.Lost != 0 {
 		t.Errorf("%d events lost", c.Meta.Stats.Lost)
 	}
@@ -190,14 +183,7 @@ int main(void) {
 }
 `
 	bin := testutil.BuildC(t, "gcc", busyC, "-O1", "-fno-omit-frame-pointer", "-pthread")
-	cmd := testutil.Start(t, bin)
-	time.Sleep(200 * time.Millisecond)
-	c, err := profiler.Record(context.Background(), capture.Params{
-		Type: capture.OffCPU, PIDs: []int{cmd.Process.Pid}, Duration: capture.Duration(2 * time.Second), Unwind: "fp",
-	}, profiler.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _ := recordWorkload(t, capture.Params{Type: capture.OffCPU, Duration: capture.Duration(2 * time.Second), Unwind: "fp"}, bin)
 	stacks := folded(c, capture.Query{})
 	rq := share(stacks, "[runqueue]")
 	blocked := share(stacks, "[blocked]")

@@ -237,3 +237,29 @@ func recordSleepy(t *testing.T, event string) (c *capture.Capture, all, nap int6
 	}
 	return c, all, nap
 }
+
+// On a host without hardware counters (this VM) a CPI capture fails with
+// ErrUnavailable and says why, and the capabilities say the same.
+func TestCPIWithoutPMU(t *testing.T) {
+	testutil.RequireRoot(t)
+	caps := Capabilities(context.Background())
+	if caps.PMU {
+		t.Skip("this host has a hardware PMU: the no-PMU answer cannot be checked here")
+	}
+	_, err := Record(context.Background(), capture.Params{Type: capture.CPI, Duration: capture.Duration(time.Second)}, Options{})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("cpi capture: %v, want ErrUnavailable", err)
+	}
+	if !strings.Contains(err.Error(), "no hardware PMU") {
+		t.Errorf("cpi error %q does not say there is no hardware PMU", err)
+	}
+	col := caps.Collectors["cpi"]
+	if col.Available || !strings.Contains(col.Reason, "no hardware PMU") {
+		t.Errorf("capabilities say cpi %+v, want unavailable with the no-PMU reason", col)
+	}
+	for _, name := range []string{"mem", "event"} {
+		if c := caps.Collectors[name]; !c.Available {
+			t.Errorf("collector %s unavailable: %s", name, c.Reason)
+		}
+	}
+}
