@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // errBusy: a gate's wait queue is full.
@@ -49,6 +50,18 @@ func (g *gate) enter(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// enterWithin is enter that also gives up with errBusy after waiting d: a
+// request answered late is worse than one told to retry.
+func (g *gate) enterWithin(ctx context.Context, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	err := g.enter(ctx)
+	if errors.Is(err, context.DeadlineExceeded) && context.Cause(ctx) == context.DeadlineExceeded {
+		return errBusy
+	}
+	return err
 }
 
 func (g *gate) leave() { <-g.slots }

@@ -42,6 +42,7 @@ func hmServer(t *testing.T) (base, phasedID, noTSID string) {
 	noTSID = hmStore(t, s, noTS.Capture())
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
+	testServers[ts.URL] = s
 	return ts.URL, phasedID, noTSID
 }
 

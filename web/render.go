@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -97,8 +98,13 @@ func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, cont
 	val, hit, err := s.cache.get(key, func() (*rendered, error) {
 		// Renderings are CPU-bound and hold their whole answer in memory:
 		// a few at a time finish sooner than many at once, and bound memory.
-		s.renderSem <- struct{}{}
-		defer func() { <-s.renderSem }()
+		if err := s.renders.enterWithin(r.Context(), renderMaxWait); err != nil {
+			if errors.Is(err, errBusy) {
+				return nil, errOverloaded
+			}
+			return nil, err
+		}
+		defer s.renders.leave()
 		start := time.Now()
 		nonce := ""
 		if contentType == svgType {
@@ -127,6 +133,9 @@ func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, cont
 		return val, nil
 	})
 	if err != nil {
+		if errors.Is(err, errOverloaded) {
+			w.Header().Set("Retry-After", "1")
+		}
 		fail(w, err)
 		return
 	}

@@ -100,7 +100,15 @@ const (
 	// Imports decoding at once, and how many more may wait for a slot.
 	importSlots = 2
 	importQueue = 16
+	// Renderings waiting for a slot, and for how long at most, before the
+	// answer is 503 with Retry-After.
+	renderQueue   = 32
+	renderMaxWait = 750 * time.Millisecond
 )
+
+// errOverloaded: the renderings' queue is full; answered 503 with
+// Retry-After.
+var errOverloaded = errorf(http.StatusServiceUnavailable, "the server is busy rendering other answers: retry in a second")
 
 func (c *Config) defaults() {
 	if c.Listen == "" {
@@ -148,8 +156,8 @@ type Server struct {
 	metrics *metrics
 	handler http.Handler
 	tmpl    *templates
-	// renderSem bounds the renderings running at once.
-	renderSem chan struct{}
+	// renders bounds the renderings running at once, and how many wait.
+	renders *gate
 	// imports bounds the imports decoding at once (each may hold up to
 	// --max-upload); 16 more wait, beyond that 429.
 	imports *gate
@@ -189,15 +197,15 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		store:     st,
-		cache:     newRenderCache(cfg.CacheBytes),
-		loaded:    newCaptureCache(8),
-		running:   make(map[string]*job),
-		tmpl:      tmpl,
-		renderSem: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
-		imports:   newGate(importSlots, importQueue),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		store:   st,
+		cache:   newRenderCache(cfg.CacheBytes),
+		loaded:  newCaptureCache(8),
+		running: make(map[string]*job),
+		tmpl:    tmpl,
+		renders: newGate(max(2, runtime.GOMAXPROCS(0)), renderQueue),
+		imports: newGate(importSlots, importQueue),
 	}
 	s.metrics = newMetrics(cfg.Registry, s)
 	s.handler = s.routes()
