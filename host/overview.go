@@ -132,7 +132,7 @@ var TopUnits = map[string]string{
 	"cpu":      "% of one CPU",
 	"runqueue": "ms waiting in a run queue per s",
 	"io":       "storage bytes read+written per s",
-	"blocked":  "threads in D state",
+	"blocked":  "of the last 5 samples in D state",
 	"faults":   "major page faults per s",
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -43,6 +44,9 @@ const (
 	topN         = 10
 	kernelKept   = 50
 	userHz       = 100 // USER_HZ, the unit of /proc ticks on every Linux ABI
+	// blockedWindow samples of each process's state: one sample a second
+	// catches a process blocked half the time in 2 of 5.
+	blockedWindow = 5
 )
 
 // Sampler reads /proc and /sys at every tick and keeps a bounded history.
@@ -93,9 +97,16 @@ type procState struct {
 	gen      uint64
 	comm     string
 	kthread  bool
+	dBits    uint8   // one bit per sample, newest lowest: a thread was in D state
 	cpu, flt float64 // the last interval's rates
 	iorate   float64
 	wait     float64
+}
+
+// blocked is how many of the last blockedWindow samples found a thread
+// of the process in D state (uninterruptible: waiting for a disk, mostly).
+func (p *procState) blocked() int {
+	return bits.OnesCount8(p.dBits & (1<<blockedWindow - 1))
 }
 
 type threadState struct {
@@ -455,8 +466,9 @@ func (s *Sampler) sampleProcs(now time.Time, prev, cur *snapshot) {
 			p.flt = float64(delta(p.majflt, st.MajFlt)) / dt
 		}
 		p.ticks, p.majflt = ticks, st.MajFlt
+		p.dBits <<= 1
 		if st.State == 'D' {
-			top.Blocked = append(top.Blocked, Proc{PID: pid, Comm: st.Comm, Value: 1})
+			p.dBits |= 1
 		}
 		if !active {
 			continue
@@ -504,7 +516,7 @@ func (s *Sampler) sampleProcs(now time.Time, prev, cur *snapshot) {
 				if cur.stat.ProcsBlocked > 0 && tid != pid {
 					if b, err := s.read(s.proc(name, "task", tn, "stat")); err == nil {
 						if ts, err := ParsePIDStat(b); err == nil && ts.State == 'D' {
-							top.Blocked = addBlocked(top.Blocked, pid, st.Comm)
+							p.dBits |= 1
 						}
 					}
 				}
@@ -549,6 +561,9 @@ func (s *Sampler) sampleProcs(now time.Time, prev, cur *snapshot) {
 		if p.iorate > 0 {
 			top.IO = append(top.IO, Proc{PID: pid, Comm: p.comm, Value: Num(p.iorate)})
 		}
+		if n := p.blocked(); n > 0 {
+			top.Blocked = append(top.Blocked, Proc{PID: pid, Comm: p.comm, Value: Num(n)})
+		}
 		if p.flt > 0 {
 			top.Faults = append(top.Faults, Proc{PID: pid, Comm: p.comm, Value: Num(p.flt)})
 		}
@@ -561,16 +576,6 @@ func (s *Sampler) sampleProcs(now time.Time, prev, cur *snapshot) {
 func (s *Sampler) pidGone(name string) bool {
 	_, err := os.Stat(s.proc(name))
 	return err != nil
-}
-
-func addBlocked(l []Proc, pid int, comm string) []Proc {
-	for i := range l {
-		if l[i].PID == pid {
-			l[i].Value++
-			return l
-		}
-	}
-	return append(l, Proc{PID: pid, Comm: comm, Value: 1})
 }
 
 // threadWait returns the run-queue wait a thread added since the last tick.

@@ -441,6 +441,25 @@ func (s *Sampler) diskRows(prev, cur *snapshot, dt float64) []resourceRow {
 	}
 	slices.Sort(names)
 	psi, hasPSI := psiPct(prev, cur, "io", dt)
+	// The process blocked most in D state, for the busiest disk's
+	// "blocked" rule: a process waiting on its I/O half the time is the
+	// finding even when the device itself is far from busy (a fast disk
+	// behind an fsync, a journal commit).
+	var bl Proc
+	for _, p := range s.top.Blocked {
+		if st := s.procs[p.PID]; st != nil && !st.kthread {
+			bl = p
+			break
+		}
+	}
+	busiest, busiestUtil := "", -1.0
+	for _, name := range names {
+		if p, ok := prev.disks[name]; ok {
+			if u := float64(delta(p.IOMs, cur.disks[name].IOMs)); u > busiestUtil {
+				busiest, busiestUtil = name, u
+			}
+		}
+	}
 	var rows []resourceRow
 	for _, name := range names {
 		c := cur.disks[name]
@@ -478,11 +497,24 @@ func (s *Sampler) diskRows(prev, cur *snapshot, dt float64) []resourceRow {
 		io := s.topPID(s.top.IO)
 		d := s.drill("offcpu", io)
 		d.State = "D"
+		if bl.PID != 0 {
+			d.PID = bl.PID // who waits on I/O explains the wait better than who moves the most bytes
+		}
 		rule := fmt.Sprintf("%s %.0f%% busy, await %.1f ms", name, util, await)
 		if len(s.top.IO) > 0 {
 			rule += fmt.Sprintf(", top I/O %s (%d)", s.top.IO[0].Comm, s.top.IO[0].PID)
 		}
 		row.checks = append(row.checks, check{name: "busy", level: thresholds(util, 60, 90), rule: rule, drill: d})
+		if name == busiest {
+			l := levelOK
+			rule := "no process blocked in D state"
+			if bl.PID != 0 {
+				l = thresholds(float64(bl.Value), 2, blockedWindow)
+				rule = fmt.Sprintf("%s (%d) blocked in D state (waiting for I/O) in %.0f of the last %d samples; %s %.0f%% busy, await %.1f ms",
+					bl.Comm, bl.PID, float64(bl.Value), blockedWindow, name, util, await)
+			}
+			row.checks = append(row.checks, check{name: "blocked", level: l, rule: rule, drill: d})
+		}
 		if row.Errors.Known() {
 			l := levelOK
 			if row.Errors > 0 {
