@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"math/bits"
@@ -47,6 +46,9 @@ const (
 	// blockedWindow samples of each process's state: one sample a second
 	// catches a process blocked half the time in 2 of 5.
 	blockedWindow = 5
+	// busyThreads is the CPU (% of one) over which a multi-threaded
+	// process's threads are read for their run-queue wait.
+	busyThreads = 2.0
 )
 
 // Sampler reads /proc and /sys at every tick and keeps a bounded history.
@@ -184,13 +186,14 @@ func (s *Sampler) Generation() uint64 {
 }
 
 // read reads a whole small file into the sampler's buffer (valid until
-// the next read).
+// the next read). Raw system calls: os.Open would also try to register
+// every /proc file with the poller, a system call more per file.
 func (s *Sampler) read(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer f.Close()
+	defer syscall.Close(fd)
 	n := 0
 	for {
 		if n == len(s.buf) {
@@ -199,13 +202,19 @@ func (s *Sampler) read(path string) ([]byte, error) {
 			}
 			s.buf = append(s.buf, make([]byte, len(s.buf))...)
 		}
-		m, err := f.Read(s.buf[n:])
-		n += m
-		if err == io.EOF || (err == nil && m == 0) {
-			return s.buf[:n], nil
+		want := len(s.buf) - n
+		m, err := syscall.Read(fd, s.buf[n:])
+		if err == syscall.EINTR {
+			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		n += m
+		// A /proc or /sys file hands out all it has up to the size asked
+		// for: a shorter read is its end, without a read of 0 to prove it.
+		if m == 0 || m < want {
+			return s.buf[:n], nil
 		}
 	}
 }
@@ -473,16 +482,20 @@ func (s *Sampler) sampleProcs(now time.Time, prev, cur *snapshot) {
 		if !active {
 			continue
 		}
-		if b, err := s.read(s.proc(name, "io")); err == nil {
-			if io, err := ParsePIDIO(b); err == nil {
-				v := io.ReadBytes + io.WriteBytes
-				if p.ioOK && dt > 0 {
-					p.iorate = float64(delta(p.io, v)) / dt
+		// Kernel threads have no I/O accounting of their own: only their
+		// run-queue wait is read.
+		if !p.kthread {
+			if b, err := s.read(s.proc(name, "io")); err == nil {
+				if io, err := ParsePIDIO(b); err == nil {
+					v := io.ReadBytes + io.WriteBytes
+					if p.ioOK && dt > 0 {
+						p.iorate = float64(delta(p.io, v)) / dt
+					}
+					p.io, p.ioOK = v, true
 				}
-				p.io, p.ioOK = v, true
+			} else if errors.Is(err, fs.ErrPermission) {
+				ioDenied++
 			}
-		} else if errors.Is(err, fs.ErrPermission) {
-			ioDenied++
 		}
 		// Run-queue wait is per thread: one file for a single thread,
 		// the task directory otherwise.
@@ -496,6 +509,10 @@ func (s *Sampler) sampleProcs(now time.Time, prev, cur *snapshot) {
 			} else if !errors.Is(err, fs.ErrNotExist) || !s.pidGone(name) {
 				schedMissing++
 			}
+		} else if st.State != 'R' && !fresh && p.cpu < busyThreads {
+			// A process that barely ran cannot have waited much to run:
+			// its threads are not read (most of a busy host's processes).
+			waitOK = true
 		} else if tids, err := readNames(s.proc(name, "task")); err == nil {
 			for _, tn := range tids {
 				tid, err := strconv.Atoi(tn)
