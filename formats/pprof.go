@@ -172,7 +172,10 @@ func isKernelModule(m string) bool {
 // (Start) with Offset 0, which keeps Address-Start+Offset equal to the
 // frame's offset in the file. Kernel frames keep their kernel addresses.
 func (pb *profileBuilder) buildMappings() {
-	type span struct{ lo, hi uint64 }
+	type span struct {
+		lo, hi                           uint64
+		funcs, files, lines, inlineFrame bool
+	}
 	spans := make(map[[2]string]*span)
 	var order [][2]string
 	for i := range pb.c.Frames {
@@ -188,6 +191,13 @@ func (pb *profileBuilder) buildMappings() {
 			order = append(order, k)
 		}
 		s.lo, s.hi = min(s.lo, f.Offset), max(s.hi, f.Offset)
+		// The flags say what the frames really have: a frame named
+		// "module+0x1a2b" has no function, one without a line table no
+		// file or line.
+		s.funcs = s.funcs || f.Name != "" && f.Name != capture.FrameUnknown && !offsetName(f)
+		s.files = s.files || f.File != ""
+		s.lines = s.lines || f.Line > 0
+		s.inlineFrame = s.inlineFrame || f.Kind == capture.KindInlined
 	}
 	// pprof takes the first mapping for the main program: prefer an
 	// executable over libraries and the kernel.
@@ -197,7 +207,7 @@ func (pb *profileBuilder) buildMappings() {
 	for _, k := range order {
 		s := spans[k]
 		m := &profile.Mapping{ID: uint64(len(pb.p.Mapping) + 1), File: k[0], BuildID: k[1],
-			HasFunctions: true, HasFilenames: true, HasLineNumbers: true, HasInlineFrames: true}
+			HasFunctions: s.funcs, HasFilenames: s.files, HasLineNumbers: s.lines, HasInlineFrames: s.inlineFrame}
 		if isKernelModule(k[0]) && s.lo >= 1<<47 {
 			m.Start, m.Limit = s.lo, s.hi+1
 		} else {
@@ -208,6 +218,12 @@ func (pb *profileBuilder) buildMappings() {
 		pb.mappings[k] = m
 		pb.p.Mapping = append(pb.p.Mapping, m)
 	}
+}
+
+// offsetName reports whether a frame's name is only its place in its
+// module ("libfoo.so+0x1a2b"), for lack of a symbol.
+func offsetName(f *capture.Frame) bool {
+	return f.Module != "" && f.Name == fmt.Sprintf("%s+0x%x", path.Base(f.Module), f.Offset)
 }
 
 func (pb *profileBuilder) function(idx uint32) *profile.Function {

@@ -4,6 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -167,5 +172,73 @@ func TestOneRootPerProgram(t *testing.T) {
 				t.Errorf("main's root has %d samples, the thread's %d: want both", main, thread)
 			}
 		})
+	}
+}
+
+// inlineSpinC spins in a function inlined into outer, built with -g.
+const inlineSpinC = `
+volatile unsigned long sink;
+static inline __attribute__((always_inline)) void inner_spin(unsigned long n) {
+	for (unsigned long i = 0; i < n; i++) { sink += i * 7; sink ^= i; } /* SPIN */
+}
+__attribute__((noinline)) void outer(void) {
+	inner_spin(300000000UL); /* CALL */
+	sink++;
+}
+int main(void) { outer(); return 0; }
+`
+
+// Native frames carry file:line from DWARF and inlined functions as
+// "(inline)" lines of their location, as go tool pprof shows them; the
+// mapping says so, and only what it has.
+func TestPprofNativeLines(t *testing.T) {
+	testutil.RequireRoot(t)
+	goBin := testutil.RequireTool(t, "go")
+	bin := testutil.BuildC(t, "gcc", inlineSpinC, "-O2", "-g", "-fno-omit-frame-pointer")
+	c := recordLeaf(t, bin, "auto")
+	path := filepath.Join(t.TempDir(), "cpu.pb.gz")
+	var buf bytes.Buffer
+	if err := formats.WritePprof(&buf, c, capture.Query{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pprof := func(flag string) string {
+		out, err := exec.Command(goBin, "tool", "pprof", flag, path).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go tool pprof %s: %v\n%s", flag, err, out)
+		}
+		return string(out)
+	}
+	lineOf := func(marker string) int {
+		for i, l := range strings.Split(inlineSpinC, "\n") {
+			if strings.Contains(l, marker) {
+				return i + 1
+			}
+		}
+		return -1
+	}
+	src := filepath.Join(filepath.Dir(bin), "workload.c")
+	// -raw: a location's lines, innermost first: inner_spin at the loop,
+	// then outer at the call.
+	raw := pprof("-raw")
+	spin := fmt.Sprintf(`inner_spin %s:%d(:0)? s=0\n\s+outer %s:%d(:0)? s=0`, regexp.QuoteMeta(src), lineOf("SPIN"), regexp.QuoteMeta(src), lineOf("CALL"))
+	if !regexp.MustCompile(spin).MatchString(raw) {
+		t.Errorf("go tool pprof -raw has no location %q:\n%s", spin, raw)
+	}
+	// -traces marks the inlined frame.
+	traces := pprof("-traces")
+	if !regexp.MustCompile(`inner_spin \(inline\)\n\s+outer\n`).MatchString(traces) {
+		t.Errorf("go tool pprof -traces does not show inner_spin (inline) under outer:\n%s", traces)
+	}
+	p := formats.Profile(c, capture.Query{})
+	for _, m := range p.Mapping {
+		if m.File == bin && (!m.HasFunctions || !m.HasFilenames || !m.HasLineNumbers || !m.HasInlineFrames) {
+			t.Errorf("the program's mapping does not claim what it has: %+v", m)
+		}
+		if strings.HasPrefix(m.File, "[kernel") && (m.HasFilenames || m.HasLineNumbers || m.HasInlineFrames) {
+			t.Errorf("the kernel's mapping claims lines: %+v", m)
+		}
 	}
 }

@@ -90,7 +90,7 @@ func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Captu
 		return nil, err
 	}
 	if opts.Symbolizer == nil {
-		opts.Symbolizer = symbolizer.New(symbolizer.Options{Logger: opts.Logger})
+		opts.Symbolizer = symbolizer.New(symbolizer.Options{Logger: opts.Logger, Lines: true})
 		defer opts.Symbolizer.Close()
 	}
 	if opts.Unwinder == nil && mode != unwind.ModeFP {

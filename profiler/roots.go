@@ -80,10 +80,10 @@ func completeRoots(c *capture.Capture) {
 				return l
 			}
 		}
-		program := ""
+		program, programID := "", ""
 		for _, fid := range chain[1:] {
 			if g := &c.Frames[fid]; g.Kind == capture.KindUser && g.Module != "" && !isLibc(g.Module) && !strings.HasPrefix(g.Module, "[") {
-				program = g.Module
+				program, programID = g.Module, g.BuildID
 				break
 			}
 		}
@@ -91,7 +91,7 @@ func completeRoots(c *capture.Capture) {
 		for _, name := range entryCallers[f.Name] {
 			nf := capture.Frame{Name: name, Kind: capture.KindUser, Module: f.Module, BuildID: f.BuildID}
 			if name == "_start" {
-				nf.Module, nf.BuildID = program, ""
+				nf.Module, nf.BuildID = program, programID
 			}
 			out = append(out, intern(nf))
 		}

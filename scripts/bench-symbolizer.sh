@@ -36,7 +36,8 @@ elapsed() {
 scorch() { SCORCH_SYMBOLIZE_ELF=$1 "$tmp/sym.test" -test.run '^TestSymbolizeDriver$' -test.count=1; }
 # All three print demangled function names only.
 a2l() { addr2line -f -C -e "$1"; }
-llvm() { llvm-symbolizer --functions=linkage --demangle --no-inlines --obj="$1"; }
+# llvm-symbolizer reads hex only with 0x (a bare "16d9af" is echoed back).
+llvm() { sed "s/^/0x/" | llvm-symbolizer --functions=linkage --demangle --no-inlines --obj="$1"; }
 
 # addresses FILE: N random addresses inside the file's .text (ELF addresses)
 addresses() {

@@ -38,6 +38,7 @@ func BenchmarkColdLoadLibc(b *testing.B) {
 			var m *module
 			for b.Loop() {
 				m = s.loadModule(f, debugLocator{path: libcPath})
+				s.ensureDWARF(m, f, debugLocator{path: libcPath})
 			}
 			if m.table.len() == 0 {
 				b.Fatal("no symbols")

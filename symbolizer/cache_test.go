@@ -108,10 +108,11 @@ func FuzzELF(f *testing.F) {
 	s := New(Options{Lines: true, DebugDirs: []string{}, DebuginfodURLs: []string{}})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := s.loadModule(bytes.NewReader(data), debugLocator{})
+		s.ensureDWARF(m, bytes.NewReader(data), debugLocator{})
 		for _, a := range []uint64{0, 0x1000, 0x401000, ^uint64(0)} {
 			if i, ok := m.table.lookup(m.elfAddr(a)); ok {
 				_ = m.table.name(i)
-				m.lines.lookup(m.elfAddr(a))
+				m.nativeFrames(Frame{}, m.elfAddr(a))
 				if m.gotab != nil {
 					m.gotab.frames(Frame{}, m.elfAddr(a))
 				}

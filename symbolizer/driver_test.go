@@ -12,7 +12,9 @@ import (
 // TestSymbolizeDriver is the scorch side of scripts/bench-symbolizer.sh:
 // like `addr2line -f -e FILE`, it reads ELF addresses (hex) from stdin and
 // prints one function name per line ("??" when unknown). It runs only when
-// SCORCH_SYMBOLIZE_ELF names the file.
+// SCORCH_SYMBOLIZE_ELF names the file. With SCORCH_SYMBOLIZE_LINES=1 it
+// reads line tables and inlined calls too and prints, like addr2line -a -f
+// -i, the address then each frame innermost first as "name", "file:line".
 func TestSymbolizeDriver(t *testing.T) {
 	path := os.Getenv("SCORCH_SYMBOLIZE_ELF")
 	if path == "" {
@@ -23,8 +25,11 @@ func TestSymbolizeDriver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	s := New(Options{})
-	m := s.loadModule(f, debugLocator{path: path, open: func(p string) (*os.File, error) { return os.Open(p) }})
+	lines := os.Getenv("SCORCH_SYMBOLIZE_LINES") == "1"
+	s := New(Options{Lines: lines})
+	loc := debugLocator{path: path, open: func(p string) (*os.File, error) { return os.Open(p) }}
+	m := s.loadModule(f, loc)
+	s.ensureDWARF(m, f, loc)
 	out := bufio.NewWriterSize(os.Stdout, 1<<16)
 	defer out.Flush()
 	sc := bufio.NewScanner(os.Stdin)
@@ -35,6 +40,29 @@ func TestSymbolizeDriver(t *testing.T) {
 			continue
 		}
 		name := "??"
+		if lines {
+			fmt.Fprintf(out, "0x%016x\n", a)
+			i, ok := m.table.lookup(a)
+			if !ok {
+				out.WriteString("??\n??:0\n")
+				continue
+			}
+			fr := Frame{Offset: a}
+			fr.setName(m.table.name(i))
+			for _, f := range m.nativeFrames(fr, a) {
+				out.WriteString(f.Name)
+				out.WriteByte('\n')
+				if f.File == "" {
+					out.WriteString("??:0\n")
+					continue
+				}
+				out.WriteString(f.File)
+				out.WriteByte(':')
+				out.WriteString(strconv.Itoa(f.Line))
+				out.WriteByte('\n')
+			}
+			continue
+		}
 		if i, ok := m.table.lookup(a); ok {
 			var fr Frame
 			fr.setName(m.table.name(i))

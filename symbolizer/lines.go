@@ -20,20 +20,28 @@ type lineTable struct {
 // maxLineRows bounds the memory one module's line table may take.
 const maxLineRows = 16 << 20
 
-// readLines decodes every compilation unit's line program of f.
-func readLines(f *elf.File) (lt *lineTable, err error) {
+// openDWARF decodes (and decompresses) f's DWARF sections once, for both
+// the line table and the inlined calls.
+func openDWARF(f *elf.File) (d *dwarf.Data, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d, err = nil, fmt.Errorf("corrupt dwarf: %v", p)
+		}
+	}()
+	d, err = f.DWARF()
+	if err != nil {
+		return nil, fmt.Errorf("dwarf: %w", err)
+	}
+	return d, nil
+}
+
+// readLineTable decodes every compilation unit's line program.
+func readLineTable(d *dwarf.Data) (lt *lineTable, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			lt, err = nil, fmt.Errorf("corrupt dwarf: %v", p)
 		}
 	}()
-	if f.Section(".debug_line") == nil {
-		return nil, errors.New("no .debug_line")
-	}
-	d, err := f.DWARF()
-	if err != nil {
-		return nil, fmt.Errorf("dwarf: %w", err)
-	}
 	type row struct {
 		addr uint64
 		line uint32

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
 )
 
 // module is what the cache holds per file: enough to map an address to an
@@ -18,15 +19,19 @@ type module struct {
 	buildID string
 	loads   []loadSeg
 	table   *symTable
-	lines   *lineTable // only with Options.Lines
-	gotab   *goTable
-	source  string // where the symbols came from, for logs and tests
-	err     error
+	// lines and inlines (only with Options.Lines) are read by dwarfOnce at
+	// the first symbolization of an address of the module.
+	dwarfOnce sync.Once
+	lines     *lineTable
+	inlines   *inlineTable
+	gotab     *goTable
+	source    string // where the symbols came from, for logs and tests
+	err       error
 }
 
 func (m *module) bytes() int64 {
 	n := int64(256 + len(m.loads)*32)
-	n += m.table.bytes() + m.lines.bytes()
+	n += m.table.bytes() + m.lines.bytes() + m.inlines.bytes()
 	if m.gotab != nil {
 		n += m.gotab.bytes
 	}
@@ -93,9 +98,6 @@ func (s *Symbolizer) loadModule(r io.ReaderAt, loc debugLocator) *module {
 				s.log.Debug("debug symtab", "module", loc.label, "err", err)
 			}
 			m.source = src
-			if s.opts.Lines && f.Section(".debug_line") == nil {
-				m.lines = s.readLines(df, loc)
-			}
 			c.Close()
 		}
 	}
@@ -119,10 +121,6 @@ func (s *Symbolizer) loadModule(r io.ReaderAt, loc debugLocator) *module {
 	if nGo > 0 {
 		m.source = "gopclntab+" + m.source
 	}
-	// Go binaries have file:line in their pclntab.
-	if s.opts.Lines && nGo == 0 && m.lines == nil && f.Section(".debug_line") != nil {
-		m.lines = s.readLines(f, loc)
-	}
 	if len(syms) == 0 {
 		m.err = errors.New("no symbols")
 	}
@@ -131,12 +129,52 @@ func (s *Symbolizer) loadModule(r io.ReaderAt, loc debugLocator) *module {
 	return m
 }
 
-func (s *Symbolizer) readLines(f *elf.File, loc debugLocator) *lineTable {
-	lt, err := readLines(f)
+// ensureDWARF reads m's line table and inlined calls once, from the ELF
+// file r (the module's file) or its debug file, when Options.Lines is set.
+func (s *Symbolizer) ensureDWARF(m *module, r io.ReaderAt, loc debugLocator) {
+	if s.opts.Lines && m.gotab == nil {
+		m.dwarfOnce.Do(func() { m.lines, m.inlines = s.loadDWARF(r, loc) })
+	}
+}
+
+// loadDWARF reads the line table and inlined calls of the ELF file r or of
+// its debug file. Go binaries have file:line in their pclntab instead.
+func (s *Symbolizer) loadDWARF(r io.ReaderAt, loc debugLocator) (*lineTable, *inlineTable) {
+	f, err := openELF(r)
+	if err != nil || f.Section(".gopclntab") != nil {
+		return nil, nil
+	}
+	if f.Section(".debug_line") != nil {
+		return s.readDWARF(f, loc)
+	}
+	df, c, _ := s.findDebugFile(f, buildID(f), loc)
+	if df == nil {
+		return nil, nil
+	}
+	defer c.Close()
+	return s.readDWARF(df, loc)
+}
+
+// readDWARF reads f's line table and inlined calls, decoding its DWARF once.
+func (s *Symbolizer) readDWARF(f *elf.File, loc debugLocator) (*lineTable, *inlineTable) {
+	if f.Section(".debug_line") == nil {
+		s.log.Debug("line table", "module", loc.label, "err", "no .debug_line")
+		return nil, nil
+	}
+	d, err := openDWARF(f)
+	if err != nil {
+		s.log.Debug("dwarf", "module", loc.label, "err", err)
+		return nil, nil
+	}
+	lt, err := readLineTable(d)
 	if err != nil {
 		s.log.Debug("line table", "module", loc.label, "err", err)
 	}
-	return lt
+	it, err := readInlineTable(d)
+	if err != nil {
+		s.log.Debug("inlined calls", "module", loc.label, "err", err)
+	}
+	return lt, it
 }
 
 // findDebugFile looks for separate debuginfo: by build ID in the debug

@@ -152,3 +152,73 @@ func execAddr(t *testing.T, p *Process, path string, vaddr uint64) uint64 {
 	t.Fatalf("%#x of %s is not in an executable mapping", vaddr, path)
 	return 0
 }
+
+// inlineC calls probe from a function inlined into outer: probe's return
+// address is inside the inlined body.
+const inlineC = `#include <stdio.h>
+#include <unistd.h>
+void *ra;
+__attribute__((noinline)) void probe(void) { ra = __builtin_return_address(0); __asm__ volatile(""); }
+static inline __attribute__((always_inline)) int inner(int x) {
+	probe(); /* PROBE */
+	return x * 2;
+}
+__attribute__((noinline)) int outer(int x) {
+	return inner(x) + 1; /* CALL */
+}
+int main(void) {
+	outer(3);
+	printf("ra %p\nready\n", ra);
+	fflush(stdout);
+	char c;
+	while (read(0, &c, 1) > 0) {}
+	return 0;
+}
+`
+
+// Native inlined frames come from DWARF: the inlined function at the line
+// of the sampled address, its caller at the line of the call; in the
+// binary and in a debuglink file.
+func TestNativeInlinedFrames(t *testing.T) {
+	lineOf := func(marker string) int {
+		for i, l := range strings.Split(inlineC, "\n") {
+			if strings.Contains(l, marker) {
+				return i + 1
+			}
+		}
+		t.Fatalf("no %s", marker)
+		return 0
+	}
+	for _, strip := range []bool{false, true} {
+		t.Run(map[bool]string{false: "in the binary", true: "in the debuglink file"}[strip], func(t *testing.T) {
+			dir := t.TempDir()
+			bin := buildC(t, dir, "inline", inlineC, "-g", "-O2")
+			if strip {
+				dbg := stripWithDebug(t, bin)
+				run(t, "objcopy", "--add-gnu-debuglink="+dbg, bin)
+			}
+			fx := start(t, bin)
+			s := New(Options{Lines: true, DebugDirs: []string{}, DebuginfodURLs: []string{}})
+			defer s.Close()
+			p, err := s.Snapshot(fx.pid())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			frames := s.User(p, fx.addrs["ra"], true)
+			if len(frames) != 2 {
+				t.Fatalf("got %+v, want inner (inlined) then outer", frames)
+			}
+			in, out := frames[0], frames[1]
+			if in.Name != "inner" || !in.Inlined || filepath.Base(in.File) != "inline.c" || in.Line != lineOf("PROBE") {
+				t.Errorf("inlined frame %s %s:%d inlined=%v, want inner inline.c:%d", in.Name, in.File, in.Line, in.Inlined, lineOf("PROBE"))
+			}
+			if out.Name != "outer" || out.Inlined || filepath.Base(out.File) != "inline.c" || out.Line != lineOf("CALL") {
+				t.Errorf("physical frame %s %s:%d inlined=%v, want outer inline.c:%d", out.Name, out.File, out.Line, out.Inlined, lineOf("CALL"))
+			}
+			if in.Offset != out.Offset || in.Module != out.Module {
+				t.Errorf("the two frames have different addresses: %+v", frames)
+			}
+		})
+	}
+}

@@ -330,6 +330,19 @@ func (p *Process) findIn(maps []procMapping, addr uint64) *procMapping {
 	return &maps[i]
 }
 
+// locator says where a mapping's file lives, for its debug files.
+func (p *Process) locator(m *procMapping) debugLocator {
+	loc := debugLocator{
+		open:  func(q string) (*os.File, error) { return openInRoot(p.root, "", q) },
+		path:  m.path,
+		label: m.path,
+	}
+	if p.root == nil {
+		loc.open = nil
+	}
+	return loc
+}
+
 // module returns the loaded module of a mapping, or nil.
 func (p *Process) module(m *procMapping) *module {
 	if m.path == "[vdso]" {
@@ -346,14 +359,7 @@ func (p *Process) module(m *procMapping) *module {
 		return moduleOf(e)
 	}
 	e := p.s.cache.entry(sf.key, func() *module {
-		loc := debugLocator{
-			open:  func(q string) (*os.File, error) { return openInRoot(p.root, "", q) },
-			path:  m.path,
-			label: m.path,
-		}
-		if p.root == nil {
-			loc.open = nil
-		}
+		loc := p.locator(m)
 		// Two files with one build ID (the same library in two container
 		// images) share one parse. Both entries count the tables, so the
 		// cache errs on the side of using less than its cap.
@@ -399,10 +405,13 @@ func (s *Symbolizer) User(p *Process, addr uint64, ret bool) []Frame {
 	}
 	fr.setName(mod.table.name(i))
 	if mod.gotab == nil {
-		if file, line, ok := mod.lines.lookup(elfAddr); ok {
-			fr.File, fr.Line = file, line
+		if m.file != nil {
+			// Line tables and inlined calls are read at the module's first
+			// symbolization, not when the unwinder first needs the module
+			// during a capture (the DWARF of libc takes a few hundred ms).
+			p.s.ensureDWARF(mod, m.file.f, p.locator(m))
 		}
-		return []Frame{fr}
+		return mod.nativeFrames(fr, elfAddr)
 	}
 	return mod.gotab.frames(fr, elfAddr)
 }

@@ -27,9 +27,12 @@ type Options struct {
 	DebuginfodURLs  []string // default: split $DEBUGINFOD_URLS
 	DebuginfodCache string   // default: $XDG_CACHE_HOME/scorch/debuginfod or ~/.cache/...
 	Logger          *slog.Logger
-	// Lines reads DWARF line tables, where present, for Frame.File and
-	// Frame.Line of native code (Go's come from its pclntab regardless).
-	// It makes first loads slower and tables larger.
+	// Lines reads DWARF line tables and inlined calls
+	// (DW_TAG_inlined_subroutine), where present in the file or its debug
+	// file, for Frame.File, Frame.Line and inlined frames of native code
+	// (Go's come from its pclntab regardless). They are read with the
+	// module, at its first lookup, and cached with it; first loads are
+	// slower and tables larger.
 	Lines bool
 }
 
