@@ -97,7 +97,7 @@ func TestRecordProgressLine(t *testing.T) {
 	sock := filepath.Join(dir, "tmux.sock")
 	out := filepath.Join(dir, "out.folded")
 	done := filepath.Join(dir, "done")
-	sh := bin + " record --type cpu --duration 4s -o " + out + "; echo $? > " + done + "; sleep 30"
+	sh := bin + " record --type cpu --duration 4s -o " + out + "; echo $? > " + done + "; sleep 120"
 	if o, err := exec.Command(tmux, "-S", sock, "new-session", "-d", "-x", "200", "-y", "20", "sh", "-c", sh).CombinedOutput(); err != nil {
 		t.Fatalf("tmux: %v\n%s", err, o)
 	}
@@ -123,7 +123,7 @@ func TestRecordProgressLine(t *testing.T) {
 			t.Errorf("progress line lacks %q:\n%s", want, seen)
 		}
 	}
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if _, err := os.Stat(done); err == nil {
 			break
 		}
