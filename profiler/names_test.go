@@ -242,3 +242,46 @@ func TestPprofNativeLines(t *testing.T) {
 		}
 	}
 }
+
+// strippedGo is built with -ldflags=-s -w: no symbol table, no DWARF; the
+// compiler inlines caller and innerSum into main.
+const strippedGo = `package main
+
+import "os"
+
+var sink int
+
+func innerSum(n int) int {
+	s := 0
+	for i := 0; i < n; i++ {
+		s += i ^ (i >> 3)
+	}
+	return s
+}
+
+func caller(n int) int { return innerSum(n) + 1 }
+
+func main() {
+	for k := 0; k < 2500; k++ {
+		sink += caller(1000000)
+	}
+	os.Exit(sink & 0)
+}
+`
+
+// A stripped Go binary's inlined frames come from its pclntab alone.
+func TestStrippedGoInlinedFrames(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.BuildGo(t, strippedGo, "-ldflags=-s -w")
+	for _, mode := range []string{"fp", "auto"} {
+		t.Run(mode, func(t *testing.T) {
+			c := recordLeaf(t, bin, mode)
+			stacks := folded(c, capture.Query{})
+			all := total(stacks)
+			got := share(stacks, "workload;runtime.goexit;runtime.main;main.main;main.caller_[i];main.innerSum_[i]")
+			if got < all*9/10 {
+				t.Errorf("%d of %d samples under main.main;main.caller_[i];main.innerSum_[i]: %v", got, all, stacks)
+			}
+		})
+	}
+}
