@@ -164,26 +164,26 @@ type wakerRecord struct {
 
 // leave keeps the stacks of a thread that went off CPU until the record
 // with its times comes.
-func (o *offcpuSource) leave(s *session, e *stackEvent) {
-	o.left[e.TID] = s.segmentOf(e).clone()
+func (src *offcpuSource) leave(s *session, e *stackEvent) {
+	src.left[e.TID] = s.segmentOf(e).clone()
 }
 
 // waker keeps the stacks of the last waker of a thread.
-func (o *offcpuSource) waker(s *session, e *stackEvent) {
+func (src *offcpuSource) waker(s *session, e *stackEvent) {
 	w := wakerRecord{pid: e.PID, tid: e.TID, irq: e.has(bpf.SamplerEventFlagEVENT_IRQ)}
 	w.seg = s.segmentOf(e).clone()
 	if w.irq {
 		w.seg.idle = true
 		w.seg.user = nil
 	}
-	o.wakers[e.wakee()] = w
+	src.wakers[e.wakee()] = w
 }
 
 // sample turns one off-CPU interval into events: for offcpu, the blocked
 // and the run-queue parts of the thread's stack; for wakeup, the blocked
 // time on the waker's stack; for offwake, the thread's stack joined with
 // its waker's.
-func (o *offcpuSource) sample(s *session, e *stackEvent) {
+func (src *offcpuSource) sample(s *session, e *stackEvent) {
 	start := s.since(e.Ts)
 	t, b := e.offTimes()
 	total, blocked := int64(t), int64(min(b, t))
@@ -193,17 +193,17 @@ func (o *offcpuSource) sample(s *session, e *stackEvent) {
 		ev.Flags |= capture.FlagIRQ
 	}
 	var seg segment
-	if o.typ != capture.Wakeup {
+	if src.typ != capture.Wakeup {
 		var ok bool
-		seg, ok = o.left[e.TID]
-		delete(o.left, e.TID)
+		seg, ok = src.left[e.TID]
+		delete(src.left, e.TID)
 		if !ok {
 			// The record of its stacks was lost.
-			o.noStack++
+			src.noStack++
 			return
 		}
 	}
-	switch o.typ {
+	switch src.typ {
 	case capture.OffCPU:
 		if blocked > 0 {
 			ev.Value = blocked
@@ -217,19 +217,19 @@ func (o *offcpuSource) sample(s *session, e *stackEvent) {
 			s.add(ev)
 		}
 	case capture.Wakeup, capture.OffWake:
-		w, ok := o.wakers[e.TID]
-		delete(o.wakers, e.TID)
+		w, ok := src.wakers[e.TID]
+		delete(src.wakers, e.TID)
 		if !ok || blocked == 0 {
 			// Preempted, or woken before the capture started: no waker to
 			// charge.
-			o.noWaker++
+			src.noWaker++
 			return
 		}
 		if w.irq {
 			ev.Flags |= capture.FlagIRQ
 		}
 		ev.Value = blocked
-		if o.typ == capture.Wakeup {
+		if src.typ == capture.Wakeup {
 			ev.Stack = s.intern(rawStack{main: w.seg, wakerRoot: true})
 		} else {
 			wseg := w.seg

@@ -195,7 +195,7 @@ func TestEventHardwareWithoutPMU(t *testing.T) {
 }
 
 // The CPI program cannot run without a PMU, but the verifier must accept
-// it with the maps sized as recordCPI sizes them.
+// it with the maps sized as loadCPI sizes them.
 func TestCPIProgramLoads(t *testing.T) {
 	testutil.RequireRoot(t)
 	if err := rlimit.RemoveMemlock(); err != nil {
