@@ -45,22 +45,32 @@ func (s *Set) Add(c *capture.Capture, q capture.Query, reverse, base bool) {
 		f := &c.Frames[i]
 		ids[i] = s.intern(f.FoldedName(), f.Module)
 	}
-	for _, sv := range c.Aggregate(q) {
+	agg := c.Aggregate(q)
+	need := 0
+	for _, sv := range agg {
+		need += len(c.Stacks[sv.Stack])
+	}
+	// One arena for all the stacks' names: fewer, larger allocations.
+	arena := make([]int32, 0, need)
+	for _, sv := range agg {
 		st := c.Stacks[sv.Stack]
 		if sv.Value <= 0 || len(st) == 0 {
 			continue
 		}
-		names := make([]int32, 0, len(st))
+		start := len(arena)
 		for i := range st {
 			f := st[i]
 			if reverse {
 				f = st[len(st)-1-i]
 			}
 			if int(f) < len(ids) {
-				names = append(names, ids[f])
+				arena = append(arena, ids[f])
 			}
 		}
-		e := entry{names: names}
+		if len(arena) == start {
+			continue
+		}
+		e := entry{names: arena[start:len(arena):len(arena)]}
 		if base {
 			e.b = sv.Value
 		} else {
@@ -287,8 +297,15 @@ func (s *Set) Tree(root string, budget int) *Node {
 	}
 	keys := make([][]int32, len(es))
 	idx := make([]int, len(es))
+	need := 0
+	for _, e := range es {
+		need += len(e.names)
+	}
+	arena := make([]int32, need)
+	off := 0
 	for i, e := range es {
-		k := make([]int32, len(e.names))
+		k := arena[off : off+len(e.names) : off+len(e.names)]
+		off += len(e.names)
 		for j, n := range e.names {
 			k[j] = rank[n]
 		}

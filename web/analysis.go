@@ -97,14 +97,19 @@ func (s *Server) loadView(id string, vw view) (*capture.Capture, error) {
 
 // captureSet is the call-tree input of one capture's view.
 func (s *Server) captureSet(id string, vw view) (*calltree.Set, error) {
-	c, err := s.loadView(id, vw)
+	c, err := s.load(id)
 	if err != nil {
 		return nil, err
 	}
-	set := calltree.NewSet()
-	set.Add(c, vw.q, vw.reverse, false)
-	set.Unit = c.Meta.Unit
-	return set, nil
+	if err := c.CheckRange(vw.q); err != nil {
+		return nil, errorf(http.StatusBadRequest, "%v", err)
+	}
+	return viewSets.get(c, viewKey(vw.q, vw.ts, vw.reverse), func() *calltree.Set {
+		set := calltree.NewSet()
+		set.Add(c.Transform(vw.ts), vw.q, vw.reverse, false)
+		set.Unit = c.Meta.Unit
+		return set
+	}), nil
 }
 
 // analysisRoute is the frame of the per-capture JSON routes: known
@@ -283,8 +288,12 @@ func (s *Server) summaryJSON(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		set := calltree.NewSet()
-		set.Add(c, vw.q, false, false)
+		flat := vw
+		flat.reverse = false
+		set, err := s.captureSet(id, flat)
+		if err != nil {
+			return err
+		}
 		total, _ := set.Totals()
 		fns := set.Functions()
 		calltree.SortFunctions(fns, "self", total, 0)
@@ -369,16 +378,30 @@ func sameUnits(base, compare *capture.Capture) error {
 }
 
 func (s *Server) diffSet(d diffView) (*calltree.Set, error) {
-	cs, err := s.diffCaptures(d.ids, d.qs, d.ts)
-	if err != nil {
+	var cs [2]*capture.Capture
+	for i, side := range []string{"base", "compare"} {
+		c, err := s.load(d.ids[i])
+		if err != nil {
+			return nil, err
+		}
+		if err := c.CheckRange(d.qs[i]); err != nil {
+			return nil, errorf(http.StatusBadRequest, "%s_from/%s_to: %v", side, side, err)
+		}
+		cs[i] = c
+	}
+	if err := sameUnits(cs[0], cs[1]); err != nil {
 		return nil, err
 	}
-	set := calltree.NewSet()
-	set.Add(cs[0], d.qs[0], d.reverse, true)
-	set.Add(cs[1], d.qs[1], d.reverse, false)
-	set.Unit = cs[1].Meta.Unit
-	set.Diff = true
-	return set, nil
+	// Keyed by the compare side's loaded capture; the base's is in the key.
+	key := fmt.Sprintf("diff|%p|%s|%s", cs[0], viewKey(d.qs[0], d.ts, d.reverse), viewKey(d.qs[1], nil, false))
+	return viewSets.get(cs[1], key, func() *calltree.Set {
+		set := calltree.NewSet()
+		set.Add(cs[0].Transform(d.ts), d.qs[0], d.reverse, true)
+		set.Add(cs[1].Transform(d.ts), d.qs[1], d.reverse, false)
+		set.Unit = cs[1].Meta.Unit
+		set.Diff = true
+		return set
+	}), nil
 }
 
 func (s *Server) diffRoute(w http.ResponseWriter, r *http.Request, name string, extra []string, fn func(v url.Values, d diffView, out io.Writer) error) {

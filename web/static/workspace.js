@@ -561,6 +561,7 @@ async function render() {
   graph.selected = P.get('fn');
   search();
   graph.draw();
+  if (!document.body.dataset.firstPaint) document.body.dataset.firstPaint = performance.now().toFixed(1); // ms from navigation
   if (fresh) fit();
   legend(tree);
   table(fns);
