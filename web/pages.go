@@ -169,6 +169,15 @@ func (s *Server) comparePage(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		data["DiffURL"] = "/api/diff.svg?" + v.Encode()
+		// The workspace shows the compare capture with the base as its
+		// diff: graph, table with deltas, sandwich.
+		ws := url.Values{"base": {in.Get("base")}}
+		for from, to := range map[string]string{"base_from": "base_from", "base_to": "base_to", "compare_from": "from", "compare_to": "to"} {
+			if in.Get(from) != "" {
+				ws.Set(to, in.Get(from))
+			}
+		}
+		data["WorkspaceURL"] = "/captures/" + url.PathEscape(in.Get("compare")) + "?" + ws.Encode()
 	}
 	s.page(w, "compare", data)
 }

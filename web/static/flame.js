@@ -107,8 +107,15 @@ export class FlameView {
       match: !!(this.match && this.match.has(i)), selected: this.flat.nodes[i].n.name === this.selected,
     }));
     this.drawn = [];
+    this.pos = new Map(); // node index -> [x, y, w] as drawn
+    // Hover and the current match are outlined on a canvas of their own
+    // above the graph, so that moving the mouse redraws one frame, not all.
+    this.overlay = document.createElement('canvas');
+    this.overlay.className = 'flame-overlay';
+    this.overlay.setAttribute('aria-hidden', 'true');
+    canvas.insertAdjacentElement('afterend', this.overlay);
     canvas.addEventListener('mousemove', (ev) => this._move(ev));
-    canvas.addEventListener('mouseleave', () => { this.hover = -1; if (this.opts.onHover) this.opts.onHover(null, null); this.draw(); });
+    canvas.addEventListener('mouseleave', () => { this.hover = -1; if (this.opts.onHover) this.opts.onHover(null, null); this.drawOverlay(); });
     canvas.addEventListener('click', (ev) => { const i = this.at(ev); if (i >= 0 && this.opts.onClick) this.opts.onClick(i, ev); });
     canvas.addEventListener('contextmenu', (ev) => {
       const i = this.at(ev);
@@ -188,7 +195,10 @@ export class FlameView {
     const dark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
     this.rows = [];
     this.drawn = [];
+    this.pos = new Map();
     this.width = width;
+    this.height = height;
+    this.dark = dark;
     // Ancestors of the zoomed frame are drawn full width.
     const anc = new Set();
     for (let j = this.zoom; j >= 0; j = nodes[j].p) { anc.add(j); if (j === 0) break; }
@@ -207,6 +217,7 @@ export class FlameView {
       const y = this.icicle ? nd.d * ROW : (depth - 1 - nd.d) * ROW;
       (this.rows[nd.d] = this.rows[nd.d] || []).push([x0, x0 + w, i]);
       this.drawn.push([x0, y, w, i]);
+      this.pos.set(i, [x0, y, w]);
       const dim = anc.has(i) && i !== this.zoom;
       let fill = this.color(nd);
       if (this.match && this.match.has(i)) fill = 'hsl(300,75%,62%)';
@@ -218,11 +229,6 @@ export class FlameView {
         g.strokeStyle = dark ? '#fff' : '#000';
         g.strokeRect(x0 + 1, y + 2, Math.max(w - 2.5, 1), ROW - 4);
       }
-      if (i === this.current || i === this.hover) {
-        g.lineWidth = i === this.current ? 3 : 1;
-        g.strokeStyle = i === this.current ? '#7c3aed' : (dark ? '#eee' : '#222');
-        g.strokeRect(x0 + 0.5, y + 1.5, Math.max(w - 1.5, 1), ROW - 3);
-      }
       if (w > charW * 3) {
         const name = i === 0 ? nd.n.name : label(nd.n.name);
         const fit = Math.floor((w - 6) / charW);
@@ -231,6 +237,31 @@ export class FlameView {
         g.fillText(text, x0 + 3, y + ROW / 2 + 0.5);
       }
       g.globalAlpha = 1;
+    }
+    this.drawOverlay();
+  }
+
+  // drawOverlay outlines the frame under the mouse and the current match.
+  drawOverlay() {
+    const o = this.overlay, c = this.canvas;
+    const dpr = window.devicePixelRatio || 1;
+    if (o.width !== c.width || o.height !== c.height) {
+      o.width = c.width;
+      o.height = c.height;
+      o.style.width = c.style.width;
+      o.style.height = c.style.height;
+    }
+    o.style.top = c.offsetTop + 'px';
+    o.style.left = c.offsetLeft + 'px';
+    const g = o.getContext('2d');
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, o.width, o.height);
+    for (const [i, width, color] of [[this.current, 3, '#7c3aed'], [this.hover, 1, this.dark ? '#eee' : '#222']]) {
+      const p = i >= 0 && this.pos.get(i);
+      if (!p) continue;
+      g.lineWidth = width;
+      g.strokeStyle = color;
+      g.strokeRect(p[0] + 0.5, p[1] + 1.5, Math.max(p[2] - 1.5, 1), ROW - 3);
     }
   }
 
@@ -256,7 +287,7 @@ export class FlameView {
     const i = this.at(ev);
     if (i !== this.hover) {
       this.hover = i;
-      this.draw();
+      this.drawOverlay();
     }
     if (this.opts.onHover) this.opts.onHover(i >= 0 ? i : null, ev);
   }

@@ -84,7 +84,15 @@ async function api(path, q) {
   const url = path + '?' + q;
   if (!cache.has(url)) {
     cache.set(url, (async () => {
-      const resp = await fetch(url);
+      let resp;
+      // An overloaded server answers 503 with Retry-After: wait and ask again.
+      for (let i = 0; ; i++) {
+        resp = await fetch(url);
+        if (resp.status !== 503 || i >= 20) break;
+        const after = Math.min(+(resp.headers.get('Retry-After') || 1), 10);
+        $('#graph-status').textContent = 'the server is busy: asking again in ' + after + ' s…';
+        await new Promise((r) => setTimeout(r, after * 1000));
+      }
       const body = await resp.json().catch(() => ({ error: resp.status + ' ' + resp.statusText }));
       if (!resp.ok) throw new Error(body.error || resp.status + '');
       return body;
@@ -592,11 +600,22 @@ function fit() {
 }
 $('#reverse').addEventListener('change', (ev) => go({ reverse: ev.target.checked, zoom: null }));
 $('#view').addEventListener('change', (ev) => go({ view: ev.target.value === 'inuse' ? 'inuse' : null, zoom: null }));
-$('#search').addEventListener('submit', (ev) => { ev.preventDefault(); current = -1; go({ s: $('#search-input').value }); });
 let searchTimer = 0;
+$('#search').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  clearTimeout(searchTimer);
+  if ($('#search-input').value !== (P.get('s') || '')) current = -1;
+  go({ s: $('#search-input').value });
+});
+// Search as you type, without a history entry per key.
 $('#search-input').addEventListener('input', () => {
   clearTimeout(searchTimer);
-  searchTimer = setTimeout(() => { current = -1; go({ s: $('#search-input').value }, false); }, 250);
+  searchTimer = setTimeout(() => {
+    const v = $('#search-input').value;
+    if (v === (P.get('s') || '')) return;
+    current = -1;
+    go({ s: v }, false);
+  }, 250);
 });
 $('#search-next').addEventListener('click', () => step(1));
 $('#search-prev').addEventListener('click', () => step(-1));
