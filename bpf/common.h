@@ -1,5 +1,5 @@
 /* Shared definitions of scorch's BPF programs: the stack event written to the
- * ring buffer, target filters and counters. */
+ * ring buffer, target filters, counters and the exec hook. */
 #ifndef SCORCH_COMMON_H
 #define SCORCH_COMMON_H
 
@@ -407,6 +407,15 @@ static __always_inline void notify_exec(struct task_struct *task)
 	bpf_get_current_comm(&x->comm, sizeof(x->comm));
 	/* Wake the reader at once: the process may not live long. */
 	bpf_ringbuf_submit(x, BPF_RB_FORCE_WAKEUP);
+}
+
+/* The exec hook of every object: new processes are snapshot when they
+ * exec, before they can exit. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	notify_exec(p);
+	return 0;
 }
 
 #endif

@@ -81,11 +81,3 @@ int sample_cpi(struct bpf_perf_event_data *ctx)
 	submit(e);
 	return 0;
 }
-
-/* New processes are snapshot when they exec, before they can exit. */
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-{
-	notify_exec(p);
-	return 0;
-}

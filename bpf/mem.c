@@ -203,13 +203,5 @@ int mmap_enter(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-/* New processes are snapshot when they exec, before they can exit. */
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-{
-	notify_exec(p);
-	return 0;
-}
-
 const enum alloc_fn *unused_alloc_fn __attribute__((unused));
 const struct live_alloc *unused_live_alloc __attribute__((unused));

@@ -436,12 +436,5 @@ int BPF_PROG(on_waking, struct task_struct *p)
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-{
-	notify_exec(p);
-	return 0;
-}
-
 const struct stack_event *unused_stack_event __attribute__((unused));
 const enum off_state *unused_off_state __attribute__((unused));

@@ -26,14 +26,6 @@ int sample_cpu(struct bpf_perf_event_data *ctx)
 	return 0;
 }
 
-/* New processes are snapshot when they exec, before they can exit. */
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-{
-	notify_exec(p);
-	return 0;
-}
-
 /* Children of profiled processes join the pid filter (for -- CMD targets). */
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
