@@ -11,8 +11,9 @@ import (
 )
 
 // loadFixture reads a sample recorded by TestLiveWorkloads -record. Its
-// binary is the committed testdata/<workload>.bin; libc resolves only when
-// this host's has the recorded build ID.
+// binary is the committed testdata/<workload>.bin and its libraries the
+// extracts of testdata/lib (TestRecordLibs), never this host's files, so
+// that it unwinds the same on any host.
 func loadFixture(t testing.TB, name string) (fixture, *mapsResolver) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name+".json"))
@@ -24,14 +25,20 @@ func loadFixture(t testing.TB, name string) (fixture, *mapsResolver) {
 		t.Fatalf("%s.json: %v", name, err)
 	}
 	r := &mapsResolver{maps: f.Maps, rename: map[string]string{f.Binary: filepath.Join("testdata", name+".bin")}}
+	for _, m := range f.Maps {
+		if m.Path != f.Binary {
+			r.rename[m.Path] = libFile(m.BuildID)
+		}
+	}
 	return f, r
 }
 
-// libcMatches reports whether the fixture's libc is this host's.
-func libcMatches(r *mapsResolver) bool {
+// libcResolves reports whether the fixture's libc resolves: whether its
+// extract is in testdata/lib.
+func libcResolves(r *mapsResolver) bool {
 	for _, m := range r.maps {
 		if filepath.Base(m.Path) == "libc.so.6" {
-			info := loadELF(m.Path)
+			info := loadELF(r.rename[m.Path])
 			return info != nil && info.buildID == m.BuildID
 		}
 	}
@@ -47,11 +54,8 @@ func TestFixtures(t *testing.T) {
 		}
 		t.Run(w.name, func(t *testing.T) {
 			f, r := loadFixture(t, w.name)
-			if w.name != "leaf" && !libcMatches(r) {
-				t.Skip("the fixture's libc is not this host's: its frames cannot be unwound here")
-			}
-			if w.libcDebug {
-				requireLibcDebug(t)
+			if !libcResolves(r) {
+				t.Fatal("the extract of the fixture's libc is missing from testdata/lib: go test -run 'TestLiveWorkloads|TestRecordLibs' -args -record writes it")
 			}
 			mode, err := ParseMode(f.Mode)
 			if err != nil {
@@ -88,7 +92,7 @@ func TestSplice(t *testing.T) {
 	// Without a chain the walk goes on through libc to _start when libc's
 	// CFI is at hand, and ends at libc otherwise.
 	noChainOutcome := OutcomeEnded
-	if libcMatches(r) {
+	if libcResolves(r) {
 		noChainOutcome = OutcomeCFI
 	}
 	garbage := []uint64{chain[0], 0xdeadbeef, 0x7fff00001234, 42}

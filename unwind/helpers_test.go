@@ -84,8 +84,9 @@ func readELF(path string) *elfInfo {
 		}
 	}
 	syms := funcSymbols(f)
-	if info.buildID != "" {
-		// libc6-dbg's detached symbols name libc's internal functions.
+	if info.buildID != "" && !strings.HasPrefix(path, "testdata"+string(filepath.Separator)) {
+		// libc6-dbg's detached symbols name libc's internal functions
+		// (the extracts in testdata have theirs).
 		dbg := filepath.Join("/usr/lib/debug/.build-id", info.buildID[:2], info.buildID[2:]+".debug")
 		if df, err := elf.Open(dbg); err == nil {
 			syms = append(syms, funcSymbols(df)...)
@@ -142,18 +143,27 @@ func (e *elfInfo) vaddr(fileOff uint64) (uint64, bool) {
 
 // name returns the function containing an ELF virtual address.
 func (e *elfInfo) name(va uint64) string {
+	if s, ok := e.symbolAt(va); ok {
+		return s.Name
+	}
+	return "?"
+}
+
+// symbolAt returns the symbol of the function containing an ELF virtual
+// address.
+func (e *elfInfo) symbolAt(va uint64) (elf.Symbol, bool) {
 	i := sort.Search(len(e.syms), func(i int) bool { return e.syms[i].Value > va }) - 1
 	for ; i >= 0; i-- {
 		s := e.syms[i]
 		if va < s.Value+s.Size || s.Size == 0 && va-s.Value < 16 {
 			// Assembly symbols such as __restore_rt have no size.
-			return s.Name
+			return s, true
 		}
 		if s.Size != 0 && va-s.Value > 1<<20 {
 			break
 		}
 	}
-	return "?"
+	return elf.Symbol{}, false
 }
 
 // mapsResolver is the test Resolver: /proc/PID/maps plus debug/elf.
