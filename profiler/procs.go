@@ -2,6 +2,7 @@ package profiler
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/scorch-dev/scorch/capture"
@@ -25,10 +26,14 @@ type procs struct {
 	stats *capture.Stats
 	byPID map[uint32]*proc
 	snaps []*symbolizer.Process
+	// watchers re-read the maps of processes that just exec'd; done stops
+	// them at the end of the capture.
+	watchers sync.WaitGroup
+	done     chan struct{}
 }
 
 func newProcs(log *slog.Logger, sym *symbolizer.Symbolizer, stats *capture.Stats) procs {
-	return procs{log: log, sym: sym, stats: stats, byPID: make(map[uint32]*proc)}
+	return procs{log: log, sym: sym, stats: stats, byPID: make(map[uint32]*proc), done: make(chan struct{})}
 }
 
 // get returns the process pid, snapshot now if it is new.
@@ -65,12 +70,54 @@ func (m *procs) snapshot(pid uint32, comm string) *proc {
 	return p
 }
 
+// rereadAfterExec are the delays after an exec at which a process's maps
+// are read again: ld.so maps the libraries within a few milliseconds of the
+// exec, and a short-lived process may be gone before its first sample is
+// read from the ring buffer (up to a poll interval later), taking the
+// addresses of its libraries with it.
+var rereadAfterExec = []time.Duration{200 * time.Microsecond, 500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond,
+	4 * time.Millisecond, 8 * time.Millisecond, 16 * time.Millisecond, 32 * time.Millisecond}
+
+// execed snapshots a process that has just exec'd and re-reads its maps
+// while ld.so maps its libraries. Without a BPF record of every mapping,
+// this is what keeps the libraries of a 5 ms program.
+func (m *procs) execed(pid uint32, comm string) {
+	p := m.snapshot(pid, comm)
+	snap := p.snap
+	if snap == nil {
+		return
+	}
+	m.watchers.Add(1)
+	go func() {
+		defer m.watchers.Done()
+		start := time.Now()
+		for _, d := range rereadAfterExec {
+			t := time.NewTimer(time.Until(start.Add(d)))
+			select {
+			case <-m.done:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			if !snap.Reread() {
+				return // gone
+			}
+		}
+	}()
+}
+
 // young: the process was snapshot less than a second ago, and may still
 // map its libraries (ld.so, right after exec).
 func (p *proc) young() bool { return time.Since(p.refreshed) < time.Second }
 
 // close releases the snapshots.
 func (m *procs) close() {
+	select {
+	case <-m.done:
+	default:
+		close(m.done)
+	}
+	m.watchers.Wait()
 	for _, sn := range m.snaps {
 		sn.Close()
 	}

@@ -52,7 +52,7 @@ func (s *session) handle(rec []byte, dec decoder) {
 	switch kind {
 	case bpf.SamplerRecordKindRECORD_EXEC:
 		if pid, comm, ok := decodeExecEvent(rec); ok {
-			s.procs.snapshot(pid, comm)
+			s.procs.execed(pid, comm)
 		}
 	case bpf.SamplerRecordKindRECORD_SAMPLE, bpf.SamplerRecordKindRECORD_WAKER, bpf.SamplerRecordKindRECORD_LEAVE:
 		if err := decodeStackEvent(rec, &s.ev, s.kbuf[:0], s.ubuf[:0]); err != nil {

@@ -71,7 +71,7 @@ func (t *stacks) segment(p *proc, e *stackEvent) segment {
 		user = t.unwindUser(p.snap, e)
 	}
 	seg.snap, seg.gen = p.snap, p.gen
-	if p.comm != "" {
+	if p.comm != "" && !preExec(p, e) {
 		seg.comm = p.comm
 	}
 	seg.kernel = e.Kstack
@@ -80,6 +80,18 @@ func (t *stacks) segment(p *proc, e *stackEvent) segment {
 		t.stats.Truncated++
 	}
 	return seg
+}
+
+// preExec reports whether a young process's sample ran the image its exec
+// replaced (a vfork child, a shell's fork about to exec): its comm is not
+// the snapshot's and its pc is in none of the snapshot's mappings. Such a
+// sample is charged to the comm it had, not to the program that followed.
+func preExec(p *proc, e *stackEvent) bool {
+	if p.snap == nil || !p.young() || e.Comm == "" || e.Comm == p.comm || len(e.Ustack) == 0 {
+		return false
+	}
+	_, _, _, ok := p.snap.ModuleFor(e.Ustack[0])
+	return !ok
 }
 
 // lookUp finds the mapping of every address, which makes the snapshot

@@ -178,6 +178,31 @@ var (
 	firstRefresh = 20 * time.Millisecond
 )
 
+// Reread re-reads the maps now, whatever the rate limit, if the process is
+// still the one snapshotted: a caller that knows the process is mapping its
+// libraries (ld.so, right after exec) takes them before a short-lived
+// process is gone. It reports whether the maps were read.
+func (p *Process) Reread() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gone {
+		return false
+	}
+	// refreshed is left alone: a sample's unknown address may still make
+	// refresh read the maps at once.
+	if st := procStartTime(p.dir); st == "" || st != p.startTime {
+		p.gone = true
+		return false
+	}
+	maps, err := p.readMappings(p.mappings())
+	if err != nil {
+		p.gone = true
+		return false
+	}
+	p.maps.Store(&maps)
+	return true
+}
+
 // refresh re-reads the maps if the process is still the one snapshotted.
 func (p *Process) refresh() bool {
 	p.mu.Lock()
@@ -288,6 +313,7 @@ func (p *Process) Close() error {
 	}
 	p.closed.Do(func() {
 		p.mu.Lock()
+		p.gone = true // no re-read after the files are released
 		all := slices.Concat(p.mappings(), p.retired)
 		p.retired = nil
 		p.mu.Unlock()
