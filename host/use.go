@@ -551,6 +551,11 @@ func (s *Sampler) netRows(prev, cur *snapshot, dt float64) []resourceRow {
 		}
 	}
 	slices.Sort(names)
+	for name := range s.speeds { // interfaces come and go (veths of containers)
+		if _, ok := cur.net[name]; !ok {
+			delete(s.speeds, name)
+		}
+	}
 	var rows []resourceRow
 	for _, name := range names {
 		c := cur.net[name]

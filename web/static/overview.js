@@ -79,7 +79,10 @@ function drawTable(o) {
     el('td', { class: 'name' }, tr, r.resource);
     badge(r.status, el('td', {}, tr));
     for (const col of ['utilization', 'saturation', 'errors']) {
-      el('td', { class: `num ${col}` }, tr, fmt(r[col], r.units[col]));
+      // The cell keeps the figure short; its units are in the tooltip and
+      // on the details line.
+      const u = r.units[col] || '';
+      el('td', { class: `num ${col}`, title: u || 'not measured' }, tr, fmt(r[col], u.startsWith('%') ? '%' : ''));
       const td = el('td', { class: 'spark' }, tr);
       td.appendChild(spark(r.series[col] || [], r.series.status || [], `${r.resource} ${col} (${r.units[col] || 'none'})`));
     }
