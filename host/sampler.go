@@ -55,26 +55,27 @@ const (
 type Sampler struct {
 	opts Options
 
-	mu      sync.Mutex
-	buf     []byte
-	gen     uint64
-	changed chan struct{}
-	last    time.Time
-	prev    *snapshot
-	rings   map[string]*ring
-	conds   map[string]*condition
-	procs   map[int]*procState
-	threads map[int]*threadState
-	top     Top
-	now     Overview // latest computed figures (without series)
-	kmsg    int      // fd of /dev/kmsg, -1 when closed; read raw: the poller would wait at the end of the log
-	kmsgErr string
-	kernel  []KernelError
-	missing map[string]string
-	block   map[string]bool // whole disks (names in /sys/block)
-	speeds  map[string]float64
-	cost    time.Duration // CPU time of the last tick
-	costs   []float64     // the last minute of tick costs, percent of a CPU
+	mu          sync.Mutex
+	buf         []byte
+	gen         uint64
+	changed     chan struct{}
+	last        time.Time
+	prev        *snapshot
+	rings       map[string]*ring
+	conds       map[string]*condition
+	procs       map[int]*procState
+	threads     map[int]*threadState
+	top         Top
+	now         Overview // latest computed figures (without series)
+	kmsg        int      // fd of /dev/kmsg, -1 when closed; read raw: the poller would wait at the end of the log
+	kmsgErr     string
+	kernel      []KernelError
+	missing     map[string]string
+	block       map[string]bool // whole disks (names in /sys/block)
+	speeds      map[string]float64
+	noSchedstat bool          // no task's schedstat could be read
+	cost        time.Duration // CPU time of the last tick
+	costs       []float64     // the last minute of tick costs, percent of a CPU
 }
 
 type snapshot struct {
@@ -442,7 +443,7 @@ func (s *Sampler) sampleProcs(now time.Time, prev, cur *snapshot) {
 		dt = cur.t.Sub(prev.t).Seconds()
 	}
 	gen := s.gen
-	ioDenied, schedMissing := 0, 0
+	ioDenied, schedMissing, schedOK := 0, 0, 0
 	var top Top
 	for _, name := range names {
 		if name == "" || name[0] < '0' || name[0] > '9' {
@@ -505,6 +506,7 @@ func (s *Sampler) sampleProcs(now time.Time, prev, cur *snapshot) {
 			if b, err := s.read(s.proc(name, "schedstat")); err == nil {
 				if ss, err := ParseSchedstat(b); err == nil {
 					waitNs, waitOK = s.threadWait(pid, ss.WaitNs, gen), true
+					schedOK++
 				}
 			} else if !errors.Is(err, fs.ErrNotExist) || !s.pidGone(name) {
 				schedMissing++
@@ -529,6 +531,7 @@ func (s *Sampler) sampleProcs(now time.Time, prev, cur *snapshot) {
 				if ss, err := ParseSchedstat(b); err == nil {
 					waitNs += s.threadWait(tid, ss.WaitNs, gen)
 					waitOK = true
+					schedOK++
 				}
 				if cur.stat.ProcsBlocked > 0 && tid != pid {
 					if b, err := s.read(s.proc(name, "task", tn, "stat")); err == nil {
@@ -554,9 +557,13 @@ func (s *Sampler) sampleProcs(now time.Time, prev, cur *snapshot) {
 		}
 	}
 	path := s.proc("PID", "schedstat")
-	if schedMissing > 0 {
+	s.noSchedstat = schedMissing > 0 && schedOK == 0
+	switch {
+	case s.noSchedstat:
 		s.missing[path] = fmt.Sprintf("%s: missing for %d tasks (a kernel without CONFIG_SCHED_INFO): no run-queue wait per process, CPU saturation is the run queue length", path, schedMissing)
-	} else {
+	case schedMissing > 0:
+		s.missing[path] = fmt.Sprintf("%s: missing for %d tasks: their run-queue wait is not counted", path, schedMissing)
+	default:
 		delete(s.missing, path)
 	}
 	path = s.proc("PID", "io")

@@ -189,3 +189,78 @@ func TestSamplerRingBounded(t *testing.T) {
 		t.Errorf("series start %v, want the oldest kept sample %d", cpu.Series.Start, t0.Unix()+15)
 	}
 }
+
+// TestSamplerFindings: each kind of trouble gives its finding and drill.
+func TestSamplerFindings(t *testing.T) {
+	h := newFakeHost(t)
+	s := NewSampler(Options{Proc: h.proc, Sys: h.sys, Kmsg: "-"})
+	t0 := time.Unix(1700000100, 0)
+	h.cpus([2]uint64{1000, 1000})
+	h.write("diskstats", "8 0 sda 10 0 80 5 10 0 80 5 0 100 10\n")
+	// pid 300 is in D state at every sample; pid 2 is a kernel thread in D.
+	writer := func(ticks uint64) {
+		h.write("300/stat", fmt.Sprintf("300 (syncer) D 1 300 300 0 -1 0 0 0 0 0 %d 0 0 0 20 0 1 0 50 0 0", ticks))
+		h.write("300/schedstat", "1 0 1\n")
+		h.write("300/io", fmt.Sprintf("read_bytes: 0\nwrite_bytes: %d\n", ticks*4096))
+		h.write("2/stat", "2 (kworker/u8:1) D 0 0 0 0 -1 2097152 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0")
+		h.write("2/schedstat", "1 0 1\n")
+	}
+	for i := range 4 {
+		writer(uint64(i))
+		h.cpus([2]uint64{1000, 1000 + uint64(i)*100})
+		h.write("vmstat", fmt.Sprintf("pgmajfault 0\npswpin 0\npswpout 0\noom_kill %d\n", i/3))
+		h.write("net/dev", fmt.Sprintf("h|\nh|\n  eth0: 0 %d 0 %d 0 0 0 0 0 1 0 0 0 0 0 0\n", 1+i*10, i*50))
+		h.write("diskstats", fmt.Sprintf("8 0 sda 10 0 80 5 %d 0 80 5 0 %d 10\n", 10+i, 100+i*100))
+		s.Tick(t0.Add(time.Duration(i) * time.Second))
+	}
+	o := s.Overview(1)
+	byRes := map[string][]Finding{}
+	for _, f := range o.Findings {
+		byRes[f.Resource] = append(byRes[f.Resource], f)
+	}
+	if f := byRes["disk:sda"]; len(f) != 1 || f[0].Drill != (Drill{Type: "offcpu", PID: 300, State: "D", Duration: "10s"}) || !strings.Contains(f[0].Message, "syncer (300) blocked in D state") {
+		t.Errorf("disk findings %+v, want an offcpu state=D drill of syncer (not the kernel thread)", f)
+	}
+	if len(o.Top.Blocked) != 2 || o.Top.Blocked[0].Value != 4 {
+		t.Errorf("blocked %+v, want both tasks in D in 4 samples", o.Top.Blocked)
+	}
+	if f := byRes["memory"]; len(f) != 1 || f[0].Status != StatusCritical || f[0].Drill.Type != "mem" || f[0].Drill.Event != "page-faults" {
+		t.Errorf("memory findings %+v, want an OOM kill critical at once, with a mem page-faults drill", f)
+	}
+	if f := byRes["net:eth0"]; len(f) != 1 || f[0].Drill != (Drill{Type: "event", Event: "skb:kfree_skb", Duration: "10s"}) || !strings.Contains(f[0].Message, "dropping 50 packets/s") {
+		t.Errorf("net findings %+v, want drops with an skb:kfree_skb drill", f)
+	}
+	if f := byRes["cpu"]; len(f) != 0 {
+		t.Errorf("cpu findings %+v on an idle host", f)
+	}
+}
+
+// TestSamplerPartialProc: a container's /proc without diskstats, PSI or
+// schedstat says what is missing and still answers.
+func TestSamplerPartialProc(t *testing.T) {
+	h := newFakeHost(t)
+	s := NewSampler(Options{Proc: h.proc, Sys: h.sys, Kmsg: "-"})
+	t0 := time.Unix(1700000100, 0)
+	for i := range 3 {
+		h.cpus([2]uint64{1000 + uint64(i)*50, 1000 + uint64(i)*50})
+		h.write("400/stat", fmt.Sprintf("400 (app) R 1 400 400 0 -1 0 0 0 0 0 %d 0 0 0 20 0 1 0 50 0 0", i*50))
+		s.Tick(t0.Add(time.Duration(i) * time.Second))
+	}
+	o := s.Overview(1)
+	missing := strings.Join(o.Missing, "\n")
+	for _, want := range []string{"diskstats: not on this host: no disk figures", "pressure/memory: not on this host", "schedstat: missing for 1 tasks"} {
+		if !strings.Contains(missing, want) {
+			t.Errorf("missing lacks %q:\n%s", want, missing)
+		}
+	}
+	cpu := find(o, "cpu")
+	if cpu == nil || cpu.Utilization != 50 || cpu.Units.Saturation != "runnable tasks beyond the CPUs, per CPU" {
+		t.Fatalf("cpu %+v: want 50%% busy, saturation from the run queue length without schedstat", cpu)
+	}
+	if mem := find(o, "memory"); mem == nil || mem.Units.Saturation != "pages swapped per s" || mem.Utilization != 50 {
+		t.Errorf("memory %+v: want 50%% used, saturation from swapping without PSI", mem)
+	}
+	if len(o.Top.CPU) != 1 || o.Top.CPU[0].PID != 400 || o.Top.CPU[0].Value != 50 {
+		t.Errorf("top cpu %+v", o.Top.CPU)
+	}
+}

@@ -305,7 +305,7 @@ func (s *Sampler) cpuRow(prev, cur *snapshot, dt float64) resourceRow {
 		}
 	}
 	sat := waitMs / 1000 / float64(ncpu)
-	if _, missing := s.missing[s.proc("PID", "schedstat")]; missing {
+	if s.noSchedstat {
 		// Without schedstat: runnable tasks beyond the CPUs (less ourselves).
 		sat = max(0, float64(cur.stat.ProcsRunning-1-ncpu)) / float64(ncpu)
 		row.Units.Saturation = "runnable tasks beyond the CPUs, per CPU"
