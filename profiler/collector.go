@@ -19,9 +19,10 @@ import (
 // file with its load function and source (and its C program in bpf/).
 type collector struct {
 	typ capture.Type
-	// load checks the parameters and loads the BPF objects for one
+	// load checks the parameters (filling in what the collector
+	// defaults, such as mem's event) and loads the BPF objects for one
 	// capture, not attached yet.
-	load func(p capture.Params, cfg loadConfig) (source, error)
+	load func(p *capture.Params, cfg loadConfig) (source, error)
 	// probe is what Capabilities loads and attaches to try the collector
 	// (with a target that matches nothing): zero for the type's defaults.
 	probe capture.Params
@@ -103,7 +104,7 @@ type started struct {
 // start loads the collector's objects, opens the collection (filters, exec
 // hook, ring buffer, session) and attaches the event sources.
 func start(col collector, p capture.Params, tgt *target, mode unwind.Mode, opts Options) (*started, error) {
-	src, err := col.load(p, loadConfig{tgt: tgt, mode: mode, opts: opts})
+	src, err := col.load(&p, loadConfig{tgt: tgt, mode: mode, opts: opts})
 	if err != nil {
 		return nil, err
 	}

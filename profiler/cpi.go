@@ -24,7 +24,7 @@ type cpiSource struct {
 
 // loadCPI fails with ErrUnavailable and the reason without a hardware PMU
 // (most VMs).
-func loadCPI(p capture.Params, cfg loadConfig) (source, error) {
+func loadCPI(p *capture.Params, cfg loadConfig) (source, error) {
 	if ok, reason := probePMU(); !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnavailable, reason)
 	}

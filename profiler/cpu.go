@@ -24,11 +24,11 @@ type samplerSource struct {
 }
 
 // loadCPU samples with cpu-clock.
-func loadCPU(p capture.Params, cfg loadConfig) (source, error) {
+func loadCPU(p *capture.Params, cfg loadConfig) (source, error) {
 	return loadSampler(p, cfg, softwareEvents[0])
 }
 
-func loadSampler(p capture.Params, cfg loadConfig, ev perfEventSpec) (source, error) {
+func loadSampler(p *capture.Params, cfg loadConfig, ev perfEventSpec) (source, error) {
 	src := &samplerSource{ev: ev, hz: p.Hz, value: 1, loaded: time.Now()}
 	if src.hz == 0 {
 		src.hz = capture.DefaultHz

@@ -54,7 +54,7 @@ type memMaps struct {
 
 // loadMem records memory growth: page faults (the sampler), allocator
 // calls or the brk and mmap syscalls (bpf/mem.c).
-func loadMem(p capture.Params, cfg loadConfig) (source, error) {
+func loadMem(p *capture.Params, cfg loadConfig) (source, error) {
 	if p.Event == "" {
 		p.Event = MemEvents[0]
 	}

@@ -328,3 +328,16 @@ func TestMemCallocRealloc(t *testing.T) {
 		t.Errorf("%d bytes in use, want %d (the reallocated blocks)", got, loops*64000)
 	}
 }
+
+// --type mem without --event counts page faults, and says so.
+func TestMemDefaultEvent(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.BuildC(t, "gcc", growC, "-O1", "-g", "-fno-omit-frame-pointer")
+	c, _ := recordWorkload(t, capture.Params{Type: capture.Mem, Duration: capture.Duration(time.Second), Unwind: "fp"}, bin)
+	if c.Meta.Event != "page-faults" || c.Meta.Unit != "count" {
+		t.Errorf("event %q in %q, want page-faults in count", c.Meta.Event, c.Meta.Unit)
+	}
+	if len(c.Events) == 0 {
+		t.Error("no page faults recorded")
+	}
+}

@@ -26,7 +26,7 @@ type offcpuSource struct {
 	noStack uint64
 }
 
-func loadOffCPU(p capture.Params, cfg loadConfig) (source, error) {
+func loadOffCPU(p *capture.Params, cfg loadConfig) (source, error) {
 	spec, err := bpf.LoadOffcpu()
 	if err != nil {
 		return nil, fmt.Errorf("loading off-CPU spec: %w", err)

@@ -151,7 +151,7 @@ func tracefsEvents() string {
 
 // loadPerfEvent samples stacks on a perf event (the sampler) or a
 // tracepoint (bpf/event.c).
-func loadPerfEvent(p capture.Params, cfg loadConfig) (source, error) {
+func loadPerfEvent(p *capture.Params, cfg loadConfig) (source, error) {
 	src, err := parseEvent(p.Event, tracefsEvents())
 	if err != nil {
 		return nil, err
