@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -96,9 +97,10 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// pageQueryKeys are the filter and rendering parameters the capture page
-// passes on to the graph and the downloads.
-var pageQueryKeys = []string{"from", "to", "pid", "tid", "comm", "cpu", "idle", "view", "t", "layout", "reverse", "minwidth", "s"}
+// pageQueryKeys are the filter, transform and rendering parameters the
+// capture page passes on to the graph (filters and transforms to the
+// downloads too).
+var pageQueryKeys = append(append(slices.Clone(capture.QueryParams), transformNames...), "layout", "reverse", "minwidth", "s")
 
 func (s *Server) capturePage(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
@@ -121,8 +123,7 @@ func (s *Server) capturePage(w http.ResponseWriter, r *http.Request) {
 		}
 		q[k] = v
 		graph.Set(k, v)
-		switch k {
-		case "from", "to", "pid", "tid", "comm", "cpu", "idle", "view":
+		if slices.Contains(capture.QueryParams, k) {
 			data.Set(k, v)
 		}
 	}
