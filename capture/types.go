@@ -20,9 +20,28 @@ const (
 	PerfEvent Type = "event"
 )
 
-// SampleType is a pprof sample type: a value's name and unit. Names have
-// no '-' because some pprof backends reject it.
-type SampleType struct{ Type, Unit string }
+// SampleType is a pprof sample type: a value's name and unit (names have
+// no '-' because some pprof backends reject it), what it sums over the
+// events of a sample, and whether it is the profile's default.
+type SampleType struct {
+	Type, Unit string
+	Sum        SampleSum
+	Default    bool
+}
+
+// SampleSum says what a pprof sample value adds up per event.
+type SampleSum uint8
+
+// What sample values add up.
+const (
+	SumValue        SampleSum = iota // Event.Value (of an interval, the part inside the range)
+	SumValue2                        // Event.Value2 (cpi: instructions)
+	SumObjects                       // Event.Value2, 1 when unset (mem: allocations)
+	SumInuseValue                    // Value of the events still in use at the end (FlagInuse)
+	SumInuseObjects                  // SumObjects of those
+	SumEvents                        // 1 per event
+	SumPeriod                        // Value times the sampling period in ns (cpu samples as cpu time)
+)
 
 // TypeInfo is what every part of scorch outside the collectors knows about
 // a capture type: one entry here (and a collector in profiler/) is a new
@@ -55,40 +74,47 @@ var offCPUDefaults = Params{State: "all", MinBlock: Duration(DefaultMinBlock)}
 var typeTable = []TypeInfo{
 	{
 		Type: CPU, Unit: "samples", Sampled: true, Title: "CPU Flame Graph", Palette: "hot",
-		Pprof:    map[string][]SampleType{"": {{"samples", "count"}, {"cpu", "nanoseconds"}}},
+		Pprof: map[string][]SampleType{
+			// perf script imports with periods: the value is cpu time already.
+			"ns": {{Type: "samples", Unit: "count", Sum: SumEvents}, {Type: "cpu", Unit: "nanoseconds", Default: true}},
+			"":   {{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds", Sum: SumPeriod, Default: true}},
+		},
 		Defaults: Params{Hz: DefaultHz},
 	},
 	{
 		Type: OffCPU, Unit: "ns", Interval: true, Title: "Off-CPU Time Flame Graph", Palette: "io",
-		Pprof:    map[string][]SampleType{"": {{"off_cpu", "nanoseconds"}}},
+		Pprof:    map[string][]SampleType{"": {{Type: "off_cpu", Unit: "nanoseconds"}}},
 		Defaults: offCPUDefaults,
 	},
 	{
 		Type: Wakeup, Unit: "ns", Interval: true, Title: "Wakeup Time Flame Graph", Palette: "wakeup",
-		Pprof:    map[string][]SampleType{"": {{"wakeup", "nanoseconds"}}},
+		Pprof:    map[string][]SampleType{"": {{Type: "wakeup", Unit: "nanoseconds"}}},
 		Defaults: offCPUDefaults,
 	},
 	{
 		Type: OffWake, Unit: "ns", Interval: true, Title: "Off-Wake Time Flame Graph", Palette: "chain",
-		Pprof:    map[string][]SampleType{"": {{"off_wake", "nanoseconds"}}},
+		Pprof:    map[string][]SampleType{"": {{Type: "off_wake", Unit: "nanoseconds"}}},
 		Defaults: offCPUDefaults,
 	},
 	{
 		Type: Mem, Unit: "bytes", EventUnits: map[string]string{"page-faults": "count"},
 		Title: "Memory Flame Graph", Palette: "mem",
 		Pprof: map[string][]SampleType{
-			"bytes": {{"alloc_space", "bytes"}, {"alloc_objects", "count"}, {"inuse_space", "bytes"}, {"inuse_objects", "count"}},
-			"":      {{"page_faults", "count"}},
+			"bytes": {
+				{Type: "alloc_space", Unit: "bytes", Default: true}, {Type: "alloc_objects", Unit: "count", Sum: SumObjects},
+				{Type: "inuse_space", Unit: "bytes", Sum: SumInuseValue}, {Type: "inuse_objects", Unit: "count", Sum: SumInuseObjects},
+			},
+			"": {{Type: "page_faults", Unit: "count"}},
 		},
 		Defaults: Params{View: "alloc"},
 	},
 	{
 		Type: CPI, Unit: "count", Title: "CPI Flame Graph", Palette: "hot",
-		Pprof: map[string][]SampleType{"": {{"cycles", "count"}, {"instructions", "count"}}},
+		Pprof: map[string][]SampleType{"": {{Type: "cycles", Unit: "count"}, {Type: "instructions", Unit: "count", Sum: SumValue2}}},
 	},
 	{
 		Type: PerfEvent, Unit: "count", Title: "Flame Graph", Palette: "hot",
-		Pprof: map[string][]SampleType{"": {{"events", "count"}}},
+		Pprof: map[string][]SampleType{"": {{Type: "events", Unit: "count"}}},
 	},
 }
 
@@ -96,7 +122,7 @@ var typeTable = []TypeInfo{
 // file from a newer scorch).
 var unknownType = TypeInfo{
 	Unit: "count", Title: "Flame Graph", Palette: "hot",
-	Pprof: map[string][]SampleType{"": {{"events", "count"}}},
+	Pprof: map[string][]SampleType{"": {{Type: "events", Unit: "count"}}},
 }
 
 // Types lists every capture type in the order the UI offers them.

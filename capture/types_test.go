@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,6 +43,22 @@ func TestTypeTable(t *testing.T) {
 		want.Type, want.Event, want.Duration, want.Unwind = tt.typ, tt.event, Duration(DefaultDuration), DefaultUnwind
 		if p.Type != want.Type || p.Hz != want.Hz || p.State != want.State || p.MinBlock != want.MinBlock || p.View != want.View || p.Duration != want.Duration || p.Unwind != want.Unwind {
 			t.Errorf("%s: defaults %+v, want %+v", tt.typ, p, want)
+		}
+	}
+	for _, ti := range typeTable {
+		for unit, sts := range ti.Pprof {
+			defaults := 0
+			for _, st := range sts {
+				if st.Default {
+					defaults++
+				}
+				if st.Type == "" || st.Unit == "" || strings.Contains(st.Type, "-") {
+					t.Errorf("%s %q: pprof sample type %+v needs a name without '-' and a unit", ti.Type, unit, st)
+				}
+			}
+			if defaults > 1 {
+				t.Errorf("%s %q: %d default pprof sample types", ti.Type, unit, defaults)
+			}
 		}
 	}
 	// Values already set are kept.

@@ -19,15 +19,6 @@ import (
 // labels, so pid and tid split samples that share a stack.
 type sampleKey struct{ stack, pid, tid uint32 }
 
-// sampleTypes gives the pprof sample types of a capture (TypeInfo.Pprof).
-func sampleTypes(c *capture.Capture) []*profile.ValueType {
-	var out []*profile.ValueType
-	for _, st := range c.Meta.Type.Info().PprofTypes(c.Meta.Unit) {
-		out = append(out, &profile.ValueType{Type: st.Type, Unit: st.Unit})
-	}
-	return out
-}
-
 // WritePprof writes the selected events as a gzipped pprof profile with
 // real mappings, locations (inlined frames as extra lines) and the labels
 // pid, tid and comm.
@@ -41,30 +32,40 @@ func WritePprof(w io.Writer, c *capture.Capture, q capture.Query) error {
 
 // Profile converts the selected events of a capture to a pprof profile.
 func Profile(c *capture.Capture, q capture.Query) *profile.Profile {
-	types := sampleTypes(c)
-	sampled := c.Meta.Type.Info().Sampled
+	info := c.Meta.Type.Info()
+	sts := info.PprofTypes(c.Meta.Unit)
+	types := make([]*profile.ValueType, len(sts))
+	for i, st := range sts {
+		types[i] = &profile.ValueType{Type: st.Type, Unit: st.Unit}
+	}
 	p := &profile.Profile{SampleType: types, DurationNanos: int64(c.Meta.Duration)}
 	if !c.Meta.Start.IsZero() {
 		p.TimeNanos = c.Meta.Start.UnixNano()
 	}
 	p.PeriodType = &profile.ValueType{Type: types[0].Type, Unit: types[0].Unit}
 	p.Period = 1
-	cpuPeriod := int64(0)
-	if sampled {
+	period := int64(0)
+	if info.Sampled {
 		p.PeriodType = &profile.ValueType{Type: "cpu", Unit: "nanoseconds"}
 		hz := c.Meta.Params.Hz
 		if hz <= 0 {
 			hz = capture.DefaultHz
 		}
-		cpuPeriod = int64(time.Second) / int64(hz)
-		p.Period = cpuPeriod
-		p.DefaultSampleType = "cpu"
+		period = int64(time.Second) / int64(hz)
+		p.Period = period
 	}
-	memBytes := c.Meta.Type == capture.Mem && c.Meta.Unit == "bytes"
-	if memBytes {
-		p.DefaultSampleType = "alloc_space"
+	inuse := ""
+	for _, st := range sts {
+		if st.Default {
+			p.DefaultSampleType = st.Type
+		}
+		if st.Sum == capture.SumInuseValue && inuse == "" {
+			inuse = st.Type
+		}
+	}
+	if inuse != "" {
 		if q.View == "inuse" {
-			p.DefaultSampleType = "inuse_space"
+			p.DefaultSampleType = inuse
 		}
 		q.View = "" // both views are in the profile
 	}
@@ -84,29 +85,32 @@ func Profile(c *capture.Capture, q capture.Query) *profile.Profile {
 			v = make([]int64, len(types))
 			sums[k] = v
 		}
-		switch {
-		case sampled && c.Meta.Unit == "ns":
-			v[0]++
-			v[1] += e.Value
-		case sampled:
-			v[0] += e.Value
-			v[1] += e.Value * cpuPeriod
-		case memBytes:
-			objs := e.Value2
-			if objs == 0 {
-				objs = 1
+		objs := e.Value2
+		if objs == 0 {
+			objs = 1
+		}
+		used := e.Flags&capture.FlagInuse != 0
+		for j, st := range sts {
+			switch st.Sum {
+			case capture.SumValue:
+				v[j] += m.Value(e) // intervals: the part inside the range
+			case capture.SumValue2:
+				v[j] += e.Value2
+			case capture.SumObjects:
+				v[j] += objs
+			case capture.SumInuseValue:
+				if used {
+					v[j] += e.Value
+				}
+			case capture.SumInuseObjects:
+				if used {
+					v[j] += objs
+				}
+			case capture.SumEvents:
+				v[j]++
+			case capture.SumPeriod:
+				v[j] += e.Value * period
 			}
-			v[0] += e.Value
-			v[1] += objs
-			if e.Flags&capture.FlagInuse != 0 {
-				v[2] += e.Value
-				v[3] += objs
-			}
-		case c.Meta.Type == capture.CPI:
-			v[0] += e.Value
-			v[1] += e.Value2
-		default:
-			v[0] += m.Value(e) // off-CPU intervals: the part inside the range
 		}
 	}
 	keys := make([]sampleKey, 0, len(sums))
