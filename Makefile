@@ -8,7 +8,7 @@ LISTEN    ?= 127.0.0.1:7070
 BPF2GO_CFLAGS := -O2 -g -Wall -Werror
 export BPF2GO_CFLAGS
 
-.PHONY: all build run test test-go generate check-generated deps bench lint fuzz clean help
+.PHONY: all build run test test-go generate check-generated deps bench lint fuzz parca clean help
 
 all: build
 
@@ -35,10 +35,13 @@ lint: ## go vet and staticcheck
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
-test: deps check-generated lint test-go fuzz ## everything CI runs
+test: deps check-generated lint parca test-go fuzz ## everything CI runs
 
 test-go:
 	$(GO) test -count=1 -timeout 30m ./...
+
+parca: ## build (once; cached) the Parca server the fleet end-to-end test pushes to
+	@./scripts/build-parca.sh >/dev/null || echo "warning: the Parca server could not be built; its end-to-end test will skip and say why"
 
 fuzz: ## run every fuzz target briefly
 	./scripts/fuzz.sh

@@ -192,16 +192,28 @@ func (a *Agent) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { a.logLoop(capCtx) })
-	wg.Wait()
+	loops := make(chan struct{})
+	go func() { wg.Wait(); close(loops) }()
 	var err error
+	select {
+	case <-loops:
+	case <-ctx.Done():
+	}
+	// Stopping: the windows being captured end now and are pushed with
+	// the queue, all within the flush deadline; a window whose
+	// symbolization outlasts it is not waited for.
+	start := time.Now()
+	timer := time.AfterFunc(a.cfg.Flush, cancelFlush)
+	defer timer.Stop()
+	select {
+	case <-loops:
+	case <-flushCtx.Done():
+		a.log.Warn("fleet: the last windows were still being symbolized at the flush deadline; not sent")
+	}
 	select {
 	case err = <-errc:
 	default:
 	}
-	// What is left at the deadline is spooled or counted as dropped.
-	start := time.Now()
-	timer := time.AfterFunc(a.cfg.Flush, cancelFlush)
-	defer timer.Stop()
 	stopSend()
 	<-sent
 	a.logSummary()
@@ -209,7 +221,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	return err
 }
 
-// loop captures windows of one kind back to back.
+// loop starts a window of one kind every Every. A window's capture ends
+// after Every; its symbolization then overlaps the next window's capture,
+// so windows follow each other without a gap while symbolizing takes less
+// than a window. At most two are in flight: when symbolizing falls behind,
+// the next window starts late instead of piling up.
 func (a *Agent) loop(ctx context.Context, k Kind) error {
 	p := capture.Params{Type: k.Type, Event: k.Event, Duration: capture.Duration(a.cfg.Every), Unwind: a.cfg.Unwind}
 	if info := k.Type.Info(); info.Sampled {
@@ -217,27 +233,49 @@ func (a *Agent) loop(ctx context.Context, k Kind) error {
 	} else if info.Interval {
 		p.MinBlock = capture.Duration(a.cfg.MinBlock)
 	}
-	first := true
-	for ctx.Err() == nil {
-		c, err := a.cfg.Recorder.Record(ctx, p)
-		if err != nil {
-			if first {
-				return fmt.Errorf("%s: %w", k.Flag, err)
-			}
-			// A later failure (a full map, a process race) costs one
-			// window, not the agent.
-			a.m.windowErrors.WithLabelValues(k.Name).Inc()
-			a.log.Warn("fleet: window failed", "type", k.Flag, "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
+	inFlight := make(chan struct{}, 2)
+	firstErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i := 0; ; i++ {
+		select {
+		case inFlight <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		case err := <-firstErr:
+			return err
 		}
-		first = false
-		a.window(k, c)
+		if ctx.Err() != nil {
+			return nil
+		}
+		started := time.Now()
+		wg.Go(func() {
+			defer func() { <-inFlight }()
+			c, err := a.cfg.Recorder.Record(ctx, p)
+			a.m.windowSeconds.WithLabelValues(k.Name).Observe(time.Since(started).Seconds())
+			switch {
+			case err != nil && i == 0:
+				firstErr <- fmt.Errorf("%s: %w", k.Flag, err)
+			case err != nil:
+				// A later failure (a full map, a process race) costs one
+				// window, not the agent.
+				a.m.windowErrors.WithLabelValues(k.Name).Inc()
+				a.log.Warn("fleet: window failed", "type", k.Flag, "err", err)
+			default:
+				a.window(k, c)
+			}
+		})
+		t := time.NewTimer(time.Until(started.Add(a.cfg.Every)))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case err := <-firstErr:
+			t.Stop()
+			return err
+		}
 	}
-	return nil
 }
 
 // window turns one capture into a batch and queues it.

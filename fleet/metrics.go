@@ -4,19 +4,20 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // metrics are the agent's counters on /metrics.
 type metrics struct {
-	windows      *prometheus.CounterVec // profile
-	windowErrors *prometheus.CounterVec // profile
-	lostEvents   *prometheus.CounterVec // profile
-	pushed       *prometheus.CounterVec // profile
-	pushedBytes  prometheus.Counter
-	pushErrors   *prometheus.CounterVec // reason
-	pushSeconds  prometheus.Histogram
-	dropped      *prometheus.CounterVec // profile, reason
-	trimmed      *prometheus.CounterVec // profile
-	otherSeries  *prometheus.CounterVec // profile
-	queueBytes   prometheus.Gauge
-	queueBatches prometheus.Gauge
-	spoolBytes   prometheus.Gauge
+	windows       *prometheus.CounterVec   // profile
+	windowErrors  *prometheus.CounterVec   // profile
+	windowSeconds *prometheus.HistogramVec // profile
+	lostEvents    *prometheus.CounterVec   // profile
+	pushed        *prometheus.CounterVec   // profile
+	pushedBytes   prometheus.Counter
+	pushErrors    *prometheus.CounterVec // reason
+	pushSeconds   prometheus.Histogram
+	dropped       *prometheus.CounterVec // profile, reason
+	trimmed       *prometheus.CounterVec // profile
+	otherSeries   *prometheus.CounterVec // profile
+	queueBytes    prometheus.Gauge
+	queueBatches  prometheus.Gauge
+	spoolBytes    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -26,6 +27,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"profile"}),
 		windowErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scorch_agent_window_errors_total", Help: "Windows whose capture or encoding failed, by profile name.",
+		}, []string{"profile"}),
+		windowSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "scorch_agent_window_seconds", Help: "Time from a window's start to its capture being symbolized (--every plus the symbolization), by profile name.",
+			Buckets: []float64{1, 2, 5, 10, 15, 20, 30, 45, 60, 120, 300},
 		}, []string{"profile"}),
 		lostEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scorch_agent_lost_events_total", Help: "Events the BPF collectors lost (ring buffer or map full), by profile name.",
@@ -63,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.windows, m.windowErrors, m.lostEvents, m.pushed, m.pushedBytes, m.pushErrors, m.pushSeconds,
+		reg.MustRegister(m.windows, m.windowErrors, m.windowSeconds, m.lostEvents, m.pushed, m.pushedBytes, m.pushErrors, m.pushSeconds,
 			m.dropped, m.trimmed, m.otherSeries, m.queueBytes, m.queueBatches, m.spoolBytes)
 	}
 	return m

@@ -134,10 +134,11 @@ type dictionary struct {
 	dict      *profilespb.ProfilesDictionary
 	strings   map[string]int32
 	attrs     map[[2]string]int32
-	mappings  map[*profile.Mapping]int32
-	functions map[*profile.Function]int32
-	locations map[*profile.Location]int32
+	mappings  map[mappingKey]int32
+	functions map[functionKey]int32
+	locations map[string]int32
 	stacks    map[string]int32
+	key       []byte
 }
 
 func newDictionary() *dictionary {
@@ -152,8 +153,8 @@ func newDictionary() *dictionary {
 			StackTable:     []*profilespb.Stack{{}},
 		},
 		strings: map[string]int32{"": 0}, attrs: make(map[[2]string]int32),
-		mappings: make(map[*profile.Mapping]int32), functions: make(map[*profile.Function]int32),
-		locations: make(map[*profile.Location]int32), stacks: make(map[string]int32),
+		mappings: make(map[mappingKey]int32), functions: make(map[functionKey]int32),
+		locations: make(map[string]int32), stacks: make(map[string]int32),
 	}
 }
 
@@ -183,11 +184,24 @@ func (d *dictionary) attribute(k, v string) int32 {
 	return i
 }
 
+// Tables are interned by content: the series of a batch are parsed
+// separately, and share most of their mappings, functions and locations.
+type mappingKey struct {
+	file, buildID        string
+	start, limit, offset uint64
+}
+
+type functionKey struct {
+	name, system, file string
+	start              int64
+}
+
 func (d *dictionary) mapping(m *profile.Mapping) int32 {
 	if m == nil {
 		return 0
 	}
-	if i, ok := d.mappings[m]; ok {
+	mk := mappingKey{m.File, m.BuildID, m.Start, m.Limit, m.Offset}
+	if i, ok := d.mappings[mk]; ok {
 		return i
 	}
 	om := &profilespb.Mapping{MemoryStart: m.Start, MemoryLimit: m.Limit, FileOffset: m.Offset, FilenameStrindex: d.str(m.File)}
@@ -196,32 +210,38 @@ func (d *dictionary) mapping(m *profile.Mapping) int32 {
 	}
 	i := int32(len(d.dict.MappingTable))
 	d.dict.MappingTable = append(d.dict.MappingTable, om)
-	d.mappings[m] = i
+	d.mappings[mk] = i
 	return i
 }
 
 func (d *dictionary) function(f *profile.Function) int32 {
-	if i, ok := d.functions[f]; ok {
+	fk := functionKey{f.Name, f.SystemName, f.Filename, f.StartLine}
+	if i, ok := d.functions[fk]; ok {
 		return i
 	}
 	i := int32(len(d.dict.FunctionTable))
 	d.dict.FunctionTable = append(d.dict.FunctionTable, &profilespb.Function{NameStrindex: d.str(f.Name),
 		SystemNameStrindex: d.str(f.SystemName), FilenameStrindex: d.str(f.Filename), StartLine: f.StartLine})
-	d.functions[f] = i
+	d.functions[fk] = i
 	return i
 }
 
 func (d *dictionary) location(l *profile.Location) int32 {
-	if i, ok := d.locations[l]; ok {
-		return i
-	}
 	ol := &profilespb.Location{MappingIndex: d.mapping(l.Mapping), Address: l.Address}
+	d.key = strconv.AppendInt(d.key[:0], int64(ol.MappingIndex), 36)
+	d.key = strconv.AppendUint(append(d.key, ','), l.Address, 36)
 	for _, ln := range l.Line {
-		ol.Lines = append(ol.Lines, &profilespb.Line{FunctionIndex: d.function(ln.Function), Line: ln.Line})
+		fi := d.function(ln.Function)
+		ol.Lines = append(ol.Lines, &profilespb.Line{FunctionIndex: fi, Line: ln.Line})
+		d.key = strconv.AppendInt(append(d.key, ','), int64(fi), 36)
+		d.key = strconv.AppendInt(append(d.key, ':'), ln.Line, 36)
+	}
+	if i, ok := d.locations[string(d.key)]; ok {
+		return i
 	}
 	i := int32(len(d.dict.LocationTable))
 	d.dict.LocationTable = append(d.dict.LocationTable, ol)
-	d.locations[l] = i
+	d.locations[string(d.key)] = i
 	return i
 }
 

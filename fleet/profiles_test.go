@@ -134,3 +134,52 @@ func TestSeriesBoundedAndLabels(t *testing.T) {
 		t.Errorf("series by pid: %v", b.Series)
 	}
 }
+
+// TestOTLPRequestRoundTrip: the OTLP request holds the same stacks and
+// totals as the pprof of each series, with shared dictionary entries.
+func TestOTLPRequestRoundTrip(t *testing.T) {
+	c := synthCapture(300, 3)
+	b, _, err := buildBatch(Kinds[0], c, []Label{{"host", "h"}}, BySevice, DefaultLimits, newIdentifier(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := OTLPRequest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := req.Dictionary
+	if len(req.ResourceProfiles) != len(b.Series) {
+		t.Fatalf("%d resources for %d series", len(req.ResourceProfiles), len(b.Series))
+	}
+	mains := 0
+	for _, fn := range d.FunctionTable {
+		if d.StringTable[fn.NameStrindex] == "main" {
+			mains++
+		}
+	}
+	if mains != 1 {
+		t.Errorf("function main is %d times in the dictionary, want once", mains)
+	}
+	for i, rp := range req.ResourceProfiles {
+		p, _ := decode(t, b.Series[i].Raw)
+		want := map[string]int64{} // leaf function -> cpu ns
+		for _, s := range p.Sample {
+			want[s.Location[0].Line[0].Function.Name] += s.Value[1]
+		}
+		profiles := rp.ScopeProfiles[0].Profiles
+		if len(profiles) != 2 {
+			t.Fatalf("%d OTLP profiles for a CPU series, want 2 (samples, cpu)", len(profiles))
+		}
+		got := map[string]int64{}
+		for _, s := range profiles[1].Samples {
+			leaf := d.LocationTable[d.StackTable[s.StackIndex].LocationIndices[0]]
+			got[d.StringTable[d.FunctionTable[leaf.Lines[0].FunctionIndex].NameStrindex]] += s.Values[0]
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("series %d: OTLP cpu by leaf %v, pprof %v", i, got, want)
+		}
+		if st := d.StringTable[profiles[1].SampleType.TypeStrindex]; st != "cpu" {
+			t.Errorf("second profile's sample type %q, want cpu", st)
+		}
+	}
+}

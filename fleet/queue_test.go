@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -291,5 +292,30 @@ func TestFlushSpoolsAndResends(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(spool, "*.batch")); len(left) != 0 {
 		t.Errorf("%d files left in the spool after resending", len(left))
+	}
+}
+
+type failingRecorder struct{ err error }
+
+func (r failingRecorder) Record(context.Context, capture.Params) (*capture.Capture, error) {
+	return nil, r.err
+}
+
+// TestCollectorUnavailableFailsAtStart: a collector the host cannot run
+// ends the agent at once with the reason (the command exits 1).
+func TestCollectorUnavailableFailsAtStart(t *testing.T) {
+	r, _ := fleet.NewRemote(fleet.RemoteConfig{Kind: "pyroscope", URL: "http://127.0.0.1:1"})
+	kinds, _ := fleet.ParseTypes("cpu,mem")
+	a, err := fleet.New(fleet.Config{Remote: r, Recorder: failingRecorder{errors.New("no perf events here")}, Kinds: kinds, Every: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = a.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "no perf events here") {
+		t.Fatalf("Run: %v, want the collector's error", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Run took %v to fail", d)
 	}
 }

@@ -21,7 +21,7 @@ flock 9
 if [[ ! -x "$bin" ]]; then
 	echo "build-parca: building parca $version into $dir (cold: several minutes)" >&2
 	start=$(date +%s)
-	(cd "$mod" && GOFLAGS=-mod=mod go build -trimpath -o "$bin.tmp" github.com/parca-dev/parca/cmd/parca)
+	(cd "$mod" && GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath -o "$bin.tmp" github.com/parca-dev/parca/cmd/parca)
 	mv "$bin.tmp" "$bin"
 	echo "build-parca: built in $(( $(date +%s) - start )) s" >&2
 fi

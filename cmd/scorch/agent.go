@@ -55,7 +55,7 @@ func addRemoteFlags(fs *flag.FlagSet) *remoteFlags {
 	fs.DurationVar(&f.every, "every", fleet.DefaultEvery, "length of a profiling window: one profile per service and type each window (1s..10m)")
 	fs.IntVar(&f.hz, "hz", fleet.DefaultHz, "CPU samples per second per CPU")
 	fs.DurationVar(&f.minBlock, "min-block", fleet.DefaultMinBlock, "offcpu, offwake: shorter blocked intervals are not recorded, so a busy host stays cheap")
-	fs.StringVar(&f.unwind, "unwind", capture.DefaultUnwind, "user stack unwinding: fp, auto, dwarf")
+	fs.StringVar(&f.unwind, "unwind", "fp", "user stack unwinding: fp (default: cheapest, for an always-on agent), auto, dwarf")
 	fs.StringVar(&f.host, "host", "", "the host label (default: the host name; a DaemonSet passes the node name)")
 	fs.Var(&f.labels, "label", "extra label NAME=VALUE on every series, e.g. env=prod (repeatable)")
 	fs.StringVar(&f.seriesBy, "series-by", string(fleet.BySevice), "one series per: service (bounded), pid or tid (adds pid and tid labels; many series)")
@@ -159,12 +159,12 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		procRoot    = fs.String("proc-root", "/", "where the host's /proc and container runtime files are (a container mounts them elsewhere)")
 		logFormat   = fs.String("log", "text", "log format: text or json")
 		ringSize    = byteSize{1 << 20}
-		symbolCache = byteSize{24 << 20}
-		memLimit    = byteSize{48 << 20}
+		symbolCache = byteSize{256 << 20}
+		memLimit    byteSize
 	)
 	fs.Var(&ringSize, "ring-size", "BPF ring buffer per collector, e.g. 1MiB (enough at low rates)")
-	fs.Var(&symbolCache, "symbol-cache", "memory for parsed symbol tables, e.g. 24MiB")
-	fs.Var(&memLimit, "memory-limit", "soft limit of the agent's Go memory (0: none), e.g. 48MiB")
+	fs.Var(&symbolCache, "symbol-cache", "memory for parsed symbol tables, e.g. 256MiB; too small a cache re-parses large binaries every window")
+	fs.Var(&memLimit, "memory-limit", "soft limit of the agent's Go memory, e.g. 512MiB (default none); well above --symbol-cache, or the garbage collector spins")
 	setUsage(fs, stderr, "scorch agent --remote URL --remote-kind pyroscope|parca|otlp [--types cpu,offcpu,offwake,mem] [flags]")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestAgentUsageErrors: bad flags exit 2 with a message naming the flag
+// and the allowed values, before anything is loaded.
+func TestAgentUsageErrors(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(secret, []byte("tok\n"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"agent"}, "--remote URL is required"},
+		{[]string{"agent", "--remote", "http://127.0.0.1:4040"}, "--remote-kind is required: allowed values are pyroscope, parca, otlp"},
+		{[]string{"agent", "--remote", "http://127.0.0.1:4040", "--remote-kind", "jaeger"}, `--remote-kind "jaeger" is not supported: allowed values are pyroscope, parca, otlp`},
+		{[]string{"agent", "--remote", "ftp://x", "--remote-kind", "pyroscope"}, "pyroscope takes an http:// or https:// URL"},
+		{[]string{"agent", "--remote", "http://x:4040", "--remote-kind", "pyroscope", "--types", "cpu,gpu"}, `unknown type "gpu": allowed values are cpu, offcpu, offwake, mem`},
+		{[]string{"agent", "--remote", "http://x:4040", "--remote-kind", "pyroscope", "--every", "100ms"}, "--every 100ms is out of range: allowed 1s..10m"},
+		{[]string{"agent", "--remote", "http://x:4040", "--remote-kind", "pyroscope", "--label", "service_name=x"}, "service_name is set by the agent"},
+		{[]string{"agent", "--remote", "http://x:4040", "--remote-kind", "pyroscope", "--label", "bad-name=x"}, "the name must match"},
+		{[]string{"agent", "--remote", "http://x:4040", "--remote-kind", "pyroscope", "--remote-header", "Authorization=Bearer x"}, "secrets come from files"},
+		{[]string{"agent", "--remote", "http://x:4040", "--remote-kind", "pyroscope", "--remote-token-file", "/nonexistent"}, "--remote-token-file"},
+		{[]string{"agent", "--remote", "http://x:4040", "--remote-kind", "pyroscope", "--remote-token-file", secret, "--remote-user", "u"}, "not both"},
+		{[]string{"agent", "--remote", "http://x:4040", "--remote-kind", "pyroscope", "--remote-ca-file", secret}, "--remote-ca-file needs an https://"},
+		{[]string{"agent", "--remote", "https://x", "--remote-kind", "pyroscope", "--remote-ca-file", secret}, "holds no PEM certificate"},
+		{[]string{"agent", "--remote", "http://x:4040", "--remote-kind", "pyroscope", "--series-by", "host"}, `--series-by "host" is not supported: allowed values are service, pid, tid`},
+		{[]string{"serve", "--remote", "http://x:4040"}, "--remote-kind is required"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), tc.args, &out, &errb)
+		if code != exitUsage || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("scorch %s: exit %d, stderr %q; want exit 2 and %q", strings.Join(tc.args, " "), code, errb.String(), tc.want)
+		}
+	}
+}
