@@ -39,6 +39,9 @@ func NewRemote(cfg RemoteConfig) (Remote, error) {
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("--remote %q is not a URL such as http://127.0.0.1:4040", cfg.URL)
 	}
+	if u.User != nil {
+		return nil, fmt.Errorf("--remote: credentials in the URL would show in logs and process lists: use --remote-user with --remote-password-file")
+	}
 	hdr, err := cfg.headers()
 	if err != nil {
 		return nil, err

@@ -55,7 +55,7 @@ func addRemoteFlags(fs *flag.FlagSet) *remoteFlags {
 	fs.DurationVar(&f.every, "every", fleet.DefaultEvery, "length of a profiling window: one profile per service and type each window (1s..10m)")
 	fs.IntVar(&f.hz, "hz", fleet.DefaultHz, "CPU samples per second per CPU")
 	fs.DurationVar(&f.minBlock, "min-block", fleet.DefaultMinBlock, "offcpu, offwake: shorter blocked intervals are not recorded, so a busy host stays cheap")
-	fs.StringVar(&f.unwind, "unwind", "fp", "user stack unwinding: fp (default: cheapest, for an always-on agent), auto, dwarf")
+	fs.StringVar(&f.unwind, "unwind", capture.DefaultUnwind, "user stack unwinding: fp (cheapest, but frames called through libc without frame pointers are lost), auto, dwarf")
 	fs.StringVar(&f.host, "host", "", "the host label (default: the host name; a DaemonSet passes the node name)")
 	fs.Var(&f.labels, "label", "extra label NAME=VALUE on every series, e.g. env=prod (repeatable)")
 	fs.StringVar(&f.seriesBy, "series-by", string(fleet.BySevice), "one series per: service (bounded), pid or tid (adds pid and tid labels; many series)")
@@ -206,8 +206,9 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Not closed at exit: a window still symbolizing past the flush
+	// deadline holds its cache, and the process's exit frees it anyway.
 	sym := symbolizer.New(symbolizer.Options{Logger: log, CacheBytes: symbolCache.n})
-	defer sym.Close()
 	cfg.Recorder = &fleet.ProfilerRecorder{Symbolizer: sym, Unwinder: unwind.New(unwind.Options{Logger: log}), Logger: log, RingBytes: int(ringSize.n)}
 	cfg.Registerer, cfg.Logger, cfg.ProcRoot = reg, log, *procRoot
 	agent, err := fleet.New(cfg)

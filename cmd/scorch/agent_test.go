@@ -33,6 +33,7 @@ func TestAgentUsageErrors(t *testing.T) {
 		{[]string{"agent", "--remote", "https://x", "--remote-kind", "pyroscope", "--remote-ca-file", secret}, "holds no PEM certificate"},
 		{[]string{"agent", "--remote", "http://x:4040", "--remote-kind", "pyroscope", "--series-by", "host"}, `--series-by "host" is not supported: allowed values are service, pid, tid`},
 		{[]string{"serve", "--remote", "http://x:4040"}, "--remote-kind is required"},
+		{[]string{"agent", "--remote", "https://user:pw@x", "--remote-kind", "pyroscope"}, "credentials in the URL"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), tc.args, &out, &errb)
