@@ -71,8 +71,8 @@ while kill -0 "$work" 2>/dev/null; do
 done
 wait "$work" || true
 t1=$(date +%s.%N); c1=$(cpu_seconds "$agent")
-pushed=$(curl -s "$metrics" | awk '/^scorch_agent_pushed_bytes_total/ {print $2}')
-dropped=$(curl -s "$metrics" | awk '/^scorch_agent_dropped_profiles_total/ {s += $2} END {print s + 0}')
+pushed=$(curl -s "$metrics" | awk '/^scorch_agent_pushed_bytes_total/ {printf "%.0f", $2}')
+dropped=$(curl -s "$metrics" | awk '/^scorch_agent_dropped_profiles_total/ {s += $2} END {printf "%.0f", s}')
 kill -TERM "$agent"; wait "$agent" || true
 kill -TERM "$sink"; wait "$sink" || true
 for i in $(seq "$ROUNDS"); do round; done >>"$tmp/base"
