@@ -86,7 +86,7 @@ func parseFoldedFrame(name string, first, chainEnd bool) capture.Frame {
 
 // readFolded imports folded stacks. Values may be fractional (rounded);
 // identical stacks may repeat and are summed.
-func readFolded(data []byte, opts ImportOptions, rep *ImportReport) (*capture.Capture, error) {
+func readFolded(src *lines, opts ImportOptions, rep *ImportReport) (*capture.Capture, error) {
 	typ := opts.Type
 	if typ == "" {
 		typ = capture.CPU
@@ -97,12 +97,10 @@ func readFolded(data []byte, opts ImportOptions, rep *ImportReport) (*capture.Ca
 	sums := make(map[uint32]int64)
 	var order []uint32
 	lineNo := 0
-	for len(data) > 0 {
-		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
+	for {
+		line, ok := next(src)
+		if !ok {
+			break
 		}
 		lineNo++
 		line = bytes.TrimRight(line, "\r \t")
@@ -146,6 +144,9 @@ func readFolded(data []byte, opts ImportOptions, rep *ImportReport) (*capture.Ca
 			order = append(order, st)
 		}
 		sums[st] += v
+	}
+	if err := src.failed(); err != nil {
+		return nil, fmt.Errorf("read folded input: %w", err)
 	}
 	if rep.Lines == rep.BadLines {
 		return nil, rep.nothing("folded")

@@ -88,24 +88,20 @@ func Import(r io.Reader, opts ImportOptions) (*capture.Capture, *ImportReport, e
 			hint = st.Size()
 		}
 	}
-	br := bufio.NewReaderSize(r, 64<<10)
+	br := bufio.NewReaderSize(bounded.NewReader(r, limit, "input"), detectBytes)
 	head, _ := br.Peek(len(capture.Magic))
 	switch {
 	case capture.IsCaptureFile(head):
 		// Streamed: the file's own claims are checked as it is read.
-		c, err := capture.ReadLimit(bounded.NewReader(br, limit, "input"), limit)
+		c, err := capture.ReadLimit(br, limit)
 		if err != nil {
 			return nil, &ImportReport{Format: "capture"}, fmt.Errorf("read capture file: %w", err)
 		}
 		return c, &ImportReport{Format: "capture"}, nil
 	case bounded.IsGzip(head):
-		return importGzip(bounded.NewReader(br, limit, "input"), opts)
+		return importGzip(br, opts)
 	}
-	data, err := bounded.ReadAll(br, limit, "input", hint)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read input: %w", err)
-	}
-	return ImportBytes(data, opts)
+	return importStream(br, opts, false, hint)
 }
 
 // importGzip decompresses within the limit. The first 64 KiB decide the
@@ -116,26 +112,57 @@ func importGzip(r io.Reader, opts ImportOptions) (*capture.Capture, *ImportRepor
 	if err != nil {
 		return nil, &ImportReport{Format: "pprof"}, fmt.Errorf("read input: %w", err)
 	}
-	zb := bufio.NewReaderSize(zr, detectBytes)
-	prefix, err := zb.Peek(detectBytes)
+	return importStream(bufio.NewReaderSize(zr, detectBytes), opts, true, 0)
+}
+
+// importStream imports what br yields: text formats are parsed as they are
+// read, one line in memory at a time (a 900 MB gzipped folded file no
+// longer sits in memory whole); binary ones are read whole within the limit.
+func importStream(br *bufio.Reader, opts ImportOptions, gzipped bool, hint int64) (*capture.Capture, *ImportReport, error) {
+	what := "input"
+	if gzipped {
+		what = "gzipped input"
+	}
+	prefix, err := br.Peek(detectBytes)
 	if err != nil && err != io.EOF {
-		return nil, &ImportReport{Format: "pprof"}, fmt.Errorf("read gzipped input: %w", err)
+		return nil, &ImportReport{}, fmt.Errorf("read %s: %w", what, err)
+	}
+	if gzipped && isGzip(prefix) {
+		return nil, &ImportReport{}, fmt.Errorf("gzip inside gzip is not accepted: decompress the input once")
 	}
 	cut := len(prefix) == detectBytes
 	format := detect(prefix, cut)
-	// Text whose first line is longer than the prefix is read whole to be
-	// judged; binary that is no profile is refused now.
-	if format == "" && (!cut || hasBinary(prefix)) {
+	switch {
+	case format == "folded" || format == "perf-script":
+		rep := &ImportReport{Format: format}
+		c, err := parseText(format, &lines{br: br}, opts, rep)
+		return c, rep, err
+	case format == "" && (!cut || hasBinary(prefix)):
+		// Binary that is no profile is refused before it is read further.
 		return nil, &ImportReport{}, ErrUnknownFormat
 	}
-	data, err := bounded.ReadAll(zb, opts.limit(), "decompressed input", 0)
+	// A profile, or text whose first line is longer than the prefix, which
+	// is read whole to be judged.
+	data, err := bounded.ReadAll(br, opts.limit(), "decompressed input", hint)
 	if err != nil {
-		return nil, &ImportReport{Format: format}, fmt.Errorf("read gzipped input: %w", err)
+		return nil, &ImportReport{Format: format}, fmt.Errorf("read %s: %w", what, err)
 	}
-	if bounded.IsGzip(data) {
+	if gzipped && isGzip(data) {
 		return nil, &ImportReport{}, fmt.Errorf("gzip inside gzip is not accepted: decompress the input once")
 	}
 	return ImportBytes(data, opts)
+}
+
+// parseText parses a text format and sets what its import adds.
+func parseText(format string, src *lines, opts ImportOptions, rep *ImportReport) (*capture.Capture, error) {
+	if format == "perf-script" {
+		return readPerfScript(src, opts, rep)
+	}
+	c, err := readFolded(src, opts, rep)
+	if err == nil {
+		c.Meta.Stats.Samples = valueSamples(c)
+	}
+	return c, err
 }
 
 // ImportBytes is Import for input already in memory.
@@ -157,13 +184,8 @@ func ImportBytes(data []byte, opts ImportOptions) (*capture.Capture, *ImportRepo
 		if err == nil {
 			c.Meta.Stats.Samples = valueSamples(c)
 		}
-	case "perf-script":
-		c, err = readPerfScript(data, opts, rep)
-	case "folded":
-		c, err = readFolded(data, opts, rep)
-		if err == nil {
-			c.Meta.Stats.Samples = valueSamples(c)
-		}
+	case "perf-script", "folded":
+		c, err = parseText(rep.Format, memLines(data), opts, rep)
 	default:
 		return nil, rep, ErrUnknownFormat
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/internal/bounded"
 )
 
 // perf script output, as `perf script` prints it by default (and with -F
@@ -304,23 +305,26 @@ type perfReader struct {
 	leafKern   bool
 }
 
+// perfSampleBytes is the import limit's charge for one perf script sample
+// (an event with its timestamp, kept as it is for heatmaps): what bounds
+// the memory of a 900 MB stream of one-line samples.
+const perfSampleBytes = 256
+
 // readPerfScript imports `perf script` text following stackcollapse-perf.pl's
 // conventions: the period is the weight when printed, only one event type
 // is kept (the first, or ImportOptions.Event), the comm (spaces made '_') is
 // the root frame. It streams: repeated frame lines are parsed once.
-func readPerfScript(data []byte, opts ImportOptions, rep *ImportReport) (*capture.Capture, error) {
+func readPerfScript(src *lines, opts ImportOptions, rep *ImportReport) (*capture.Capture, error) {
 	r := &perfReader{event: opts.Event, rep: rep, frames: make(map[string]parsedFrames), javaFrames: make(map[string]parsedFrames), stamps: true, period: -1}
 	var captured time.Time
 	var host, kernel string
 	samples := 0
 	lineNo := 0
 	inSample := false
-	for len(data) > 0 {
-		var raw []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			raw, data = data[:i], data[i+1:]
-		} else {
-			raw, data = data, nil
+	for {
+		raw, ok := next(src)
+		if !ok {
+			break
 		}
 		lineNo++
 		line := bytes.TrimRight(raw, "\r")
@@ -365,6 +369,9 @@ func readPerfScript(data []byte, opts ImportOptions, rep *ImportReport) (*captur
 			}
 			r.finish()
 			samples++
+			if max := opts.limit() / perfSampleBytes; int64(samples) > max {
+				return nil, fmt.Errorf("perf script input: %w", &bounded.LimitError{What: "the samples kept", Limit: max, Unit: fmt.Sprintf("samples (one per %d bytes of the import limit)", perfSampleBytes)})
+			}
 			inSample = true
 			r.start(h)
 			// Without -g the one frame follows the event on the same line.
@@ -378,6 +385,9 @@ func readPerfScript(data []byte, opts ImportOptions, rep *ImportReport) (*captur
 			r.finish()
 			inSample = false
 		}
+	}
+	if err := src.failed(); err != nil {
+		return nil, fmt.Errorf("read perf script input: %w", err)
 	}
 	r.finish()
 	if samples == 0 {

@@ -24,6 +24,7 @@ func main() {
 	clients := flag.Int("c", 50, "concurrent clients")
 	dur := flag.Duration("d", 30*time.Second, "how long to run")
 	unique := flag.Bool("unique", false, "add a unique title= to every request, so no answer comes from the render cache")
+	uniqueFrac := flag.Float64("unique-frac", 0, "add a unique title= to this share of the requests (0..1)")
 	label := flag.String("label", "load", "name printed with the figures")
 	flag.Parse()
 	paths := flag.Args()
@@ -39,6 +40,7 @@ func main() {
 		mu     sync.Mutex
 		lat    []time.Duration
 		errs   atomic.Int64
+		shed   atomic.Int64
 		seq    atomic.Int64
 		firstE atomic.Value
 		wg     sync.WaitGroup
@@ -52,7 +54,7 @@ func main() {
 			for ctx.Err() == nil {
 				n := seq.Add(1)
 				p := paths[int(n)%len(paths)]
-				if *unique {
+				if *unique || (*uniqueFrac > 0 && float64(n%100) < *uniqueFrac*100) {
 					sep := "?"
 					if strings.Contains(p, "?") {
 						sep = "&"
@@ -69,6 +71,11 @@ func main() {
 				if err == nil {
 					_, err = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
+					if err == nil && resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "" {
+						// Shed by the server's queue, as designed: counted apart.
+						shed.Add(1)
+						continue
+					}
 					if err == nil && resp.StatusCode != 200 {
 						err = fmt.Errorf("%s: status %d", p, resp.StatusCode)
 					}
@@ -97,8 +104,8 @@ func main() {
 		}
 		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
 	}
-	fmt.Printf("%s: clients=%d requests=%d rps=%.1f p50_ms=%.2f p99_ms=%.2f errors=%d\n", *label, *clients, len(lat),
-		float64(len(lat))/elapsed.Seconds(), ms(pct(0.50)), ms(pct(0.99)), errs.Load())
+	fmt.Printf("%s: clients=%d requests=%d rps=%.1f p50_ms=%.2f p99_ms=%.2f errors=%d shed=%d\n", *label, *clients, len(lat),
+		float64(len(lat))/elapsed.Seconds(), ms(pct(0.50)), ms(pct(0.99)), errs.Load(), shed.Load())
 	if e := firstE.Load(); e != nil {
 		fmt.Printf("%s: first error: %s\n", *label, e)
 	}
