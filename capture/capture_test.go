@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"net/url"
 	"strings"
 	"testing"
@@ -264,5 +265,40 @@ func TestIntervalRanges(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("%g..%g: got %d ns, want %d", tt.from, tt.to, got, tt.want)
 		}
+	}
+}
+
+func TestSatAdd(t *testing.T) {
+	const max, min = math.MaxInt64, math.MinInt64
+	tests := []struct{ a, b, want int64 }{
+		{1, 2, 3}, {max, 1, max}, {max, max, max}, {min, -1, min}, {-5, 3, -2}, {max, min, -1}, {max - 1, 1, max},
+	}
+	for _, tt := range tests {
+		if got := SatAdd(tt.a, tt.b); got != tt.want {
+			t.Errorf("SatAdd(%d, %d) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+// Totals of many maximum-size values (a hostile import) saturate instead
+// of wrapping negative; view=inuse on a capture that has no such view is
+// an error, not an empty answer.
+func TestTotalsSaturateAndInuseView(t *testing.T) {
+	b := NewBuilder(Meta{Type: CPU})
+	st := b.Stack([]uint32{b.Frame(Frame{Name: "app", Kind: KindProcess})})
+	for range 3 {
+		b.Add(Event{Stack: st, Value: math.MaxInt64, Value2: math.MaxInt64})
+	}
+	c := b.Capture()
+	agg := c.Aggregate(Query{})
+	if len(agg) != 1 || agg[0].Value != math.MaxInt64 || agg[0].Value2 != math.MaxInt64 {
+		t.Errorf("aggregate of three MaxInt64 values: %+v, want MaxInt64", agg)
+	}
+	if err := c.CheckRange(Query{View: "inuse"}); err == nil || !strings.Contains(err.Error(), "mem captures") {
+		t.Errorf("view=inuse on a cpu capture: %v, want an error naming mem captures", err)
+	}
+	mem := NewBuilder(Meta{Type: Mem, Unit: "bytes"}).Capture()
+	if err := mem.CheckRange(Query{View: "inuse"}); err != nil {
+		t.Errorf("view=inuse on an allocation capture: %v", err)
 	}
 }

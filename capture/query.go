@@ -103,6 +103,11 @@ func parseIDs(name string, vals []string) ([]uint32, error) {
 // CheckRange validates From/To against the capture's length and says what
 // the valid interval is.
 func (c *Capture) CheckRange(q Query) error {
+	if q.View == "inuse" && !(c.Meta.Type == Mem && c.Meta.Unit == "bytes") {
+		// Only allocation captures mark what is still allocated: anything
+		// else would be an empty answer.
+		return fmt.Errorf("view inuse applies only to mem captures of allocations (malloc, unit bytes), not to this %s capture: leave view out, or use view=alloc", c.Meta.Type)
+	}
 	if q.From == 0 && q.To == 0 {
 		return nil
 	}
@@ -171,7 +176,7 @@ func (m *Matcher) Match(e *Event) bool {
 		return false
 	}
 	if m.intervals && m.ranged {
-		if e.Time+e.Value <= m.from || e.Time >= m.to {
+		if SatAdd(e.Time, e.Value) <= m.from || e.Time >= m.to {
 			return false
 		}
 	} else if e.Time < m.from || e.Time >= m.to {
@@ -209,7 +214,7 @@ func (m *Matcher) Value(e *Event) int64 {
 	if !m.intervals || !m.ranged {
 		return e.Value
 	}
-	lo, hi := e.Time, e.Time+e.Value
+	lo, hi := e.Time, SatAdd(e.Time, e.Value)
 	if lo < m.from {
 		lo = m.from
 	}
@@ -245,8 +250,10 @@ func (c *Capture) Aggregate(q Query) []StackValue {
 			continue
 		}
 		s := &sums[canon[e.Stack]]
-		s.Value += m.Value(e)
-		s.Value2 += e.Value2
+		// Saturating: a hostile import's values (many maximum-size periods)
+		// must not wrap into negative totals.
+		s.Value = SatAdd(s.Value, m.Value(e))
+		s.Value2 = SatAdd(s.Value2, e.Value2)
 		s.Count++
 	}
 	out := make([]StackValue, 0, len(sums))
@@ -314,4 +321,17 @@ func (c *Capture) FoldedStack(stack uint32) []string {
 // rely on.
 func (c *Capture) SortEvents() {
 	sort.SliceStable(c.Events, func(i, j int) bool { return c.Events[i].Time < c.Events[j].Time })
+}
+
+// SatAdd is a+b clamped to the int64 range instead of wrapping: totals of
+// values from files are attacker-controlled.
+func SatAdd(a, b int64) int64 {
+	c := a + b
+	if (c > a) == (b > 0) {
+		return c
+	}
+	if b > 0 {
+		return math.MaxInt64
+	}
+	return math.MinInt64
 }

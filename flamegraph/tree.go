@@ -161,9 +161,9 @@ func (t *tree) build(minUnits func(total int64) float64, bySize, useBase bool) {
 	for i, e := range t.entries {
 		t.cumV[i+1], t.cumB[i+1] = t.cumV[i], t.cumB[i]
 		if e.base {
-			t.cumB[i+1] += e.value
+			t.cumB[i+1] = capture.SatAdd(t.cumB[i+1], e.value)
 		} else {
-			t.cumV[i+1] += e.value
+			t.cumV[i+1] = capture.SatAdd(t.cumV[i+1], e.value)
 		}
 	}
 	n := len(t.entries)

@@ -197,7 +197,7 @@ func spanOf(c *capture.Capture) (int64, error) {
 		}
 		t := e.Time + 1
 		if interval && e.Value > 0 {
-			t = e.Time + e.Value
+			t = capture.SatAdd(e.Time, e.Value)
 		}
 		if t > span {
 			span = t

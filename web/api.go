@@ -124,7 +124,12 @@ func (s *Server) postCapture(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", maxJSONBody))
 		return
 	}
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct, _, cterr := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if cterr != nil && r.Header.Get("Content-Type") != "" {
+		// ";;;" is no content type, not JSON.
+		writeError(w, http.StatusUnsupportedMediaType, "content type "+quote(r.Header.Get("Content-Type"))+" is not valid: send application/json (or a form)")
+		return
+	}
 	isForm := false
 	var p capture.Params
 	switch {

@@ -170,3 +170,24 @@ func TestCrossSiteGETHeaders(t *testing.T) {
 		}
 	}
 }
+
+// Small things of issue 21: a malformed Content-Type is not read as JSON,
+// HEAD answers like GET, view=inuse on a cpu capture is a 400.
+func TestSmallThings(t *testing.T) {
+	e := newEnv(t, nil)
+	resp, b := e.do("POST", "/api/captures", strings.NewReader(`{"type":"cpu","duration":"0.2s"}`), "Content-Type", ";;;")
+	if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(errorMessage(t, b), "not valid") {
+		t.Errorf("Content-Type ;;;: %d %s, want 415", resp.StatusCode, b)
+	}
+	id := e.capture(`{"type":"cpu","duration":"0.2s"}`).ID
+	for _, p := range []string{"/healthz", "/api/captures", "/api/captures/" + id, "/api/captures/" + id + "/folded", "/"} {
+		resp, b := e.do("HEAD", p, nil)
+		if resp.StatusCode != 200 || len(b) != 0 {
+			t.Errorf("HEAD %s: %d with %d body bytes, want 200 and no body", p, resp.StatusCode, len(b))
+		}
+	}
+	resp, b = e.get("/api/captures/" + id + "/flamegraph.svg?view=inuse")
+	if resp.StatusCode != 400 || !strings.Contains(errorMessage(t, b), "mem captures") {
+		t.Errorf("view=inuse on a cpu capture: %d %s, want 400", resp.StatusCode, b)
+	}
+}

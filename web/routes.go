@@ -13,7 +13,7 @@ import (
 // routes is the service's route table.
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(defaultDeadline, s.recoverer, s.requestLog, securityHeaders, s.hostCheck, s.auth, sameOrigin)
+	r.Use(defaultDeadline, s.recoverer, s.requestLog, securityHeaders, s.hostCheck, s.auth, sameOrigin, headAsGet)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		if wantsPage(r) {
 			s.errorPage(w, http.StatusNotFound, "there is no page at "+quote(r.URL.Path))
@@ -79,6 +79,19 @@ func validID(next http.Handler) http.Handler {
 		if !store.ValidID(chi.URLParam(r, "id")) {
 			writeError(w, http.StatusNotFound, "capture "+quote(chi.URLParam(r, "id"))+" not found: ids look like 20260102-150405-0a1b2c3d")
 			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headAsGet routes HEAD to the GET routes (the server sends the headers
+// only), where chi answered 405.
+func headAsGet(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			if rctx := chi.RouteContext(r.Context()); rctx != nil {
+				rctx.RouteMethod = http.MethodGet
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
