@@ -66,8 +66,8 @@ func metricValue(t *testing.T, e *env, name string) int {
 	return n
 }
 
-// Two imports decode at once, 16 more wait, and only the one after those
-// is refused with 429 and Retry-After.
+// One import decodes at a time, 16 more wait, and only the one after
+// those is refused with 429 and Retry-After.
 func TestImportQueue(t *testing.T) {
 	e := newEnv(t, nil)
 	var writers []*io.PipeWriter
@@ -98,13 +98,13 @@ func TestImportQueue(t *testing.T) {
 		}
 	}
 	// Slow uploads: each sends a line and then nothing until released.
-	for i := range 18 {
+	for i := range 17 {
 		start()
 		fmt.Fprintf(writers[i], "app;main;f%d 1\n", i)
-		if i < 2 {
+		if i < 1 {
 			waitFor("scorch_imports_running", i+1)
 		} else {
-			waitFor("scorch_imports_waiting", i-1)
+			waitFor("scorch_imports_waiting", i)
 		}
 	}
 	select {
@@ -114,7 +114,7 @@ func TestImportQueue(t *testing.T) {
 	}
 	resp, b := e.do("POST", "/api/imports", strings.NewReader("app;main 1\n"), "Content-Type", "text/plain")
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("19th import: %d %s (Retry-After %q), want 429 with Retry-After", resp.StatusCode, b, resp.Header.Get("Retry-After"))
+		t.Fatalf("18th import: %d %s (Retry-After %q), want 429 with Retry-After", resp.StatusCode, b, resp.Header.Get("Retry-After"))
 	}
 	if msg := errorMessage(t, b); !strings.Contains(msg, "16 waiting") {
 		t.Errorf("429 message %q does not say how many wait", msg)
@@ -122,7 +122,7 @@ func TestImportQueue(t *testing.T) {
 	for _, w := range writers {
 		w.Close()
 	}
-	for range 18 {
+	for range 17 {
 		if code := <-done; code != http.StatusCreated {
 			t.Errorf("a queued import ended with %d, want 201", code)
 		}

@@ -97,8 +97,9 @@ const (
 	DefaultBlocking      = 30 * time.Second
 	DefaultCacheBytes    = 64 << 20
 	maxJSONBody          = 1 << 20
-	// Imports decoding at once, and how many more may wait for a slot.
-	importSlots = 2
+	// Imports decoding at once (one: a decoded import of a million unique
+	// stacks holds a few hundred MiB), and how many more may wait for it.
+	importSlots = 1
 	importQueue = 16
 	// Renderings waiting for a slot, and for how long at most, before the
 	// answer is 503 with Retry-After.
