@@ -160,7 +160,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		procRoot    = fs.String("proc-root", "/", "where the host's /proc and container runtime files are (a container mounts them elsewhere)")
 		logFormat   = fs.String("log", "text", "log format: text or json")
 		ringSize    = byteSize{1 << 20}
-		symbolCache = byteSize{256 << 20}
+		symbolCache = byteSize{agentSymbolCache}
 		memLimit    byteSize
 	)
 	fs.Var(&ringSize, "ring-size", "BPF ring buffer per collector, e.g. 1MiB (enough at low rates)")
@@ -273,4 +273,23 @@ func (f *remoteFlags) startWithServe(ctx context.Context, reg *prometheus.Regist
 		}
 	}()
 	return func() { <-done }, nil
+}
+
+// agentSymbolCache is the symbol cache the agent needs: it symbolizes every
+// process of the host each window, and a cache smaller than the host's
+// largest tables re-parses them every window.
+const agentSymbolCache = 256 << 20
+
+// symbolCache raises serve's default symbol cache to the agent's when
+// --remote is given and --symbol-cache is not.
+func (f *remoteFlags) symbolCache(fs *flag.FlagSet, n int64) int64 {
+	if f.remote == "" {
+		return n
+	}
+	set := false
+	fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == "symbol-cache" })
+	if set {
+		return n
+	}
+	return max(n, agentSymbolCache)
 }

@@ -199,6 +199,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// minutes of history are there when someone opens /overview.
 	hostSampler := host.NewSampler(host.Options{})
 	go hostSampler.Run(ctx)
+	symbolCache.n = remote.symbolCache(fs, symbolCache.n)
 	sym := symbolizer.New(symbolizer.Options{Logger: log, CacheBytes: symbolCache.n, Lines: true})
 	defer sym.Close()
 	reg := prometheus.NewRegistry()
