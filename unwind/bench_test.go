@@ -2,7 +2,10 @@ package unwind
 
 import (
 	"bytes"
+	"debug/elf"
 	"os"
+	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -55,4 +58,60 @@ func BenchmarkLoadLibc(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchBuildCompact builds the compact table of a file, reporting per MB of
+// its .eh_frame the build time and the bytes allocated, and the table's
+// entries and bytes.
+func benchBuildCompact(b *testing.B, paths ...string) {
+	var data []byte
+	var path string
+	for _, p := range paths {
+		if d, err := os.ReadFile(p); err == nil {
+			data, path = d, p
+			break
+		}
+	}
+	if data == nil {
+		b.Skipf("none of %v here", paths)
+	}
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		b.Fatal(err)
+	}
+	eh := f.Section(".eh_frame")
+	if eh == nil {
+		b.Fatalf("%s has no .eh_frame", path)
+	}
+	mb := float64(eh.Size) / (1 << 20)
+	var ct *CompactTable
+	var before, after runtime.MemStats
+	b.ReportAllocs()
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	for b.Loop() {
+		if ct, err = BuildCompact(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/mb/(1<<20), "allocMB/MB")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6/mb, "ms/MB")
+	b.ReportMetric(float64(len(ct.Entries)), "entries")
+	b.ReportMetric(float64(ct.Bytes()), "table-bytes")
+	b.ReportMetric(float64(eh.Size), "eh_frame-bytes")
+}
+
+// BenchmarkBuildCompactLibc is the cost of libc's compact table, paid once
+// per file while the table is kept.
+func BenchmarkBuildCompactLibc(b *testing.B) {
+	benchBuildCompact(b, "/lib/x86_64-linux-gnu/libc.so.6")
+}
+
+// BenchmarkBuildCompactLLVM is a large C++ library's (package llvm).
+func BenchmarkBuildCompactLLVM(b *testing.B) {
+	paths, _ := filepath.Glob("/usr/lib/x86_64-linux-gnu/libLLVM-*.so*")
+	more, _ := filepath.Glob("/usr/lib/llvm-*/lib/libLLVM*.so*")
+	benchBuildCompact(b, append(paths, more...)...)
 }

@@ -245,6 +245,17 @@ func loadTable(ra io.ReaderAt) (t *table, err error) {
 	if f.Machine != elf.EM_X86_64 {
 		return nil, fmt.Errorf("unsupported machine %v: only x86-64", f.Machine)
 	}
+	fdes, err := readFDEs(f)
+	if err != nil {
+		return nil, err
+	}
+	return &table{fdes: fdes}, nil
+}
+
+// readFDEs parses the FDEs of .eh_frame and .debug_frame, sorted by address
+// without duplicates. Both x86-64 and arm64 are little-endian with 8-byte
+// pointers.
+func readFDEs(f *elf.File) (dframe.FrameDescriptionEntries, error) {
 	var fdes dframe.FrameDescriptionEntries
 	for _, name := range []string{".eh_frame", ".debug_frame"} {
 		s := f.Section(name)
@@ -275,7 +286,7 @@ func loadTable(ra io.ReaderAt) (t *table, err error) {
 	if len(fdes) == 0 {
 		return nil, errNoCFI
 	}
-	return &table{fdes: fdes}, nil
+	return fdes, nil
 }
 
 var errNoCFI = errors.New("no .eh_frame or .debug_frame")

@@ -1,0 +1,517 @@
+package unwind
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+
+	dframe "github.com/go-delve/delve/pkg/dwarf/frame"
+	"github.com/go-delve/delve/pkg/dwarf/leb128"
+	"github.com/scorch-dev/scorch/internal/cache"
+)
+
+// Arch is the architecture-specific part of the compact tables: which
+// DWARF registers are the stack pointer, the frame pointer and the return
+// address. Everything else in the builder and the walker is shared.
+type Arch struct {
+	Name    string
+	Machine elf.Machine
+	SP, FP  uint64 // DWARF register numbers
+	RA      uint64 // the CIEs' return-address column
+	// LinkReg: the return address is in register RA until the prologue
+	// saves it (arm64's x30), so a missing rule means "in the register";
+	// otherwise (x86-64) the call pushed it and a missing rule is CFA-8.
+	LinkReg bool
+	// X86Exprs: recognize the two CFA expressions x86-64 code has (PLT
+	// entries, signal trampolines).
+	X86Exprs bool
+}
+
+// Arches are the architectures the compact tables support.
+var Arches = []Arch{
+	{Name: "x86-64", Machine: elf.EM_X86_64, SP: 7, FP: 6, RA: 16, X86Exprs: true},
+	{Name: "arm64", Machine: elf.EM_AARCH64, SP: 31, FP: 29, RA: 30, LinkReg: true},
+}
+
+func archFor(m elf.Machine) (Arch, error) {
+	for _, a := range Arches {
+		if a.Machine == m {
+			return a, nil
+		}
+	}
+	return Arch{}, fmt.Errorf("unsupported machine %v: compact tables support x86-64 and arm64", m)
+}
+
+// CFARule says how the canonical frame address of a frame is computed.
+type CFARule uint8
+
+// CFA rules. CFANone is the rule of addresses no CFI covers (JIT code,
+// stripped files, gaps between functions): walk them with frame pointers.
+const (
+	CFANone        CFARule = iota
+	CFASP                  // CFA = sp + CFAOffset
+	CFAFP                  // CFA = fp + CFAOffset
+	CFAPLT                 // x86-64 PLT: CFA = sp + 8, +8 more when (pc & 15) >= CFAOffset
+	CFASignal              // signal trampoline: sp, pc and fp of the interrupted context are at sp + CFAOffset, RAOffset, FPOffset
+	CFAUnsupported         // an expression or register the walker does not evaluate
+)
+
+// RARule says where the return address of a frame is.
+type RARule uint8
+
+// Return-address rules.
+const (
+	RAAtCFA     RARule = iota // at CFA + RAOffset
+	RAInLink                  // still in the link register (arm64 x30: a leaf, or a prologue)
+	RAUndefined               // the outermost frame: nothing to return to
+)
+
+// FPRule says where the caller's frame pointer is.
+type FPRule uint8
+
+// Frame-pointer rules.
+const (
+	FPUnchanged FPRule = iota // the register still holds it
+	FPAtCFA                   // saved at CFA + FPOffset
+)
+
+// Rule is one deduplicated unwinding rule, 16 bytes in this layout (the
+// value type of the BPF rules array).
+type Rule struct {
+	CFA       CFARule
+	RA        RARule
+	FP        FPRule
+	_         uint8
+	CFAOffset int32
+	RAOffset  int32
+	FPOffset  int32
+}
+
+// RuleSize is the size of a Rule in a map.
+const RuleSize = 16
+
+func (r Rule) String() string {
+	cfa := [...]string{"none", "sp", "fp", "plt", "signal", "unsupported"}
+	s := fmt.Sprintf("cfa=%s%+d", cfa[min(int(r.CFA), len(cfa)-1)], r.CFAOffset)
+	switch r.RA {
+	case RAAtCFA:
+		s += fmt.Sprintf(" ra=cfa%+d", r.RAOffset)
+	case RAInLink:
+		s += " ra=link"
+	default:
+		s += " ra=undefined"
+	}
+	if r.FP == FPAtCFA {
+		s += fmt.Sprintf(" fp=cfa%+d", r.FPOffset)
+	}
+	return s
+}
+
+// Entry starts a pc range: from PC (an offset from the table's Base) to
+// the next entry's PC, Rules[Rule] applies. 8 bytes: the element of the
+// BPF entries array, binary searched.
+type Entry struct {
+	PC   uint32
+	Rule uint32
+}
+
+// EntrySize is the size of an Entry in a map.
+const EntrySize = 8
+
+// CompactTable is the CFI of one ELF file compiled for a walker that does
+// not interpret DWARF: sorted pc ranges, each with the index of a small
+// rule. It depends only on the file, so processes mapping the same file
+// (same Key) share it.
+type CompactTable struct {
+	Key  string // the file's GNU build ID in hex; "" when it has none
+	Arch Arch
+	// Base is the ELF virtual address PC offsets count from: the lowest
+	// PT_LOAD address, so that a process's pc maps to
+	// pc - mappingBias - Base.
+	Base    uint64
+	Entries []Entry // sorted by PC, adjacent rules distinct; the last one ends the table with rule 0
+	Rules   []Rule  // Rules[0] is the CFANone rule
+	// Unsupported counts the entries whose rule is CFAUnsupported.
+	Unsupported int
+}
+
+// Bytes is the memory the table takes in maps.
+func (t *CompactTable) Bytes() int { return len(t.Entries)*EntrySize + len(t.Rules)*RuleSize }
+
+// Lookup returns the rule at an ELF virtual address, as the BPF program
+// will find it: a binary search for the last entry at or below the pc.
+func (t *CompactTable) Lookup(vaddr uint64) Rule {
+	if vaddr < t.Base || vaddr-t.Base > math.MaxUint32 {
+		return Rule{}
+	}
+	pc := uint32(vaddr - t.Base)
+	i := sort.Search(len(t.Entries), func(i int) bool { return t.Entries[i].PC > pc }) - 1
+	if i < 0 {
+		return Rule{}
+	}
+	return t.Rules[t.Entries[i].Rule]
+}
+
+// AppendEntries appends the entries in their map layout (little endian).
+func (t *CompactTable) AppendEntries(b []byte) []byte {
+	for _, e := range t.Entries {
+		b = binary.LittleEndian.AppendUint32(b, e.PC)
+		b = binary.LittleEndian.AppendUint32(b, e.Rule)
+	}
+	return b
+}
+
+// AppendRules appends the rules in their map layout (little endian).
+func (t *CompactTable) AppendRules(b []byte) []byte {
+	for _, r := range t.Rules {
+		b = append(b, byte(r.CFA), byte(r.RA), byte(r.FP), 0)
+		b = binary.LittleEndian.AppendUint32(b, uint32(r.CFAOffset))
+		b = binary.LittleEndian.AppendUint32(b, uint32(r.RAOffset))
+		b = binary.LittleEndian.AppendUint32(b, uint32(r.FPOffset))
+	}
+	return b
+}
+
+// BuildCompact compiles the .eh_frame and .debug_frame of an ELF file into a
+// compact table. Malformed CFI gives CFAUnsupported ranges, not an error;
+// an error means the file cannot have a table (not ELF, another machine,
+// no CFI, larger than 4 GiB).
+func BuildCompact(ra io.ReaderAt) (t *CompactTable, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			t, err = nil, fmt.Errorf("parsing CFI: %v", r)
+		}
+	}()
+	f, err := elf.NewFile(ra)
+	if err != nil {
+		return nil, fmt.Errorf("reading elf: %w", err)
+	}
+	arch, err := archFor(f.Machine)
+	if err != nil {
+		return nil, err
+	}
+	fdes, err := readFDEs(f)
+	if err != nil {
+		return nil, err
+	}
+	base := uint64(math.MaxUint64)
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD {
+			base = min(base, p.Vaddr)
+		}
+	}
+	if base == math.MaxUint64 {
+		base = 0
+	}
+	b := &builder{arch: arch, base: base, ids: map[Rule]uint32{{}: 0}, rules: []Rule{{}}}
+	for _, fde := range fdes {
+		if err := b.addFDE(fde); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.add(b.end, Rule{}); err != nil {
+		return nil, err
+	}
+	t = &CompactTable{Key: fileBuildID(f), Arch: arch, Base: base, Entries: b.entries, Rules: b.rules}
+	for _, e := range t.Entries {
+		if t.Rules[e.Rule].CFA == CFAUnsupported {
+			t.Unsupported++
+		}
+	}
+	return t, nil
+}
+
+// fileBuildID returns the GNU build ID of an ELF file in hex, or "".
+func fileBuildID(f *elf.File) string {
+	for _, s := range f.Sections {
+		if s.Type != elf.SHT_NOTE {
+			continue
+		}
+		d, err := s.Data()
+		for err == nil && len(d) >= 12 {
+			nsz, dsz, typ := binary.LittleEndian.Uint32(d), binary.LittleEndian.Uint32(d[4:]), binary.LittleEndian.Uint32(d[8:])
+			n0, d0 := 12+(int(nsz)+3)&^3, 0
+			d0 = n0 + (int(dsz)+3)&^3
+			if nsz > 1<<16 || dsz > 1<<16 || d0 > len(d) {
+				break
+			}
+			if typ == 3 && nsz == 4 && string(d[12:15]) == "GNU" {
+				return hex.EncodeToString(d[n0 : n0+int(dsz)])
+			}
+			d = d[d0:]
+		}
+	}
+	return ""
+}
+
+type builder struct {
+	arch    Arch
+	base    uint64
+	end     uint64 // end of the last range added
+	entries []Entry
+	rules   []Rule
+	ids     map[Rule]uint32
+}
+
+// add starts a range at vaddr, merging it into the previous one when the
+// rule is the same.
+func (b *builder) add(vaddr uint64, r Rule) error {
+	if vaddr < b.base || vaddr-b.base > math.MaxUint32 {
+		return fmt.Errorf("CFI address %#x is more than 4 GiB past the file's base %#x", vaddr, b.base)
+	}
+	id, ok := b.ids[r]
+	if !ok {
+		id = uint32(len(b.rules))
+		b.ids[r] = id
+		b.rules = append(b.rules, r)
+	}
+	pc := uint32(vaddr - b.base)
+	if n := len(b.entries); n > 0 {
+		last := &b.entries[n-1]
+		if last.PC == pc { // an empty range: the new rule replaces it
+			last.Rule = id
+			if n > 1 && b.entries[n-2].Rule == id {
+				b.entries = b.entries[:n-1]
+			}
+			return nil
+		}
+		if last.Rule == id {
+			return nil
+		}
+	} else if id == 0 {
+		return nil // no leading gap
+	}
+	b.entries = append(b.entries, Entry{PC: pc, Rule: id})
+	return nil
+}
+
+// addFDE adds the rows of one FDE: the rule changes only where the CFI
+// program advances its location, so each row is evaluated once, at its
+// first address.
+func (b *builder) addFDE(fde *dframe.FrameDescriptionEntry) error {
+	begin, end := fde.Begin(), fde.End()
+	if begin < b.end {
+		begin = b.end // overlapping FDEs: the earlier one wins, as a sorted search finds it
+	}
+	if end <= begin {
+		return nil
+	}
+	if len(b.entries) > 0 && begin > b.end {
+		if err := b.add(b.end, Rule{}); err != nil { // a gap without CFI
+			return err
+		}
+	}
+	locs, ok := rowStarts(fde)
+	if !ok {
+		locs = nil // an opcode the scan does not know: the whole FDE is unsupported
+	}
+	if err := b.add(begin, b.ruleAt(fde, begin, ok)); err != nil {
+		return err
+	}
+	for _, loc := range locs {
+		if loc > begin && loc < end {
+			if err := b.add(loc, b.ruleAt(fde, loc, true)); err != nil {
+				return err
+			}
+		}
+	}
+	b.end = end
+	return nil
+}
+
+func (b *builder) ruleAt(fde *dframe.FrameDescriptionEntry, pc uint64, ok bool) (r Rule) {
+	if !ok {
+		return Rule{CFA: CFAUnsupported}
+	}
+	defer func() {
+		if recover() != nil {
+			r = Rule{CFA: CFAUnsupported}
+		}
+	}()
+	fc, err := fde.EstablishFrame(pc)
+	if err != nil {
+		return Rule{CFA: CFAUnsupported}
+	}
+	return ruleOf(b.arch, fc)
+}
+
+// ruleOf reduces a frame context to a compact rule.
+func ruleOf(a Arch, fc *dframe.FrameContext) Rule {
+	var r Rule
+	fits := func(v int64) bool { return v == int64(int32(v)) }
+	switch {
+	case fc.CFA.Rule == dframe.RuleCFA && fc.CFA.Reg == a.SP && fits(fc.CFA.Offset):
+		r.CFA, r.CFAOffset = CFASP, int32(fc.CFA.Offset)
+	case fc.CFA.Rule == dframe.RuleCFA && fc.CFA.Reg == a.FP && fits(fc.CFA.Offset):
+		r.CFA, r.CFAOffset = CFAFP, int32(fc.CFA.Offset)
+	case fc.CFA.Rule == dframe.RuleExpression && a.X86Exprs:
+		if th, ok := pltThreshold(fc.CFA.Expression); ok {
+			r.CFA, r.CFAOffset = CFAPLT, int32(th)
+		} else if off, ok := spOffset(fc.CFA.Expression, true); ok {
+			return signalRule(a, fc, off)
+		} else {
+			return Rule{CFA: CFAUnsupported}
+		}
+	default:
+		return Rule{CFA: CFAUnsupported}
+	}
+	ra, ok := fc.Regs[fc.RetAddrReg]
+	switch {
+	case fc.RetAddrReg != a.RA:
+		return Rule{CFA: CFAUnsupported}
+	case !ok && a.LinkReg, ok && ra.Rule == dframe.RuleSameVal && a.LinkReg:
+		r.RA = RAInLink
+	case !ok:
+		r.RA, r.RAOffset = RAAtCFA, -8
+	case ra.Rule == dframe.RuleOffset && fits(ra.Offset):
+		r.RA, r.RAOffset = RAAtCFA, int32(ra.Offset)
+	case ra.Rule == dframe.RuleUndefined:
+		r.RA = RAUndefined
+	default:
+		return Rule{CFA: CFAUnsupported}
+	}
+	if fp, ok := fc.Regs[a.FP]; ok {
+		switch {
+		case fp.Rule == dframe.RuleOffset && fits(fp.Offset):
+			r.FP, r.FPOffset = FPAtCFA, int32(fp.Offset)
+		case fp.Rule == dframe.RuleUndefined, fp.Rule == dframe.RuleSameVal:
+		default:
+			return Rule{CFA: CFAUnsupported}
+		}
+	}
+	return r
+}
+
+// signalRule reads the rules of an x86-64 signal trampoline, where the
+// interrupted context's registers are saved at offsets from sp.
+func signalRule(a Arch, fc *dframe.FrameContext, spOff int32) Rule {
+	r := Rule{CFA: CFASignal, CFAOffset: spOff}
+	ra, ok := fc.Regs[fc.RetAddrReg]
+	if !ok || ra.Rule != dframe.RuleExpression {
+		return Rule{CFA: CFAUnsupported}
+	}
+	if r.RAOffset, ok = spOffset(ra.Expression, false); !ok {
+		return Rule{CFA: CFAUnsupported}
+	}
+	if fp, ok := fc.Regs[a.FP]; ok && fp.Rule == dframe.RuleExpression {
+		if r.FPOffset, ok = spOffset(fp.Expression, false); ok {
+			r.FP = FPAtCFA
+		}
+	}
+	return r
+}
+
+// rowStarts returns the locations where an FDE's CFI program starts a new
+// row (after each advance), decoding operands the way delve's interpreter
+// does. ok is false where the rows cannot be found (DW_CFA_set_loc).
+func rowStarts(fde *dframe.FrameDescriptionEntry) (locs []uint64, ok bool) {
+	defer func() {
+		if recover() != nil {
+			locs, ok = nil, false
+		}
+	}()
+	align := fde.CIE.CodeAlignmentFactor
+	loc := fde.Begin()
+	buf := bytes.NewBuffer(fde.Instructions)
+	uleb := func() { leb128.DecodeUnsigned(buf) }
+	sleb := func() { leb128.DecodeSigned(buf) }
+	block := func() { n, _ := leb128.DecodeUnsigned(buf); buf.Next(int(n)) }
+	for buf.Len() > 0 {
+		op, _ := buf.ReadByte()
+		switch op & 0xc0 {
+		case 0x40: // advance_loc
+			loc += uint64(op&0x3f) * align
+			locs = append(locs, loc)
+			continue
+		case 0x80: // offset
+			uleb()
+			continue
+		case 0xc0: // restore
+			continue
+		}
+		switch op {
+		case 0x00, 0x0a, 0x0b: // nop, remember_state, restore_state
+		case 0x01: // set_loc: delve reads 8 bytes and rebases them; not seen in practice
+			return nil, false
+		case 0x02:
+			d, _ := buf.ReadByte()
+			loc += uint64(d) * align
+			locs = append(locs, loc)
+		case 0x03:
+			d := buf.Next(2)
+			if len(d) < 2 {
+				return nil, false
+			}
+			loc += uint64(binary.LittleEndian.Uint16(d)) * align
+			locs = append(locs, loc)
+		case 0x04:
+			d := buf.Next(4)
+			if len(d) < 4 {
+				return nil, false
+			}
+			loc += uint64(binary.LittleEndian.Uint32(d)) * align
+			locs = append(locs, loc)
+		case 0x05, 0x09, 0x0c, 0x14: // offset_extended, register, def_cfa, val_offset
+			uleb()
+			uleb()
+		case 0x06, 0x07, 0x08, 0x0d, 0x0e, 0x2e: // restore_extended, undefined, same_value, def_cfa_register, def_cfa_offset, GNU_args_size
+			uleb()
+		case 0x0f: // def_cfa_expression
+			block()
+		case 0x10, 0x16: // expression, val_expression
+			uleb()
+			block()
+		case 0x11, 0x12, 0x15: // offset_extended_sf, def_cfa_sf, val_offset_sf
+			uleb()
+			sleb()
+		case 0x13: // def_cfa_offset_sf
+			sleb()
+		case 0x1c, 0x3f: // lo_user, hi_user: delve skips one byte
+			buf.Next(1)
+		default:
+			// delve's interpreter fails at this opcode: the rows from here
+			// on evaluate to unsupported, the earlier ones are good.
+			return locs, true
+		}
+	}
+	return locs, true
+}
+
+// CompactStore keeps the compact tables built so far, one per file key
+// (build ID, or dev/inode/size/mtime), so that every process mapping a
+// file shares its table; it is bounded by the tables' bytes.
+type CompactStore struct {
+	c *cache.Cache[string, *CompactTable]
+}
+
+// NewCompactStore returns a store keeping at most maxBytes of tables.
+func NewCompactStore(maxBytes int64) *CompactStore {
+	return &CompactStore{c: cache.New[string](cache.Options[*CompactTable]{
+		MaxCost:    maxBytes,
+		Cost:       func(t *CompactTable) int64 { return int64(max(t.Bytes(), 1)) },
+		KeepErrors: true,
+	})}
+}
+
+// Get returns the table of a file, building it on first use.
+func (s *CompactStore) Get(key string, open func() (io.ReaderAt, io.Closer, error)) (*CompactTable, error) {
+	t, _, err := s.c.Get(key, func() (*CompactTable, error) {
+		ra, closer, err := open()
+		if err != nil {
+			return nil, fmt.Errorf("opening file for CFI: %w", err)
+		}
+		if closer != nil {
+			defer closer.Close()
+		}
+		return BuildCompact(ra)
+	})
+	return t, err
+}
+
+// Stats are the store's counters (entries, bytes, evictions).
+func (s *CompactStore) Stats() cache.Stats { return s.c.Stats() }
