@@ -23,6 +23,10 @@ type Set struct {
 	entries []entry
 	Unit    string
 	Diff    bool // entries carry a base side
+	// Instructions: the base side holds each stack's instructions
+	// (Event.Value2) instead of a base capture: CPI captures, whose
+	// frames are coloured by cycles per instruction.
+	Instructions bool
 }
 
 type entry struct {
@@ -71,9 +75,12 @@ func (s *Set) Add(c *capture.Capture, q capture.Query, reverse, base bool) {
 			continue
 		}
 		e := entry{names: arena[start:len(arena):len(arena)]}
-		if base {
+		switch {
+		case base:
 			e.b = sv.Value
-		} else {
+		case s.Instructions:
+			e.v, e.b = sv.Value, sv.Value2
+		default:
 			e.v = sv.Value
 		}
 		s.entries = append(s.entries, e)
@@ -198,8 +205,8 @@ func (s *Set) Lookup(name string) (int32, bool) {
 // callers (fn first, then its caller, up to the root) and callees (fn
 // first, down to the leaf). Both sets' roots are fn, with fn's total.
 func (s *Set) Sandwich(fn int32) (callers, callees *Set) {
-	callers = &Set{Names: s.Names, Modules: s.Modules, byName: s.byName, Unit: s.Unit, Diff: s.Diff}
-	callees = &Set{Names: s.Names, Modules: s.Modules, byName: s.byName, Unit: s.Unit, Diff: s.Diff}
+	callers = &Set{Names: s.Names, Modules: s.Modules, byName: s.byName, Unit: s.Unit, Diff: s.Diff, Instructions: s.Instructions}
+	callees = &Set{Names: s.Names, Modules: s.Modules, byName: s.byName, Unit: s.Unit, Diff: s.Diff, Instructions: s.Instructions}
 	for _, e := range s.entries {
 		k := slices.Index(e.names, fn)
 		if k < 0 {

@@ -106,6 +106,7 @@ func (s *Server) captureSet(id string, vw view) (*calltree.Set, error) {
 	}
 	return viewSets.get(c, viewKey(vw.q, vw.ts, vw.reverse), func() *calltree.Set {
 		set := calltree.NewSet()
+		set.Instructions = c.Meta.Type == capture.CPI
 		set.Add(c.Transform(vw.ts), vw.q, vw.reverse, false)
 		set.Unit = c.Meta.Unit
 		return set
@@ -216,6 +217,11 @@ func (s *Server) treeJSON(w http.ResponseWriter, r *http.Request) {
 func writeTreeDoc(out io.Writer, set *calltree.Set, root *calltree.Node, diff bool) error {
 	total, base := set.Totals()
 	head := fmt.Sprintf(`{"unit":%q,"total":%d`, set.Unit, total)
+	if set.Instructions && !diff {
+		// CPI: base_total and each node's base_total are instructions.
+		head += `,"instructions":true`
+		diff = true
+	}
 	if diff {
 		head += fmt.Sprintf(`,"base_total":%d`, base)
 	}

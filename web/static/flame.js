@@ -37,7 +37,7 @@ export function palette(type) {
     switch (k) {
       case 'pruned': return 'hsl(0,0%,78%)';
       case 'synthetic': return 'hsl(0,0%,' + (70 + v * 10) + '%)';
-      case 'waker': return 'hsl(' + (220 + v * 30) + ',55%,' + (62 + v * 12) + '%)';
+      case 'waker': return 'hsl(' + (165 + v * 25) + ',50%,' + (55 + v * 15) + '%)'; // the waker's stack, after --
       case 'kernel': return 'hsl(' + (25 + v * 15) + ',85%,' + (55 + v * 10) + '%)';
       case 'jit': return 'hsl(' + (100 + v * 30) + ',50%,' + (50 + v * 10) + '%)';
       case 'inlined': return 'hsl(' + (175 + v * 15) + ',55%,' + (55 + v * 10) + '%)';
@@ -61,6 +61,16 @@ export function diffColor(points, threshold) {
   for (let i = 0; i < DIFF_STEPS.length; i++) if (a >= Math.max(DIFF_STEPS[i], threshold)) step = i;
   const light = 82 - step * 9;
   return points > 0 ? 'hsl(0,80%,' + light + '%)' : 'hsl(220,80%,' + light + '%)';
+}
+
+// cpiColor: cycles per instruction, blue (instruction-heavy, CPI 0.25 or
+// less) to red (stall-heavy, 4 or more), log-scaled: the SVG's CPI scale.
+export function cpiColor(cycles, instructions) {
+  if (!(instructions > 0)) return 'rgb(190,190,190)';
+  let f = (Math.log2(cycles / instructions) + 2) / 4;
+  f = Math.min(Math.max(f, 0), 1);
+  const mix = (a, b) => Math.round(a + (b - a) * f);
+  return 'rgb(' + mix(50, 230) + ',' + mix(90, 40) + ',' + mix(230, 30) + ')';
 }
 
 // flatten lays a tree out: every frame's start (in value units from the
@@ -128,6 +138,7 @@ export class FlameView {
     this.doc = doc;
     this.flat = flatten(doc.tree);
     this.diff = !!opts.diff;
+    this.cpi = !!doc.instructions && !this.diff;
     this.threshold = opts.threshold || DIFF_STEPS[0];
     this.fill = palette(opts.type);
     this.zoom = 0;
@@ -167,6 +178,7 @@ export class FlameView {
   color(nd) {
     const n = nd.n;
     if (this.diff && n.name !== '[pruned]') return diffColor(this.delta(n), this.threshold);
+    if (this.cpi && n.name !== '[pruned]') return cpiColor(n.value, n.base_total);
     return this.fill(n.name);
   }
 

@@ -5,7 +5,7 @@
 // from the server's JSON routes (tree.json, functions.json, sandwich.json,
 // summary.json and their diff forms), computed there and pruned to what
 // can be drawn.
-import { FlameView, DIFF_STEPS, diffColor, label } from './flame.js';
+import { FlameView, DIFF_STEPS, diffColor, cpiColor, label } from './flame.js';
 import { mountHeatmap } from './heatmap.js';
 
 const $ = (sel) => document.querySelector(sel);
@@ -203,6 +203,10 @@ function tooltip(view, i, ev) {
   }
   line('total:', fmt(n.value) + ' · ' + pct(n.value, all) + ' of all · ' + pct(n.value, parent) + ' of parent');
   line('self:', fmt(n.self) + ' · ' + pct(n.self, all) + ' of all');
+  if (view.cpi) {
+    const ins = n.base_total || 0;
+    line('instructions:', ins.toLocaleString('en-US') + (ins > 0 ? ' · CPI ' + (n.value / ins).toFixed(2) + ' · IPC ' + (ins / n.value).toFixed(2) : ''));
+  }
   if (view.diff) {
     const b = view.doc.base_total;
     line('base:', fmt(n.base_total || 0) + ' · ' + pct(n.base_total || 0, b) + ' of base');
@@ -376,6 +380,19 @@ function step(dir) {
 function legend(doc) {
   const lg = $('#legend');
   const d = diff();
+  if (!d && doc.instructions) {
+    lg.textContent = '';
+    lg.append(el('span', {}, 'cycles per instruction: '));
+    for (const v of [0.25, 0.5, 1, 2, 4]) {
+      const sw = el('span', { class: 'swatch' }, (v === 0.25 ? '≤' : v === 4 ? '≥' : '') + v);
+      sw.style.background = cpiColor(v, 1);
+      sw.style.color = '#fff';
+      lg.append(sw);
+    }
+    lg.append(el('span', { class: 'note' }, ' blue: instruction-heavy, red: stalls · widths are cycles'));
+    lg.hidden = false;
+    return;
+  }
   if (!d) { lg.hidden = true; return; }
   lg.textContent = '';
   const thr = +(P.get('thr') || DIFF_STEPS[0]);
