@@ -10,6 +10,7 @@ import (
 	"container/heap"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/scorch-dev/scorch/capture"
 )
@@ -27,6 +28,17 @@ type Set struct {
 	// (Event.Value2) instead of a base capture: CPI captures, whose
 	// frames are coloured by cycles per instruction.
 	Instructions bool
+
+	// The stacks sorted for Tree, computed once: a set is shared by the
+	// requests of one view, which differ in their node budget.
+	sortOnce sync.Once
+	sorted   *sortedSet
+}
+
+type sortedSet struct {
+	es                 []entry
+	keys               [][]int32 // names as ranks of their spelling
+	cumV, cumB, cumNew []int64
 }
 
 type entry struct {
@@ -291,61 +303,10 @@ func (s *Set) Tree(root string, budget int) *Node {
 	if budget < 1 {
 		budget = 1
 	}
-	es := s.entries
-	// Sort by the names' spelling so that siblings come out in name order.
-	rank := make([]int32, len(s.Names))
-	order := make([]int32, len(s.Names))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(s.Names[a], s.Names[b]) })
-	for r, id := range order {
-		rank[id] = int32(r)
-	}
-	keys := make([][]int32, len(es))
-	idx := make([]int, len(es))
-	need := 0
-	for _, e := range es {
-		need += len(e.names)
-	}
-	arena := make([]int32, need)
-	off := 0
-	for i, e := range es {
-		k := arena[off : off+len(e.names) : off+len(e.names)]
-		off += len(e.names)
-		for j, n := range e.names {
-			k[j] = rank[n]
-		}
-		keys[i] = k
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int { return slices.Compare(keys[a], keys[b]) })
-	sorted := make([]entry, len(es))
-	skeys := make([][]int32, len(es))
-	for i, j := range idx {
-		sorted[i] = es[j]
-		skeys[i] = keys[j]
-	}
-	es = sorted
-	// Prefix sums of both sides, and of the frames each entry adds to the
-	// tree beyond its common prefix with the previous one: the number of
-	// frames under a run of entries is then a difference of sums.
+	s.sortOnce.Do(func() { s.sorted = s.sort() })
+	ss := s.sorted
+	es, skeys, cumV, cumB, cumNew := ss.es, ss.keys, ss.cumV, ss.cumB, ss.cumNew
 	n := len(es)
-	cumV := make([]int64, n+1)
-	cumB := make([]int64, n+1)
-	cumNew := make([]int64, n+1)
-	for i, e := range es {
-		cumV[i+1] = cumV[i] + e.v
-		cumB[i+1] = cumB[i] + e.b
-		lcp := 0
-		if i > 0 {
-			a, b := skeys[i-1], skeys[i]
-			for lcp < len(a) && lcp < len(b) && a[lcp] == b[lcp] {
-				lcp++
-			}
-		}
-		cumNew[i+1] = cumNew[i] + int64(len(e.names)-lcp)
-	}
 	// frames under depth d (not counting it) in a group [lo,hi) whose
 	// entries share their first d frames: the first entry brings its own,
 	// the others what they add beyond their common prefix, which is >= d.
@@ -410,4 +371,64 @@ func (s *Set) Tree(root string, budget int) *Node {
 		top.Children = nil
 	}
 	return top
+}
+
+// sort orders the stacks by the spelling of their names, so that siblings
+// come out in name order, with the prefix sums Tree works from.
+func (s *Set) sort() *sortedSet {
+	es := s.entries
+	rank := make([]int32, len(s.Names))
+	order := make([]int32, len(s.Names))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(s.Names[a], s.Names[b]) })
+	for r, id := range order {
+		rank[id] = int32(r)
+	}
+	keys := make([][]int32, len(es))
+	idx := make([]int, len(es))
+	need := 0
+	for _, e := range es {
+		need += len(e.names)
+	}
+	arena := make([]int32, need)
+	off := 0
+	for i, e := range es {
+		k := arena[off : off+len(e.names) : off+len(e.names)]
+		off += len(e.names)
+		for j, n := range e.names {
+			k[j] = rank[n]
+		}
+		keys[i] = k
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return slices.Compare(keys[a], keys[b]) })
+	sorted := make([]entry, len(es))
+	skeys := make([][]int32, len(es))
+	for i, j := range idx {
+		sorted[i] = es[j]
+		skeys[i] = keys[j]
+	}
+	es = sorted
+	// Prefix sums of both sides, and of the frames each entry adds to the
+	// tree beyond its common prefix with the previous one: the number of
+	// frames under a run of entries is then a difference of sums.
+	n := len(es)
+	cumV := make([]int64, n+1)
+	cumB := make([]int64, n+1)
+	cumNew := make([]int64, n+1)
+	for i, e := range es {
+		cumV[i+1] = cumV[i] + e.v
+		cumB[i+1] = cumB[i] + e.b
+		lcp := 0
+		if i > 0 {
+			a, b := skeys[i-1], skeys[i]
+			for lcp < len(a) && lcp < len(b) && a[lcp] == b[lcp] {
+				lcp++
+			}
+		}
+		cumNew[i+1] = cumNew[i] + int64(len(e.names)-lcp)
+	}
+	return &sortedSet{es: es, keys: skeys, cumV: cumV, cumB: cumB, cumNew: cumNew}
 }

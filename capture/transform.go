@@ -143,6 +143,8 @@ func (c *Capture) Transform(ts []Transform) *Capture {
 				}
 				if keep {
 					stacks[si] = st
+				} else {
+					dropped = true
 				}
 				continue
 			case TransformRec:
@@ -168,9 +170,11 @@ func (c *Capture) Transform(ts []Transform) *Capture {
 			} else if len(buf) > 0 {
 				stacks[si] = append([]uint32(nil), buf...)
 			}
+			if stacks[si] == nil {
+				dropped = true
+			}
 		}
 		out.Stacks = stacks
-		dropped = dropped || t.Kind == TransformFocus || t.Kind == TransformDrop || t.Kind == TransformMerge
 	}
 	if dropped {
 		events := make([]Event, 0, len(out.Events))

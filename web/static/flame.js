@@ -231,7 +231,9 @@ export class FlameView {
       this.drawn.push([x0, y, w, i]);
       this.pos.set(i, [x0, y, w]);
       const dim = anc.has(i) && i !== this.zoom;
-      let fill = this.color(nd);
+      // Colours depend on the tree and the threshold only: computed once.
+      if (nd.fill === undefined || nd.thr !== this.threshold) { nd.fill = this.color(nd); nd.thr = this.threshold; }
+      let fill = nd.fill;
       if (this.match && this.match.has(i)) fill = 'hsl(300,75%,62%)';
       g.globalAlpha = dim ? 0.55 : 1;
       g.fillStyle = fill;

@@ -428,9 +428,21 @@ function rangeInfo() {
 
 // table draws the function table: self and total with shares, or in a
 // diff the compare and base sides and the change.
+let tableKey = null;
 function table(doc) {
   const d = !!diff();
   const sort = P.get('sort') || (d ? 'delta' : 'self');
+  // Only the selection or the search changed: mark the rows, keep them.
+  const key = [doc, sort, P.get('filter') || '', d];
+  const re0 = searchRE();
+  if (tableKey && key.every((k, i) => k === tableKey[i])) {
+    for (const row of document.querySelectorAll('#functions tbody tr')) {
+      row.classList.toggle('selected', row.dataset.fn === P.get('fn'));
+      row.classList.toggle('match', !!(re0 && !(re0 instanceof Error) && re0.test(label(row.dataset.fn))));
+    }
+    return;
+  }
+  tableKey = key;
   const thead = $('#functions thead'), tbody = $('#functions tbody');
   thead.textContent = '';
   tbody.textContent = '';
