@@ -12,6 +12,7 @@ import (
 
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/internal/browser"
+	"github.com/scorch-dev/scorch/web/store"
 )
 
 // wsPhased is a cpu capture of two phases of 2 s each, 100 samples a
@@ -80,6 +81,9 @@ func TestWorkspaceBrowser(t *testing.T) {
 	}
 	cpu := hmStore(t, s, wsPhased())
 	mem := hmStore(t, s, wsMem())
+	// Recorded with view=inuse from the new-capture form.
+	memInuse := hmStore(t, s, wsMem())
+	s.store.Update(memInuse, func(r *store.Record) { r.Params.View = "inuse" })
 	noTS := capture.NewBuilder(capture.Meta{Type: capture.CPU, Source: "folded", Duration: time.Second})
 	noTS.Add(capture.Event{Value: 3, Stack: noTS.Stack([]uint32{noTS.Frame(capture.Frame{Name: "app", Kind: capture.KindProcess}), noTS.Frame(capture.Frame{Name: "<b>bold</b>"})})})
 	folded := hmStore(t, s, noTS.Capture())
@@ -96,7 +100,7 @@ func TestWorkspaceBrowser(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	out, err := browser.Run(ctx, filepath.Join(browser.Dir(), "workspace.mjs"), ts.URL, cpu, mem, folded, artifacts)
+	out, err := browser.Run(ctx, filepath.Join(browser.Dir(), "workspace.mjs"), ts.URL, cpu, mem, folded, artifacts, memInuse)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -124,6 +128,7 @@ func TestWorkspaceBrowser(t *testing.T) {
 		LegendVisible                  bool
 		MemTop, MemInuseTop, MemURL    string
 		MemInuseShare                  string
+		FormInuseURL, FormInuseTop     string
 		NoTimeText                     string
 		FoldedNames                    []string
 		ErrorPage                      string
@@ -190,6 +195,9 @@ func TestWorkspaceBrowser(t *testing.T) {
 	}
 	if got.MemTop != "temp_buf" || got.MemInuseTop != "cache_fill" || !strings.Contains(got.MemURL, "view=inuse") || got.MemInuseShare != "100.00%" {
 		t.Errorf("mem: top %q, in use %q (%s), URL %q", got.MemTop, got.MemInuseTop, got.MemInuseShare, got.MemURL)
+	}
+	if !strings.Contains(got.FormInuseURL, "view=inuse") || got.FormInuseTop != "cache_fill" {
+		t.Errorf("a mem capture recorded with view=inuse opens at %q with %q on top, want its in-use view", got.FormInuseURL, got.FormInuseTop)
 	}
 	if !strings.Contains(got.NoTimeText, "no timestamps") {
 		t.Errorf("folded import: %q, want a sentence on the missing time views", got.NoTimeText)

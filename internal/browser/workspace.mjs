@@ -5,7 +5,7 @@
 import { chromium } from 'playwright-core';
 import path from 'node:path';
 
-const [base, cpu, mem, folded, artifacts] = process.argv.slice(2);
+const [base, cpu, mem, folded, artifacts, memInuse] = process.argv.slice(2);
 const result = { errors: [], screenshots: [] };
 const browser = await chromium.launch({
   executablePath: process.env.SCORCH_CHROMIUM || process.env.CHROMIUM || '/usr/bin/chromium',
@@ -165,13 +165,16 @@ try {
   result.diffRows = await page.$$eval('#functions tbody tr', (rs) => Object.fromEntries(rs.map((r) => [r.dataset.fn, r.children[2].textContent])));
   await shot(page, 'diff-ranges', true);
 
-  // Resize: the graph is redrawn at the new width.
+  // Resize: the graph is redrawn at the new width, without a reload.
+  await page.evaluate(() => { window.notReloaded = true; });
   await page.setViewportSize({ width: 1920, height: 1080 });
-  await page.goto(base + '/captures/' + cpu + '?fn=hot');
-  await settled(page);
-  await page.waitForFunction(() => Math.abs(document.querySelector('#flamegraph').getBoundingClientRect().width - document.querySelector('#graph-box').clientWidth) < 2);
+  await page.waitForFunction(() => window.notReloaded && document.querySelector('#graph-box').clientWidth > 1750 &&
+    Math.abs(document.querySelector('#flamegraph').getBoundingClientRect().width - document.querySelector('#graph-box').clientWidth) < 2 &&
+    Math.max(...document.querySelector('#flamegraph').scorchFrames().map((f) => f.x + f.w)) > 1750);
   result.wideCanvasWidth = await page.$eval('#flamegraph', (c) => c.getBoundingClientRect().width);
   result.wideBoxWidth = await page.$eval('#graph-box', (b) => b.clientWidth);
+  await page.goto(base + '/captures/' + cpu + '?fn=hot');
+  await settled(page);
   await shot(page, 'wide-1920x1080');
   await shot(page, 'wide-1920x1080-full', true);
 
@@ -188,6 +191,11 @@ try {
   result.memInuseTop = await mp.$eval('#functions tbody tr', (r) => r.dataset.fn);
   result.memInuseShare = await mp.$eval('#functions tbody tr', (r) => r.children[1].textContent);
   await shot(mp, 'mem-inuse');
+  // Recorded with view=inuse: the page opens in that view.
+  await mp.goto(base + '/captures/' + memInuse);
+  await settled(mp);
+  result.formInuseURL = mp.url();
+  result.formInuseTop = await mp.$eval('#functions tbody tr', (r) => r.dataset.fn);
 
   // An import without timestamps: no heatmap, a sentence why, escaped names.
   await mp.goto(base + '/captures/' + folded);

@@ -23,6 +23,12 @@ const TRANSFORMS = { focus: 'Focus on', merge: 'Merge', drop: 'Drop', rec: 'Coll
 
 let P = new URLSearchParams(location.search);
 const token = P.get('token');
+// A mem capture recorded for its in-use view (the new-capture form's
+// "view") opens in it.
+if (!P.has('view') && box.dataset.view && TYPE === 'mem') {
+  P.set('view', box.dataset.view);
+  history.replaceState(null, '', location.pathname + '?' + P);
+}
 
 // go changes the state and draws it; push: a new history entry.
 function go(patch, push = true) {
@@ -318,7 +324,6 @@ function health(sum) {
           from: a ? sec(a[0]) : null, to: a && a[1] !== null ? sec(a[1]) : null,
           compare_from: st.compare && b ? sec(b[0]) : null, compare_to: st.compare && b && b[1] !== null ? sec(b[1]) : null,
           flip: st.flipped ? '1' : null, rows: st.rows !== 50 ? st.rows : null, enhanced: st.enhanced ? '1' : null,
-          zoom: null,
         });
       },
     });
@@ -612,7 +617,7 @@ async function render() {
 $('#filters').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const f = ev.target.elements;
-  go({ pid: f.pid.value.trim(), tid: f.tid.value.trim(), comm: f.comm.value.trim(), cpu: f.cpu.value.trim(), idle: f.idle.value, zoom: null });
+  go({ pid: f.pid.value.trim(), tid: f.tid.value.trim(), comm: f.comm.value.trim(), cpu: f.cpu.value.trim(), idle: f.idle.value });
 });
 $('#layout').addEventListener('change', (ev) => {
   go({ layout: ev.target.value === 'icicle' ? 'icicle' : null });
@@ -627,8 +632,8 @@ function fit() {
   gb.style.maxHeight = Math.round(Math.max(240, Math.min(window.innerHeight * 0.8, window.innerHeight - top - 12))) + 'px';
   gb.scrollTop = graph.icicle ? 0 : gb.scrollHeight;
 }
-$('#reverse').addEventListener('change', (ev) => go({ reverse: ev.target.checked, zoom: null }));
-$('#view').addEventListener('change', (ev) => go({ view: ev.target.value === 'inuse' ? 'inuse' : null, zoom: null }));
+$('#reverse').addEventListener('change', (ev) => go({ reverse: ev.target.checked, zoom: null })); // a bottom-up tree has other paths
+$('#view').addEventListener('change', (ev) => go({ view: ev.target.value === 'inuse' ? 'inuse' : 'alloc' }));
 let searchTimer = 0;
 $('#search').addEventListener('submit', (ev) => {
   ev.preventDefault();
