@@ -199,7 +199,7 @@ func (s *Server) functionsJSON(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) treeJSON(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	s.analysisRoute(w, r, "tree-json", []string{"nodes"}, func(v url.Values, vw view, out io.Writer) error {
+	s.analysisRoute(w, r, "tree-json", []string{"nodes", "zoom"}, func(v url.Values, vw view, out io.Writer) error {
 		budget, err := intParam(v, "nodes", DefaultTreeNodes, 1, MaxTreeNodes)
 		if err != nil || out == nil {
 			return err
@@ -208,7 +208,22 @@ func (s *Server) treeJSON(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		return writeTreeDoc(out, set, set.Tree("all", budget), false)
+		zoom := v.Get("zoom")
+		if zoom == "" {
+			return writeTreeDoc(out, set, set.Tree("all", budget), false)
+		}
+		// zoom=A;B;C: the subtree of that frame with a budget of its own,
+		// so that zooming in shows what the whole tree had to prune.
+		var path []int32
+		for _, name := range strings.Split(zoom, ";") {
+			id, ok := set.Lookup(name)
+			if !ok {
+				return errorf(http.StatusNotFound, "zoom: frame %s is not in this view", quote(name))
+			}
+			path = append(path, id)
+		}
+		sub := set.Subtree(path)
+		return writeTreeDoc(out, set, firstChild(sub.Tree("all", budget)), false)
 	})
 }
 

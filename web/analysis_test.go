@@ -565,3 +565,28 @@ func TestTreeJSONGzip(t *testing.T) {
 		t.Errorf("kept %d + pruned %d frames: want all %d accounted", count, pruned, len(frames))
 	}
 }
+
+// zoom= answers the subtree of one frame with a budget of its own.
+func TestTreeJSONZoom(t *testing.T) {
+	e := newEnv(t, nil)
+	id := e.importFolded(knownFolded)
+	var doc struct {
+		Total int64
+		Tree  *treeNode
+	}
+	e.getJSON("/api/captures/"+id+"/tree.json?zoom="+url.QueryEscape("app;main;a")+"&nodes=3", &doc)
+	if doc.Total != 10 || doc.Tree.Name != "a" || doc.Tree.Value != 8 || doc.Tree.Self != 1 {
+		t.Fatalf("zoom on a: %+v", doc.Tree)
+	}
+	// a, a;a and a;a;a kept; c and a;a;a;d pruned with their values.
+	if c := doc.Tree.child("[pruned]"); c == nil || c.Value != 3 || c.Pruned != 1 {
+		t.Errorf("under a: %v", doc.Tree.names())
+	}
+	if aa := doc.Tree.path(t, "a"); aa.Value != 4 {
+		t.Errorf("a;a: %+v", aa)
+	}
+	resp, b := e.get("/api/captures/" + id + "/tree.json?zoom=" + url.QueryEscape("app;nosuch"))
+	if resp.StatusCode != 404 || !strings.Contains(errorMessage(t, b), `"nosuch"`) {
+		t.Errorf("zoom on a missing frame: %d %s", resp.StatusCode, b)
+	}
+}

@@ -129,6 +129,7 @@ func TestWorkspaceBrowser(t *testing.T) {
 		MemTop, MemInuseTop, MemURL    string
 		MemInuseShare                  string
 		FormInuseURL, FormInuseTop     string
+		PrunedBefore, GraftedAfter     []string
 		NoTimeText                     string
 		FoldedNames                    []string
 		ErrorPage                      string
@@ -198,6 +199,10 @@ func TestWorkspaceBrowser(t *testing.T) {
 	}
 	if !strings.Contains(got.FormInuseURL, "view=inuse") || got.FormInuseTop != "cache_fill" {
 		t.Errorf("a mem capture recorded with view=inuse opens at %q with %q on top, want its in-use view", got.FormInuseURL, got.FormInuseTop)
+	}
+	if strings.Contains(strings.Join(got.PrunedBefore, ","), "hot") || !strings.Contains(strings.Join(got.PrunedBefore, ","), "[pruned]") ||
+		!strings.Contains(strings.Join(got.GraftedAfter, ","), "hot") || !strings.Contains(strings.Join(got.GraftedAfter, ","), "compute") {
+		t.Errorf("budget 5: drawn %v; after zooming on work %v, want hot and compute fetched and drawn", got.PrunedBefore, got.GraftedAfter)
 	}
 	if !strings.Contains(got.NoTimeText, "no timestamps") {
 		t.Errorf("folded import: %q, want a sentence on the missing time views", got.NoTimeText)

@@ -142,6 +142,21 @@ try {
   await page.waitForFunction(() => !location.search.includes('zoom='));
   result.escURL = page.url();
 
+  // With a budget of 5 frames, hot is pruned under work; zooming on work
+  // fetches its subtree and draws it.
+  await page.goto(base + '/captures/' + cpu + '?nodes=5');
+  await settled(page);
+  result.prunedBefore = (await frames(page, '#flamegraph')).map((f) => f.name);
+  p = await frameAt(page, '#flamegraph', 'work');
+  await page.mouse.click(p.x, p.y);
+  await waitURL(page, /zoom=/);
+  await settled(page);
+  result.graftedAfter = (await frames(page, '#flamegraph')).map((f) => f.name);
+  await shot(page, 'zoom-grafted');
+  await page.goto(base + '/captures/' + cpu);
+  await settled(page);
+  await page.waitForSelector('#hm-svg');
+
   // Compare the two phases picked on the heatmap.
   const svg = await page.$('#hm-svg');
   const hb = await svg.boundingBox();

@@ -18,7 +18,7 @@ let UNIT = box.dataset.unit || 'samples'; // set from the views' answers
 // others are how they are shown.
 const FILTERS = ['pid', 'tid', 'comm', 'cpu', 'idle', 'view'];
 const KEYS = ['from', 'to', 'compare_from', 'compare_to', 'flip', 'base', 'base_from', 'base_to', 'rows', 'enhanced',
-  ...FILTERS, 't', 'fn', 's', 'zoom', 'layout', 'reverse', 'sort', 'filter', 'thr'];
+  ...FILTERS, 't', 'fn', 's', 'zoom', 'layout', 'reverse', 'sort', 'filter', 'thr', 'nodes'];
 const TRANSFORMS = { focus: 'Focus on', merge: 'Merge', drop: 'Drop', rec: 'Collapse recursion of', lib: 'Collapse module' };
 
 let P = new URLSearchParams(location.search);
@@ -459,7 +459,7 @@ function table(doc) {
     if (key === 'base') { tr.append(el('th', { scope: 'col' }, text)); continue; }
     const sortKey = { selfpct: 'self', totalpct: 'total' }[key] || key;
     const th = el('th', { 'data-sort': sortKey, class: sortKey === sort ? 'sorted' : '', scope: 'col' });
-    const b = el('button', { type: 'button' }, text + (sortKey === sort ? ' ▾' : ''));
+    const b = el('button', { type: 'button' }, text + (sortKey === sort && key === sortKey ? ' ▾' : ''));
     b.addEventListener('click', () => go({ sort: sortKey === (d ? 'delta' : 'self') ? null : sortKey }));
     th.append(b);
     tr.append(th);
@@ -575,6 +575,7 @@ async function render() {
   const sumP = api('/api/captures/' + encodeURIComponent(ID) + '/summary.json', sideQuery()).then((s) => { if (mySeq === seq) health(s); }, (e) => { if (mySeq === seq) $('#health').textContent = 'health: ' + e.message; });
   const status = $('#graph-status');
   const tq = viewQuery();
+  if (P.get('nodes')) tq.set('nodes', P.get('nodes')); // the graph's frame budget
   const key = treeURL + '?' + tq;
   if (key !== lastTreeURL) status.textContent = 'loading…';
   let tree, fns;
@@ -608,8 +609,35 @@ async function render() {
   legend(tree);
   table(fns);
   document.body.dataset.ready = String(mySeq);
-  await Promise.all([sandwich(mySeq), sumP]);
+  await Promise.all([sandwich(mySeq), sumP, d ? null : graft(mySeq, treeURL, tq)]);
   if (mySeq === seq) document.body.dataset.settled = String(mySeq);
+}
+
+// graft: zoomed into a frame whose subtree the server pruned, fetch that
+// subtree with a budget of its own and put it in place, so zooming in
+// shows the frames that were too narrow before.
+async function graft(mySeq, treeURL, tq) {
+  const zi = graph.zoom;
+  if (zi <= 0) return;
+  const nodes = graph.flat.nodes, z = nodes[zi];
+  if (z.n.grafted) return;
+  let pruned = false;
+  for (let j = zi + 1; j < nodes.length && nodes[j].d > z.d; j++) if (nodes[j].n.name === '[pruned]') { pruned = true; break; }
+  if (!pruned) return;
+  const path = graph.path(zi);
+  const q = new URLSearchParams(tq);
+  q.set('zoom', path.join(';'));
+  let sub;
+  try { sub = await api(treeURL, q); } catch (e) { return; }
+  if (mySeq !== seq || graph.node(zi) !== z) return;
+  z.n.children = sub.tree.children || [];
+  z.n.grafted = true;
+  graph.set(graph.doc, { diff: false, type: TYPE, threshold: graph.threshold });
+  graph.icicle = P.get('layout') === 'icicle';
+  graph.zoom = graph.find(path);
+  graph.selected = P.get('fn');
+  search();
+  graph.draw();
 }
 
 // ---- controls ---------------------------------------------------------------
