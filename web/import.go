@@ -44,7 +44,7 @@ func (s *Server) postImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.imports.leave()
-	body := &overReader{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxUpload)}
+	body := &overReader{r: newIdleBody(w, http.MaxBytesReader(w, r.Body, s.cfg.MaxUpload), s.cfg.BodyIdle)}
 	var in io.Reader = body
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	fromForm := false

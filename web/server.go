@@ -72,6 +72,7 @@ type Config struct {
 	MaxHz         int
 	MaxUpload     int64
 	MaxBlocking   time.Duration // cap of seconds= on the blocking routes; default 300s
+	BodyIdle      time.Duration // an upload that sends nothing for this long is cut; default 30s
 	Keep          int           // retention: captures kept (0: all)
 	KeepBytes     int64         // retention: bytes kept (0: no limit)
 	CacheBytes    int64         // render cache budget; default 64 MiB
@@ -94,6 +95,7 @@ const (
 	DefaultMaxHz         = 5000
 	DefaultMaxUpload     = 256 << 20
 	DefaultMaxBlocking   = 300 * time.Second
+	DefaultBodyIdle      = 30 * time.Second
 	DefaultBlocking      = 30 * time.Second
 	DefaultCacheBytes    = 64 << 20
 	maxJSONBody          = 1 << 20
@@ -132,6 +134,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxBlocking <= 0 {
 		c.MaxBlocking = DefaultMaxBlocking
+	}
+	if c.BodyIdle <= 0 {
+		c.BodyIdle = DefaultBodyIdle
 	}
 	if c.CacheBytes <= 0 {
 		c.CacheBytes = DefaultCacheBytes

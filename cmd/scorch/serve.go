@@ -234,6 +234,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "scorch serve: %v\n", err)
 		return exitFailure
 	}
+	ln = web.LimitListener(ln, web.DefaultMaxConnections)
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
