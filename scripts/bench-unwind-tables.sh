@@ -6,7 +6,7 @@
 # libc's CFI for the user-space unwinder (BenchmarkLoadLibc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=$(go test -run '^$' -bench 'LoadLibc|BuildCompact' -benchtime "${BENCHTIME:-3x}" -count 1 ./unwind/)
+out=$(go test -run '^$' -bench 'LoadLibc|BuildCompact' -benchtime "${BENCHTIME:-10x}" -count 1 ./unwind/)
 field() { awk -v name="Benchmark$1-" -v unit="$2" 'index($1, name) == 1 { for (i = 3; i < NF; i++) if ($(i+1) == unit) print $i }' <<<"$out"; }
 base=$(field LoadLibc ns/op)
 [[ -n $base ]] || { echo "$out"; echo "bench-unwind-tables: LoadLibc missing" >&2; exit 1; }

@@ -290,9 +290,7 @@ func (b *builder) add(vaddr uint64, r Rule) error {
 	return nil
 }
 
-// addFDE adds the rows of one FDE: the rule changes only where the CFI
-// program advances its location, so each row is evaluated once, at its
-// first address.
+// addFDE adds the rows of one FDE, running its CFI program once.
 func (b *builder) addFDE(fde *dframe.FrameDescriptionEntry) error {
 	begin, end := fde.Begin(), fde.End()
 	if begin < b.end {
@@ -306,63 +304,49 @@ func (b *builder) addFDE(fde *dframe.FrameDescriptionEntry) error {
 			return err
 		}
 	}
-	locs, ok := rowStarts(fde)
-	if !ok {
-		locs = nil // an opcode the scan does not know: the whole FDE is unsupported
-	}
-	if err := b.add(begin, b.ruleAt(fde, begin, ok)); err != nil {
-		return err
-	}
-	for _, loc := range locs {
-		if loc > begin && loc < end {
-			if err := b.add(loc, b.ruleAt(fde, loc, true)); err != nil {
-				return err
-			}
+	var err error
+	emit := func(loc uint64, r Rule) {
+		if err == nil && loc < end {
+			err = b.add(max(loc, begin), r)
 		}
 	}
+	runCFI(b.arch, fde, emit)
 	b.end = end
-	return nil
+	return err
 }
 
-func (b *builder) ruleAt(fde *dframe.FrameDescriptionEntry, pc uint64, ok bool) (r Rule) {
-	if !ok {
-		return Rule{CFA: CFAUnsupported}
-	}
-	defer func() {
-		if recover() != nil {
-			r = Rule{CFA: CFAUnsupported}
-		}
-	}()
-	fc, err := fde.EstablishFrame(pc)
-	if err != nil {
-		return Rule{CFA: CFAUnsupported}
-	}
-	return ruleOf(b.arch, fc)
+// cfiState is the part of a CFI row the compact rules need: the CFA, and
+// the rules of the return-address column and the frame pointer.
+type cfiState struct {
+	retReg     uint64 // the CIE's return-address column
+	cfa        dframe.DWRule
+	ra, fp     dframe.DWRule
+	raOK, fpOK bool // a rule was given (else: the CIE's default)
 }
 
-// ruleOf reduces a frame context to a compact rule.
-func ruleOf(a Arch, fc *dframe.FrameContext) Rule {
+// ruleFrom reduces a CFI row to a compact rule.
+func ruleFrom(a Arch, st *cfiState) Rule {
 	var r Rule
 	fits := func(v int64) bool { return v == int64(int32(v)) }
-	switch {
-	case fc.CFA.Rule == dframe.RuleCFA && fc.CFA.Reg == a.SP && fits(fc.CFA.Offset):
-		r.CFA, r.CFAOffset = CFASP, int32(fc.CFA.Offset)
-	case fc.CFA.Rule == dframe.RuleCFA && fc.CFA.Reg == a.FP && fits(fc.CFA.Offset):
-		r.CFA, r.CFAOffset = CFAFP, int32(fc.CFA.Offset)
-	case fc.CFA.Rule == dframe.RuleExpression && a.X86Exprs:
-		if th, ok := pltThreshold(fc.CFA.Expression); ok {
+	switch cfa := st.cfa; {
+	case cfa.Rule == dframe.RuleCFA && cfa.Reg == a.SP && fits(cfa.Offset):
+		r.CFA, r.CFAOffset = CFASP, int32(cfa.Offset)
+	case cfa.Rule == dframe.RuleCFA && cfa.Reg == a.FP && fits(cfa.Offset):
+		r.CFA, r.CFAOffset = CFAFP, int32(cfa.Offset)
+	case cfa.Rule == dframe.RuleExpression && a.X86Exprs:
+		if th, ok := pltThreshold(cfa.Expression); ok {
 			r.CFA, r.CFAOffset = CFAPLT, int32(th)
-		} else if off, ok := spOffset(fc.CFA.Expression, true); ok {
-			return signalRule(a, fc, off)
+		} else if off, ok := spOffset(cfa.Expression, true); ok {
+			return signalRule(st, off)
 		} else {
 			return Rule{CFA: CFAUnsupported}
 		}
 	default:
 		return Rule{CFA: CFAUnsupported}
 	}
-	ra, ok := fc.Regs[fc.RetAddrReg]
+	ra, ok := st.ra, st.raOK
 	switch {
-	case fc.RetAddrReg != a.RA:
+	case st.retReg != a.RA:
 		return Rule{CFA: CFAUnsupported}
 	case !ok && a.LinkReg, ok && ra.Rule == dframe.RuleSameVal && a.LinkReg:
 		r.RA = RAInLink
@@ -375,7 +359,7 @@ func ruleOf(a Arch, fc *dframe.FrameContext) Rule {
 	default:
 		return Rule{CFA: CFAUnsupported}
 	}
-	if fp, ok := fc.Regs[a.FP]; ok {
+	if fp := st.fp; st.fpOK {
 		switch {
 		case fp.Rule == dframe.RuleOffset && fits(fp.Offset):
 			r.FP, r.FPOffset = FPAtCFA, int32(fp.Offset)
@@ -389,97 +373,183 @@ func ruleOf(a Arch, fc *dframe.FrameContext) Rule {
 
 // signalRule reads the rules of an x86-64 signal trampoline, where the
 // interrupted context's registers are saved at offsets from sp.
-func signalRule(a Arch, fc *dframe.FrameContext, spOff int32) Rule {
+func signalRule(st *cfiState, spOff int32) Rule {
 	r := Rule{CFA: CFASignal, CFAOffset: spOff}
-	ra, ok := fc.Regs[fc.RetAddrReg]
-	if !ok || ra.Rule != dframe.RuleExpression {
+	if !st.raOK || st.ra.Rule != dframe.RuleExpression {
 		return Rule{CFA: CFAUnsupported}
 	}
-	if r.RAOffset, ok = spOffset(ra.Expression, false); !ok {
+	var ok bool
+	if r.RAOffset, ok = spOffset(st.ra.Expression, false); !ok {
 		return Rule{CFA: CFAUnsupported}
 	}
-	if fp, ok := fc.Regs[a.FP]; ok && fp.Rule == dframe.RuleExpression {
-		if r.FPOffset, ok = spOffset(fp.Expression, false); ok {
+	if st.fpOK && st.fp.Rule == dframe.RuleExpression {
+		if r.FPOffset, ok = spOffset(st.fp.Expression, false); ok {
 			r.FP = FPAtCFA
 		}
 	}
 	return r
 }
 
-// rowStarts returns the locations where an FDE's CFI program starts a new
-// row (after each advance), decoding operands the way delve's interpreter
-// does. ok is false where the rows cannot be found (DW_CFA_set_loc).
-func rowStarts(fde *dframe.FrameDescriptionEntry) (locs []uint64, ok bool) {
-	defer func() {
-		if recover() != nil {
-			locs, ok = nil, false
-		}
-	}()
-	align := fde.CIE.CodeAlignmentFactor
+// runCFI runs the CIE's and the FDE's CFI programs, calling emit with the
+// first address of each row and its rule (rows at one address: the last
+// wins). Rows from an instruction it cannot run on are unsupported.
+func runCFI(a Arch, fde *dframe.FrameDescriptionEntry, emit func(loc uint64, r Rule)) {
+	cie := fde.CIE
+	st := cfiState{retReg: cie.ReturnAddressRegister}
+	var initial cfiState
+	var stack []cfiState
 	loc := fde.Begin()
-	buf := bytes.NewBuffer(fde.Instructions)
-	uleb := func() { leb128.DecodeUnsigned(buf) }
-	sleb := func() { leb128.DecodeSigned(buf) }
-	block := func() { n, _ := leb128.DecodeUnsigned(buf); buf.Next(int(n)) }
-	for buf.Len() > 0 {
-		op, _ := buf.ReadByte()
-		switch op & 0xc0 {
-		case 0x40: // advance_loc
-			loc += uint64(op&0x3f) * align
-			locs = append(locs, loc)
-			continue
-		case 0x80: // offset
-			uleb()
-			continue
-		case 0xc0: // restore
-			continue
-		}
-		switch op {
-		case 0x00, 0x0a, 0x0b: // nop, remember_state, restore_state
-		case 0x01: // set_loc: delve reads 8 bytes and rebases them; not seen in practice
-			return nil, false
-		case 0x02:
-			d, _ := buf.ReadByte()
-			loc += uint64(d) * align
-			locs = append(locs, loc)
-		case 0x03:
-			d := buf.Next(2)
-			if len(d) < 2 {
-				return nil, false
-			}
-			loc += uint64(binary.LittleEndian.Uint16(d)) * align
-			locs = append(locs, loc)
-		case 0x04:
-			d := buf.Next(4)
-			if len(d) < 4 {
-				return nil, false
-			}
-			loc += uint64(binary.LittleEndian.Uint32(d)) * align
-			locs = append(locs, loc)
-		case 0x05, 0x09, 0x0c, 0x14: // offset_extended, register, def_cfa, val_offset
-			uleb()
-			uleb()
-		case 0x06, 0x07, 0x08, 0x0d, 0x0e, 0x2e: // restore_extended, undefined, same_value, def_cfa_register, def_cfa_offset, GNU_args_size
-			uleb()
-		case 0x0f: // def_cfa_expression
-			block()
-		case 0x10, 0x16: // expression, val_expression
-			uleb()
-			block()
-		case 0x11, 0x12, 0x15: // offset_extended_sf, def_cfa_sf, val_offset_sf
-			uleb()
-			sleb()
-		case 0x13: // def_cfa_offset_sf
-			sleb()
-		case 0x1c, 0x3f: // lo_user, hi_user: delve skips one byte
-			buf.Next(1)
-		default:
-			// delve's interpreter fails at this opcode: the rows from here
-			// on evaluate to unsupported, the earlier ones are good.
-			return locs, true
+	unsupported := func() { emit(loc, Rule{CFA: CFAUnsupported}) }
+	// set assigns a register rule; only the return address and the frame
+	// pointer matter.
+	set := func(reg uint64, r dframe.DWRule) {
+		switch reg {
+		case st.retReg:
+			st.ra, st.raOK = r, true
+		case a.FP:
+			st.fp, st.fpOK = r, true
 		}
 	}
-	return locs, true
+	restore := func(reg uint64) {
+		switch reg {
+		case st.retReg:
+			st.ra, st.raOK = initial.ra, initial.raOK
+		case a.FP:
+			st.fp, st.fpOK = initial.fp, initial.fpOK
+		}
+	}
+	for inFDE, prog := range [2][]byte{cie.InitialInstructions, fde.Instructions} {
+		if inFDE == 1 {
+			initial = st
+		}
+		buf := bytes.NewBuffer(prog)
+		short := false
+		uleb := func() uint64 {
+			if buf.Len() == 0 {
+				short = true
+			}
+			v, _ := leb128.DecodeUnsigned(buf)
+			return v
+		}
+		sleb := func() int64 {
+			if buf.Len() == 0 {
+				short = true
+			}
+			v, _ := leb128.DecodeSigned(buf)
+			return v
+		}
+		block := func() []byte {
+			n := uleb()
+			if n > uint64(buf.Len()) {
+				short = true
+				return nil
+			}
+			return buf.Next(int(n))
+		}
+		fixed := func(n int) uint64 {
+			d := buf.Next(n)
+			if len(d) < n {
+				short = true
+				return 0
+			}
+			var v uint64
+			for i := n - 1; i >= 0; i-- {
+				v = v<<8 | uint64(d[i])
+			}
+			return v
+		}
+		advance := func(delta uint64) {
+			if inFDE == 1 {
+				emit(loc, ruleFrom(a, &st))
+				loc += delta * cie.CodeAlignmentFactor
+			}
+		}
+		dataAlign := cie.DataAlignmentFactor
+		for buf.Len() > 0 && !short {
+			op, _ := buf.ReadByte()
+			switch op & 0xc0 {
+			case 0x40: // advance_loc
+				advance(uint64(op & 0x3f))
+				continue
+			case 0x80: // offset
+				set(uint64(op&0x3f), dframe.DWRule{Rule: dframe.RuleOffset, Offset: int64(uleb()) * dataAlign})
+				continue
+			case 0xc0: // restore
+				restore(uint64(op & 0x3f))
+				continue
+			}
+			switch op {
+			case 0x00: // nop
+			case 0x02:
+				advance(fixed(1))
+			case 0x03:
+				advance(fixed(2))
+			case 0x04:
+				advance(fixed(4))
+			case 0x05: // offset_extended
+				reg := uleb()
+				set(reg, dframe.DWRule{Rule: dframe.RuleOffset, Offset: int64(uleb()) * dataAlign})
+			case 0x11: // offset_extended_sf
+				reg := uleb()
+				set(reg, dframe.DWRule{Rule: dframe.RuleOffset, Offset: sleb() * dataAlign})
+			case 0x06: // restore_extended
+				restore(uleb())
+			case 0x07: // undefined
+				set(uleb(), dframe.DWRule{Rule: dframe.RuleUndefined})
+			case 0x08: // same_value
+				set(uleb(), dframe.DWRule{Rule: dframe.RuleSameVal})
+			case 0x09: // register
+				reg := uleb()
+				set(reg, dframe.DWRule{Rule: dframe.RuleRegister, Reg: uleb()})
+			case 0x0a: // remember_state
+				stack = append(stack, st)
+			case 0x0b: // restore_state
+				if len(stack) == 0 {
+					unsupported()
+					return
+				}
+				st, stack = stack[len(stack)-1], stack[:len(stack)-1]
+			case 0x0c: // def_cfa
+				reg := uleb()
+				st.cfa = dframe.DWRule{Rule: dframe.RuleCFA, Reg: reg, Offset: int64(uleb())}
+			case 0x12: // def_cfa_sf
+				reg := uleb()
+				st.cfa = dframe.DWRule{Rule: dframe.RuleCFA, Reg: reg, Offset: sleb() * dataAlign}
+			case 0x0d: // def_cfa_register
+				st.cfa.Reg = uleb()
+			case 0x0e: // def_cfa_offset
+				st.cfa.Offset = int64(uleb())
+			case 0x13: // def_cfa_offset_sf
+				st.cfa.Offset = sleb() * dataAlign
+			case 0x0f: // def_cfa_expression
+				st.cfa = dframe.DWRule{Rule: dframe.RuleExpression, Expression: block()}
+			case 0x10: // expression
+				reg := uleb()
+				set(reg, dframe.DWRule{Rule: dframe.RuleExpression, Expression: block()})
+			case 0x14, 0x15: // val_offset(_sf): not a place the walker reads
+				reg := uleb()
+				if op == 0x14 {
+					uleb()
+				} else {
+					sleb()
+				}
+				set(reg, dframe.DWRule{Rule: dframe.RuleValOffset})
+			case 0x16: // val_expression
+				reg := uleb()
+				set(reg, dframe.DWRule{Rule: dframe.RuleValExpression, Expression: block()})
+			case 0x2e: // GNU_args_size
+				uleb()
+			default: // set_loc, vendor opcodes (arm64 negate_ra_state), unknown ones
+				unsupported()
+				return
+			}
+		}
+		if short {
+			unsupported()
+			return
+		}
+	}
+	emit(loc, ruleFrom(a, &st))
 }
 
 // CompactStore keeps the compact tables built so far, one per file key
