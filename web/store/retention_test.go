@@ -1,6 +1,8 @@
 package store
 
 import (
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -58,5 +60,33 @@ func TestPruneSkipsHeld(t *testing.T) {
 	}
 	if removed := s.Prune(1, 0); len(removed) != 1 || removed[0] != oldest.ID {
 		t.Fatalf("after release removed %v, want %s", removed, oldest.ID)
+	}
+}
+
+// A capture found damaged when read stays damaged after a restart (it was
+// listed "done" again after every restart until read).
+func TestDamagedPersists(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := finished(t, s, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), 10)
+	path := filepath.Join(dir, r.ID, captureFile)
+	b, _ := os.ReadFile(path)
+	for i := len(b) / 2; i < len(b)-8; i++ {
+		b[i] ^= 0xff // same size, damaged contents
+	}
+	os.WriteFile(path, b, 0o640)
+	if _, err := s.Load(r.ID); err == nil {
+		t.Fatal("a damaged capture loaded")
+	}
+	s2, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s2.Get(r.ID)
+	if err != nil || got.Status != StatusDamaged || got.Error == "" {
+		t.Errorf("after a restart: %+v %v, want damaged with the reason", got, err)
 	}
 }

@@ -497,9 +497,15 @@ func (s *Store) markDamaged(id, why string) {
 	s.log.Warn("damaged capture", "id", id, "reason", why)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r, ok := s.recs[id]; ok {
-		r.Status = StatusDamaged
-		r.Error = why
+	r, ok := s.recs[id]
+	if !ok {
+		return
+	}
+	r.Status = StatusDamaged
+	r.Error = why
+	// Kept on disk: it showed "done" again after every restart until read.
+	if err := writeFileSync(filepath.Join(s.dir, id, recordFile), marshalRecord(r)); err != nil {
+		s.log.Warn("recording damaged capture", "id", id, "err", err)
 	}
 }
 
