@@ -92,7 +92,7 @@ func (s *Server) loadView(id string, vw view) (*capture.Capture, error) {
 	if err := c.CheckRange(vw.q); err != nil {
 		return nil, errorf(http.StatusBadRequest, "%v", err)
 	}
-	return c.Transform(vw.ts), nil
+	return transformed.get(c, vw.ts), nil
 }
 
 // captureSet is the call-tree input of one capture's view.
@@ -107,7 +107,7 @@ func (s *Server) captureSet(id string, vw view) (*calltree.Set, error) {
 	return viewSets.get(c, viewKey(vw.q, vw.ts, vw.reverse), func() *calltree.Set {
 		set := calltree.NewSet()
 		set.Instructions = c.Meta.Type == capture.CPI
-		set.Add(c.Transform(vw.ts), vw.q, vw.reverse, false)
+		set.Add(transformed.get(c, vw.ts), vw.q, vw.reverse, false)
 		set.Unit = c.Meta.Unit
 		return set
 	}), nil
@@ -381,7 +381,7 @@ func (s *Server) diffCaptures(ids [2]string, qs [2]capture.Query, ts []capture.T
 		if err := c.CheckRange(qs[i]); err != nil {
 			return cs, errorf(http.StatusBadRequest, "%s_from/%s_to: %v", side, side, err)
 		}
-		cs[i] = c.Transform(ts)
+		cs[i] = transformed.get(c, ts)
 	}
 	if err := sameUnits(cs[0], cs[1]); err != nil {
 		return cs, err
@@ -417,8 +417,8 @@ func (s *Server) diffSet(d diffView) (*calltree.Set, error) {
 	key := fmt.Sprintf("diff|%p|%s|%s", cs[0], viewKey(d.qs[0], d.ts, d.reverse), viewKey(d.qs[1], nil, false))
 	return viewSets.get(cs[1], key, func() *calltree.Set {
 		set := calltree.NewSet()
-		set.Add(cs[0].Transform(d.ts), d.qs[0], d.reverse, true)
-		set.Add(cs[1].Transform(d.ts), d.qs[1], d.reverse, false)
+		set.Add(transformed.get(cs[0], d.ts), d.qs[0], d.reverse, true)
+		set.Add(transformed.get(cs[1], d.ts), d.qs[1], d.reverse, false)
 		set.Unit = cs[1].Meta.Unit
 		set.Diff = true
 		return set

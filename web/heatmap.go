@@ -48,7 +48,7 @@ func (s *Server) heatmapJSON(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		if err := heatmapOutput.Write(out, c.Transform(ts), output.View{Query: q, Rows: rows}); err != nil {
+		if err := heatmapOutput.Write(out, transformed.get(c, ts), output.View{Query: q, Rows: rows}); err != nil {
 			if errors.Is(err, heatmap.ErrNoTimestamps) {
 				return errorf(http.StatusBadRequest, "%v", err)
 			}

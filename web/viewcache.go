@@ -64,3 +64,45 @@ func viewKey(q capture.Query, ts []capture.Transform, reverse bool) string {
 	}
 	return b.String()
 }
+
+// transformedCache keeps the last captures seen through transforms: the
+// page asks for several views of one transform stack at once.
+type transformedCache struct {
+	mu      sync.Mutex
+	entries []*transformedEntry // newest last
+}
+
+type transformedEntry struct {
+	c    *capture.Capture
+	key  string
+	once sync.Once
+	out  *capture.Capture
+}
+
+var transformed = &transformedCache{}
+
+// get returns c seen through ts, computed once for the last two stacks.
+func (tc *transformedCache) get(c *capture.Capture, ts []capture.Transform) *capture.Capture {
+	if len(ts) == 0 {
+		return c
+	}
+	key := viewKey(capture.Query{}, ts, false)
+	tc.mu.Lock()
+	var e *transformedEntry
+	for _, x := range tc.entries {
+		if x.c == c && x.key == key {
+			e = x
+			break
+		}
+	}
+	if e == nil {
+		e = &transformedEntry{c: c, key: key}
+		tc.entries = append(tc.entries, e)
+		if len(tc.entries) > 2 {
+			tc.entries = append([]*transformedEntry(nil), tc.entries[len(tc.entries)-2:]...)
+		}
+	}
+	tc.mu.Unlock()
+	e.once.Do(func() { e.out = c.Transform(ts) })
+	return e.out
+}
