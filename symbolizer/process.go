@@ -33,6 +33,7 @@ type Process struct {
 	maps      atomic.Pointer[[]procMapping] // executable mappings, sorted by start
 	root      *os.File                      // O_PATH handle on /proc/PID/root; nil if unavailable
 	perf      perfMapState
+	jit       jitDumpState
 	closed    sync.Once
 
 	mu        sync.Mutex // guards the fields below (refreshing the maps)
@@ -101,6 +102,8 @@ func (s *Symbolizer) Snapshot(pid int) (*Process, error) {
 	}
 	p.perf.uid, p.perf.euid = st.uid, st.euid
 	p.perf.path = fmt.Sprintf("/tmp/perf-%d.map", p.NSpid)
+	p.jit.uid, p.jit.euid = st.uid, st.euid
+	p.jit.path = fmt.Sprintf("/tmp/jit-%d.dump", p.NSpid)
 
 	p.dir, p.startTime = dir, procStartTime(dir)
 	maps, err := p.readMappings(nil)
@@ -326,6 +329,7 @@ func (p *Process) Close() error {
 			p.root.Close()
 		}
 		p.perf.close()
+		p.jit.close()
 	})
 	return nil
 }
@@ -410,6 +414,10 @@ func (s *Symbolizer) User(p *Process, addr uint64, ret bool) []Frame {
 	}
 	m := p.find(addr)
 	if m == nil || m.path == "" || (m.path[0] == '[' && m.path != "[vdso]") {
+		// A jitdump names more precisely (lines too) than a perf map.
+		if fr, ok := p.jit.lookup(p, addr); ok {
+			return []Frame{fr}
+		}
 		if fr, ok := p.perf.lookup(p, addr); ok {
 			return []Frame{fr}
 		}
