@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -236,5 +237,65 @@ func TestCompactArm64(t *testing.T) {
 				t.Error("dyn's alloca frame (cfa=x29+N, x29 and x30 saved) is not in the table")
 			}
 		})
+	}
+}
+
+// fixedFinder is one table at bias 0.
+type fixedFinder struct{ t *CompactTable }
+
+func (f fixedFinder) CompactFor(uint64) (*CompactTable, uint64, bool) { return f.t, 0, true }
+
+// TestWalkCompactArm64 walks a stack laid out by the arm64 rules of a real
+// arm64 binary: the leaf's return address comes from x30, the callers'
+// from their saved x30 on the stack, and a zero return address ends it.
+func TestWalkCompactArm64(t *testing.T) {
+	gcc, err := exec.LookPath("aarch64-linux-gnu-gcc")
+	if err != nil {
+		t.Skip("aarch64-linux-gnu-gcc not installed (Debian package gcc-aarch64-linux-gnu)")
+	}
+	bin := buildC(t, gcc, compactC, "walk", "-O2", "-fomit-frame-pointer")
+	ct := buildCompactFile(t, bin)
+	// A return address into fn: one past an instruction whose rule has the
+	// return address saved at the CFA, so that the lookup at ra-1 finds it.
+	retInto := func(fn string) (uint64, Rule) {
+		addr := symbolAddr(t, bin, fn)
+		for pc := addr; pc < addr+512; pc += 4 {
+			if r := ct.Lookup(pc); r.CFA == CFASP && r.RA == RAAtCFA && r.CFAOffset > 0 {
+				return pc + 4, r
+			}
+		}
+		t.Fatalf("%s has no body with its return address saved", fn)
+		return 0, Rule{}
+	}
+	leaf := symbolAddr(t, bin, "leaf")
+	if r := ct.Lookup(leaf); r.RA != RAInLink || r.CFA != CFASP {
+		t.Fatalf("leaf: %v", r)
+	}
+	const sp0 = 0x7ff0_0000_0000
+	stack := make([]byte, 16<<10)
+	put := func(addr, v uint64) {
+		off := addr - sp0
+		for i := range 8 {
+			stack[off+uint64(i)] = byte(v >> (8 * i))
+		}
+	}
+	want := []uint64{leaf}
+	raBig, rBig := retInto("big")
+	raRec, rRec := retInto("rec")
+	want = append(want, raBig, raRec)
+	// leaf: cfa = sp, return address in x30 (raBig). big's frame: cfa =
+	// sp + off, its saved x30 (raRec) at cfa + raOff. rec's frame above it
+	// returns to 0: the end.
+	cfaBig := uint64(sp0) + uint64(ct.Lookup(leaf).CFAOffset) + uint64(rBig.CFAOffset)
+	put(cfaBig+uint64(int64(rBig.RAOffset)), raRec)
+	cfaRec := cfaBig + uint64(rRec.CFAOffset)
+	put(cfaRec+uint64(int64(rRec.RAOffset)), 0)
+	got, reason := WalkCompact(fixedFinder{ct}, Regs{IP: leaf, SP: sp0}, raBig, stack)
+	if !slices.Equal(got, want) || reason != "" {
+		t.Fatalf("walk %x (%q), want %x to the end", got, reason, want)
+	}
+	// Without x30 past the first frame the walk says why it stopped.
+	if _, reason := WalkCompact(fixedFinder{ct}, Regs{IP: raBig, SP: sp0}, 0, nil); reason == "" {
+		t.Error("a walk with an empty stack copy ended without a reason")
 	}
 }
