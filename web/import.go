@@ -131,7 +131,9 @@ func (s *Server) postImport(w http.ResponseWriter, r *http.Request) {
 		fail(w, fmt.Errorf("storing the import: %w", err))
 		return
 	}
-	s.loaded.put(rec.ID, c)
+	// Not kept decoded: an import may be hundreds of MiB decoded, and the
+	// cache of decoded captures counts entries, not bytes; the first view
+	// loads it.
 	s.metrics.finished(rec)
 	s.log.Info("capture imported", "id", rec.ID, "format", sum.Format, "samples", rec.Samples)
 	s.prune()
