@@ -3,56 +3,47 @@ package web
 import (
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/scorch-dev/scorch/calltree"
 	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/internal/cache"
 )
 
-// setCache keeps the call-tree inputs of the last few views: the page asks
+// viewSets keeps the call-tree inputs of the last few views: the page asks
 // for tree.json, functions.json, summary.json and sandwich.json of one
 // view at once, and each would otherwise aggregate the capture and apply
 // its transforms again. Entries are keyed by the loaded capture (a capture
 // loaded anew after a delete or an eviction is another pointer) and the
-// view; the oldest goes first. Sets are read-only once built, so they are
-// shared between requests.
-type setCache struct {
-	mu      sync.Mutex
-	max     int
-	entries []*setEntry // newest last
+// view. Sets are read-only once built, so they are shared between
+// requests. It is shared by the servers of a process: its keys are
+// captures, which no two servers share.
+var viewSets = newLoadOnce[*calltree.Set](4)
+
+// loadOnce is a small use of internal/cache for values derived from a
+// loaded capture: built once per key however many requests ask at the same
+// time, the least recently used dropped first.
+type loadOnce[V any] struct {
+	c *cache.Cache[captureKey, V]
 }
 
-type setEntry struct {
-	c    *capture.Capture
-	key  string
-	once sync.Once
-	set  *calltree.Set
+type captureKey struct {
+	c   *capture.Capture
+	key string
 }
 
-// viewSets is shared by the servers of a process: its keys are captures,
-// which no two servers share.
-var viewSets = &setCache{max: 4}
+func newLoadOnce[V any](entries int64) loadOnce[V] {
+	return loadOnce[V]{cache.New[captureKey, V](cache.Options[V]{MaxCost: int64(entries)})}
+}
 
-func (sc *setCache) get(c *capture.Capture, key string, build func() *calltree.Set) *calltree.Set {
-	sc.mu.Lock()
-	var e *setEntry
-	for i, x := range sc.entries {
-		if x.c == c && x.key == key {
-			e = x
-			sc.entries = append(append(sc.entries[:i:i], sc.entries[i+1:]...), e)
-			break
-		}
+// get returns the value of (c, key), building it when it is not kept. A
+// build that panicked is not kept; its panic goes on to the request's
+// recoverer, as it would without the cache.
+func (l loadOnce[V]) get(c *capture.Capture, key string, build func() V) V {
+	v, _, err := l.c.Get(captureKey{c, key}, func() (V, error) { return build(), nil })
+	if err != nil {
+		panic(err)
 	}
-	if e == nil {
-		e = &setEntry{c: c, key: key}
-		sc.entries = append(sc.entries, e)
-		if len(sc.entries) > sc.max {
-			sc.entries = append([]*setEntry(nil), sc.entries[len(sc.entries)-sc.max:]...)
-		}
-	}
-	sc.mu.Unlock()
-	e.once.Do(func() { e.set = build() })
-	return e.set
+	return v
 }
 
 // viewKey is the canonical spelling of what a set depends on.
@@ -65,44 +56,16 @@ func viewKey(q capture.Query, ts []capture.Transform, reverse bool) string {
 	return b.String()
 }
 
-// transformedCache keeps the last captures seen through transforms: the
-// page asks for several views of one transform stack at once.
-type transformedCache struct {
-	mu      sync.Mutex
-	entries []*transformedEntry // newest last
-}
+// transformed keeps the last captures seen through transforms: the page
+// asks for several views of one transform stack at once.
+var transformed = transformedCache{newLoadOnce[*capture.Capture](2)}
 
-type transformedEntry struct {
-	c    *capture.Capture
-	key  string
-	once sync.Once
-	out  *capture.Capture
-}
-
-var transformed = &transformedCache{}
+type transformedCache struct{ l loadOnce[*capture.Capture] }
 
 // get returns c seen through ts, computed once for the last two stacks.
-func (tc *transformedCache) get(c *capture.Capture, ts []capture.Transform) *capture.Capture {
+func (tc transformedCache) get(c *capture.Capture, ts []capture.Transform) *capture.Capture {
 	if len(ts) == 0 {
 		return c
 	}
-	key := viewKey(capture.Query{}, ts, false)
-	tc.mu.Lock()
-	var e *transformedEntry
-	for _, x := range tc.entries {
-		if x.c == c && x.key == key {
-			e = x
-			break
-		}
-	}
-	if e == nil {
-		e = &transformedEntry{c: c, key: key}
-		tc.entries = append(tc.entries, e)
-		if len(tc.entries) > 2 {
-			tc.entries = append([]*transformedEntry(nil), tc.entries[len(tc.entries)-2:]...)
-		}
-	}
-	tc.mu.Unlock()
-	e.once.Do(func() { e.out = c.Transform(ts) })
-	return e.out
+	return tc.l.get(c, viewKey(capture.Query{}, ts, false), func() *capture.Capture { return c.Transform(ts) })
 }
