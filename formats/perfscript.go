@@ -25,7 +25,7 @@ var (
 	perfTimeRe = regexp.MustCompile(`\s\d+\.\d+:\s`)
 	srclineRe  = regexp.MustCompile(`^\s+\S+:\d+$`)
 	goMethodRe = regexp.MustCompile(`\.\(.*\)\.`)
-	perfMapRe  = regexp.MustCompile(`^/tmp/(perf-\d+\.map|jit-\d+\.dump)$`)
+	perfMapRe  = regexp.MustCompile(`^/tmp/perf-\d+\.map$|/jit-\d+\.dump$`)
 	offsetRe   = regexp.MustCompile(`\+0x[0-9a-fA-F]+$`)
 	// A JVM class descriptor, "Lorg/example/Foo;.bar": Java's however its
 	// thread is named (stackcollapse-perf.pl tidies Java only under the

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"slices"
 	"sort"
 	"sync"
@@ -319,6 +320,7 @@ func (js *jitDumpState) lookup(p *Process, addr uint64) (Frame, bool) {
 func (js *jitDumpState) refresh(p *Process) {
 	js.checked = time.Now()
 	if js.f == nil {
+		js.path = js.markerPath(p)
 		f, err := openPerfMap(p.root, p.s.opts.ProcRoot, p.PID, js.path)
 		if err != nil {
 			return
@@ -348,6 +350,19 @@ func (js *jitDumpState) refresh(p *Process) {
 		js.d = d
 	}
 	js.size, js.mtime = st.Size, st.Mtim.Nano()
+}
+
+// markerPath is where the JIT writes its dump: the file it mapped
+// executable as a marker for perf (JVM and .NET agents write under
+// ~/.debug/jit or $JITDUMPDIR), named jit-PID.dump, or else /tmp's.
+func (js *jitDumpState) markerPath(p *Process) string {
+	want := fmt.Sprintf("jit-%d.dump", p.NSpid)
+	for _, m := range p.mappings() {
+		if !m.deleted && path.Base(m.path) == want && path.IsAbs(m.path) {
+			return m.path
+		}
+	}
+	return "/tmp/" + want
 }
 
 func (js *jitDumpState) close() {
