@@ -41,6 +41,11 @@ func durationField(name, usage string, v func(p *Params) *Duration) Field {
 	return Field{Name: name, Kind: FieldDuration, Usage: usage,
 		set: func(p *Params, s string) error {
 			d, err := parseDuration(name, s)
+			if err == nil && name == "duration" && d >= 0 && d < MinDuration {
+				// Given explicitly, zero is not "unset" (the default) but a
+				// capture too short to see anything.
+				return fmt.Errorf("duration %q is below the minimum of %s: give at least %s, such as 10s", s, MinDuration, MinDuration)
+			}
 			*v(p) = Duration(d)
 			return err
 		},

@@ -75,6 +75,9 @@ func TestParamsCheckLimits(t *testing.T) {
 		{Params{Type: CPU, Hz: 20000}, Limits{MaxHz: 50000, MaxHzSetting: "--max-hz"}, "hz 20000 is out of range: allowed 1..10000"},
 		{Params{Type: CPU, Duration: Duration(2 * time.Minute)}, l, "duration 2m0s is over the limit of 1m0s (--max-duration)"},
 		{Params{Type: CPU, Duration: Duration(2 * time.Minute)}, Limits{}, ""},
+		{Params{Type: CPU, Duration: Duration(time.Microsecond)}, l, "duration 1µs is below the minimum of 1ms: allowed 1ms up to 1m0s"},
+		{Params{Type: CPU, Duration: Duration(time.Nanosecond)}, Limits{}, "duration 1ns is below the minimum of 1ms: allowed at least 1ms"},
+		{Params{Type: CPU, Duration: Duration(time.Millisecond)}, l, ""},
 		{Params{Type: CPU, Unwind: "lbr"}, l, `unwind "lbr" is not supported: allowed values are fp, auto, dwarf`},
 	}
 	for _, tt := range tests {

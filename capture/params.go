@@ -33,7 +33,10 @@ const (
 	MinHz           = 1
 	MaxHz           = 10000
 	DefaultDuration = 10 * time.Second
-	DefaultUnwind   = "auto"
+	// MinDuration is the shortest capture: below a millisecond a sampler
+	// sees nothing and the setup costs more than the recording.
+	MinDuration   = time.Millisecond
+	DefaultUnwind = "auto"
 )
 
 // UnwindModes are the allowed --unwind values.
@@ -87,6 +90,9 @@ func (p *Params) Check(l Limits) error {
 	if p.Duration < 0 {
 		return fmt.Errorf("duration %s is negative: give a positive duration such as 10s", time.Duration(p.Duration))
 	}
+	if p.Duration > 0 && time.Duration(p.Duration) < MinDuration {
+		return fmt.Errorf("duration %s is below the minimum of %s: allowed %s", time.Duration(p.Duration), MinDuration, durationRange(l.MaxDuration))
+	}
 	if l.MaxDuration > 0 && time.Duration(p.Duration) > l.MaxDuration {
 		return fmt.Errorf("duration %s is over the limit of %s%s", time.Duration(p.Duration), l.MaxDuration, setting(l.MaxDurationSetting))
 	}
@@ -131,6 +137,14 @@ func (p *Params) Check(l Limits) error {
 		return fmt.Errorf("view %q is not supported: allowed values are alloc, inuse", p.View)
 	}
 	return nil
+}
+
+// durationRange names the allowed durations for a message.
+func durationRange(max time.Duration) string {
+	if max > 0 {
+		return fmt.Sprintf("%s up to %s", MinDuration, max)
+	}
+	return fmt.Sprintf("at least %s", MinDuration)
 }
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration

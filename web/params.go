@@ -244,8 +244,9 @@ func (s *Server) blockingParams(v url.Values, known paramNames, typ capture.Type
 	if str := v.Get("seconds"); str != "" {
 		f, err := strconv.ParseFloat(str, 64)
 		max := s.cfg.MaxBlocking.Seconds()
-		if err != nil || !(f > 0) || f > max {
-			return p, errorf(http.StatusBadRequest, "seconds %s is out of range: allowed more than 0 up to %g", quote(str), max)
+		min := capture.MinDuration.Seconds()
+		if err != nil || !(f >= min) || f > max {
+			return p, errorf(http.StatusBadRequest, "seconds %s is out of range: allowed %g up to %g", quote(str), min, max)
 		}
 		secs = time.Duration(f * float64(time.Second))
 	}

@@ -103,6 +103,9 @@ func TestParamLimitMessages(t *testing.T) {
 		{`{"type":"cpu","hz":5000}`, "hz 5000 is out of range: allowed 1..500 (--max-hz)"},
 		{`{"type":"cpu","hz":20000}`, "hz 20000 is out of range: allowed 1..500 (--max-hz)"},
 		{`{"type":"cpu","duration":"1h"}`, "duration 1h0m0s is over the limit of 10m0s (--max-duration)"},
+		{`{"type":"cpu","duration":"0s"}`, `duration "0s" is below the minimum of 1ms: give at least 1ms, such as 10s`},
+		{`{"type":"cpu","duration":0}`, `duration "0" is below the minimum of 1ms: give at least 1ms, such as 10s`},
+		{`{"type":"cpu","duration":"100us"}`, `duration "100us" is below the minimum of 1ms: give at least 1ms, such as 10s`},
 		{`{"type":"cpu","unwind":"lbr"}`, `unwind "lbr" is not supported: allowed values are fp, auto, dwarf`},
 		{`{"type":"cpu","min_block":"soon"}`, `min_block "soon" is not valid: use a number of seconds or a Go duration such as 10s or 500ms`},
 	}
@@ -114,6 +117,12 @@ func TestParamLimitMessages(t *testing.T) {
 		}
 		if msg := errorMessage(t, b); msg != tt.want {
 			t.Errorf("%s: error %q\nwant %q", tt.body, msg, tt.want)
+		}
+	}
+	for _, path := range []string{"/api/flamegraph.svg?type=cpu&seconds=1e-9", "/debug/pprof/profile?seconds=0.0001", "/api/flamegraph.svg?type=cpu&seconds=0"} {
+		resp, b := e.get(path)
+		if msg := errorMessage(t, b); resp.StatusCode != 400 || !strings.Contains(msg, "is out of range: allowed 0.001 up to ") {
+			t.Errorf("%s: %d %q", path, resp.StatusCode, msg)
 		}
 	}
 	if resp, b := e.get("/api/flamegraph.svg?type=cpu&seconds=1&hz=600"); resp.StatusCode != 400 || errorMessage(t, b) != "hz 600 is out of range: allowed 1..500 (--max-hz)" {
