@@ -80,8 +80,7 @@ func (c *Capture) Summarize(q Query, top []TopFunc) Summary {
 	if s.Top == nil {
 		s.Top = []TopFunc{}
 	}
-	switch m.Type {
-	case CPU, CPI:
+	if m.Type.Info().Periodic {
 		s.Hz = m.Params.Hz
 		if s.Hz == 0 && m.Source == "bpf" {
 			s.Hz = DefaultHz

@@ -27,6 +27,10 @@ type SampleType struct {
 	Type, Unit string
 	Sum        SampleSum
 	Default    bool
+	// Event is the event of the captures these values come from, where
+	// the type has several (mem: page_faults are of page-faults), so that
+	// an import of them restores it.
+	Event string
 }
 
 // SampleSum says what a pprof sample value adds up per event.
@@ -61,7 +65,22 @@ type TypeInfo struct {
 	Title    string // flame graph title
 	Palette  string // flame graph palette (flamegraph.Palettes)
 	// Pprof are the pprof sample types, by unit ("" for any other unit).
+	// Imports read them back: a profile with the types an entry sums
+	// its events from is of this type (formats.readPprof).
 	Pprof map[string][]SampleType
+	// PerfEvents are the perf event names (before any ":") that record
+	// what this type does, so a perf script of them imports as this type.
+	PerfEvents []string
+	// Periodic: events are samples taken at a steady rate (of time or of
+	// cycles), so a summary reports the rate (Hz and effective Hz).
+	Periodic bool
+	// CyclesPerInstruction: Value is cycles and Value2 the instructions
+	// retired in them, so flame graphs colour frames by their ratio.
+	CyclesPerInstruction bool
+	// OtherEvents: the type of any counted event no other entry names;
+	// imports of unknown events (perf script events, pprof sample types)
+	// are of this type, named by their event.
+	OtherEvents bool
 	// Defaults fills the Params fields this type uses and leaves unset
 	// (Params.Defaults copies its non-zero fields).
 	Defaults Params
@@ -73,13 +92,14 @@ var offCPUDefaults = Params{State: "all", MinBlock: Duration(DefaultMinBlock)}
 // typeTable lists every capture type in the order the UI offers them.
 var typeTable = []TypeInfo{
 	{
-		Type: CPU, Unit: "samples", Sampled: true, Title: "CPU Flame Graph", Palette: "hot",
+		Type: CPU, Unit: "samples", Sampled: true, Periodic: true, Title: "CPU Flame Graph", Palette: "hot",
 		Pprof: map[string][]SampleType{
 			// perf script imports with periods: the value is cpu time already.
 			"ns": {{Type: "samples", Unit: "count", Sum: SumEvents}, {Type: "cpu", Unit: "nanoseconds", Default: true}},
 			"":   {{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds", Sum: SumPeriod, Default: true}},
 		},
-		Defaults: Params{Hz: DefaultHz},
+		PerfEvents: []string{"cpu-clock", "task-clock"},
+		Defaults:   Params{Hz: DefaultHz},
 	},
 	{
 		Type: OffCPU, Unit: "ns", Interval: true, Title: "Off-CPU Time Flame Graph", Palette: "io",
@@ -97,23 +117,25 @@ var typeTable = []TypeInfo{
 		Defaults: offCPUDefaults,
 	},
 	{
-		Type: Mem, Unit: "bytes", EventUnits: map[string]string{"page-faults": "count"},
-		Title: "Memory Flame Graph", Palette: "mem",
+		Type: Mem, Unit: "bytes",
+		EventUnits: map[string]string{"page-faults": "count", "faults": "count", "major-faults": "count", "minor-faults": "count"},
+		Title:      "Memory Flame Graph", Palette: "mem",
 		Pprof: map[string][]SampleType{
 			"bytes": {
 				{Type: "alloc_space", Unit: "bytes", Default: true}, {Type: "alloc_objects", Unit: "count", Sum: SumObjects},
 				{Type: "inuse_space", Unit: "bytes", Sum: SumInuseValue}, {Type: "inuse_objects", Unit: "count", Sum: SumInuseObjects},
 			},
-			"": {{Type: "page_faults", Unit: "count"}},
+			"": {{Type: "page_faults", Unit: "count", Event: "page-faults"}},
 		},
-		Defaults: Params{View: "alloc"},
+		PerfEvents: []string{"page-faults", "faults", "major-faults", "minor-faults"},
+		Defaults:   Params{View: "alloc"},
 	},
 	{
-		Type: CPI, Unit: "count", Title: "CPI Flame Graph", Palette: "hot",
+		Type: CPI, Unit: "count", Periodic: true, CyclesPerInstruction: true, Title: "CPI Flame Graph", Palette: "hot",
 		Pprof: map[string][]SampleType{"": {{Type: "cycles", Unit: "count"}, {Type: "instructions", Unit: "count", Sum: SumValue2}}},
 	},
 	{
-		Type: PerfEvent, Unit: "count", Title: "Flame Graph", Palette: "hot",
+		Type: PerfEvent, Unit: "count", OtherEvents: true, Title: "Flame Graph", Palette: "hot",
 		Pprof: map[string][]SampleType{"": {{Type: "events", Unit: "count"}}},
 	},
 }
@@ -145,6 +167,17 @@ func (t Type) Info() *TypeInfo {
 	u := unknownType
 	u.Type = t
 	return &u
+}
+
+// OtherEventsType is the type of events no table entry names (the entry
+// with OtherEvents).
+func OtherEventsType() Type {
+	for i := range typeTable {
+		if typeTable[i].OtherEvents {
+			return typeTable[i].Type
+		}
+	}
+	return PerfEvent
 }
 
 // ParseType validates a capture type name.

@@ -61,6 +61,23 @@ func TestTypeTable(t *testing.T) {
 			}
 		}
 	}
+	// Imports fall back to one type for events no entry names, and a perf
+	// event name belongs to one type at most.
+	others, perf := 0, map[string]Type{}
+	for _, ti := range typeTable {
+		if ti.OtherEvents {
+			others++
+		}
+		for _, ev := range ti.PerfEvents {
+			if prev, ok := perf[ev]; ok {
+				t.Errorf("perf event %s is of both %s and %s", ev, prev, ti.Type)
+			}
+			perf[ev] = ti.Type
+		}
+	}
+	if others != 1 || OtherEventsType() != PerfEvent {
+		t.Errorf("%d types take other events, OtherEventsType %s: want one, %s", others, OtherEventsType(), PerfEvent)
+	}
 	// Values already set are kept.
 	p := Params{Type: OffCPU, State: "D", MinBlock: Duration(time.Millisecond), Hz: 0}
 	p.Defaults()

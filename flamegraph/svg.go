@@ -50,7 +50,7 @@ func Render(w io.Writer, c *capture.Capture, q capture.Query, opts Options) erro
 		return err
 	}
 	t := newTree()
-	g := &graph{t: t, opts: opts, unit: c.Meta.Unit, palette: opts.Palette, cpi: c.Meta.Type == capture.CPI}
+	g := &graph{t: t, opts: opts, unit: c.Meta.Unit, palette: opts.Palette, cpi: c.Meta.Type.Info().CyclesPerInstruction}
 	t.addCapture(c, q, opts.Reverse, false, g.cpi)
 	g.build()
 	if g.palette == "" {

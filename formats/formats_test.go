@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -777,4 +778,102 @@ func FuzzImport(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestPprofReadsBackEveryType writes a capture of every type and unit the
+// type table has pprof sample types for and imports it: it reads back as
+// that type (with the event its sample types name), by the table alone.
+func TestPprofReadsBackEveryType(t *testing.T) {
+	for _, typ := range capture.Types {
+		info := typ.Info()
+		for unit, sts := range info.Pprof {
+			name := fmt.Sprintf("%s/%s", typ, unit)
+			t.Run(name, func(t *testing.T) {
+				event := "malloc"
+				for _, st := range sts {
+					if st.Event != "" {
+						event = st.Event
+					}
+				}
+				meta := capture.Meta{Type: typ, Unit: unit, Event: event, Params: capture.Params{Hz: 49}}
+				if unit == "" {
+					meta.Unit = typ.Unit(event)
+				}
+				b := capture.NewBuilder(meta)
+				proc := b.Frame(capture.Frame{Name: "app", Kind: capture.KindProcess})
+				fn := b.Frame(capture.Frame{Name: "work", Kind: capture.KindUser, Module: "/tmp/app", Offset: 0x40})
+				b.Add(capture.Event{Stack: b.Stack([]uint32{proc, fn}), Value: 1000, Value2: 7, PID: 3, TID: 4})
+				var buf bytes.Buffer
+				if err := WritePprof(&buf, b.Capture(), capture.Query{}); err != nil {
+					t.Fatal(err)
+				}
+				back, rep, err := ImportBytes(buf.Bytes(), ImportOptions{})
+				if err != nil || rep.Format != "pprof" {
+					t.Fatalf("import: %v %+v", err, rep)
+				}
+				if back.Meta.Type != typ {
+					t.Errorf("sample types %v read back as %s, want %s", sts, back.Meta.Type, typ)
+				}
+				for _, st := range sts {
+					if st.Event != "" && back.Meta.Event != st.Event {
+						t.Errorf("event %q, want %q", back.Meta.Event, st.Event)
+					}
+				}
+				if len(back.Events) == 0 || back.Events[0].Value <= 0 {
+					t.Errorf("events %+v lost the value", back.Events)
+				}
+			})
+		}
+	}
+}
+
+var heapSink [][]byte
+
+// TestImportGoHeapProfile imports Go's heap profile (alloc_* and inuse_*)
+// as a mem capture whose inuse view is a part of its alloc view, and one of
+// only the inuse_* types as its in-use bytes.
+func TestImportGoHeapProfile(t *testing.T) {
+	old := runtime.MemProfileRate
+	runtime.MemProfileRate = 1
+	defer func() { runtime.MemProfileRate = old }()
+	for i := 0; i < 200; i++ {
+		heapSink = append(heapSink, make([]byte, 4096))
+	}
+	runtime.GC()
+	var buf bytes.Buffer
+	if err := pprof.Lookup("heap").WriteTo(&buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	heapSink = nil
+	c, rep, err := ImportBytes(buf.Bytes(), ImportOptions{})
+	if err != nil || rep.Format != "pprof" {
+		t.Fatalf("import: %v %+v", err, rep)
+	}
+	if c.Meta.Type != capture.Mem || c.Meta.Unit != "bytes" {
+		t.Fatalf("meta %+v, want a mem capture in bytes", c.Meta)
+	}
+	alloc, inuse := total(c, capture.Query{View: "alloc"}), total(c, capture.Query{View: "inuse"})
+	if inuse < 200*4096 || alloc < inuse {
+		t.Errorf("alloc %d inuse %d bytes: want at least the 800 KiB kept, in use within allocated", alloc, inuse)
+	}
+
+	p, err := profile.Parse(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SampleType, p.DefaultSampleType = p.SampleType[2:], "inuse_space" // inuse_objects, inuse_space
+	for _, s := range p.Sample {
+		s.Value = s.Value[2:]
+	}
+	var in bytes.Buffer
+	if err := p.WriteUncompressed(&in); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err = ImportBytes(in.Bytes(), ImportOptions{})
+	if err != nil || c.Meta.Type != capture.Mem || c.Meta.Unit != "bytes" {
+		t.Fatalf("inuse-only import: %v %+v", err, c)
+	}
+	if got := total(c, capture.Query{View: "alloc"}); got != inuse {
+		t.Errorf("inuse-only profile: %d bytes, want the %d in use", got, inuse)
+	}
 }

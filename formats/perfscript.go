@@ -6,6 +6,7 @@ import (
 	"math"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -442,7 +443,8 @@ func (r *perfReader) start(h perfHeader) {
 	if r.b == nil {
 		typ, unit := perfEventType(h.event, h.period > 0)
 		meta := capture.Meta{Type: typ, Unit: unit, Source: "perf-script", Params: capture.Params{Type: typ}}
-		if typ != capture.CPU {
+		if !typ.Info().Sampled {
+			// A sampled type's event is its clock, which the type names.
 			meta.Event, meta.Params.Event = h.event, h.event
 		}
 		r.b = capture.NewBuilder(meta)
@@ -558,18 +560,19 @@ func splitSymDSO(rest string) (sym, dso string) {
 	return rest, ""
 }
 
-// perfEventType maps a perf event name to a capture type and the unit of
-// its weights.
+// perfEventType maps a perf event name to the capture type that names it
+// (capture.TypeInfo.PerfEvents) and the unit of its weights: with periods,
+// a sampled type's are ns of its clock.
 func perfEventType(event string, periods bool) (capture.Type, string) {
 	base, _, _ := strings.Cut(event, ":")
-	switch base {
-	case "cpu-clock", "task-clock":
-		if periods {
-			return capture.CPU, "ns"
+	for _, t := range capture.Types {
+		if ti := t.Info(); slices.Contains(ti.PerfEvents, base) {
+			if periods && ti.Sampled {
+				return t, "ns"
+			}
+			return t, t.Unit(base)
 		}
-		return capture.CPU, "samples"
-	case "page-faults", "faults", "major-faults", "minor-faults":
-		return capture.Mem, "count"
 	}
-	return capture.PerfEvent, "count"
+	t := capture.OtherEventsType()
+	return t, t.Unit(base)
 }

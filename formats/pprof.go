@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -338,40 +339,24 @@ func readPprof(data []byte, limit int64) (*capture.Capture, error) {
 	if p.TimeNanos != 0 {
 		meta.Start = time.Unix(0, p.TimeNanos).UTC()
 	}
-	v1, v2, inuse, inuseObjs := -1, -1, -1, -1
-	switch {
-	case idx("off_cpu") >= 0:
-		meta.Type, v1 = capture.OffCPU, idx("off_cpu")
-	case idx("off_wake") >= 0:
-		meta.Type, v1 = capture.OffWake, idx("off_wake")
-	case idx("wakeup") >= 0:
-		meta.Type, v1 = capture.Wakeup, idx("wakeup")
-	case idx("alloc_space") >= 0:
-		meta.Type, meta.Unit, v1, v2 = capture.Mem, "bytes", idx("alloc_space"), idx("alloc_objects")
-		inuse, inuseObjs = idx("inuse_space"), idx("inuse_objects")
-	case idx("inuse_space") >= 0:
-		meta.Type, meta.Unit, v1, v2 = capture.Mem, "bytes", idx("inuse_space"), idx("inuse_objects")
-	case idx("page_faults") >= 0:
-		meta.Type, meta.Unit, meta.Event, v1 = capture.Mem, "count", "page-faults", idx("page_faults")
-	case idx("cycles") >= 0 && idx("instructions") >= 0:
-		meta.Type, v1, v2 = capture.CPI, idx("cycles"), idx("instructions")
-	case idx("samples") >= 0 || idx("cpu") >= 0:
-		meta.Type, meta.Unit = capture.CPU, "samples"
-		if v1 = idx("samples"); v1 < 0 {
-			meta.Unit, v1 = "ns", idx("cpu")
-		}
-		if p.Period > 0 && p.PeriodType != nil && p.PeriodType.Unit == "nanoseconds" {
+	im, ok := pprofMatch(idx)
+	if ok {
+		meta.Type, meta.Unit, meta.Event = im.typ, im.unit, im.event
+		if meta.Type.Info().Sampled && p.Period > 0 && p.PeriodType != nil && p.PeriodType.Unit == "nanoseconds" {
 			meta.Params.Hz = int((int64(time.Second) + p.Period/2) / p.Period)
 		}
-	default:
-		meta.Type = capture.PerfEvent
-		v1 = len(p.SampleType) - 1
+	} else {
+		// Any other profile (Go's mutex, block, goroutine...): its
+		// default sample type, else the last, as a counted event.
+		meta.Type = capture.OtherEventsType()
+		im.v1 = len(p.SampleType) - 1
 		if d := idx(p.DefaultSampleType); d >= 0 {
-			v1 = d
+			im.v1 = d
 		}
-		meta.Event = p.SampleType[v1].Type
-		meta.Unit = pprofUnit(p.SampleType[v1].Unit)
+		meta.Event = p.SampleType[im.v1].Type
+		meta.Unit = pprofUnit(p.SampleType[im.v1].Unit)
 	}
+	v1, v2, inuse, inuseObjs := im.v1, im.v2, im.inuse, im.inuseObjs
 	meta.Params.Type = meta.Type
 	b := capture.NewBuilder(meta)
 	root := "[unknown]"
@@ -427,6 +412,70 @@ func readPprof(data []byte, limit int64) (*capture.Capture, error) {
 		return nil, fmt.Errorf("read pprof: the profile has no samples")
 	}
 	return c, nil
+}
+
+// pprofImport is what an imported profile's sample types say: its capture
+// type, unit and event, and the sample values (indexes, -1 for none) that
+// become Event.Value and Value2 and the part still in use.
+type pprofImport struct {
+	typ                      capture.Type
+	unit, event              string
+	v1, v2, inuse, inuseObjs int
+}
+
+// pprofMatch finds the entry of capture.TypeInfo.Pprof whose sample types
+// a profile has, so a profile scorch wrote reads back as its type and a new
+// type imports by its table entry alone. An entry matches when the profile
+// has every type it sums event values from (SumValue, SumValue2), or, for a
+// heap profile of only the in-use part, its SumInuseValue type, which then
+// is the value. Of the matches the one with the most of its types present
+// wins, the first in table and unit order on a tie: a Go CPU profile
+// (samples, cpu) reads as counted samples, one of only cpu as ns.
+func pprofMatch(idx func(string) int) (pprofImport, bool) {
+	var best pprofImport
+	bestN := 0
+	for _, t := range capture.Types {
+		ti := t.Info()
+		if ti.OtherEvents {
+			continue // the fallback, for any sample type
+		}
+		for _, u := range slices.Sorted(maps.Keys(ti.Pprof)) {
+			im := pprofImport{typ: t, v1: -1, v2: -1, inuse: -1, inuseObjs: -1}
+			if u != "" {
+				im.unit = u // else the type's unit for its event (NewBuilder)
+			}
+			n, hasValue, complete := 0, false, true
+			for _, st := range ti.Pprof[u] {
+				i := idx(st.Type)
+				if i >= 0 {
+					n++
+				}
+				switch st.Sum {
+				case capture.SumValue:
+					im.v1, hasValue = i, i >= 0
+				case capture.SumValue2:
+					im.v2, complete = i, complete && i >= 0
+				case capture.SumObjects:
+					im.v2 = i
+				case capture.SumInuseValue:
+					im.inuse = i
+				case capture.SumInuseObjects:
+					im.inuseObjs = i
+				}
+				if st.Event != "" {
+					im.event = st.Event
+				}
+			}
+			if !hasValue && im.inuse >= 0 {
+				im.v1, im.v2, im.inuse, im.inuseObjs = im.inuse, im.inuseObjs, -1, -1
+				hasValue = true
+			}
+			if hasValue && complete && n > bestN {
+				best, bestN = im, n
+			}
+		}
+	}
+	return best, bestN > 0
 }
 
 func value(s *profile.Sample, i int) int64 {
