@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -233,4 +234,22 @@ func (src *tracepointSource) decode(s *session, e *stackEvent) {
 	if e.Kind == bpf.SamplerRecordKindRECORD_SAMPLE {
 		s.addSample(e, e.weight())
 	}
+}
+
+// CheckEvent reports, before a capture starts, whether the event p names
+// exists on this host: the perf event or tracepoint of --type event, the
+// allocator event of --type mem. The errors are Record's (ErrBadTarget for
+// a name that does not exist, listing what does; ErrUnavailable without
+// tracefs), so a service can refuse the request instead of failing later.
+func CheckEvent(p capture.Params) error {
+	switch p.Type {
+	case capture.PerfEvent:
+		_, err := parseEvent(p.Event, tracefsEvents())
+		return err
+	case capture.Mem:
+		if p.Event != "" && !slices.Contains(MemEvents, p.Event) {
+			return fmt.Errorf("%w: mem event %q is not supported: allowed values are %s", ErrBadTarget, p.Event, strings.Join(MemEvents, ", "))
+		}
+	}
+	return nil
 }

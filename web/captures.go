@@ -56,6 +56,11 @@ func (s *Server) checkParams(ctx context.Context, p *capture.Params) error {
 	if c, ok := caps.Collectors[string(p.Type)]; ok && !c.Available {
 		return errorf(http.StatusServiceUnavailable, "collector %s is unavailable on this host: %s", p.Type, c.Reason)
 	}
+	if ec, ok := s.cfg.Recorder.(EventChecker); ok {
+		if err := ec.CheckEvent(ctx, *p); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

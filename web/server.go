@@ -61,6 +61,15 @@ type Recorder interface {
 	Capabilities(ctx context.Context) Capabilities
 }
 
+// EventChecker is a Recorder that can tell, before a capture starts,
+// whether the event a capture names (a tracepoint, a perf event) exists on
+// this host, so that a name that does not is a 400 at POST rather than a
+// capture that fails. Its errors are wrapped as Record's (ErrBadTarget,
+// ErrUnavailable).
+type EventChecker interface {
+	CheckEvent(ctx context.Context, p capture.Params) error
+}
+
 // Config is the service's configuration; zero fields take the defaults.
 type Config struct {
 	Listen        string // the address served, for the Host header check; default 127.0.0.1:7070

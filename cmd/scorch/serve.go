@@ -45,13 +45,29 @@ func (p *profilerRecorder) Record(ctx context.Context, params capture.Params, pr
 			progress(web.Progress{Elapsed: pr.Elapsed, Events: pr.Events, Lost: pr.Lost})
 		},
 	})
-	switch {
-	case errors.Is(err, profiler.ErrUnavailable), errors.Is(err, profiler.ErrPermission):
-		return nil, fmt.Errorf("%w: %w", web.ErrUnavailable, err)
-	case errors.Is(err, profiler.ErrBadTarget):
-		return nil, fmt.Errorf("%w: %w", web.ErrBadTarget, err)
+	if wrapped := recorderError(err); wrapped != err {
+		return nil, wrapped
 	}
 	return c, err
+}
+
+// recorderError wraps the profiler's error classes as the service's.
+func recorderError(err error) error {
+	switch {
+	case errors.Is(err, profiler.ErrUnavailable), errors.Is(err, profiler.ErrPermission):
+		return fmt.Errorf("%w: %w", web.ErrUnavailable, err)
+	case errors.Is(err, profiler.ErrBadTarget):
+		return fmt.Errorf("%w: %w", web.ErrBadTarget, err)
+	}
+	return err
+}
+
+// The service checks event names before a capture starts.
+var _ web.EventChecker = (*profilerRecorder)(nil)
+
+// CheckEvent refuses an event (tracepoint, perf event) this host lacks.
+func (p *profilerRecorder) CheckEvent(ctx context.Context, params capture.Params) error {
+	return recorderError(profiler.CheckEvent(params))
 }
 
 // The service exports the symbolizer's cache counters on /metrics.
