@@ -103,7 +103,7 @@ func parseIDs(name string, vals []string) ([]uint32, error) {
 // CheckRange validates From/To against the capture's length and says what
 // the valid interval is.
 func (c *Capture) CheckRange(q Query) error {
-	if q.View == "inuse" && !(c.Meta.Type == Mem && c.Meta.Unit == "bytes") {
+	if ti := c.Meta.Type.Info(); q.View == "inuse" && (ti.InuseUnit == "" || c.Meta.Unit != ti.InuseUnit) {
 		// Only allocation captures mark what is still allocated: anything
 		// else would be an empty answer.
 		return fmt.Errorf("view inuse applies only to mem captures of allocations (malloc, unit bytes), not to this %s capture: leave view out, or use view=alloc", c.Meta.Type)

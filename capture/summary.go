@@ -248,7 +248,7 @@ func (c *Capture) findings(s Summary) []Finding {
 		add("info", fmt.Sprintf("sampled at %d Hz, below 100 Hz: short functions and shares under a few percent are noise", s.Hz),
 			"record with hz=99 or more, or for longer")
 	}
-	if m.Type == CPU && s.Events > 0 && s.Events < 1000 {
+	if m.Type.Info().Sampled && s.Events > 0 && s.Events < 1000 {
 		add("info", fmt.Sprintf("only %d samples: differences of a few percent are within noise", s.Events), "record longer, at a higher hz, or a wider target")
 	}
 	if m.Stats.StackErrors > 0 {

@@ -77,6 +77,10 @@ type TypeInfo struct {
 	// CyclesPerInstruction: Value is cycles and Value2 the instructions
 	// retired in them, so flame graphs colour frames by their ratio.
 	CyclesPerInstruction bool
+	// InuseUnit is the unit of the captures whose events mark what is
+	// still in use at the end (FlagInuse: mem's allocations in bytes), so
+	// view=inuse applies to them and to no other.
+	InuseUnit string
 	// OtherEvents: the type of any counted event no other entry names;
 	// imports of unknown events (perf script events, pprof sample types)
 	// are of this type, named by their event.
@@ -128,6 +132,7 @@ var typeTable = []TypeInfo{
 			"": {{Type: "page_faults", Unit: "count", Event: "page-faults"}},
 		},
 		PerfEvents: []string{"page-faults", "faults", "major-faults", "minor-faults"},
+		InuseUnit:  "bytes",
 		Defaults:   Params{View: "alloc"},
 	},
 	{

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,10 @@ func TestTypeTable(t *testing.T) {
 				if st.Type == "" || st.Unit == "" || strings.Contains(st.Type, "-") {
 					t.Errorf("%s %q: pprof sample type %+v needs a name without '-' and a unit", ti.Type, unit, st)
 				}
+			}
+			inuse := slices.ContainsFunc(sts, func(st SampleType) bool { return st.Sum == SumInuseValue })
+			if want := ti.InuseUnit != "" && unit == ti.InuseUnit; inuse != want {
+				t.Errorf("%s %q: pprof in-use values %v, but InuseUnit %q", ti.Type, unit, inuse, ti.InuseUnit)
 			}
 			if defaults > 1 {
 				t.Errorf("%s %q: %d default pprof sample types", ti.Type, unit, defaults)

@@ -106,7 +106,7 @@ func (s *Server) captureSet(id string, vw view) (*calltree.Set, error) {
 	}
 	return viewSets.get(c, viewKey(vw.q, vw.ts, vw.reverse), func() *calltree.Set {
 		set := calltree.NewSet()
-		set.Instructions = c.Meta.Type == capture.CPI
+		set.Instructions = c.Meta.Type.Info().CyclesPerInstruction
 		set.Add(transformed.get(c, vw.ts), vw.q, vw.reverse, false)
 		set.Unit = c.Meta.Unit
 		return set
