@@ -8,11 +8,20 @@ import (
 )
 
 // rendered is one cached answer: the body (gzipped unless the format is
-// compressed already) and, for SVGs, the CSP naming the rendering's nonce.
+// compressed already) or, for SVGs, the gzipped rendering without its
+// nonce (each answer gets a nonce of its own, and a CSP naming it).
 type rendered struct {
 	body    []byte
 	gzipped bool
-	csp     string
+	nonced  *noncedGzip
+}
+
+// cost is what the answer holds in memory.
+func (r *rendered) cost() int64 {
+	if r.nonced != nil {
+		return r.nonced.size()
+	}
+	return int64(len(r.body))
 }
 
 // renderCache keeps rendered answers per (captures, route, parameters),
@@ -27,7 +36,7 @@ type renderCache struct {
 func newRenderCache(max int64) *renderCache {
 	return &renderCache{cache.New[string](cache.Options[*rendered]{
 		MaxCost: max,
-		Cost:    func(r *rendered) int64 { return int64(len(r.body)) },
+		Cost:    (*rendered).cost,
 		// One huge answer would evict everything else.
 		MaxEntryCost: max / 4,
 	})}

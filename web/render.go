@@ -87,9 +87,10 @@ func (s *Server) serveFormat(w http.ResponseWriter, r *http.Request, id string, 
 // ServeRendered answers from the render cache, or renders with fn, caches
 // and answers. format names the rendering in metrics; answers are kept
 // gzipped (but those of output formats gzipped already, pprof) and sent as
-// they are to clients that accept gzip. SVG renderings get a nonce of
-// their own, which their CSP names: fn must set Options.ScriptNonce to the
-// nonce it is given.
+// they are to clients that accept gzip. Every answer of an SVG rendering
+// gets a nonce of its own, which its CSP names: fn must set
+// Options.ScriptNonce to the nonce it is given (a stand-in, replaced per
+// answer; other formats get "").
 func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, contentType, format string, fn func(out io.Writer, nonce string) error) {
 	gzipped := false
 	if out, err := output.Lookup(format); err == nil {
@@ -106,9 +107,19 @@ func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, cont
 		}
 		defer s.renders.leave()
 		start := time.Now()
-		nonce := ""
 		if contentType == svgType {
-			nonce = randomHex(16)
+			// Rendered under a random stand-in for the nonce, cut there.
+			nonce := randomHex(16)
+			var buf bytes.Buffer
+			if err := fn(&buf, nonce); err != nil {
+				return nil, err
+			}
+			n, err := newNoncedGzip(buf.Bytes(), nonce)
+			if err != nil {
+				return nil, err
+			}
+			s.metrics.observeRender(format, start)
+			return &rendered{nonced: n}, nil
 		}
 		var buf bytes.Buffer
 		out := io.Writer(&buf)
@@ -117,7 +128,7 @@ func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, cont
 			zw, _ = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 			out = zw
 		}
-		if err := fn(out, nonce); err != nil {
+		if err := fn(out, ""); err != nil {
 			return nil, err
 		}
 		if zw != nil {
@@ -127,9 +138,6 @@ func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, cont
 		}
 		s.metrics.observeRender(format, start)
 		val := &rendered{body: buf.Bytes(), gzipped: zw != nil}
-		if nonce != "" {
-			val.csp = cspSVG(nonce)
-		}
 		return val, nil
 	})
 	if err != nil {
@@ -148,8 +156,18 @@ func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, cont
 	h.Set("Content-Type", contentType)
 	h.Set("Cache-Control", "private, no-cache")
 	h.Set("Vary", "Accept-Encoding")
-	if val.csp != "" {
-		h.Set("Content-Security-Policy", val.csp)
+	if val.nonced != nil {
+		nonce := randomHex(16)
+		h.Set("Content-Security-Policy", cspSVG(nonce))
+		if !acceptsGzip(r) {
+			val.nonced.plainTo(w, nonce)
+			return
+		}
+		body := val.nonced.with(nonce)
+		h.Set("Content-Encoding", "gzip")
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+		return
 	}
 	if !val.gzipped {
 		h.Set("Content-Length", strconv.Itoa(len(val.body)))

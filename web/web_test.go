@@ -334,16 +334,27 @@ func TestRenderedRoutes(t *testing.T) {
 	if nonce == nil || !bytes.Contains(b, []byte(`<script nonce="`+nonce[1]+`"`)) || strings.Contains(csp, "unsafe") {
 		t.Fatalf("svg CSP %q does not match its script", csp)
 	}
-	// The cached answer is the same rendering with the same CSP; another
-	// rendering has a nonce of its own.
+	// The cached answer is the same rendering under a nonce of its own,
+	// which its CSP names (a nonce an attacker saw once is no use later).
 	resp2, b2 := e.get(base + "/flamegraph.svg?s=beta")
-	if resp2.Header.Get("Content-Security-Policy") != csp || !bytes.Equal(b2, b) {
-		t.Fatalf("cached svg differs from the first answer")
+	csp2 := resp2.Header.Get("Content-Security-Policy")
+	nonce2 := regexp.MustCompile(`script-src 'nonce-([0-9a-f]+)'`).FindStringSubmatch(csp2)
+	if nonce2 == nil || nonce2[1] == nonce[1] || csp2 != strings.ReplaceAll(csp, nonce[1], nonce2[1]) {
+		t.Fatalf("cached svg reuses its nonce or lacks one: CSP %q then %q", csp, csp2)
 	}
-	if resp3, _ := e.get(base + "/flamegraph.svg?s=gamma"); resp3.Header.Get("Content-Security-Policy") == csp {
+	if bytes.Contains(b2, []byte(nonce[1])) || !bytes.Equal(bytes.ReplaceAll(b2, []byte(nonce2[1]), []byte(nonce[1])), b) {
+		t.Fatalf("cached svg is not the first rendering under the new nonce %s", nonce2[1])
+	}
+	for _, attr := range []string{`<script nonce="`, `<style nonce="`} {
+		if !bytes.Contains(b2, []byte(attr+nonce2[1]+`"`)) {
+			t.Errorf("cached svg lacks %s%s", attr, nonce2[1])
+		}
+	}
+	if resp3, _ := e.get(base + "/flamegraph.svg?s=gamma"); resp3.Header.Get("Content-Security-Policy") == csp2 {
 		t.Fatalf("two renderings share a nonce")
 	}
-	// Clients that do not accept gzip get the plain SVG.
+	// Clients that do not accept gzip get the plain SVG, under a nonce of
+	// their own too.
 	req, _ := http.NewRequest("GET", e.ts.URL+base+"/flamegraph.svg?s=beta", nil)
 	req.Header.Set("Accept-Encoding", "identity")
 	plain, err := http.DefaultTransport.RoundTrip(req)
@@ -352,8 +363,9 @@ func TestRenderedRoutes(t *testing.T) {
 	}
 	pb, _ := io.ReadAll(plain.Body)
 	plain.Body.Close()
-	if plain.Header.Get("Content-Encoding") != "" || !bytes.Equal(pb, b) {
-		t.Fatalf("identity answer: encoding %q, %d bytes, want %d", plain.Header.Get("Content-Encoding"), len(pb), len(b))
+	nonce4 := regexp.MustCompile(`script-src 'nonce-([0-9a-f]+)'`).FindStringSubmatch(plain.Header.Get("Content-Security-Policy"))
+	if plain.Header.Get("Content-Encoding") != "" || nonce4 == nil || nonce4[1] == nonce2[1] || !bytes.Equal(bytes.ReplaceAll(pb, []byte(nonce4[1]), []byte(nonce[1])), b) {
+		t.Fatalf("identity answer: encoding %q, CSP %q, %d bytes, want %d", plain.Header.Get("Content-Encoding"), plain.Header.Get("Content-Security-Policy"), len(pb), len(b))
 	}
 
 	resp, b = e.get(base + "/profile.pb.gz")
