@@ -263,3 +263,34 @@ func TestCPIWithoutPMU(t *testing.T) {
 		}
 	}
 }
+
+// CheckEvent refuses, before anything loads, the events Record would fail
+// on, with Record's error class, and accepts those that exist here.
+func TestCheckEvent(t *testing.T) {
+	testutil.RequireRoot(t)
+	if tracefsEvents() == "" {
+		t.Skip("tracefs is not available")
+	}
+	for _, tt := range []struct {
+		p    capture.Params
+		want string // "" accepted
+	}{
+		{capture.Params{Type: capture.PerfEvent, Event: "sched:sched_switch"}, ""},
+		{capture.Params{Type: capture.PerfEvent, Event: "context-switches"}, ""},
+		{capture.Params{Type: capture.PerfEvent, Event: "nosuch:thing"}, `unknown tracepoint subsystem "nosuch"`},
+		{capture.Params{Type: capture.PerfEvent, Event: "sched:nosuch"}, `unknown tracepoint "sched:nosuch": sched has sched:`},
+		{capture.Params{Type: capture.PerfEvent, Event: "../x:y"}, `tracepoint "../x:y" is not valid`},
+		{capture.Params{Type: capture.PerfEvent}, "--type event needs --event NAME"},
+		{capture.Params{Type: capture.Mem, Event: "free"}, `mem event "free" is not supported`},
+		{capture.Params{Type: capture.Mem}, ""},
+		{capture.Params{Type: capture.CPU, Event: "whatever"}, ""},
+	} {
+		err := CheckEvent(tt.p)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s %q: %v", tt.p.Type, tt.p.Event, err)
+		case tt.want != "" && (err == nil || !errors.Is(err, ErrBadTarget) || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s %q: %v, want ErrBadTarget with %q", tt.p.Type, tt.p.Event, err, tt.want)
+		}
+	}
+}
