@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,6 +19,16 @@ func fuzzServer(f *testing.F) (*Server, []string) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	// Fuzzed POSTs start background captures: wait until they are saved
+	// before the data folder is removed (registered after TempDir, so it
+	// runs first).
+	f.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			f.Error(err)
+		}
+	})
 	var ids []string
 	for i, c := range []*capture.Capture{hmPhased(f), fuzzFolded()} {
 		rec := store.Record{ID: store.NewID(time.Now().Add(time.Duration(i) * time.Second)), Type: c.Meta.Type, Start: c.Meta.Start, Params: capture.Params{Type: c.Meta.Type}}
