@@ -227,7 +227,7 @@ func TestSamplerFindings(t *testing.T) {
 	if f := byRes["memory"]; len(f) != 1 || f[0].Status != StatusCritical || f[0].Drill.Type != "mem" || f[0].Drill.Event != "page-faults" {
 		t.Errorf("memory findings %+v, want an OOM kill critical at once, with a mem page-faults drill", f)
 	}
-	if f := byRes["net:eth0"]; len(f) != 1 || f[0].Drill != (Drill{Type: "event", Event: "skb:kfree_skb", Duration: "10s"}) || !strings.Contains(f[0].Message, "dropping 50 packets/s") {
+	if f := byRes["net:eth0"]; len(f) != 1 || f[0].Drill != (Drill{Type: "event", Event: "skb:kfree_skb", Duration: "10s"}) || !strings.Contains(f[0].Message, "drops 50 packets/s") {
 		t.Errorf("net findings %+v, want drops with an skb:kfree_skb drill", f)
 	}
 	if f := byRes["cpu"]; len(f) != 0 {

@@ -586,7 +586,7 @@ func (s *Sampler) netRows(prev, cur *snapshot, dt float64) []resourceRow {
 			row.checks = append(row.checks, check{name: "busy", level: thresholds(util, 80, 95), rule: fmt.Sprintf("%s %.0f%% of link speed", name, util), drill: Drill{Type: "cpu", Duration: s.opts.DrillDuration.String()}})
 		}
 		row.checks = append(row.checks,
-			check{name: "drops", level: thresholds(drops, 1, 100), rule: fmt.Sprintf("%s dropping %.0f packets/s", name, drops), drill: d},
+			check{name: "drops", level: thresholds(drops, 1, 100), rule: fmt.Sprintf("%s drops %.0f packets/s", name, drops), drill: d},
 			check{name: "errors", level: thresholds(errs, 1, 100), rule: fmt.Sprintf("%s %.0f errors/s", name, errs), drill: d})
 		rows = append(rows, row)
 	}
@@ -619,13 +619,13 @@ func (s *Sampler) tcpRow(prev, cur *snapshot, dt float64) (resourceRow, bool) {
 	}
 	ev := func(e string) Drill { return Drill{Type: "event", Event: e, Duration: s.opts.DrillDuration.String()} }
 	row.checks = append(row.checks,
-		check{name: "overflow", level: thresholds(overflow, 1, 100), rule: fmt.Sprintf("TCP listen queue overflowing %.0f/s", overflow), drill: s.drill("offcpu", 0)})
+		check{name: "overflow", level: thresholds(overflow, 1, 100), rule: fmt.Sprintf("TCP listen queue overflows and drops %.0f/s", overflow), drill: s.drill("offcpu", 0)})
 	retransPct := pct(retrans, out)
 	l := levelOK
 	if retrans >= 10 {
 		l = thresholds(retransPct, 2, 10)
 	}
-	row.checks = append(row.checks, check{name: "retrans", level: l, rule: fmt.Sprintf("TCP retransmitting %.0f segments/s (%.1f%%)", retrans, retransPct), drill: ev("tcp:tcp_retransmit_skb")})
+	row.checks = append(row.checks, check{name: "retrans", level: l, rule: fmt.Sprintf("TCP retransmits %.0f segments/s (%.1f%%)", retrans, retransPct), drill: ev("tcp:tcp_retransmit_skb")})
 	return row, true
 }
 
