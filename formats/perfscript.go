@@ -335,7 +335,11 @@ func readPerfScript(src *lines, opts ImportOptions, rep *ImportReport) (*capture
 			inSample = false
 			continue
 		}
-		if line[0] == '#' {
+		// A '#' first, even after spaces, outside a sample's frames is a
+		// comment: an event line whose comm starts with '#' cannot be told
+		// from one, and reading it as an event gave a process named "#",
+		// which folded output cannot carry (its readers skip '#' lines).
+		if line[0] == '#' || (trimmed[0] == '#' && !inSample) {
 			// perf script --header: "# captured on    : Wed Nov 25 10:35:06 2026"
 			key, v, _ := strings.Cut(strings.TrimPrefix(string(line), "#"), ":")
 			v = strings.TrimSpace(v)

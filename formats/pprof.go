@@ -327,6 +327,11 @@ func readPprof(data []byte, limit int64) (*capture.Capture, error) {
 	if len(p.SampleType) == 0 {
 		return nil, fmt.Errorf("read pprof: the profile has no sample types")
 	}
+	// The parser leaves references to missing locations, mappings and
+	// functions as nil: refuse such a profile instead of reading it.
+	if err := p.CheckValid(); err != nil {
+		return nil, fmt.Errorf("read pprof: %w", err)
+	}
 	idx := func(name string) int {
 		for i, st := range p.SampleType {
 			if st.Type == name {
