@@ -14,8 +14,6 @@ import (
 	"sort"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // jitdump is the format of /tmp/jit-PID.dump (tools/perf/Documentation/
@@ -327,11 +325,8 @@ func (js *jitDumpState) refresh(p *Process) {
 		}
 		js.f = f
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(js.f.Fd()), &st); err != nil {
-		return
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > jitMaxFile || (st.Uid != 0 && int(st.Uid) != js.uid && int(st.Uid) != js.euid) {
+	st, ok := statTrusted(js.f, jitMaxFile, js.uid, js.euid)
+	if !ok {
 		p.s.log.Debug("ignoring jitdump", "pid", p.PID, "owner", st.Uid)
 		js.f.Close()
 		js.f, js.d = nil, nil

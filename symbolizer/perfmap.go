@@ -179,12 +179,8 @@ func (ps *perfMapState) refresh(p *Process) {
 		}
 		ps.f = f
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(ps.f.Fd()), &st); err != nil {
-		return
-	}
-	// Anyone can create a file in /tmp: trust only root's or the process's own.
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || (st.Uid != 0 && int(st.Uid) != ps.uid && int(st.Uid) != ps.euid) {
+	st, ok := statTrusted(ps.f, 0, ps.uid, ps.euid)
+	if !ok {
 		p.s.log.Debug("ignoring perf map", "pid", p.PID, "owner", st.Uid)
 		ps.f.Close()
 		ps.f, ps.layers = nil, nil
@@ -220,4 +216,18 @@ func (ps *perfMapState) close() {
 // regular file of at most perfMapMaxFile bytes.
 func openPerfMap(root *os.File, procRoot string, pid int, p string) (*os.File, error) {
 	return openForeign(root, filepath.Join(procRoot, strconv.Itoa(pid)), p, true, perfMapMaxFile)
+}
+
+// statTrusted is the check a JIT's perf map or jitdump passes before each
+// read: a regular file of at most max bytes (0: any size), owned by root or
+// by the process's user, since anyone can create a file in /tmp. It also
+// answers false when the file cannot be stat'ed (st is then zero).
+func statTrusted(f *os.File, max int64, uid, euid int) (st unix.Stat_t, ok bool) {
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return unix.Stat_t{}, false
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || (max > 0 && st.Size > max) {
+		return st, false
+	}
+	return st, st.Uid == 0 || int(st.Uid) == uid || int(st.Uid) == euid
 }
