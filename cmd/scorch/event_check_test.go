@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/scorch-dev/scorch/internal/testutil"
 )
@@ -20,34 +18,7 @@ import (
 // exit 2 from scorch record, never a capture that is accepted and fails.
 func TestUnknownEventRefused(t *testing.T) {
 	testutil.RequireRoot(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var stderr bytes.Buffer
-	go func() { done <- runServe(ctx, []string{"--listen", addr, "--data", t.TempDir()}, io.Discard, &stderr) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(90 * time.Second):
-			t.Error("serve did not stop after its context was cancelled")
-		}
-	}()
-	base := "http://" + addr
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not come up: %s", stderr.String())
-		}
-	}
+	base := startServe(t)
 	message := func(resp *http.Response) (int, string) {
 		defer resp.Body.Close()
 		var e struct{ Error string }

@@ -62,39 +62,7 @@ func TestServeRecordsCPU(t *testing.T) {
 	bin := testutil.BuildC(t, "gcc", serveWorkload, "-O1", "-fno-omit-frame-pointer", "-g")
 	work := testutil.Start(t, bin)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var stderr bytes.Buffer
-	go func() {
-		done <- runServe(ctx, []string{"--listen", addr, "--data", t.TempDir()}, io.Discard, &stderr)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != exitOK {
-				t.Errorf("serve exited %d: %s", code, stderr.String())
-			}
-		case <-time.After(90 * time.Second):
-			t.Error("serve did not stop after its context was cancelled")
-		}
-	}()
-	base := "http://" + addr
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not come up: %s", stderr.String())
-		}
-	}
+	base := startServe(t)
 	get := func(path string) []byte {
 		t.Helper()
 		resp, err := http.Get(base + path)
@@ -209,5 +177,45 @@ func TestServeToken(t *testing.T) {
 	cancel()
 	if code := <-done; code != exitOK {
 		t.Errorf("serve exited %d after its context ended", code)
+	}
+}
+
+// startServe runs `scorch serve` on a free loopback port with a fresh
+// data folder until the test ends, and returns its base URL once it
+// answers /healthz. The cleanup stops it and checks that it exited 0.
+func startServe(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- runServe(ctx, []string{"--listen", addr, "--data", t.TempDir()}, io.Discard, &stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != exitOK {
+				t.Errorf("serve exited %d: %s", code, stderr.String())
+			}
+		case <-time.After(90 * time.Second):
+			t.Error("serve did not stop after its context was cancelled")
+		}
+	})
+	base := "http://" + addr
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			return base
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not come up: %s", stderr.String())
+		}
 	}
 }
