@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -178,9 +179,11 @@ func (t *CompactTable) AppendRules(b []byte) []byte {
 }
 
 // BuildCompact compiles the .eh_frame and .debug_frame of an ELF file into a
-// compact table. Malformed CFI gives CFAUnsupported ranges, not an error;
-// an error means the file cannot have a table (not ELF, another machine,
-// no CFI, larger than 4 GiB).
+// compact table; in a Go binary, the pcs no FDE covers (all of a stripped
+// one's) get their rules from the pclntab's frame sizes. Malformed CFI
+// gives CFAUnsupported ranges, not an error; an error means the file
+// cannot have a table (not ELF, another machine, no CFI nor pclntab,
+// larger than 4 GiB).
 func BuildCompact(ra io.ReaderAt) (t *CompactTable, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -196,7 +199,11 @@ func BuildCompact(ra io.ReaderAt) (t *CompactTable, err error) {
 		return nil, err
 	}
 	fdes, err := readFDEs(f)
-	if err != nil {
+	gos, goErr := readGoRules(f, arch)
+	if err != nil && (gos == nil || len(gos.spans) == 0) {
+		if goErr != nil {
+			return nil, errors.Join(err, goErr)
+		}
 		return nil, err
 	}
 	base := uint64(math.MaxUint64)
@@ -208,9 +215,15 @@ func BuildCompact(ra io.ReaderAt) (t *CompactTable, err error) {
 	if base == math.MaxUint64 {
 		base = 0
 	}
-	b := &builder{arch: arch, base: base, ids: map[Rule]uint32{{}: 0}, rules: []Rule{{}}}
+	b := &builder{arch: arch, base: base, ids: map[Rule]uint32{{}: 0}, rules: []Rule{{}}, gos: gos}
 	for _, fde := range fdes {
 		if err := b.addFDE(fde); err != nil {
+			return nil, err
+		}
+	}
+	// Go functions past the last FDE (all of them in a stripped binary).
+	if gos != nil && len(gos.spans) > 0 {
+		if err := b.fill(b.end, gos.spans[len(gos.spans)-1].hi); err != nil {
 			return nil, err
 		}
 	}
@@ -256,6 +269,45 @@ type builder struct {
 	entries []Entry
 	rules   []Rule
 	ids     map[Rule]uint32
+	// gos are a Go binary's pclntab rules, for the pcs no FDE covers; gi
+	// and ti are cursors into its spans and TOPFRAME functions.
+	gos    *goRules
+	gi, ti int
+}
+
+// fill adds the Go rules of [lo, hi), a range no FDE covers, and the
+// no-CFI rule where no Go function is either; b.end becomes hi.
+func (b *builder) fill(lo, hi uint64) error {
+	defer func() { b.end = max(b.end, hi) }()
+	var spans []span
+	if b.gos != nil {
+		spans = b.gos.spans
+	}
+	for lo < hi {
+		for b.gi < len(spans) && spans[b.gi].hi <= lo {
+			b.gi++
+		}
+		if b.gi == len(spans) || spans[b.gi].lo >= hi {
+			break
+		}
+		s := spans[b.gi]
+		if s.lo > lo {
+			if len(b.entries) > 0 {
+				if err := b.add(lo, Rule{}); err != nil {
+					return err
+				}
+			}
+			lo = s.lo
+		}
+		if err := b.add(lo, s.rule); err != nil {
+			return err
+		}
+		lo = min(s.hi, hi)
+	}
+	if lo < hi && len(b.entries) > 0 {
+		return b.add(lo, Rule{})
+	}
+	return nil
 }
 
 // add starts a range at vaddr, merging it into the previous one when the
@@ -299,15 +351,21 @@ func (b *builder) addFDE(fde *dframe.FrameDescriptionEntry) error {
 	if end <= begin {
 		return nil
 	}
-	if len(b.entries) > 0 && begin > b.end {
-		if err := b.add(b.end, Rule{}); err != nil { // a gap without CFI
+	if begin > b.end {
+		if err := b.fill(b.end, begin); err != nil { // a gap without CFI
 			return err
 		}
 	}
 	var err error
 	emit := func(loc uint64, r Rule) {
 		if err == nil && loc < end {
-			err = b.add(max(loc, begin), r)
+			loc = max(loc, begin)
+			// Go's .debug_frame gives the outermost functions a return
+			// address; the pclntab says there is none.
+			if r.CFA != CFAUnsupported && b.gos.isTop(loc, &b.ti) {
+				r.RA, r.RAOffset = RAUndefined, 0
+			}
+			err = b.add(loc, r)
 		}
 	}
 	runCFI(b.arch, fde, emit)

@@ -69,3 +69,42 @@ func FuzzWalkCompact(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBuildCompactGo patches the .gopclntab of a stripped Go binary (no
+// CFI: every rule comes from it): building the table must not panic, and a
+// table built is sorted and merged.
+func FuzzBuildCompactGo(f *testing.F) {
+	path := buildGoWith(f, filepath.Join("testdata", "goleaf.go"), nil, "-ldflags=-s -w")
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ef, err := elf.NewFile(bytes.NewReader(bin))
+	if err != nil {
+		f.Fatal(err)
+	}
+	sec := ef.Section(".gopclntab")
+	if sec == nil {
+		f.Fatal("no .gopclntab")
+	}
+	f.Add(uint32(0), []byte{})
+	f.Add(uint32(8), []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f})
+	f.Add(uint32(sec.Size/2), []byte{0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 1, 0x7f})
+	f.Fuzz(func(t *testing.T, at uint32, patch []byte) {
+		b := bytes.Clone(bin)
+		tab := b[sec.Offset : sec.Offset+sec.Size]
+		copy(tab[int(at)%len(tab):], patch)
+		ct, err := BuildCompact(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		for i, e := range ct.Entries {
+			if int(e.Rule) >= len(ct.Rules) {
+				t.Fatalf("entry %d names rule %d of %d", i, e.Rule, len(ct.Rules))
+			}
+			if i > 0 && (e.PC <= ct.Entries[i-1].PC || e.Rule == ct.Entries[i-1].Rule) {
+				t.Fatalf("entries %d, %d not sorted or not merged: %+v %+v", i-1, i, ct.Entries[i-1], e)
+			}
+		}
+	})
+}
