@@ -1,10 +1,12 @@
 package capture
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,7 +16,11 @@ import (
 // Query selects the events a view shows. The zero Query selects every event
 // but the idle ones.
 type Query struct {
-	From, To    float64  // seconds from the capture start; To == 0 means the end
+	From, To float64 // seconds from the capture start; To == 0 means the end
+	// Ranges are the merged ranges when from and to are given several
+	// times (sorted, none overlapping or touching, To 0 for the end); From
+	// and To are then their hull. nil for one range or none.
+	Ranges      []Range
 	PIDs, TIDs  []uint32 // empty: all
 	Comm        string   // process name (root frame); empty: all
 	CPUs        []int    // empty: all
@@ -22,27 +28,38 @@ type Query struct {
 	View        string   // mem: "alloc" (default) or "inuse"
 }
 
+// Range is a time range in seconds from the capture start, [From, To);
+// To == 0 means the end of the capture.
+type Range struct{ From, To float64 }
+
+func (r Range) String() string {
+	if r.To == 0 {
+		return strconv.FormatFloat(r.From, 'g', -1, 64) + "-end"
+	}
+	return strconv.FormatFloat(r.From, 'g', -1, 64) + "-" + strconv.FormatFloat(r.To, 'g', -1, 64)
+}
+
+// MaxRanges bounds how many ranges one query may give.
+const MaxRanges = 64
+
 // QueryParams are the names ParseQuery reads, for the surfaces that
 // check the names they are given.
 var QueryParams = []string{"from", "to", "pid", "tid", "comm", "cpu", "idle", "view"}
 
 // ParseQuery reads the filter parameters of the HTTP API and of
 // `scorch render` (QueryParams).
+//
+// from and to are seconds from the capture start (to empty or absent: the
+// end). Several ranges are from and to repeated, paired in order
+// (from=1&to=2&from=5&to=6): the i-th from with the i-th to, so both are
+// given as many times (an empty to is the end). The ranges are merged
+// (overlapping or touching ones joined) and an event is selected when it
+// falls in any of them; an interval counts for its parts inside them.
 func ParseQuery(v url.Values) (Query, error) {
 	var q Query
 	var err error
-	if s := v.Get("from"); s != "" {
-		if q.From, err = parseSeconds("from", s); err != nil {
-			return q, err
-		}
-	}
-	if s := v.Get("to"); s != "" {
-		if q.To, err = parseSeconds("to", s); err != nil {
-			return q, err
-		}
-	}
-	if q.To != 0 && q.To <= q.From {
-		return q, fmt.Errorf("to (%g) must be greater than from (%g)", q.To, q.From)
+	if q.From, q.To, q.Ranges, err = parseRanges(v["from"], v["to"]); err != nil {
+		return q, err
 	}
 	if q.PIDs, err = parseIDs("pid", v["pid"]); err != nil {
 		return q, err
@@ -72,6 +89,80 @@ func ParseQuery(v url.Values) (Query, error) {
 		return q, fmt.Errorf("view %q is not supported: allowed values are alloc, inuse", s)
 	}
 	return q, nil
+}
+
+// parseRanges reads the from and to values (see ParseQuery): the hull and,
+// when several ranges remain after merging, the ranges.
+func parseRanges(froms, tos []string) (from, to float64, ranges []Range, err error) {
+	n := max(len(froms), len(tos))
+	if n > 1 && len(froms) != len(tos) {
+		return 0, 0, nil, fmt.Errorf("from is given %d times and to %d times: give several ranges as pairs, from=A&to=B&from=C&to=D (an empty to is the end)", len(froms), len(tos))
+	}
+	if n > MaxRanges {
+		return 0, 0, nil, fmt.Errorf("%d ranges are given: at most %d are allowed", n, MaxRanges)
+	}
+	var rs []Range
+	for i := 0; i < n; i++ {
+		var r Range
+		if i < len(froms) && froms[i] != "" {
+			if r.From, err = parseSeconds("from", froms[i]); err != nil {
+				return 0, 0, nil, err
+			}
+		}
+		if i < len(tos) && tos[i] != "" {
+			if r.To, err = parseSeconds("to", tos[i]); err != nil {
+				return 0, 0, nil, err
+			}
+		}
+		if r.To != 0 && r.To <= r.From {
+			return 0, 0, nil, fmt.Errorf("to (%g) must be greater than from (%g)", r.To, r.From)
+		}
+		rs = append(rs, r)
+	}
+	rs = MergeRanges(rs)
+	switch len(rs) {
+	case 0:
+		return 0, 0, nil, nil
+	case 1:
+		return rs[0].From, rs[0].To, nil, nil
+	}
+	return rs[0].From, rs[len(rs)-1].To, rs, nil
+}
+
+// MergeRanges sorts ranges and joins those that overlap or touch; the
+// result is a new slice.
+func MergeRanges(rs []Range) []Range {
+	end := func(r Range) float64 {
+		if r.To == 0 {
+			return math.Inf(1)
+		}
+		return r.To
+	}
+	sorted := slices.Clone(rs)
+	slices.SortStableFunc(sorted, func(a, b Range) int { return cmp.Compare(a.From, b.From) })
+	var out []Range
+	for _, r := range sorted {
+		if last := len(out) - 1; last >= 0 && r.From <= end(out[last]) {
+			if end(r) > end(out[last]) {
+				out[last].To = r.To
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// QueryRanges are the query's ranges: Ranges, or From..To as one range
+// (none when the query covers the whole capture).
+func (q Query) QueryRanges() []Range {
+	if len(q.Ranges) > 0 {
+		return q.Ranges
+	}
+	if q.From == 0 && q.To == 0 {
+		return nil
+	}
+	return []Range{{q.From, q.To}}
 }
 
 func parseSeconds(name, s string) (float64, error) {
@@ -108,15 +199,17 @@ func (c *Capture) CheckRange(q Query) error {
 		// else would be an empty answer.
 		return fmt.Errorf("view inuse applies only to mem captures of allocations (malloc, unit bytes), not to this %s capture: leave view out, or use view=alloc", c.Meta.Type)
 	}
-	if q.From == 0 && q.To == 0 {
+	if q.QueryRanges() == nil {
 		return nil
 	}
 	if !c.Meta.Timestamps {
 		return fmt.Errorf("this capture has no timestamps: from and to cannot be used")
 	}
 	end := c.Meta.Duration.Seconds()
-	if q.From > end || (q.To != 0 && q.To > end+1) {
-		return fmt.Errorf("range %g..%g is outside the capture: valid interval is 0..%.3f seconds", q.From, q.To, end)
+	for _, r := range q.QueryRanges() {
+		if r.From > end || (r.To != 0 && r.To > end+1) {
+			return fmt.Errorf("range %g..%g is outside the capture: valid interval is 0..%.3f seconds", r.From, r.To, end)
+		}
 	}
 	return nil
 }
@@ -134,17 +227,32 @@ type Matcher struct {
 	// the part inside it, as the heatmap counts them.
 	intervals bool
 	ranged    bool
+	// spans are the ranges in ns, when there are several (from and to are
+	// then their hull).
+	spans []span
 }
+
+// span is a range in ns, [from, to).
+type span struct{ from, to int64 }
 
 // Matcher compiles a query for this capture.
 func (c *Capture) Matcher(q Query) *Matcher {
-	m := &Matcher{q: q, c: c, from: math.MinInt64, to: math.MaxInt64, ranged: q.From != 0 || q.To != 0,
+	m := &Matcher{q: q, c: c, from: math.MinInt64, to: math.MaxInt64, ranged: q.From != 0 || q.To != 0 || len(q.Ranges) > 1,
 		intervals: c.Meta.Type.Info().Interval}
 	if q.From != 0 {
 		m.from = int64(q.From * float64(time.Second))
 	}
 	if q.To != 0 {
 		m.to = int64(q.To * float64(time.Second))
+	}
+	if len(q.Ranges) > 1 {
+		for _, r := range q.Ranges {
+			sp := span{int64(r.From * float64(time.Second)), math.MaxInt64}
+			if r.To != 0 {
+				sp.to = int64(r.To * float64(time.Second))
+			}
+			m.spans = append(m.spans, sp)
+		}
 	}
 	if len(q.PIDs) > 0 {
 		m.pids = make(map[uint32]bool)
@@ -182,6 +290,9 @@ func (m *Matcher) Match(e *Event) bool {
 	} else if e.Time < m.from || e.Time >= m.to {
 		return false
 	}
+	if m.spans != nil && !m.inSpans(e) {
+		return false
+	}
 	if m.pids != nil && !m.pids[e.PID] {
 		return false
 	}
@@ -208,11 +319,43 @@ func (m *Matcher) Match(e *Event) bool {
 	return true
 }
 
+// firstSpan is the index of the first span that ends after t.
+func (m *Matcher) firstSpan(t int64) int {
+	i, _ := slices.BinarySearchFunc(m.spans, t, func(s span, t int64) int {
+		if s.to <= t {
+			return -1
+		}
+		return 1
+	})
+	return i
+}
+
+// inSpans reports whether the event is in one of several ranges (an
+// interval: overlaps one).
+func (m *Matcher) inSpans(e *Event) bool {
+	i := m.firstSpan(e.Time)
+	if i == len(m.spans) {
+		return false
+	}
+	if m.intervals {
+		return m.spans[i].from < SatAdd(e.Time, e.Value)
+	}
+	return m.spans[i].from <= e.Time
+}
+
 // Value is the part of a matched event's value inside the query's range:
 // the whole value, except for intervals that cross the range's ends.
 func (m *Matcher) Value(e *Event) int64 {
 	if !m.intervals || !m.ranged {
 		return e.Value
+	}
+	if m.spans != nil {
+		end := SatAdd(e.Time, e.Value)
+		var sum int64
+		for i := m.firstSpan(e.Time); i < len(m.spans) && m.spans[i].from < end; i++ {
+			sum += max(min(end, m.spans[i].to)-max(e.Time, m.spans[i].from), 0)
+		}
+		return sum
 	}
 	lo, hi := e.Time, SatAdd(e.Time, e.Value)
 	if lo < m.from {

@@ -105,16 +105,18 @@ func describe(c *capture.Capture, q capture.Query, total int64) string {
 	return strings.Join(parts, " · ")
 }
 
-// rangeText is the query's time range, "1.5 s to end", or "" without one.
+// rangeText is the query's time ranges, "1.5 s to end" or "1 s to 2 s,
+// 5 s to 6 s", or "" without one.
 func rangeText(q capture.Query) string {
-	if q.From == 0 && q.To == 0 {
-		return ""
+	var parts []string
+	for _, r := range q.QueryRanges() {
+		to := "end"
+		if r.To != 0 {
+			to = strconv.FormatFloat(r.To, 'f', -1, 64) + " s"
+		}
+		parts = append(parts, strconv.FormatFloat(r.From, 'f', -1, 64)+" s to "+to)
 	}
-	to := "end"
-	if q.To != 0 {
-		to = strconv.FormatFloat(q.To, 'f', -1, 64) + " s"
-	}
-	return strconv.FormatFloat(q.From, 'f', -1, 64) + " s to " + to
+	return strings.Join(parts, ", ")
 }
 
 // build merges the stacks and keeps the frames at least minwidth wide.

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -93,7 +94,7 @@ func Compute(c *capture.Capture, q capture.Query, rows int) (*Heatmap, error) {
 	if !c.Meta.Timestamps {
 		return nil, ErrNoTimestamps
 	}
-	q.From, q.To = 0, 0
+	q.From, q.To, q.Ranges = 0, 0, nil
 	// One pass over the events on the grid the capture's duration implies;
 	// a second only when events run past it (imports with an estimated
 	// duration), so the common case reads the events once.
@@ -264,4 +265,65 @@ func WriteJSON(w io.Writer, c *capture.Capture, q capture.Query, rows int) error
 		return fmt.Errorf("writing heatmap: %w", err)
 	}
 	return nil
+}
+
+// Norms are the cell values heatmap.json offers (parameter norm): sum,
+// the capture's unit added up per cell (the default), and threads, for
+// off-CPU types, the average number of threads off CPU during the cell.
+var Norms = []string{"sum", "threads"}
+
+// ParseNorm reads the norm parameter; empty is "sum".
+func ParseNorm(s string) (string, error) {
+	if s == "" {
+		return "sum", nil
+	}
+	if !slices.Contains(Norms, s) {
+		return "", fmt.Errorf("norm %q is not supported: allowed values are sum, threads (threads for off-CPU types)", s)
+	}
+	return s, nil
+}
+
+// Threads is a heatmap whose cells are the average number of threads off
+// CPU during them: an off-CPU heatmap in a unit a person reads (its sum
+// grows with the number of threads, not with how long each waited).
+type Threads struct {
+	Start         float64     `json:"start"`
+	ColumnSeconds float64     `json:"column_seconds"`
+	Columns       int         `json:"columns"`
+	Rows          int         `json:"rows"`
+	Unit          string      `json:"unit"` // threads
+	Duration      float64     `json:"duration"`
+	Values        [][]float64 `json:"values"`
+	Max           float64     `json:"max"`
+}
+
+// ErrNotIntervals is returned for norm=threads of captures whose events are
+// not time intervals.
+var ErrNotIntervals = errors.New("norm threads applies to off-CPU types (offcpu, wakeup, offwake), whose cells are blocked time: leave norm out, or use norm=sum")
+
+// PerThread divides each cell of an off-CPU heatmap (ns) by the cell's
+// length: the average number of threads off CPU in it.
+func (h *Heatmap) PerThread() (*Threads, error) {
+	if h.Unit != "ns" {
+		return nil, ErrNotIntervals
+	}
+	t := &Threads{Start: h.Start, ColumnSeconds: h.ColumnSeconds, Columns: h.Columns, Rows: h.Rows, Unit: "threads",
+		Duration: h.Duration, Values: make([][]float64, len(h.Values))}
+	colNs := int64(math.Round(h.ColumnSeconds * 1e9))
+	r := int64(h.Rows)
+	for c, col := range h.Values {
+		t.Values[c] = make([]float64, len(col))
+		for row, v := range col {
+			g := int64(c)*r + int64(row)
+			cell := cellStart(g+1, colNs, r) - cellStart(g, colNs, r)
+			if cell <= 0 {
+				continue
+			}
+			// Four decimals: a hundredth of a percent of a thread.
+			f := math.Round(float64(v)/float64(cell)*1e4) / 1e4
+			t.Values[c][row] = f
+			t.Max = max(t.Max, f)
+		}
+	}
+	return t, nil
 }

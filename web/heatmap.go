@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -27,6 +28,11 @@ func (s *Server) heatmapJSON(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	norm, err := heatmap.ParseNorm(v.Get("norm"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	q, err := capture.ParseQuery(v)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -48,6 +54,9 @@ func (s *Server) heatmapJSON(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
+		if norm == "threads" {
+			return s.threadsHeatmap(out, c, ts, q, rows)
+		}
 		if err := heatmapOutput.Write(out, transformed.get(c, ts), output.View{Query: q, Rows: rows}); err != nil {
 			if errors.Is(err, heatmap.ErrNoTimestamps) {
 				return errorf(http.StatusBadRequest, "%v", err)
@@ -56,6 +65,23 @@ func (s *Server) heatmapJSON(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
+}
+
+// threadsHeatmap writes the heatmap with norm=threads: each cell the
+// average number of threads off CPU during it.
+func (s *Server) threadsHeatmap(out io.Writer, c *capture.Capture, ts []capture.Transform, q capture.Query, rows int) error {
+	if !c.Meta.Type.Info().Interval {
+		return errorf(http.StatusBadRequest, "%v (this is a %s capture)", heatmap.ErrNotIntervals, c.Meta.Type)
+	}
+	h, err := heatmap.Compute(transformed.get(c, ts), q, rows)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	t, err := h.PerThread()
+	if err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	return json.NewEncoder(out).Encode(t)
 }
 
 // diffSVG answers the differential flame graph of two captures, or of two
@@ -125,11 +151,12 @@ func sideValues(v url.Values, side string) url.Values {
 	if side == "" {
 		return out
 	}
-	if f := v.Get(side + "_from"); f != "" {
-		out.Set("from", f)
+	// Several ranges a side: base_from and base_to repeated, in pairs.
+	if f := v[side+"_from"]; len(f) > 0 {
+		out["from"] = f
 	}
-	if t := v.Get(side + "_to"); t != "" {
-		out.Set("to", t)
+	if t := v[side+"_to"]; len(t) > 0 {
+		out["to"] = t
 	}
 	return out
 }

@@ -84,7 +84,7 @@ var (
 	// heatmapNames: heatmap.json. from and to are accepted (the page passes
 	// its permalink's query along) but ignored: the heatmap always covers
 	// the whole capture.
-	heatmapNames = names([]string{"rows"}, capture.QueryParams, transformNames).without("from", "to").hide("from", "to")
+	heatmapNames = names([]string{"rows", "norm"}, capture.QueryParams, transformNames).without("from", "to").hide("from", "to")
 	// diffNames: diff.svg; the filters apply to both sides.
 	diffNames = names([]string{"base", "compare", "base_from", "base_to", "compare_from", "compare_to"},
 		capture.QueryParams, transformNames, flamegraph.DiffParams).without("from", "to").hide(viewerNames...)

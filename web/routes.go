@@ -66,6 +66,8 @@ func (s *Server) routes() http.Handler {
 			r.Get("/sandwich.json", s.sandwichJSON)                // GET /api/captures/{id}/sandwich.json?fn=NAME
 			r.Get("/tree.json", s.treeJSON)                        // GET /api/captures/{id}/tree.json
 			r.Get("/summary.json", s.summaryJSON)                  // GET /api/captures/{id}/summary.json
+			r.Get("/threads.json", s.threadsJSON)                  // GET /api/captures/{id}/threads.json[?bucket=0.1&limit=25&by=thread]
+			r.Get("/stackchart.json", s.stackchartJSON)            // GET /api/captures/{id}/stackchart.json?tid=N&from=&to=&width=PX
 		})
 	})
 	r.With(crossSiteGET(true)).Get("/debug/pprof/profile", s.debugPprof) // GET /debug/pprof/profile?seconds=N

@@ -49,7 +49,7 @@ func (l loadOnce[V]) get(c *capture.Capture, key string, build func() V) V {
 // viewKey is the canonical spelling of what a set depends on.
 func viewKey(q capture.Query, ts []capture.Transform, reverse bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%g|%g|%v|%v|%s|%v|%v|%s|%v", q.From, q.To, q.PIDs, q.TIDs, q.Comm, q.CPUs, q.IncludeIdle, q.View, reverse)
+	fmt.Fprintf(&b, "%g|%g|%v|%v|%v|%s|%v|%v|%s|%v", q.From, q.To, q.Ranges, q.PIDs, q.TIDs, q.Comm, q.CPUs, q.IncludeIdle, q.View, reverse)
 	for _, t := range ts {
 		b.WriteString("|" + t.String())
 	}

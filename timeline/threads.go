@@ -1,0 +1,299 @@
+package timeline
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/scorch-dev/scorch/capture"
+)
+
+// Bucket and limit bounds of threads.json.
+const (
+	// DefaultBuckets is about how many buckets a track gets when no
+	// bucket is asked for: enough to see phases, few enough to draw fast.
+	DefaultBuckets = 300
+	// MaxBuckets bounds the buckets of a track whatever bucket is asked.
+	MaxBuckets = 10000
+	// DefaultLimit and MaxLimit bound the tracks sent; the rest is grouped.
+	DefaultLimit = 25
+	MaxLimit     = 10000
+)
+
+// Groupings of threads.json's tracks (parameter by).
+var Groupings = []string{"thread", "process"}
+
+// niceBuckets are the default bucket lengths, in ns, tried in order.
+var niceBuckets = []int64{
+	1e6, 2e6, 5e6, 10e6, 20e6, 50e6, 100e6, 200e6, 500e6,
+	1e9, 2e9, 5e9, 10e9, 15e9, 30e9, 60e9, 120e9, 300e9, 600e9, 900e9, 1800e9, 3600e9,
+}
+
+// ThreadsOptions are what threads.json asks beside the filters.
+type ThreadsOptions struct {
+	Bucket float64 // seconds; 0 chooses about DefaultBuckets buckets
+	Limit  int     // tracks sent, the busiest; 0 is DefaultLimit
+	By     string  // "thread" (default) or "process"
+}
+
+// Threads is the answer of threads.json. Bucket i of every series covers
+// [From + i*Bucket, From + (i+1)*Bucket) seconds from the capture start;
+// the last one ends at To.
+type Threads struct {
+	Start   float64 `json:"start"`   // unix seconds of the capture start, as heatmap.json's
+	From    float64 `json:"from"`    // seconds from the capture start where bucket 0 starts
+	To      float64 `json:"to"`      // where the last bucket ends
+	Bucket  float64 `json:"bucket"`  // seconds per bucket
+	Buckets int     `json:"buckets"` // buckets per series
+	Unit    string  `json:"unit"`    // of the values: the capture's (samples, ns, bytes, count)
+	By      string  `json:"by"`      // thread or process
+	Count   int     `json:"count"`   // threads (or processes) with selected events
+	Total   int64   `json:"total"`   // all selected events, = the sum of Series
+	Series  []int64 `json:"series"`  // all selected events per bucket (the total track)
+	// Offcpu: series are off-CPU time, split into blocked and runqueue.
+	Offcpu  bool    `json:"offcpu"`
+	Threads []Track `json:"threads"`
+	// Other groups the tracks past the limit; nil when there are none.
+	Other *Track `json:"other"`
+	Lost  Lost   `json:"lost"`
+}
+
+// Track is one thread's (or process's, or the rest's) activity.
+type Track struct {
+	PID     uint32  `json:"pid"`
+	TID     uint32  `json:"tid"`               // 0 for a process's track and for other
+	Comm    string  `json:"comm"`              // the process's name (the flame graph's root frame)
+	Threads int     `json:"threads,omitempty"` // process tracks and other: how many threads they hold
+	Total   int64   `json:"total"`             // the sum of Series
+	Series  []int64 `json:"series"`
+	// Off-CPU types: the part of Series spent blocked (sleeping, waiting
+	// for I/O) and waiting in the run queue to get a CPU again (wakeup and
+	// offwake record blocked time only).
+	Blocked  []int64 `json:"blocked,omitempty"`
+	Runqueue []int64 `json:"runqueue,omitempty"`
+}
+
+// Lost says how many events the capture lost and, when it knows, where.
+type Lost struct {
+	Total uint64 `json:"total"`
+	// Series are the events lost per bucket; null when the capture does
+	// not know when its events were lost (the collectors count losses
+	// per CPU, not per time).
+	Series []uint64 `json:"series"`
+}
+
+// ComputeThreads builds the tracks of the events q selects. view is c seen
+// through the view's transforms (c itself without any): its events are
+// counted, while c's stacks (whose indexes view keeps) tell the process
+// names and the blocked from the run-queue time.
+func ComputeThreads(c, view *capture.Capture, q capture.Query, o ThreadsOptions) (*Threads, error) {
+	if o.By == "" {
+		o.By = "thread"
+	}
+	if !slices.Contains(Groupings, o.By) {
+		return nil, fmt.Errorf("by %q is not supported: allowed values are thread, process", o.By)
+	}
+	if o.Limit == 0 {
+		o.Limit = DefaultLimit
+	}
+	if o.Limit < 1 || o.Limit > MaxLimit {
+		return nil, fmt.Errorf("limit %d is out of range: allowed 1..%d", o.Limit, MaxLimit)
+	}
+	w, err := windowOf(view, q)
+	if err != nil {
+		return nil, err
+	}
+	length := w.to - w.from
+	var bucket int64
+	if o.Bucket == 0 {
+		bucket = niceBucket(length)
+	} else {
+		bucket = int64(math.Round(o.Bucket * 1e9))
+		if bucket < 1 || (length+bucket-1)/bucket > MaxBuckets {
+			min := float64(length) / MaxBuckets / 1e9
+			return nil, fmt.Errorf("bucket %g gives %.0f buckets over %.3f s: at most %d are allowed, give bucket >= %.3g", o.Bucket, math.Ceil(float64(length)/math.Max(o.Bucket*1e9, 1)), seconds(length), MaxBuckets, min)
+		}
+	}
+	n := int((length + bucket - 1) / bucket)
+	info := view.Meta.Type.Info()
+	t := &Threads{
+		From: seconds(w.from), To: seconds(w.to), Bucket: seconds(bucket), Buckets: n,
+		Unit: view.Meta.Unit, By: o.By, Offcpu: info.Interval, Series: make([]int64, n),
+		Threads: []Track{}, Lost: Lost{Total: view.Meta.Stats.Lost},
+	}
+	if t.Unit == "" {
+		t.Unit = view.Meta.Type.Unit(view.Meta.Event)
+	}
+	if st := view.Meta.Start; !st.IsZero() {
+		t.Start = float64(st.Unix()) + float64(st.Nanosecond())/1e9
+	}
+	runq := runqueueStacks(c)
+	key := func(e *capture.Event) uint64 {
+		if o.By == "process" {
+			return uint64(e.PID) << 32
+		}
+		return uint64(e.PID)<<32 | uint64(e.TID)
+	}
+
+	// First pass: totals, to pick the busiest before any series is made.
+	m := view.Matcher(q)
+	type group struct {
+		key     uint64
+		total   int64
+		comm    uint32 // a stack naming the process
+		threads map[uint32]bool
+		track   int // index in t.Threads, -1 for other
+	}
+	groups := map[uint64]*group{}
+	for i := range view.Events {
+		e := &view.Events[i]
+		if !m.Match(e) {
+			continue
+		}
+		k := key(e)
+		g := groups[k]
+		if g == nil {
+			g = &group{key: k, comm: e.Stack}
+			if o.By == "process" {
+				g.threads = map[uint32]bool{}
+			}
+			groups[k] = g
+		}
+		if g.threads != nil {
+			g.threads[e.TID] = true
+		}
+		g.total = capture.SatAdd(g.total, m.Value(e))
+	}
+	order := make([]*group, 0, len(groups))
+	for _, g := range groups {
+		order = append(order, g)
+	}
+	slices.SortFunc(order, func(a, b *group) int {
+		if c := cmp.Compare(b.total, a.total); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.key, b.key)
+	})
+	t.Count = len(order)
+	newTrack := func() Track {
+		tr := Track{Series: make([]int64, n)}
+		if info.Interval {
+			tr.Blocked, tr.Runqueue = make([]int64, n), make([]int64, n)
+		}
+		return tr
+	}
+	for i, g := range order {
+		if i >= o.Limit {
+			if t.Other == nil {
+				tr := newTrack()
+				t.Other = &tr
+				t.Other.Comm = "other"
+			}
+			g.track = -1
+			t.Other.Threads += max(len(g.threads), 1)
+			continue
+		}
+		tr := newTrack()
+		tr.PID = uint32(g.key >> 32)
+		tr.TID = uint32(g.key)
+		tr.Comm = processName(c, g.comm)
+		tr.Threads = len(g.threads)
+		g.track = len(t.Threads)
+		t.Threads = append(t.Threads, tr)
+	}
+
+	// Second pass: the series.
+	for i := range view.Events {
+		e := &view.Events[i]
+		if !m.Match(e) {
+			continue
+		}
+		g := groups[key(e)]
+		tr := t.Other
+		if g.track >= 0 {
+			tr = &t.Threads[g.track]
+		}
+		if !info.Interval {
+			if e.Time >= w.from && e.Time < w.to {
+				b := (e.Time - w.from) / bucket
+				tr.Series[b] = capture.SatAdd(tr.Series[b], e.Value)
+				t.Series[b] = capture.SatAdd(t.Series[b], e.Value)
+			}
+			continue
+		}
+		part := tr.Blocked
+		if int(e.Stack) < len(runq) && runq[e.Stack] {
+			part = tr.Runqueue
+		}
+		w.clip(e.Time, e.Time+max(e.Value, 0), func(s, e int64) {
+			spread(s-w.from, e-w.from, bucket, tr.Series, part, t.Series)
+		})
+	}
+	for i := range t.Threads {
+		t.Threads[i].Total = sum(t.Threads[i].Series)
+	}
+	if t.Other != nil {
+		t.Other.Total = sum(t.Other.Series)
+	}
+	t.Total = sum(t.Series)
+	return t, nil
+}
+
+// niceBucket is the shortest nice bucket length giving at most
+// DefaultBuckets buckets over length ns.
+func niceBucket(length int64) int64 {
+	for _, b := range niceBuckets {
+		if (length+b-1)/b <= DefaultBuckets {
+			return b
+		}
+	}
+	per := (length + DefaultBuckets - 1) / DefaultBuckets
+	return (per + 1e9 - 1) / 1e9 * 1e9
+}
+
+// spread adds [s, e) (ns from bucket 0's start) to each of the series,
+// every bucket getting the ns inside it.
+func spread(s, e, bucket int64, series ...[]int64) {
+	for b := s / bucket; b*bucket < e && int(b) < len(series[0]); b++ {
+		ns := min(e, (b+1)*bucket) - max(s, b*bucket)
+		for _, sr := range series {
+			sr[b] += ns
+		}
+	}
+}
+
+func sum(s []int64) int64 {
+	var t int64
+	for _, v := range s {
+		t = capture.SatAdd(t, v)
+	}
+	return t
+}
+
+// runqueueStacks marks the stacks of time spent waiting in the run queue
+// (off-CPU captures end those stacks in [runqueue]).
+func runqueueStacks(c *capture.Capture) []bool {
+	out := make([]bool, len(c.Stacks))
+	for i, st := range c.Stacks {
+		for _, f := range st {
+			if int(f) < len(c.Frames) && c.Frames[f].Kind == capture.KindSynthetic && c.Frames[f].Name == capture.FrameRunqueue {
+				out[i] = true
+				break
+			}
+		}
+	}
+	return out
+}
+
+// processName is the root frame of a stack of c: the process's name.
+func processName(c *capture.Capture, stack uint32) string {
+	if int(stack) < len(c.Stacks) {
+		if st := c.Stacks[stack]; len(st) > 0 && int(st[0]) < len(c.Frames) {
+			if f := &c.Frames[st[0]]; f.Kind == capture.KindProcess {
+				return f.Label()
+			}
+		}
+	}
+	return capture.FrameUnknown
+}
