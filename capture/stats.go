@@ -31,6 +31,8 @@ type Counter string
 const (
 	StackCopyErrors        Counter = "stack_copy_errors"        // user stack copies the kernel could not read
 	ExecNotificationsLost  Counter = "exec_notifications_lost"  // exec notices lost: those processes are snapshot late
+	MappingRecords         Counter = "mapping_records"          // the kernel's mmap/exec/fork/exit records read
+	MappingRecordsLost     Counter = "mapping_records_lost"     // those the kernel lost (ring full): mappings read from /proc instead
 	MapFull                Counter = "map_full"                 // events lost to a full BPF map (also in Lost)
 	KernelStacksCached     Counter = "kernel_stacks_cached"     // off-CPU: kernel stacks taken from the cache
 	KernelStacksWalked     Counter = "kernel_stacks_walked"     // off-CPU: kernel stacks walked

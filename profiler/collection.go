@@ -46,6 +46,11 @@ func newCollection(p capture.Params, mode unwind.Mode, opts Options, tgt *target
 	mono := monotonicNow()
 	c.meta.Start = time.Now()
 	c.s = newSession(opts.Logger, opts.Symbolizer, opts.Unwinder, mode, mono)
+	if opts.Mappings != nil {
+		c.s.trackMappings(opts.Mappings)
+	} else {
+		c.s.trackMappings()
+	}
 	return c, nil
 }
 

@@ -35,13 +35,13 @@ func recordKind(rec []byte) (bpf.RecordKind, bool) {
 }
 
 // decodeExecEvent parses a RECORD_EXEC record.
-func decodeExecEvent(rec []byte) (pid uint32, comm string, ok bool) {
+func decodeExecEvent(rec []byte) (pid uint32, comm string, ts uint64, ok bool) {
 	var x bpf.ExecEvent
 	if uintptr(len(rec)) < execSize {
-		return 0, "", false
+		return 0, "", 0, false
 	}
 	copy(asBytes(&x, execSize), rec)
-	return x.Pid, cString(x.Comm[:]), true
+	return x.Pid, cString(x.Comm[:]), x.Ts, true
 }
 
 // stackEvent is a decoded struct stack_event. Its slices alias the record.

@@ -18,6 +18,7 @@ import (
 	"github.com/scorch-dev/scorch/formats"
 	"github.com/scorch-dev/scorch/internal/testutil"
 	"github.com/scorch-dev/scorch/profiler"
+	"github.com/scorch-dev/scorch/symbolizer"
 )
 
 // leafC spends its time in a loop of several instructions, so samples land
@@ -318,8 +319,9 @@ int main(int argc, char **argv) {
 }
 `
 
-// A 5 ms program keeps its libraries: its maps are read again while ld.so
-// maps them, before it is gone.
+// A 5 ms program keeps its libraries: the kernel's records of what it
+// maps name its frames, even when /proc never shows it (a symbolizer whose
+// /proc is an empty directory stands for a reader always too late).
 func TestShortLivedKeepsLibraries(t *testing.T) {
 	testutil.RequireRoot(t)
 	short := testutil.BuildC(t, "gcc", shortC, "-O1", "-g", "-fno-omit-frame-pointer")
@@ -328,11 +330,27 @@ func TestShortLivedKeepsLibraries(t *testing.T) {
 		t.Fatal(err)
 	}
 	launch := testutil.BuildC(t, "gcc", launchC, "-O1")
-	c, err := profiler.Record(context.Background(), capture.Params{Type: capture.CPU, Hz: 999,
-		Command: []string{launch, named}, Duration: capture.Duration(60 * time.Second)}, profiler.Options{})
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name     string
+		procRoot string
+	}{
+		{"proc and records", ""},
+		{"records alone", t.TempDir()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sym := symbolizer.New(symbolizer.Options{ProcRoot: tc.procRoot})
+			c, err := profiler.Record(context.Background(), capture.Params{Type: capture.CPU, Hz: 999,
+				Command: []string{launch, named}, Duration: capture.Duration(60 * time.Second)}, profiler.Options{Symbolizer: sym})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkShortLived(t, c)
+		})
 	}
+}
+
+func checkShortLived(t *testing.T, c *capture.Capture) {
+	t.Helper()
 	stacks := folded(c, capture.Query{})
 	var all, known, main int64
 	var unknown []string
@@ -343,7 +361,9 @@ func TestShortLivedKeepsLibraries(t *testing.T) {
 			continue
 		}
 		all += v
-		if strings.Contains(s, "[unknown]") {
+		// Kernel frames are not the point (and are not named when the
+		// test's /proc has no kallsyms).
+		if strings.Contains(strings.ReplaceAll(s, "[unknown]_[k]", ""), "[unknown]") {
 			unknown = append(unknown, fmt.Sprintf("%s %d", s, v))
 			continue
 		}
@@ -355,12 +375,11 @@ func TestShortLivedKeepsLibraries(t *testing.T) {
 	if all < 100 {
 		t.Fatalf("only %d samples of the short-lived program", all)
 	}
-	// Before the re-reads after exec, two thirds of such samples had
-	// [unknown] for libc. The issue's target is 90%; on a loaded machine
-	// the ring buffer's reader may come after the program is gone, which
-	// only a BPF record of its mappings would cover: 80% is what the
-	// re-reads alone guarantee here.
-	if known < all*8/10 {
+	t.Logf("%d of %d samples fully named, %d under main;work; mapping records %d, lost %d", known, all, main,
+		c.Meta.Stats.Counters.Get(capture.MappingRecords), c.Meta.Stats.Counters.Get(capture.MappingRecordsLost))
+	// Before the mapping records, two thirds of such samples had
+	// [unknown] for libc; re-reading /proc after exec brought it to 80%.
+	if known < all*9/10 {
 		t.Errorf("%d of %d samples of the short-lived program fully named; with [unknown]:\n%s", known, all, strings.Join(unknown, "\n"))
 	}
 	if main < all/2 {

@@ -2,6 +2,7 @@ package profiler
 
 import (
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,16 +17,48 @@ type proc struct {
 	comm      string
 	gen       uint32 // snapshot generation, part of raw stack keys
 	refreshed time.Time
+	// from and until bound, in CLOCK_MONOTONIC ns, the image the snapshot
+	// is of: the kernel's mapping records from its exec on (0: before the
+	// capture) until a later exec (0: none yet) are added to it.
+	from, until uint64
 }
+
+// recorded is what the kernel's records say of a process since its last
+// exec (or fork): the mappings a snapshot that comes too late is made of.
+type recorded struct {
+	comm   string
+	exec   uint64 // time of the exec (or fork) the mappings start at; 0 before the capture
+	maps   []timedMapping
+	exited uint64 // 0 while it runs
+}
+
+type timedMapping struct {
+	m symbolizer.Mapping
+	t uint64
+}
+
+// recordedKeep is how long the records of an exited process are kept for
+// a sample read after it: samples wait in the ring buffer a poll interval
+// or so.
+const recordedKeep = 10 * time.Second
 
 // procs keeps the processes of a capture: a snapshot of each one's
 // mappings, taken as it appears (or execs), for symbolization at the end.
 type procs struct {
+	// mu guards byPID and rec: the mapping tracker's goroutine adds what
+	// processes map while the session reads samples.
+	mu    sync.Mutex
 	log   *slog.Logger
 	sym   *symbolizer.Symbolizer
 	stats *capture.Stats
 	byPID map[uint32]*proc
 	snaps []*symbolizer.Process
+	// rec holds the kernel's mapping records by process; tracked says
+	// they come (the tracker is open), so the re-reads after exec are not
+	// needed.
+	rec       map[uint32]*recorded
+	tracked   bool
+	lastPrune uint64
 	// watchers re-read the maps of processes that just exec'd; done stops
 	// them at the end of the capture.
 	watchers sync.WaitGroup
@@ -33,26 +66,52 @@ type procs struct {
 }
 
 func newProcs(log *slog.Logger, sym *symbolizer.Symbolizer, stats *capture.Stats) procs {
-	return procs{log: log, sym: sym, stats: stats, byPID: make(map[uint32]*proc), done: make(chan struct{})}
+	return procs{log: log, sym: sym, stats: stats, byPID: make(map[uint32]*proc), rec: make(map[uint32]*recorded), done: make(chan struct{})}
 }
 
 // get returns the process pid, snapshot now if it is new.
 func (m *procs) get(pid uint32, comm string) *proc {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if p := m.byPID[pid]; p != nil {
 		return p
 	}
-	return m.snapshot(pid, comm)
+	return m.snapshotLocked(pid, comm, 0)
 }
 
 // snapshot records a process's mappings for later symbolization.
 func (m *procs) snapshot(pid uint32, comm string) *proc {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.snapshotLocked(pid, comm, 0)
+}
+
+// snapshotLocked snapshots pid from /proc or, when it is gone, from the
+// kernel's records of what it mapped. execAt is the BPF time of the exec
+// that makes a new image (0: none).
+func (m *procs) snapshotLocked(pid uint32, comm string, execAt uint64) *proc {
 	p := m.byPID[pid]
 	if p == nil {
 		p = &proc{pid: pid, comm: comm}
 		m.byPID[pid] = p
 	}
+	r := m.rec[pid]
+	from := uint64(0)
+	if r != nil && (execAt == 0 || r.exec <= execAt) {
+		from = r.exec
+	} else if execAt != 0 {
+		from = execAt
+	}
 	snap, err := m.sym.Snapshot(int(pid))
 	p.refreshed = time.Now()
+	if err != nil && r != nil && r.exec == from && (len(r.maps) > 0 || from != 0) {
+		// Gone before /proc was read: what the kernel recorded names it.
+		name := r.comm
+		if name == "" {
+			name = comm
+		}
+		snap, err = m.sym.RecordedProcess(int(pid), name), nil
+	}
 	if err != nil {
 		if p.snap == nil {
 			m.stats.ProcsExited++
@@ -60,14 +119,73 @@ func (m *procs) snapshot(pid uint32, comm string) *proc {
 		}
 		return p
 	}
+	if r != nil && r.exec == from {
+		for _, tm := range r.maps {
+			snap.AddMapping(tm.m) // those already read from /proc are kept as they are
+		}
+	}
 	// The old snapshot stays referenced by the raw stacks that used it.
 	m.snaps = append(m.snaps, snap)
 	p.snap = snap
 	p.gen++
+	p.from, p.until = from, 0
 	if snap.Comm != "" {
 		p.comm = snap.Comm
 	}
 	return p
+}
+
+// Mapping adds the kernel's record of what a process mapped, exec'd,
+// forked or exited to the records and to its snapshot.
+func (m *procs) Mapping(ev MappingEvent) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.rec[ev.PID]
+	switch ev.Kind {
+	case MappingExec:
+		m.rec[ev.PID] = &recorded{comm: ev.Comm, exec: ev.Time}
+		if p := m.byPID[ev.PID]; p != nil && p.from < ev.Time && p.until == 0 {
+			p.until = ev.Time
+		}
+	case MappingFork:
+		child := &recorded{exec: ev.Time}
+		if pr := m.rec[ev.Parent]; pr != nil {
+			child.comm = pr.comm
+			child.maps = slices.Clone(pr.maps)
+		}
+		m.rec[ev.PID] = child
+	case MappingMapped:
+		if r == nil {
+			r = &recorded{}
+			m.rec[ev.PID] = r
+		}
+		if ev.Time < r.exec {
+			return // the old image's, read late
+		}
+		r.maps = append(r.maps, timedMapping{ev.Mapping, ev.Time})
+		if p := m.byPID[ev.PID]; p != nil && p.snap != nil && ev.Time >= p.from && (p.until == 0 || ev.Time < p.until) {
+			p.snap.AddMapping(ev.Mapping)
+		}
+	case MappingExit:
+		if r != nil {
+			r.exited = max(ev.Time, 1)
+		}
+		m.prune(ev.Time)
+	}
+}
+
+// prune forgets the records of processes that exited a while ago.
+func (m *procs) prune(now uint64) {
+	keep := uint64(recordedKeep)
+	if now < m.lastPrune+keep/4 || now < keep {
+		return
+	}
+	m.lastPrune = now
+	for pid, r := range m.rec {
+		if r.exited != 0 && r.exited < now-keep {
+			delete(m.rec, pid)
+		}
+	}
 }
 
 // rereadAfterExec are the delays after an exec at which a process's maps
@@ -81,10 +199,13 @@ var rereadAfterExec = []time.Duration{200 * time.Microsecond, 500 * time.Microse
 // execed snapshots a process that has just exec'd and re-reads its maps
 // while ld.so maps its libraries. Without a BPF record of every mapping,
 // this is what keeps the libraries of a 5 ms program.
-func (m *procs) execed(pid uint32, comm string) {
-	p := m.snapshot(pid, comm)
-	snap := p.snap
-	if snap == nil {
+func (m *procs) execed(pid uint32, comm string, ts uint64) {
+	m.mu.Lock()
+	p := m.snapshotLocked(pid, comm, ts)
+	snap, tracked := p.snap, m.tracked
+	m.mu.Unlock()
+	if snap == nil || tracked {
+		// The kernel's mapping records add what ld.so maps next.
 		return
 	}
 	m.watchers.Add(1)

@@ -48,6 +48,10 @@ type Options struct {
 	// Ready, when set, is called once the collector is attached (tests use it
 	// to start their workload).
 	Ready func()
+	// Mappings, when set, also hears of the executable mappings,
+	// execs, forks and exits of every process during the capture, in time
+	// order (see MappingListener).
+	Mappings MappingListener
 }
 
 // Progress reports a running capture.

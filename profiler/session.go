@@ -26,6 +26,7 @@ type session struct {
 	sym       *symbolizer.Symbolizer
 	monoStart uint64
 	procs     procs
+	maps      *mappingTracker // nil when the kernel refused it: /proc alone
 	stacks    stacks
 	events    []capture.Event
 	stats     capture.Stats
@@ -51,8 +52,13 @@ func (s *session) handle(rec []byte, dec decoder) {
 	s.ringBytes += uint64(len(rec))
 	switch kind {
 	case bpf.SamplerRecordKindRECORD_EXEC:
-		if pid, comm, ok := decodeExecEvent(rec); ok {
-			s.procs.execed(pid, comm)
+		if pid, comm, ts, ok := decodeExecEvent(rec); ok {
+			if s.maps != nil {
+				// What the exec mapped (the program, ld.so) is recorded
+				// before it: known before the snapshot, which may fail.
+				s.maps.flush(ts)
+			}
+			s.procs.execed(pid, comm, ts)
 		}
 	case bpf.SamplerRecordKindRECORD_SAMPLE, bpf.SamplerRecordKindRECORD_WAKER, bpf.SamplerRecordKindRECORD_LEAVE:
 		if err := decodeStackEvent(rec, &s.ev, s.kbuf[:0], s.ubuf[:0]); err != nil {
@@ -173,14 +179,50 @@ func (s *session) run(ctx context.Context, p capture.Params, opts Options, tgt *
 	err := s.read(rd, dec, stop, progress)
 	stopSampling()
 	s.drain(rd, dec, time.Now().Add(200*time.Millisecond))
+	s.stopMappings()
 	if opts.Progress != nil {
 		progress()
 	}
 	return err
 }
 
+// trackMappings opens the kernel's mapping records for the session's
+// processes and the listeners'. Without them (a kernel or a policy that
+// refuses perf events) the processes' maps are read from /proc alone.
+func (s *session) trackMappings(listeners ...MappingListener) {
+	t, err := openMappingTracker(append([]MappingListener{&s.procs}, listeners...)...)
+	if err != nil {
+		s.log.Debug("mapping records unavailable: reading /proc alone", "err", err)
+		return
+	}
+	s.maps = t
+	s.procs.mu.Lock()
+	s.procs.tracked = true
+	s.procs.mu.Unlock()
+	t.start()
+}
+
+// stopMappings delivers the last mapping records: after it, every process's
+// snapshot has what it mapped during the capture.
+func (s *session) stopMappings() {
+	if s.maps == nil {
+		return
+	}
+	s.maps.close()
+	if n := s.maps.records.Load(); n > 0 {
+		s.stats.Counters.Add(capture.MappingRecords, n)
+	}
+	if n := s.maps.lost.Load(); n > 0 {
+		s.stats.Counters.Add(capture.MappingRecordsLost, n)
+	}
+	s.maps = nil
+}
+
 // close releases the process snapshots.
-func (s *session) close() { s.procs.close() }
+func (s *session) close() {
+	s.stopMappings()
+	s.procs.close()
+}
 
 // finish adds warnings, symbolizes and returns the capture.
 func (s *session) finish(meta capture.Meta, opts Options) *capture.Capture {

@@ -44,6 +44,8 @@ type Process struct {
 	every   time.Duration
 	gone    bool
 	retired []procMapping
+	// released: Close let go of the files; AddMapping adds nothing after.
+	released bool
 }
 
 func (p *Process) mappings() []procMapping {
@@ -75,6 +77,15 @@ type sharedFile struct {
 	key  string
 	f    *os.File
 	refs int
+	// id is the file's build ID, read once (recorded mappings are checked
+	// against it).
+	idOnce sync.Once
+	id     string
+}
+
+func (sf *sharedFile) buildID() string {
+	sf.idOnce.Do(func() { sf.id = fileBuildIDOf(sf.f) })
+	return sf.id
 }
 
 // Snapshot records what symbolizing pid needs later: its executable
@@ -317,6 +328,7 @@ func (p *Process) Close() error {
 	p.closed.Do(func() {
 		p.mu.Lock()
 		p.gone = true // no re-read after the files are released
+		p.released = true
 		all := slices.Concat(p.mappings(), p.retired)
 		p.retired = nil
 		p.mu.Unlock()
