@@ -7,6 +7,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include "arch.h"
 
 #define MAX_STACK 127          /* PERF_MAX_STACK_DEPTH */
 #define MAX_COPY 16384         /* largest user stack copy (--unwind dwarf) */
@@ -88,7 +89,10 @@ struct stack_event {
 	 * mem: peer_pid is the allocating function (enum alloc_fn). */
 	__u32 peer_pid;
 	__u32 peer_tid;
-	__u64 ip, sp, bp; /* user registers */
+	/* User registers (arch.h): pc, stack pointer, frame pointer (rbp,
+	 * x29) and the link register (arm64's x30, the return address while
+	 * a function has not saved it; 0 on x86-64). */
+	__u64 ip, sp, bp, lr;
 	__u8 comm[TASK_COMM_LEN];
 	__u64 data[2 * MAX_STACK + MAX_COPY / 8];
 };
@@ -291,7 +295,7 @@ static __always_inline void fill_stacks(void *ctx, struct stack_event *e, struct
 	e->copy_len = 0;
 	if (task->flags & PF_KTHREAD) {
 		e->flags |= EVENT_KTHREAD;
-		e->ip = e->sp = e->bp = 0;
+		e->ip = e->sp = e->bp = e->lr = 0;
 		return;
 	}
 	fill_user_stack(ctx, e);
@@ -322,13 +326,14 @@ static __always_inline void submit(struct stack_event *e)
 }
 
 /* task_user_regs reads the user registers a task saved at kernel entry into
- * e and returns them (for orig_ax, the system call number). */
+ * e and returns them (for REGS_SYSCALL_NR, the system call number). */
 static __always_inline struct pt_regs *task_user_regs(struct task_struct *task, struct stack_event *e)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	e->ip = regs->ip;
-	e->sp = regs->sp;
-	e->bp = regs->bp;
+	e->ip = REGS_IP(regs);
+	e->sp = REGS_SP(regs);
+	e->bp = REGS_FP(regs);
+	e->lr = REGS_LR(regs);
 	return regs;
 }
 
@@ -357,7 +362,7 @@ static __always_inline struct stack_event *start_event_in(__u32 slot, __u32 pid,
 	e->value = value;
 	e->aux = 0;
 	e->peer_pid = e->peer_tid = 0;
-	e->ip = e->sp = e->bp = 0;
+	e->ip = e->sp = e->bp = e->lr = 0;
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
 	return e;
 }
@@ -369,19 +374,20 @@ static __always_inline struct stack_event *start_event(__u32 pid, __u32 tid, __u
 
 /* sample_regs records the user registers of a perf_event sample: the
  * interrupted ones when it hit user mode, otherwise those saved at the last
- * kernel entry. Kernel addresses have the top bit set on x86-64 (the
- * context allows only whole-register reads, so cs is not used). */
+ * kernel entry, told apart by the pc (the context allows only
+ * whole-register reads, so neither x86's cs nor arm64's pstate is used). */
 static __always_inline void sample_regs(struct bpf_perf_event_data *ctx, struct stack_event *e, struct task_struct *task)
 {
 	/* Read before the branch, so that the compiler cannot merge these
 	 * loads with task_user_regs' (the verifier refuses a ctx pointer moved
 	 * to another field). */
-	__u64 ip = ctx->regs.ip, sp = ctx->regs.sp, bp = ctx->regs.bp;
+	__u64 ip = REGS_IP(&ctx->regs), sp = REGS_SP(&ctx->regs), bp = REGS_FP(&ctx->regs), lr = REGS_LR(&ctx->regs);
 	barrier_var(ip);
-	if ((__s64)ip > 0) {
+	if (ip && !IS_KERNEL_ADDR(ip)) {
 		e->ip = ip;
 		e->sp = sp;
 		e->bp = bp;
+		e->lr = lr;
 		return;
 	}
 	e->flags |= EVENT_KERNEL_MODE;

@@ -31,6 +31,7 @@ type EventStackEvent struct {
 	Ip        uint64
 	Sp        uint64
 	Bp        uint64
+	Lr        uint64
 	Comm      [16]uint8
 	Data      [2302]uint64
 }

@@ -114,9 +114,10 @@ static __always_inline void fill_user(struct pt_regs *ctx, struct stack_event *e
 	e->aux = 0;
 	e->peer_tid = 0;
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
-	e->ip = PT_REGS_IP(ctx);
-	e->sp = PT_REGS_SP(ctx);
-	e->bp = PT_REGS_FP(ctx);
+	e->ip = REGS_IP(ctx);
+	e->sp = REGS_SP(ctx);
+	e->bp = REGS_FP(ctx);
+	e->lr = REGS_LR(ctx);
 	e->kstack_len = 0;
 	e->ustack_len = get_stack(ctx, e, 0, BPF_F_USER_STACK, STAT_USTACK_ERR);
 	copy_user_stack(e, e->ustack_len);

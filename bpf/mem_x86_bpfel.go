@@ -55,6 +55,7 @@ type MemStackEvent struct {
 	Ip        uint64
 	Sp        uint64
 	Bp        uint64
+	Lr        uint64
 	Comm      [16]uint8
 	Data      [2302]uint64
 }

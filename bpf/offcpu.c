@@ -100,7 +100,7 @@ const volatile bool kcache_check = false;
 
 struct kc_way {
 	__u32 pid;
-	__s32 nr;    /* system call number (orig_ax) */
+	__s32 nr;    /* system call number (REGS_SYSCALL_NR) */
 	__u32 n;     /* frames; 0: empty */
 	__u32 first; /* frames [first, n) have their slot checked */
 	__u16 off[KC_FRAMES]; /* slot of frame i: bytes above the anchor */
@@ -209,7 +209,9 @@ static __always_inline void kernel_stack(void *ctx, struct stack_event *e, __u32
 {
 	struct kc_set *set = NULL;
 	struct kc_way *hit = NULL;
-	if (bpf_ksym_exists(bpf_rdonly_cast) && base > stack && stack) {
+	/* ARCH_KSTACK_CACHE (arch.h): where the cache's assumptions do not
+	 * hold, set stays NULL and every stack is walked. */
+	if (ARCH_KSTACK_CACHE && bpf_ksym_exists(bpf_rdonly_cast) && base > stack && stack) {
 		__u32 h = ((pid * 0x9e3779b1u) ^ (__u32)nr) * 0x85ebca6bu;
 		__u32 idx = (h >> 16) % KC_SETS;
 		set = bpf_map_lookup_elem(&kcache, &idx);
@@ -324,7 +326,7 @@ static __always_inline void leave(void *ctx, struct task_struct *prev, __u32 pid
 	 * stack, which some kernels give programs with large frames). */
 	if (anchor <= stack || anchor >= stack + 65536)
 		anchor = 0;
-	kernel_stack(ctx, e, pid, (__s32)regs->orig_ax, anchor, stack);
+	kernel_stack(ctx, e, pid, REGS_SYSCALL_NR(regs), anchor, stack);
 	fill_user_stack(ctx, e);
 	submit(e);
 }
@@ -425,7 +427,7 @@ int BPF_PROG(on_waking, struct task_struct *p)
 		e->kstack_len = get_stack(ctx, e, 0, 0, STAT_KSTACK_ERR);
 		e->ustack_len = 0;
 		e->copy_len = 0;
-		e->ip = e->sp = e->bp = 0;
+		e->ip = e->sp = e->bp = e->lr = 0;
 		e->flags |= EVENT_KTHREAD;
 	} else {
 		e->flags |= EVENT_KERNEL_MODE;

@@ -67,6 +67,7 @@ type OffcpuStackEvent struct {
 	Ip        uint64
 	Sp        uint64
 	Bp        uint64
+	Lr        uint64
 	Comm      [16]uint8
 	Data      [2302]uint64
 }

@@ -65,6 +65,7 @@ type SamplerStackEvent struct {
 	Ip        uint64
 	Sp        uint64
 	Bp        uint64
+	Lr        uint64
 	Comm      [16]uint8
 	Data      [2302]uint64
 }

@@ -1,4 +1,4 @@
-//go:build (386 || amd64) && linux
+//go:build (386 || amd64 || arm64) && linux
 
 package bpf
 

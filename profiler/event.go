@@ -53,7 +53,7 @@ type stackEvent struct {
 	Flags              bpf.EventFlag
 	Ts                 uint64
 	PID, TID, CPU      uint32
-	IP, SP, BP         uint64
+	IP, SP, BP, LR     uint64 // user registers (bpf/arch.h); LR is 0 where there is no link register
 	Comm               string
 	Kstack, Ustack     []uint64
 	Copy               []byte
@@ -100,7 +100,7 @@ func decodeStackEvent(b []byte, e *stackEvent, kbuf, ubuf []uint64) error {
 	copy(asBytes(h, headerSize), b)
 	*e = stackEvent{
 		hdr: h, Kind: bpf.RecordKind(h.Kind), Flags: bpf.EventFlag(h.Flags), Ts: h.Ts,
-		PID: h.Pid, TID: h.Tid, CPU: h.Cpu, IP: h.Ip, SP: h.Sp, BP: h.Bp, Comm: cString(h.Comm[:]),
+		PID: h.Pid, TID: h.Tid, CPU: h.Cpu, IP: h.Ip, SP: h.Sp, BP: h.Bp, LR: h.Lr, Comm: cString(h.Comm[:]),
 	}
 	data := b[headerSize:]
 	k, u, n := uint64(h.KstackLen), uint64(h.UstackLen), uint64(h.CopyLen)

@@ -110,7 +110,7 @@ func (t *stacks) unwindUser(snap *symbolizer.Process, e *stackEvent) []uint64 {
 		}
 		return e.Ustack
 	}
-	res := t.unw.Unwind(snap, t.mode, unwind.Regs{IP: e.IP, SP: e.SP, BP: e.BP}, e.Copy, e.Ustack)
+	res := t.unw.Unwind(snap, t.mode, unwind.Regs{IP: e.IP, SP: e.SP, BP: e.BP, LR: e.LR}, e.Copy, e.Ustack)
 	switch res.Outcome {
 	case unwind.OutcomeCFI:
 		t.stats.UnwindCFI++

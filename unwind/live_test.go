@@ -197,19 +197,19 @@ func takeSample(pid, n int) (sample, error) {
 		return sample{}, err
 	}
 	defer mem.Close()
-	s := sample{Regs: Regs{IP: regs.Rip, SP: regs.Rsp, BP: regs.Rbp}}
+	s := sample{Regs: ptraceRegs(&regs)}
 	// Like bpf_probe_read_user of a fixed size, shortened at the stack's end.
 	buf := make([]byte, n)
 	for n > 0 {
-		if _, err := mem.ReadAt(buf[:n], int64(regs.Rsp)); err == nil {
+		if _, err := mem.ReadAt(buf[:n], int64(s.Regs.SP)); err == nil {
 			break
 		}
 		n -= 8
 	}
 	s.Stack = buf[:n]
 	// The kernel's user frame-pointer walk (perf_callchain_user).
-	s.FPChain = []uint64{regs.Rip}
-	fp := regs.Rbp
+	s.FPChain = []uint64{s.Regs.IP}
+	fp := s.Regs.BP
 	var frame [16]byte
 	for len(s.FPChain) < MaxDepth {
 		if _, err := mem.ReadAt(frame[:], int64(fp)); err != nil || fp >= 1<<47 {

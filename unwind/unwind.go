@@ -41,8 +41,10 @@ func ParseMode(s string) (Mode, error) {
 	return 0, fmt.Errorf("unknown unwind mode %q: allowed values are fp, auto, dwarf", s)
 }
 
-// Regs are the user registers at the moment of the sample.
-type Regs struct{ IP, SP, BP uint64 }
+// Regs are the user registers at the moment of the sample: the pc, the
+// stack pointer, the frame pointer (x86-64's rbp, arm64's x29) and the link
+// register (arm64's x30; 0 on x86-64, which has none).
+type Regs struct{ IP, SP, BP, LR uint64 }
 
 // Resolver finds the ELF file behind an address of the process.
 // *symbolizer.Process implements it.
