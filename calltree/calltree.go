@@ -20,7 +20,13 @@ import (
 type Set struct {
 	Names   []string // folded names
 	Modules []string // module of the first frame seen with each name
-	byName  map[string]int32
+	// Files and Lines are each name's source file and line where the
+	// frames have them: the line that holds most of the name's value (a
+	// caller's: the call it makes most), "" and 0 where unknown.
+	Files  []string
+	Lines  []int
+	lineW  []int64 // the value of the line chosen so far, per name
+	byName map[string]int32
 	entries []entry
 	Unit    string
 	Diff    bool // entries carry a base side
@@ -57,14 +63,19 @@ func (s *Set) Add(c *capture.Capture, q capture.Query, reverse, base bool) {
 	}
 	s.Diff = s.Diff || base
 	ids := make([]int32, len(c.Frames))
+	lined := false
 	for i := range c.Frames {
 		f := &c.Frames[i]
 		ids[i] = s.intern(f.FoldedName(), f.Module)
+		lined = lined || f.Line > 0
 	}
 	agg := c.Aggregate(q)
 	need := 0
 	for _, sv := range agg {
 		need += len(c.Stacks[sv.Stack])
+	}
+	if lined {
+		s.addLines(c, agg, ids)
 	}
 	// One arena for all the stacks' names: fewer, larger allocations.
 	arena := make([]int32, 0, need)
@@ -99,6 +110,39 @@ func (s *Set) Add(c *capture.Capture, q capture.Query, reverse, base bool) {
 	}
 }
 
+// addLines weighs each frame (an address: one file:line) by the value of
+// the stacks that hold it, and keeps for each name its heaviest line.
+func (s *Set) addLines(c *capture.Capture, agg []capture.StackValue, ids []int32) {
+	w := make([]int64, len(c.Frames))
+	for _, sv := range agg {
+		for _, f := range c.Stacks[sv.Stack] {
+			if int(f) < len(w) {
+				w[f] += max(sv.Value, 0)
+			}
+		}
+	}
+	for len(s.Files) < len(s.Names) {
+		s.Files, s.Lines, s.lineW = append(s.Files, ""), append(s.Lines, 0), append(s.lineW, 0)
+	}
+	for i := range c.Frames {
+		f := &c.Frames[i]
+		if f.Line <= 0 || f.File == "" {
+			continue
+		}
+		if id := ids[i]; w[i] > s.lineW[id] || s.Files[id] == "" {
+			s.Files[id], s.Lines[id], s.lineW[id] = f.File, f.Line, w[i]
+		}
+	}
+}
+
+// Loc is a name's file and line, "" and 0 where unknown.
+func (s *Set) Loc(id int32) (string, int) {
+	if int(id) < len(s.Files) {
+		return s.Files[id], s.Lines[id]
+	}
+	return "", 0
+}
+
 func (s *Set) intern(name, module string) int32 {
 	if id, ok := s.byName[name]; ok {
 		if s.Modules[id] == "" {
@@ -128,6 +172,8 @@ func (s *Set) Totals() (compare, base int64) {
 type Function struct {
 	Name      string `json:"name"`
 	Module    string `json:"module"`
+	File      string `json:"file,omitempty"`
+	Line      int    `json:"line,omitempty"`
 	Self      int64  `json:"self"`
 	Total     int64  `json:"total"`
 	BaseSelf  int64  `json:"base_self"`
@@ -159,6 +205,7 @@ func (s *Set) Functions() []Function {
 			continue
 		}
 		f.Name, f.Module = s.Names[i], s.Modules[i]
+		f.File, f.Line = s.Loc(int32(i))
 		out = append(out, f)
 	}
 	return out
@@ -237,7 +284,7 @@ func (s *Set) Sandwich(fn int32) (callers, callees *Set) {
 // Subtree keeps the stacks that start with path (name ids, root first)
 // and cuts path off but for its last frame, which becomes their root.
 func (s *Set) Subtree(path []int32) *Set {
-	out := &Set{Names: s.Names, Modules: s.Modules, byName: s.byName, Unit: s.Unit, Diff: s.Diff}
+	out := &Set{Names: s.Names, Modules: s.Modules, Files: s.Files, Lines: s.Lines, lineW: s.lineW, byName: s.byName, Unit: s.Unit, Diff: s.Diff}
 	if len(path) == 0 {
 		out.entries = s.entries
 		return out
@@ -261,6 +308,8 @@ type Node struct {
 	Base     int64
 	BaseSelf int64
 	Pruned   int64
+	File     string // source file and line where known (Set.Files)
+	Line     int
 	Children []*Node
 	pos      int // first entry of the node in the sorted stacks: sibling order
 }
@@ -350,7 +399,9 @@ func (s *Set) Tree(root string, budget int) *Node {
 			continue
 		}
 		kept++
-		c := &Node{Name: s.Names[es[g.lo].names[g.depth-1]], Value: cumV[g.hi] - cumV[g.lo], Base: cumB[g.hi] - cumB[g.lo]}
+		id := es[g.lo].names[g.depth-1]
+		c := &Node{Name: s.Names[id], Value: cumV[g.hi] - cumV[g.lo], Base: cumB[g.hi] - cumB[g.lo]}
+		c.File, c.Line = s.Loc(id)
 		c.pos = g.lo
 		g.parent.Children = append(g.parent.Children, c)
 		pushChildren(c, g.lo, g.hi, g.depth)

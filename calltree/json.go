@@ -9,7 +9,7 @@ import (
 )
 
 // WriteTree writes a tree as JSON: {"name", "value", "self", "children"},
-// with "pruned" (frames held) on pruned nodes and, when diff, "total" (the
+// with "file" and "line" where known, "pruned" (frames held) on pruned nodes and, when diff, "total" (the
 // compare side's value again), "base_total" and "base_self". Names are
 // escaped by encoding/json, which also escapes <, > and & for HTML.
 func WriteTree(w io.Writer, n *Node, diff bool) error {
@@ -53,6 +53,17 @@ func (t *treeWriter) node(n *Node) {
 	if n.Pruned > 0 {
 		b = append(b, `,"pruned":`...)
 		b = strconv.AppendInt(b, n.Pruned, 10)
+	}
+	if n.File != "" {
+		q, ok := t.names[n.File]
+		if !ok {
+			q, _ = json.Marshal(n.File)
+			t.names[n.File] = q
+		}
+		b = append(b, `,"file":`...)
+		b = append(b, q...)
+		b = append(b, `,"line":`...)
+		b = strconv.AppendInt(b, int64(n.Line), 10)
 	}
 	if len(n.Children) > 0 {
 		b = append(b, `,"children":[`...)

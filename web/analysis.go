@@ -144,6 +144,8 @@ func (s *Server) analysisRoute(w http.ResponseWriter, r *http.Request, name stri
 type functionRow struct {
 	Name   string `json:"name"`
 	Module string `json:"module"`
+	File   string `json:"file,omitempty"` // source file and line where known
+	Line   int    `json:"line,omitempty"`
 	Self   int64  `json:"self"`
 	Total  int64  `json:"total"`
 }
@@ -191,7 +193,7 @@ func (s *Server) functionsJSON(w http.ResponseWriter, r *http.Request) {
 		count := len(fns)
 		rows := make([]functionRow, 0, min(limit, len(fns)))
 		for _, f := range fns[:min(limit, len(fns))] {
-			rows = append(rows, functionRow{f.Name, f.Module, f.Self, f.Total})
+			rows = append(rows, functionRow{f.Name, f.Module, f.File, f.Line, f.Self, f.Total})
 		}
 		return json.NewEncoder(out).Encode(map[string]any{"unit": set.Unit, "total": total, "count": count, "functions": rows})
 	})
@@ -457,7 +459,7 @@ func (s *Server) diffFunctionsJSON(w http.ResponseWriter, r *http.Request) {
 		count := len(fns)
 		rows := make([]diffFunctionRow, 0, min(limit, len(fns)))
 		for _, f := range fns[:min(limit, len(fns))] {
-			rows = append(rows, diffFunctionRow{functionRow{f.Name, f.Module, f.Self, f.Total}, f.BaseSelf, f.BaseTotal})
+			rows = append(rows, diffFunctionRow{functionRow{f.Name, f.Module, f.File, f.Line, f.Self, f.Total}, f.BaseSelf, f.BaseTotal})
 		}
 		return json.NewEncoder(out).Encode(map[string]any{"unit": set.Unit, "total": total, "base_total": base, "count": count, "functions": rows})
 	})

@@ -28,7 +28,11 @@ func wsPhased() *capture.Capture {
 	stack := func(names ...string) uint32 {
 		ids := []uint32{b.Frame(capture.Frame{Name: "app", Kind: capture.KindProcess})}
 		for _, n := range names {
-			ids = append(ids, b.Frame(capture.Frame{Name: n, Module: "/usr/bin/app"}))
+			f := capture.Frame{Name: n, Module: "/usr/bin/app"}
+			if n == "hot" {
+				f.File, f.Line = "/src/app/hot.c", 42
+			}
+			ids = append(ids, b.Frame(f))
 		}
 		return b.Stack(ids)
 	}
@@ -109,7 +113,7 @@ func TestWorkspaceBrowser(t *testing.T) {
 		RootInView, CanvasPainted      bool
 		CanvasWidth, BoxWidth          float64
 		WideCanvasWidth, WideBoxWidth  float64
-		HotTotal                       string
+		HotTotal, HotSource            string
 		SelectURL, SandwichTitle       string
 		CallerTip                      string
 		CalleesOfHot                   []string
@@ -155,6 +159,9 @@ func TestWorkspaceBrowser(t *testing.T) {
 	}
 	if !strings.Contains(got.Tooltip, "total: 200 samples · 50.00% of all · 100.00% of parent") || !strings.Contains(got.Tooltip, "self: 200 samples") {
 		t.Errorf("tooltip over hot: %q", got.Tooltip)
+	}
+	if !strings.Contains(got.Tooltip, "/src/app/hot.c:42") || got.HotSource != "/src/app/hot.c:42" {
+		t.Errorf("hot's source: tooltip %q, table row title %q; want /src/app/hot.c:42", got.Tooltip, got.HotSource)
 	}
 	if got.HotTotal != "80.00%" {
 		t.Errorf("table: hot's total %q, want 80.00%%", got.HotTotal)

@@ -72,6 +72,7 @@ try {
 
   // The table: hot's total share; selecting it opens its sandwich.
   result.hotTotal = await cell(page, 'hot', 3);
+  result.hotSource = await page.getAttribute('#functions tr[data-fn="hot"] td.fn', 'title');
   await page.click('#functions tr[data-fn="hot"] td.fn');
   await waitURL(page, /fn=hot/);
   await settled(page);

@@ -203,6 +203,7 @@ function tooltip(view, i, ev) {
   tip.append(el('b', {}, i === 0 ? n.name : label(n.name)));
   const mod = modules.get(n.name);
   if (mod) tip.append(el('div', { class: 'note' }, mod));
+  if (n.file) tip.append(el('div', { class: 'note src' }, n.file + ':' + n.line));
   const line = (k, v) => { const d = el('div'); d.append(el('span', { class: 'k' }, k), ' ' + v); tip.append(d); };
   if (n.pruned) {
     line('pruned:', n.pruned.toLocaleString('en-US') + ' frames too narrow to draw, together');
@@ -484,7 +485,7 @@ function table(doc) {
     } else {
       row.append(num(fmt(fn.self)), num(pct(fn.self, T)), num(fmt(fn.total)), num(pct(fn.total, T)));
     }
-    const name = el('td', { class: 'fn' });
+    const name = el('td', fn.file ? { class: 'fn', title: fn.file + ':' + fn.line } : { class: 'fn' });
     name.append(el('span', { class: 'name' }, label(fn.name)));
     if (fn.module) name.append(' ', el('span', { class: 'module' }, fn.module.split('/').pop()));
     row.append(name);
