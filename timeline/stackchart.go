@@ -155,7 +155,7 @@ func ComputeStackChart(c, view *capture.Capture, q capture.Query, o StackOptions
 
 	// Runs: a column continues the previous one's runs down to the depth
 	// their frames stop being the same, when it starts where that one
-	// ended.
+	// ended (or less than a pixel later).
 	frames := view.NameFrames()
 	name := func(f uint32) uint32 {
 		if int(f) < len(frames) {
@@ -167,6 +167,7 @@ func ComputeStackChart(c, view *capture.Capture, q capture.Query, o StackOptions
 		frame uint32
 		start int64
 	}
+	pixelNs := max(length/width, 1)
 	var stack []open // the runs open, by depth
 	var prevEnd int64
 	closeFrom := func(d int, end int64) {
@@ -182,7 +183,8 @@ func ComputeStackChart(c, view *capture.Capture, q capture.Query, o StackOptions
 		}
 		st := view.Stacks[best[cl]]
 		keep := 0
-		if len(stack) > 0 && lo[cl] <= prevEnd {
+		// A gap narrower than a pixel cannot be seen: runs go on over it.
+		if len(stack) > 0 && lo[cl]-prevEnd < pixelNs {
 			for keep < len(stack) && keep < len(st) && stack[keep].frame == name(st[keep]) {
 				keep++
 			}

@@ -107,7 +107,13 @@ func ComputeThreads(c, view *capture.Capture, q capture.Query, o ThreadsOptions)
 	length := w.to - w.from
 	var bucket int64
 	if o.Bucket == 0 {
-		bucket = niceBucket(length)
+		// Chosen from the capture's length, not from events a little
+		// past it (a sample taken as the capture stopped).
+		choice := length
+		if d := int64(view.Meta.Duration); q.To == 0 && d > w.from {
+			choice = min(length, d-w.from)
+		}
+		bucket = niceBucket(choice)
 	} else {
 		bucket = int64(math.Round(o.Bucket * 1e9))
 		if bucket < 1 || (length+bucket-1)/bucket > MaxBuckets {

@@ -251,12 +251,16 @@ func TestThreadsDefaultBucket(t *testing.T) {
 		{100 * time.Hour, 1800, 200},
 		{1000 * time.Hour, 12000, 300},
 	} {
-		c := newBuilder(capture.CPU, tt.d, 99).b.Capture()
+		b := newBuilder(capture.CPU, tt.d, 99)
+		// A sample just after the end (taken as the capture stopped)
+		// adds a bucket but does not change its length.
+		b.add(1, 1, int64(tt.d)+1000, 1, "app;main")
+		c := b.b.Capture()
 		got, err := ComputeThreads(c, c, capture.Query{}, ThreadsOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Bucket != tt.bucket || got.Buckets != tt.n || len(got.Threads) != 0 || got.Other != nil {
+		if got.Bucket != tt.bucket || got.Buckets != tt.n+1 || len(got.Threads) != 1 || got.Threads[0].Series[tt.n] != 1 {
 			t.Errorf("%s: bucket %g × %d, want %g × %d", tt.d, got.Bucket, got.Buckets, tt.bucket, tt.n)
 		}
 	}
@@ -328,9 +332,14 @@ func TestStackChart(t *testing.T) {
 			{0, "app", 0, 50}, {1, "main", 0, 50}, {2, "a", 0, 30}, {3, "x", 0, 30}, {2, "b", 30, 50},
 			{0, "app", 100, 110}, {1, "main", 100, 110}, {2, "a", 100, 110},
 		}},
-		// 100 ms per pixel: the first pixel shows its longest stack, a;x.
+		// 100 ms per pixel: the first pixel shows its longest stack, a;x,
+		// and the 50 ms gap, narrower than a pixel, is not shown.
 		{"bucketed to the width", "tid=11&from=0&to=0.2", 2, []run{
-			{0, "app", 0, 50}, {1, "main", 0, 50}, {2, "a", 0, 50}, {3, "x", 0, 50},
+			{0, "app", 0, 110}, {1, "main", 0, 110}, {2, "a", 0, 110}, {3, "x", 0, 50},
+		}},
+		// 40 ms per pixel: the gap (50-100 ms) is wider than a pixel.
+		{"gap wider than a pixel", "tid=11&from=0&to=0.2", 5, []run{
+			{0, "app", 0, 50}, {1, "main", 0, 50}, {2, "a", 0, 40}, {3, "x", 0, 40}, {2, "b", 40, 50},
 			{0, "app", 100, 110}, {1, "main", 100, 110}, {2, "a", 100, 110},
 		}},
 		// Samples are selected by their time, as in the flame graph: the

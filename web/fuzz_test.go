@@ -78,11 +78,13 @@ func FuzzRenderedRoutes(f *testing.F) {
 		"/api/captures/{id}/flamegraph.svg", "/api/captures/{id}/folded", "/api/captures/{id}/profile.pb.gz",
 		"/api/captures/{id}/speedscope.json", "/api/captures/{id}/heatmap.json", "/api/captures/{id}/functions.json",
 		"/api/captures/{id}/tree.json", "/api/captures/{id}/summary.json", "/api/captures/{id}/sandwich.json",
+		"/api/captures/{id}/threads.json", "/api/captures/{id}/stackchart.json",
 		"/api/diff.svg", "/api/diff/functions.json", "/api/diff/tree.json", "/api/flamegraph.svg", "/debug/pprof/profile",
 		"/captures/{id}", "/compare",
 	}
 	for _, q := range []string{"", "reverse=true&minwidth=0.5%25", "from=0.5&to=1.5&pid=100", "s=(a&layout=icicle&sort=size",
-		"rows=0", "view=inuse", "fn=main", "t=focus:main", "width=99999999999", "type=cpu&seconds=1e-9", "title=%3Cscript%3E"} {
+		"rows=0", "view=inuse", "fn=main", "t=focus:main", "width=99999999999", "type=cpu&seconds=1e-9", "title=%3Cscript%3E",
+		"from=0&to=0.5&from=1&to=&bucket=0.001", "tid=100&width=1&from=0.2&to=0.2000001", "norm=threads&by=process&limit=1", "bucket=1e-300"} {
 		f.Add(q)
 	}
 	f.Fuzz(func(t *testing.T, query string) {

@@ -46,7 +46,7 @@ func hmServer(t *testing.T) (base, phasedID, noTSID string) {
 	return ts.URL, phasedID, noTSID
 }
 
-func hmStore(t *testing.T, s *Server, c *capture.Capture) string {
+func hmStore(t testing.TB, s *Server, c *capture.Capture) string {
 	t.Helper()
 	time.Sleep(2 * time.Millisecond)
 	rec := store.Record{ID: store.NewID(time.Now()), Type: c.Meta.Type, Start: c.Meta.Start, Params: capture.Params{Type: c.Meta.Type}}
