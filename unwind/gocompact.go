@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sort"
 
 	"github.com/scorch-dev/scorch/internal/gopclntab"
 )
@@ -183,6 +184,41 @@ func (g *goRules) isTop(vaddr uint64, i *int) bool {
 		*i++
 	}
 	return *i < len(g.top) && g.top[*i].lo <= vaddr
+}
+
+// row is the user-space unwinder's row at vaddr (x86-64), from the span
+// covering it.
+func (g *goRules) row(vaddr uint64) (row, bool) {
+	if g == nil {
+		return row{}, false
+	}
+	i := sort.Search(len(g.spans), func(i int) bool { return g.spans[i].hi > vaddr })
+	if i == len(g.spans) || g.spans[i].lo > vaddr {
+		return row{}, false
+	}
+	r := g.spans[i].rule
+	var rw row
+	switch r.CFA {
+	case CFASP:
+		rw.kind = rowCFASP
+	case CFAFP:
+		rw.kind = rowCFABP
+	default:
+		return row{kind: rowUnsupported}, true
+	}
+	rw.cfaOff = r.CFAOffset
+	switch r.RA {
+	case RAAtCFA:
+		rw.raOff = r.RAOffset
+	case RAUndefined:
+		rw.raUndefined = true
+	default:
+		return row{kind: rowUnsupported}, true
+	}
+	if r.FP == FPAtCFA {
+		rw.bpSaved, rw.bpOff = true, r.FPOffset
+	}
+	return rw, true
 }
 
 // codeReader reads a few bytes of .text at ascending addresses through a

@@ -31,7 +31,7 @@ func record(t *testing.T, name, unwind string, flags ...string) (map[string]int6
 	}
 	var bin string
 	if name == "goleaf" {
-		bin = testutil.BuildGo(t, string(src))
+		bin = testutil.BuildGo(t, string(src), flags...)
 	} else {
 		bin = testutil.BuildC(t, "gcc", string(src), flags...)
 	}
@@ -174,6 +174,15 @@ func TestPipelineNoFPDWARF(t *testing.T) {
 // A Go leaf has no frame; its CFI is in .debug_frame.
 func TestPipelineGoLeafAuto(t *testing.T) {
 	stacks, _ := record(t, "goleaf", "auto")
+	if f := frac(share(stacks, "main.main;main.alpha;main.beta;main.leaf"), total(stacks)); f < 0.8 {
+		t.Errorf("main.main;main.alpha;main.beta;main.leaf in only %.0f%% of samples", f*100)
+	}
+}
+
+// A stripped Go binary (-ldflags=-s -w) has no .debug_frame: the leaf's
+// caller, main.beta, comes from the pclntab's frame sizes.
+func TestPipelineGoLeafStripped(t *testing.T) {
+	stacks, _ := record(t, "goleaf", "auto", "-ldflags=-s -w")
 	if f := frac(share(stacks, "main.main;main.alpha;main.beta;main.leaf"), total(stacks)); f < 0.8 {
 		t.Errorf("main.main;main.alpha;main.beta;main.leaf in only %.0f%% of samples", f*100)
 	}

@@ -51,6 +51,7 @@ const rowSlots = 4096
 // the hot path; a colliding address replaces the entry.
 type table struct {
 	fdes dframe.FrameDescriptionEntries // sorted by begin
+	gos  *goRules                       // a Go binary's pclntab rules, for pcs no FDE covers
 	rows [rowSlots]atomic.Pointer[rowEntry]
 }
 
@@ -83,13 +84,18 @@ func (t *table) evaluate(pc uint64) (rw row, ok bool) {
 	}()
 	fde, err := t.fdes.FDEForPC(pc)
 	if err != nil {
-		return row{}, false
+		return t.gos.row(pc)
 	}
 	fc, err := fde.EstablishFrame(pc)
 	if err != nil {
 		return row{}, false
 	}
-	return rowOf(fc), true
+	rw = rowOf(fc)
+	var i int
+	if t.gos.isTop(pc, &i) { // Go's outermost functions, which .debug_frame does not mark
+		rw.raUndefined = true
+	}
+	return rw, true
 }
 
 // rowOf reduces a frame context to a row; rules other than the common ones
@@ -246,10 +252,14 @@ func loadTable(ra io.ReaderAt) (t *table, err error) {
 		return nil, fmt.Errorf("unsupported machine %v: only x86-64", f.Machine)
 	}
 	fdes, err := readFDEs(f)
-	if err != nil {
+	gos, _ := readGoRules(f, Arches[0])
+	if err != nil && (gos == nil || len(gos.spans) == 0) {
 		return nil, err
 	}
-	return &table{fdes: fdes}, nil
+	if gos != nil && len(gos.spans) == 0 {
+		gos = nil
+	}
+	return &table{fdes: fdes, gos: gos}, nil
 }
 
 // readFDEs parses the FDEs of .eh_frame and .debug_frame, sorted by address
