@@ -7,6 +7,9 @@
 // can be drawn.
 import { FlameView, DIFF_STEPS, diffColor, cpiColor, label } from './flame.js';
 import { mountHeatmap } from './heatmap.js';
+import { mountTimeline } from './timeline.js';
+import { StackChart } from './stackchart.js';
+import { parseRanges, mergeRanges, rangeParams, stepRanges, span, describe, secs } from './ranges.js';
 
 const $ = (sel) => document.querySelector(sel);
 const box = $('#capture');
@@ -17,8 +20,8 @@ let UNIT = box.dataset.unit || 'samples'; // set from the views' answers
 // The page's state keys. Filters and transforms shape every view; the
 // others are how they are shown.
 const FILTERS = ['pid', 'tid', 'comm', 'cpu', 'idle', 'view'];
-const KEYS = ['from', 'to', 'compare_from', 'compare_to', 'flip', 'base', 'base_from', 'base_to', 'rows', 'enhanced',
-  ...FILTERS, 't', 'fn', 's', 'zoom', 'layout', 'reverse', 'sort', 'filter', 'thr', 'nodes'];
+const KEYS = ['from', 'to', 'compare_from', 'compare_to', 'flip', 'base', 'base_from', 'base_to', 'rows', 'enhanced', 'norm',
+  ...FILTERS, 't', 'fn', 's', 'zoom', 'layout', 'reverse', 'sort', 'filter', 'thr', 'nodes', 'chart'];
 const TRANSFORMS = { focus: 'Focus on', merge: 'Merge', drop: 'Drop', rec: 'Collapse recursion of', lib: 'Collapse module' };
 
 let P = new URLSearchParams(location.search);
@@ -50,9 +53,36 @@ function go(patch, push = true) {
 }
 window.addEventListener('popstate', () => {
   P = new URLSearchParams(location.search);
-  if (heat) heat.set(P);
   render();
 });
+
+// DURATION is the capture's length in seconds, from its summary.
+let DURATION = 0;
+
+// ranges are the selected time ranges (none: the whole capture).
+const ranges = () => parseRanges(P);
+
+// brush sets the ranges in every view; add: to those selected.
+function brush(rs, add, push = true) {
+  const next = add ? mergeRanges([...ranges(), ...rs]) : mergeRanges(rs);
+  go({ ...rangeParams(next, '', DURATION), compare_from: null, compare_to: null, flip: null }, push);
+}
+
+// addRanges appends the ranges of the state to a view's query.
+function addRanges(q, rs) {
+  q.delete('from');
+  q.delete('to');
+  if (rs.length === 1) {
+    q.set('from', secs(rs[0][0]));
+    if (rs[0][1] !== null) q.set('to', secs(rs[0][1]));
+    return q;
+  }
+  for (const r of rs) {
+    q.append('from', secs(r[0]));
+    q.append('to', r[1] === null ? '' : secs(r[1]));
+  }
+  return q;
+}
 
 // ---- numbers ----------------------------------------------------------------
 
@@ -145,8 +175,7 @@ function viewQuery(extra) {
     if (d.compare_range[0]) q.set('compare_from', d.compare_range[0]);
     if (d.compare_range[1]) q.set('compare_to', d.compare_range[1]);
   } else {
-    if (P.get('from')) q.set('from', P.get('from'));
-    if (P.get('to')) q.set('to', P.get('to'));
+    addRanges(q, ranges());
   }
   if (P.get('reverse') === 'true') q.set('reverse', 'true');
   for (const k in extra || {}) q.set(k, extra[k]);
@@ -157,7 +186,8 @@ function viewQuery(extra) {
 function sideQuery() {
   const q = filters();
   const d = diff();
-  const r = d ? d.compare_range : [P.get('from'), P.get('to')];
+  if (!d) return addRanges(q, ranges());
+  const r = d.compare_range;
   if (r[0]) q.set('from', r[0]);
   if (r[1]) q.set('to', r[1]);
   return q;
@@ -166,7 +196,7 @@ function sideQuery() {
 // ---- page parts -------------------------------------------------------------
 
 const graph = new FlameView($('#flamegraph'), {
-  onHover: (i, ev) => tooltip(graph, i, ev),
+  onHover: (i, ev) => { tooltip(graph, i, ev); focusOn(i !== null && i > 0 && graph.node(i).n.name !== '[pruned]' ? graph.node(i).n.name : null, true); },
   onClick: (i) => {
     const n = graph.node(i).n;
     if (n.name === '[pruned]') return;
@@ -188,6 +218,7 @@ const callees = new FlameView($('#callees'), {
 
 let modules = new Map(); // function name -> module, from the table
 let heat = null;
+let timeline = null;
 let seq = 0;
 let lastTreeURL = '';
 let current = -1; // index into matches
@@ -310,7 +341,7 @@ function health(sum) {
   h.append(nt);
   if (!sum.timestamps) {
     const p = $('#no-time');
-    p.textContent = 'This capture has no timestamps (it was imported from ' + (sum.source || 'a file') + ' data), so the heatmap and time ranges are not available; every view covers the whole capture.';
+    p.textContent = 'This capture has no timestamps (it was imported from ' + (sum.source || 'a file') + ' data), so the heatmap, the thread tracks, the stack chart and time ranges are not available; every view covers the whole capture.';
     p.hidden = false;
   } else if (!heat) {
     const root = $('#heatmap');
@@ -318,16 +349,32 @@ function health(sum) {
     heat = mountHeatmap(root, ID, {
       initial: P,
       filters: filters,
+      type: TYPE,
       onChange: (st) => {
-        const [a, b] = st.sel;
+        const b = st.cmp;
         const sec = (x) => (x === null || x === undefined ? null : String(+x.toFixed(9)));
         go({
-          from: a ? sec(a[0]) : null, to: a && a[1] !== null ? sec(a[1]) : null,
+          ...rangeParams(st.ranges, '', DURATION || st.duration),
           compare_from: st.compare && b ? sec(b[0]) : null, compare_to: st.compare && b && b[1] !== null ? sec(b[1]) : null,
           flip: st.flipped ? '1' : null, rows: st.rows !== 50 ? st.rows : null, enhanced: st.enhanced ? '1' : null,
+          norm: st.norm,
         });
       },
     });
+  }
+  if (sum.timestamps && !timeline) {
+    const root = $('#timeline');
+    root.hidden = false;
+    timeline = mountTimeline(root, ID, {
+      initial: P,
+      type: TYPE,
+      api: api,
+      filters: filters,
+      fmt: (v, unit) => fmt(v, unit),
+      onBrush: (rs, add) => brush(rs, add),
+      onPick: (p) => go({ pid: p && p.pid ? String(p.pid) : null, tid: p && p.tid ? String(p.tid) : null, zoom: null }),
+    });
+    $('#tab-stack').hidden = false;
   }
 }
 
@@ -429,7 +476,7 @@ function rangeInfo() {
   const r = (a) => (a[0] || a[1] ? (a[0] || '0') + '–' + (a[1] || 'end') + ' s' : 'whole capture');
   const t = $('#range-info');
   if (d) t.textContent = 'comparing base ' + (d.base === ID ? '' : d.base + ' ') + r(d.base_range) + ' → compare ' + r(d.compare_range);
-  else t.textContent = 'showing ' + r([P.get('from'), P.get('to')]);
+  else t.textContent = 'showing ' + describe(ranges()) + (P.get('tid') ? ' of thread ' + P.get('tid') : P.get('pid') ? ' of process ' + P.get('pid') : '');
 }
 
 // table draws the function table: self and total with shares, or in a
@@ -492,6 +539,8 @@ function table(doc) {
     row.addEventListener('click', () => go({ fn: fn.name === P.get('fn') ? null : fn.name }));
     row.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') { ev.stopPropagation(); go({ fn: fn.name }); } });
     row.addEventListener('contextmenu', (ev) => { ev.preventDefault(); menu(fn.name, ev); });
+    row.addEventListener('mouseenter', () => focusOn(fn.name, true));
+    row.addEventListener('mouseleave', () => focusOn(null, true));
     tbody.append(row);
   }
   $('#table-info').textContent = (rows.length > shown.length ? shown.length + ' of ' : '') + rows.length + ' functions' +
@@ -531,9 +580,7 @@ async function sandwich(mySeq) {
 }
 
 function downloads() {
-  const q = filters();
-  if (P.get('from')) q.set('from', P.get('from'));
-  if (P.get('to')) q.set('to', P.get('to'));
+  const q = addRanges(filters(), ranges());
   const d = diff();
   const svg = d ? viewQuery() : new URLSearchParams(q);
   for (const k of ['layout', 'reverse', 's']) if (P.get(k)) svg.set(k, P.get(k));
@@ -573,7 +620,20 @@ async function render() {
   const fq = viewQuery({ limit: 2000 });
   fq.delete('reverse');
   if (P.get('sort')) fq.set('sort', P.get('sort'));
-  const sumP = api('/api/captures/' + encodeURIComponent(ID) + '/summary.json', sideQuery()).then((s) => { if (mySeq === seq) health(s); }, (e) => { if (mySeq === seq) $('#health').textContent = 'health: ' + e.message; });
+  const sumP = api('/api/captures/' + encodeURIComponent(ID) + '/summary.json', sideQuery()).then((s) => {
+    DURATION = s.duration; // the whole capture's
+    if (mySeq === seq) health(s);
+    return s;
+  }, (e) => { if (mySeq === seq) $('#health').textContent = 'health: ' + e.message; });
+  if (heat) heat.set(P);
+  if (timeline) timeline.set(P);
+  focusOn(null);
+  const stack = P.get('chart') === 'stack';
+  $('#graph-box').hidden = stack;
+  $('#stack-box').hidden = !stack;
+  $('#sc-info').hidden = !stack;
+  $('#tab-flame').setAttribute('aria-selected', String(!stack));
+  $('#tab-stack').setAttribute('aria-selected', String(stack));
   const status = $('#graph-status');
   const tq = viewQuery();
   if (P.get('nodes')) tq.set('nodes', P.get('nodes')); // the graph's frame budget
@@ -610,7 +670,7 @@ async function render() {
   legend(tree);
   table(fns);
   document.body.dataset.ready = String(mySeq);
-  await Promise.all([sandwich(mySeq), sumP, d ? null : graft(mySeq, treeURL, tq)]);
+  await Promise.all([sandwich(mySeq), sumP, d ? null : graft(mySeq, treeURL, tq), stack ? stackChart(mySeq, sumP) : null]);
   if (mySeq === seq) document.body.dataset.settled = String(mySeq);
 }
 
@@ -639,6 +699,116 @@ async function graft(mySeq, treeURL, tq) {
   graph.selected = P.get('fn');
   search();
   graph.draw();
+}
+
+// ---- the stack chart ---------------------------------------------------------
+
+const chart = new StackChart($('#stackchart'), {
+  onHover: (r, ev) => runTip(r, ev),
+  onClick: (r) => go({ fn: r.name === P.get('fn') ? null : r.name }),
+  onContext: (r, ev) => menu(r.name, ev),
+  // The wheel zooms the page's range, without a history entry per turn.
+  onZoom: (a, b) => {
+    clearTimeout(zoomTimer);
+    zoomTimer = setTimeout(() => brush(a <= 1e-9 && b >= DURATION - 1e-9 ? [] : [[a, b]], false, false), 250);
+  },
+  onBrush: (a, b, add) => brush([[a, b]], add),
+});
+let zoomTimer = 0;
+let chartKey = '';
+
+// chartThread is the thread the stack chart shows: the one picked in the
+// tracks, or else the busiest.
+async function chartThread() {
+  if (P.get('tid')) return { tid: P.get('tid'), picked: true };
+  const q = filters();
+  q.delete('tid');
+  const th = await api('/api/captures/' + encodeURIComponent(ID) + '/threads.json', q);
+  let best = null;
+  for (const t of th.threads) if (!best || t.total > best.total) best = t;
+  return best ? { tid: String(best.tid), comm: best.comm, picked: false } : null;
+}
+
+async function stackChart(mySeq, sumP) {
+  const info = $('#sc-info');
+  await sumP;
+  if (mySeq !== seq) return;
+  let th;
+  try { th = await chartThread(); } catch (e) { info.textContent = 'stack chart: ' + e.message; return; }
+  if (mySeq !== seq) return;
+  if (!th) { info.textContent = 'No thread has samples under these filters.'; chart.set({ from: 0, to: 1, runs: [] }, TYPE); chart.draw(); return; }
+  const win = span(ranges(), DURATION) || [0, DURATION];
+  const width = Math.max(200, Math.floor($('#stack-box').clientWidth || 800));
+  const q = filters();
+  q.set('tid', th.tid);
+  q.set('from', secs(+win[0].toFixed(9)));
+  q.set('to', secs(+win[1].toFixed(9)));
+  q.set('width', width);
+  const key = q.toString();
+  let doc;
+  try {
+    doc = await api('/api/captures/' + encodeURIComponent(ID) + '/stackchart.json', q);
+  } catch (e) {
+    if (mySeq === seq) info.textContent = 'stack chart: ' + e.message;
+    return;
+  }
+  if (mySeq !== seq) return;
+  const t0 = performance.now();
+  if (key !== chartKey) chart.set(doc, TYPE, [0, DURATION]);
+  chartKey = key;
+  chart.selected = P.get('fn');
+  const re = searchRE();
+  chart.match = re && !(re instanceof Error) ? re : null;
+  chart.draw();
+  document.body.dataset.chartPaint = (performance.now() - t0).toFixed(1);
+  info.textContent = '';
+  info.append((th.picked ? 'thread ' + th.tid : 'the busiest thread, ' + th.comm + ' (tid ' + th.tid + ')') + ', ' + describe([win]) + ' · ' +
+    doc.runs.length.toLocaleString('en-US') + ' runs · wheel zooms, drag selects a range, click selects a function' +
+    (th.picked ? '' : ' · click a track above to chart another thread'));
+}
+
+function runTip(r, ev) {
+  const tip = $('#tooltip');
+  if (!r || !ev) { tip.hidden = true; return; }
+  tip.textContent = '';
+  tip.append(el('b', {}, label(r.name)));
+  const mod = modules.get(r.name);
+  if (mod) tip.append(el('div', { class: 'note' }, mod));
+  const line = (k, v) => { const d = el('div'); d.append(el('span', { class: 'k' }, k), ' ' + v); tip.append(d); };
+  const dur = r.end - r.start;
+  line('time:', secs(+r.start.toFixed(6)) + '–' + secs(+r.end.toFixed(6)) + ' s from the start');
+  line('for:', dur >= 1 ? dur.toFixed(3) + ' s' : dur >= 1e-3 ? (dur * 1e3).toFixed(2) + ' ms' : (dur * 1e6).toFixed(0) + ' µs');
+  line('depth:', String(r.depth));
+  tip.hidden = false;
+  const pad = 14;
+  let x = ev.clientX + pad, y = ev.clientY + pad;
+  const b = tip.getBoundingClientRect();
+  if (x + b.width > window.innerWidth - 4) x = ev.clientX - b.width - pad;
+  if (y + b.height > window.innerHeight - 4) y = ev.clientY - b.height - pad;
+  tip.style.left = x + 'px';
+  tip.style.top = y + 'px';
+}
+
+$('#tab-flame').addEventListener('click', () => go({ chart: null }));
+$('#tab-stack').addEventListener('click', () => go({ chart: 'stack' }));
+
+// ---- the function in focus ------------------------------------------------------
+
+// focusOn paints where a function ran on the heatmap and the tracks: the
+// one hovered in the graph, the table or the stack chart, else the one
+// selected. Hovering waits a moment, so that moving across the graph does
+// not ask the server for every frame passed.
+let focusTimer = 0, focused = null;
+function focusOn(name, wait) {
+  const f = name || P.get('fn') || null;
+  clearTimeout(focusTimer);
+  if (f === focused) return;
+  const apply = () => {
+    focused = f;
+    if (heat) heat.focus(f);
+    if (timeline) timeline.focus(f);
+  };
+  if (wait) focusTimer = setTimeout(apply, 300); else apply();
 }
 
 // ---- controls ---------------------------------------------------------------
@@ -702,6 +872,14 @@ document.addEventListener('keydown', (ev) => {
   }
   if (typing || ev.ctrlKey || ev.metaKey || ev.altKey) return;
   if (ev.key === '/') { ev.preventDefault(); $('#search-input').focus(); $('#search-input').select(); }
+  else if ((ev.key === '[' || ev.key === ']') && !diff()) {
+    // Step the ranges back or forth by the width of their span.
+    const rs = ranges();
+    if (!rs.length || !(DURATION > 0)) return;
+    ev.preventDefault();
+    const next = stepRanges(rs, ev.key === ']' ? 1 : -1, DURATION);
+    if (next !== rs) brush(next, false);
+  }
   else if (ev.key === 'n') step(1);
   else if (ev.key === 'N') step(-1);
   else if (ev.key === 'Enter') {
@@ -719,6 +897,7 @@ new ResizeObserver(() => {
   clearTimeout(resizeTimer);
   resizeTimer = setTimeout(() => {
     if (graph.doc) graph.draw();
+    if (P.get('chart') === 'stack' && chart.width) chart.draw();
     if (callers.doc && !$('#callers').parentElement.hidden) { callers.draw(); callees.draw(); }
   }, 50);
 }).observe($('#graph-box'));
