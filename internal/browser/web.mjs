@@ -85,9 +85,14 @@ try {
   result.frames = (await drawn()).map((f) => f.name);
 
   // Zoom: click "alpha"; frames outside it are not drawn, the URL keeps it.
-  const box = await (await page.$('canvas[data-view="flamegraph"]')).boundingBox();
   const target = (await drawn()).filter((f) => f.name === zoomOn).sort((a, b) => b.w - a.w)[0];
   if (!target) throw new Error('no frame named ' + zoomOn + ' to zoom on');
+  // Scroll the frame into the window first: the page may be taller than it.
+  await page.$eval('canvas[data-view="flamegraph"]', (c, y) => {
+    const top = c.getBoundingClientRect().top + y;
+    if (top < 0 || top > innerHeight - 20) window.scrollBy(0, top - innerHeight / 2);
+  }, target.y);
+  const box = await (await page.$('canvas[data-view="flamegraph"]')).boundingBox();
   await page.mouse.click(box.x + target.x + target.w / 2, box.y + target.y + target.h / 2);
   await page.waitForFunction(() => location.search.includes('zoom='));
   await page.waitForFunction(() => document.body.dataset.settled);

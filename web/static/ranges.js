@@ -88,3 +88,12 @@ export function describe(ranges) {
   const one = (r) => secs(+r[0].toFixed(4)) + '–' + (r[1] === null ? 'end' : secs(+r[1].toFixed(4))) + ' s';
   return ranges.map(one).join(' + ');
 }
+
+// roundTime rounds t to a step of about px seconds (1, 2 or 5 times a
+// power of ten), so that a range picked with the mouse reads as the axis.
+export function roundTime(t, px) {
+  if (!(px > 0)) return t;
+  const p10 = Math.pow(10, Math.floor(Math.log10(px)));
+  const q = [1, 2, 5, 10].map((m) => m * p10).find((x) => x >= px);
+  return +(Math.round(t / q) * q).toFixed(9);
+}

@@ -150,7 +150,8 @@ export class StackChart {
     for (let t = Math.ceil(a / every) * every; t < b; t += every) {
       const x = (t - a) * scale;
       g.fillRect(x, 0, 1, 5);
-      g.fillText(t.toFixed(digits) + ' s', x + 2, 2);
+      const text = t.toFixed(digits) + ' s';
+      if (x + 2 + g.measureText(text).width < width) g.fillText(text, x + 2, 2);
     }
     this.drawOverlay();
   }

@@ -11,13 +11,13 @@
 // everything. A function named by focus(name) is painted over the tracks
 // where it ran (threads.json with t=focus:NAME).
 // Names are attacker-controlled: they reach the page as textContent only.
-import { secs, mergeRanges, parseRanges, inRanges } from './ranges.js';
+import { secs, mergeRanges, parseRanges, inRanges, roundTime } from './ranges.js';
 
 const LABEL_W = 230; // px of the label column
-const H = { total: 38, process: 22, thread: 18, more: 18 };
+const H = { axis: 14, total: 38, process: 22, thread: 18, more: 18 };
 const PROCS = 8; // processes shown before "more processes"
 const THREADS = 6; // threads shown per process before "more threads"
-const OPEN = 3; // processes open at first
+const OPEN = 1; // processes open at first: the busiest
 const THREAD_LIMIT = 200; // threads asked for, the busiest
 const COLOR = {
   cpu: '#e0603a', blocked: '#3b82c4', runqueue: '#f59e0b', focus: '#7c3aed', lost: '#dc2626',
@@ -130,6 +130,8 @@ export function mountTimeline(root, id, opts) {
     list.textContent = '';
     rows = [];
     const tracks = d.threads.concat(d.other ? [d.other] : []);
+    // The time axis: a row of its own, so that no label covers a graph.
+    addRow({ kind: 'axis', key: 'axis', label: '', sub: 'seconds from the start', s: [] });
     const all = {
       kind: 'total', key: 'all', label: 'all threads', total: d.total, s: d.series,
       sub: d.count + (d.count === 1 ? ' process, ' : ' processes, ') + state.threads.count + (state.threads.count === 1 ? ' thread' : ' threads') +
@@ -154,6 +156,8 @@ export function mountTimeline(root, id, opts) {
       });
       if (state.moreProcs && rest) for (const p of rest) addProc(p, grand);
     }
+    root.dataset.end = String(d.to);
+    root.dataset.bucket = String(d.bucket);
     if (d.threads.length === 0) { status.hidden = false; status.textContent = 'No thread has events under these filters.'; }
     scales();
     list.append(over);
@@ -218,8 +222,8 @@ export function mountTimeline(root, id, opts) {
     }
     lab.append(' ', el('span', { class: 'tl-sub' }, r.sub));
     if (r.kind === 'more') lab.addEventListener('click', () => r.toggle());
-    else if (r.kind !== 'total') lab.addEventListener('click', () => pick(r));
-    else lab.addEventListener('click', () => opts.onPick(null));
+    else if (r.kind === 'total') lab.addEventListener('click', () => opts.onPick(null));
+    else if (r.kind !== 'axis') lab.addEventListener('click', () => pick(r));
     const c = el('canvas', { class: 'tl-graph' });
     c.height = 1;
     div.append(lab, c);
@@ -296,12 +300,29 @@ export function mountTimeline(root, id, opts) {
         }
       }
       g.globalAlpha = 1;
+      // The focused function's spans, and where they are (for a reader
+      // of the page's state: the first and last bucket holding it, and
+      // its share in each half of the capture).
       r.spans = 0;
+      let first = -1, last = -1, half = [0, 0];
       if (fm) {
         const fs = fm(r);
-        if (fs) for (let i = 0; i < fs.length; i++) if (fs[i] > 0) { bar(i, fs[i], 0, COLOR.focus); r.spans++; }
+        if (fs) {
+          for (let i = 0; i < fs.length; i++) {
+            if (!(fs[i] > 0)) continue;
+            bar(i, fs[i], 0, COLOR.focus);
+            r.spans++;
+            if (first < 0) first = i;
+            last = i;
+            half[i < fs.length / 2 ? 0 : 1] += fs[i];
+          }
+        }
       }
       r.div.dataset.spans = r.spans;
+      const bk = state.data.bucket;
+      r.div.dataset.focusFrom = first < 0 ? '' : secs(+(first * bk).toFixed(6));
+      r.div.dataset.focusTo = last < 0 ? '' : secs(+((last + 1) * bk).toFixed(6));
+      r.div.dataset.focusHalves = half.join(',');
       const lost = state.data.lost && state.data.lost.series;
       if (r.kind === 'total' && lost) {
         // Lost events: red marks along the top of the total track.
@@ -347,6 +368,7 @@ export function mountTimeline(root, id, opts) {
     if (!(T > 0)) return;
     const x = (t) => (t / T) * W;
     let rs = state.ranges;
+    root.dataset.ranges = rs.map((r) => secs(+r[0].toFixed(6)) + '-' + (r[1] === null ? 'end' : secs(+r[1].toFixed(6)))).join(',');
     if (state.drag && state.drag.moved) {
       const a = Math.min(state.drag.t0, state.drag.t1), b = Math.max(state.drag.t0, state.drag.t1);
       rs = state.drag.add ? mergeRanges([...rs, [a, b]]) : [[a, b]];
@@ -374,7 +396,8 @@ export function mountTimeline(root, id, opts) {
     g.textBaseline = 'top';
     for (let t = every; t < T; t += every) {
       g.fillRect(x(t), 0, 1, 4);
-      g.fillText(secs(+t.toFixed(3)) + ' s', x(t) + 2, 1);
+      const text = secs(+t.toFixed(3)) + ' s';
+      if (x(t) + 2 + g.measureText(text).width < W) g.fillText(text, x(t) + 2, 1);
     }
   }
 
@@ -413,15 +436,17 @@ export function mountTimeline(root, id, opts) {
     state.drag = null;
     if (!d.moved) {
       drawOver();
-      if (d.row && d.row.kind !== 'more' && d.row.kind !== 'total') pick(d.row);
+      if (d.row && (d.row.kind === 'process' || d.row.kind === 'thread')) pick(d.row);
       else if (d.row && d.row.kind === 'more') d.row.toggle();
       return;
     }
     const a = Math.max(0, Math.min(d.t0, d.t1)), b = Math.min(end(), Math.max(d.t0, d.t1));
     if (!(b > a)) { drawOver(); return; }
-    // Cut to the buckets' resolution, so a range is what the graphs show.
-    const q = state.data.bucket / 10;
-    const r = [Math.floor(a / q) * q, Math.min(end(), Math.ceil(b / q) * q)];
+    // Round to a step of about two pixels (1, 2 or 5 times a power of
+    // ten), so that the range reads as the axis does.
+    const px = (2 * end()) / graphWidth();
+    const r = [roundTime(a, px), Math.min(end(), roundTime(b, px))];
+    if (!(r[1] > r[0])) { drawOver(); return; }
     state.ranges = d.add || ev.shiftKey ? mergeRanges([...state.ranges, r]) : [r];
     drawOver();
     opts.onBrush(state.ranges);
@@ -429,7 +454,7 @@ export function mountTimeline(root, id, opts) {
   list.addEventListener('mousemove', (ev) => {
     if (!state.data) return;
     const r = rowAt(ev);
-    if (!r || !inGraph(ev)) { info.textContent = ''; return; }
+    if (!r || r.kind === 'axis' || !inGraph(ev)) { info.textContent = ''; return; }
     const t = timeAt(ev);
     const i = Math.min(Math.floor(t / state.data.bucket), buckets() - 1);
     const a = i * state.data.bucket, b = a + state.data.bucket;

@@ -9,7 +9,7 @@ import { FlameView, DIFF_STEPS, diffColor, cpiColor, label } from './flame.js';
 import { mountHeatmap } from './heatmap.js';
 import { mountTimeline } from './timeline.js';
 import { StackChart } from './stackchart.js';
-import { parseRanges, mergeRanges, rangeParams, stepRanges, span, describe, secs } from './ranges.js';
+import { parseRanges, mergeRanges, rangeParams, stepRanges, span, describe, secs, roundTime } from './ranges.js';
 
 const $ = (sel) => document.querySelector(sel);
 const box = $('#capture');
@@ -710,9 +710,15 @@ const chart = new StackChart($('#stackchart'), {
   // The wheel zooms the page's range, without a history entry per turn.
   onZoom: (a, b) => {
     clearTimeout(zoomTimer);
+    const px = (b - a) / (chart.width || 800);
+    a = Math.max(0, roundTime(a, px));
+    b = Math.min(DURATION, roundTime(b, px));
     zoomTimer = setTimeout(() => brush(a <= 1e-9 && b >= DURATION - 1e-9 ? [] : [[a, b]], false, false), 250);
   },
-  onBrush: (a, b, add) => brush([[a, b]], add),
+  onBrush: (a, b, add) => {
+    const px = (2 * (chart.view[1] - chart.view[0])) / (chart.width || 800);
+    brush([[roundTime(a, px), roundTime(b, px)]], add);
+  },
 });
 let zoomTimer = 0;
 let chartKey = '';
@@ -762,7 +768,7 @@ async function stackChart(mySeq, sumP) {
   chart.draw();
   document.body.dataset.chartPaint = (performance.now() - t0).toFixed(1);
   info.textContent = '';
-  info.append((th.picked ? 'thread ' + th.tid : 'the busiest thread, ' + th.comm + ' (tid ' + th.tid + ')') + ', ' + describe([win]) + ' · ' +
+  info.append((th.picked ? '' : 'the busiest thread, ') + (doc.comm || th.comm || 'thread') + ' (tid ' + th.tid + (doc.pid ? ', pid ' + doc.pid : '') + '), ' + describe([win]) + ' · ' +
     doc.runs.length.toLocaleString('en-US') + ' runs · wheel zooms, drag selects a range, click selects a function' +
     (th.picked ? '' : ' · click a track above to chart another thread'));
 }
@@ -776,7 +782,8 @@ function runTip(r, ev) {
   if (mod) tip.append(el('div', { class: 'note' }, mod));
   const line = (k, v) => { const d = el('div'); d.append(el('span', { class: 'k' }, k), ' ' + v); tip.append(d); };
   const dur = r.end - r.start;
-  line('time:', secs(+r.start.toFixed(6)) + '–' + secs(+r.end.toFixed(6)) + ' s from the start');
+  const dg = dur >= 0.1 ? 2 : dur >= 1e-3 ? 4 : 6; // digits enough to tell start from end
+  line('time:', secs(+r.start.toFixed(dg)) + '–' + secs(+r.end.toFixed(dg)) + ' s from the start');
   line('for:', dur >= 1 ? dur.toFixed(3) + ' s' : dur >= 1e-3 ? (dur * 1e3).toFixed(2) + ' ms' : (dur * 1e6).toFixed(0) + ' µs');
   line('depth:', String(r.depth));
   tip.hidden = false;
@@ -901,6 +908,11 @@ new ResizeObserver(() => {
     if (callers.doc && !$('#callers').parentElement.hidden) { callers.draw(); callees.draw(); }
   }, 50);
 }).observe($('#graph-box'));
+new ResizeObserver(() => {
+  clearTimeout(chartResize);
+  chartResize = setTimeout(() => { if (P.get('chart') === 'stack') render(); }, 150);
+}).observe($('#stack-box'));
+let chartResize = 0;
 window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => { graph.draw(); });
 
 render();
