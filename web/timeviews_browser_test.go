@@ -109,36 +109,36 @@ func TestTimeViewsBrowser(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	type track struct {
-		Key, PID, TID, Name, Sub    string
-		Selected                    bool
-		Spans                       int
+		Key, PID, TID, Name, Sub   string
+		Selected                   bool
+		Spans                      int
 		FocusFrom, FocusTo, Halves string
 	}
 	var got struct {
-		Errors, Screenshots                                 []string
-		Tracks, PickTracksAll, FocusTracks, HoverTracks     []track
-		OffTracks                                           []track
-		HeatBrushURL, HeatBrushRange, HeatBrushTrackSel     string
-		HeatBrushTable, HeatBrushGraph                      []string
-		TrackBrushURL                                       string
-		TrackBrushTable                                     []string
-		TrackBrushHeat                                      int
-		TwoRangesURL, TwoRangesInfo, TwoRangesSamples       string
-		TwoRangesTable                                      []string
-		StepURL, StepRange                                  string
-		PickURL, PickRange                                  string
-		PickTable, PickGraph, PickTracks                    []string
-		PermalinkTable, PermalinkSelected                   []string
-		ChartNames, ChartSelected                           []string
-		ChartInfo, ChartTip, ZoomURL                        string
-		ChartOrder                                          *bool
-		FocusCells                                          []int
-		OffLegend, OffHover, OffTrackHover                  string
-		OffSumLegend, OffSumURL                             string
-		NoTime                                              string
-		NoTimeHidden                                        []bool
-		CompareURL, CompareDiff                             string
-		CompareInputs                                       map[string]string
+		Errors, Screenshots                             []string
+		Tracks, FocusTracks, HoverTracks                []track
+		OffTracks                                       []track
+		HeatBrushURL, HeatBrushRange, HeatBrushTrackSel string
+		HeatBrushTable, HeatBrushGraph                  []string
+		TrackBrushURL                                   string
+		TrackBrushTable                                 []string
+		TrackBrushHeat                                  int
+		TwoRangesURL, TwoRangesInfo, TwoRangesSamples   string
+		TwoRangesTable                                  []string
+		StepURL, StepRange                              string
+		PickURL, PickRange                              string
+		PickTable, PickGraph, PickTracks                []string
+		PermalinkTable, PermalinkSelected               []string
+		ChartNames, ChartSelected                       []string
+		ChartInfo, ChartTip, ZoomURL                    string
+		ChartOrder                                      *bool
+		FocusCells                                      []int
+		OffLegend, OffHover, OffTrackHover              string
+		OffSumLegend, OffSumURL                         string
+		NoTime                                          string
+		NoTimeHidden                                    []bool
+		CompareURL, CompareDiff                         string
+		CompareInputs                                   map[string]string
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("reading the browser's report: %v\n%s", err, out)
