@@ -7,8 +7,11 @@ import (
 	"github.com/scorch-dev/scorch/capture"
 )
 
-// BenchmarkTree builds the tree of the workspace benchmark's capture
-// (SCORCH_BENCH_CAPTURE, made by scripts/bench/workspace).
+// BenchmarkTree builds the views of the workspace benchmark's capture
+// (SCORCH_BENCH_CAPTURE, made by scripts/bench/workspace): the set, its
+// sort, the pruned tree and the function table, and a view derived from
+// it through a merge, against the same view built from the transformed
+// capture.
 func BenchmarkTree(b *testing.B) {
 	path := os.Getenv("SCORCH_BENCH_CAPTURE")
 	if path == "" {
@@ -36,6 +39,11 @@ func BenchmarkTree(b *testing.B) {
 	})
 	s := NewSet()
 	s.Add(c, capture.Query{}, false, false)
+	b.Run("sort", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			s.sort()
+		}
+	})
 	b.Run("functions", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			s.Functions()
@@ -43,7 +51,20 @@ func BenchmarkTree(b *testing.B) {
 	})
 	b.Run("tree", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			s.Tree("all", 20000)
+			s.Tree("all", 20000+i%2)
+		}
+	})
+	merge := []capture.Transform{{Kind: capture.TransformMerge, Name: "fn_3_1"}}
+	b.Run("merge-derived", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			s.Transform(merge).Tree("all", 20000)
+		}
+	})
+	b.Run("merge-capture", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			d := NewSet()
+			d.Add(c.Transform(merge), capture.Query{}, false, false)
+			d.Tree("all", 20000)
 		}
 	})
 }

@@ -7,8 +7,9 @@ package calltree
 
 import (
 	"cmp"
-	"container/heap"
+	"math"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -16,17 +17,19 @@ import (
 )
 
 // Set is the selected stacks of one or two captures (base and compare),
-// as lists of name ids, root first.
+// as lists of name ids, root first. Name ids are the ranks of the names'
+// spellings, so that stacks sort by their ids in the order the tree shows
+// siblings.
 type Set struct {
-	Names   []string // folded names
+	Names   []string // folded names, sorted
 	Modules []string // module of the first frame seen with each name
 	// Files and Lines are each name's source file and line where the
 	// frames have them: the line that holds most of the name's value (a
 	// caller's: the call it makes most), "" and 0 where unknown.
-	Files  []string
-	Lines  []int
-	lineW  []int64 // the value of the line chosen so far, per name
-	byName map[string]int32
+	Files   []string
+	Lines   []int
+	lineW   []int64 // the value of the line chosen so far, per name
+	byName  map[string]int32
 	entries []entry
 	Unit    string
 	Diff    bool // entries carry a base side
@@ -35,21 +38,34 @@ type Set struct {
 	// frames are coloured by cycles per instruction.
 	Instructions bool
 
+	// src is the one capture the entries were added from, one entry per
+	// stack (entry.stack), so that Transform can transform the entries
+	// instead of the capture; nil when stacks were merged by name or
+	// come from two captures.
+	src     *capture.Capture
+	reverse bool
+	srcIDs  []int32 // name id of each frame of src
+
 	// The stacks sorted for Tree, computed once: a set is shared by the
-	// requests of one view, which differ in their node budget.
-	sortOnce sync.Once
+	// requests of one view, which differ in their node budget. The set
+	// is read-only once built (Add is not called again).
+	prepOnce sync.Once
 	sorted   *sortedSet
 }
 
 type sortedSet struct {
+	// es are the entries sorted, a copy: the set's entries stay in the
+	// order of the capture's stacks, read by Functions and Transform
+	// without waiting for the sort.
 	es                 []entry
-	keys               [][]int32 // names as ranks of their spelling
+	lcp                []int32 // common prefix of each entry with the one before
 	cumV, cumB, cumNew []int64
 }
 
 type entry struct {
 	names []int32
 	v, b  int64 // compare (or only) side, base side
+	stack uint32
 }
 
 // NewSet starts an empty set.
@@ -61,21 +77,20 @@ func (s *Set) Add(c *capture.Capture, q capture.Query, reverse, base bool) {
 	if s.Unit == "" {
 		s.Unit = c.Meta.Unit
 	}
+	first := len(s.entries) == 0 && len(s.Names) == 0
 	s.Diff = s.Diff || base
-	ids := make([]int32, len(c.Frames))
-	lined := false
-	for i := range c.Frames {
-		f := &c.Frames[i]
-		ids[i] = s.intern(f.FoldedName(), f.Module)
-		lined = lined || f.Line > 0
-	}
-	agg := c.Aggregate(q)
+	ids := s.internFrames(c.Frames, nil)
+	agg, perStack := aggregate(c, q)
 	need := 0
 	for _, sv := range agg {
 		need += len(c.Stacks[sv.Stack])
 	}
-	if lined {
-		s.addLines(c, agg, ids)
+	if lined(c.Frames) {
+		s.addLines(c.Frames, ids, func(yield func(st []uint32, v int64)) {
+			for _, sv := range agg {
+				yield(c.Stacks[sv.Stack], sv.Value)
+			}
+		})
 	}
 	// One arena for all the stacks' names: fewer, larger allocations.
 	arena := make([]int32, 0, need)
@@ -85,19 +100,11 @@ func (s *Set) Add(c *capture.Capture, q capture.Query, reverse, base bool) {
 			continue
 		}
 		start := len(arena)
-		for i := range st {
-			f := st[i]
-			if reverse {
-				f = st[len(st)-1-i]
-			}
-			if int(f) < len(ids) {
-				arena = append(arena, ids[f])
-			}
-		}
+		arena = appendNames(arena, st, ids, reverse)
 		if len(arena) == start {
 			continue
 		}
-		e := entry{names: arena[start:len(arena):len(arena)]}
+		e := entry{names: arena[start:len(arena):len(arena)], stack: sv.Stack}
 		switch {
 		case base:
 			e.b = sv.Value
@@ -108,30 +115,48 @@ func (s *Set) Add(c *capture.Capture, q capture.Query, reverse, base bool) {
 		}
 		s.entries = append(s.entries, e)
 	}
+	if first && perStack && !base {
+		s.src, s.reverse, s.srcIDs = c, reverse, ids
+	} else {
+		s.src, s.srcIDs = nil, nil
+	}
+}
+
+func lined(frames []capture.Frame) bool {
+	for i := range frames {
+		if frames[i].Line > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // addLines weighs each frame (an address: one file:line) by the value of
 // the stacks that hold it, and keeps for each name its heaviest line.
-func (s *Set) addLines(c *capture.Capture, agg []capture.StackValue, ids []int32) {
-	w := make([]int64, len(c.Frames))
-	for _, sv := range agg {
-		for _, f := range c.Stacks[sv.Stack] {
+func (s *Set) addLines(frames []capture.Frame, ids []int32, stacks func(yield func(st []uint32, v int64))) {
+	w := make([]int64, len(frames))
+	for st, v := range stacks {
+		for _, f := range st {
 			if int(f) < len(w) {
-				w[f] += max(sv.Value, 0)
+				w[f] += max(v, 0)
 			}
 		}
 	}
-	for len(s.Files) < len(s.Names) {
-		s.Files, s.Lines, s.lineW = append(s.Files, ""), append(s.Lines, 0), append(s.lineW, 0)
-	}
-	for i := range c.Frames {
-		f := &c.Frames[i]
+	s.padLines()
+	for i := range frames {
+		f := &frames[i]
 		if f.Line <= 0 || f.File == "" {
 			continue
 		}
 		if id := ids[i]; w[i] > s.lineW[id] || s.Files[id] == "" {
 			s.Files[id], s.Lines[id], s.lineW[id] = f.File, f.Line, w[i]
 		}
+	}
+}
+
+func (s *Set) padLines() {
+	for len(s.Files) < len(s.Names) {
+		s.Files, s.Lines, s.lineW = append(s.Files, ""), append(s.Lines, 0), append(s.lineW, 0)
 	}
 }
 
@@ -143,18 +168,217 @@ func (s *Set) Loc(id int32) (string, int) {
 	return "", 0
 }
 
-func (s *Set) intern(name, module string) int32 {
-	if id, ok := s.byName[name]; ok {
-		if s.Modules[id] == "" {
-			s.Modules[id] = module
+// appendNames appends the name ids of a stack's frames, leaf first when
+// reverse.
+func appendNames(arena []int32, st []uint32, ids []int32, reverse bool) []int32 {
+	for i := range st {
+		f := st[i]
+		if reverse {
+			f = st[len(st)-1-i]
 		}
-		return id
+		if int(f) < len(ids) {
+			arena = append(arena, ids[f])
+		}
 	}
-	id := int32(len(s.Names))
-	s.Names = append(s.Names, name)
-	s.Modules = append(s.Modules, module)
-	s.byName[name] = id
-	return id
+	return arena
+}
+
+// aggregate is capture.Aggregate without merging the stacks whose frames
+// have the same names, which the set merges anyway, when that cannot
+// change the result: every selected stack has a positive value and no sum
+// can saturate. perStack: one result per stack of c.
+func aggregate(c *capture.Capture, q capture.Query) (agg []capture.StackValue, perStack bool) {
+	m := c.Matcher(q)
+	sums := make([]capture.StackValue, len(c.Stacks))
+	var total, total2 int64
+	for i := range c.Events {
+		e := &c.Events[i]
+		if int(e.Stack) >= len(sums) || !m.Match(e) {
+			continue
+		}
+		v := m.Value(e)
+		sv := &sums[e.Stack]
+		sv.Value = capture.SatAdd(sv.Value, v)
+		sv.Value2 = capture.SatAdd(sv.Value2, e.Value2)
+		sv.Count++
+		total = capture.SatAdd(total, absSat(v))
+		total2 = capture.SatAdd(total2, absSat(e.Value2))
+	}
+	const safe = 1 << 62
+	ok := total < safe && total2 < safe
+	out := sums[:0]
+	for i, sv := range sums {
+		if sv.Count == 0 {
+			continue
+		}
+		if sv.Value <= 0 || sv.Value2 < 0 {
+			ok = false
+			break
+		}
+		sv.Stack = uint32(i)
+		out = append(out, sv)
+	}
+	if !ok {
+		return c.Aggregate(q), false
+	}
+	return out, true
+}
+
+func absSat(v int64) int64 {
+	if v < 0 {
+		if v == math.MinInt64 {
+			return math.MaxInt64
+		}
+		return -v
+	}
+	return v
+}
+
+// internFrames interns the frames' folded names and returns the name id of
+// each. New names are placed in spelling order: the ids of the names
+// already known, in the set's entries and in remap (optional, name ids
+// by frame of an earlier call), are renumbered.
+func (s *Set) internFrames(frames []capture.Frame, remap []int32) []int32 {
+	added := false
+	for i := range frames {
+		f := &frames[i]
+		name := f.FoldedName()
+		if id, ok := s.byName[name]; ok {
+			if s.Modules[id] == "" {
+				s.Modules[id] = f.Module
+			}
+			continue
+		}
+		s.byName[name] = int32(len(s.Names))
+		s.Names = append(s.Names, name)
+		s.Modules = append(s.Modules, f.Module)
+		added = true
+	}
+	if added {
+		s.rank(remap)
+	}
+	ids := make([]int32, len(frames))
+	for i := range frames {
+		ids[i] = s.byName[frames[i].FoldedName()]
+	}
+	return ids
+}
+
+// rank renumbers the names in spelling order.
+func (s *Set) rank(remap []int32) {
+	order := make([]int32, len(s.Names))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(s.Names[a], s.Names[b]) })
+	newID := make([]int32, len(order))
+	sorted := true
+	for r, id := range order {
+		newID[id] = int32(r)
+		sorted = sorted && int32(r) == id
+	}
+	if sorted {
+		return
+	}
+	names := make([]string, len(order))
+	modules := make([]string, len(order))
+	for r, id := range order {
+		names[r], modules[r] = s.Names[id], s.Modules[id]
+		s.byName[names[r]] = int32(r)
+	}
+	s.Names, s.Modules = names, modules
+	if s.Files != nil {
+		s.padLines()
+		files, lines, lineW := make([]string, len(order)), make([]int, len(order)), make([]int64, len(order))
+		for r, id := range order {
+			files[r], lines[r], lineW[r] = s.Files[id], s.Lines[id], s.lineW[id]
+		}
+		s.Files, s.Lines, s.lineW = files, lines, lineW
+	}
+	for _, e := range s.entries {
+		for i, n := range e.names {
+			e.names[i] = newID[n]
+		}
+	}
+	for i, n := range remap {
+		remap[i] = newID[n]
+	}
+}
+
+// prep sorts the entries once, before any read.
+func (s *Set) prep() {
+	s.prepOnce.Do(func() { s.sorted = s.sort() })
+}
+
+// Transformable reports whether Transform can derive views from this set.
+func (s *Set) Transformable() bool { return s.src != nil }
+
+// Transform returns the set seen through the transforms, as the set of
+// the transformed capture would be, computed from this set's entries
+// instead of the capture's events. The set must be Transformable.
+func (s *Set) Transform(ts []capture.Transform) *Set {
+	p := s.src.Plan(ts)
+	if p.Empty() {
+		return s
+	}
+	// The derived set is not Transformable itself: views derive from the
+	// untransformed set with their whole transform stack.
+	out := &Set{Names: s.Names, Modules: s.Modules, byName: s.byName, Unit: s.Unit, Instructions: s.Instructions}
+	ids := s.srcIDs
+	renumbered := false
+	if len(p.Frames) > len(s.src.Frames) {
+		// lib frames: their names may be new to the set.
+		out.Names = slices.Clone(s.Names)
+		out.Modules = slices.Clone(s.Modules)
+		out.byName = make(map[string]int32, len(s.byName)+1)
+		for k, v := range s.byName {
+			out.byName[k] = v
+		}
+		remap := slices.Clone(s.srcIDs)
+		extra := out.internFrames(p.Frames[len(s.src.Frames):], remap)
+		ids = append(remap, extra...)
+		renumbered = !slices.Equal(remap, s.srcIDs)
+	}
+	// Transformed entries that keep their frames share their names; the
+	// others are written into one arena, grown as needed.
+	var bufs [2][]uint32
+	var arena []int32
+	entries := make([]entry, 0, len(s.entries))
+	for _, e := range s.entries {
+		st := s.src.Stacks[e.stack]
+		ns, changed := p.Apply(st, &bufs)
+		if ns == nil {
+			continue
+		}
+		if !changed && !renumbered {
+			entries = append(entries, e)
+			continue
+		}
+		if cap(arena)-len(arena) < len(ns) {
+			arena = make([]int32, 0, max(1<<16, 4*len(ns)))
+		}
+		start := len(arena)
+		arena = appendNames(arena, ns, ids, s.reverse)
+		if len(arena) == start {
+			continue
+		}
+		e.names = arena[start:len(arena):len(arena)]
+		entries = append(entries, e)
+	}
+	out.entries = entries
+	if lined(p.Frames) {
+		// The lines are weighed anew: the transformed stacks hold other
+		// frames.
+		out.Files, out.Lines, out.lineW = nil, nil, nil
+		out.addLines(p.Frames, ids, func(yield func(st []uint32, v int64)) {
+			for _, e := range s.entries {
+				if ns, _ := p.Apply(s.src.Stacks[e.stack], &bufs); ns != nil {
+					yield(ns, e.v)
+				}
+			}
+		})
+	}
+	return out
 }
 
 // Totals are the values of both sides.
@@ -266,16 +490,23 @@ func (s *Set) Lookup(name string) (int32, bool) {
 func (s *Set) Sandwich(fn int32) (callers, callees *Set) {
 	callers = &Set{Names: s.Names, Modules: s.Modules, byName: s.byName, Unit: s.Unit, Diff: s.Diff, Instructions: s.Instructions}
 	callees = &Set{Names: s.Names, Modules: s.Modules, byName: s.byName, Unit: s.Unit, Diff: s.Diff, Instructions: s.Instructions}
+	need := 0
+	for _, e := range s.entries {
+		if k := slices.Index(e.names, fn); k >= 0 {
+			need += k + 1
+		}
+	}
+	arena := make([]int32, 0, need)
 	for _, e := range s.entries {
 		k := slices.Index(e.names, fn)
 		if k < 0 {
 			continue
 		}
-		up := make([]int32, k+1)
-		for i := range up {
-			up[i] = e.names[k-i]
+		start := len(arena)
+		for i := k; i >= 0; i-- {
+			arena = append(arena, e.names[i])
 		}
-		callers.entries = append(callers.entries, entry{names: up, v: e.v, b: e.b})
+		callers.entries = append(callers.entries, entry{names: arena[start:len(arena):len(arena)], v: e.v, b: e.b})
 		callees.entries = append(callees.entries, entry{names: e.names[k:], v: e.v, b: e.b})
 	}
 	return callers, callees
@@ -284,16 +515,31 @@ func (s *Set) Sandwich(fn int32) (callers, callees *Set) {
 // Subtree keeps the stacks that start with path (name ids, root first)
 // and cuts path off but for its last frame, which becomes their root.
 func (s *Set) Subtree(path []int32) *Set {
+	s.prep()
 	out := &Set{Names: s.Names, Modules: s.Modules, Files: s.Files, Lines: s.Lines, lineW: s.lineW, byName: s.byName, Unit: s.Unit, Diff: s.Diff}
 	if len(path) == 0 {
 		out.entries = s.entries
+		out.prepOnce.Do(func() { out.sorted = s.sorted })
 		return out
 	}
-	for _, e := range s.entries {
-		if len(e.names) >= len(path) && slices.Equal(e.names[:len(path)], path) {
-			out.entries = append(out.entries, entry{names: e.names[len(path)-1:], v: e.v, b: e.b})
+	// The stacks that start with path are a run of the sorted entries, in
+	// order: the subtree's sorted set is a slice of this one's.
+	es := s.sorted.es
+	head := func(i int) int { return slices.Compare(es[i].names[:min(len(es[i].names), len(path))], path) }
+	lo := sort.Search(len(es), func(i int) bool { return head(i) >= 0 })
+	hi := lo + sort.Search(len(es)-lo, func(i int) bool { return head(lo+i) > 0 })
+	cut := int32(len(path) - 1)
+	out.entries = make([]entry, hi-lo)
+	lcp := make([]int32, hi-lo)
+	for i := lo; i < hi; i++ {
+		e := es[i]
+		e.names = e.names[cut:]
+		out.entries[i-lo] = e
+		if i > lo {
+			lcp[i-lo] = s.sorted.lcp[i] - cut
 		}
 	}
+	out.prepOnce.Do(func() { out.sorted = sums(out.entries, lcp) })
 	return out
 }
 
@@ -319,27 +565,61 @@ const PrunedName = "[pruned]"
 
 // group is the entries[lo:hi] that share a frame at depth-1 below parent.
 type group struct {
-	lo, hi int
-	depth  int // length of the frame's path from the root, the root's children have 1
-	parent *Node
+	lo, hi int32
+	depth  int32 // length of the frame's path from the root, the root's children have 1
+	parent int32 // index of the kept node
 	weight int64
 }
 
+// before orders the groups widest first, then by position: the order in
+// which Tree keeps frames.
+func (g *group) before(o *group) bool {
+	if g.weight != o.weight {
+		return g.weight > o.weight
+	}
+	return g.lo < o.lo
+}
+
+// groupHeap is a binary heap of groups, widest first.
 type groupHeap []group
 
-func (h groupHeap) Len() int { return len(h) }
-func (h groupHeap) Less(i, j int) bool {
-	if h[i].weight != h[j].weight {
-		return h[i].weight > h[j].weight
+func (h *groupHeap) push(g group) {
+	*h = append(*h, g)
+	a := *h
+	i := len(a) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !a[i].before(&a[p]) {
+			break
+		}
+		a[i], a[p] = a[p], a[i]
+		i = p
 	}
-	return h[i].lo < h[j].lo
 }
-func (h groupHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *groupHeap) Push(x any)   { *h = append(*h, x.(group)) }
-func (h *groupHeap) Pop() any {
-	old := *h
-	g := old[len(old)-1]
-	*h = old[:len(old)-1]
+
+func (h *groupHeap) pop() group {
+	a := *h
+	g := a[0]
+	n := len(a) - 1
+	a[0] = a[n]
+	a = a[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		c := l
+		if r := l + 1; r < n && a[r].before(&a[l]) {
+			c = r
+		}
+		if !a[c].before(&a[i]) {
+			break
+		}
+		a[i], a[c] = a[c], a[i]
+		i = c
+	}
+	*h = a
 	return g
 }
 
@@ -352,9 +632,10 @@ func (s *Set) Tree(root string, budget int) *Node {
 	if budget < 1 {
 		budget = 1
 	}
-	s.sortOnce.Do(func() { s.sorted = s.sort() })
+	s.prep()
 	ss := s.sorted
-	es, skeys, cumV, cumB, cumNew := ss.es, ss.keys, ss.cumV, ss.cumB, ss.cumNew
+	es := ss.es
+	lcp, cumV, cumB, cumNew := ss.lcp, ss.cumV, ss.cumB, ss.cumNew
 	n := len(es)
 	// frames under depth d (not counting it) in a group [lo,hi) whose
 	// entries share their first d frames: the first entry brings its own,
@@ -362,109 +643,102 @@ func (s *Set) Tree(root string, budget int) *Node {
 	framesIn := func(lo, hi, d int) int64 {
 		return int64(len(es[lo].names)-d) + (cumNew[hi] - cumNew[lo+1])
 	}
-	top := &Node{Name: root, Value: cumV[n], Base: cumB[n]}
+	// The kept nodes, in the order they are kept; a node's children are
+	// linked through their indexes until the end.
+	nodes := make([]Node, 1, min(budget, int(cumNew[n])+1))
+	nodes[0] = Node{Name: root, Value: cumV[n], Base: cumB[n]}
+	parentOf := make([]int32, 1, cap(nodes))
 	h := &groupHeap{}
-	pushChildren := func(parent *Node, lo, hi, d int) {
+	pushChildren := func(parent int32, lo, hi, d int) {
+		p := &nodes[parent]
 		i := lo
 		for i < hi && len(es[i].names) == d {
-			parent.Self += es[i].v
-			parent.BaseSelf += es[i].b
+			p.Self += es[i].v
+			p.BaseSelf += es[i].b
 			i++
 		}
 		for i < hi {
-			name := skeys[i][d]
+			// The entries that share the frame at depth d: their common
+			// prefixes with the entry before are longer than d.
 			j := i + 1
-			for j < hi && skeys[j][d] == name {
+			for j < hi && int(lcp[j]) > d {
 				j++
 			}
-			heap.Push(h, group{lo: i, hi: j, depth: d + 1, parent: parent,
+			h.push(group{lo: int32(i), hi: int32(j), depth: int32(d + 1), parent: parent,
 				weight: cumV[j] - cumV[i] + cumB[j] - cumB[i]})
 			i = j
 		}
 	}
-	pushChildren(top, 0, n, 0)
-	kept := 1
-	pruned := make(map[*Node]*Node)
-	for h.Len() > 0 {
-		g := heap.Pop(h).(group)
-		if kept >= budget {
-			p := pruned[g.parent]
-			if p == nil {
-				p = &Node{Name: PrunedName}
-				pruned[g.parent] = p
-			}
-			p.Value += cumV[g.hi] - cumV[g.lo]
-			p.Base += cumB[g.hi] - cumB[g.lo]
-			p.Pruned += 1 + framesIn(g.lo, g.hi, g.depth)
-			continue
-		}
-		kept++
-		id := es[g.lo].names[g.depth-1]
-		c := &Node{Name: s.Names[id], Value: cumV[g.hi] - cumV[g.lo], Base: cumB[g.hi] - cumB[g.lo]}
-		c.File, c.Line = s.Loc(id)
-		c.pos = g.lo
-		g.parent.Children = append(g.parent.Children, c)
-		pushChildren(c, g.lo, g.hi, g.depth)
+	pushChildren(0, 0, n, 0)
+	for len(*h) > 0 && len(nodes) < budget {
+		g := h.pop()
+		lo, hi := int(g.lo), int(g.hi)
+		id := es[lo].names[g.depth-1]
+		nodes = append(nodes, Node{Name: s.Names[id], Value: cumV[hi] - cumV[lo], Base: cumB[hi] - cumB[lo], pos: lo})
+		nodes[len(nodes)-1].File, nodes[len(nodes)-1].Line = s.Loc(id)
+		parentOf = append(parentOf, g.parent)
+		pushChildren(int32(len(nodes)-1), lo, hi, int(g.depth))
 	}
-	// Children were added widest first: put them back in name order (their
-	// position in the sorted entries), the pruned node last.
-	stack := []*Node{top}
-	for len(stack) > 0 {
-		nd := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		slices.SortFunc(nd.Children, func(a, b *Node) int { return cmp.Compare(a.pos, b.pos) })
-		stack = append(stack, nd.Children...)
-		if p := pruned[nd]; p != nil {
+	// What is left is pruned: one node per parent that holds it.
+	pruned := make(map[int32]*Node)
+	for i := range *h {
+		g := &(*h)[i]
+		p := pruned[g.parent]
+		if p == nil {
+			p = &Node{Name: PrunedName}
+			pruned[g.parent] = p
+		}
+		p.Value += cumV[g.hi] - cumV[g.lo]
+		p.Base += cumB[g.hi] - cumB[g.lo]
+		p.Pruned += 1 + framesIn(int(g.lo), int(g.hi), int(g.depth))
+	}
+	// Children in name order (their position in the sorted entries; kept
+	// nodes come after their parents, so positions order siblings), the
+	// pruned node last, from one array of pointers.
+	count := make([]int32, len(nodes))
+	for i := 1; i < len(nodes); i++ {
+		count[parentOf[i]]++
+	}
+	for p := range pruned {
+		count[p]++
+	}
+	ptrs := make([]*Node, len(nodes)-1+len(pruned))
+	off := 0
+	for i := range nodes {
+		if count[i] > 0 {
+			nodes[i].Children = ptrs[off : off : off+int(count[i])]
+			off += int(count[i])
+		}
+	}
+	for i := 1; i < len(nodes); i++ {
+		p := &nodes[parentOf[i]]
+		p.Children = append(p.Children, &nodes[i])
+	}
+	for i := range nodes {
+		nd := &nodes[i]
+		if len(nd.Children) > 1 {
+			slices.SortFunc(nd.Children, func(a, b *Node) int { return cmp.Compare(a.pos, b.pos) })
+		}
+		if p := pruned[int32(i)]; p != nil {
 			nd.Children = append(nd.Children, p)
 		}
 	}
-	if len(top.Children) == 0 {
-		top.Children = nil
-	}
-	return top
+	return &nodes[0]
 }
 
-// sort orders the stacks by the spelling of their names, so that siblings
-// come out in name order, with the prefix sums Tree works from.
+// sort orders the entries by their names (ids are ranks of the spelling,
+// so siblings come out in name order) and computes the prefix sums Tree
+// works from.
 func (s *Set) sort() *sortedSet {
-	es := s.entries
-	rank := make([]int32, len(s.Names))
-	order := make([]int32, len(s.Names))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(s.Names[a], s.Names[b]) })
-	for r, id := range order {
-		rank[id] = int32(r)
-	}
-	keys := make([][]int32, len(es))
-	idx := make([]int, len(es))
-	need := 0
-	for _, e := range es {
-		need += len(e.names)
-	}
-	arena := make([]int32, need)
-	off := 0
-	for i, e := range es {
-		k := arena[off : off+len(e.names) : off+len(e.names)]
-		off += len(e.names)
-		for j, n := range e.names {
-			k[j] = rank[n]
-		}
-		keys[i] = k
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int { return slices.Compare(keys[a], keys[b]) })
-	sorted := make([]entry, len(es))
-	skeys := make([][]int32, len(es))
-	for i, j := range idx {
-		sorted[i] = es[j]
-		skeys[i] = keys[j]
-	}
-	es = sorted
-	// Prefix sums of both sides, and of the frames each entry adds to the
-	// tree beyond its common prefix with the previous one: the number of
-	// frames under a run of entries is then a difference of sums.
+	es := slices.Clone(s.entries)
+	return sums(es, sortEntries(es))
+}
+
+// sums computes the prefix sums of sorted entries: of both sides, and of
+// the frames each entry adds to the tree beyond its common prefix with the
+// previous one, so that the number of frames under a run of entries is a
+// difference of sums.
+func sums(es []entry, lcp []int32) *sortedSet {
 	n := len(es)
 	cumV := make([]int64, n+1)
 	cumB := make([]int64, n+1)
@@ -472,14 +746,143 @@ func (s *Set) sort() *sortedSet {
 	for i, e := range es {
 		cumV[i+1] = cumV[i] + e.v
 		cumB[i+1] = cumB[i] + e.b
-		lcp := 0
-		if i > 0 {
-			a, b := skeys[i-1], skeys[i]
-			for lcp < len(a) && lcp < len(b) && a[lcp] == b[lcp] {
-				lcp++
+		cumNew[i+1] = cumNew[i] + int64(len(e.names)-int(lcp[i]))
+	}
+	return &sortedSet{es: es, lcp: lcp, cumV: cumV, cumB: cumB, cumNew: cumNew}
+}
+
+// sortEntries sorts entries by their names, lexicographically (a prefix
+// first), and returns the length of each one's common prefix with the one
+// before. It is a most-significant-digit radix sort: each run of entries
+// that share a prefix is sorted by the next name only, so each name is
+// read about once.
+func sortEntries(es []entry) []int32 {
+	lcp := make([]int32, len(es))
+	type task struct{ lo, hi, d int }
+	tasks := []task{{0, len(es), 0}}
+	var keys []uint64
+	var tmp []entry
+	var counts []int32
+	for len(tasks) > 0 {
+		t := tasks[len(tasks)-1]
+		tasks = tasks[:len(tasks)-1]
+		lo, hi, d := t.lo, t.hi, t.d
+		if hi-lo < 2 {
+			continue
+		}
+		if hi-lo <= 12 {
+			smallSort(es[lo:hi], lcp[lo:hi], d)
+			continue
+		}
+		// Skip the prefix every entry of the run shares beyond d.
+		first := es[lo].names
+		shared := len(first) - d
+		for k := lo + 1; k < hi && shared > 0; k++ {
+			shared = min(shared, commonPrefix(first[d:d+shared], es[k].names[d:]))
+		}
+		d += shared
+		// Entries that end at d come first: they are equal.
+		i := lo
+		for k := lo; k < hi; k++ {
+			if len(es[k].names) == d {
+				es[i], es[k] = es[k], es[i]
+				i++
 			}
 		}
-		cumNew[i+1] = cumNew[i] + int64(len(e.names)-lcp)
+		for k := lo + 1; k <= i && k < hi; k++ {
+			lcp[k] = int32(d)
+		}
+		if hi-i < 2 {
+			continue
+		}
+		// Sort the rest by the name at d: by counting when the names span
+		// a range not much larger than the run, else by comparison.
+		lo2, hi2 := es[i].names[d], es[i].names[d]
+		for k := i + 1; k < hi; k++ {
+			n := es[k].names[d]
+			lo2, hi2 = min(lo2, n), max(hi2, n)
+		}
+		m := hi - i
+		if span := int(hi2-lo2) + 1; span <= 4*m {
+			counts = slices.Grow(counts[:0], span+1)[:span+1]
+			clear(counts)
+			for k := i; k < hi; k++ {
+				counts[es[k].names[d]-lo2+1]++
+			}
+			for b := 1; b <= span; b++ {
+				counts[b] += counts[b-1]
+			}
+			// counts[b] is now where bucket b starts.
+			tmp = slices.Grow(tmp[:0], m)[:m]
+			for k := i; k < hi; k++ {
+				b := es[k].names[d] - lo2
+				tmp[counts[b]] = es[k]
+				counts[b]++
+			}
+			copy(es[i:hi], tmp)
+			// counts[b] is now where bucket b ends.
+			start := int32(0)
+			for b := 0; b < span; b++ {
+				end := counts[b]
+				if end == start {
+					continue
+				}
+				if start > 0 {
+					lcp[i+int(start)] = int32(d)
+				}
+				if end-start > 1 {
+					tasks = append(tasks, task{i + int(start), i + int(end), d + 1})
+				}
+				start = end
+			}
+			continue
+		}
+		keys = keys[:0]
+		for k := i; k < hi; k++ {
+			keys = append(keys, uint64(uint32(es[k].names[d]))<<32|uint64(k-i))
+		}
+		slices.Sort(keys)
+		tmp = append(tmp[:0], es[i:hi]...)
+		for k, key := range keys {
+			es[i+k] = tmp[uint32(key)]
+		}
+		for r := 0; r < len(keys); {
+			name := keys[r] >> 32
+			q := r + 1
+			for q < len(keys) && keys[q]>>32 == name {
+				q++
+			}
+			if r > 0 {
+				lcp[i+r] = int32(d)
+			}
+			if q-r > 1 {
+				tasks = append(tasks, task{i + r, i + q, d + 1})
+			}
+			r = q
+		}
 	}
-	return &sortedSet{es: es, keys: skeys, cumV: cumV, cumB: cumB, cumNew: cumNew}
+	return lcp
+}
+
+// smallSort sorts a few entries that share their first d names by
+// insertion, and sets lcp within them (lcp[0] is the caller's).
+func smallSort(es []entry, lcp []int32, d int) {
+	for i := 1; i < len(es); i++ {
+		for j := i; j > 0 && slices.Compare(es[j].names[d:], es[j-1].names[d:]) < 0; j-- {
+			es[j], es[j-1] = es[j-1], es[j]
+		}
+	}
+	for i := 1; i < len(es); i++ {
+		lcp[i] = int32(d + commonPrefix(es[i-1].names[d:], es[i].names[d:]))
+	}
+}
+
+func commonPrefix(a, b []int32) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
 }

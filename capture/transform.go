@@ -77,23 +77,35 @@ func (f *Frame) moduleMatches(m string) bool {
 	return f.Module != "" && (f.Module == m || filepath.Base(f.Module) == m)
 }
 
-// Transform returns the capture seen through the transforms, applied in
-// order. Stacks keep their indexes (a dropped stack becomes empty and its
-// events are left out), so events are shared with c unless some are
-// dropped. c is not modified.
-func (c *Capture) Transform(ts []Transform) *Capture {
-	if len(ts) == 0 {
-		return c
-	}
-	out := &Capture{Meta: c.Meta, Frames: c.Frames, Stacks: c.Stacks, Events: c.Events}
-	framesCopied := false
-	var buf []uint32
-	dropped := false
+// TransformPlan is a transform stack compiled against a capture's frames:
+// which frames each step matches and the frames lib steps add. Applying it
+// stack by stack (Apply) gives what Transform gives for the whole capture,
+// so that a view can transform the stacks it has already aggregated
+// instead of the capture.
+type TransformPlan struct {
+	// Frames are the capture's frames, followed by one frame per lib step
+	// that matched (shared with the capture when there is none).
+	Frames []Frame
+	steps  []planStep
+}
+
+type planStep struct {
+	kind     TransformKind
+	match    []bool // by frame index
+	libFrame uint32 // lib: the frame that replaces a run of the module's frames
+}
+
+// Plan compiles the transforms against c's frames. Steps that match no
+// frame change nothing and are left out, but for focus, which then empties
+// every stack.
+func (c *Capture) Plan(ts []Transform) *TransformPlan {
+	p := &TransformPlan{Frames: c.Frames}
+	copied := false
 	for _, t := range ts {
-		match := make([]bool, len(out.Frames))
+		match := make([]bool, len(p.Frames))
 		found := false
-		for i := range out.Frames {
-			f := &out.Frames[i]
+		for i := range p.Frames {
+			f := &p.Frames[i]
 			if t.Kind == TransformLib {
 				match[i] = f.moduleMatches(t.Name)
 			} else {
@@ -102,80 +114,148 @@ func (c *Capture) Transform(ts []Transform) *Capture {
 			found = found || match[i]
 		}
 		if !found && t.Kind != TransformFocus {
-			continue // nothing to change (focus on a missing frame empties the view)
+			continue
 		}
-		var libFrame uint32
+		st := planStep{kind: t.Kind, match: match}
 		if t.Kind == TransformLib {
-			if !framesCopied {
-				out.Frames = append([]Frame(nil), out.Frames...)
-				framesCopied = true
+			if !copied {
+				p.Frames = append([]Frame(nil), p.Frames...)
+				copied = true
 			}
-			libFrame = uint32(len(out.Frames))
-			out.Frames = append(out.Frames, Frame{Name: t.Name, Kind: KindUser, Module: t.Name})
+			st.libFrame = uint32(len(p.Frames))
+			p.Frames = append(p.Frames, Frame{Name: t.Name, Kind: KindUser, Module: t.Name})
 		}
-		stacks := make([][]uint32, len(out.Stacks))
-		for si, st := range out.Stacks {
-			if st == nil {
-				continue
-			}
-			buf = buf[:0]
-			switch t.Kind {
-			case TransformFocus:
-				for i, f := range st {
-					if match[f] {
-						buf = append(buf, st[i:]...)
-						break
-					}
-				}
-			case TransformMerge:
-				for _, f := range st {
-					if !match[f] {
-						buf = append(buf, f)
-					}
-				}
-			case TransformDrop:
-				keep := true
-				for _, f := range st {
-					if match[f] {
-						keep = false
-						break
-					}
-				}
-				if keep {
-					stacks[si] = st
-				} else {
-					dropped = true
-				}
-				continue
-			case TransformRec:
-				for i, f := range st {
-					if i > 0 && match[f] && st[i-1] == f {
-						continue
-					}
-					buf = append(buf, f)
-				}
-			case TransformLib:
-				for i, f := range st {
-					if match[f] {
-						if i > 0 && match[st[i-1]] {
-							continue
-						}
-						f = libFrame
-					}
-					buf = append(buf, f)
-				}
-			}
-			if len(buf) == len(st) && t.Kind != TransformLib {
-				stacks[si] = st // unchanged: share it
-			} else if len(buf) > 0 {
-				stacks[si] = append([]uint32(nil), buf...)
-			}
-			if stacks[si] == nil {
-				dropped = true
-			}
-		}
-		out.Stacks = stacks
+		p.steps = append(p.steps, st)
 	}
+	return p
+}
+
+// Empty reports whether the plan changes nothing.
+func (p *TransformPlan) Empty() bool { return len(p.steps) == 0 }
+
+// Apply returns the stack seen through the plan (frames root first) and
+// whether it differs from st: st itself when no step changes it, nil when
+// the stack is dropped, otherwise a stack in one of bufs (reused by the
+// next call: copy it to keep it). Frame indexes of st must be below
+// len(p.Frames).
+func (p *TransformPlan) Apply(st []uint32, bufs *[2][]uint32) ([]uint32, bool) {
+	cur, changed, k := st, false, 0
+	for i := range p.steps {
+		ps := &p.steps[i]
+		if len(cur) == 0 {
+			// As Transform always did: an empty stack is kept by every
+			// step but lib, which drops it.
+			if cur == nil || ps.kind == TransformLib {
+				return nil, true
+			}
+			continue
+		}
+		out, wrote := ps.apply(cur, bufs[k][:0])
+		if out == nil {
+			return nil, true
+		}
+		if wrote {
+			// The next step reads this buffer and writes the other one.
+			bufs[k] = out
+			k ^= 1
+			changed = true
+		}
+		cur = out
+	}
+	return cur, changed
+}
+
+// apply is one step over a non-empty stack: st itself when unchanged, nil
+// when dropped or emptied, else the new stack appended to buf (wrote).
+// Most stacks do not hold the frame: they are only read.
+func (ps *planStep) apply(st []uint32, buf []uint32) (out []uint32, wrote bool) {
+	match := ps.match
+	k := 0 // the first frame the step changes
+	if ps.kind == TransformRec {
+		for k = 1; k < len(st) && !(match[st[k]] && st[k-1] == st[k]); k++ {
+		}
+	} else {
+		for k < len(st) && !match[st[k]] {
+			k++
+		}
+	}
+	if k == len(st) {
+		if ps.kind == TransformFocus {
+			return nil, false
+		}
+		return st, false
+	}
+	switch ps.kind {
+	case TransformFocus:
+		if k == 0 {
+			return st, false
+		}
+		return append(buf, st[k:]...), true
+	case TransformDrop:
+		return nil, false
+	case TransformMerge:
+		buf = append(buf, st[:k]...)
+		for _, f := range st[k+1:] {
+			if !match[f] {
+				buf = append(buf, f)
+			}
+		}
+		if len(buf) == 0 {
+			return nil, false
+		}
+	case TransformRec:
+		buf = append(buf, st[:k]...)
+		for i := k + 1; i < len(st); i++ {
+			if f := st[i]; !(match[f] && st[i-1] == f) {
+				buf = append(buf, f)
+			}
+		}
+	case TransformLib:
+		buf = append(buf, st[:k]...)
+		for i := k; i < len(st); i++ {
+			f := st[i]
+			if match[f] {
+				if i > 0 && match[st[i-1]] {
+					continue
+				}
+				f = ps.libFrame
+			}
+			buf = append(buf, f)
+		}
+	}
+	return buf, true
+}
+
+// Transform returns the capture seen through the transforms, applied in
+// order. Stacks keep their indexes (a dropped stack becomes empty and its
+// events are left out), so events are shared with c unless some are
+// dropped. c is not modified.
+func (c *Capture) Transform(ts []Transform) *Capture {
+	if len(ts) == 0 {
+		return c
+	}
+	p := c.Plan(ts)
+	out := &Capture{Meta: c.Meta, Frames: p.Frames, Stacks: c.Stacks, Events: c.Events}
+	if p.Empty() {
+		return out
+	}
+	stacks := make([][]uint32, len(c.Stacks))
+	var bufs [2][]uint32
+	dropped := false
+	for si, st := range c.Stacks {
+		if st == nil {
+			continue
+		}
+		switch ns, changed := p.Apply(st, &bufs); {
+		case ns == nil:
+			dropped = true
+		case !changed:
+			stacks[si] = st // unchanged: share it
+		default:
+			stacks[si] = append([]uint32(nil), ns...)
+		}
+	}
+	out.Stacks = stacks
 	if dropped {
 		events := make([]Event, 0, len(out.Events))
 		for _, e := range out.Events {

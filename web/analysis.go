@@ -104,12 +104,30 @@ func (s *Server) captureSet(id string, vw view) (*calltree.Set, error) {
 	if err := c.CheckRange(vw.q); err != nil {
 		return nil, errorf(http.StatusBadRequest, "%v", err)
 	}
+	build := func(c *capture.Capture) func() *calltree.Set {
+		return func() *calltree.Set {
+			set := calltree.NewSet()
+			set.Instructions = c.Meta.Type.Info().CyclesPerInstruction
+			set.Add(c, vw.q, vw.reverse, false)
+			set.Unit = c.Meta.Unit
+			return set
+		}
+	}
+	if len(vw.ts) == 0 {
+		return viewSets.get(c, viewKey(vw.q, nil, vw.reverse), build(c)), nil
+	}
 	return viewSets.get(c, viewKey(vw.q, vw.ts, vw.reverse), func() *calltree.Set {
-		set := calltree.NewSet()
-		set.Instructions = c.Meta.Type.Info().CyclesPerInstruction
-		set.Add(transformed.get(c, vw.ts), vw.q, vw.reverse, false)
-		set.Unit = c.Meta.Unit
-		return set
+		// A transformed view is derived from the view without transforms
+		// (usually the one on screen before), transforming its aggregated
+		// stacks rather than the capture's events. The comm filter reads
+		// the transformed stacks' process frames: it takes the long way.
+		if vw.q.Comm == "" {
+			base := viewSets.get(c, viewKey(vw.q, nil, vw.reverse), build(c))
+			if base.Transformable() {
+				return base.Transform(vw.ts)
+			}
+		}
+		return build(transformed.get(c, vw.ts))()
 	}), nil
 }
 

@@ -1,0 +1,281 @@
+package calltree
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scorch-dev/scorch/capture"
+)
+
+// randomCapture makes a small cpu capture whose frames share names the
+// ways real ones do: one function at several addresses (frames), the same
+// name in two modules and as a kernel frame, recursion, stacks that differ
+// only by address, and a few empty or zero-valued events.
+func randomCapture(rng *rand.Rand) *capture.Capture {
+	b := capture.NewBuilder(capture.Meta{Type: capture.CPU, Start: time.Unix(1700000000, 0), Duration: 10 * time.Second, Timestamps: true})
+	names := []string{"main", "a", "b", "c", "d", "lib_x", "lib_y", "[unknown]", "a;b", "x<y>&z", "write", "f_[k]"}
+	modules := []string{"/bin/app", "/usr/lib/libx.so", "/usr/lib/liby.so", "[kernel.kallsyms]", ""}
+	procs := []uint32{b.Frame(capture.Frame{Name: "app", Kind: capture.KindProcess}), b.Frame(capture.Frame{Name: "db", Kind: capture.KindProcess})}
+	var frames []uint32
+	for i := 0; i < 8+rng.IntN(20); i++ {
+		f := capture.Frame{Name: names[rng.IntN(len(names))], Module: modules[rng.IntN(len(modules))], Offset: uint64(rng.IntN(3))}
+		if rng.IntN(6) == 0 {
+			f.Kind = capture.KindKernel
+		}
+		frames = append(frames, b.Frame(f))
+	}
+	var stacks []uint32
+	for i := 0; i < 1+rng.IntN(40); i++ {
+		st := []uint32{procs[rng.IntN(len(procs))]}
+		if rng.IntN(30) == 0 {
+			st = nil // no frames at all
+		}
+		for j := 0; j < rng.IntN(10); j++ {
+			f := frames[rng.IntN(len(frames))]
+			if len(st) > 1 && rng.IntN(4) == 0 {
+				f = st[len(st)-1] // direct recursion
+			}
+			st = append(st, f)
+		}
+		stacks = append(stacks, b.Stack(st))
+	}
+	for i := 0; i < 1+rng.IntN(300); i++ {
+		v := int64(1 + rng.IntN(5))
+		if rng.IntN(100) == 0 {
+			v = 0
+		}
+		b.Add(capture.Event{Time: int64(rng.IntN(10)) * int64(time.Second), Value: v, Value2: int64(rng.IntN(9)),
+			Stack: stacks[rng.IntN(len(stacks))], PID: uint32(1 + rng.IntN(3)), TID: uint32(1 + rng.IntN(5)), CPU: uint16(rng.IntN(2))})
+	}
+	return b.Capture()
+}
+
+func randomTransforms(rng *rand.Rand) []capture.Transform {
+	targets := []string{"main", "a", "b", "c", "lib_x", "[unknown]", "f_[k]", "f", "a;b", "nosuch", "write_[k]"}
+	libs := []string{"libx.so", "/usr/lib/liby.so", "app", "[kernel.kallsyms]"}
+	var ts []capture.Transform
+	for i := 0; i < rng.IntN(4); i++ {
+		k := capture.TransformKinds[rng.IntN(len(capture.TransformKinds))]
+		name := targets[rng.IntN(len(targets))]
+		if k == capture.TransformLib {
+			name = libs[rng.IntN(len(libs))]
+		}
+		ts = append(ts, capture.Transform{Kind: k, Name: name})
+	}
+	return ts
+}
+
+func randomQuery(rng *rand.Rand) capture.Query {
+	var q capture.Query
+	switch rng.IntN(4) {
+	case 1:
+		q.From, q.To = 2, 7
+	case 2:
+		q.PIDs = []uint32{2}
+	case 3:
+		q.Comm = "db"
+	}
+	return q
+}
+
+// view is what a user sees of a set: totals, the function table, trees at
+// several budgets, the sandwich of every function and the zoomed trees.
+type viewer interface {
+	Totals() (int64, int64)
+	Functions() []Function
+	Tree(root string, budget int) *Node
+	Lookup(name string) (int32, bool)
+}
+
+func render(t *testing.T, s viewer, sandwich func(string, int) (*Node, *Node), subtree func([]string, int) *Node) string {
+	t.Helper()
+	var b bytes.Buffer
+	c, base := s.Totals()
+	fmt.Fprintf(&b, "totals %d %d\n", c, base)
+	fns := s.Functions()
+	slices.SortFunc(fns, func(a, b Function) int { return strings.Compare(a.Name, b.Name) })
+	for _, f := range fns {
+		fmt.Fprintf(&b, "fn %+v\n", f)
+	}
+	for _, budget := range []int{1, 2, 3, 7, 1000} {
+		tr := s.Tree("all", budget)
+		if err := WriteTree(&b, tr, true); err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString("\n")
+	}
+	for _, f := range fns {
+		for _, budget := range []int{2, 1000} {
+			cr, ce := sandwich(f.Name, budget)
+			fmt.Fprintf(&b, "sandwich %s %d: ", f.Name, budget)
+			WriteTree(&b, cr, true)
+			WriteTree(&b, ce, true)
+			b.WriteString("\n")
+		}
+	}
+	// Zoom into every path of the full tree.
+	var walk func(n *Node, path []string)
+	walk = func(n *Node, path []string) {
+		if n.Pruned > 0 {
+			return
+		}
+		if len(path) > 0 {
+			for _, budget := range []int{2, 1000} {
+				fmt.Fprintf(&b, "zoom %q %d: ", path, budget)
+				WriteTree(&b, subtree(path, budget), true)
+				b.WriteString("\n")
+			}
+		}
+		for _, ch := range n.Children {
+			walk(ch, append(slices.Clip(path), ch.Name))
+		}
+	}
+	walk(s.Tree("all", 1000), nil)
+	return b.String()
+}
+
+func renderSet(t *testing.T, s *Set) string {
+	return render(t, s, func(name string, budget int) (*Node, *Node) {
+		id, ok := s.Lookup(name)
+		if !ok {
+			t.Fatalf("function %q of the table is not found", name)
+		}
+		cr, ce := s.Sandwich(id)
+		return cr.Tree("", budget), ce.Tree("", budget)
+	}, func(path []string, budget int) *Node {
+		var ids []int32
+		for _, p := range path {
+			id, _ := s.Lookup(p)
+			ids = append(ids, id)
+		}
+		return s.Subtree(ids).Tree("all", budget)
+	})
+}
+
+func renderRef(t *testing.T, s *refSet) string {
+	return render(t, s, func(name string, budget int) (*Node, *Node) {
+		id, _ := s.Lookup(name)
+		cr, ce := s.Sandwich(id)
+		return cr.Tree("", budget), ce.Tree("", budget)
+	}, func(path []string, budget int) *Node {
+		var ids []int32
+		for _, p := range path {
+			id, _ := s.Lookup(p)
+			ids = append(ids, id)
+		}
+		return s.Subtree(ids).Tree("all", budget)
+	})
+}
+
+// The radix-sorted tree, the function table, sandwiches and zoomed trees
+// are those of the straightforward computation, and so are the views
+// derived from an untransformed set with Transform: on random captures,
+// queries, directions and transform stacks, one-capture views, CPI views
+// and diffs.
+func TestSetMatchesReference(t *testing.T) {
+	derived := 0
+	for seed := uint64(0); seed < 400; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		c := randomCapture(rng)
+		q := randomQuery(rng)
+		ts := randomTransforms(rng)
+		reverse := rng.IntN(3) == 0
+		instructions := rng.IntN(5) == 0
+		name := fmt.Sprintf("seed %d q %+v ts %v reverse %v cpi %v", seed, q, ts, reverse, instructions)
+		tc := c.Transform(ts)
+
+		ref := newRefSet()
+		ref.Instructions = instructions
+		ref.Add(tc, q, reverse, false)
+		want := renderRef(t, ref)
+
+		direct := NewSet()
+		direct.Instructions = instructions
+		direct.Add(tc, q, reverse, false)
+		if got := renderSet(t, direct); got != want {
+			t.Fatalf("%s: the set differs from the reference:\n%s", name, diffLines(got, want))
+		}
+
+		base := NewSet()
+		base.Instructions = instructions
+		base.Add(c, q, reverse, false)
+		if base.Transformable() && q.Comm == "" {
+			derived++
+			if got := renderSet(t, base.Transform(ts)); got != want {
+				t.Fatalf("%s: the derived set differs from the reference:\n%s", name, diffLines(got, want))
+			}
+		}
+
+		// A diff against another random capture.
+		other := randomCapture(rng).Transform(ts)
+		rd := newRefSet()
+		rd.Add(other, q, reverse, true)
+		rd.Add(tc, q, reverse, false)
+		sd := NewSet()
+		sd.Add(other, q, reverse, true)
+		sd.Add(tc, q, reverse, false)
+		if sd.Transformable() {
+			t.Fatalf("%s: a diff set is transformable", name)
+		}
+		if got, want := renderSet(t, sd), renderRef(t, rd); got != want {
+			t.Fatalf("%s: the diff set differs from the reference:\n%s", name, diffLines(got, want))
+		}
+	}
+	t.Logf("%d derived", derived)
+	if derived < 200 {
+		t.Errorf("only %d of 400 views were derived: the fast path is not tested", derived)
+	}
+}
+
+func diffLines(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := 0; i < max(len(g), len(w)); i++ {
+		var a, b string
+		if i < len(g) {
+			a = g[i]
+		}
+		if i < len(w) {
+			b = w[i]
+		}
+		if a != b {
+			return fmt.Sprintf("line %d:\n got  %s\n want %s", i+1, a, b)
+		}
+	}
+	return "same lines"
+}
+
+// Larger sets go through the radix sort's run splitting rather than the
+// insertion sort of small runs: stacks with long shared prefixes.
+func TestSortEntriesLarge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := 0; round < 20; round++ {
+		var es []entry
+		prefix := make([]int32, rng.IntN(40))
+		for i := range prefix {
+			prefix[i] = int32(rng.IntN(3))
+		}
+		for i := 0; i < 50+rng.IntN(2000); i++ {
+			names := slices.Clone(prefix[:rng.IntN(len(prefix)+1)])
+			for j := 0; j < rng.IntN(12); j++ {
+				names = append(names, int32(rng.IntN(1+round))*int32(1+(round%3)*5000))
+			}
+			es = append(es, entry{names: names, v: 1})
+		}
+		want := slices.Clone(es)
+		slices.SortStableFunc(want, func(a, b entry) int { return slices.Compare(a.names, b.names) })
+		lcp := sortEntries(es)
+		for i := range es {
+			if !slices.Equal(es[i].names, want[i].names) {
+				t.Fatalf("round %d: entry %d is %v, want %v", round, i, es[i].names, want[i].names)
+			}
+			if i > 0 && int(lcp[i]) != commonPrefix(es[i-1].names, es[i].names) {
+				t.Fatalf("round %d: lcp[%d] = %d, want %d", round, i, lcp[i], commonPrefix(es[i-1].names, es[i].names))
+			}
+		}
+	}
+}
