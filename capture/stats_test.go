@@ -67,3 +67,21 @@ func TestStatsOfOldFiles(t *testing.T) {
 		t.Errorf("counter named %s", k)
 	}
 }
+
+// The lost-events finding names the CPUs that lost the most.
+func TestLostCPUsFinding(t *testing.T) {
+	c := &Capture{Meta: Meta{Type: CPU, Unit: "samples"}}
+	c.Meta.Stats.Samples, c.Meta.Stats.Lost = 100, 460
+	for cpu, n := range map[string]uint64{"0": 0, "1": 20, "3": 400, "2": 20, "4": 10, "5": 10} {
+		c.Meta.Stats.Counters.AddReason(LostOnCPU, cpu, n)
+	}
+	var msg string
+	for _, f := range c.Summarize(Query{}, nil).Findings {
+		if strings.Contains(f.Message, "events were lost") {
+			msg = f.Message
+		}
+	}
+	if want := "460 events were lost (82% of all, most on cpu 3: 400, cpu 1: 20, cpu 2: 20, cpu 4: 10)"; !strings.HasPrefix(msg, want) {
+		t.Errorf("finding %q, want it to start with %q", msg, want)
+	}
+}

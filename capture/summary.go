@@ -177,7 +177,7 @@ func (c *Capture) findings(s Summary) []Finding {
 		if share > 0.1 {
 			sev = "error"
 		}
-		add(sev, fmt.Sprintf("%d events were lost (%s of all): the graph under-counts whatever ran when they were dropped", m.Stats.Lost, pct(share)),
+		add(sev, fmt.Sprintf("%d events were lost (%s of all%s): the graph under-counts whatever ran when they were dropped", m.Stats.Lost, pct(share), lostCPUs(s.LostPerCPU)),
 			"record with a lower hz, a narrower target (pid, comm) or a larger ring buffer (--ring-size)")
 	}
 	var ended uint64
@@ -269,4 +269,28 @@ func (c *Capture) findings(s Summary) []Finding {
 	rank := map[string]int{"error": 0, "warning": 1, "info": 2}
 	slices.SortStableFunc(out, func(a, b Finding) int { return cmp.Compare(rank[a.Severity], rank[b.Severity]) })
 	return out
+}
+
+// lostCPUs names the CPUs that lost the most events, for the finding:
+// ", most on cpu 3: 400, cpu 1: 20".
+func lostCPUs(perCPU map[string]uint64) string {
+	type lost struct {
+		cpu string
+		n   uint64
+	}
+	var ls []lost
+	for cpu, n := range perCPU {
+		if n > 0 {
+			ls = append(ls, lost{cpu, n})
+		}
+	}
+	if len(ls) == 0 {
+		return ""
+	}
+	slices.SortFunc(ls, func(a, b lost) int { return cmp.Or(cmp.Compare(b.n, a.n), strings.Compare(a.cpu, b.cpu)) })
+	parts := make([]string, 0, 4)
+	for _, l := range ls[:min(4, len(ls))] {
+		parts = append(parts, fmt.Sprintf("cpu %s: %d", l.cpu, l.n))
+	}
+	return ", most on " + strings.Join(parts, ", ")
 }

@@ -98,6 +98,7 @@ func (c *collection) run(ctx context.Context, dec decoder, stop func()) error {
 		}
 	}
 	c.s.addBPFStats(readStats(c.m.Stats))
+	c.s.addLostPerCPU(readLostPerCPU(c.m.Stats))
 	return err
 }
 

@@ -3,6 +3,7 @@ package profiler
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -31,6 +32,38 @@ var slotCounters = map[bpf.StatSlot]capture.Counter{
 	bpf.SamplerStatSlotSTAT_KCACHE_MISS:  capture.KernelStacksWalked,
 	bpf.SamplerStatSlotSTAT_KCACHE_WRONG: capture.KernelStackCacheWrong,
 	bpf.SamplerStatSlotSTAT_MAP_FULL:     capture.MapFull,
+}
+
+// lostSlots are the counters of the events the BPF programs dropped.
+var lostSlots = []bpf.StatSlot{bpf.SamplerStatSlotSTAT_DROPPED, bpf.SamplerStatSlotSTAT_MAP_FULL}
+
+// readLostPerCPU reads the events the BPF programs dropped on each CPU
+// (the stats array is per CPU), indexed by CPU.
+func readLostPerCPU(m *ebpf.Map) []uint64 {
+	var out []uint64
+	for _, slot := range lostSlots {
+		var vals []uint64
+		if err := m.Lookup(uint32(slot), &vals); err != nil {
+			continue
+		}
+		if out == nil {
+			out = make([]uint64, len(vals))
+		}
+		for cpu, v := range vals {
+			if cpu < len(out) {
+				out[cpu] += v
+			}
+		}
+	}
+	return out
+}
+
+// addLostPerCPU keeps the events lost on each CPU, zero included: a BPF
+// capture says for every CPU how many it lost.
+func (s *session) addLostPerCPU(lost []uint64) {
+	for cpu, n := range lost {
+		s.stats.Counters.AddReason(capture.LostOnCPU, strconv.Itoa(cpu), n)
+	}
 }
 
 // readStats sums the per-CPU counters.
