@@ -7,6 +7,7 @@ package calltree
 
 import (
 	"cmp"
+	"iter"
 	"math"
 	"slices"
 	"sort"
@@ -86,9 +87,11 @@ func (s *Set) Add(c *capture.Capture, q capture.Query, reverse, base bool) {
 		need += len(c.Stacks[sv.Stack])
 	}
 	if lined(c.Frames) {
-		s.addLines(c.Frames, ids, func(yield func(st []uint32, v int64)) {
+		s.addLines(c.Frames, ids, func(yield func([]uint32, int64) bool) {
 			for _, sv := range agg {
-				yield(c.Stacks[sv.Stack], sv.Value)
+				if !yield(c.Stacks[sv.Stack], sv.Value) {
+					return
+				}
 			}
 		})
 	}
@@ -133,7 +136,7 @@ func lined(frames []capture.Frame) bool {
 
 // addLines weighs each frame (an address: one file:line) by the value of
 // the stacks that hold it, and keeps for each name its heaviest line.
-func (s *Set) addLines(frames []capture.Frame, ids []int32, stacks func(yield func(st []uint32, v int64))) {
+func (s *Set) addLines(frames []capture.Frame, ids []int32, stacks iter.Seq2[[]uint32, int64]) {
 	w := make([]int64, len(frames))
 	for st, v := range stacks {
 		for _, f := range st {
@@ -370,10 +373,10 @@ func (s *Set) Transform(ts []capture.Transform) *Set {
 		// The lines are weighed anew: the transformed stacks hold other
 		// frames.
 		out.Files, out.Lines, out.lineW = nil, nil, nil
-		out.addLines(p.Frames, ids, func(yield func(st []uint32, v int64)) {
+		out.addLines(p.Frames, ids, func(yield func([]uint32, int64) bool) {
 			for _, e := range s.entries {
-				if ns, _ := p.Apply(s.src.Stacks[e.stack], &bufs); ns != nil {
-					yield(ns, e.v)
+				if ns, _ := p.Apply(s.src.Stacks[e.stack], &bufs); ns != nil && !yield(ns, e.v) {
+					return
 				}
 			}
 		})

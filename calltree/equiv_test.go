@@ -16,7 +16,7 @@ import (
 // ways real ones do: one function at several addresses (frames), the same
 // name in two modules and as a kernel frame, recursion, stacks that differ
 // only by address, and a few empty or zero-valued events.
-func randomCapture(rng *rand.Rand) *capture.Capture {
+func randomCapture(rng *rand.Rand, lines bool) *capture.Capture {
 	b := capture.NewBuilder(capture.Meta{Type: capture.CPU, Start: time.Unix(1700000000, 0), Duration: 10 * time.Second, Timestamps: true})
 	names := []string{"main", "a", "b", "c", "d", "lib_x", "lib_y", "[unknown]", "a;b", "x<y>&z", "write", "f_[k]"}
 	modules := []string{"/bin/app", "/usr/lib/libx.so", "/usr/lib/liby.so", "[kernel.kallsyms]", ""}
@@ -26,6 +26,9 @@ func randomCapture(rng *rand.Rand) *capture.Capture {
 		f := capture.Frame{Name: names[rng.IntN(len(names))], Module: modules[rng.IntN(len(modules))], Offset: uint64(rng.IntN(3))}
 		if rng.IntN(6) == 0 {
 			f.Kind = capture.KindKernel
+		}
+		if lines && rng.IntN(3) > 0 {
+			f.File, f.Line = "src.c", 1+rng.IntN(4)
 		}
 		frames = append(frames, b.Frame(f))
 	}
@@ -181,7 +184,7 @@ func TestSetMatchesReference(t *testing.T) {
 	derived := 0
 	for seed := uint64(0); seed < 400; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7))
-		c := randomCapture(rng)
+		c := randomCapture(rng, false)
 		q := randomQuery(rng)
 		ts := randomTransforms(rng)
 		reverse := rng.IntN(3) == 0
@@ -212,7 +215,7 @@ func TestSetMatchesReference(t *testing.T) {
 		}
 
 		// A diff against another random capture.
-		other := randomCapture(rng).Transform(ts)
+		other := randomCapture(rng, false).Transform(ts)
 		rd := newRefSet()
 		rd.Add(other, q, reverse, true)
 		rd.Add(tc, q, reverse, false)
@@ -229,6 +232,36 @@ func TestSetMatchesReference(t *testing.T) {
 	t.Logf("%d derived", derived)
 	if derived < 200 {
 		t.Errorf("only %d of 400 views were derived: the fast path is not tested", derived)
+	}
+}
+
+// With file:line on frames, the lines a derived view names are those of
+// the view of the transformed capture.
+func TestDerivedLines(t *testing.T) {
+	withLines := 0
+	for seed := uint64(0); seed < 300; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 9))
+		c := randomCapture(rng, true)
+		q := randomQuery(rng)
+		q.Comm = ""
+		ts := randomTransforms(rng)
+		reverse := rng.IntN(3) == 0
+		direct := NewSet()
+		direct.Add(c.Transform(ts), q, reverse, false)
+		base := NewSet()
+		base.Add(c, q, reverse, false)
+		if !base.Transformable() {
+			continue
+		}
+		if got, want := renderSet(t, base.Transform(ts)), renderSet(t, direct); got != want {
+			t.Fatalf("seed %d %v: the derived set differs:\n%s", seed, ts, diffLines(got, want))
+		}
+		if strings.Contains(renderSet(t, base), `"line":`) {
+			withLines++
+		}
+	}
+	if withLines < 100 {
+		t.Errorf("only %d of 300 views name lines", withLines)
 	}
 }
 
