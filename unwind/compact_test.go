@@ -286,3 +286,28 @@ func TestCompactWalkFixtures(t *testing.T) {
 		t.Errorf("store stats %+v: want tables shared between fixtures", st)
 	}
 }
+
+// TestNoModuleFramePointer: a pc in no file (JIT code, a perf-map
+// trampoline) is unwound by its frame record at rbp, by the CFI unwinder
+// and the compact walk alike, and CFI takes over in the caller. The leaf
+// fixture's sample, with its pc moved outside every mapping: rbp is
+// beta's frame, whose record returns into alpha.
+func TestNoModuleFramePointer(t *testing.T) {
+	f, r := loadFixture(t, "leaf")
+	s := f.Sample
+	if !libcResolves(r) {
+		t.Skip("the fixture's libc extract is missing")
+	}
+	regs := s.Regs
+	regs.IP = 0x1000 // no mapping
+	got := New(Options{}).Unwind(r, ModeDWARF, regs, s.Stack, nil)
+	names := r.names(got.PCs)
+	t.Logf("CFI unwinder: %s (%v %q)", join(names), got.Outcome, got.Reason)
+	if len(got.PCs) < 2 || got.PCs[1] != s.FPChain[1] || !hasSuffixFrames(names, []string{"main", "alpha", "0x1000"}) || names[0] != "_start" || got.Outcome != OutcomeCFI {
+		t.Errorf("got %s (%v %q), want _start;...;main;alpha;0x1000 with alpha from the frame record", join(names), got.Outcome, got.Reason)
+	}
+	pcs, reason := WalkCompact(storeFinder{r, NewCompactStore(16 << 20)}, regs, 0, s.Stack)
+	if !slices.Equal(pcs, got.PCs) || reason != "" {
+		t.Errorf("compact walk %s (%q), CFI unwinder %s", join(r.names(pcs)), reason, join(names))
+	}
+}

@@ -16,24 +16,25 @@ const ReasonLostLR = "link register not recoverable"
 // stack, frame pointers where no CFI covers the pc. regs are the sampled
 // registers (lr: arm64's x30, 0 on x86-64), stack a copy of the stack from
 // regs.SP. It returns the PCs leaf first (as Result.PCs) and why the walk
-// ended: "" at the outermost frame, else a Reason*.
+// ended: "" at the outermost frame, else a Reason*. Where no table covers a
+// pc, the frame pointer's record continues the walk.
 func WalkCompact(f TableFinder, regs Regs, lr uint64, stack []byte) ([]uint64, string) {
 	st := stackCopy{base: regs.SP, data: stack}
 	pc, sp, fp, fpOK, exact := regs.IP, regs.SP, regs.BP, true, true
 	pcs := []uint64{pc}
 	for len(pcs) < MaxDepth {
-		t, bias, ok := f.CompactFor(pc)
-		if !ok {
-			return pcs, ReasonNoModule
+		var r Rule
+		if t, bias, ok := f.CompactFor(pc); ok {
+			look := pc - bias
+			if !exact {
+				look-- // a return address may be past the end of its function
+			}
+			r = t.Lookup(look)
 		}
-		look := pc - bias
-		if !exact {
-			look-- // a return address may be past the end of its function
-		}
-		r := t.Lookup(look)
 		if r.CFA == CFANone {
-			// No CFI: a frame record {caller fp, return address} at fp, the
-			// same on x86-64 and arm64.
+			// No CFI, or no file (JIT code, perf-map trampolines): a frame
+			// record {caller fp, return address} at fp, the same on x86-64
+			// and arm64.
 			r = Rule{CFA: CFAFP, CFAOffset: 16, RA: RAAtCFA, RAOffset: -8, FP: FPAtCFA, FPOffset: -16}
 		}
 		var cfa uint64

@@ -294,11 +294,11 @@ func splice(head, rest []uint64) []uint64 {
 func (u *Unwinder) step(w *walk, r Resolver, cur frame, st stackCopy) (next frame, kind rowKind, end bool, why string) {
 	key, bias, open, ok := r.ModuleFor(cur.pc)
 	if !ok {
-		return frame{}, 0, false, ReasonNoModule
+		return fpStep(cur, st, ReasonNoModule)
 	}
 	t := w.table(u, key, open)
 	if t == nil {
-		return frame{}, 0, false, ReasonBadCFI
+		return fpStep(cur, st, ReasonBadCFI)
 	}
 	pc := cur.pc - bias
 	if !cur.exact {
@@ -308,7 +308,7 @@ func (u *Unwinder) step(w *walk, r Resolver, cur frame, st stackCopy) (next fram
 	}
 	rw, ok := t.rowFor(pc)
 	if !ok {
-		return frame{}, 0, false, ReasonNoCFI
+		return fpStep(cur, st, ReasonNoCFI)
 	}
 	kind = rw.kind
 	if kind == rowUnsupported {
@@ -352,6 +352,25 @@ func (u *Unwinder) step(w *walk, r Resolver, cur frame, st stackCopy) (next fram
 		next.bp, next.bpOK = st.read(cfa + uint64(rw.bpOff))
 	}
 	return next, kind, false, ""
+}
+
+// fpStep unwinds a frame that no CFI describes (JIT code, perf-map
+// trampolines, files without CFI) by its frame record {saved rbp, return
+// address} at rbp, as the kernel's walk and the BPF unwinder do; why ends
+// the walk where there is no record to read.
+func fpStep(cur frame, st stackCopy, why string) (next frame, kind rowKind, end bool, _ string) {
+	if !cur.bpOK || cur.bp < cur.sp {
+		return frame{}, 0, false, why
+	}
+	fp, ok1 := st.read(cur.bp)
+	ra, ok2 := st.read(cur.bp + 8)
+	if !ok1 || !ok2 {
+		return frame{}, 0, false, why
+	}
+	if ra == 0 {
+		return frame{}, rowCFABP, true, ""
+	}
+	return frame{pc: ra, sp: cur.bp + 16, bp: fp, bpOK: true}, rowCFABP, false, ""
 }
 
 // signalStep unwinds a signal trampoline into the interrupted context, whose
