@@ -33,3 +33,65 @@ report ThreadsFocusUncached 100
 report ThreadsOffCPUUncached 100
 report Stackchart10sUncached 100
 report Stackchart60sUncached 0
+
+# The browser's figures (timeui): the same capture, written by the
+# generator, served by scorch and opened in headless Chromium at 1920x1080.
+# A brush across the tracks until every view is redrawn (graph, table,
+# sandwich, tracks, heatmap), target 150 ms; the stack chart of the busiest
+# thread over 10 s from the key that steps to it until it is painted,
+# target 300 ms; each against the page fetching heatmap.json uncached in
+# this run. Skipped, with the reason, where Chromium or playwright-core
+# are missing.
+if [[ ! -x /usr/bin/chromium ]] || [[ ! -d internal/browser/node_modules/playwright-core ]]; then
+	echo "browser figures skipped: /usr/bin/chromium or playwright-core (npm ci in internal/browser) is missing"
+	exit 0
+fi
+SCORCH=${SCORCH:-bin/scorch}
+[[ -x $SCORCH ]] || go build -o "$SCORCH" ./cmd/scorch
+tmp=$(mktemp -d)
+server=
+cleanup() {
+	[[ -n $server ]] && kill "$server" 2>/dev/null || true
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+go run ./internal/synthcapture/gen -o "$tmp/synth.scorch"
+"$SCORCH" serve --listen 127.0.0.1:0 --data "$tmp/data" --max-upload 1GiB >"$tmp/serve.out" 2>"$tmp/serve.log" &
+server=$!
+base=
+for _ in $(seq 100); do
+	base=$(sed -n 's|^scorch: serving on \(http://[^/]*\)/.*|\1|p' "$tmp/serve.out")
+	[[ -n $base ]] && break
+	sleep 0.1
+done
+[[ -n $base ]] || { echo "bench-timeviews: the server did not start" >&2; cat "$tmp/serve.log" >&2; exit 1; }
+id=$(curl -sf --data-binary @"$tmp/synth.scorch" -H 'Content-Type: application/octet-stream' "$base/api/imports" |
+	sed -n 's/^  "id": "\([^"]*\)".*/\1/p')
+[[ -n $id ]] || { echo "bench-timeviews: import failed" >&2; exit 1; }
+if ! ROUNDS=${ROUNDS:-5} node internal/browser/bench-timeviews.mjs "$base" "$id" >"$tmp/browser.json" 2>"$tmp/browser.err"; then
+	echo "browser figures failed:" >&2
+	cat "$tmp/browser.err" >&2
+	exit 0
+fi
+python3 - "$tmp/browser.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+base = r.get("heatmap_fetch_ms")
+def line(name, key, target):
+    v = r.get(key)
+    if v is None:
+        print(f"browser {name:<34} n/a")
+        return
+    ratio = f"x{v / base:.2f} heatmap.json fetch ({base:.0f} ms)" if base else "no baseline"
+    verdict = f"target <= {target} ms: {'ok' if v <= target else 'OVER'}" if target else "(no target)"
+    print(f"browser {name:<34} {v:8.1f} ms  {ratio}  {verdict}")
+line("brush, every view redrawn", "brush_ms", 150)
+line("brush, first", "brush_first_ms", 0)
+line("stack chart 10 s, painted", "stackchart_ms", 300)
+line("stack chart 10 s, first", "stackchart_first_ms", 0)
+line("stack chart, drawing the runs", "stackchart_draw_ms", 0)
+print(f"tracks drawn: {r.get('tracks')}; stack chart runs: {r.get('stackchart_runs')}")
+for e in r["errors"]:
+    print("browser error:", e)
+PY

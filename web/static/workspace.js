@@ -547,6 +547,14 @@ function table(doc) {
     (doc.count > doc.functions.length ? ' (the ' + doc.functions.length + ' largest of ' + doc.count + ')' : '');
 }
 
+// sandwichData asks for fn's callers and callees (render asks early, so
+// that the answer comes beside the graph's).
+function sandwichData(fn) {
+  const q = sideQuery();
+  q.set('fn', fn);
+  return api('/api/captures/' + encodeURIComponent(ID) + '/sandwich.json', q);
+}
+
 async function sandwich(mySeq) {
   const fn = P.get('fn');
   const title = $('#sandwich-title'), hint = $('#sandwich-hint');
@@ -559,7 +567,7 @@ async function sandwich(mySeq) {
   }
   let sw;
   try {
-    sw = await api('/api/captures/' + encodeURIComponent(ID) + '/sandwich.json', (() => { const q = sideQuery(); q.set('fn', fn); return q; })());
+    sw = await sandwichData(fn);
   } catch (e) {
     if (mySeq !== seq) return;
     title.textContent = label(fn);
@@ -625,23 +633,29 @@ async function render() {
     if (mySeq === seq) health(s);
     return s;
   }, (e) => { if (mySeq === seq) $('#health').textContent = 'health: ' + e.message; });
-  if (heat) heat.set(P);
-  if (timeline) timeline.set(P);
-  focusOn(null);
   const stack = P.get('chart') === 'stack';
   $('#graph-box').hidden = stack;
   $('#stack-box').hidden = !stack;
   $('#sc-info').hidden = !stack;
   $('#tab-flame').setAttribute('aria-selected', String(!stack));
   $('#tab-stack').setAttribute('aria-selected', String(stack));
+  // The stack chart asks for its runs at once, beside the graph's tree.
+  const chartP = stack ? stackChart(mySeq, sumP) : null;
   const status = $('#graph-status');
   const tq = viewQuery();
   if (P.get('nodes')) tq.set('nodes', P.get('nodes')); // the graph's frame budget
   const key = treeURL + '?' + tq;
   if (key !== lastTreeURL) status.textContent = 'loading…';
+  // Every request first, then what can be drawn while they run: the
+  // heatmap's and the tracks' selection.
+  const treeP = api(treeURL, tq), fnsP = api(fnURL, fq);
+  if (P.get('fn')) sandwichData(P.get('fn')).catch(() => {});
+  if (heat) heat.set(P);
+  if (timeline) timeline.set(P);
+  focusOn(null);
   let tree, fns;
   try {
-    [tree, fns] = await Promise.all([api(treeURL, tq), api(fnURL, fq)]);
+    [tree, fns] = await Promise.all([treeP, fnsP]);
   } catch (e) {
     if (mySeq !== seq) return;
     err.textContent = e.message;
@@ -670,7 +684,7 @@ async function render() {
   legend(tree);
   table(fns);
   document.body.dataset.ready = String(mySeq);
-  await Promise.all([sandwich(mySeq), sumP, d ? null : graft(mySeq, treeURL, tq), stack ? stackChart(mySeq, sumP) : null]);
+  await Promise.all([sandwich(mySeq), sumP, d ? null : graft(mySeq, treeURL, tq), chartP]);
   if (mySeq === seq) document.body.dataset.settled = String(mySeq);
 }
 
@@ -766,7 +780,8 @@ async function stackChart(mySeq, sumP) {
   const re = searchRE();
   chart.match = re && !(re instanceof Error) ? re : null;
   chart.draw();
-  document.body.dataset.chartPaint = (performance.now() - t0).toFixed(1);
+  document.body.dataset.chartPaint = (performance.now() - t0).toFixed(1); // ms to draw the runs
+  document.body.dataset.chartPainted = String(+(document.body.dataset.chartPainted || 0) + 1);
   info.textContent = '';
   info.append((th.picked ? '' : 'the busiest thread, ') + (doc.comm || th.comm || 'thread') + ' (tid ' + th.tid + (doc.pid ? ', pid ' + doc.pid : '') + '), ' + describe([win]) + ' · ' +
     doc.runs.length.toLocaleString('en-US') + ' runs · wheel zooms, drag selects a range, click selects a function' +
