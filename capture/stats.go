@@ -21,6 +21,18 @@ type Stats struct {
 	BadInputLines uint64 `json:"bad_input_lines,omitempty"` // imports: lines that could not be parsed
 	// Counters are the collectors' other counts, by declared counter.
 	Counters Counters `json:"counters,omitempty"`
+	// LostAt says when the events counted in Lost were lost, where the
+	// collector knows: spans of time, as fine as its reader looks at the
+	// BPF counters, and the CPU.
+	LostAt []LostSpan `json:"lost_at,omitempty"`
+}
+
+// LostSpan is a number of events lost on one CPU between two times.
+type LostSpan struct {
+	From  int64  `json:"from"` // ns since the capture start
+	To    int64  `json:"to"`   // > From
+	CPU   int    `json:"cpu"`  // -1: not known (records that could not be decoded)
+	Count uint64 `json:"count"`
 }
 
 // Counter names a count of Stats.Counters; capture files store it by this

@@ -77,10 +77,24 @@ type Track struct {
 // Lost says how many events the capture lost and, when it knows, where.
 type Lost struct {
 	Total uint64 `json:"total"`
-	// Series are the events lost per bucket; null when the capture does
-	// not know when its events were lost (the collectors count losses
-	// per CPU, not per time).
+	// Series are the events lost per bucket (those of a span shared out
+	// over the buckets it covers); null when the capture does not know
+	// when its events were lost (imports, captures of older versions).
 	Series []uint64 `json:"series"`
+	// Spans are the capture's own marks, cut to the window: events lost
+	// on a CPU (-1: unknown) somewhere between from and to.
+	Spans []LostSpan `json:"spans"`
+}
+
+// maxLostSpans bounds the spans listed (all are in Series).
+const maxLostSpans = 10000
+
+// LostSpan is a capture.LostSpan in seconds from the capture start.
+type LostSpan struct {
+	From  float64 `json:"from"`
+	To    float64 `json:"to"`
+	CPU   int     `json:"cpu"`
+	Count uint64  `json:"count"`
 }
 
 // ComputeThreads builds the tracks of the events q selects. view is c seen
@@ -243,7 +257,45 @@ func ComputeThreads(c, view *capture.Capture, q capture.Query, o ThreadsOptions)
 		t.Other.Total = sum(t.Other.Series)
 	}
 	t.Total = sum(t.Series)
+	t.Lost = lostOf(view, q, w, bucket, n)
 	return t, nil
+}
+
+// lostOf places the capture's lost events on the buckets: each span's
+// count shared out in proportion to the time of it inside each bucket (and
+// inside the query's ranges), rounded so that the parts add up.
+func lostOf(c *capture.Capture, q capture.Query, w window, bucket int64, n int) Lost {
+	l := Lost{Total: c.Meta.Stats.Lost, Spans: []LostSpan{}}
+	if len(c.Meta.Stats.LostAt) == 0 {
+		return l
+	}
+	l.Series = make([]uint64, n)
+	for _, sp := range c.Meta.Stats.LostAt {
+		if sp.To <= sp.From || sp.Count == 0 || (len(q.CPUs) > 0 && sp.CPU >= 0 && !slices.Contains(q.CPUs, sp.CPU)) {
+			continue
+		}
+		length := float64(sp.To - sp.From)
+		var inside int64 // ns of the span before the part at hand
+		var given uint64
+		w.clip(sp.From, sp.To, func(s, e int64) {
+			for b := (s - w.from) / bucket; b < int64(n); b++ {
+				lo, hi := max(s, w.from+b*bucket), min(e, w.from+(b+1)*bucket)
+				if lo >= hi {
+					break
+				}
+				// Rounded on the running total, so the parts add up to
+				// the span's count where the span is inside.
+				inside += hi - lo
+				upto := uint64(math.Round(float64(sp.Count) * float64(inside) / length))
+				l.Series[b] += upto - given
+				given = upto
+			}
+		})
+		if inside > 0 && len(l.Spans) < maxLostSpans {
+			l.Spans = append(l.Spans, LostSpan{From: seconds(max(sp.From, w.from)), To: seconds(min(sp.To, w.to)), CPU: sp.CPU, Count: sp.Count})
+		}
+	}
+	return l
 }
 
 // niceBucket is the shortest nice bucket length giving at most

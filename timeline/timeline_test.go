@@ -428,3 +428,39 @@ func TestStackChartBounded(t *testing.T) {
 		t.Errorf("first run %+v, want the root over the whole capture", r)
 	}
 }
+
+func TestThreadsLost(t *testing.T) {
+	c := cpuCapture()
+	c.Meta.Stats.Lost = 14
+	c.Meta.Stats.LostAt = []capture.LostSpan{
+		{From: 100 * ms, To: 350 * ms, CPU: 0, Count: 10},
+		{From: 400 * ms, To: 450 * ms, CPU: 1, Count: 3},
+		{From: 600 * ms, To: 600 * ms, CPU: -1, Count: 1}, // empty: ignored
+	}
+	for _, tt := range []struct {
+		query  string
+		series []uint64
+		spans  []LostSpan
+	}{
+		{"", []uint64{0, 4, 4, 2, 3, 0, 0, 0, 0, 0}, []LostSpan{{0.1, 0.35, 0, 10}, {0.4, 0.45, 1, 3}}},
+		{"cpu=1", []uint64{0, 0, 0, 0, 3, 0, 0, 0, 0, 0}, []LostSpan{{0.4, 0.45, 1, 3}}},
+		// Shared out by the time inside the window: 50 of 250 ms of the
+		// first span, 20 of 50 ms of the second.
+		{"from=0.3&to=0.42", []uint64{2, 1}, []LostSpan{{0.3, 0.35, 0, 10}, {0.4, 0.42, 1, 3}}},
+		{"from=0&to=0.2&from=0.3&to=0.5", []uint64{0, 4, 0, 2, 3}, []LostSpan{{0.1, 0.35, 0, 10}, {0.4, 0.45, 1, 3}}},
+	} {
+		q, _ := query(t, tt.query)
+		got, err := ComputeThreads(c, c, q, ThreadsOptions{Bucket: 0.1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Lost.Total != 14 || !reflect.DeepEqual(got.Lost.Series, tt.series) || !reflect.DeepEqual(got.Lost.Spans, tt.spans) {
+			t.Errorf("%s: lost %+v, want series %v spans %v", tt.query, got.Lost, tt.series, tt.spans)
+		}
+	}
+	c.Meta.Stats.LostAt = nil
+	got, _ := ComputeThreads(c, c, capture.Query{}, ThreadsOptions{})
+	if got.Lost.Total != 14 || got.Lost.Series != nil || len(got.Lost.Spans) != 0 {
+		t.Errorf("without times: %+v, want the total only", got.Lost)
+	}
+}

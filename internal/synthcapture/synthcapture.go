@@ -28,7 +28,8 @@ type Options struct {
 	Depth     int           // 12 frames below the thread's entry
 	Seed      uint64        // 1
 	// Lost events are spread over the middle tenth of the capture, and
-	// counted in Stats.Lost (per CPU too).
+	// counted in Stats.Lost, per CPU and per 250 ms (Stats.LostAt) as a
+	// recording counts them.
 	Lost uint64
 }
 
@@ -161,9 +162,26 @@ func Generate(o Options) (*capture.Capture, error) {
 	c.SortEvents()
 	c.Meta.Stats.Samples = uint64(len(c.Events))
 	if o.Lost > 0 {
+		// As the reader marks them: a span per 250 ms poll and CPU, over
+		// the middle tenth of the capture.
 		c.Meta.Stats.Lost = o.Lost
-		for cpu := 0; cpu < o.CPUs; cpu++ {
-			c.Meta.Stats.Counters.AddReason(capture.LostOnCPU, fmt.Sprint(cpu), o.Lost/uint64(o.CPUs)+min(uint64(cpu), o.Lost%uint64(o.CPUs)))
+		const poll = int64(250 * time.Millisecond)
+		from, to := int64(o.Duration)*9/20, int64(o.Duration)*11/20
+		polls := max((to-from)/poll, 1)
+		var left = o.Lost
+		for p := int64(0); p < polls; p++ {
+			for cpu := 0; cpu < o.CPUs; cpu++ {
+				n := o.Lost / uint64(polls*int64(o.CPUs))
+				if p == polls-1 && cpu == o.CPUs-1 {
+					n = left
+				}
+				left -= n
+				if n == 0 {
+					continue
+				}
+				c.Meta.Stats.LostAt = append(c.Meta.Stats.LostAt, capture.LostSpan{From: from + p*poll, To: min(from+(p+1)*poll, to), CPU: cpu, Count: n})
+				c.Meta.Stats.Counters.AddReason(capture.LostOnCPU, fmt.Sprint(cpu), n)
+			}
 		}
 	}
 	return c, nil

@@ -105,6 +105,26 @@ func TestGenerateOffCPU(t *testing.T) {
 	if len(end) != 4 || blocked == 0 || runq == 0 || c.Meta.Stats.Lost != 3 {
 		t.Errorf("threads %d, blocked %d, runqueue %d, lost %d", len(end), blocked, runq, c.Meta.Stats.Lost)
 	}
+	// Lost events are marked in time (5 s: 2.25-2.75 s, two 250 ms polls
+	// on 2 CPUs) and survive the capture file.
+	var buf bytes.Buffer
+	if err := capture.Write(&buf, c); err != nil {
+		t.Fatal(err)
+	}
+	back, err := capture.Read(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lost uint64
+	for _, sp := range back.Meta.Stats.LostAt {
+		if sp.From < int64(2250*time.Millisecond) || sp.To > int64(2750*time.Millisecond) || sp.To <= sp.From {
+			t.Errorf("lost span %+v outside 2.25-2.75 s", sp)
+		}
+		lost += sp.Count
+	}
+	if lost != 3 || back.Meta.Stats.Counters.Get(capture.LostOnCPU) != 3 {
+		t.Errorf("lost spans add up to %d, per CPU to %d; want 3", lost, back.Meta.Stats.Counters.Get(capture.LostOnCPU))
+	}
 	if _, err := Generate(Options{Type: capture.Mem}); err == nil {
 		t.Error("mem: want an error")
 	}
