@@ -37,41 +37,105 @@ type ThreadsOptions struct {
 	By     string  // "thread" (default) or "process"
 }
 
-// Threads is the answer of threads.json. Bucket i of every series covers
-// [From + i*Bucket, From + (i+1)*Bucket) seconds from the capture start;
-// the last one ends at To.
-type Threads struct {
+// Threads is the answer of threads.json, in the capture's unit.
+type Threads = ThreadsOf[int64]
+
+// Track is a track of Threads.
+type Track = TrackOf[int64]
+
+// ThreadsOf is the answer of threads.json: values in the capture's unit
+// (int64), or average threads off CPU (float64, norm=threads). Bucket i of
+// every series covers [From + i*Bucket, From + (i+1)*Bucket) seconds from
+// the capture start; the last one ends at To.
+type ThreadsOf[V int64 | float64] struct {
 	Start   float64 `json:"start"`   // unix seconds of the capture start, as heatmap.json's
 	From    float64 `json:"from"`    // seconds from the capture start where bucket 0 starts
 	To      float64 `json:"to"`      // where the last bucket ends
 	Bucket  float64 `json:"bucket"`  // seconds per bucket
 	Buckets int     `json:"buckets"` // buckets per series
-	Unit    string  `json:"unit"`    // of the values: the capture's (samples, ns, bytes, count)
+	Unit    string  `json:"unit"`    // of the values: the capture's (samples, ns, bytes, count), or threads
 	By      string  `json:"by"`      // thread or process
 	Count   int     `json:"count"`   // threads (or processes) with selected events
-	Total   int64   `json:"total"`   // all selected events, = the sum of Series
-	Series  []int64 `json:"series"`  // all selected events per bucket (the total track)
+	Total   V       `json:"total"`   // all selected events, = the sum of Series (threads: the average over the ranges)
+	Series  []V     `json:"series"`  // all selected events per bucket (the total track)
 	// Offcpu: series are off-CPU time, split into blocked and runqueue.
-	Offcpu  bool    `json:"offcpu"`
-	Threads []Track `json:"threads"`
+	Offcpu  bool         `json:"offcpu"`
+	Threads []TrackOf[V] `json:"threads"`
 	// Other groups the tracks past the limit; nil when there are none.
-	Other *Track `json:"other"`
-	Lost  Lost   `json:"lost"`
+	Other *TrackOf[V] `json:"other"`
+	Lost  Lost        `json:"lost"`
+
+	selected int64 // ns covered by the query's ranges inside the window
 }
 
-// Track is one thread's (or process's, or the rest's) activity.
-type Track struct {
-	PID     uint32  `json:"pid"`
-	TID     uint32  `json:"tid"`               // 0 for a process's track and for other
-	Comm    string  `json:"comm"`              // the process's name (the flame graph's root frame)
-	Threads int     `json:"threads,omitempty"` // process tracks and other: how many threads they hold
-	Total   int64   `json:"total"`             // the sum of Series
-	Series  []int64 `json:"series"`
+// TrackOf is one thread's (or process's, or the rest's) activity.
+type TrackOf[V int64 | float64] struct {
+	PID     uint32 `json:"pid"`
+	TID     uint32 `json:"tid"`               // 0 for a process's track and for other
+	Comm    string `json:"comm"`              // the process's name (the flame graph's root frame)
+	Threads int    `json:"threads,omitempty"` // process tracks and other: how many threads they hold
+	Total   V      `json:"total"`             // the sum of Series (threads: the average over the ranges)
+	Series  []V    `json:"series"`
 	// Off-CPU types: the part of Series spent blocked (sleeping, waiting
 	// for I/O) and waiting in the run queue to get a CPU again (wakeup and
 	// offwake record blocked time only).
-	Blocked  []int64 `json:"blocked,omitempty"`
-	Runqueue []int64 `json:"runqueue,omitempty"`
+	Blocked  []V `json:"blocked,omitempty"`
+	Runqueue []V `json:"runqueue,omitempty"`
+}
+
+// Norms are the values threads.json offers (parameter norm), as
+// heatmap.json's: sum (the capture's unit, the default) or threads
+// (off-CPU types: the average number of threads off CPU in each bucket).
+var Norms = []string{"sum", "threads"}
+
+// PerThread is the tracks t of an off-CPU capture with each bucket the
+// average number of threads off CPU during it (a thread's track: the
+// share of the bucket it was off CPU), four decimals; totals are averages
+// over the query's ranges.
+func PerThread(t *Threads) (*ThreadsOf[float64], error) {
+	if !t.Offcpu {
+		return nil, fmt.Errorf("norm threads applies to off-CPU types (offcpu, wakeup, offwake), not to %s: leave norm out, or use norm=sum", t.Unit)
+	}
+	bucket := t.Bucket * 1e9
+	// Time covered by the selected ranges, in ns, for the totals.
+	span := (t.To - t.From) * 1e9
+	if t.selected > 0 {
+		span = float64(t.selected)
+	}
+	round := func(v float64) float64 { return math.Round(v*1e4) / 1e4 }
+	// The last bucket may be cut short by To; so may the ranges' edges,
+	// which is not corrected: their buckets read as averages over the
+	// whole bucket.
+	lengths := make([]float64, t.Buckets)
+	for i := range lengths {
+		lengths[i] = math.Min(bucket, (t.To-t.From)*1e9-float64(i)*bucket)
+	}
+	conv := func(s []int64) []float64 {
+		if s == nil {
+			return nil
+		}
+		out := make([]float64, len(s))
+		for i, v := range s {
+			if lengths[i] > 0 {
+				out[i] = round(float64(v) / lengths[i])
+			}
+		}
+		return out
+	}
+	track := func(tr *Track) TrackOf[float64] {
+		return TrackOf[float64]{PID: tr.PID, TID: tr.TID, Comm: tr.Comm, Threads: tr.Threads, Total: round(float64(tr.Total) / span),
+			Series: conv(tr.Series), Blocked: conv(tr.Blocked), Runqueue: conv(tr.Runqueue)}
+	}
+	out := &ThreadsOf[float64]{Start: t.Start, From: t.From, To: t.To, Bucket: t.Bucket, Buckets: t.Buckets, Unit: "threads", By: t.By,
+		Count: t.Count, Total: round(float64(t.Total) / span), Series: conv(t.Series), Offcpu: true, Threads: []TrackOf[float64]{}, Lost: t.Lost}
+	for i := range t.Threads {
+		out.Threads = append(out.Threads, track(&t.Threads[i]))
+	}
+	if t.Other != nil {
+		o := track(t.Other)
+		out.Other = &o
+	}
+	return out, nil
 }
 
 // Lost says how many events the capture lost and, when it knows, where.
@@ -258,6 +322,9 @@ func ComputeThreads(c, view *capture.Capture, q capture.Query, o ThreadsOptions)
 	}
 	t.Total = sum(t.Series)
 	t.Lost = lostOf(view, q, w, bucket, n)
+	for _, sp := range w.spans {
+		t.selected += sp[1] - sp[0]
+	}
 	return t, nil
 }
 

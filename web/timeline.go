@@ -61,10 +61,17 @@ func threadsOptions(v url.Values) (timeline.ThreadsOptions, error) {
 
 func (s *Server) threadsJSON(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	s.analysisRoute(w, r, "threads-json", []string{"bucket", "limit", "by"}, func(v url.Values, vw view, out io.Writer) error {
+	s.analysisRoute(w, r, "threads-json", []string{"bucket", "limit", "by", "norm"}, func(v url.Values, vw view, out io.Writer) error {
 		o, err := threadsOptions(v)
-		if err != nil || out == nil {
+		if err != nil {
 			return err
+		}
+		norm := v.Get("norm")
+		if norm != "" && !slices.Contains(timeline.Norms, norm) {
+			return errorf(http.StatusBadRequest, "norm %s is not supported: allowed values are %s (threads for off-CPU types)", quote(norm), strings.Join(timeline.Norms, ", "))
+		}
+		if out == nil {
+			return nil
 		}
 		c, tv, err := s.timelineView(id, vw)
 		if err != nil {
@@ -73,6 +80,13 @@ func (s *Server) threadsJSON(w http.ResponseWriter, r *http.Request) {
 		t, err := timeline.ComputeThreads(c, tv, vw.q, o)
 		if err != nil {
 			return timelineError(err)
+		}
+		if norm == "threads" {
+			pt, err := timeline.PerThread(t)
+			if err != nil {
+				return errorf(http.StatusBadRequest, "%v", err)
+			}
+			return json.NewEncoder(out).Encode(pt)
 		}
 		return json.NewEncoder(out).Encode(t)
 	})

@@ -129,6 +129,20 @@ func TestThreadsJSON(t *testing.T) {
 		t.Errorf("offcpu thread 4: %+v (lost %+v)", t4, th.Lost)
 	}
 
+	// norm=threads: the average number of threads off CPU per bucket.
+	var pt timeline.ThreadsOf[float64]
+	if code, body := tlGet(t, base+"/api/captures/"+offID+"/threads.json?bucket=0.25&norm=threads&by=process", &pt); code != http.StatusOK {
+		t.Fatalf("norm=threads: got %d %s", code, body)
+	}
+	if p := pt.Threads[0]; pt.Unit != "threads" || p.PID != 1 || p.Threads != 4 || p.Total != 1.8 || pt.Total != 1.8 ||
+		!reflect.DeepEqual(p.Series, []float64{4, 4, 3.4, 3, 0, 0, 0, 0}) || !reflect.DeepEqual(p.Runqueue, []float64{0, 0, 0.4, 0, 0, 0, 0, 0}) {
+		t.Errorf("norm=threads by process: %+v (total %g)", p, pt.Total)
+	}
+	if code, _ := tlGet(t, base+"/api/captures/"+offID+"/threads.json?bucket=0.25&norm=threads&tid=4", &pt); code != http.StatusOK ||
+		!reflect.DeepEqual(pt.Threads[0].Blocked, []float64{1, 1, 0, 0, 0, 0, 0, 0}) || pt.Threads[0].Total != 0.3 {
+		t.Errorf("norm=threads thread 4: %+v", pt.Threads)
+	}
+
 	// A second request is answered from the view cache.
 	hits := func() float64 {
 		_, body, _ := hmGet(t, base+"/metrics")
@@ -271,7 +285,7 @@ func TestTimelineErrors(t *testing.T) {
 		{"bucket too small", c + "/threads.json?bucket=0.0001", 400, "at most 10000 are allowed, give bucket >= 0.0005"},
 		{"limit", c + "/threads.json?limit=0", 400, "limit \"0\" is out of range: allowed 1..10000"},
 		{"by", c + "/threads.json?by=cpu", 400, "allowed values are thread, process"},
-		{"unknown parameter", c + "/threads.json?buckets=3", 400, "unknown parameter \"buckets\": allowed are from, to, pid, tid, comm, cpu, idle, view, t, reverse, bucket, limit, by"},
+		{"unknown parameter", c + "/threads.json?buckets=3", 400, "unknown parameter \"buckets\": allowed are from, to, pid, tid, comm, cpu, idle, view, t, reverse, bucket, limit, by, norm"},
 		{"transform", c + "/threads.json?t=zoom:x", 400, "allowed kinds are focus, merge, drop, rec, lib"},
 		{"unpaired ranges", c + "/threads.json?from=1&to=2&from=3", 400, "from is given 2 times and to 1 times"},
 		{"range outside", c + "/threads.json?from=10&to=11", 400, "valid interval is 0..5"},
@@ -281,6 +295,8 @@ func TestTimelineErrors(t *testing.T) {
 		{"stackchart unknown parameter", c + "/stackchart.json?tid=100&bucket=1", 400, "allowed are"},
 		{"unknown capture", "/api/captures/20200101-000000-00000000/threads.json", 404, "not found"},
 		{"norm", c + "/heatmap.json?norm=avg", 400, "allowed values are sum, threads"},
+		{"threads norm", c + "/threads.json?norm=avg", 400, "norm \"avg\" is not supported: allowed values are sum, threads"},
+		{"threads norm of cpu", c + "/threads.json?norm=threads", 400, "norm threads applies to off-CPU types"},
 		{"norm threads of cpu", c + "/heatmap.json?norm=threads", 400, "norm threads applies to off-CPU types"},
 		{"norm threads no timestamps", "/api/captures/" + noTS + "/heatmap.json?norm=threads", 400, "off-CPU"},
 		{"offcpu ok", "/api/captures/" + offID + "/heatmap.json?norm=sum", 200, ""},

@@ -42,7 +42,7 @@ func TestUnknownParameters(t *testing.T) {
 		{"heatmap", "GET", "/api/captures/" + id + "/heatmap.json?token=" + token + "&from=1&cols=9", "", "",
 			`unknown parameter "cols": allowed are rows, norm, pid, tid, comm, cpu, idle, view, t`},
 		{"threads", "GET", "/api/captures/" + id + "/threads.json?token=" + token + "&buckets=9", "", "",
-			`unknown parameter "buckets": allowed are ` + filters + ", reverse, bucket, limit, by"},
+			`unknown parameter "buckets": allowed are ` + filters + ", reverse, bucket, limit, by, norm"},
 		{"stackchart", "GET", "/api/captures/" + id + "/stackchart.json?token=" + token + "&tid=1&px=9", "", "",
 			`unknown parameter "px": allowed are ` + filters + ", reverse, width"},
 		{"diff", "GET", "/api/diff.svg?token=" + token + "&base=" + id + "&compare=" + id + "&to=2", "", "",
@@ -89,7 +89,7 @@ func TestUnknownParameters(t *testing.T) {
 	for _, path := range []string{
 		"/api/captures/" + id + "/flamegraph.svg?from=0&to=0.4&pid=1&tid=1&comm=app&cpu=0&idle=include&view=alloc&layout=icicle&reverse=true&sort=size&minwidth=1&title=t&s=beta&width=900&palette=io&t=focus:beta&x=1&d=1&i=1",
 		"/api/captures/" + id + "/heatmap.json?rows=10&t=drop:beta&pid=1&tid=1&comm=app&cpu=0&idle=include&view=alloc&from=1&to=2&norm=sum",
-		"/api/captures/" + id + "/threads.json?bucket=0.1&limit=5&by=process&from=0&to=0.1&from=0.2&to=0.4&pid=1&tid=1&comm=app&cpu=0&idle=include&t=drop:beta&reverse=true",
+		"/api/captures/" + id + "/threads.json?bucket=0.1&limit=5&by=process&norm=sum&from=0&to=0.1&from=0.2&to=0.4&pid=1&tid=1&comm=app&cpu=0&idle=include&t=drop:beta&reverse=true",
 		"/api/captures/" + id + "/stackchart.json?tid=1&width=300&from=0&to=0.4&pid=1&comm=app&cpu=0&idle=include&t=focus:beta",
 		"/api/diff.svg?base=" + id + "&compare=" + id + "&base_from=0&base_to=0.2&compare_from=0.2&compare_to=0.4&idle=include&widths=base&layout=icicle",
 		"/api/flamegraph.svg?type=cpu&seconds=0.3&hz=49&unwind=fp&layout=icicle&idle=include&title=now&x=1",
