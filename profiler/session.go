@@ -31,6 +31,7 @@ type session struct {
 	events    []capture.Event
 	stats     capture.Stats
 	ringBytes uint64 // bytes read from the ring buffer
+	lostTimes lostTimes
 	ev        stackEvent
 	kbuf      [maxStack]uint64
 	ubuf      [maxStack]uint64
@@ -172,6 +173,7 @@ func (s *session) run(ctx context.Context, p capture.Params, opts Options, tgt *
 	}()
 	started := time.Now()
 	progress := func() {
+		s.lostTimes.mark(&s.stats, readLostPerCPU(stats), s.stats.Lost, s.since(monotonicNow()))
 		if opts.Progress != nil {
 			opts.Progress(Progress{Elapsed: time.Since(started), Events: uint64(len(s.events)), Lost: readStats(stats)[bpf.SamplerStatSlotSTAT_DROPPED]})
 		}
@@ -180,9 +182,7 @@ func (s *session) run(ctx context.Context, p capture.Params, opts Options, tgt *
 	stopSampling()
 	s.drain(rd, dec, time.Now().Add(200*time.Millisecond))
 	s.stopMappings()
-	if opts.Progress != nil {
-		progress()
-	}
+	progress()
 	return err
 }
 
