@@ -10,6 +10,7 @@ type Builder struct {
 	c      *Capture
 	frames map[Frame]uint32
 	stacks map[string]uint32
+	maps   map[Mapping]bool
 	key    []byte
 }
 
@@ -56,6 +57,18 @@ func (b *Builder) Stack(frames []uint32) uint32 {
 	b.c.Stacks = append(b.c.Stacks, append([]uint32(nil), frames...))
 	b.stacks[string(b.key)] = id
 	return id
+}
+
+// Mapping records a process's mapping once.
+func (b *Builder) Mapping(m Mapping) {
+	if m.Limit <= m.Start || b.maps[m] {
+		return
+	}
+	if b.maps == nil {
+		b.maps = make(map[Mapping]bool)
+	}
+	b.maps[m] = true
+	b.c.Mappings = append(b.c.Mappings, m)
 }
 
 // Add appends an event.

@@ -163,6 +163,30 @@ type Capture struct {
 	// first, ending with the waker's process name.
 	Stacks [][]uint32
 	Events []Event
+	// Mappings are where the processes had their modules mapped, for
+	// formats that carry addresses (pprof); empty for imports and for
+	// captures written before they were recorded.
+	Mappings []Mapping
+}
+
+// Mapping is one executable mapping of a process: [Start, Limit) of its
+// address space holds Module from file offset Offset. VAddr is the module's
+// own address (Frame.Offset's terms) at Start, so a frame of this mapping
+// ran at Start + Frame.Offset - VAddr.
+type Mapping struct {
+	PID     uint32 `json:"pid"`
+	Start   uint64 `json:"start"`
+	Limit   uint64 `json:"limit"`
+	Offset  uint64 `json:"offset"`
+	VAddr   uint64 `json:"vaddr"`
+	Module  string `json:"module"`
+	BuildID string `json:"build_id,omitempty"`
+}
+
+// Holds reports whether a frame of the mapping's module at module address
+// off lies in the mapping.
+func (m *Mapping) Holds(off uint64) bool {
+	return off >= m.VAddr && off-m.VAddr < m.Limit-m.Start
 }
 
 // FormatVersion is the version of the capture file format and of Meta.

@@ -31,6 +31,9 @@ type fileHeader struct {
 	Meta   Meta       `json:"meta"`
 	Frames []Frame    `json:"frames"`
 	Stacks [][]uint32 `json:"stacks"`
+	// Mappings came after version 1's first files, which lack them: an
+	// optional field keeps one version (older readers ignore it).
+	Mappings []Mapping `json:"mappings,omitempty"`
 }
 
 // IsCaptureFile reports whether data starts like a capture file.
@@ -54,7 +57,7 @@ func Write(w io.Writer, c *Capture) error {
 	}
 	meta := c.Meta
 	meta.Version = FormatVersion
-	hdr, err := json.Marshal(fileHeader{Meta: meta, Frames: c.Frames, Stacks: c.Stacks})
+	hdr, err := json.Marshal(fileHeader{Meta: meta, Frames: c.Frames, Stacks: c.Stacks, Mappings: c.Mappings})
 	if err != nil {
 		return fmt.Errorf("encoding capture header: %w", err)
 	}
@@ -155,7 +158,7 @@ func ReadLimit(r io.Reader, limit int64) (*Capture, error) {
 		return nil, fmt.Errorf("capture file header: %w", err)
 	}
 	raw = nil
-	c := &Capture{Meta: hdr.Meta, Frames: hdr.Frames, Stacks: hdr.Stacks}
+	c := &Capture{Meta: hdr.Meta, Frames: hdr.Frames, Stacks: hdr.Stacks, Mappings: hdr.Mappings}
 	if _, err := io.ReadFull(br, buf[:8]); err != nil {
 		return nil, fmt.Errorf("capture file truncated before events: %w", err)
 	}
@@ -201,6 +204,11 @@ func (c *Capture) Validate() error {
 	}
 	if _, err := ParseType(string(c.Meta.Type)); err != nil {
 		return fmt.Errorf("capture damaged: %w", err)
+	}
+	for i, m := range c.Mappings {
+		if m.Limit <= m.Start {
+			return fmt.Errorf("capture damaged: mapping %d of %s is empty [%#x, %#x)", i, m.Module, m.Start, m.Limit)
+		}
 	}
 	return nil
 }

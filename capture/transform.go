@@ -235,7 +235,7 @@ func (c *Capture) Transform(ts []Transform) *Capture {
 		return c
 	}
 	p := c.Plan(ts)
-	out := &Capture{Meta: c.Meta, Frames: p.Frames, Stacks: c.Stacks, Events: c.Events}
+	out := &Capture{Meta: c.Meta, Frames: p.Frames, Stacks: c.Stacks, Events: c.Events, Mappings: c.Mappings}
 	if p.Empty() {
 		return out
 	}

@@ -124,7 +124,7 @@ func Profile(c *capture.Capture, q capture.Query) *profile.Profile {
 
 	pb := newProfileBuilder(c, p)
 	for _, k := range keys {
-		locs, comm := pb.stack(k.stack)
+		locs, comm := pb.stack(k.stack, k.pid)
 		s := &profile.Sample{Location: locs, Value: sums[k],
 			NumLabel: map[string][]int64{"pid": {int64(k.pid)}, "tid": {int64(k.tid)}}}
 		if comm != "" {
@@ -139,19 +139,27 @@ func Profile(c *capture.Capture, q capture.Query) *profile.Profile {
 type profileBuilder struct {
 	c         *capture.Capture
 	p         *profile.Profile
-	mappings  map[[2]string]*profile.Mapping
-	functions map[uint32]*profile.Function // by frame index
+	mappings  map[[2]string]*profile.Mapping // synthetic, by module and build ID
+	functions map[uint32]*profile.Function   // by frame index
 	byName    map[[3]string]*profile.Function
-	locations map[string]*profile.Location // by frame index sequence
-	stacks    map[uint32][]*profile.Location
-	nextBase  uint64
-	key       []byte
+	locations map[string]*profile.Location // by frame index sequence and mapping
+	stacks    map[[2]uint32][]*profile.Location
+	// real are the processes' own mappings (capture.Mappings), by pid,
+	// sorted by module, build ID and VAddr.
+	real     map[uint32][]realMapping
+	nextBase uint64
+	key      []byte
+}
+
+type realMapping struct {
+	cm *capture.Mapping
+	pm *profile.Mapping
 }
 
 func newProfileBuilder(c *capture.Capture, p *profile.Profile) *profileBuilder {
 	pb := &profileBuilder{c: c, p: p, mappings: make(map[[2]string]*profile.Mapping),
 		functions: make(map[uint32]*profile.Function), byName: make(map[[3]string]*profile.Function), locations: make(map[string]*profile.Location),
-		stacks: make(map[uint32][]*profile.Location), nextBase: 1 << 32}
+		stacks: make(map[[2]uint32][]*profile.Location), real: make(map[uint32][]realMapping), nextBase: 1 << 32}
 	pb.buildMappings()
 	return pb
 }
@@ -172,10 +180,12 @@ func isKernelModule(m string) bool {
 	return strings.HasPrefix(m, "[kernel") || strings.HasSuffix(m, "vmlinux") || strings.HasSuffix(m, ".ko")
 }
 
-// buildMappings makes one mapping per module and build ID. Frames hold
-// module-relative offsets, so each user module gets its own address range
-// (Start) with Offset 0, which keeps Address-Start+Offset equal to the
-// frame's offset in the file. Kernel frames keep their kernel addresses.
+// buildMappings makes the processes' own mappings (capture.Mappings) and,
+// for frames outside them (imports, captures from before them), one
+// mapping per module and build ID: frames hold module-relative offsets, so
+// each such module gets its own address range (Start) with Offset 0, which
+// keeps Address-Start+Offset equal to the frame's offset in the file.
+// Kernel frames keep their kernel addresses.
 func (pb *profileBuilder) buildMappings() {
 	type span struct {
 		lo, hi                           uint64
@@ -209,6 +219,25 @@ func (pb *profileBuilder) buildMappings() {
 	slices.SortStableFunc(order, func(a, b [2]string) int {
 		return cmp.Compare(libraryRank(a[0]), libraryRank(b[0]))
 	})
+	// The processes' own mappings first, where the capture has them:
+	// real ranges, file offsets and build IDs, which pprof -symbolize and
+	// other tools can use. The main program's come first.
+	cms := make([]*capture.Mapping, 0, len(pb.c.Mappings))
+	for i := range pb.c.Mappings {
+		if s := spans[[2]string{pb.c.Mappings[i].Module, pb.c.Mappings[i].BuildID}]; s != nil {
+			cms = append(cms, &pb.c.Mappings[i])
+		}
+	}
+	slices.SortStableFunc(cms, func(a, b *capture.Mapping) int {
+		return cmp.Or(cmp.Compare(libraryRank(a.Module), libraryRank(b.Module)), cmp.Compare(a.PID, b.PID), cmp.Compare(a.Start, b.Start))
+	})
+	for _, cm := range cms {
+		s := spans[[2]string{cm.Module, cm.BuildID}]
+		m := &profile.Mapping{ID: uint64(len(pb.p.Mapping) + 1), Start: cm.Start, Limit: cm.Limit, Offset: cm.Offset, File: cm.Module, BuildID: cm.BuildID,
+			HasFunctions: s.funcs, HasFilenames: s.files, HasLineNumbers: s.lines, HasInlineFrames: s.inlineFrame}
+		pb.p.Mapping = append(pb.p.Mapping, m)
+		pb.real[cm.PID] = append(pb.real[cm.PID], realMapping{cm, m})
+	}
 	for _, k := range order {
 		s := spans[k]
 		m := &profile.Mapping{ID: uint64(len(pb.p.Mapping) + 1), File: k[0], BuildID: k[1],
@@ -221,8 +250,24 @@ func (pb *profileBuilder) buildMappings() {
 			pb.nextBase = (m.Limit + 1<<32) &^ (1<<32 - 1)
 		}
 		pb.mappings[k] = m
-		pb.p.Mapping = append(pb.p.Mapping, m)
+		if len(cms) == 0 {
+			pb.p.Mapping = append(pb.p.Mapping, m)
+		} else {
+			m.ID = 0 // listed when a frame without its process's mapping uses it
+		}
 	}
+}
+
+// realMapping returns the pid's own mapping that holds a frame, or nil.
+func (pb *profileBuilder) realMapping(pid uint32, f *capture.Frame) *realMapping {
+	ms := pb.real[pid]
+	for i := range ms {
+		r := &ms[i]
+		if r.cm.Module == f.Module && r.cm.BuildID == f.BuildID && r.cm.Holds(f.Offset) {
+			return r
+		}
+	}
+	return nil
 }
 
 // offsetName reports whether a frame's name is only its place in its
@@ -257,17 +302,20 @@ func (pb *profileBuilder) function(idx uint32) *profile.Function {
 	return fn
 }
 
-// stack returns the locations of a stack, leaf first, and its process
-// name. A frame and the inlined frames that follow it (leafward) share one
-// location, innermost line first.
-func (pb *profileBuilder) stack(st uint32) ([]*profile.Location, string) {
+// stack returns the locations of a stack in process pid, leaf first, and
+// its process name. A frame and the inlined frames that follow it
+// (leafward) share one location, innermost line first.
+func (pb *profileBuilder) stack(st, pid uint32) ([]*profile.Location, string) {
 	frames := pb.c.Stacks[st]
 	comm := ""
 	if len(frames) > 0 && pb.c.Frames[frames[0]].Kind == capture.KindProcess {
 		comm = pb.c.Frames[frames[0]].Name
 		frames = frames[1:]
 	}
-	if locs, ok := pb.stacks[st]; ok {
+	if pb.real[pid] == nil {
+		pid = 0 // the same locations in every such process
+	}
+	if locs, ok := pb.stacks[[2]uint32{st, pid}]; ok {
 		return locs, comm
 	}
 	var locs []*profile.Location
@@ -276,25 +324,42 @@ func (pb *profileBuilder) stack(st uint32) ([]*profile.Location, string) {
 		for j < len(frames) && pb.c.Frames[frames[j]].Kind == capture.KindInlined {
 			j++
 		}
-		locs = append(locs, pb.location(frames[i:j]))
+		locs = append(locs, pb.location(frames[i:j], pid))
 		i = j
 	}
 	slices.Reverse(locs)
-	pb.stacks[st] = locs
+	pb.stacks[[2]uint32{st, pid}] = locs
 	return locs, comm
 }
 
-func (pb *profileBuilder) location(group []uint32) *profile.Location {
+func (pb *profileBuilder) location(group []uint32, pid uint32) *profile.Location {
+	phys := &pb.c.Frames[group[0]]
+	var real *realMapping
+	if phys.Module != "" && pid != 0 {
+		real = pb.realMapping(pid, phys)
+	}
 	pb.key = pb.key[:0]
 	for _, f := range group {
 		pb.key = fmt.Appendf(pb.key, "%d,", f)
 	}
+	if real != nil {
+		pb.key = fmt.Appendf(pb.key, "m%d", real.pm.ID)
+	}
 	if l, ok := pb.locations[string(pb.key)]; ok {
 		return l
 	}
-	phys := &pb.c.Frames[group[0]]
 	l := &profile.Location{ID: uint64(len(pb.p.Location) + 1)}
-	if m := pb.mappings[[2]string{phys.Module, phys.BuildID}]; phys.Module != "" && m != nil {
+	if real != nil {
+		l.Mapping = real.pm
+		l.Address = real.cm.Start + phys.Offset - real.cm.VAddr
+	} else if pid != 0 && phys.Offset == 0 && phys.Kind == capture.KindUser {
+		// An entry frame the capture added by name (a stack walked with
+		// frame pointers ends before _start): no address to give.
+	} else if m := pb.mappings[[2]string{phys.Module, phys.BuildID}]; phys.Module != "" && m != nil {
+		if m.ID == 0 {
+			m.ID = uint64(len(pb.p.Mapping) + 1)
+			pb.p.Mapping = append(pb.p.Mapping, m)
+		}
 		l.Mapping = m
 		if isKernelModule(m.File) && m.Start >= 1<<47 {
 			l.Address = phys.Offset // kernel mappings keep kernel addresses

@@ -1,6 +1,7 @@
 package profiler
 
 import (
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -13,12 +14,20 @@ import (
 type frames struct {
 	sym *symbolizer.Symbolizer
 	b   *capture.Builder
+	// mapped are the addresses whose mapping is recorded: stacks share
+	// most of their addresses.
+	mapped map[mappedPC]struct{}
+}
+
+type mappedPC struct {
+	snap *symbolizer.Process
+	pc   uint64
 }
 
 // buildCapture symbolizes the raw stacks and returns the capture of the
 // events, whose Stack fields index raws.
 func buildCapture(meta capture.Meta, sym *symbolizer.Symbolizer, raws []rawStack, events []capture.Event) *capture.Capture {
-	f := frames{sym: sym, b: capture.NewBuilder(meta)}
+	f := frames{sym: sym, b: capture.NewBuilder(meta), mapped: make(map[mappedPC]struct{})}
 	ids := make([]uint32, len(raws))
 	var fs []uint32
 	for i := range raws {
@@ -61,6 +70,7 @@ func (f *frames) symbolize(g *segment) (user, kernel []capture.Frame) {
 	}
 	for j := len(g.user) - 1; j >= 0; j-- {
 		user = f.appendUser(user, g.snap, g.user[j], j > 0)
+		f.mapping(g, g.user[j], j > 0)
 	}
 	if g.kTrunc {
 		kernel = append(kernel, capture.Frame{Name: capture.FrameTruncated, Kind: capture.KindSynthetic})
@@ -188,6 +198,28 @@ func (f *frames) appendUser(out []capture.Frame, snap *symbolizer.Process, pc ui
 		out = append(out, unknown)
 	}
 	return out
+}
+
+// mapping records where the process had the module of a user address
+// mapped, for pprof's real mappings.
+func (f *frames) mapping(g *segment, pc uint64, ret bool) {
+	if g.snap == nil {
+		return
+	}
+	if ret && pc > 0 {
+		pc-- // as the symbolizer looks it up: within the call
+	}
+	k := mappedPC{g.snap, pc}
+	if _, ok := f.mapped[k]; ok {
+		return
+	}
+	f.mapped[k] = struct{}{}
+	m, vaddr, ok := g.snap.MappingAt(pc)
+	if !ok {
+		return
+	}
+	f.b.Mapping(capture.Mapping{PID: g.pid, Start: m.Start, Limit: m.End, Offset: m.Offset, VAddr: vaddr,
+		Module: m.Path, BuildID: hex.EncodeToString(m.BuildID)})
 }
 
 func userFrame(f symbolizer.Frame) capture.Frame {

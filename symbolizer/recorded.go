@@ -111,3 +111,32 @@ func (s *Symbolizer) openRecorded(p *Process, m mapping, buildID []byte) *shared
 	}
 	return nil
 }
+
+// MappingAt returns the mapping of the process that holds addr and the
+// module's own address (Frame.Offset's terms) at the mapping's start.
+// Anonymous mappings (JIT code) and unreadable files have none.
+func (p *Process) MappingAt(addr uint64) (m Mapping, vaddr uint64, ok bool) {
+	if p == nil {
+		return Mapping{}, 0, false
+	}
+	pm := p.find(addr)
+	if pm == nil || pm.path == "" || pm.path[0] == '[' && pm.path != "[vdso]" {
+		return Mapping{}, 0, false
+	}
+	mod := p.module(pm)
+	if mod == nil || len(mod.loads) == 0 {
+		return Mapping{}, 0, false
+	}
+	var e uint64
+	if pm.path == "[vdso]" {
+		e = mod.elfAddr(addr - pm.start)
+	} else {
+		e = mod.elfAddr(addr - pm.start + pm.offset)
+	}
+	m = Mapping{Start: pm.start, End: pm.end, Offset: pm.offset, Path: pm.path,
+		Major: pm.devMajor, Minor: pm.devMinor, Inode: pm.inode}
+	if mod.buildID != "" {
+		m.BuildID, _ = hex.DecodeString(mod.buildID)
+	}
+	return m, e - (addr - pm.start), true
+}
