@@ -45,7 +45,13 @@ hasdwarf() {
 	[[ -n $id && -f $dbg ]] && readelf -SW "$dbg" | grep -q '\.debug_info'
 }
 file=""
-for cand in /usr/lib/x86_64-linux-gnu/libLLVM-15.so.1 /usr/lib/x86_64-linux-gnu/libLLVM-14.so.1 /usr/lib/x86_64-linux-gnu/libc.so.6; do
+# libLLVM needs its debug package (libllvmNN-dbgsym, from Debian's debug
+# archive, which scripts/install-deps.sh adds where it is reachable); else
+# the biggest -g library at hand: a pyenv build of libpython (-O3 -g, about
+# 30 MB), then libc with libc6-dbg.
+pyroot=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
+pylibs=$(ls -S "$pyroot"/versions/*/lib/libpython3*.so.1.0 2>/dev/null || true)
+for cand in /usr/lib/x86_64-linux-gnu/libLLVM-15.so.1 /usr/lib/x86_64-linux-gnu/libLLVM-14.so.1 $pylibs /usr/lib/x86_64-linux-gnu/libc.so.6; do
 	cand=$(readlink -f "$cand" 2>/dev/null) || continue
 	if [[ -f $cand ]] && hasdwarf "$cand"; then file=$cand; break; fi
 	echo "bench-lines: $cand has no DWARF (no debug package installed): skipped"
