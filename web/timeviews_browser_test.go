@@ -13,6 +13,7 @@ import (
 
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/internal/browser"
+	"github.com/scorch-dev/scorch/internal/synthcapture"
 )
 
 // tvPhased is a 6 s cpu capture of two processes. app (pid 200) has a
@@ -91,6 +92,13 @@ func TestTimeViewsBrowser(t *testing.T) {
 	noTS := capture.NewBuilder(capture.Meta{Type: capture.CPU, Source: "folded", Duration: time.Second})
 	noTS.Add(capture.Event{Value: 3, Stack: noTS.Stack([]uint32{noTS.Frame(capture.Frame{Name: "app", Kind: capture.KindProcess}), noTS.Frame(capture.Frame{Name: "f"})})})
 	folded := hmStore(t, s, noTS.Capture())
+	// The benchmark's capture, shorter: 50 threads in 5 processes, lost
+	// events in its middle tenth.
+	synth, err := synthcapture.Generate(synthcapture.Options{Duration: 20 * time.Second, Hz: 199, Lost: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	synthID := hmStore(t, s, synth)
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
 
@@ -104,7 +112,7 @@ func TestTimeViewsBrowser(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	out, err := browser.Run(ctx, filepath.Join(browser.Dir(), "timeviews.mjs"), ts.URL, cpu, off, folded, artifacts)
+	out, err := browser.Run(ctx, filepath.Join(browser.Dir(), "timeviews.mjs"), ts.URL, cpu, off, folded, artifacts, synthID)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -139,6 +147,9 @@ func TestTimeViewsBrowser(t *testing.T) {
 		NoTimeHidden                                    []bool
 		CompareURL, CompareDiff                         string
 		CompareInputs                                   map[string]string
+		SynthTracks, SynthOpened                        []track
+		SynthLost                                       string
+		DarkBackground, DarkTrackLabel                  string
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("reading the browser's report: %v\n%s", err, out)
@@ -247,6 +258,30 @@ func TestTimeViewsBrowser(t *testing.T) {
 
 	if !strings.Contains(got.NoTime, "thread tracks, the stack chart") || slices.Contains(got.NoTimeHidden, false) {
 		t.Errorf("capture without timestamps: %q, hidden (heatmap, tracks, stack chart tab) %v", got.NoTime, got.NoTimeHidden)
+	}
+
+	// 50 threads: 5 process tracks, the busiest open on its 6 busiest
+	// threads and a "more threads" track that opens on a click.
+	procs, more := 0, ""
+	for _, tr := range got.SynthTracks {
+		if strings.HasPrefix(tr.Key, "p") {
+			procs++
+		}
+		if strings.HasPrefix(tr.Key, "more-") {
+			more = tr.Name
+		}
+	}
+	if procs != 5 || more != "4 more threads" {
+		t.Errorf("synthetic capture: %d process tracks, more-threads track %q; want 5 and \"4 more threads\" (tracks %v)", procs, more, keys(got.SynthTracks))
+	}
+	if len(got.SynthOpened) != len(got.SynthTracks)+3 {
+		t.Errorf("opening \"more threads\": %d tracks, want %d (the 4 others instead of the row)", len(got.SynthOpened), len(got.SynthTracks)+3)
+	}
+	if !strings.Contains(got.SynthLost, "events lost") && !strings.Contains(got.SynthLost, "500 lost") {
+		t.Errorf("lost events on the total track: %q", got.SynthLost)
+	}
+	if got.DarkBackground == "rgb(246, 246, 244)" || got.DarkTrackLabel == "" {
+		t.Errorf("dark mode: page %q, track label colour %q", got.DarkBackground, got.DarkTrackLabel)
 	}
 
 	if got.CompareInputs["base_from"] != "0" || got.CompareInputs["base_to"] != "3" || got.CompareInputs["compare_from"] != "3" || got.CompareInputs["compare_to"] != "6" ||

@@ -8,7 +8,7 @@
 import { chromium } from 'playwright-core';
 import path from 'node:path';
 
-const [base, cpu, offcpu, folded, artifacts] = process.argv.slice(2);
+const [base, cpu, offcpu, folded, artifacts, synth] = process.argv.slice(2);
 const result = { errors: [], screenshots: [] };
 const browser = await chromium.launch({
   executablePath: process.env.SCORCH_CHROMIUM || process.env.CHROMIUM || '/usr/bin/chromium',
@@ -222,6 +222,39 @@ try {
   await settled(op);
   result.noTime = await op.textContent('#no-time');
   result.noTimeHidden = await op.evaluate(() => ['#heatmap', '#timeline', '#tab-stack'].map((s) => document.querySelector(s).hidden));
+
+  // The synthetic 50-thread capture: open the busiest process's other
+  // threads; the lost events; 1920x1080; dark mode.
+  const sp = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  watch(sp, 'synthetic page');
+  await sp.goto(base + '/captures/' + synth);
+  await sp.waitForSelector('#hm-svg');
+  await settled(sp);
+  result.synthTracks = await tracks(sp);
+  await shot(sp, 'synthetic-1280x900');
+  const moreKey = result.synthTracks.find((t) => t.key.startsWith('more-')).key;
+  await sp.click(`#tl-list .tl-row[data-key="${moreKey}"] .tl-label`);
+  await sp.waitForFunction((k) => !document.querySelector(`#tl-list .tl-row[data-key="${k}"]`), moreKey);
+  result.synthOpened = await tracks(sp);
+  result.synthLost = await sp.$eval('#tl-list .tl-row[data-key="all"] .tl-sub', (e) => e.textContent);
+  a = await trackPoint(sp, 'all', 10);
+  await sp.mouse.move(a.x, a.y);
+  result.synthLost += ' | ' + await sp.textContent('#tl-info');
+  const fn0 = await sp.$eval('#functions tbody tr', (r) => r.dataset.fn);
+  await sp.click(`#functions tbody tr[data-fn="${fn0}"] td.fn`);
+  await sp.waitForFunction((f) => document.querySelector('#timeline').dataset.focus === f, fn0);
+  await sp.evaluate(() => window.scrollTo(0, 0));
+  await sp.setViewportSize({ width: 1920, height: 1080 });
+  await sp.waitForTimeout(300);
+  await settled(sp);
+  await shot(sp, 'synthetic-focus-1920x1080');
+  await sp.emulateMedia({ colorScheme: 'dark' });
+  await sp.goto(base + '/captures/' + synth + '?from=4&to=8');
+  await sp.waitForSelector('#hm-svg');
+  await settled(sp);
+  result.darkBackground = await sp.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  result.darkTrackLabel = await sp.$eval('#tl-list .tl-row[data-key="all"] .tl-label', (e) => getComputedStyle(e).color);
+  await shot(sp, 'synthetic-dark-1280x900');
 
   // The compare page: brush a range on each side's heatmap.
   const cp = await browser.newPage({ viewport: { width: 1280, height: 900 } });

@@ -345,7 +345,7 @@
           n++;
           svg('rect', {
             x: PAD.left + c * grid.cw, y: PAD.top + (grid.rows - 1 - r) * grid.ch, width: grid.cw, height: grid.ch,
-            fill: '#7c3aed', 'fill-opacity': (0.3 + 0.7 * Math.min(1, v / max)).toFixed(2), 'data-c': c, 'data-r': r,
+            fill: '#0d9488', 'fill-opacity': (0.3 + 0.7 * Math.min(1, v / max)).toFixed(2), 'data-c': c, 'data-r': r,
           }, focusLayer);
         }
       }

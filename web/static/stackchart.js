@@ -177,7 +177,7 @@ export class StackChart {
     }
     if (this.drag && this.drag.moved) {
       const x0 = Math.min(this.drag.x0, this.drag.x1), x1 = Math.max(this.drag.x0, this.drag.x1);
-      g.fillStyle = 'rgba(47,126,216,0.25)';
+      g.fillStyle = 'rgba(147,110,181,0.3)'; // the heatmap's selection colour
       g.fillRect(x0, 0, x1 - x0, this.height);
     }
   }

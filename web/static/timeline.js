@@ -20,8 +20,10 @@ const THREADS = 6; // threads shown per process before "more threads"
 const OPEN = 1; // processes open at first: the busiest
 const THREAD_LIMIT = 200; // threads asked for, the busiest
 const COLOR = {
-  cpu: '#e0603a', blocked: '#3b82c4', runqueue: '#f59e0b', focus: '#7c3aed', lost: '#dc2626',
-  sel: 'rgba(47,126,216,0.22)', selEdge: '#2F7ED8', dim: 'rgba(127,127,127,0.16)',
+  // The selection and a diff's compare range in the heatmap's colours;
+  // the function in focus in teal, apart from both and from the reds.
+  cpu: '#e0603a', blocked: '#3b82c4', runqueue: '#f59e0b', focus: '#0d9488', lost: '#dc2626',
+  sel: 'rgba(147,110,181,0.3)', selEdge: '#936EB5', cmp: 'rgba(47,126,216,0.22)', dim: 'rgba(127,127,127,0.16)',
 };
 
 function el(tag, attrs, text) {
@@ -39,6 +41,7 @@ function el(tag, attrs, text) {
 export function mountTimeline(root, id, opts) {
   const state = {
     ranges: parseRanges(opts.initial),
+    cmp: parseRanges(opts.initial, 'compare_'), // a diff's compare range
     pid: opts.initial.get('pid') || '',
     tid: opts.initial.get('tid') || '',
     data: null, threads: null, focus: null, focusName: null,
@@ -310,6 +313,12 @@ export function mountTimeline(root, id, opts) {
         if (fs) {
           for (let i = 0; i < fs.length; i++) {
             if (!(fs[i] > 0)) continue;
+            // A band over the whole height where it ran (stronger where it
+            // holds more of the track), and its own bar.
+            g.globalAlpha = 0.12 + 0.3 * Math.min(1, fs[i] / (r.s[i] || fs[i]));
+            g.fillStyle = COLOR.focus;
+            g.fillRect(i * bw, 0, Math.max(bw, 1), r.h - 1);
+            g.globalAlpha = 1;
             bar(i, fs[i], 0, COLOR.focus);
             r.spans++;
             if (first < 0) first = i;
@@ -387,6 +396,12 @@ export function mountTimeline(root, id, opts) {
         g.fillRect(a, 0, Math.max(b - a, 1), 4);
         g.beginPath(); g.moveTo(a + 0.5, 0); g.lineTo(a + 0.5, Ht); g.moveTo(b - 0.5, 0); g.lineTo(b - 0.5, Ht); g.stroke();
       }
+    }
+    // A diff's compare range, in the heatmap's compare colour.
+    for (const r of state.cmp) {
+      const a = x(r[0]), b = x(r[1] === null ? T : r[1]);
+      g.fillStyle = COLOR.cmp;
+      g.fillRect(a, 0, Math.max(b - a, 1), Ht);
     }
     // Ticks: about every 80 px, on a round number of seconds.
     const every = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600].find((s) => x(s) >= 80) || 1200;
@@ -507,6 +522,7 @@ export function mountTimeline(root, id, opts) {
     // set follows the page's state: the ranges, the pick, the filters.
     set(P) {
       state.ranges = parseRanges(P);
+      state.cmp = parseRanges(P, 'compare_');
       state.pid = P.get('pid') || '';
       state.tid = P.get('tid') || '';
       load();
