@@ -106,6 +106,11 @@ func ComputeStackChart(c, view *capture.Capture, q capture.Query, o StackOptions
 	period := samplePeriod(view, evs, length/width)
 	canon := view.NameStacks()
 	var cells []cell
+	full := make([]int64, width) // per column: the stack covering it whole, -1 none
+	for i := range full {
+		full[i] = -1
+	}
+	free := newNextFree(int(width))
 	lo := make([]int64, width) // per column: where events in it start and end
 	hi := make([]int64, width)
 	for i := range lo {
@@ -120,13 +125,25 @@ func ComputeStackChart(c, view *capture.Capture, q capture.Query, o StackOptions
 		}
 		st := canon[e.Stack]
 		w.clip(e.Time, end, func(s, e int64) {
-			for cl := col(s); cl <= col(e-1); cl++ {
+			c0, c1 := col(s), col(e-1)
+			for _, cl := range [2]int64{c0, c1} {
 				a, b := max(s, edge(cl)), min(e, edge(cl+1))
-				if a >= b {
-					continue
+				if a < b {
+					cells = append(cells, cell{int32(cl), st, b - a})
+					lo[cl], hi[cl] = min(lo[cl], a), max(hi[cl], b)
 				}
-				cells = append(cells, cell{int32(cl), st, b - a})
-				lo[cl], hi[cl] = min(lo[cl], a), max(hi[cl], b)
+				if c0 == c1 {
+					break
+				}
+			}
+			// The columns in between are covered whole: each is given to
+			// the first interval that covers it, visiting each column once
+			// however many intervals overlap (a long off-CPU interval
+			// costs its columns, not more).
+			for cl := free.next(c0 + 1); cl < c1; cl = free.next(cl + 1) {
+				full[cl] = int64(st)
+				lo[cl], hi[cl] = min(lo[cl], edge(cl)), max(hi[cl], edge(cl+1))
+				free.take(cl)
 			}
 		})
 	}
@@ -151,6 +168,11 @@ func ComputeStackChart(c, view *capture.Capture, q capture.Query, o StackOptions
 			best[cl], bestNs[cl] = int64(cells[i].stack), ns
 		}
 		i = j
+	}
+	for cl, st := range full {
+		if st >= 0 {
+			best[cl] = st
+		}
 	}
 
 	// Runs: a column continues the previous one's runs down to the depth
@@ -248,3 +270,29 @@ func samplePeriod(c *capture.Capture, evs []*capture.Event, pixel int64) int64 {
 	}
 	return max(pixel, 1)
 }
+
+// nextFree finds the first column at or after c not yet taken (a
+// union-find over the columns, with path halving).
+type nextFree []int32
+
+func newNextFree(n int) nextFree {
+	f := make(nextFree, n+1)
+	for i := range f {
+		f[i] = int32(i)
+	}
+	return f
+}
+
+// next is the first free column >= c (len-1, past the last column, when
+// none is).
+func (f nextFree) next(c int64) int64 {
+	i := int32(min(c, int64(len(f)-1)))
+	for f[i] != i {
+		f[i] = f[f[i]]
+		i = f[i]
+	}
+	return int64(i)
+}
+
+// take marks column c taken.
+func (f nextFree) take(c int64) { f[c] = int32(c + 1) }

@@ -16,6 +16,8 @@ const (
 	DefaultBuckets = 300
 	// MaxBuckets bounds the buckets of a track whatever bucket is asked.
 	MaxBuckets = 10000
+	// MaxValues bounds the values of an answer (tracks times buckets).
+	MaxValues = 4_000_000
 	// DefaultLimit and MaxLimit bound the tracks sent; the rest is grouped.
 	DefaultLimit = 25
 	MaxLimit     = 10000
@@ -260,6 +262,13 @@ func ComputeThreads(c, view *capture.Capture, q capture.Query, o ThreadsOptions)
 		return cmp.Compare(a.key, b.key)
 	})
 	t.Count = len(order)
+	tracks := min(len(order), o.Limit+1) + 1 // the busiest, other, the total
+	if info.Interval {
+		tracks *= 3
+	}
+	if int64(tracks)*int64(n) > MaxValues {
+		return nil, fmt.Errorf("limit %d and %d buckets give %d values: at most %d are sent, give a smaller limit or a larger bucket", o.Limit, n, int64(tracks)*int64(n), MaxValues)
+	}
 	newTrack := func() Track {
 		tr := Track{Series: make([]int64, n)}
 		if info.Interval {
@@ -287,16 +296,34 @@ func ComputeThreads(c, view *capture.Capture, q capture.Query, o ThreadsOptions)
 		t.Threads = append(t.Threads, tr)
 	}
 
-	// Second pass: the series.
+	// Second pass: the series. Intervals add the whole buckets they cover
+	// to a difference array (one step each, however long the interval),
+	// summed at the end.
+	whole := func(tr *Track) [3]series {
+		out := [3]series{{tr.Series, make([]int64, n+1)}}
+		if info.Interval {
+			out[1], out[2] = series{tr.Blocked, make([]int64, n+1)}, series{tr.Runqueue, make([]int64, n+1)}
+		}
+		return out
+	}
+	acc := make([][3]series, len(t.Threads))
+	for i := range t.Threads {
+		acc[i] = whole(&t.Threads[i])
+	}
+	var otherAcc [3]series
+	if t.Other != nil {
+		otherAcc = whole(t.Other)
+	}
+	total := series{t.Series, make([]int64, n+1)}
 	for i := range view.Events {
 		e := &view.Events[i]
 		if !m.Match(e) {
 			continue
 		}
 		g := groups[key(e)]
-		tr := t.Other
+		tr, a := t.Other, &otherAcc
 		if g.track >= 0 {
-			tr = &t.Threads[g.track]
+			tr, a = &t.Threads[g.track], &acc[g.track]
 		}
 		if !info.Interval {
 			if e.Time >= w.from && e.Time < w.to {
@@ -306,14 +333,23 @@ func ComputeThreads(c, view *capture.Capture, q capture.Query, o ThreadsOptions)
 			}
 			continue
 		}
-		part := tr.Blocked
+		part := &a[1]
 		if int(e.Stack) < len(runq) && runq[e.Stack] {
-			part = tr.Runqueue
+			part = &a[2]
 		}
 		w.clip(e.Time, e.Time+max(e.Value, 0), func(s, e int64) {
-			spread(s-w.from, e-w.from, bucket, tr.Series, part, t.Series)
+			spread(s-w.from, e-w.from, bucket, &a[0], part, &total)
 		})
 	}
+	for i := range acc {
+		for j := range acc[i] {
+			acc[i][j].finish(bucket)
+		}
+	}
+	for j := range otherAcc {
+		otherAcc[j].finish(bucket)
+	}
+	total.finish(bucket)
 	for i := range t.Threads {
 		t.Threads[i].Total = sum(t.Threads[i].Series)
 	}
@@ -377,14 +413,40 @@ func niceBucket(length int64) int64 {
 	return (per + 1e9 - 1) / 1e9 * 1e9
 }
 
-// spread adds [s, e) (ns from bucket 0's start) to each of the series,
-// every bucket getting the ns inside it.
-func spread(s, e, bucket int64, series ...[]int64) {
-	for b := s / bucket; b*bucket < e && int(b) < len(series[0]); b++ {
-		ns := min(e, (b+1)*bucket) - max(s, b*bucket)
-		for _, sr := range series {
-			sr[b] += ns
+// series are a track's values while intervals are added: the parts of
+// buckets in v, the whole buckets as a difference array.
+type series struct {
+	v, whole []int64
+}
+
+// finish adds the whole buckets to the values.
+func (sr *series) finish(bucket int64) {
+	if sr.v == nil {
+		return
+	}
+	var run int64
+	for b := range sr.v {
+		run += sr.whole[b]
+		sr.v[b] = capture.SatAdd(sr.v[b], run*bucket)
+	}
+}
+
+// spread adds [s, e) (ns from bucket 0's start, inside the buckets) to
+// each of the series, every bucket getting the ns inside it.
+func spread(s, e, bucket int64, srs ...*series) {
+	if e <= s {
+		return
+	}
+	first, last := s/bucket, (e-1)/bucket
+	for _, sr := range srs {
+		if first == last {
+			sr.v[first] = capture.SatAdd(sr.v[first], e-s)
+			continue
 		}
+		sr.v[first] = capture.SatAdd(sr.v[first], (first+1)*bucket-s)
+		sr.v[last] = capture.SatAdd(sr.v[last], e-last*bucket)
+		sr.whole[first+1]++
+		sr.whole[last]--
 	}
 }
 

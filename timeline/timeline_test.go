@@ -464,3 +464,51 @@ func TestThreadsLost(t *testing.T) {
 		t.Errorf("without times: %+v, want the total only", got.Lost)
 	}
 }
+
+// Intervals that overlap (a hostile import: one thread blocked 20000 times
+// over the whole capture) cost their buckets and columns once, not once
+// per interval, and still add up.
+func TestOverlappingIntervals(t *testing.T) {
+	b := newBuilder(capture.OffCPU, 10*time.Second, 0)
+	sec := int64(time.Second)
+	const n = 20000
+	for i := 0; i < n; i++ {
+		b.add(1, 1, 0, 10*sec, "app;main;read;[blocked]")
+	}
+	b.add(1, 1, 2*sec, sec, "app;main;poll;[blocked]")
+	c := b.b.Capture()
+	th, err := ComputeThreads(c, c, capture.Query{}, ThreadsOptions{Bucket: 0.001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := th.Threads[0].Series
+	if len(s) != 10000 || s[0] != n*ms || s[1999] != n*ms || s[2000] != (n+1)*ms || s[2999] != (n+1)*ms || s[3000] != n*ms || s[9999] != n*ms {
+		t.Errorf("series %d buckets: %d %d %d %d %d", len(s), s[0], s[1999], s[2000], s[2999], s[3000])
+	}
+	if th.Total != n*10*sec+sec || !reflect.DeepEqual(th.Threads[0].Blocked, s) {
+		t.Errorf("total %d, want %d", th.Total, n*10*sec+sec)
+	}
+	sc, err := ComputeStackChart(c, c, capture.Query{TIDs: []uint32{1}}, StackOptions{TID: 1, Width: MaxWidth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []run{{0, "app", 0, 10000}, {1, "main", 0, 10000}, {2, "read", 0, 10000}, {3, "[blocked]", 0, 10000}}
+	if g := runs(sc); !reflect.DeepEqual(g, want) {
+		t.Errorf("runs %v, want %v", g, want)
+	}
+}
+
+func TestThreadsValuesBounded(t *testing.T) {
+	b := newBuilder(capture.CPU, 10*time.Second, 99)
+	for tid := uint32(1); tid <= 500; tid++ {
+		b.add(1, tid, int64(tid)*ms, 1, "app;main")
+	}
+	c := b.b.Capture()
+	_, err := ComputeThreads(c, c, capture.Query{}, ThreadsOptions{Bucket: 0.001, Limit: 1000})
+	if err == nil || !strings.Contains(err.Error(), "limit 1000 and 10000 buckets give 5010000 values: at most 4000000 are sent") {
+		t.Errorf("got %v", err)
+	}
+	if th, err := ComputeThreads(c, c, capture.Query{}, ThreadsOptions{Bucket: 0.001, Limit: 100}); err != nil || len(th.Threads) != 100 || th.Other.Threads != 400 {
+		t.Errorf("limit 100: %v", err)
+	}
+}
