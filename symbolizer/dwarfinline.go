@@ -30,17 +30,31 @@ type inlineRange struct {
 // maxInlineRanges bounds one module's table.
 const maxInlineRanges = 8 << 20
 
-// readInlineTable walks the DIEs of code (compile units, namespaces,
-// functions, blocks) for inlined subroutines, skipping types and data.
-func readInlineTable(d *dwarf.Data) (it *inlineTable, err error) {
+// inlineBuilder walks the DIEs of code (compile units, namespaces,
+// functions, blocks) for inlined subroutines, skipping types and data: it
+// gathers the inlined calls of one module from one or more
+// DWARF sources (split DWARF: a .dwo per compilation unit).
+type inlineBuilder struct {
+	it      *inlineTable
+	nameIdx map[string]uint32
+	fileIdx map[string]uint32
+}
+
+func newInlineBuilder() *inlineBuilder {
+	return &inlineBuilder{it: &inlineTable{}, nameIdx: map[string]uint32{}, fileIdx: map[string]uint32{}}
+}
+
+// add reads d's inlined calls. unitFiles, when set, are the file names of
+// d's compile units (a .dwo's call_file attributes index its skeleton's
+// line table); nil: each unit's own line table.
+func (b *inlineBuilder) add(d *dwarf.Data, unitFiles []*dwarf.LineFile) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			it, err = nil, fmt.Errorf("corrupt dwarf: %v", p)
+			err = fmt.Errorf("corrupt dwarf: %v", p)
 		}
 	}()
-	it = &inlineTable{}
-	nameIdx := map[string]uint32{}
-	fileIdx := map[string]uint32{}
+	it := b.it
+	nameIdx, fileIdx := b.nameIdx, b.fileIdx
 	intern := func(m map[string]uint32, list *[]string, s string) uint32 {
 		i, ok := m[s]
 		if !ok {
@@ -85,7 +99,7 @@ func readInlineTable(d *dwarf.Data) (it *inlineTable, err error) {
 	for len(it.ranges) < maxInlineRanges {
 		e, err := r.Next()
 		if err != nil {
-			return nil, fmt.Errorf("dwarf: %w", err)
+			return fmt.Errorf("dwarf: %w", err)
 		}
 		if e == nil {
 			break
@@ -101,9 +115,11 @@ func readInlineTable(d *dwarf.Data) (it *inlineTable, err error) {
 		}
 		switch e.Tag {
 		case dwarf.TagCompileUnit, dwarf.TagPartialUnit:
-			stack, depth, files = stack[:0], 0, nil
-			if lr, err := d.LineReader(e); err == nil && lr != nil {
-				files = lr.Files()
+			stack, depth, files = stack[:0], 0, unitFiles
+			if unitFiles == nil {
+				if lr, err := d.LineReader(e); err == nil && lr != nil {
+					files = lr.Files()
+				}
 			}
 		case dwarf.TagInlinedSubroutine:
 			origin, ok := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset)
@@ -140,6 +156,12 @@ func readInlineTable(d *dwarf.Data) (it *inlineTable, err error) {
 			}
 		}
 	}
+	return nil
+}
+
+// finish sorts the calls gathered.
+func (b *inlineBuilder) finish() (*inlineTable, error) {
+	it := b.it
 	if len(it.ranges) == 0 {
 		return nil, errors.New("no inlined calls")
 	}

@@ -59,7 +59,8 @@ func readLineTable(d *dwarf.Data) (lt *lineTable, err error) {
 		if e == nil {
 			break
 		}
-		if e.Tag != dwarf.TagCompileUnit {
+		// A split DWARF skeleton unit keeps the line program.
+		if e.Tag != dwarf.TagCompileUnit && e.Tag != dwarf.TagSkeletonUnit {
 			r.SkipChildren()
 			continue
 		}

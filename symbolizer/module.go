@@ -170,7 +170,15 @@ func (s *Symbolizer) readDWARF(f *elf.File, loc debugLocator) (*lineTable, *inli
 	if err != nil {
 		s.log.Debug("line table", "module", loc.label, "err", err)
 	}
-	it, err := readInlineTable(d)
+	b := newInlineBuilder()
+	err = b.add(d, nil)
+	if err == nil && hasSkeletons(d) {
+		err = s.addSplitInlines(b, f, d, loc)
+	}
+	var it *inlineTable
+	if err == nil {
+		it, err = b.finish()
+	}
 	if err != nil {
 		s.log.Debug("inlined calls", "module", loc.label, "err", err)
 	}

@@ -2,6 +2,7 @@ package symbolizer
 
 import (
 	"debug/elf"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -178,7 +179,9 @@ int main(void) {
 
 // Native inlined frames come from DWARF: the inlined function at the line
 // of the sampled address, its caller at the line of the call; in the
-// binary and in a debuglink file.
+// binary, in a debuglink file, in a debug file found by build ID, and in
+// split DWARF's .dwo (where the compiler left it, or moved next to the
+// binary).
 func TestNativeInlinedFrames(t *testing.T) {
 	lineOf := func(marker string) int {
 		for i, l := range strings.Split(inlineC, "\n") {
@@ -189,16 +192,66 @@ func TestNativeInlinedFrames(t *testing.T) {
 		t.Fatalf("no %s", marker)
 		return 0
 	}
-	for _, strip := range []bool{false, true} {
-		t.Run(map[bool]string{false: "in the binary", true: "in the debuglink file"}[strip], func(t *testing.T) {
-			dir := t.TempDir()
+	// splitBuild compiles in dir (the .dwo lands there, DW_AT_comp_dir is
+	// dir) and returns the binary.
+	splitBuild := func(t *testing.T, dir string) string {
+		src := writeFile(t, filepath.Join(dir, "inline.c"), inlineC)
+		bin := filepath.Join(dir, "inline")
+		cmd := exec.Command("gcc", "-O2", "-g", "-gsplit-dwarf", "-fno-omit-frame-pointer", "-Wl,--build-id", "-o", bin, src)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("gcc -gsplit-dwarf: %v\n%s", err, out)
+		}
+		dwos, _ := filepath.Glob(filepath.Join(dir, "*.dwo"))
+		if len(dwos) == 0 {
+			t.Skip("gcc -gsplit-dwarf wrote no .dwo")
+		}
+		return bin
+	}
+	for _, tc := range []struct {
+		name  string
+		build func(t *testing.T, dir, debugDir string) string
+	}{
+		{"in the binary", func(t *testing.T, dir, _ string) string { return buildC(t, dir, "inline", inlineC, "-g", "-O2") }},
+		{"in the debuglink file", func(t *testing.T, dir, _ string) string {
 			bin := buildC(t, dir, "inline", inlineC, "-g", "-O2")
-			if strip {
-				dbg := stripWithDebug(t, bin)
-				run(t, "objcopy", "--add-gnu-debuglink="+dbg, bin)
+			dbg := stripWithDebug(t, bin)
+			run(t, "objcopy", "--add-gnu-debuglink="+dbg, bin)
+			return bin
+		}},
+		{"in the build-id debug file", func(t *testing.T, dir, debugDir string) string {
+			bin := buildC(t, dir, "inline", inlineC, "-g", "-O2")
+			id := fileBuildID(t, bin)
+			dbg := stripWithDebug(t, bin)
+			dst := filepath.Join(debugDir, ".build-id", id[:2], id[2:]+".debug")
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				t.Fatal(err)
 			}
+			if err := os.Rename(dbg, dst); err != nil {
+				t.Fatal(err)
+			}
+			return bin
+		}},
+		{"in the split DWARF .dwo", func(t *testing.T, dir, _ string) string { return splitBuild(t, dir) }},
+		{"in the split DWARF .dwo next to the binary", func(t *testing.T, dir, _ string) string {
+			built := filepath.Join(dir, "build")
+			if err := os.Mkdir(built, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			bin := splitBuild(t, built)
+			moved := filepath.Join(dir, "installed")
+			if err := os.Rename(built, moved); err != nil { // the compile directory is gone
+				t.Fatal(err)
+			}
+			return filepath.Join(moved, filepath.Base(bin))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			needTool(t, "gcc")
+			dir, debugDir := t.TempDir(), t.TempDir()
+			bin := tc.build(t, dir, debugDir)
 			fx := start(t, bin)
-			s := New(Options{Lines: true, DebugDirs: []string{}, DebuginfodURLs: []string{}})
+			s := New(Options{Lines: true, DebugDirs: []string{debugDir}, DebuginfodURLs: []string{}})
 			defer s.Close()
 			p, err := s.Snapshot(fx.pid())
 			if err != nil {
