@@ -134,7 +134,8 @@ func TestTimeViewsBrowser(t *testing.T) {
 		TwoRangesURL, TwoRangesInfo, TwoRangesSamples   string
 		TwoRangesTable                                  []string
 		StepURL, StepRange                              string
-		PickURL, PickRange                              string
+		PickURL, PickRange, PickLegend                  string
+		WholeLegend                                     int
 		PickTable, PickGraph, PickTracks                []string
 		PermalinkTable, PermalinkSelected               []string
 		ChartNames, ChartSelected                       []string
@@ -210,6 +211,12 @@ func TestTimeViewsBrowser(t *testing.T) {
 		}
 	}
 
+	// The heatmap follows the pick: thread 201 alone has one sample per
+	// 20 ms cell, the whole capture more.
+	if !strings.Contains(got.PickLegend, "1 sample per cell") || got.WholeLegend <= 1 {
+		t.Errorf("heatmap of thread 201: legend %q (the whole capture's maximum is %d per cell)", got.PickLegend, got.WholeLegend)
+	}
+
 	// The stack chart of thread 201: phase_one before phase_two.
 	if strings.Join(got.ChartNames, ",") != "app,main,phase_one,phase_two,worker" || got.ChartOrder == nil || !*got.ChartOrder {
 		t.Errorf("stack chart: %v, phase_one first %v", got.ChartNames, got.ChartOrder)
@@ -252,7 +259,7 @@ func TestTimeViewsBrowser(t *testing.T) {
 	if !strings.Contains(got.OffSumURL, "norm=sum") || !strings.Contains(got.OffSumLegend, "ms blocked") {
 		t.Errorf("sum of threads: URL %q, legend %q", got.OffSumURL, got.OffSumLegend)
 	}
-	if !strings.Contains(got.OffTrackHover, "blocked") || !strings.Contains(got.OffTrackHover, "waiting to run") {
+	if !strings.Contains(got.OffTrackHover, "% blocked") || !strings.Contains(got.OffTrackHover, "waiting to run") {
 		t.Errorf("off-CPU track hover %q, want blocked and waiting-to-run time", got.OffTrackHover)
 	}
 

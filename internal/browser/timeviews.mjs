@@ -132,6 +132,9 @@ try {
   result.pickTable = await tableFns(page);
   result.pickGraph = await graphNames(page);
   result.pickTracks = (await tracks(page)).filter((t) => t.selected).map((t) => t.key);
+  await page.waitForFunction(() => /1 sample per cell/.test(document.querySelector('#hm-legend').textContent), null, { timeout: 10000 }).catch(() => {});
+  result.pickLegend = await page.textContent('#hm-legend');
+  result.wholeLegend = await page.evaluate(async (id) => { const r = await fetch('/api/captures/' + id + '/heatmap.json'); return (await r.json()).max; }, cpu);
   await shot(page, 'thread-picked');
   // The permalink keeps it.
   await page.goto(result.pickURL);

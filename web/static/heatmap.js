@@ -200,14 +200,20 @@
       return { error: msg, status: resp.status };
     }
 
+    let loadedKey = null, loadSeq = 0;
     async function load() {
       status.textContent = 'loading…';
+      loadedKey = apiQuery({ rows: state.rows }).toString();
+      const my = ++loadSeq;
       let r = await get(apiQuery({ rows: state.rows }));
+      if (my !== loadSeq) return;
       if (r.error && state.norm && /norm/.test(r.error)) {
         // A server without norm=threads: the sum it has.
         state.norm = '';
         normLabel.hidden = true;
         r = await get(apiQuery({ rows: state.rows }));
+        loadedKey = apiQuery({ rows: state.rows }).toString();
+        if (my !== loadSeq) return;
       }
       if (r.error) {
         if (/no timestamps/.test(r.error)) {
@@ -485,6 +491,13 @@
     // set restores a state from the URL (Back, Forward, a brush elsewhere).
     function set(P) {
       readRanges(P);
+      // The filters and transforms shape the map: a pick of a thread, a
+      // focus, a drop are drawn anew.
+      if (OFFCPU.includes(opts.type) && normLabel.hidden === false) {
+        state.norm = P.get('norm') === 'sum' ? '' : 'threads';
+        normBox.checked = !state.norm;
+      }
+      if (loadedKey !== null && apiQuery({ rows: state.rows }).toString() !== loadedKey) load();
       state.compare = !opts.single && P.has('compare_from');
       state.flipped = P.get('flip') === '1';
       cmp.checked = state.compare;

@@ -177,7 +177,7 @@ export function mountTimeline(root, id, opts) {
     const single = p.threads <= 1;
     const open = state.open.has(p.pid);
     addRow({
-      kind: 'process', key: 'p' + p.pid, pid: p.pid, tid: null, s: p.series, b: p.blocked, r: p.runqueue, total: p.total,
+      kind: 'process', key: 'p' + p.pid, pid: p.pid, tid: null, single: single, s: p.series, b: p.blocked, r: p.runqueue, total: p.total,
       label: (single ? '' : (open ? '▾ ' : '▸ ')) + p.comm, sub: 'pid ' + p.pid + (single ? (ts[0] && ts[0].tid !== p.pid ? ', tid ' + ts[0].tid : '') : ', ' + p.threads + ' threads') + ' · ' + pctOf(p.total, grand),
       toggle: single ? null : () => { if (open) state.open.delete(p.pid); else state.open.add(p.pid); build(); },
     });
@@ -224,9 +224,17 @@ export function mountTimeline(root, id, opts) {
       lab.append(el('span', { class: 'tl-name' }, r.label));
     }
     lab.append(' ', el('span', { class: 'tl-sub' }, r.sub));
-    if (r.kind === 'more') lab.addEventListener('click', () => r.toggle());
-    else if (r.kind === 'total') lab.addEventListener('click', () => opts.onPick(null));
-    else if (r.kind !== 'axis') lab.addEventListener('click', () => pick(r));
+    let act = null;
+    if (r.kind === 'more') act = () => r.toggle();
+    else if (r.kind === 'total') act = () => opts.onPick(null);
+    else if (r.kind !== 'axis') act = () => pick(r);
+    if (act) {
+      // Keyboard too: Tab to a track, Enter shows only it.
+      lab.tabIndex = 0;
+      lab.setAttribute('role', 'button');
+      lab.addEventListener('click', act);
+      lab.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); ev.stopPropagation(); act(); } });
+    }
     const c = el('canvas', { class: 'tl-graph' });
     c.height = 1;
     div.append(lab, c);
@@ -474,7 +482,16 @@ export function mountTimeline(root, id, opts) {
     const i = Math.min(Math.floor(t / state.data.bucket), buckets() - 1);
     const a = i * state.data.bucket, b = a + state.data.bucket;
     let text = r.label.replace(/^[▸▾] /, '') + (r.tid ? ' (tid ' + r.tid + ')' : r.pid ? ' (pid ' + r.pid + ')' : '') + ' · ' + secs(+a.toFixed(3)) + '–' + secs(+b.toFixed(3)) + ' s: ';
-    if (r.b && r.r) text += opts.fmt(r.b[i] || 0, 'ns') + ' blocked, ' + opts.fmt(r.r[i] || 0, 'ns') + ' waiting to run';
+    if (r.b && r.r) {
+      // Off-CPU time in a unit a person reads: a thread's share of the
+      // bucket, or how many threads on average for a group.
+      const ns = state.data.bucket * 1e9, b = r.b[i] || 0, q = r.r[i] || 0;
+      if (r.kind === 'thread' || r.single) {
+        text += (100 * b / ns).toFixed(0) + '% blocked (' + opts.fmt(b, 'ns') + '), ' + (100 * q / ns).toFixed(0) + '% waiting to run (' + opts.fmt(q, 'ns') + ')';
+      } else {
+        text += (b / ns).toFixed(2) + ' threads blocked, ' + (q / ns).toFixed(2) + ' waiting to run on average';
+      }
+    }
     else text += opts.fmt(r.s[i] || 0);
     if (state.focus) {
       const fs = focusMap(state.focus)(r);

@@ -217,6 +217,7 @@ const callees = new FlameView($('#callees'), {
 });
 
 let modules = new Map(); // function name -> module, from the table
+let fnRows = new Map(), fnTotal = 0; // function name -> its table row, and the table's total
 let heat = null;
 let timeline = null;
 let seq = 0;
@@ -667,6 +668,8 @@ async function render() {
   status.textContent = '';
   UNIT = tree.unit || UNIT;
   modules = new Map(fns.functions.map((f) => [f.name, f.module]));
+  fnRows = new Map(fns.functions.map((f) => [f.name, f]));
+  fnTotal = fns.total;
   const fresh = key !== lastTreeURL;
   if (fresh) {
     graph.set(tree, { diff: !!d, type: TYPE, threshold: +(P.get('thr') || DIFF_STEPS[0]) });
@@ -795,12 +798,19 @@ function runTip(r, ev) {
   tip.append(el('b', {}, label(r.name)));
   const mod = modules.get(r.name);
   if (mod) tip.append(el('div', { class: 'note' }, mod));
+  const row = fnRows.get(r.name);
+  if (row && row.file) tip.append(el('div', { class: 'note src' }, row.file + ':' + row.line));
   const line = (k, v) => { const d = el('div'); d.append(el('span', { class: 'k' }, k), ' ' + v); tip.append(d); };
   const dur = r.end - r.start;
   const dg = dur >= 0.1 ? 2 : dur >= 1e-3 ? 4 : 6; // digits enough to tell start from end
   line('time:', secs(+r.start.toFixed(dg)) + '–' + secs(+r.end.toFixed(dg)) + ' s from the start');
   line('for:', dur >= 1 ? dur.toFixed(3) + ' s' : dur >= 1e-3 ? (dur * 1e3).toFixed(2) + ' ms' : (dur * 1e6).toFixed(0) + ' µs');
   line('depth:', String(r.depth));
+  // The function's share of the view, as the flame graph's tooltip says.
+  if (row) {
+    line('total:', fmt(row.total) + ' · ' + pct(row.total, fnTotal) + ' of all (the function, in the range)');
+    line('self:', fmt(row.self) + ' · ' + pct(row.self, fnTotal) + ' of all');
+  }
   tip.hidden = false;
   const pad = 14;
   let x = ev.clientX + pad, y = ev.clientY + pad;
