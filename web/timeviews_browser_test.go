@@ -128,7 +128,8 @@ func TestTimeViewsBrowser(t *testing.T) {
 		OffTracks                                       []track
 		HeatBrushURL, HeatBrushRange, HeatBrushTrackSel string
 		HeatBrushTable, HeatBrushGraph                  []string
-		TrackBrushURL                                   string
+		TrackBrushURL, HeatShiftURL, HeatShiftTracks    string
+		HeatShiftHighlights                             int
 		TrackBrushTable                                 []string
 		TrackBrushHeat                                  int
 		TwoRangesURL, TwoRangesInfo, TwoRangesSamples   string
@@ -182,6 +183,10 @@ func TestTimeViewsBrowser(t *testing.T) {
 	}
 	if slices.Contains(got.HeatBrushTable, "phase_two") || !slices.Contains(got.HeatBrushTable, "phase_one") || slices.Contains(got.HeatBrushGraph, "phase_two") {
 		t.Errorf("0-2 s: table %v, graph %v; want phase_one without phase_two", got.HeatBrushTable, got.HeatBrushGraph)
+	}
+	// Shift-drag on the heatmap: a second range, on the tracks too.
+	if !strings.Contains(got.HeatShiftURL, "from=0&from=4&to=2&to=6") || got.HeatShiftHighlights < 2 || got.HeatShiftTracks != "0-2,4-6" {
+		t.Errorf("heatmap Shift-drag: URL %q, %d highlights, tracks' selection %q", got.HeatShiftURL, got.HeatShiftHighlights, got.HeatShiftTracks)
 	}
 	// Brushing a track: 3.5-5.5 s, the heatmap highlights it.
 	if !strings.Contains(got.TrackBrushURL, "from=3.5&to=5.5") || slices.Contains(got.TrackBrushTable, "phase_one") || got.TrackBrushHeat == 0 {

@@ -87,6 +87,14 @@ try {
   result.heatBrushTrackSel = await page.$eval('#timeline', (r) => r.dataset.ranges);
   await shot(page, 'heatmap-brush');
 
+  // Shift-drag on the heatmap adds 4-6 s to 0-2 s.
+  await drag(page, at(4, 0), at(5, 49), true);
+  await waitURL(page, /from=0&from=4&to=2&to=6/);
+  await settled(page);
+  result.heatShiftURL = page.url();
+  result.heatShiftHighlights = await page.$$eval('#hm-svg .hm-sel rect', (rs) => rs.length);
+  result.heatShiftTracks = await page.$eval('#timeline', (r) => r.dataset.ranges);
+
   // Brush 3.5-5.5 s on the total track: the heatmap highlights it.
   let a = await trackPoint(page, 'all', 3.5), b = await trackPoint(page, 'all', 5.5);
   await drag(page, a, b);

@@ -721,7 +721,7 @@ async function graft(mySeq, treeURL, tq) {
 // ---- the stack chart ---------------------------------------------------------
 
 const chart = new StackChart($('#stackchart'), {
-  onHover: (r, ev) => runTip(r, ev),
+  onHover: (r, ev) => { runTip(r, ev); focusOn(r ? r.name : null, true); },
   onClick: (r) => go({ fn: r.name === P.get('fn') ? null : r.name }),
   onContext: (r, ev) => menu(r.name, ev),
   // The wheel zooms the page's range, without a history entry per turn.
