@@ -20,7 +20,8 @@ import (
 // worker thread (201) that runs phase_one for the first 3 s and phase_two
 // for the last 3, 50 samples a second; an io thread (202) running steady
 // 20 a second throughout; and its main thread (200) idle_loop 5 a second.
-// bg (pid 300) runs background 10 a second.
+// A process named like markup (pid 300, evilComm) runs background 10 a
+// second: its name must reach the page as text.
 func tvPhased() *capture.Capture {
 	b := capture.NewBuilder(capture.Meta{Type: capture.CPU, Start: time.Unix(1700000000, 0), Duration: 6 * time.Second, Timestamps: true, Source: "bpf",
 		Params: capture.Params{Type: capture.CPU, Hz: 50}})
@@ -32,7 +33,7 @@ func tvPhased() *capture.Capture {
 		return b.Stack(ids)
 	}
 	one, two := stack("app", "main", "worker", "phase_one"), stack("app", "main", "worker", "phase_two")
-	steady, idle, bg := stack("app", "main", "io", "steady"), stack("app", "main", "idle_loop"), stack("bg", "main", "background")
+	steady, idle, bg := stack("app", "main", "io", "steady"), stack("app", "main", "idle_loop"), stack(evilComm, "main", "background")
 	add := func(stack uint32, pid, tid uint32, from, to time.Duration, perSecond int) {
 		step := time.Second / time.Duration(perSecond)
 		for at := from; at < to; at += step {
@@ -48,6 +49,10 @@ func tvPhased() *capture.Capture {
 	c.SortEvents()
 	return c
 }
+
+// evilComm is a process name that would run script if it reached the DOM
+// as markup.
+const evilComm = `<img src=x onerror="document.title='pwned'">bg`
 
 // tvOffCPU is a 4 s off-CPU capture: four threads of app (401-404) each
 // blocked in poll 90 ms of every 100 ms, then waiting 10 ms in the run
@@ -152,6 +157,8 @@ func TestTimeViewsBrowser(t *testing.T) {
 		SynthTracks, SynthOpened                        []track
 		SynthLost                                       string
 		DarkBackground, DarkTrackLabel                  string
+		Title                                           string
+		Images                                          int
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("reading the browser's report: %v\n%s", err, out)
@@ -172,6 +179,9 @@ func TestTimeViewsBrowser(t *testing.T) {
 		t.Errorf("tracks %s, want all,p200,t201,t202,t200,p300", k)
 	}
 	for _, tr := range got.Tracks {
+		if tr.Key == "p300" && tr.Name != evilComm {
+			t.Errorf("pid 300's track is named %q, want the process name as text, %q", tr.Name, evilComm)
+		}
 		if tr.Key == "p200" && (tr.Name != "app" || !strings.Contains(tr.Sub, "pid 200, 3 threads · 88.2%")) {
 			t.Errorf("app's track reads %q %q, want app, pid 200, 3 threads, 88.2%% (450 of 510 samples)", tr.Name, tr.Sub)
 		}
@@ -291,6 +301,9 @@ func TestTimeViewsBrowser(t *testing.T) {
 	}
 	if !strings.Contains(got.SynthLost, "events lost") && !strings.Contains(got.SynthLost, "500 lost") {
 		t.Errorf("lost events on the total track: %q", got.SynthLost)
+	}
+	if got.Title == "pwned" || got.Images != 0 {
+		t.Errorf("a process name ran as markup: title %q, %d img elements on the page", got.Title, got.Images)
 	}
 	if got.DarkBackground == "rgb(246, 246, 244)" || got.DarkTrackLabel == "" {
 		t.Errorf("dark mode: page %q, track label colour %q", got.DarkBackground, got.DarkTrackLabel)

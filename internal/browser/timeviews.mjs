@@ -73,6 +73,11 @@ try {
   await settled(page);
   result.tracks = await tracks(page);
   await shot(page, 'tracks-1280x900');
+  // Hover the markup-named process's track: its name in the detail line.
+  const pt = await trackPoint(page, 'p300', 2);
+  await page.mouse.move(pt.x, pt.y);
+  result.title = await page.title();
+  result.images = await page.$$eval('img', (is) => is.length);
 
   // Brush seconds 0-2 on the heatmap (drag from column 0 to column 1):
   // the tracks show the range, the graph and the table follow.
