@@ -161,3 +161,138 @@ func testJitdump(t *testing.T, bin, dir string) {
 		t.Errorf("pprof read back: %d samples in main;jitted_spin_[j], want %d", n, jit)
 	}
 }
+
+// jitCFIC JITs a function without a frame pointer (it moves rsp by 40 and
+// spins) and describes it in its jitdump with an unwinding record: the
+// eh_frame (a CIE and an FDE: CFA rsp+48 inside, rsp+8 at the ret) laid out
+// right after the code, as perf inject expects. run_jit calls it; with
+// "nocfi" the record is left out.
+const jitCFIC = `
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+static const unsigned char code[] = {
+	0x48, 0x83, 0xec, 0x28, /* sub $0x28,%rsp */
+	0x48, 0xff, 0xcf,       /* 1: dec %rdi */
+	0x75, 0xfb,             /* jnz 1b */
+	0x48, 0x83, 0xc4, 0x28, /* add $0x28,%rsp */
+	0xc3,                   /* ret */
+};
+
+static uint64_t now(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+struct rec { uint32_t id, total; uint64_t ts; };
+
+static void put(int fd, const void *p, size_t n) {
+	if (write(fd, p, n) != (ssize_t)n) { perror("write"); _exit(1); }
+}
+
+volatile unsigned long sink;
+__attribute__((noinline)) void run_jit(void (*fn)(unsigned long)) {
+	fn(100000000);
+	sink++;
+}
+
+int main(int argc, char **argv) {
+	int cfi = !(argc > 1 && strcmp(argv[1], "nocfi") == 0);
+	unsigned char *mem = mmap(0, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) { perror("mmap"); return 1; }
+	memcpy(mem, code, sizeof code);
+	uint64_t addr = (uint64_t)(uintptr_t)mem;
+
+	char path[4096];
+	snprintf(path, sizeof path, "/tmp/jit-%d.dump", getpid());
+	int fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0644);
+	if (fd < 0) { perror(path); return 1; }
+	struct { uint32_t magic, version, total, mach, pad, pid; uint64_t ts, flags; } h =
+		{ 0x4A695444, 1, 40, 62, 0, (uint32_t)getpid(), now(), 0 };
+	put(fd, &h, sizeof h);
+
+	if (cfi) {
+		/* At eh = addr + 16 (the code's 14 bytes, 8-byte aligned). */
+		unsigned char eh[52] = {
+			/* CIE: length 20, id 0, version 1, "zR", code align 1, data
+			 * align -8, return address r16, augmentation data: pointers
+			 * pcrel sdata4; CFA rsp+8, r16 at CFA-8; padding. */
+			20, 0, 0, 0, 0, 0, 0, 0, 1, 'z', 'R', 0, 1, 0x78, 16, 1, 0x1b,
+			0x0c, 7, 8, 0x90, 1, 0, 0,
+			/* FDE: length 20, CIE pointer 28, pc_begin (pcrel, below),
+			 * pc_range 14, no augmentation data; after 4 bytes CFA rsp+48,
+			 * after 9 more (the add) rsp+8. */
+			20, 0, 0, 0, 28, 0, 0, 0, 0, 0, 0, 0, 14, 0, 0, 0, 0,
+			0x44, 0x0e, 48, 0x49, 0x0e, 8, 0,
+			/* terminator */
+			0, 0, 0, 0,
+		};
+		int32_t pcrel = -48; /* addr - (eh + 32) */
+		memcpy(eh + 32, &pcrel, 4);
+		struct { uint64_t size, hdr, mapped; } u = { sizeof eh, 0, sizeof eh };
+		struct rec r = { 4, sizeof r + sizeof u + sizeof eh, now() };
+		put(fd, &r, sizeof r);
+		put(fd, &u, sizeof u);
+		put(fd, eh, sizeof eh);
+	}
+
+	const char name[] = "jitted_frameless";
+	struct { uint32_t pid, tid; uint64_t vma, code_addr, code_size, code_index; } ld =
+		{ (uint32_t)getpid(), (uint32_t)getpid(), addr, addr, sizeof code, 1 };
+	struct rec r = { 0, sizeof r + sizeof ld + sizeof name + sizeof code, now() };
+	put(fd, &r, sizeof r);
+	put(fd, &ld, sizeof ld);
+	put(fd, name, sizeof name);
+	put(fd, code, sizeof code);
+
+	void (*fn)(unsigned long) = (void (*)(unsigned long))mem;
+	uint64_t end = now() + 60ull * 1000000000;
+	while (now() < end) run_jit(fn);
+	return 0;
+}
+`
+
+// The CFI a jitdump gives for its code is the unwinder's: the caller of a
+// JIT function without a frame pointer is found (main;run_jit;jitted_...);
+// without the unwinding record the frame-pointer fallback skips it.
+func TestJitdumpUnwinding(t *testing.T) {
+	testutil.RequireRoot(t)
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the test's JIT writes x86-64 machine code")
+	}
+	bin := testutil.BuildC(t, "gcc", jitCFIC, "-O1", "-g", "-fno-omit-frame-pointer")
+	for _, tc := range []struct {
+		arg     string
+		withCFI bool
+	}{{"cfi", true}, {"nocfi", false}} {
+		t.Run(tc.arg, func(t *testing.T) {
+			cmd := testutil.Start(t, bin, tc.arg)
+			t.Cleanup(func() { os.Remove("/tmp/jit-" + strconv.Itoa(cmd.Process.Pid) + ".dump") })
+			time.Sleep(200 * time.Millisecond)
+			c, err := profiler.Record(context.Background(), capture.Params{
+				Type: capture.CPU, PIDs: []int{cmd.Process.Pid}, Hz: 499, Duration: capture.Duration(2 * time.Second), Unwind: "dwarf",
+			}, profiler.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stacks := folded(c, capture.Query{})
+			all, jit, caller := total(stacks), share(stacks, "jitted_frameless_[j]"), share(stacks, "main;run_jit;jitted_frameless_[j]")
+			t.Logf("%d samples, %d in jitted_frameless, %d under main;run_jit", all, jit, caller)
+			if all == 0 || float64(jit)/float64(all) < 0.8 {
+				t.Fatalf("the JIT function is not named: %v", top(stacks, 5))
+			}
+			if tc.withCFI && float64(caller)/float64(jit) < 0.9 {
+				t.Errorf("with the jitdump's CFI, %d of %d samples of the JIT function under main;run_jit: %v", caller, jit, top(stacks, 5))
+			}
+			if !tc.withCFI && caller > jit/10 {
+				t.Errorf("without CFI, %d of %d samples under main;run_jit: the test does not need the record? %v", caller, jit, top(stacks, 5))
+			}
+		})
+	}
+}

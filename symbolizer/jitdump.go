@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path"
@@ -40,6 +41,8 @@ const (
 	// of a load, unwinding data) is skipped. Debug info may use more.
 	jitMaxKept      = 64 << 10
 	jitMaxDebugInfo = 16 << 20
+	// jitMaxUnwind bounds the unwinding data kept of one dump.
+	jitMaxUnwind = 64 << 20
 	// jitMaxFile: a larger dump is not read at all.
 	jitMaxFile = 4 << 30
 )
@@ -55,6 +58,12 @@ type jitFunc struct {
 	name       string
 	lines      []jitLine // sorted by addr
 	seq        int
+	// ehFrame is the code's CFI from the unwinding record before its
+	// load, laid out at ehAddr: right after the code, 8-byte aligned, as
+	// perf inject places it (its pointers are relative to that place).
+	ehFrame []byte
+	ehAddr  uint64
+	image   []byte // ehFrame in an ELF file, for the unwinder; made once
 }
 
 // jitDump is what was read of a jitdump so far; reading more of a growing
@@ -67,7 +76,10 @@ type jitDump struct {
 	latest   map[uint64]int // code address to its newest entry in funcs, for moves
 	nlines   int
 	consumed int64 // bytes of complete records, header included
-	unwind   int   // unwinding records seen (not used yet)
+	// unwind is the eh_frame of the last unwinding record, for the code
+	// load that follows it; unwindBytes what the dump's records kept.
+	unwind      []byte
+	unwindBytes int
 }
 
 var errNotJitdump = errors.New("not a jitdump file")
@@ -155,6 +167,10 @@ func (d *jitDump) record(id uint32, b []byte) {
 			return
 		}
 		f := jitFunc{addr: addr, size: size, name: cleanName(name), seq: len(d.funcs)}
+		if d.unwind != nil {
+			f.ehFrame, f.ehAddr = d.unwind, ehFrameAddr(addr, size)
+			d.unwind = nil
+		}
 		if ls, ok := d.pending[addr]; ok {
 			f.lines = ls
 			delete(d.pending, addr)
@@ -175,6 +191,10 @@ func (d *jitDump) record(id uint32, b []byte) {
 			return
 		}
 		f := jitFunc{addr: nu, size: size, name: d.funcs[i].name, seq: len(d.funcs)}
+		if eh := d.funcs[i].ehFrame; eh != nil {
+			// Its pointers are relative: it moves with the code.
+			f.ehFrame, f.ehAddr = eh, ehFrameAddr(nu, size)
+		}
 		for _, l := range d.funcs[i].lines {
 			l.addr = l.addr - old + nu
 			f.lines = append(f.lines, l)
@@ -212,8 +232,87 @@ func (d *jitDump) record(id uint32, b []byte) {
 			d.pending[addr] = lines
 		}
 	case jitUnwindingInfo:
-		d.unwind++
+		// unwinding_size, eh_frame_hdr_size, mapped_size u64; the eh_frame
+		// then its header (the unwinder needs the eh_frame only).
+		if len(b) < 24 {
+			return
+		}
+		n, hdr := o.Uint64(b), o.Uint64(b[8:])
+		data := b[24:]
+		if hdr > n || n-hdr > uint64(len(data)) || n-hdr < 8 || d.unwindBytes+int(n-hdr) > jitMaxUnwind {
+			d.unwind = nil
+			return
+		}
+		d.unwind = bytes.Clone(data[:n-hdr])
+		d.unwindBytes += len(d.unwind)
 	}
+}
+
+// ehFrameAddr is where a JIT's unwinding data is laid out for code at addr.
+func ehFrameAddr(addr, size uint64) uint64 { return addr + (size+7)&^7 }
+
+// unwindFor returns, for the unwinder, the CFI of the JIT code covering
+// addr as an ELF image with its .eh_frame at the place the JIT laid it out,
+// and a key naming it by content.
+func (js *jitDumpState) unwindFor(p *Process, addr uint64) (key string, img []byte, ok bool) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	var f *jitFunc
+	if js.d != nil {
+		f, _ = js.d.lookup(addr)
+	}
+	if f == nil && time.Since(js.checked) > perfMapRecheck {
+		js.refresh(p)
+		if js.d != nil {
+			f, _ = js.d.lookup(addr)
+		}
+	}
+	if f == nil || f.ehFrame == nil {
+		return "", nil, false
+	}
+	if f.image == nil {
+		f.image = ehFrameELF(f.ehFrame, f.ehAddr)
+	}
+	h := fnv.New64a()
+	h.Write(f.image)
+	return fmt.Sprintf("jit:%x", h.Sum64()), f.image, true
+}
+
+// ehFrameELF wraps an .eh_frame at addr in a minimal x86-64 ELF file: a
+// header, the data, a section name table and three section headers.
+func ehFrameELF(eh []byte, addr uint64) []byte {
+	le := binary.LittleEndian
+	names := []byte("\x00.eh_frame\x00.shstrtab\x00")
+	ehOff := uint64(64)
+	namesOff := ehOff + uint64(len(eh))
+	shOff := (namesOff + uint64(len(names)) + 7) &^ 7
+	out := make([]byte, shOff+3*64)
+	copy(out, "\x7fELF")
+	out[4], out[5], out[6] = 2, 1, 1 // 64-bit, little-endian, version 1
+	le.PutUint16(out[16:], 3)        // ET_DYN
+	le.PutUint16(out[18:], 62)       // EM_X86_64
+	le.PutUint32(out[20:], 1)
+	le.PutUint64(out[40:], shOff)
+	le.PutUint16(out[52:], 64) // header size
+	le.PutUint16(out[54:], 56) // program header size (none)
+	le.PutUint16(out[58:], 64) // section header size
+	le.PutUint16(out[60:], 3)  // sections
+	le.PutUint16(out[62:], 2)  // .shstrtab
+	copy(out[ehOff:], eh)
+	copy(out[namesOff:], names)
+	sh := func(i int, name, typ uint32, flags, addr, off, size uint64) {
+		b := out[shOff+uint64(i)*64:]
+		le.PutUint32(b, name)
+		le.PutUint32(b[4:], typ)
+		le.PutUint64(b[8:], flags)
+		le.PutUint64(b[16:], addr)
+		le.PutUint64(b[24:], off)
+		le.PutUint64(b[32:], size)
+		le.PutUint64(b[48:], 1)
+	}
+	sh(1, 1, 1, 2, addr, ehOff, uint64(len(eh)))     // .eh_frame: PROGBITS, ALLOC
+	sh(2, 11, 3, 0, 0, namesOff, uint64(len(names))) // .shstrtab: STRTAB
+	return out
 }
 
 // cString returns the NUL-terminated string at the start of b.

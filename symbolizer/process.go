@@ -494,7 +494,11 @@ func (p *Process) ModuleFor(addr uint64) (key string, bias uint64, open func() (
 		return "", 0, nil, false
 	}
 	m := p.find(addr)
-	if m == nil {
+	if m == nil || m.file == nil && m.path != "[vdso]" {
+		// JIT code: the CFI its jitdump gave, where it gave some.
+		if key, img, ok := p.jit.unwindFor(p, addr); ok {
+			return key, 0, func() (io.ReaderAt, io.Closer, error) { return bytes.NewReader(img), io.NopCloser(nil), nil }, true
+		}
 		return "", 0, nil, false
 	}
 	mod := p.module(m)
