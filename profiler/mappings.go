@@ -20,7 +20,8 @@ type MappingEventKind uint8
 const (
 	// MappingMapped: PID mapped Mapping.Path's [Start, End) at Offset
 	// executable (mmap, mprotect to exec, or the exec loading the program,
-	// its interpreter and the vDSO).
+	// its interpreter and the vDSO); Path is "" for anonymous memory (JIT
+	// code).
 	MappingMapped MappingEventKind = iota + 1
 	// MappingExec: PID called exec (Comm is its new name); the mappings of
 	// its old image are gone, those of the new one follow.
@@ -351,6 +352,9 @@ func parsePerfRecord(rec []byte) (MappingEvent, bool) {
 		m := symbolizer.Mapping{Start: addr, End: addr + n, Offset: le.Uint64(body[24:]), Path: cString(body[64:])}
 		if m.End <= m.Start || m.Path == "" {
 			return ev, false
+		}
+		if m.Path == "//anon" {
+			m.Path = "" // anonymous (JIT code), as /proc/PID/maps shows it
 		}
 		if misc&unix.PERF_RECORD_MISC_MMAP_BUILD_ID != 0 {
 			size := int(body[32])

@@ -200,6 +200,8 @@ func TestParsePerfRecord(t *testing.T) {
 		{"mmap2 with inode", perfRecord(perfRecordMmap2, 0,
 			mmap2Body(7, 0x1000, 0x1000, 0, nil, 42, unix.PROT_EXEC, "/bin/x"), 7, 6),
 			&MappingEvent{Kind: MappingMapped, PID: 7, Time: 6, Mapping: symbolizer.Mapping{Start: 0x1000, End: 0x2000, Path: "/bin/x", Major: 8, Minor: 1, Inode: 42}}},
+		{"mmap2 of anonymous memory", perfRecord(perfRecordMmap2, 0, mmap2Body(7, 0x1000, 0x1000, 0, nil, 0, unix.PROT_EXEC, "//anon"), 7, 6),
+			&MappingEvent{Kind: MappingMapped, PID: 7, Time: 6, Mapping: symbolizer.Mapping{Start: 0x1000, End: 0x2000, Major: 8, Minor: 1}}},
 		{"mmap2 not executable", perfRecord(perfRecordMmap2, 0, mmap2Body(7, 0x1000, 0x1000, 0, nil, 42, unix.PROT_READ, "/bin/x"), 7, 6), nil},
 		{"mmap2 of no length", perfRecord(perfRecordMmap2, 0, mmap2Body(7, 0x1000, 0, 0, nil, 42, unix.PROT_EXEC, "/bin/x"), 7, 6), nil},
 		{"mmap2 build id too long", perfRecord(perfRecordMmap2, unix.PERF_RECORD_MISC_MMAP_BUILD_ID,

@@ -162,6 +162,15 @@ func (m *procs) Mapping(ev MappingEvent) {
 		if ev.Time < r.exec {
 			return // the old image's, read late
 		}
+		if ev.Mapping.Path == "" {
+			// Anonymous code (a JIT's) is named from its perf map or
+			// jitdump, not its mapping; a JIT makes many.
+			return
+		}
+		// A mapping over older ones replaced them: the list stays as long
+		// as what is mapped.
+		nm := ev.Mapping
+		r.maps = slices.DeleteFunc(r.maps, func(o timedMapping) bool { return o.m.Start < nm.End && nm.Start < o.m.End })
 		r.maps = append(r.maps, timedMapping{ev.Mapping, ev.Time})
 		if p := m.byPID[ev.PID]; p != nil && p.snap != nil && ev.Time >= p.from && (p.until == 0 || ev.Time < p.until) {
 			p.snap.AddMapping(ev.Mapping)
