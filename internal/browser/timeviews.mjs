@@ -253,6 +253,7 @@ try {
   await sp.waitForFunction((k) => !document.querySelector(`#tl-list .tl-row[data-key="${k}"]`), moreKey);
   result.synthOpened = await tracks(sp);
   result.synthLost = await sp.$eval('#tl-list .tl-row[data-key="all"] .tl-sub', (e) => e.textContent);
+  await sp.$eval('#tl-list', (l) => { l.scrollTop = 0; });
   a = await trackPoint(sp, 'all', 10);
   await sp.mouse.move(a.x, a.y);
   result.synthLost += ' | ' + await sp.textContent('#tl-info');

@@ -808,7 +808,7 @@ function runTip(r, ev) {
   line('depth:', String(r.depth));
   // The function's share of the view, as the flame graph's tooltip says.
   if (row) {
-    line('total:', fmt(row.total) + ' · ' + pct(row.total, fnTotal) + ' of all (the function, in the range)');
+    line('total:', fmt(row.total) + ' · ' + pct(row.total, fnTotal) + ' of all');
     line('self:', fmt(row.self) + ' · ' + pct(row.self, fnTotal) + ' of all');
   }
   tip.hidden = false;
