@@ -27,8 +27,8 @@ var viewUsage = map[string]string{
 	"s":        "initial search regex of the SVG",
 	"width":    "SVG width in pixels",
 	"palette":  "hot, io, wakeup, chain or mem (default by capture type)",
-	"from":     "seconds from the capture start",
-	"to":       "seconds from the capture start",
+	"from":     "seconds from the capture start; repeat --from and --to in pairs for several ranges",
+	"to":       "seconds from the capture start (empty: the end)",
 	"pid":      "process ids, comma separated",
 	"tid":      "thread ids, comma separated",
 	"comm":     "process name",
@@ -44,7 +44,13 @@ var viewNames = append(slices.Clone(flamegraph.OptionParams), capture.QueryParam
 // the values that were set.
 func viewFlagSet(fs *flag.FlagSet) func() url.Values {
 	vals := make(map[string]*string)
+	// from and to repeat, as the query's parameters do (several ranges).
+	ranges := map[string]*multiFlag{"from": {}, "to": {}}
 	for _, name := range viewNames {
+		if r, ok := ranges[name]; ok {
+			fs.Var(r, name, viewUsage[name])
+			continue
+		}
 		vals[name] = fs.String(name, "", viewUsage[name])
 	}
 	return func() url.Values {
@@ -52,6 +58,9 @@ func viewFlagSet(fs *flag.FlagSet) func() url.Values {
 		fs.Visit(func(f *flag.Flag) {
 			if p, ok := vals[f.Name]; ok {
 				v.Set(f.Name, *p)
+			}
+			if r, ok := ranges[f.Name]; ok {
+				v[f.Name] = *r
 			}
 		})
 		return v

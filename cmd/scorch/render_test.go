@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -55,6 +56,15 @@ func TestRenderFormats(t *testing.T) {
 			code, out, stderr := runCmd(t, "render", "--format", "folded", "--from", "0.05", "--to", "0.1", file)
 			if code != 0 || !strings.Contains(out, "leaf_a") {
 				t.Errorf("render of a capture file: %d %s", code, stderr)
+			}
+			// Several ranges: --from and --to in pairs, the samples of both.
+			_, early, _ := runCmd(t, "render", "--format", "folded", "--from", "0", "--to", "0.05", file)
+			code, both, stderr := runCmd(t, "render", "--format", "folded", "--from", "0", "--to", "0.05", "--from", "0.05", "--to", "0.1", file)
+			if got, want := foldedTotal(both), foldedTotal(early)+foldedTotal(out); code != 0 || got != want || foldedTotal(early) == 0 {
+				t.Errorf("render of two ranges: %d, %d samples, want %d+%d: %s", code, got, foldedTotal(early), foldedTotal(out), stderr)
+			}
+			if code, _, stderr := runCmd(t, "render", "--format", "folded", "--from", "0", "--from", "0.05", "--to", "0.1", file); code != 2 || !strings.Contains(stderr, "from is given 2 times and to 1 times") {
+				t.Errorf("unpaired ranges: %d %s", code, stderr)
 			}
 		}},
 	}
@@ -161,4 +171,16 @@ func TestRenderBomb(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "unknown input format") {
 		t.Errorf("gzip of 1 GiB of zeros: exit %d, stderr %q", code, stderr)
 	}
+}
+
+// foldedTotal adds up the values of folded lines.
+func foldedTotal(folded string) int {
+	total := 0
+	for _, line := range strings.Split(strings.TrimSpace(folded), "\n") {
+		if i := strings.LastIndexByte(line, ' '); i > 0 {
+			n, _ := strconv.Atoi(line[i+1:])
+			total += n
+		}
+	}
+	return total
 }
