@@ -181,7 +181,7 @@ int main(void) {
 // of the sampled address, its caller at the line of the call; in the
 // binary, in a debuglink file, in a debug file found by build ID, and in
 // split DWARF's .dwo (where the compiler left it, or moved next to the
-// binary).
+// binary) or .dwp package.
 func TestNativeInlinedFrames(t *testing.T) {
 	lineOf := func(marker string) int {
 		for i, l := range strings.Split(inlineC, "\n") {
@@ -244,6 +244,25 @@ func TestNativeInlinedFrames(t *testing.T) {
 				t.Fatal(err)
 			}
 			return filepath.Join(moved, filepath.Base(bin))
+		}},
+		{"in a .dwp package next to the binary", func(t *testing.T, dir, _ string) string {
+			bin := splitBuild(t, dir)
+			dwp := ""
+			for _, tool := range []string{"llvm-dwp", "llvm-dwp-14", "llvm-dwp-15"} {
+				if p, err := exec.LookPath(tool); err == nil {
+					dwp = p
+					break
+				}
+			}
+			if dwp == "" {
+				t.Skip("no llvm-dwp (Debian package llvm)")
+			}
+			run(t, dwp, "-e", bin, "-o", bin+".dwp")
+			dwos, _ := filepath.Glob(filepath.Join(dir, "*.dwo"))
+			for _, f := range dwos {
+				os.Remove(f) // only the package is left
+			}
+			return bin
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
