@@ -158,6 +158,7 @@ func TestTimeViewsBrowser(t *testing.T) {
 		SynthLost                                       string
 		DarkBackground, DarkTrackLabel                  string
 		Title                                           string
+		PermalinkFocus                                  []string
 		Images                                          int
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
@@ -257,6 +258,9 @@ func TestTimeViewsBrowser(t *testing.T) {
 		if tr.FocusFrom != "0" || tr.FocusTo != "3" || !strings.HasSuffix(tr.Halves, ",0") {
 			t.Errorf("phase_one on track %s spans %s-%s s, halves %s; want 0-3 s, nothing in the second half", tr.Key, tr.FocusFrom, tr.FocusTo, tr.Halves)
 		}
+	}
+	if strings.Join(got.PermalinkFocus, ",") != "all,p200,t201" {
+		t.Errorf("opening the permalink with fn=phase_one painted tracks %v, want all,p200,t201", got.PermalinkFocus)
 	}
 	for _, tr := range got.HoverTracks {
 		if tr.Key == "t201" && (tr.FocusFrom != "3" || tr.FocusTo != "6" || !strings.HasPrefix(tr.Halves, "0,")) {

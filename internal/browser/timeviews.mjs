@@ -200,7 +200,12 @@ try {
   result.focusCells = await page.$$eval('#hm-svg .hm-focus rect', (rs) => rs.map((r) => +r.dataset.c));
   result.focusTracks = (await tracks(page)).filter((t) => t.spans > 0);
   await shot(page, 'focus-phase-one-1280x900');
-  // Hovering phase_two's row shows it instead, without a click.
+  // A permalink with the function selected paints it when the page opens.
+  await page.goto(page.url());
+  await page.waitForFunction(() => document.querySelector('#heatmap').dataset.focus === 'phase_one' && document.querySelector('#timeline').dataset.focus === 'phase_one', null, { timeout: 10000 }).catch(() => {});
+  await settled(page);
+  result.permalinkFocus = (await tracks(page)).filter((t) => t.spans > 0).map((t) => t.key);
+    // Hovering phase_two's row shows it instead, without a click.
   await page.hover('#functions tr[data-fn="phase_two"] td.fn');
   await page.waitForFunction(() => document.querySelector('#timeline').dataset.focus === 'phase_two');
   await page.waitForTimeout(100);

@@ -344,7 +344,9 @@ function health(sum) {
     const p = $('#no-time');
     p.textContent = 'This capture has no timestamps (it was imported from ' + (sum.source || 'a file') + ' data), so the heatmap, the thread tracks, the stack chart and time ranges are not available; every view covers the whole capture.';
     p.hidden = false;
-  } else if (!heat) {
+  }
+  const mounted = sum.timestamps && !heat;
+  if (mounted) {
     const root = $('#heatmap');
     root.hidden = false;
     heat = mountHeatmap(root, ID, {
@@ -376,6 +378,12 @@ function health(sum) {
       onPick: (p) => go({ pid: p && p.pid ? String(p.pid) : null, tid: p && p.tid ? String(p.tid) : null, zoom: null }),
     });
     $('#tab-stack').hidden = false;
+  }
+  // A function selected before they were mounted (a permalink with fn):
+  // paint it now.
+  if (mounted && focused) {
+    heat.focus(focused);
+    timeline.focus(focused);
   }
 }
 
