@@ -46,7 +46,7 @@ export function mountTimeline(root, id, opts) {
     tid: opts.initial.get('tid') || '',
     data: null, threads: null, focus: null, focusName: null,
     open: new Set(), more: new Set(), // processes open, processes showing all threads
-    moreProcs: false, drag: null, hover: null, lost: 0,
+    moreProcs: false, drag: null,
   };
   root.textContent = '';
   const head = el('div', { class: 'tl-bar' });
@@ -540,10 +540,13 @@ export function mountTimeline(root, id, opts) {
     set(P) {
       state.ranges = parseRanges(P);
       state.cmp = parseRanges(P, 'compare_');
+      const pick = (P.get('pid') || '') + '/' + (P.get('tid') || '');
+      const picked = pick !== state.pid + '/' + state.tid;
       state.pid = P.get('pid') || '';
       state.tid = P.get('tid') || '';
       load();
-      if (state.data) draw();
+      // A new range redraws the selection only; a new pick the tracks.
+      if (state.data) { if (picked) draw(); else drawOver(); }
     },
     focus: loadFocus,
     duration: end,
