@@ -144,12 +144,17 @@ type Meta struct {
 	Params     Params        `json:"params"`
 	Host       string        `json:"host,omitempty"`
 	Kernel     string        `json:"kernel,omitempty"`
-	Start      time.Time     `json:"start"`    // wall clock at Event.Time == 0
-	Duration   time.Duration `json:"duration"` // length of the capture
+	Arch       string        `json:"arch,omitempty"` // the host's architecture: x86-64, arm64
+	Start      time.Time     `json:"start"`          // wall clock at Event.Time == 0
+	Duration   time.Duration `json:"duration"`       // length of the capture
 	Timestamps bool          `json:"timestamps"`
 	Source     string        `json:"source,omitempty"` // "bpf", "perf-script", "folded", "pprof", "capture"
 	Stats      Stats         `json:"stats"`
 	Warnings   []string      `json:"warnings,omitempty"`
+	// Notes are facts of how the capture was taken that a user should know
+	// and that lose nothing (a part that works differently on this
+	// architecture): info findings in the health.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Capture is a recording: metadata, an interned frame table, an interned

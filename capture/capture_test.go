@@ -104,6 +104,7 @@ func TestFileRoundTrip(t *testing.T) {
 	c := sample(t)
 	c.Meta.Stats.Lost = 7
 	c.Meta.Warnings = []string{"w"}
+	c.Meta.Arch, c.Meta.Notes = "arm64", []string{"the off-CPU kernel stack cache is off on arm64"}
 	var buf bytes.Buffer
 	if err := Write(&buf, c); err != nil {
 		t.Fatal(err)
@@ -123,8 +124,17 @@ func TestFileRoundTrip(t *testing.T) {
 			t.Fatalf("event %d: got %+v, want %+v", i, got.Events[i], c.Events[i])
 		}
 	}
-	if got.Meta.Stats.Lost != 7 || got.Meta.Type != CPU || !got.Meta.Start.Equal(c.Meta.Start) || got.Meta.Duration != c.Meta.Duration {
+	if got.Meta.Stats.Lost != 7 || got.Meta.Type != CPU || !got.Meta.Start.Equal(c.Meta.Start) || got.Meta.Duration != c.Meta.Duration ||
+		got.Meta.Arch != "arm64" || len(got.Meta.Notes) != 1 {
 		t.Errorf("meta not kept: %+v", got.Meta)
+	}
+	// A note is an info finding of the health; a warning a warning.
+	sev := map[string]string{}
+	for _, f := range got.Summarize(Query{}, nil).Findings {
+		sev[f.Message] = f.Severity
+	}
+	if sev[c.Meta.Notes[0]] != "info" || sev["w"] != "warning" {
+		t.Errorf("findings %v: want the note as info and the warning as warning", sev)
 	}
 
 	// Every truncation of the file is an error, never a panic or a partial capture.

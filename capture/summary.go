@@ -266,6 +266,9 @@ func (c *Capture) findings(s Summary) []Finding {
 		}
 		add("warning", w, "")
 	}
+	for _, n := range m.Notes {
+		add("info", n, "")
+	}
 	rank := map[string]int{"error": 0, "warning": 1, "info": 2}
 	slices.SortStableFunc(out, func(a, b Finding) int { return cmp.Compare(rank[a.Severity], rank[b.Severity]) })
 	return out

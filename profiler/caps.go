@@ -23,6 +23,7 @@ type Collector struct {
 // Caps are what this host supports, found by trying.
 type Caps struct {
 	Kernel     string               `json:"kernel"`
+	Arch       string               `json:"arch"` // what this scorch is built for, with its registers
 	BTF        bool                 `json:"btf"`
 	BTFReason  string               `json:"btf_reason,omitempty"`
 	Root       bool                 `json:"root"`
@@ -38,6 +39,7 @@ type Caps struct {
 func Capabilities(ctx context.Context) Caps {
 	c := Caps{
 		Kernel:     kernelRelease(),
+		Arch:       archSummary(hostArch),
 		Root:       os.Geteuid() == 0,
 		Collectors: make(map[string]Collector),
 		Sysctls:    make(map[string]string),
@@ -62,6 +64,7 @@ func Capabilities(ctx context.Context) Caps {
 	if v := c.Sysctls["kernel.perf_event_max_stack"]; v != "" && v != "127" {
 		c.Notes = append(c.Notes, "kernel.perf_event_max_stack="+v+": stacks are cut at that depth")
 	}
+	c.Notes = append(c.Notes, archNotes(hostArch, hostArch.Name != "", kernelMachine())...)
 	c.PMU, c.PMUReason = probePMU()
 	for _, t := range capture.Types {
 		col, ok := collectorFor(t)

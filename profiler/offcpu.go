@@ -90,6 +90,7 @@ func (src *offcpuSource) decode(s *session, e *stackEvent) {
 }
 
 func (src *offcpuSource) finish(c *collection) {
+	c.meta.Notes = append(c.meta.Notes, offCPUNotes(hostArch, src.typ)...)
 	if src.noWaker > 0 {
 		c.s.stats.Counters.Add(capture.NoWakerSeen, src.noWaker)
 	}

@@ -172,6 +172,7 @@ func hostMeta(p capture.Params) capture.Meta {
 		Params:     p,
 		Host:       host,
 		Kernel:     kernelRelease(),
+		Arch:       hostArch.Name,
 		Timestamps: true,
 		Source:     "bpf",
 	}

@@ -16,14 +16,21 @@ import (
 	"github.com/scorch-dev/scorch/internal/cache"
 )
 
-// Arch is the architecture-specific part of the compact tables: which
-// DWARF registers are the stack pointer, the frame pointer and the return
-// address. Everything else in the builder and the walker is shared.
+// Arch is everything scorch's Go code knows about an architecture, the one
+// table of it (bpf/arch.h is the BPF side's): which DWARF registers are the
+// stack pointer, the frame pointer and the return address, how return
+// addresses are found and stripped, and which parts of the profiler work
+// there. Everything else in the unwinders and the profiler is shared.
 type Arch struct {
-	Name    string
-	Machine elf.Machine
-	SP, FP  uint64 // DWARF register numbers
-	RA      uint64 // the CIEs' return-address column
+	Name    string      // as users know it: "x86-64", "arm64"
+	GOARCH  string      // runtime.GOARCH of scorch built for it
+	Uname   string      // uname -m of its kernels
+	Machine elf.Machine // of its ELF files
+	SP, FP  uint64      // DWARF register numbers
+	RA      uint64      // the CIEs' return-address column
+	// Regs names the sampled registers: pc, sp, fp and the link register
+	// ("" where there is none), for doctor and the README.
+	Regs [4]string
 	// LinkReg: the return address is in register RA until the prologue
 	// saves it (arm64's x30), so a missing rule means "in the register";
 	// otherwise (x86-64) the call pushed it and a missing rule is CFA-8.
@@ -31,12 +38,38 @@ type Arch struct {
 	// X86Exprs: recognize the two CFA expressions x86-64 code has (PLT
 	// entries, signal trampolines).
 	X86Exprs bool
+	// RAMask keeps the address bits of a return address: arm64 code built
+	// with -mbranch-protection=pac-ret signs return addresses in their top
+	// bits (pointer authentication) on hosts that support it, and marks
+	// where in its CFI (DW_CFA_AARCH64_negate_ra_state, which unwinding
+	// needs only as "strip it"). Linux user addresses are below 2^48.
+	RAMask uint64
+	// PAC: the CFI may say DW_CFA_AARCH64_negate_ra_state (0x2d), which
+	// changes nothing of where the return address is.
+	PAC bool
+	// KernelStackCache: the off-CPU kernel stack cache can work
+	// (bpf/arch.h's ARCH_KSTACK_CACHE): it relies on x86-64's ORC unwinder
+	// and do_syscall_64's random stack offset.
+	KernelStackCache bool
 }
 
-// Arches are the architectures the compact tables support.
+// Arches are the architectures scorch supports.
 var Arches = []Arch{
-	{Name: "x86-64", Machine: elf.EM_X86_64, SP: 7, FP: 6, RA: 16, X86Exprs: true},
-	{Name: "arm64", Machine: elf.EM_AARCH64, SP: 31, FP: 29, RA: 30, LinkReg: true},
+	{Name: "x86-64", GOARCH: "amd64", Uname: "x86_64", Machine: elf.EM_X86_64, SP: 7, FP: 6, RA: 16,
+		Regs: [4]string{"rip", "rsp", "rbp", ""}, X86Exprs: true, RAMask: ^uint64(0), KernelStackCache: true},
+	{Name: "arm64", GOARCH: "arm64", Uname: "aarch64", Machine: elf.EM_AARCH64, SP: 31, FP: 29, RA: 30,
+		Regs: [4]string{"pc", "sp", "x29", "x30"}, LinkReg: true, RAMask: 1<<48 - 1, PAC: true},
+}
+
+// ArchFor returns the architecture scorch built for GOARCH goarch
+// supports (runtime.GOARCH: the host's).
+func ArchFor(goarch string) (Arch, bool) {
+	for _, a := range Arches {
+		if a.GOARCH == goarch {
+			return a, true
+		}
+	}
+	return Arch{}, false
 }
 
 func archFor(m elf.Machine) (Arch, error) {
@@ -45,7 +78,7 @@ func archFor(m elf.Machine) (Arch, error) {
 			return a, nil
 		}
 	}
-	return Arch{}, fmt.Errorf("unsupported machine %v: compact tables support x86-64 and arm64", m)
+	return Arch{}, fmt.Errorf("unsupported machine %v: scorch unwinds x86-64 and arm64", m)
 }
 
 // CFARule says how the canonical frame address of a frame is computed.
@@ -597,7 +630,12 @@ func runCFI(a Arch, fde *dframe.FrameDescriptionEntry, emit func(loc uint64, r R
 				set(reg, dframe.DWRule{Rule: dframe.RuleValExpression, Expression: block()})
 			case 0x2e: // GNU_args_size
 				uleb()
-			default: // set_loc, vendor opcodes (arm64 negate_ra_state), unknown ones
+			case 0x2d: // AARCH64_negate_ra_state: the return address is signed (or no longer): RAMask strips it
+				if !a.PAC {
+					unsupported()
+					return
+				}
+			default: // set_loc, vendor opcodes, unknown ones
 				unsupported()
 				return
 			}

@@ -82,7 +82,7 @@ func WalkCompact(f TableFinder, regs Regs, lr uint64, stack []byte) ([]uint64, s
 		case RAUndefined:
 			return pcs, ""
 		case RAInLink:
-			if len(pcs) > 1 {
+			if len(pcs) > 1 || lr == 0 {
 				return pcs, ReasonLostLR
 			}
 			ra = lr
@@ -92,6 +92,8 @@ func WalkCompact(f TableFinder, regs Regs, lr uint64, stack []byte) ([]uint64, s
 				return pcs, ReasonEndOfCopy
 			}
 		}
+		// Pointer authentication signs return addresses in their top bits.
+		ra &= t.Arch.RAMask
 		if ra == 0 {
 			return pcs, ""
 		}

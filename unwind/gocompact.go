@@ -212,6 +212,8 @@ func (g *goRules) row(vaddr uint64) (row, bool) {
 		rw.raOff = r.RAOffset
 	case RAUndefined:
 		rw.raUndefined = true
+	case RAInLink: // an arm64 leaf
+		rw.raInLink = true
 	default:
 		return row{kind: rowUnsupported}, true
 	}

@@ -1,6 +1,7 @@
 package unwind
 
 import (
+	"bytes"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -13,31 +14,26 @@ import (
 	"github.com/scorch-dev/scorch/internal/cache"
 )
 
-// x86-64 DWARF register numbers.
-const (
-	regBP = 6
-	regSP = 7
-	regRA = 16
-)
-
 type rowKind uint8
 
 const (
 	rowUnsupported rowKind = iota
-	rowCFASP               // CFA = rsp + cfaOff
-	rowCFABP               // CFA = rbp + cfaOff: the function has set up its frame pointer
+	rowCFASP               // CFA = sp + cfaOff
+	rowCFABP               // CFA = fp + cfaOff: the function has set up its frame pointer
 	rowPLT                 // the PLT's CFA expression; cfaOff is the threshold of pc&15
 	// rowSignal is a signal trampoline (__restore_rt): the interrupted
 	// context's rsp, rip and rbp are saved at rsp + cfaOff, raOff and bpOff.
 	rowSignal
 )
 
-// row is the part of a CFI table row that unwinding rip, rsp and rbp needs.
+// row is the part of a CFI table row that unwinding the pc, the stack
+// pointer and the frame pointer needs.
 type row struct {
 	kind        rowKind
 	miss        bool // no CFI covers the address (a cached miss)
 	raUndefined bool // outermost frame (_start, clone): nothing to return to
-	bpSaved     bool // rbp is saved at CFA + bpOff; otherwise unchanged
+	raInLink    bool // the return address is still in the link register (arm64 x30)
+	bpSaved     bool // the frame pointer is saved at CFA + bpOff; otherwise unchanged
 	cfaOff      int32
 	raOff       int32
 	bpOff       int32
@@ -50,6 +46,7 @@ const rowSlots = 4096
 // far: a direct-mapped array of immutable entries, read without locks on
 // the hot path; a colliding address replaces the entry.
 type table struct {
+	arch Arch                           // of the file: its registers and return-address rules
 	fdes dframe.FrameDescriptionEntries // sorted by begin
 	gos  *goRules                       // a Go binary's pclntab rules, for pcs no FDE covers
 	rows [rowSlots]atomic.Pointer[rowEntry]
@@ -90,7 +87,7 @@ func (t *table) evaluate(pc uint64) (rw row, ok bool) {
 	if err != nil {
 		return row{}, false
 	}
-	rw = rowOf(fc)
+	rw = rowOf(t.arch, fc)
 	var i int
 	if t.gos.isTop(pc, &i) { // Go's outermost functions, which .debug_frame does not mark
 		rw.raUndefined = true
@@ -100,18 +97,18 @@ func (t *table) evaluate(pc uint64) (rw row, ok bool) {
 
 // rowOf reduces a frame context to a row; rules other than the common ones
 // make it rowUnsupported.
-func rowOf(fc *dframe.FrameContext) row {
+func rowOf(a Arch, fc *dframe.FrameContext) row {
 	var rw row
 	switch {
-	case fc.CFA.Rule == dframe.RuleCFA && fc.CFA.Reg == regSP:
+	case fc.CFA.Rule == dframe.RuleCFA && fc.CFA.Reg == a.SP:
 		rw.kind, rw.cfaOff = rowCFASP, int32(fc.CFA.Offset)
-	case fc.CFA.Rule == dframe.RuleCFA && fc.CFA.Reg == regBP:
+	case fc.CFA.Rule == dframe.RuleCFA && fc.CFA.Reg == a.FP:
 		rw.kind, rw.cfaOff = rowCFABP, int32(fc.CFA.Offset)
-	case fc.CFA.Rule == dframe.RuleExpression:
+	case fc.CFA.Rule == dframe.RuleExpression && a.X86Exprs:
 		if th, ok := pltThreshold(fc.CFA.Expression); ok {
 			rw.kind, rw.cfaOff = rowPLT, int32(th)
 		} else if off, ok := spOffset(fc.CFA.Expression, true); ok {
-			return signalRow(fc, off)
+			return signalRow(a, fc, off)
 		}
 	}
 	if fc.CFA.Offset != int64(int32(fc.CFA.Offset)) {
@@ -119,7 +116,12 @@ func rowOf(fc *dframe.FrameContext) row {
 	}
 	ra, ok := fc.Regs[fc.RetAddrReg]
 	switch {
-	case !ok && fc.RetAddrReg == regRA:
+	case fc.RetAddrReg != a.RA:
+		rw.kind = rowUnsupported
+	case a.LinkReg && (!ok || ra.Rule == dframe.RuleSameVal):
+		// Not saved yet (a leaf, a prologue): still in the link register.
+		rw.raInLink = true
+	case !ok:
 		// x86-64 CIEs always give the return address; a missing rule is
 		// the one the CIE set up, at CFA-8.
 		rw.raOff = -8
@@ -130,7 +132,7 @@ func rowOf(fc *dframe.FrameContext) row {
 	default:
 		rw.kind = rowUnsupported
 	}
-	if bp, ok := fc.Regs[regBP]; ok {
+	if bp, ok := fc.Regs[a.FP]; ok {
 		switch bp.Rule {
 		case dframe.RuleOffset:
 			if bp.Offset != int64(int32(bp.Offset)) {
@@ -147,7 +149,7 @@ func rowOf(fc *dframe.FrameContext) row {
 
 // signalRow reads the rules of a signal trampoline, where every register of
 // the interrupted context is saved at an offset from rsp.
-func signalRow(fc *dframe.FrameContext, spOff int32) row {
+func signalRow(a Arch, fc *dframe.FrameContext, spOff int32) row {
 	rw := row{kind: rowSignal, cfaOff: spOff}
 	ra, ok := fc.Regs[fc.RetAddrReg]
 	if !ok || ra.Rule != dframe.RuleExpression {
@@ -156,7 +158,7 @@ func signalRow(fc *dframe.FrameContext, spOff int32) row {
 	if rw.raOff, ok = spOffset(ra.Expression, false); !ok {
 		return row{}
 	}
-	if bp, ok := fc.Regs[regBP]; ok && bp.Rule == dframe.RuleExpression {
+	if bp, ok := fc.Regs[a.FP]; ok && bp.Rule == dframe.RuleExpression {
 		if rw.bpOff, ok = spOffset(bp.Expression, false); ok {
 			rw.bpSaved = true
 		}
@@ -248,18 +250,101 @@ func loadTable(ra io.ReaderAt) (t *table, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading elf: %w", err)
 	}
-	if f.Machine != elf.EM_X86_64 {
-		return nil, fmt.Errorf("unsupported machine %v: only x86-64", f.Machine)
+	arch, err := archFor(f.Machine)
+	if err != nil {
+		return nil, err
 	}
 	fdes, err := readFDEs(f)
-	gos, _ := readGoRules(f, Arches[0])
+	gos, _ := readGoRules(f, arch)
 	if err != nil && (gos == nil || len(gos.spans) == 0) {
 		return nil, err
 	}
 	if gos != nil && len(gos.spans) == 0 {
 		gos = nil
 	}
-	return &table{fdes: fdes, gos: gos}, nil
+	if arch.PAC {
+		// delve's interpreter stops at the opcode; where the return
+		// address is does not change, and RAMask strips the signature.
+		cies := map[*dframe.CommonInformationEntry]bool{}
+		for _, fde := range fdes {
+			fde.Instructions = withoutNegateRAState(fde.Instructions)
+			if c := fde.CIE; c != nil && !cies[c] {
+				cies[c] = true
+				c.InitialInstructions = withoutNegateRAState(c.InitialInstructions)
+			}
+		}
+	}
+	return &table{arch: arch, fdes: fdes, gos: gos}, nil
+}
+
+// withoutNegateRAState returns a CFI program with its
+// DW_CFA_AARCH64_negate_ra_state opcodes (0x2d) made DW_CFA_nop; prog is
+// not modified. It stops at the first opcode it does not know, leaving the
+// rest to the interpreter.
+func withoutNegateRAState(prog []byte) []byte {
+	if !bytes.Contains(prog, []byte{0x2d}) {
+		return prog
+	}
+	out := bytes.Clone(prog)
+	i := 0
+	leb := func() {
+		for i < len(out) && out[i]&0x80 != 0 {
+			i++
+		}
+		i++
+	}
+	block := func() {
+		n, w := uint64(0), uint(0)
+		for i < len(out) {
+			b := out[i]
+			i++
+			n |= uint64(b&0x7f) << w
+			w += 7
+			if b&0x80 == 0 || w > 63 {
+				break
+			}
+		}
+		if n > uint64(len(out)-min(i, len(out))) {
+			i = len(out)
+			return
+		}
+		i += int(n)
+	}
+	for i < len(out) {
+		op := out[i]
+		i++
+		switch op & 0xc0 {
+		case 0x40, 0xc0: // advance_loc, restore: the operand is in the opcode
+			continue
+		case 0x80: // offset
+			leb()
+			continue
+		}
+		switch op {
+		case 0x00, 0x0a, 0x0b: // nop, remember_state, restore_state
+		case 0x2d:
+			out[i-1] = 0x00
+		case 0x02:
+			i++
+		case 0x03:
+			i += 2
+		case 0x04:
+			i += 4
+		case 0x06, 0x07, 0x08, 0x0d, 0x0e, 0x13, 0x2e: // one LEB128 operand
+			leb()
+		case 0x05, 0x09, 0x0c, 0x11, 0x12, 0x14, 0x15, 0x2f: // two
+			leb()
+			leb()
+		case 0x0f: // def_cfa_expression
+			block()
+		case 0x10, 0x16: // expression, val_expression
+			leb()
+			block()
+		default: // set_loc (its size depends on the CIE), unknown opcodes
+			return out
+		}
+	}
+	return out
 }
 
 // readFDEs parses the FDEs of .eh_frame and .debug_frame, sorted by address

@@ -128,8 +128,9 @@ func New(opts Options) *Unwinder {
 
 // frame is the state of one frame during the walk.
 type frame struct {
-	pc, sp, bp uint64
-	bpOK       bool // bp holds the frame's rbp (false once CFI could not restore it)
+	pc, sp, bp, lr uint64
+	bpOK           bool // bp holds the frame's frame pointer (false once CFI could not restore it)
+	lrOK           bool // lr holds the link register's value (the sampled frame only)
 	// exact: pc is the interrupted instruction (the sample's, or one a
 	// signal interrupted), not a return address.
 	exact bool
@@ -183,7 +184,7 @@ func (u *Unwinder) Unwind(r Resolver, mode Mode, regs Regs, stack []byte, fpChai
 		return Result{PCs: fpChain, Outcome: OutcomeFP}
 	}
 	st := stackCopy{base: regs.SP, data: stack}
-	cur := frame{pc: regs.IP, sp: regs.SP, bp: regs.BP, bpOK: true, exact: true}
+	cur := frame{pc: regs.IP, sp: regs.SP, bp: regs.BP, lr: regs.LR, bpOK: true, lrOK: regs.LR != 0, exact: true}
 	pcs := make([]uint64, 1, 32)
 	pcs[0] = regs.IP
 	// lastK/lastJ remember the latest CFI frame pcs[lastK] that is
@@ -337,14 +338,25 @@ func (u *Unwinder) step(w *walk, r Resolver, cur frame, st stackCopy) (next fram
 	if rw.raUndefined {
 		return frame{}, kind, true, ""
 	}
-	ra, ok := st.read(cfa + uint64(rw.raOff))
-	if !ok {
+	var ra uint64
+	if rw.raInLink {
+		// arm64 before the prologue saved x30, or a leaf that never does:
+		// only the sampled frame has the register.
+		if !cur.lrOK {
+			return frame{}, kind, false, ReasonLostLR
+		}
+		ra = cur.lr
+	} else if ra, ok = st.read(cfa + uint64(rw.raOff)); !ok {
 		return frame{}, kind, false, ReasonEndOfCopy
 	}
+	// Pointer authentication signs return addresses in their top bits.
+	ra &= t.arch.RAMask
 	if ra == 0 {
 		return frame{}, kind, true, ""
 	}
-	if cfa <= cur.sp {
+	// A leaf returning through the link register may leave sp where it
+	// was (CFA = sp); any other frame moves it up.
+	if cfa < cur.sp || cfa == cur.sp && !rw.raInLink {
 		return frame{}, kind, false, ReasonNoProgress
 	}
 	next = frame{pc: ra, sp: cfa, bp: cur.bp, bpOK: cur.bpOK}

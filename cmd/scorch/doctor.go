@@ -34,6 +34,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return "no"
 	}
 	fmt.Fprintf(stdout, "kernel      %s\n", caps.Kernel)
+	fmt.Fprintf(stdout, "arch        %s\n", caps.Arch)
 	fmt.Fprintf(stdout, "root        %s\n", yes(caps.Root))
 	fmt.Fprintf(stdout, "BTF         %s", yes(caps.BTF))
 	if caps.BTFReason != "" {

@@ -6,17 +6,33 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // RequireRoot skips the test unless it runs as root, which loading BPF
-// programs needs.
+// programs needs, on a kernel it can make system calls to: under
+// qemu-user (make test runs the arm64 build of the unit tests so) the bpf
+// system call and ptrace are not emulated.
 func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to load BPF programs: run the tests with sudo (make test does)")
 	}
+	if Emulated() {
+		t.Skip("the bpf system call is not implemented here (qemu-user, which make test runs the arm64 unit tests under, or a kernel without CONFIG_BPF_SYSCALL): BPF, ptrace and mount tests need a real " + runtime.GOARCH + " kernel")
+	}
+}
+
+// Emulated reports whether the test runs under a user-mode emulator
+// (qemu-user), found by the bpf system call it does not implement: a real
+// kernel answers a bad command with EINVAL or EPERM, never ENOSYS.
+func Emulated() bool {
+	_, _, errno := unix.Syscall(unix.SYS_BPF, ^uintptr(0), 0, 0)
+	return errno == unix.ENOSYS
 }
 
 // RequireTool skips the test when a program is not installed.
