@@ -154,6 +154,9 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	for _, w := range c.Meta.Warnings {
 		fmt.Fprintf(stderr, "scorch: warning: %s\n", w)
 	}
+	for _, n := range c.Meta.Notes {
+		fmt.Fprintf(stderr, "scorch: note: %s\n", n)
+	}
 	// The summary is stderr's last line.
 	fmt.Fprintf(stderr, "scorch: %d events in %s, %d lost", st.Samples, c.Meta.Duration.Round(time.Millisecond), st.Lost)
 	if st.StackErrors > 0 || st.Truncated > 0 {

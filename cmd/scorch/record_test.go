@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/scorch-dev/scorch/internal/testutil"
+	"github.com/scorch-dev/scorch/unwind"
 )
 
 // buildScorch builds the command once per test binary.
@@ -136,5 +138,10 @@ func TestDoctor(t *testing.T) {
 	}
 	if !strings.Contains(out, "cpu      yes") {
 		t.Errorf("the cpu collector is not available here:\n%s", out)
+	}
+	// The architecture, named as users know it, with its registers.
+	arch, _ := unwind.ArchFor(runtime.GOARCH)
+	if !strings.Contains(out, "arch        "+arch.Name+" (registers "+arch.Regs[0]) {
+		t.Errorf("doctor does not name the architecture %s:\n%s", arch.Name, out)
 	}
 }
