@@ -6,7 +6,9 @@
 # by themselves (testutil.RequireRoot: qemu-user has no bpf system call);
 # the tests listed in SKIP exec programs they build for the GOARCH (no
 # binfmt_misc here), ptrace them, or read /proc of the emulator, which
-# qemu-user does not emulate for other processes. The arm64 unwinding
+# qemu-user does not emulate for other processes; HEAVY are the few that take
+# minutes under emulation (table checks over all of libc, decompression
+# bombs, the largest render) and run natively in test-go. The arm64 unwinding
 # itself is tested natively too (unwind's arm64 fixtures, snapshots taken
 # under qemu's gdb stub).
 set -euo pipefail
@@ -21,7 +23,9 @@ echo "arm64: go vet"
 GOARCH=arm64 $GO vet ./...
 echo "arm64: go build ./cmd/scorch"
 GOARCH=arm64 CGO_ENABLED=0 $GO build -o /dev/null ./cmd/scorch
-SKIP='^(TestOpenInRoot|TestOpenForeign|TestNativeInlinedFrames|TestNativeFixtures|TestStrippedGo|TestLines|TestRecordedProcessAfterExit|TestGoCompactWalk|TestLiveWorkloads|TestRestartAfterKill)$'
+NATIVE='TestOpenInRoot|TestOpenForeign|TestNativeInlinedFrames|TestNativeFixtures|TestStrippedGo|TestLines|TestRecordedProcessAfterExit|TestGoCompactWalk|TestLiveWorkloads|TestRestartAfterKill'
+HEAVY='TestCompactAgrees|TestImportBombs|TestLargeRenderSize|TestCompactCorrupted'
+SKIP="^($NATIVE|$HEAVY)\$"
 pkgs=(./capture/... ./calltree/... ./flamegraph/... ./heatmap/... ./formats/... ./symbolizer/... ./unwind/... ./web/...)
 echo "arm64: go test under $qemu: ${pkgs[*]}"
 GOARCH=arm64 $GO test -exec "$qemu" -count=1 -timeout 20m -skip "$SKIP" "${pkgs[@]}"
