@@ -22,9 +22,13 @@ func WalkCompact(f TableFinder, regs Regs, lr uint64, stack []byte) ([]uint64, s
 	st := stackCopy{base: regs.SP, data: stack}
 	pc, sp, fp, fpOK, exact := regs.IP, regs.SP, regs.BP, true, true
 	pcs := []uint64{pc}
+	// The return-address mask of the last file with a table (pointer
+	// authentication on arm64), also for the frames of code without one.
+	mask := ^uint64(0)
 	for len(pcs) < MaxDepth {
 		var r Rule
 		if t, bias, ok := f.CompactFor(pc); ok {
+			mask = t.Arch.RAMask
 			look := pc - bias
 			if !exact {
 				look-- // a return address may be past the end of its function
@@ -93,7 +97,7 @@ func WalkCompact(f TableFinder, regs Regs, lr uint64, stack []byte) ([]uint64, s
 			}
 		}
 		// Pointer authentication signs return addresses in their top bits.
-		ra &= t.Arch.RAMask
+		ra &= mask
 		if ra == 0 {
 			return pcs, ""
 		}
