@@ -39,6 +39,10 @@ func moduleOf(e *lruEntry) *module {
 	return &module{err: e.Err()}
 }
 
+// recost charges the entry of key with what its module grew by since it
+// was kept (its DWARF tables, read at its first symbolization).
+func (c *lru) recost(key string) { c.c.Recost(key) }
+
 // touch marks e as recently used.
 func (c *lru) touch(e *lruEntry) { c.c.Touch(e) }
 

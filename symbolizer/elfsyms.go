@@ -243,6 +243,11 @@ type goTable struct {
 	bytes  int64
 }
 
+// goFuncBytes is what debug/gosym keeps per function besides the pclntab
+// (its Func and Sym, the name and the maps of names and files), measured by
+// TestModuleBytesMatchHeap.
+const goFuncBytes = 260
+
 // goSymbols reads .gopclntab (present also in stripped Go binaries) and
 // appends one symbol per Go function.
 func goSymbols(f *elf.File, out []symbol) (_ []symbol, gt *goTable, err error) {
@@ -274,7 +279,7 @@ func goSymbols(f *elf.File, out []symbol) (_ []symbol, gt *goTable, err error) {
 		}
 		out = append(out, symbol{addr: fn.Entry, size: fn.End - fn.Entry, name: []byte(fn.Name), bind: 3})
 	}
-	gt = &goTable{table: tab, bytes: int64(len(data)) + int64(len(tab.Funcs))*160}
+	gt = &goTable{table: tab, bytes: int64(len(data)) + int64(len(tab.Funcs))*goFuncBytes}
 	if gt.inline = newGoInline(f, data, sec.Addr, text); gt.inline != nil {
 		gt.bytes += int64(len(gt.inline.gofunc))
 	}

@@ -77,7 +77,8 @@ func (g *goInline) findGofunc(f *elf.File, sec *elf.Section, pclnAddr uint64) bo
 			if err != nil {
 				return false
 			}
-			g.gofunc = sd[gofunc-s.Addr:]
+			// A copy: the section around it (all of .rodata) is not kept.
+			g.gofunc = bytes.Clone(sd[gofunc-s.Addr:])
 			return true
 		}
 		return false

@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 )
 
 // module is what the cache holds per file: enough to map an address to an
@@ -20,8 +21,10 @@ type module struct {
 	loads   []loadSeg
 	table   *symTable
 	// lines and inlines (only with Options.Lines) are read by dwarfOnce at
-	// the first symbolization of an address of the module.
+	// the first symbolization of an address of the module; dwarfRead says
+	// they are there, for bytes (the cache charges them once read).
 	dwarfOnce sync.Once
+	dwarfRead atomic.Bool
 	lines     *lineTable
 	inlines   *inlineTable
 	gotab     *goTable
@@ -31,7 +34,10 @@ type module struct {
 
 func (m *module) bytes() int64 {
 	n := int64(256 + len(m.loads)*32)
-	n += m.table.bytes() + m.lines.bytes() + m.inlines.bytes()
+	n += m.table.bytes()
+	if m.dwarfRead.Load() {
+		n += m.lines.bytes() + m.inlines.bytes()
+	}
 	if m.gotab != nil {
 		n += m.gotab.bytes
 	}
@@ -131,10 +137,17 @@ func (s *Symbolizer) loadModule(r io.ReaderAt, loc debugLocator) *module {
 
 // ensureDWARF reads m's line table and inlined calls once, from the ELF
 // file r (the module's file) or its debug file, when Options.Lines is set.
-func (s *Symbolizer) ensureDWARF(m *module, r io.ReaderAt, loc debugLocator) {
+// It reports whether this call read them: the caller charges them to the
+// cache entries holding m.
+func (s *Symbolizer) ensureDWARF(m *module, r io.ReaderAt, loc debugLocator) (read bool) {
 	if s.opts.Lines && m.gotab == nil {
-		m.dwarfOnce.Do(func() { m.lines, m.inlines = s.loadDWARF(r, loc) })
+		m.dwarfOnce.Do(func() {
+			m.lines, m.inlines = s.loadDWARF(r, loc)
+			m.dwarfRead.Store(true)
+			read = m.lines != nil || m.inlines != nil
+		})
 	}
+	return read
 }
 
 // loadDWARF reads the line table and inlined calls of the ELF file r or of

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"golang.org/x/sys/unix"
 )
@@ -62,9 +63,11 @@ type procMapping struct {
 }
 
 // modSlot remembers a mapping's cache entry so that warm lookups skip the
-// cache's lock; every touchEvery-th use refreshes its LRU position.
+// cache's lock; every touchEvery-th use refreshes its LRU position. The
+// pointer is weak: a snapshot kept for a whole capture must not keep the
+// tables the cache evicted (and no longer counts) alive.
 type modSlot struct {
-	ent  atomic.Pointer[lruEntry]
+	ent  atomic.Pointer[weak.Pointer[lruEntry]]
 	uses atomic.Uint32
 	ref  atomic.Pointer[moduleRef]
 }
@@ -86,6 +89,15 @@ type sharedFile struct {
 func (sf *sharedFile) buildID() string {
 	sf.idOnce.Do(func() { sf.id = fileBuildIDOf(sf.f) })
 	return sf.id
+}
+
+// cacheKey is the key of its module in the cache: its build ID when it
+// has one.
+func (sf *sharedFile) cacheKey() string {
+	if id := sf.buildID(); id != "" {
+		return "buildid:" + id
+	}
+	return sf.key
 }
 
 // Snapshot records what symbolizing pid needs later: its executable
@@ -394,23 +406,19 @@ func (p *Process) module(m *procMapping) *module {
 	if sf == nil {
 		return nil
 	}
-	if e := m.slot.ent.Load(); e != nil && !e.Evicted() {
-		if m.slot.uses.Add(1)%touchEvery == 0 {
-			p.s.cache.touch(e)
+	if w := m.slot.ent.Load(); w != nil {
+		if e := w.Value(); e != nil && !e.Evicted() {
+			if m.slot.uses.Add(1)%touchEvery == 0 {
+				p.s.cache.touch(e)
+			}
+			return moduleOf(e)
 		}
-		return moduleOf(e)
 	}
-	e := p.s.cache.entry(sf.key, func() *module {
-		loc := p.locator(m)
-		// Two files with one build ID (the same library in two container
-		// images) share one parse. Both entries count the tables, so the
-		// cache errs on the side of using less than its cap.
-		if id := fileBuildIDOf(sf.f); id != "" {
-			return p.s.cache.get("buildid:"+id, func() *module { return p.s.loadModule(sf.f, loc) })
-		}
-		return p.s.loadModule(sf.f, loc)
-	})
-	m.slot.ent.Store(e)
+	// Two files with one build ID (the same library in two container
+	// images) share one entry and one parse.
+	e := p.s.cache.entry(sf.cacheKey(), func() *module { return p.s.loadModule(sf.f, p.locator(m)) })
+	w := weak.Make(e)
+	m.slot.ent.Store(&w)
 	return moduleOf(e)
 }
 
@@ -455,7 +463,9 @@ func (s *Symbolizer) User(p *Process, addr uint64, ret bool) []Frame {
 			// Line tables and inlined calls are read at the module's first
 			// symbolization, not when the unwinder first needs the module
 			// during a capture (the DWARF of libc takes a few hundred ms).
-			p.s.ensureDWARF(mod, m.file.f, p.locator(m))
+			if p.s.ensureDWARF(mod, m.file.f, p.locator(m)) {
+				p.s.cache.recost(m.file.cacheKey())
+			}
 		}
 		return mod.nativeFrames(fr, elfAddr)
 	}
@@ -501,25 +511,49 @@ func (p *Process) ModuleFor(addr uint64) (key string, bias uint64, open func() (
 		}
 		return "", 0, nil, false
 	}
-	mod := p.module(m)
-	if mod == nil || mod.err != nil && len(mod.loads) == 0 {
-		return "", 0, nil, false
-	}
-	// The unwinder asks for every frame: key and opener are made once per
-	// mapping.
+	// The unwinder asks for every frame: key, opener and load segments are
+	// made once per mapping, from the file's headers: the unwinder needs no
+	// symbols (the cache may have evicted them; they are read again only
+	// when a frame is named).
 	ref := m.slot.ref.Load()
 	if ref == nil {
-		ref = p.newModuleRef(m, mod)
+		if mod := p.header(m); mod == nil || mod.err != nil && len(mod.loads) == 0 {
+			ref = &moduleRef{failed: true}
+		} else {
+			ref = p.newModuleRef(m, mod)
+			ref.loads = mod.loads
+		}
 		m.slot.ref.Store(ref)
 	}
+	if ref.failed {
+		return "", 0, nil, false
+	}
 	fileOff := addr - m.start + m.offset
-	return ref.key, addr - mod.elfAddr(fileOff), ref.open, true
+	return ref.key, addr - (&module{loads: ref.loads}).elfAddr(fileOff), ref.open, true
+}
+
+// header is a mapping's build ID and load segments, read from its file's
+// headers alone (the vDSO: its module); nil when it has no file.
+func (p *Process) header(m *procMapping) *module {
+	if m.path == "[vdso]" {
+		return p.s.vdsoModule()
+	}
+	if m.file == nil {
+		return nil
+	}
+	f, err := openELF(m.file.f)
+	if err != nil {
+		return &module{err: err}
+	}
+	return &module{buildID: buildID(f), loads: loadSegments(f)}
 }
 
 // moduleRef is what ModuleFor hands out for a mapping.
 type moduleRef struct {
-	key  string
-	open func() (io.ReaderAt, io.Closer, error)
+	key    string
+	open   func() (io.ReaderAt, io.Closer, error)
+	loads  []loadSeg
+	failed bool // not an ELF file: no unwinding through it
 }
 
 func (p *Process) newModuleRef(m *procMapping, mod *module) *moduleRef {

@@ -189,14 +189,49 @@ func (c *Cache[K, V]) insertLocked(e *Entry[K, V]) {
 	e.el = c.ll.PushFront(e)
 	c.items[e.key] = e.el
 	c.cost += e.cost
+	c.evictLocked(e.el)
+}
+
+// evictLocked evicts the least recent entries beyond MaxCost, never keep.
+func (c *Cache[K, V]) evictLocked(keep *list.Element) {
 	for c.cost > c.opts.MaxCost {
 		back := c.ll.Back()
-		if back == e.el {
+		if back == keep {
 			break
 		}
 		c.removeLocked(back)
 		c.evicted++
 	}
+}
+
+// Recost computes the cost of key's value again, for a value that grew (or
+// shrank) after it was kept, such as tables read lazily, and evicts the
+// least recent other entries beyond MaxCost (or the value itself, beyond
+// MaxEntryCost).
+func (c *Cache[K, V]) Recost(key K) {
+	c.mu.Lock()
+	el, ok := c.items[key]
+	c.mu.Unlock()
+	if !ok {
+		return
+	}
+	e := el.Value.(*Entry[K, V])
+	if e.err != nil {
+		return
+	}
+	cost := c.costOf(e.val)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur, ok := c.items[key]; !ok || cur != el {
+		return // evicted or replaced meanwhile
+	}
+	c.cost += cost - e.cost
+	e.cost = cost
+	if c.opts.MaxEntryCost > 0 && cost > c.opts.MaxEntryCost {
+		c.removeLocked(el)
+		return
+	}
+	c.evictLocked(el)
 }
 
 func (c *Cache[K, V]) removeLocked(el *list.Element) {

@@ -374,3 +374,30 @@ func TestLoadOnce(t *testing.T) {
 		t.Errorf("stats %+v, want 7 hits and 1 miss", st)
 	}
 }
+
+// A value that grows after it is kept is charged again, and the least
+// recent others make room for it.
+func TestRecost(t *testing.T) {
+	size := map[string]int64{"a": 1, "b": 1, "c": 1}
+	c := New[string, string](Options[string]{MaxCost: 4, Cost: func(v string) int64 { return size[v] }})
+	for _, k := range []string{"a", "b", "c"} {
+		c.Get(k, func() (string, error) { return k, nil })
+	}
+	size["c"] = 3
+	c.Recost("c")
+	if st := c.Stats(); st.Cost != 4 || st.Entries != 2 || st.Evictions != 1 {
+		t.Errorf("after c grew to 3: %+v, want cost 4 in 2 entries, 1 eviction", st)
+	}
+	if got := c.Keys(); !slices.Equal(got, []string{"c", "b"}) {
+		t.Errorf("keys %q, want c b (a, the least recent, evicted)", got)
+	}
+	size["c"] = 10 // more than the bound: kept alone
+	c.Recost("c")
+	if st := c.Stats(); st.Cost != 10 || st.Entries != 1 {
+		t.Errorf("after c grew to 10: %+v, want it alone", st)
+	}
+	c.Recost("zz") // not kept: nothing happens
+	if st := c.Stats(); st.Cost != 10 {
+		t.Errorf("recost of a missing key changed the cost: %+v", st)
+	}
+}
