@@ -45,7 +45,7 @@ func newCollection(p capture.Params, mode unwind.Mode, opts Options, tgt *target
 	c.meta.Params.Hz = 0
 	mono := monotonicNow()
 	c.meta.Start = time.Now()
-	c.s = newSession(opts.Logger, opts.Symbolizer, opts.Unwinder, mode, mono)
+	c.s = newSession(opts.Logger, opts.Symbolizer, opts.Unwinder, mode, mono, c.meta)
 	if opts.Mappings != nil {
 		c.s.trackMappings(opts.Mappings)
 	} else {

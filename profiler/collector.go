@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -108,6 +109,9 @@ func start(col collector, p capture.Params, tgt *target, mode unwind.Mode, opts 
 	if err != nil {
 		return nil, err
 	}
+	loaded := time.Now()
+	opts.phases().Load = loaded.Sub(opts.began)
+	defer func() { opts.phases().Attach = time.Since(loaded) }()
 	r := &started{src: src}
 	m, exec := src.common()
 	if r.c, err = newCollection(p, mode, opts, tgt, m, exec); err != nil {

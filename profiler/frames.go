@@ -1,10 +1,15 @@
 package profiler
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"time"
+	"unsafe"
 
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/symbolizer"
@@ -24,33 +29,146 @@ type mappedPC struct {
 	pc   uint64
 }
 
-// buildCapture symbolizes the raw stacks and returns the capture of the
-// events, whose Stack fields index raws.
-func buildCapture(meta capture.Meta, sym *symbolizer.Symbolizer, raws []rawStack, events []capture.Event) *capture.Capture {
-	f := frames{sym: sym, b: capture.NewBuilder(meta), mapped: make(map[mappedPC]struct{})}
-	ids := make([]uint32, len(raws))
+// namer names a capture's raw stacks in the background as they are
+// interned, into a capture.Builder its goroutine owns, so that the end of
+// a capture only waits for the stacks of its last moments. The reader
+// never waits for it: the queue grows instead.
+type namer struct {
+	f      frames
+	mu     sync.Mutex
+	queue  []queuedStack
+	closed bool
+	wake   chan struct{}
+	done   chan struct{}
+	added  int      // raw stacks queued
+	ids    []uint32 // the builder's stack of each raw stack, in intern order
+}
+
+type queuedStack struct {
+	r   rawStack
+	at  time.Time // when it was interned
+	idx int       // its index among the capture's raw stacks
+}
+
+// nameAfter is how long a stack waits before it is named: a young process
+// (proc.young) maps its libraries after its snapshot, which is read again
+// meanwhile (rereadAfterExec, and at lookups of unknown addresses); a
+// stack named earlier misses them.
+const nameAfter = time.Second
+
+func newNamer(meta capture.Meta, sym *symbolizer.Symbolizer) *namer {
+	n := &namer{f: frames{sym: sym, b: capture.NewBuilder(meta), mapped: make(map[mappedPC]struct{})}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go n.run()
+	return n
+}
+
+// add queues the next raw stack.
+func (n *namer) add(r rawStack) {
+	n.mu.Lock()
+	n.queue = append(n.queue, queuedStack{r: r, at: time.Now(), idx: n.added})
+	n.added++
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (n *namer) run() {
+	defer close(n.done)
 	var fs []uint32
-	for i := range raws {
-		r := &raws[i]
-		if r.wakerRoot {
-			fs = f.appendWakerRoot(fs[:0], &r.main)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		// The stacks old enough to be named (all of them once closed).
+		n.mu.Lock()
+		closed := n.closed
+		k := len(n.queue)
+		if !closed {
+			k = 0
+			for k < len(n.queue) && time.Since(n.queue[k].at) >= nameAfter {
+				k++
+			}
+		}
+		batch := slices.Clone(n.queue[:k])
+		n.queue = slices.Delete(n.queue, 0, k)
+		var next time.Duration = -1
+		if len(n.queue) > 0 {
+			next = nameAfter - time.Since(n.queue[0].at)
+		}
+		n.mu.Unlock()
+		// A process's stacks one after the other: its modules are looked
+		// up together, not evicted from the cache and parsed again between
+		// two of its stacks when the cache holds less than the host runs.
+		slices.SortStableFunc(batch, func(a, b queuedStack) int {
+			return cmp.Compare(uintptr(unsafe.Pointer(a.r.main.snap)), uintptr(unsafe.Pointer(b.r.main.snap)))
+		})
+		for i := range batch {
+			fs = n.f.name(fs[:0], &batch[i].r)
+			for len(n.ids) <= batch[i].idx {
+				n.ids = append(n.ids, 0)
+			}
+			n.ids[batch[i].idx] = n.f.b.Stack(fs)
+		}
+		if closed && next < 0 {
+			return
+		}
+		if len(batch) > 0 {
+			continue
+		}
+		if next >= 0 {
+			timer.Reset(max(next, time.Millisecond))
+			select {
+			case <-timer.C:
+			case <-n.wake:
+				timer.Stop()
+			}
 		} else {
-			fs = f.appendSegment(fs[:0], &r.main)
+			<-n.wake
 		}
-		if r.leaf != "" {
-			fs = append(fs, f.synthetic(r.leaf))
-		}
-		if r.waker != nil {
-			fs = append(fs, f.synthetic(capture.FrameSeparator))
-			fs = f.appendWaker(fs, r.waker)
-		}
-		ids[i] = f.b.Stack(fs)
 	}
-	for i := range events {
-		events[i].Stack = ids[events[i].Stack]
-		f.b.Add(events[i])
+}
+
+// wait names what is still queued and returns the builder and the stack
+// of each raw stack; the namer is done (waiting again returns the same).
+func (n *namer) wait() (*capture.Builder, []uint32) {
+	n.mu.Lock()
+	n.closed = true
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
 	}
-	c := f.b.Capture()
+	<-n.done
+	return n.f.b, n.ids
+}
+
+// name appends the frames of a raw stack, root first.
+func (f *frames) name(fs []uint32, r *rawStack) []uint32 {
+	if r.wakerRoot {
+		fs = f.appendWakerRoot(fs, &r.main)
+	} else {
+		fs = f.appendSegment(fs, &r.main)
+	}
+	if r.leaf != "" {
+		fs = append(fs, f.synthetic(r.leaf))
+	}
+	if r.waker != nil {
+		fs = append(fs, f.synthetic(capture.FrameSeparator))
+		fs = f.appendWaker(fs, r.waker)
+	}
+	return fs
+}
+
+// buildCapture returns the capture of the events, whose Stack fields index
+// the raw stacks the namer named.
+func buildCapture(meta capture.Meta, b *capture.Builder, ids []uint32, events *eventLog) *capture.Capture {
+	if meta.Version == 0 {
+		meta.Version = capture.FormatVersion
+	}
+	*b.Meta() = meta
+	c := b.Capture()
+	c.Events = events.take(func(e *capture.Event) { e.Stack = ids[e.Stack] })
 	c.Meta.Stats.Samples = uint64(len(c.Events))
 	return c
 }

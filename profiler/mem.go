@@ -128,7 +128,7 @@ func (m *memSource) decode(s *session, e *stackEvent) {
 		ev.Flags |= capture.FlagKernel
 	}
 	if addr != 0 {
-		m.byAlloc[allocKey{addr, e.Ts}] = len(s.events)
+		m.byAlloc[allocKey{addr, e.Ts}] = s.events.len()
 	}
 	s.add(ev)
 }
@@ -140,7 +140,7 @@ func (m *memSource) markLive(s *session) (n int) {
 	it := m.Maps.Live.Iterate()
 	for it.Next(&addr, &v) {
 		if i, ok := m.byAlloc[allocKey{addr, v.Ts}]; ok {
-			s.events[i].Flags |= capture.FlagInuse
+			s.events.at(i).Flags |= capture.FlagInuse
 			n++
 		}
 	}

@@ -52,6 +52,29 @@ type Options struct {
 	// execs, forks and exits of every process during the capture, in time
 	// order (see MappingListener).
 	Mappings MappingListener
+	// Phases, when set, receives where the capture's time went.
+	Phases *Phases
+
+	began time.Time // when Record was called
+}
+
+// Phases is where a capture's time went: before its window (Load, Attach),
+// the window, and after it.
+type Phases struct {
+	Load      time.Duration // from Record to the BPF objects loaded
+	Attach    time.Duration // filters, ring buffer and event sources attached
+	Window    time.Duration // sampling
+	Drain     time.Duration // the ring buffer read to its end once the sources stopped
+	Symbolize time.Duration // naming the stacks still unnamed when the window ended
+	Aggregate time.Duration // the capture built from the events
+}
+
+// phases is where the timings go: Options.Phases, or nowhere.
+func (o *Options) phases() *Phases {
+	if o.Phases == nil {
+		o.Phases = new(Phases)
+	}
+	return o.Phases
 }
 
 // Progress reports a running capture.
@@ -65,6 +88,8 @@ type Progress struct {
 // ctx is cancelled (what was collected is returned, without error) or a
 // `-- CMD` target exits.
 func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Capture, error) {
+	opts.began = time.Now()
+	opts.phases()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -97,6 +122,9 @@ func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Captu
 		opts.Symbolizer = symbolizer.New(symbolizer.Options{Logger: opts.Logger, Lines: true})
 		defer opts.Symbolizer.Close()
 	}
+	// Kernel symbols are read while the sampling starts, not before it,
+	// nor after it when the first kernel frame is named.
+	go opts.Symbolizer.KernelStatus()
 	if opts.Unwinder == nil && mode != unwind.ModeFP {
 		opts.Unwinder = unwind.New(unwind.Options{Logger: opts.Logger})
 	}
@@ -106,7 +134,9 @@ func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Captu
 	}
 	c, err := col.record(ctx, p, mode, opts)
 	if c != nil {
+		t := time.Now()
 		completeRoots(c)
+		opts.Phases.Aggregate += time.Since(t)
 	}
 	return c, err
 }

@@ -19,8 +19,9 @@ import (
 // session turns one capture's ring-buffer records into a capture, one way:
 // records are decoded (event.go) and handed to the collector's decoder,
 // which resolves their processes (procs.go), unwinds and interns their
-// stacks (stacks.go) and adds events; at the end the stacks are named
-// (frames.go) and the capture built.
+// stacks (stacks.go) and adds events; each new stack is named in the
+// background as it comes (frames.go), so that at the end the capture is
+// built from the events and the stacks named meanwhile.
 type session struct {
 	log       *slog.Logger
 	sym       *symbolizer.Symbolizer
@@ -28,7 +29,8 @@ type session struct {
 	procs     procs
 	maps      *mappingTracker // nil when the kernel refused it: /proc alone
 	stacks    stacks
-	events    []capture.Event
+	namer     *namer
+	events    eventLog
 	stats     capture.Stats
 	ringBytes uint64 // bytes read from the ring buffer
 	lostTimes lostTimes
@@ -37,10 +39,10 @@ type session struct {
 	ubuf      [maxStack]uint64
 }
 
-func newSession(log *slog.Logger, sym *symbolizer.Symbolizer, unw *unwind.Unwinder, mode unwind.Mode, monoStart uint64) *session {
-	s := &session{log: log, sym: sym, monoStart: monoStart}
+func newSession(log *slog.Logger, sym *symbolizer.Symbolizer, unw *unwind.Unwinder, mode unwind.Mode, monoStart uint64, meta capture.Meta) *session {
+	s := &session{log: log, sym: sym, monoStart: monoStart, namer: newNamer(meta, sym)}
 	s.procs = newProcs(log, sym, &s.stats)
-	s.stacks = newStacks(unw, mode, &s.stats)
+	s.stacks = newStacks(unw, mode, &s.stats, s.namer.add)
 	return s
 }
 
@@ -85,7 +87,7 @@ func (s *session) intern(r rawStack) uint32 { return s.stacks.intern(r) }
 func (s *session) since(ts uint64) int64 { return int64(ts - s.monoStart) }
 
 // add adds an event.
-func (s *session) add(ev capture.Event) { s.events = append(s.events, ev) }
+func (s *session) add(ev capture.Event) { s.events.add(ev) }
 
 // addSample adds one event of the given value with the record's stacks and
 // returns it, valid until the next event is added.
@@ -106,13 +108,16 @@ func (s *session) addSample(e *stackEvent, value uint64) *capture.Event {
 		ev.Flags |= capture.FlagKernel
 	}
 	s.add(ev)
-	return &s.events[len(s.events)-1]
+	return s.events.at(s.events.len() - 1)
 }
 
 // drain reads records until the reader has nothing more, or the deadline.
 func (s *session) drain(rd *ringbuf.Reader, dec decoder, deadline time.Time) {
 	var rec ringbuf.Record
 	rd.SetDeadline(deadline)
+	// The sources are detached: the reads end once what the ring holds is
+	// read, not at the deadline.
+	_ = rd.Flush()
 	for {
 		if err := rd.ReadInto(&rec); err != nil {
 			return
@@ -175,13 +180,16 @@ func (s *session) run(ctx context.Context, p capture.Params, opts Options, tgt *
 	progress := func() {
 		s.lostTimes.mark(&s.stats, readLostPerCPU(stats), s.stats.Lost, s.since(monotonicNow()))
 		if opts.Progress != nil {
-			opts.Progress(Progress{Elapsed: time.Since(started), Events: uint64(len(s.events)), Lost: readStats(stats)[bpf.SamplerStatSlotSTAT_DROPPED]})
+			opts.Progress(Progress{Elapsed: time.Since(started), Events: uint64(s.events.len()), Lost: readStats(stats)[bpf.SamplerStatSlotSTAT_DROPPED]})
 		}
 	}
 	err := s.read(rd, dec, stop, progress)
 	stopSampling()
+	t := time.Now()
+	opts.phases().Window = t.Sub(started)
 	s.drain(rd, dec, time.Now().Add(200*time.Millisecond))
 	s.stopMappings()
+	opts.phases().Drain = time.Since(t)
 	progress()
 	return err
 }
@@ -218,9 +226,10 @@ func (s *session) stopMappings() {
 	s.maps = nil
 }
 
-// close releases the process snapshots.
+// close stops the namer and releases the process snapshots.
 func (s *session) close() {
 	s.stopMappings()
+	s.namer.wait()
 	s.procs.close()
 }
 
@@ -239,7 +248,12 @@ func (s *session) finish(meta capture.Meta, opts Options) *capture.Capture {
 	if w := UnwindSummary(s.stats); s.stats.UnwindEnded > 0 {
 		meta.Warnings = append(meta.Warnings, w)
 	}
-	c := buildCapture(meta, s.sym, s.stacks.raws, s.events)
+	t := time.Now()
+	b, ids := s.namer.wait()
+	t2 := time.Now()
+	opts.phases().Symbolize = t2.Sub(t)
+	c := buildCapture(meta, b, ids, &s.events)
 	c.Meta.Stats.Lost = s.stats.Lost
+	opts.phases().Aggregate = time.Since(t2)
 	return c
 }

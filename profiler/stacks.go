@@ -41,12 +41,13 @@ type stacks struct {
 	mode  unwind.Mode
 	stats *capture.Stats
 	index map[string]uint32
-	raws  []rawStack
+	n     uint32           // stacks interned
+	added func(r rawStack) // receives each new stack (the namer)
 	key   []byte
 }
 
-func newStacks(unw *unwind.Unwinder, mode unwind.Mode, stats *capture.Stats) stacks {
-	return stacks{unw: unw, mode: mode, stats: stats, index: make(map[string]uint32)}
+func newStacks(unw *unwind.Unwinder, mode unwind.Mode, stats *capture.Stats, added func(rawStack)) stacks {
+	return stacks{unw: unw, mode: mode, stats: stats, index: make(map[string]uint32), added: added}
 }
 
 // idleSegment is the kernel stack of the idle task.
@@ -141,13 +142,14 @@ func (t *stacks) intern(r rawStack) uint32 {
 	if id, ok := t.index[unsafe.String(unsafe.SliceData(k), len(k))]; ok {
 		return id
 	}
-	id := uint32(len(t.raws))
+	id := t.n
+	t.n++
 	r.main = r.main.clone()
 	if r.waker != nil {
 		w := r.waker.clone()
 		r.waker = &w
 	}
-	t.raws = append(t.raws, r)
+	t.added(r)
 	t.index[string(k)] = id
 	return id
 }

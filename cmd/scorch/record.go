@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/scorch-dev/scorch/flamegraph"
 	"github.com/scorch-dev/scorch/output"
 	"github.com/scorch-dev/scorch/profiler"
+	"github.com/scorch-dev/scorch/symbolizer"
 )
 
 // paramFlag is the flag of one capture parameter (capture.Fields): the
@@ -49,14 +52,22 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	p := capture.Params{Type: capture.CPU, Duration: capture.Duration(capture.DefaultDuration), Hz: capture.DefaultHz, Unwind: capture.DefaultUnwind}
 	paramFlags(fs, &p)
 	var (
-		format  = fs.String("format", "folded", "output format: "+output.Names())
-		out     = fs.String("o", "", "output file (default stdout)")
-		idle    = fs.String("idle", "exclude", "samples of the idle task: include or exclude")
-		ring    = fs.Int("ring-size", 0, "BPF ring buffer size in bytes (0: 8 MiB; 16 MiB with --unwind dwarf; twice that for off-CPU types)")
-		verbose = fs.Bool("v", false, "log progress to stderr")
-		title   = fs.String("title", "", "flame graph title")
-		memprof = fs.String("memprofile", "", "write a Go heap profile of scorch itself to this file (profile the profiler)")
+		format      = fs.String("format", "folded", "output format: "+output.Names())
+		out         = fs.String("o", "", "output file (default stdout)")
+		idle        = fs.String("idle", "exclude", "samples of the idle task: include or exclude")
+		verbose     = fs.Bool("v", false, "log progress to stderr, and where the time and memory went")
+		title       = fs.String("title", "", "flame graph title")
+		memprof     = fs.String("memprofile", "", "write a Go heap profile of scorch itself to this file (profile the profiler)")
+		cpuprof     = fs.String("cpuprofile", "", "write a Go CPU profile of scorch itself, from start to the output written, to this file")
+		ring        = byteSize{defaultRingSize}
+		symbolCache = byteSize{defaultSymbolCache}
+		memLimit    = byteSize{defaultMemoryLimit}
 	)
+	// The same bounds as serve's: a long whole-host capture must not hold
+	// every symbol table it met, nor its garbage.
+	fs.Var(&ring, "ring-size", "BPF ring buffer, e.g. 8MiB (0: the profiler's default, 8 MiB, 16 MiB with --unwind dwarf, twice that for off-CPU types)")
+	fs.Var(&symbolCache, "symbol-cache", "memory for parsed symbol tables, e.g. 64MiB; a smaller cache parses large binaries again")
+	fs.Var(&memLimit, "memory-limit", "soft limit of scorch's Go memory (the garbage collector works harder near it; 0: none), e.g. 96MiB")
 	setUsage(fs, stderr, "scorch record --type TYPE [TARGET] [flags] [-- CMD ARGS...]")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -103,17 +114,32 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return exitUsage
 		}
 	}
-	if *ring < 0 {
-		fmt.Fprintf(stderr, "scorch record: --ring-size must not be negative\n")
+	if ring.n != 0 && (ring.n < 64<<10 || ring.n > 1<<30) {
+		fmt.Fprintf(stderr, "scorch record: --ring-size %d is out of range: allowed 64KiB..1GiB, or 0 for the profiler's default\n", ring.n)
 		return exitUsage
 	}
+	if symbolCache.n < 1<<20 {
+		fmt.Fprintf(stderr, "scorch record: --symbol-cache %d is too small: give at least 1MiB\n", symbolCache.n)
+		return exitUsage
+	}
+	if memLimit.n > 0 {
+		debug.SetMemoryLimit(memLimit.n)
+	}
 
+	if *cpuprof != "" {
+		if f, err := os.Create(*cpuprof); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	opts := profiler.Options{Logger: logger, RingBytes: *ring, CommandStdout: stderr, CommandStderr: stderr}
+	sym := symbolizer.New(symbolizer.Options{Logger: logger, CacheBytes: symbolCache.n, Lines: true})
+	defer sym.Close()
+	var phases profiler.Phases
+	opts := profiler.Options{Logger: logger, Symbolizer: sym, RingBytes: int(ring.n), CommandStdout: stderr, CommandStderr: stderr, Phases: &phases}
 	cmdExit := -1
 	opts.CommandExit = func(code int) { cmdExit = code }
 	var line *progressLine
@@ -164,11 +190,27 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	fmt.Fprintln(stderr)
 	q := capture.Query{IncludeIdle: *idle == "include", View: p.View}
+	began := time.Now()
+	var writing time.Duration // in the output's Write calls
 	if err := writeFile(*out, stdout, func(w io.Writer) error {
-		return writeOutput(w, c, *format, q, flamegraph.Options{Title: *title})
+		return writeOutput(&timedWriter{w: w, d: &writing}, c, *format, q, flamegraph.Options{Title: *title})
 	}); err != nil {
 		fmt.Fprintf(stderr, "scorch record: %v\n", err)
 		return exitFailure
+	}
+	if *verbose {
+		// Writing is what the output's writes and the file's close and
+		// rename took; rendering the rest.
+		total := time.Since(began)
+		ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
+		fmt.Fprintf(stderr, "scorch: phases load=%s attach=%s window=%s drain=%s symbolize=%s aggregate=%s render=%s write=%s after_window=%s\n",
+			ms(phases.Load), ms(phases.Attach), ms(phases.Window), ms(phases.Drain), ms(phases.Symbolize), ms(phases.Aggregate),
+			ms(total-writing), ms(writing), ms(phases.Drain+phases.Symbolize+phases.Aggregate+total))
+		if hwm := peakRSS(); hwm > 0 {
+			cs := sym.CacheStats()
+			fmt.Fprintf(stderr, "scorch: peak RSS %.1f MiB (--memory-limit %.0f MiB, --symbol-cache %.0f MiB: %.1f MiB used, %d files parsed, %d evicted)\n",
+				float64(hwm)/(1<<20), float64(memLimit.n)/(1<<20), float64(symbolCache.n)/(1<<20), float64(cs.Cost)/(1<<20), cs.Misses, cs.Evictions)
+		}
 	}
 	if cmdExit >= 0 {
 		// Like perf record: the profiled command's status, once the
@@ -176,6 +218,45 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return cmdExit
 	}
 	return exitOK
+}
+
+// The bounds of record's memory: serve's.
+const (
+	defaultRingSize    = 8 << 20
+	defaultSymbolCache = 64 << 20
+	defaultMemoryLimit = 96 << 20
+)
+
+// timedWriter adds the time spent in w's writes to d.
+type timedWriter struct {
+	w io.Writer
+	d *time.Duration
+}
+
+func (t *timedWriter) Write(b []byte) (int, error) {
+	s := time.Now()
+	n, err := t.w.Write(b)
+	*t.d += time.Since(s)
+	return n, err
+}
+
+// peakRSS is the process's peak resident set (VmHWM), in bytes; 0 when
+// unknown.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 func hasDashDash(args []string) bool {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,10 @@ func TestRecordBadInput(t *testing.T) {
 		{[]string{"--format", "png"}, "allowed values"},
 		{[]string{"--idle", "sometimes"}, "include, exclude"},
 		{[]string{"stray"}, "after --"},
+		{[]string{"--ring-size", "1K"}, "allowed 64KiB..1GiB"},
+		{[]string{"--ring-size", "lots"}, "not a size"},
+		{[]string{"--symbol-cache", "100K"}, "at least 1MiB"},
+		{[]string{"--memory-limit", "-5"}, "not a size"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -143,5 +148,58 @@ func TestDoctor(t *testing.T) {
 	arch, _ := unwind.ArchFor(runtime.GOARCH)
 	if !strings.Contains(out, "arch        "+arch.Name+" (registers "+arch.Regs[0]) {
 		t.Errorf("doctor does not name the architecture %s:\n%s", arch.Name, out)
+	}
+}
+
+// -v says where the time went, phase by phase, and the peak memory; the
+// window is the duration asked for, and the output is written.
+func TestRecordVerbosePhases(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := buildScorch(t)
+	out := filepath.Join(t.TempDir(), "out.svg")
+	cmd := exec.Command(bin, "record", "--type", "cpu", "--hz", "99", "--duration", "1s", "--format", "svg", "-v", "-o", out)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("record: %v; stderr: %s", err, stderr.String())
+	}
+	var phases, rss string
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if strings.HasPrefix(l, "scorch: phases ") {
+			phases = l
+		}
+		if strings.HasPrefix(l, "scorch: peak RSS ") {
+			rss = l
+		}
+	}
+	if phases == "" || rss == "" {
+		t.Fatalf("no phases or peak RSS line in stderr:\n%s", stderr.String())
+	}
+	ms := map[string]float64{}
+	for _, f := range strings.Fields(strings.TrimPrefix(phases, "scorch: phases ")) {
+		k, v, _ := strings.Cut(f, "=")
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("phase %q: %v (line %q)", f, err, phases)
+		}
+		ms[k] = float64(d.Milliseconds())
+	}
+	for _, k := range []string{"load", "attach", "window", "drain", "symbolize", "aggregate", "render", "write", "after_window"} {
+		if _, ok := ms[k]; !ok {
+			t.Errorf("phase %s missing: %q", k, phases)
+		}
+	}
+	if w := ms["window"]; w < 950 || w > 5000 {
+		t.Errorf("window %v ms for --duration 1s", w)
+	}
+	if sum := ms["drain"] + ms["symbolize"] + ms["aggregate"] + ms["render"] + ms["write"]; sum > ms["after_window"]+1 {
+		t.Errorf("phases after the window add up to %v ms, more than after_window %v", sum, ms["after_window"])
+	}
+	var mib float64
+	if _, err := fmt.Sscanf(strings.TrimPrefix(rss, "scorch: peak RSS "), "%f MiB", &mib); err != nil || mib < 5 || mib > 4096 {
+		t.Errorf("peak RSS line %q: %v MiB, %v", rss, mib, err)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
+		t.Errorf("no output written: %v", err)
 	}
 }
