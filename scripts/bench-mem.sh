@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 SCORCH=${SCORCH:-bin/scorch}
 [[ -x $SCORCH ]] || go build -o "$SCORCH" ./cmd/scorch
 tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 gcc -O2 -g -fno-omit-frame-pointer -fno-builtin -o "$tmp/memload" scripts/bench/memload.c
 SECS=${SECS:-3}
 

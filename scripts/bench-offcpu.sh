@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 SCORCH=${SCORCH:-bin/scorch}
 [[ -x $SCORCH ]] || go build -o "$SCORCH" ./cmd/scorch
 tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 gcc -O2 -pthread -o "$tmp/pingpong" scripts/bench/pingpong.c
 SECS=${SECS:-2}
 ROUNDS=${ROUNDS:-5}

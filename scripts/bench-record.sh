@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# scorch record around its window (issue 20), in one run.
+#
+# 1. A whole-host cpu capture at 999 Hz while two threads spin, written as
+#    a flame graph, against perf's own pipeline to a flame graph: `perf
+#    record -g -a` for the same window, then `perf script report
+#    flamegraph`, which names the samples, folds them and writes the graph's
+#    data (flamegraph.pl and stackcollapse-perf.pl are not packaged here).
+#    Interleaved rounds, medians: the wall time beyond the window (start-up
+#    and attach before it; drain, symbolize, aggregate, render and write
+#    after it), scorch's phases from -v as shares of perf's time beyond the
+#    window, and each side's CPU seconds.
+# 2. record's peak RSS for every capture type on a RSS_SECS (60) s
+#    whole-host capture at 999 Hz, and perf's pipeline over the same time.
+#
+# QUICK=1: 3 rounds and 10 s captures for part 2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ $(id -u) -eq 0 ]] || { echo "bench-record: needs root"; exit 0; }
+command -v perf >/dev/null || { echo "bench-record: needs perf (linux-perf)"; exit 0; }
+SCORCH=${SCORCH:-bin/scorch}
+[[ -x $SCORCH ]] || go build -o "$SCORCH" ./cmd/scorch
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
+gcc -O2 -fno-omit-frame-pointer -pthread -o "$tmp/cpuwork" scripts/bench/cpuwork.c
+WINDOW=${WINDOW:-5}
+ROUNDS=${ROUNDS:-5}
+RSS_SECS=${RSS_SECS:-60}
+if [[ -n ${QUICK:-} ]]; then
+	ROUNDS=3
+	RSS_SECS=10
+fi
+
+median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+now() { date +%s.%N; }
+# cpu FILE: user+sys seconds and peak RSS in KiB written by /usr/bin/time.
+cpu() { tail -1 "$1" | awk '{print $1 + $2}'; }
+rss() { tail -1 "$1" | awk '{print $3}'; }
+
+"$tmp/cpuwork" 2 100000000000 &
+busy=$!
+sleep 1
+
+declare -A col
+add() { col[$1]+="$2 "; } # add NAME VALUE: one round's figure
+med() { printf '%s\n' ${col[$1]} | median; }
+phases=(load attach drain symbolize aggregate render write)
+for ((i = 0; i < ROUNDS; i++)); do
+	# scorch
+	s=$(now)
+	/usr/bin/time -f '%U %S %M' -o "$tmp/t.scorch" "$SCORCH" record --type cpu --hz 999 --duration "${WINDOW}s" \
+		--format svg -v -o "$tmp/scorch.svg" 2>"$tmp/scorch.err"
+	e=$(now)
+	add scorch_after "$(echo "$e - $s - $WINDOW" | bc -l)"
+	add scorch_cpu "$(cpu "$tmp/t.scorch")"
+	add scorch_rss "$(rss "$tmp/t.scorch")"
+	line=$(grep '^scorch: phases ' "$tmp/scorch.err" || true)
+	[[ -n $line ]] || { echo "bench-record: scorch printed no phases:"; cat "$tmp/scorch.err"; exit 1; }
+	for p in "${phases[@]}"; do
+		add "scorch_$p" "$(grep -o " $p=[0-9.]*ms" <<<"$line" | grep -o '[0-9.]*' | awk '{print $1 / 1000}')"
+	done
+	# perf: record the same window, then its flame graph script (it reads
+	# ./perf.data).
+	s=$(now)
+	/usr/bin/time -f '%U %S %M' -o "$tmp/t.rec" perf record -q -g -a -F 999 -o "$tmp/perf.data" -- sleep "$WINDOW" 2>/dev/null
+	m=$(now)
+	(cd "$tmp" && /usr/bin/time -f '%U %S %M' -o "$tmp/t.rep" perf script report flamegraph --format json -o "$tmp/perf.json" </dev/null >/dev/null 2>&1)
+	e=$(now)
+	[[ -s $tmp/perf.json ]] || { echo "bench-record: perf script report flamegraph wrote nothing"; exit 1; }
+	add perf_rec_end "$(echo "$m - $s - $WINDOW" | bc -l)"
+	add perf_report "$(echo "$e - $m" | bc -l)"
+	add perf_after "$(echo "$e - $s - $WINDOW" | bc -l)"
+	add perf_cpu "$(echo "$(cpu "$tmp/t.rec") + $(cpu "$tmp/t.rep")" | bc -l)"
+	add perf_rss "$(echo "$(rss "$tmp/t.rec") $(rss "$tmp/t.rep")" | awk '{print ($1 > $2) ? $1 : $2}')"
+	rm -f "$tmp/perf.data" "$tmp/perf.json"
+done
+
+sa=$(med scorch_after)
+pa=$(med perf_after)
+printf 'cpu capture of the whole host, %d s at 999 Hz, 2 busy threads, to a flame graph (medians of %d interleaved rounds):\n' "$WINDOW" "$ROUNDS"
+printf '  %-16s beyond the window %6.3fs  CPU %5.2fs  peak RSS %6.1f MiB\n' "scorch record" "$sa" "$(med scorch_cpu)" "$(echo "$(med scorch_rss) / 1024" | bc -l)"
+printf '  %-16s beyond the window %6.3fs  CPU %5.2fs  peak RSS %6.1f MiB  (perf record %.3fs after its window, report flamegraph %.3fs)\n' "perf pipeline" "$pa" "$(med perf_cpu)" \
+	"$(echo "$(med perf_rss) / 1024" | bc -l)" "$(med perf_rec_end)" "$(med perf_report)"
+printf '  scorch phases (s, and as a share of perf beyond the window):'
+for p in "${phases[@]}"; do
+	v=$(med "scorch_$p")
+	printf ' %s %.3f (%.4f)' "$p" "$v" "$(echo "$v / $pa" | bc -l)"
+done
+echo
+printf '  perf/scorch beyond the window x%.1f (target >= 20); CPU scorch/perf %.2f (target <= 0.5); peak RSS scorch/perf %.2f\n' \
+	"$(echo "$pa / $sa" | bc -l)" "$(echo "$(med scorch_cpu) / $(med perf_cpu)" | bc -l)" "$(echo "$(med scorch_rss) / $(med perf_rss)" | bc -l)"
+
+# Part 2: peak RSS per capture type, whole host, RSS_SECS at 999 Hz.
+printf '\npeak RSS, %d s whole-host captures at 999 Hz, 2 busy threads (target <= 100 MiB for every type):\n' "$RSS_SECS"
+s=$(now)
+/usr/bin/time -f '%U %S %M' -o "$tmp/t.rec" perf record -q -g -a -F 999 -o "$tmp/perf.data" -- sleep "$RSS_SECS" 2>/dev/null
+(cd "$tmp" && /usr/bin/time -f '%U %S %M' -o "$tmp/t.rep" perf script report flamegraph --format json -o "$tmp/perf.json" </dev/null >/dev/null 2>&1)
+e=$(now)
+perf_rss=$(echo "$(rss "$tmp/t.rec") $(rss "$tmp/t.rep")" | awk '{print ($1 > $2) ? $1 : $2}')
+printf '  %-34s %7.1f MiB  (%.1fs beyond the window)\n' "perf pipeline (record, report)" "$(echo "$perf_rss / 1024" | bc -l)" "$(echo "$e - $s - $RSS_SECS" | bc -l)"
+rm -f "$tmp/perf.data" "$tmp/perf.json"
+status=0
+for spec in cpu offcpu wakeup offwake "mem --event page-faults" cpi "event --event sched:sched_switch"; do
+	# shellcheck disable=SC2086
+	set -- $spec
+	t=$1
+	shift
+	s=$(now)
+	if ! /usr/bin/time -f '%U %S %M' -o "$tmp/t.scorch" "$SCORCH" record --type "$t" "$@" --hz 999 --duration "${RSS_SECS}s" \
+		--format svg -v -o "$tmp/scorch.svg" 2>"$tmp/scorch.err"; then
+		printf '  %-34s unavailable: %s\n' "$spec" "$(grep -m1 '^scorch record:' "$tmp/scorch.err" | cut -c1-120)"
+		continue
+	fi
+	e=$(now)
+	r=$(rss "$tmp/t.scorch")
+	printf '  %-34s %7.1f MiB  (x%.2f of perf; %.2fs beyond the window; %s)\n' "scorch record --type $spec" "$(echo "$r / 1024" | bc -l)" \
+		"$(echo "$r / $perf_rss" | bc -l)" "$(echo "$e - $s - $RSS_SECS" | bc -l)" \
+		"$(grep -o '[0-9]* events in [^,]*, [0-9]* lost' "$tmp/scorch.err" | tail -1)"
+	grep '^scorch: peak RSS' "$tmp/scorch.err" | sed 's/^scorch: /      /' || true
+	if ((r > 100 * 1024)); then
+		status=1
+	fi
+done
+kill $busy 2>/dev/null || true
+# A miss of the RSS target is a figure, not a failure of the benchmark.
+((status == 0)) && echo "every type within 100 MiB" || echo "some types above 100 MiB"
