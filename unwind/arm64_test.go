@@ -301,3 +301,43 @@ kill
 	}
 	return s, nil
 }
+
+// FuzzNegateRAState: any CFI program is rewritten without a panic, to one
+// of the same length that differs only where a 0x2d became a nop, and a
+// program without 0x2d is returned as is.
+func FuzzNegateRAState(f *testing.F) {
+	f.Add([]byte{0x2d, 0x0c, 0x1f, 0x00})                   // negate_ra_state, def_cfa sp+0
+	f.Add([]byte{0x44, 0x2d, 0x0e, 0x10, 0x9e, 0x02, 0x2d}) // advance, negate, def_cfa_offset 16, offset x30, negate
+	f.Add([]byte{0x0f, 0x02, 0x2d, 0x2d, 0x2d})             // the operand of an expression is not an opcode
+	f.Fuzz(func(t *testing.T, prog []byte) {
+		in := bytes.Clone(prog)
+		out := withoutNegateRAState(prog)
+		if !bytes.Equal(prog, in) {
+			t.Fatal("the input was modified")
+		}
+		if len(out) != len(prog) {
+			t.Fatalf("length %d, want %d", len(out), len(prog))
+		}
+		for i := range out {
+			if out[i] != prog[i] && !(prog[i] == 0x2d && out[i] == 0) {
+				t.Fatalf("byte %d: %#x became %#x", i, prog[i], out[i])
+			}
+		}
+	})
+}
+
+// The opcode walk replaces negate_ra_state opcodes, not operand bytes
+// equal to 0x2d.
+func TestNegateRAState(t *testing.T) {
+	for _, tt := range []struct{ in, want []byte }{
+		{[]byte{0x2d, 0x0c, 0x1f, 0x00}, []byte{0x00, 0x0c, 0x1f, 0x00}},
+		{[]byte{0x0e, 0x2d, 0x2d}, []byte{0x0e, 0x2d, 0x00}},                         // def_cfa_offset 45, then negate
+		{[]byte{0x0f, 0x02, 0x2d, 0x2d, 0x2d}, []byte{0x0f, 0x02, 0x2d, 0x2d, 0x00}}, // a 2-byte expression
+		{[]byte{0x9e, 0x2d, 0x2d}, []byte{0x9e, 0x2d, 0x00}},                         // offset x30, 45*dataAlign
+		{[]byte{0x01, 0x2d}, []byte{0x01, 0x2d}},                                     // set_loc: stops, left to delve
+	} {
+		if got := withoutNegateRAState(tt.in); !bytes.Equal(got, tt.want) {
+			t.Errorf("%x: got %x, want %x", tt.in, got, tt.want)
+		}
+	}
+}
