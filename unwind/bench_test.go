@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -61,9 +62,9 @@ func BenchmarkLoadLibc(b *testing.B) {
 }
 
 // benchBuildCompact builds the compact table of a file, reporting per MB of
-// its .eh_frame the build time and the bytes allocated, and the table's
-// entries and bytes.
-func benchBuildCompact(b *testing.B, paths ...string) {
+// its section (.eh_frame, or a stripped Go binary's .gopclntab) the build
+// time and the bytes allocated, and the table's entries and bytes.
+func benchBuildCompact(b *testing.B, section string, paths ...string) {
 	var data []byte
 	var path string
 	for _, p := range paths {
@@ -79,9 +80,9 @@ func benchBuildCompact(b *testing.B, paths ...string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	eh := f.Section(".eh_frame")
+	eh := f.Section(section)
 	if eh == nil {
-		b.Fatalf("%s has no .eh_frame", path)
+		b.Fatalf("%s has no %s", path, section)
 	}
 	mb := float64(eh.Size) / (1 << 20)
 	var ct *CompactTable
@@ -100,18 +101,24 @@ func benchBuildCompact(b *testing.B, paths ...string) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6/mb, "ms/MB")
 	b.ReportMetric(float64(len(ct.Entries)), "entries")
 	b.ReportMetric(float64(ct.Bytes()), "table-bytes")
-	b.ReportMetric(float64(eh.Size), "eh_frame-bytes")
+	b.ReportMetric(float64(eh.Size), strings.TrimPrefix(section, ".")+"-bytes")
 }
 
 // BenchmarkBuildCompactLibc is the cost of libc's compact table, paid once
 // per file while the table is kept.
 func BenchmarkBuildCompactLibc(b *testing.B) {
-	benchBuildCompact(b, "/lib/x86_64-linux-gnu/libc.so.6")
+	benchBuildCompact(b, ".eh_frame", "/lib/x86_64-linux-gnu/libc.so.6")
 }
 
 // BenchmarkBuildCompactLLVM is a large C++ library's (package llvm).
 func BenchmarkBuildCompactLLVM(b *testing.B) {
 	paths, _ := filepath.Glob("/usr/lib/x86_64-linux-gnu/libLLVM-*.so*")
 	more, _ := filepath.Glob("/usr/lib/llvm-*/lib/libLLVM*.so*")
-	benchBuildCompact(b, append(paths, more...)...)
+	benchBuildCompact(b, ".eh_frame", append(paths, more...)...)
+}
+
+// BenchmarkBuildCompactGo is a stripped Go binary's, from its pclntab
+// alone (goleaf built with -ldflags=-s -w).
+func BenchmarkBuildCompactGo(b *testing.B) {
+	benchBuildCompact(b, ".gopclntab", buildGoWith(b, filepath.Join("testdata", "goleaf.go"), nil, "-ldflags=-s -w"))
 }
