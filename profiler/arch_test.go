@@ -79,3 +79,30 @@ func TestArchNotes(t *testing.T) {
 		t.Errorf("arm64 summary %q", s)
 	}
 }
+
+// A wakeup from an interrupt is charged to [irq] from the outermost entry
+// on, on either architecture's kernel.
+func TestInterruptEntry(t *testing.T) {
+	stack := func(names ...string) []capture.Frame {
+		out := make([]capture.Frame, len(names))
+		for i, n := range names {
+			out[i] = capture.Frame{Name: n, Kind: capture.KindKernel}
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		kernel []capture.Frame // root first
+		want   int
+	}{
+		{"x86-64 timer", stack("asm_sysvec_apic_timer_interrupt", "sysvec_apic_timer_interrupt", "hrtimer_interrupt", "try_to_wake_up"), 0},
+		{"arm64 timer from the kernel", stack("el1h_64_irq", "el1h_64_irq_handler", "el1_interrupt", "gic_handle_irq", "hrtimer_interrupt", "try_to_wake_up"), 0},
+		{"arm64 softirq from user space", stack("el0t_64_irq", "el0t_64_irq_handler", "el0_interrupt", "irq_exit_rcu", "handle_softirqs", "try_to_wake_up"), 0},
+		{"arm64 system call", stack("el0t_64_sync", "el0t_64_sync_handler", "el0_svc", "invoke_syscall", "__arm64_sys_futex", "futex_wake", "try_to_wake_up"), -1},
+	}
+	for _, tt := range tests {
+		if got := interruptEntry(tt.kernel); got != tt.want {
+			t.Errorf("%s: entry %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}

@@ -251,9 +251,12 @@ func (f *frames) appendWakerRoot(out []uint32, g *segment) []uint32 {
 
 // interruptEntries are kernel functions through which interrupts and
 // softirqs enter: a wakeup below one of them was not done by the task that
-// happened to be running.
+// happened to be running. x86-64's and arm64's exception entries (el1h_64_irq
+// from the kernel, el0t_64_irq from user space) and the common ones: each
+// kernel has only its own architecture's names.
 var interruptEntries = []string{
 	"asm_sysvec_", "sysvec_", "asm_common_interrupt", "common_interrupt",
+	"el1h_64_irq", "el0t_64_irq", "el1h_64_fiq", "el0t_64_fiq", "el1_interrupt", "el0_interrupt",
 	"handle_softirqs", "__do_softirq", "do_softirq", "irq_exit_rcu", "__irq_exit_rcu",
 	"hrtimer_interrupt", "__hrtimer_run_queues", "handle_irq_event",
 }
