@@ -113,9 +113,9 @@ func startProg(t testing.TB, argv []string, secs int) *exec.Cmd {
 	return cmd
 }
 
-// pythonPerf finds a Python 3.12+ (which has -X perf): the newest pyenv
+// findPythonPerf finds a Python 3.12+ (which has -X perf): the newest pyenv
 // version, or python3 on the PATH.
-func pythonPerf() (string, string) {
+func findPythonPerf() (string, string) {
 	var cands []string
 	if out, err := exec.Command("pyenv", "root").Output(); err == nil {
 		vers, _ := filepath.Glob(filepath.Join(strings.TrimSpace(string(out)), "versions", "3.*", "bin", "python3"))
@@ -186,7 +186,7 @@ var stackProgs = []stackProg{
 		name:  "python",
 		chain: []string{"py::outer", "py::middle", "py::inner"},
 		build: func(t testing.TB) ([]string, string) {
-			py, skip := pythonPerf()
+			py, skip := findPythonPerf()
 			if py == "" {
 				return nil, skip
 			}
