@@ -194,11 +194,14 @@ func ComputeThreads(c, view *capture.Capture, q capture.Query, o ThreadsOptions)
 			choice = min(length, d-w.from)
 		}
 		bucket = niceBucket(choice)
+		if (length+bucket-1)/bucket > DefaultBuckets*11/10 {
+			bucket = niceBucket(length) // events far past the duration (an import's estimate)
+		}
 	} else {
 		bucket = int64(math.Round(o.Bucket * 1e9))
 		if bucket < 1 || (length+bucket-1)/bucket > MaxBuckets {
-			min := float64(length) / MaxBuckets / 1e9
-			return nil, fmt.Errorf("bucket %g gives %.0f buckets over %.3f s: at most %d are allowed, give bucket >= %.3g", o.Bucket, math.Ceil(float64(length)/math.Max(o.Bucket*1e9, 1)), seconds(length), MaxBuckets, min)
+			least := float64(length) / MaxBuckets / 1e9
+			return nil, fmt.Errorf("bucket %g gives %.0f buckets over %.3f s: at most %d are allowed, give bucket >= %.3g", o.Bucket, math.Ceil(float64(length)/math.Max(o.Bucket*1e9, 1)), seconds(length), MaxBuckets, least)
 		}
 	}
 	n := int((length + bucket - 1) / bucket)

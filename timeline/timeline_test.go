@@ -266,6 +266,18 @@ func TestThreadsDefaultBucket(t *testing.T) {
 	}
 }
 
+// An import whose events run far past its duration (an estimate) gets
+// buckets for the time its events cover.
+func TestThreadsDefaultBucketPastDuration(t *testing.T) {
+	b := newBuilder(capture.CPU, time.Second, 99)
+	b.add(1, 1, int64(time.Hour), 1, "app;main")
+	c := b.b.Capture()
+	got, err := ComputeThreads(c, c, capture.Query{}, ThreadsOptions{})
+	if err != nil || got.Bucket != 15 || got.Buckets != 241 || got.Threads[0].Series[240] != 1 {
+		t.Errorf("got %v, bucket %g × %d", err, got.Bucket, got.Buckets)
+	}
+}
+
 func TestThreadsErrors(t *testing.T) {
 	c := cpuCapture()
 	for _, tt := range []struct {
