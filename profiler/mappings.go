@@ -130,9 +130,11 @@ func (t *mappingTracker) open(cpu int) (int, error) {
 			Sample_type: unix.PERF_SAMPLE_TID | unix.PERF_SAMPLE_TIME,
 			Bits: unix.PerfBitMmap | unix.PerfBitMmap2 | unix.PerfBitComm | unix.PerfBitCommExec | unix.PerfBitTask |
 				unix.PerfBitSampleIDAll | unix.PerfBitUseClockID | unix.PerfBitWatermark,
-			// Wake the reader at every record: a process may be gone
-			// milliseconds after its mmaps.
-			Wakeup:  1,
+			// Wake the reader only when a quarter of the ring is used: it
+			// polls every few milliseconds anyway, and reads the rings at
+			// once when a BPF exec record needs what came before; a wakeup
+			// per record would cost every mmap on the host an interrupt.
+			Wakeup:  uint32(mappingRingPages * unix.Getpagesize() / 4),
 			Clockid: unix.CLOCK_MONOTONIC,
 		}
 		if t.buildIDs {
