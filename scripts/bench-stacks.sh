@@ -23,6 +23,7 @@ SECS=${SECS:-10}
 SLOW_SECS=${SLOW_SECS:-5}
 ROUNDS=${ROUNDS:-5}
 HZ=${HZ:-999}
+ONLY=${ONLY:-} # a comma-separated subset of the mix
 tmp=$(mktemp -d)
 old_stats=$(sysctl -n kernel.bpf_stats_enabled)
 trap 'rm -rf "$tmp"; sysctl -qw kernel.bpf_stats_enabled="$old_stats"' EXIT
@@ -32,13 +33,15 @@ cd profiler
 
 # metric OUT NAME: the value of a benchmark metric in go test output.
 metric() { awk -v unit="$2" '/^Benchmark/ { for (i = 3; i < NF; i++) if ($(i+1) == unit) print $i }' <<<"$1" | head -1; }
+# num V DIGITS: V rounded, or n/a when the benchmark did not report it.
+num() { if [[ -n $1 ]]; then printf "%.${2}f" "$1"; else printf 'n/a'; fi; }
 verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { if (v == "") print "n/a"; else if ((dir == "max" && v <= t) || (dir == "min" && v >= t)) print "ok"; else print "MISSED" }'; }
 
 progs="c-bigframe cxx-nofp go go-stripped node python"
 printf '%-6s %9s %8s %11s %13s %12s %11s  %s\n' mode complete samples "BPF ns/smp" "ring B/event" "table bytes" "memlock" "per program (complete %)"
 for mode in auto dwarf fp; do
 	out=$("$tmp/profiler.test" -test.run '^$' -test.bench '^BenchmarkWholeHostStacks$' -test.benchtime 1x \
-		-stacks.unwind="$mode" -stacks.hz="$HZ" -stacks.seconds="$SECS" 2>&1) || true
+		-stacks.unwind="$mode" -stacks.hz="$HZ" -stacks.seconds="$SECS" -stacks.only="$ONLY" 2>&1) || true
 	if ! grep -q '^BenchmarkWholeHostStacks' <<<"$out"; then
 		echo "$mode: no figures"
 		tail -20 <<<"$out"
@@ -50,22 +53,22 @@ for mode in auto dwarf fp; do
 		per+="$p ${v:-skipped} "
 	done
 	declare "complete_$mode=$(metric "$out" complete-%)" "ns_$mode=$(metric "$out" bpf-ns/sample)" "ring_$mode=$(metric "$out" ring-B/event)"
-	printf '%-6s %8.1f%% %8.0f %11.0f %13.0f %12.0f %11.0f  %s\n' "$mode" "$(metric "$out" complete-%)" "$(metric "$out" mix-samples)" \
-		"$(metric "$out" bpf-ns/sample)" "$(metric "$out" ring-B/event)" "$(metric "$out" table-bytes)" "$(metric "$out" memlock-B)" "$per"
+	printf '%-6s %8s%% %8s %11s %13s %12s %11s  %s\n' "$mode" "$(num "$(metric "$out" complete-%)" 1)" "$(num "$(metric "$out" mix-samples)" 0)" \
+		"$(num "$(metric "$out" bpf-ns/sample)" 0)" "$(num "$(metric "$out" ring-B/event)" 0)" "$(num "$(metric "$out" table-bytes)" 0)" "$(num "$(metric "$out" memlock-B)" 0)" "$per"
 	grep -o 'skipped\|: no Python.*\|node is not installed' <<<"$out" | sort -u | sed 's/^/  /' || true
 done
 echo "targets (auto): complete >= 95%: $(verdict "${complete_auto:-}" 95 min) (${complete_auto:-?}%); BPF <= 3000 ns/sample: $(verdict "${ns_auto:-}" 3000 max) (${ns_auto:-?}); ring <= 1024 B/event: $(verdict "${ring_auto:-}" 1024 max) (${ring_auto:-?})"
 
 out=$("$tmp/profiler.test" -test.run '^$' -test.bench '^BenchmarkStackSlowdown$' -test.benchtime 1x \
-	-stacks.hz="$HZ" -stacks.seconds="$SLOW_SECS" -stacks.rounds="$ROUNDS" 2>&1) || true
+	-stacks.hz="$HZ" -stacks.seconds="$SLOW_SECS" -stacks.rounds="$ROUNDS" -stacks.only="$ONLY" 2>&1) || true
 if grep -q '^BenchmarkStackSlowdown' <<<"$out"; then
 	for c in auto dwarf fp perf; do
-		printf 'slowdown of the mix, %-5s %6.1f%%  (median of %d rounds; rate ratios %s)\n' "$c" "$(metric "$out" "$c-slowdown-%")" "$ROUNDS" \
+		printf 'slowdown of the mix, %-5s %6s%%  (median of %d rounds; rate ratios %s)\n' "$c" "$(num "$(metric "$out" "$c-slowdown-%")" 1)" "$ROUNDS" \
 			"$(grep -o "$c: rate ratios \[.*\]" <<<"$out" | sed 's/.*\[//; s/\]//')"
 	done
 	a=$(metric "$out" auto-slowdown-%)
 	p=$(metric "$out" perf-slowdown-%)
-	echo "target: auto no worse than perf -g: $(awk -v a="$a" -v p="$p" 'BEGIN { print (a <= p + 2) ? "ok" : "MISSED" }') (auto ${a}%, perf ${p}%; 2 points of noise allowed)"
+	echo "target: auto no worse than perf -g: $(awk -v a="$a" -v p="$p" 'BEGIN { print (a == "" || p == "") ? "n/a" : (a <= p + 2) ? "ok" : "MISSED" }') (auto ${a:-?}%, perf ${p:-?}%; 2 points of noise allowed)"
 else
 	echo "slowdown: no figures"
 	tail -20 <<<"$out"
