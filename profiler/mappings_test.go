@@ -1,6 +1,7 @@
 package profiler
 
 import (
+	"context"
 	"debug/elf"
 	"encoding/binary"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/internal/testutil"
 	"github.com/scorch-dev/scorch/symbolizer"
 	"golang.org/x/sys/unix"
@@ -257,4 +259,45 @@ func FuzzParsePerfRecord(f *testing.F) {
 		}
 		parsePerfLost(rec)
 	})
+}
+
+// A capture's Options.Mappings hears what its command maps: the hook what
+// loads unwind tables per mapping subscribes with.
+func TestRecordMappingListener(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.BuildC(t, "gcc", dlopenC, "-O1", "-Wl,--build-id")
+	var log mappingLog
+	c, err := Record(context.Background(), capture.Params{Type: capture.CPU, Hz: 99, Command: []string{bin},
+		Duration: capture.Duration(20 * time.Second)}, Options{Mappings: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Meta.Stats.Counters.Get(capture.MappingRecords) == 0 {
+		t.Error("no mapping records counted")
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	var pid uint32
+	for _, ev := range log.events {
+		if ev.Kind == MappingExec && strings.HasPrefix(filepath.Base(bin), ev.Comm) {
+			pid = ev.PID
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no exec of %s heard in %d events", bin, len(log.events))
+	}
+	seen := map[string]bool{}
+	for _, ev := range log.events {
+		if ev.PID == pid && ev.Kind == MappingMapped {
+			seen[filepath.Base(ev.Mapping.Path)] = true
+		}
+		if ev.PID == pid && ev.Kind == MappingExit {
+			seen["exit"] = true
+		}
+	}
+	for _, want := range []string{filepath.Base(bin), "libc.so.6", "libm.so.6", "exit"} {
+		if !seen[want] {
+			t.Errorf("the listener did not hear %s of pid %d: %v", want, pid, seen)
+		}
+	}
 }
