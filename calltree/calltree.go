@@ -52,6 +52,8 @@ type Set struct {
 	// is read-only once built (Add is not called again).
 	prepOnce sync.Once
 	sorted   *sortedSet
+	fnsOnce  sync.Once
+	fns      []Function
 }
 
 type sortedSet struct {
@@ -407,8 +409,14 @@ type Function struct {
 	BaseTotal int64  `json:"base_total"`
 }
 
-// Functions computes the function table, unsorted.
+// Functions computes the function table, unsorted: a copy of the table
+// computed once per set (the table and the summary both ask).
 func (s *Set) Functions() []Function {
+	s.fnsOnce.Do(func() { s.fns = s.functions() })
+	return slices.Clone(s.fns)
+}
+
+func (s *Set) functions() []Function {
 	fns := make([]Function, len(s.Names))
 	seen := make([]int32, len(s.Names)) // stamp: the entry that last counted the name, plus one
 	for i, e := range s.entries {

@@ -2,6 +2,7 @@ package calltree
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -309,6 +310,23 @@ func TestSortEntriesLarge(t *testing.T) {
 			if i > 0 && int(lcp[i]) != commonPrefix(es[i-1].names, es[i].names) {
 				t.Fatalf("round %d: lcp[%d] = %d, want %d", round, i, lcp[i], commonPrefix(es[i-1].names, es[i].names))
 			}
+		}
+	}
+}
+
+// The summary of a view seen through a plan is that of the transformed
+// capture.
+func TestSummarizeThrough(t *testing.T) {
+	for seed := uint64(0); seed < 300; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		c := randomCapture(rng, false)
+		q := randomQuery(rng)
+		q.Comm = ""
+		ts := randomTransforms(rng)
+		want, _ := json.Marshal(c.Transform(ts).Summarize(q, nil))
+		got, _ := json.Marshal(c.SummarizeThrough(c.Plan(ts), q, nil))
+		if string(got) != string(want) {
+			t.Fatalf("seed %d %v:\n got  %s\n want %s", seed, ts, got, want)
 		}
 	}
 }

@@ -71,6 +71,18 @@ func (f *Frame) unsymbolized() bool {
 // Summarize computes the health of the events q selects. top is filled
 // from the caller's function table (self values, largest first).
 func (c *Capture) Summarize(q Query, top []TopFunc) Summary {
+	return c.summarize(nil, q, top)
+}
+
+// SummarizeThrough is Summarize of the capture seen through a plan of
+// c's (c.Transform(ts).Summarize with p = c.Plan(ts)), without making the
+// transformed capture: stacks are transformed as they are read. q must not
+// select a comm: that filter reads the transformed stacks' process frames.
+func (c *Capture) SummarizeThrough(p *TransformPlan, q Query, top []TopFunc) Summary {
+	return c.summarize(p, q, top)
+}
+
+func (c *Capture) summarize(p *TransformPlan, q Query, top []TopFunc) Summary {
 	m := c.Meta
 	s := Summary{
 		Unit: m.Unit, Duration: m.Duration.Seconds(), Lost: m.Stats.Lost, LostPerCPU: map[string]uint64{},
@@ -88,48 +100,112 @@ func (c *Capture) Summarize(q Query, top []TopFunc) Summary {
 	}
 	s.UserStacks.Ended = m.Stats.Counters.Reasons(UnwindEndedBy)
 	s.LostPerCPU = m.Stats.Counters.Reasons(LostOnCPU)
+	frameList := c.Frames
+	var bufs [2][]uint32
+	stack := func(si int) []uint32 { return c.Stacks[si] }
+	var dropped []bool
+	if p != nil && !p.Empty() {
+		frameList = p.Frames
+		stack = func(si int) []uint32 {
+			st, _ := p.Apply(c.Stacks[si], &bufs)
+			return st
+		}
+		dropped = make([]bool, len(c.Stacks))
+		any := false
+		for si := range c.Stacks {
+			dropped[si] = c.Stacks[si] != nil && stack(si) == nil
+			any = any || dropped[si]
+		}
+		if any {
+			// As Transform does once it drops a stack: the events of
+			// stacks that were empty already go too.
+			for si := range c.Stacks {
+				dropped[si] = dropped[si] || c.Stacks[si] == nil
+			}
+		} else {
+			dropped = nil
+		}
+	}
 	mt := c.Matcher(q)
-	pids, tids, cpus := map[uint32]bool{}, map[uint32]bool{}, map[uint16]bool{}
+	var pids, tids idSet
+	var cpus [1 << 16 / 64]uint64
+	ncpus := 0
 	perStack := make([]int64, len(c.Stacks))
 	for i := range c.Events {
 		e := &c.Events[i]
+		if dropped != nil && (int(e.Stack) >= len(dropped) || dropped[e.Stack]) {
+			continue // the transformed capture leaves these events out
+		}
 		if !mt.Match(e) {
 			continue
 		}
 		v := mt.Value(e)
 		s.Samples += v
 		s.Events++
-		pids[e.PID], tids[e.TID], cpus[e.CPU] = true, true, true
+		pids.add(e.PID)
+		tids.add(e.TID)
+		if w, bit := e.CPU/64, uint64(1)<<(e.CPU%64); cpus[w]&bit == 0 {
+			cpus[w] |= bit
+			ncpus++
+		}
 		if int(e.Stack) < len(perStack) {
 			perStack[e.Stack]++
 		}
 	}
-	s.Processes, s.Threads = len(pids), len(tids)
-	if s.Hz > 0 && s.Duration > 0 && len(cpus) > 0 {
-		s.EffectiveHz = float64(s.Events) / s.Duration / float64(len(cpus))
+	s.Processes, s.Threads = pids.n, tids.n
+	if s.Hz > 0 && s.Duration > 0 && ncpus > 0 {
+		s.EffectiveHz = float64(s.Events) / s.Duration / float64(ncpus)
+	}
+	// Each frame's part, worked out once: not counted, counted, or a
+	// hole in a module (its index in mods, plus 2).
+	part := make([]int32, len(frameList))
+	var mods []string
+	modIndex := map[string]int32{}
+	for i := range frameList {
+		fr := &frameList[i]
+		switch {
+		case fr.Kind == KindProcess || fr.Kind == KindSynthetic && fr.Name != FrameUnknown:
+		case fr.unsymbolized():
+			mod := fr.Module
+			if mod == "" {
+				if i := strings.Index(fr.Name, "+0x"); i > 0 {
+					mod = fr.Name[:i]
+				}
+			}
+			mod = filepath.Base(mod)
+			k, ok := modIndex[mod]
+			if !ok {
+				k = int32(len(mods))
+				mods = append(mods, mod)
+				modIndex[mod] = k
+			}
+			part[i] = 2 + k
+		default:
+			part[i] = 1
+		}
 	}
 	var frames, holes int64
-	byModule := map[string]int64{}
+	holesIn := make([]int64, len(mods))
 	for si, n := range perStack {
 		if n == 0 {
 			continue
 		}
-		for _, f := range c.Stacks[si] {
-			fr := &c.Frames[f]
-			if fr.Kind == KindProcess || fr.Kind == KindSynthetic && fr.Name != FrameUnknown {
-				continue
-			}
-			frames += n
-			if fr.unsymbolized() {
+		for _, f := range stack(si) {
+			switch k := part[f]; k {
+			case 0:
+			case 1:
+				frames += n
+			default:
+				frames += n
 				holes += n
-				mod := fr.Module
-				if mod == "" {
-					if i := strings.Index(fr.Name, "+0x"); i > 0 {
-						mod = fr.Name[:i]
-					}
-				}
-				byModule[filepath.Base(mod)] += n
+				holesIn[k-2] += n
 			}
+		}
+	}
+	byModule := map[string]int64{}
+	for k, n := range holesIn {
+		if n > 0 {
+			byModule[mods[k]] += n
 		}
 	}
 	if frames > 0 {
@@ -296,4 +372,33 @@ func lostCPUs(perCPU map[string]uint64) string {
 		parts = append(parts, fmt.Sprintf("cpu %s: %d", l.cpu, l.n))
 	}
 	return ", most on " + strings.Join(parts, ", ")
+}
+
+// idSet counts distinct process or thread ids: a bitmap for the ids of
+// real hosts (below 1<<22, the kernel's largest pid_max), a map above.
+type idSet struct {
+	bits  []uint64
+	large map[uint32]bool
+	n     int
+}
+
+func (s *idSet) add(id uint32) {
+	if id >= 1<<22 {
+		if !s.large[id] {
+			if s.large == nil {
+				s.large = map[uint32]bool{}
+			}
+			s.large[id] = true
+			s.n++
+		}
+		return
+	}
+	w := int(id / 64)
+	if w >= len(s.bits) {
+		s.bits = append(s.bits, make([]uint64, max(w+1, 2*len(s.bits))-len(s.bits))...)
+	}
+	if bit := uint64(1) << (id % 64); s.bits[w]&bit == 0 {
+		s.bits[w] |= bit
+		s.n++
+	}
 }

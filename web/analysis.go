@@ -83,18 +83,6 @@ func intParam(v url.Values, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-// loadView loads a capture, checks the range and applies the transforms.
-func (s *Server) loadView(id string, vw view) (*capture.Capture, error) {
-	c, err := s.load(id)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.CheckRange(vw.q); err != nil {
-		return nil, errorf(http.StatusBadRequest, "%v", err)
-	}
-	return transformed.get(c, vw.ts), nil
-}
-
 // captureSet is the call-tree input of one capture's view.
 func (s *Server) captureSet(id string, vw view) (*calltree.Set, error) {
 	c, err := s.load(id)
@@ -325,9 +313,12 @@ func (s *Server) summaryJSON(w http.ResponseWriter, r *http.Request) {
 		if out == nil {
 			return nil
 		}
-		c, err := s.loadView(id, vw)
+		c, err := s.load(id)
 		if err != nil {
 			return err
+		}
+		if err := c.CheckRange(vw.q); err != nil {
+			return errorf(http.StatusBadRequest, "%v", err)
 		}
 		flat := vw
 		flat.reverse = false
@@ -342,7 +333,16 @@ func (s *Server) summaryJSON(w http.ResponseWriter, r *http.Request) {
 		for _, f := range fns[:min(10, len(fns))] {
 			top = append(top, capture.TopFunc{Name: f.Name, Self: f.Self, Share: float64(f.Self) / float64(max(total, 1))})
 		}
-		sum := c.Summarize(vw.q, top)
+		var sum capture.Summary
+		switch {
+		case len(vw.ts) == 0:
+			sum = c.Summarize(vw.q, top)
+		case vw.q.Comm == "":
+			// Without making the transformed capture.
+			sum = c.SummarizeThrough(c.Plan(vw.ts), vw.q, top)
+		default:
+			sum = transformed.get(c, vw.ts).Summarize(vw.q, top)
+		}
 		sum.Samples = total // = functions.json's total, whatever the unit
 		return json.NewEncoder(out).Encode(sum)
 	})
