@@ -2,7 +2,9 @@
 // by scripts/bench-workspace.sh: `node bench-workspace.mjs BASE ID` opens
 // both in headless Chromium at 1920x1080 and prints JSON: time to the
 // first painted flame graph, hover, zoom, search and transform redraws
-// (medians, ms), and the JS heap.
+// (medians, ms), and the JS heap; for the SVG route its load, hover,
+// zoom and search, and as its transform the server's rendering of the same
+// merges.
 import { chromium } from 'playwright-core';
 
 const [base, id] = process.argv.slice(2);
@@ -77,6 +79,8 @@ try {
       }, { i, kind });
       if (kind === 'contextmenu') {
         await page.click('#menu button:has-text("Merge")');
+        const ts = new URLSearchParams(await page.evaluate(() => location.search)).getAll('t');
+        (out.workspace.transformed ||= []).push(ts.map((t) => 't=' + encodeURIComponent(t)).join('&'));
       }
       await waitReady(page, seq);
       ts.push(t + await page.evaluate(() => performance.now() - window.__t0));
@@ -149,7 +153,33 @@ try {
   }, rounds * 4);
   out.svg.hover_ms = median(sh.hv);
   out.svg.zoom_ms = median(sh.zm);
+  // Search: the SVG's own search (it asks with prompt()), until the
+  // matches are drawn.
+  const ss = await sp.evaluate(async (n) => {
+    const btn = document.getElementById('search');
+    const ts = [];
+    for (let i = 0; i < n; i++) {
+      if (btn.classList.contains('on')) btn.dispatchEvent(new MouseEvent('click', { bubbles: true })); // reset
+      window.prompt = () => '^fn_' + (10 + i) + '_1$';
+      const t0 = performance.now();
+      btn.dispatchEvent(new MouseEvent('click', { bubbles: true }));
+      await new Promise((res) => requestAnimationFrame(() => setTimeout(res, 0)));
+      ts.push(performance.now() - t0);
+    }
+    return ts;
+  }, rounds);
+  out.svg.search_ms = median(ss);
   out.svg.heap_mb = await heap(sp);
+  // Transform: the SVG route has no transform of its own; the nearest is
+  // asking the server for the graph with the same merge (t=merge:NAME),
+  // each a new rendering, until it is loaded.
+  const tr = [];
+  for (const tq of out.workspace.transformed || []) {
+    const t0 = Date.now();
+    await sp.goto(base + '/api/captures/' + id + '/flamegraph.svg?width=1920&' + tq, { waitUntil: 'load' });
+    tr.push(Date.now() - t0);
+  }
+  out.svg.transform_ms = median(tr);
 } catch (e) {
   out.errors.push(String(e && e.stack ? e.stack : e));
 } finally {
