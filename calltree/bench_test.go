@@ -11,7 +11,7 @@ import (
 // (SCORCH_BENCH_CAPTURE, made by scripts/bench/workspace): the set, its
 // sort, the pruned tree and the function table, and a view derived from
 // it through a merge, against the same view built from the transformed
-// capture.
+// capture and against the implementation before (reference_test.go).
 func BenchmarkTree(b *testing.B) {
 	path := os.Getenv("SCORCH_BENCH_CAPTURE")
 	if path == "" {
@@ -58,6 +58,29 @@ func BenchmarkTree(b *testing.B) {
 	b.Run("merge-derived", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			s.Transform(merge).Tree("all", 20000)
+		}
+	})
+	// The same views as computed before (reference_test.go): the
+	// uncached tree and the tree after a merge.
+	b.Run("tree-reference", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			r := newRefSet()
+			r.Add(c, capture.Query{}, false, false)
+			r.Tree("all", 20000)
+		}
+	})
+	b.Run("tree-uncached", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			s := NewSet()
+			s.Add(c, capture.Query{}, false, false)
+			s.Tree("all", 20000)
+		}
+	})
+	b.Run("merge-reference", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			r := newRefSet()
+			r.Add(c.Transform(merge), capture.Query{}, false, false)
+			r.Tree("all", 20000)
 		}
 	})
 	b.Run("merge-capture", func(b *testing.B) {
