@@ -185,7 +185,7 @@ export function mountTimeline(root, id, opts) {
     const all = state.more.has(p.pid);
     const shown = all ? ts : ts.slice(0, THREADS);
     for (const t of shown) {
-      addRow({ kind: 'thread', key: 't' + t.tid, pid: t.pid, tid: t.tid, s: t.series, b: t.blocked, r: t.runqueue, total: t.total, label: t.comm, sub: 'tid ' + t.tid + ' · ' + pctOf(t.total, grand) });
+      addRow({ kind: 'thread', key: 't' + t.tid, pid: t.pid, tid: t.tid, s: t.series, b: t.blocked, r: t.runqueue, total: t.total, comm: t.comm, label: 'thread ' + t.tid, sub: pctOf(t.total, grand) + (t.tid === t.pid ? ' · main' : '') });
     }
     const left = p.threads - shown.length;
     if (left > 0) {
@@ -481,7 +481,8 @@ export function mountTimeline(root, id, opts) {
     const t = timeAt(ev);
     const i = Math.min(Math.floor(t / state.data.bucket), buckets() - 1);
     const a = i * state.data.bucket, b = a + state.data.bucket;
-    let text = r.label.replace(/^[▸▾] /, '') + (r.tid ? ' (tid ' + r.tid + ')' : r.pid ? ' (pid ' + r.pid + ')' : '') + ' · ' + secs(+a.toFixed(3)) + '–' + secs(+b.toFixed(3)) + ' s: ';
+    const who = r.kind === 'thread' ? r.comm + ' (pid ' + r.pid + '), thread ' + r.tid : r.label.replace(/^[▸▾] /, '') + (r.pid ? ' (pid ' + r.pid + ')' : '');
+    let text = who + ' · ' + secs(+a.toFixed(3)) + '–' + secs(+b.toFixed(3)) + ' s: ';
     if (r.b && r.r) {
       // Off-CPU time in a unit a person reads: a thread's share of the
       // bucket, or how many threads on average for a group.
