@@ -152,6 +152,10 @@ func compute(c *capture.Capture, q capture.Query, rows int, span int64) (*Heatma
 	info := c.Meta.Type.Info()
 	switch {
 	case info.Interval:
+		// Whole cells as a difference array: an interval costs two steps
+		// however many cells it covers (imports can hold many long,
+		// overlapping ones).
+		whole := make([]int64, len(flat)+1)
 		for i := range c.Events {
 			e := &c.Events[i]
 			maxTime = max(maxTime, e.Time)
@@ -160,7 +164,15 @@ func compute(c *capture.Capture, q capture.Query, rows int, span int64) (*Heatma
 				continue
 			}
 			if e.Time < end && e.Value <= maxSpan {
-				spread(flat, e.Time, e.Time+max(e.Value, 0), end, colNs, r)
+				spread(flat, whole, e.Time, e.Time+max(e.Value, 0), end, colNs, r)
+			}
+		}
+		// The cells intervals covered whole, each its own length.
+		var run int64
+		for g := range flat {
+			run += whole[g]
+			if run != 0 {
+				flat[g] = capture.SatAdd(flat[g], run*(cellStart(int64(g)+1, colNs, r)-cellStart(int64(g), colNs, r)))
 			}
 		}
 	default:
@@ -229,9 +241,11 @@ func columnNs(span int64) int64 {
 }
 
 // spread adds the interval [s, e) clipped to [0, end) to the cells it
-// covers, each getting the nanoseconds that fall inside it. Cell g of the
-// flat timeline starts at ceil(g*colNs/r).
-func spread(flat []int64, s, e, end, colNs, r int64) {
+// covers, each getting the nanoseconds that fall inside it: the partial
+// first and last cells in flat, the cells between as +1 from the second
+// to -1 after the last in whole (a difference array of covering
+// intervals). Cell g of the flat timeline starts at ceil(g*colNs/r).
+func spread(flat, whole []int64, s, e, end, colNs, r int64) {
 	s = max(s, 0)
 	e = min(e, end)
 	if e <= s {
@@ -243,11 +257,10 @@ func spread(flat []int64, s, e, end, colNs, r int64) {
 		flat[first] += e - s
 		return
 	}
-	for g := first; g <= last; g++ {
-		lo := max(s, cellStart(g, colNs, r))
-		hi := min(e, cellStart(g+1, colNs, r))
-		flat[g] += hi - lo
-	}
+	flat[first] += cellStart(first+1, colNs, r) - s
+	flat[last] += e - cellStart(last, colNs, r)
+	whole[first+1]++
+	whole[last]--
 }
 
 func cellStart(g, colNs, r int64) int64 {
