@@ -11,6 +11,7 @@
 
 #define MAX_STACK 127          /* PERF_MAX_STACK_DEPTH */
 #define MAX_COPY 16384         /* largest user stack copy (--unwind dwarf) */
+#define UNWIND_MAX_MAPS 256    /* executable mappings of a process the BPF unwinder knows */
 #define TASK_COMM_LEN 16
 #define PF_KTHREAD 0x00200000
 /* Up to FILTER_LIST pids or tids that stay the same for the whole capture:
@@ -23,6 +24,7 @@ enum limit {
 	LIMIT_MAX_STACK = MAX_STACK,
 	LIMIT_FILTER_LIST = FILTER_LIST,
 	LIMIT_COMM = TASK_COMM_LEN,
+	LIMIT_UNWIND_MAPS = UNWIND_MAX_MAPS,
 };
 
 /* Ring-buffer record kinds. What the shared fields of a stack_event mean
@@ -40,6 +42,7 @@ enum event_flag {
 	EVENT_KTHREAD = 2,     /* a kernel thread: no user stack */
 	EVENT_IRQ = 4,         /* ran in interrupt context */
 	EVENT_LEFT = 8,        /* off-CPU: the stacks came in a RECORD_LEAVE */
+	EVENT_UNMAPPED_PC = 16, /* the user stack walk met a pc outside the process's known mappings */
 };
 
 /* Counters, one slot each in the per-CPU stats array. */
@@ -89,6 +92,10 @@ struct stack_event {
 	 * mem: peer_pid is the allocating function (enum alloc_fn). */
 	__u32 peer_pid;
 	__u32 peer_tid;
+	/* ustack_end: enum unwind_end, why the user stack walked in BPF ended
+	 * (UNWIND_NOT_WALKED: it was not; the copy is for user space). */
+	__u32 ustack_end;
+	__u32 pad;
 	/* User registers (arch.h): pc, stack pointer, frame pointer (rbp,
 	 * x29) and the link register (arm64's x30, the return address while
 	 * a function has not saved it; 0 on x86-64). */
@@ -216,6 +223,8 @@ static __always_inline struct stack_event *new_event(__u32 slot)
 
 #define STACK_BYTES (MAX_STACK * 8)
 
+#include "unwinder.h"
+
 /* Lengths are computed in 64 bits and passed through barrier_var (libbpf)
  * after their bounds checks, so the verifier sees the checked register. */
 
@@ -263,19 +272,30 @@ static __always_inline void copy_user_stack(struct stack_event *e, __u64 off)
 }
 
 /* fill_user_stack records the user stack (after the kernel stack, already
- * in data) and the stack copy. A frame-pointer walk from a bp that cannot be
- * a frame pointer (below sp, or far above it: code built without frame
- * pointers leaves any value there) yields the pc alone, or garbage, and
- * costs the kernel a page fault more often than not: then the pc is the
- * whole walk, and user space unwinds the copy with CFI. */
+ * in data). A process whose unwind tables are loaded is walked here, with
+ * no stack copy. Otherwise: a frame-pointer walk and a copy of the top of
+ * the stack for user space's CFI. A frame-pointer walk from a bp that
+ * cannot be a frame pointer (below sp, or far above it: code built without
+ * frame pointers leaves any value there) yields the pc alone, or garbage,
+ * and costs the kernel a page fault more often than not: then the pc is
+ * the whole walk, and user space unwinds the copy with CFI. */
 static __always_inline void fill_user_stack(void *ctx, struct stack_event *e)
 {
 	__u64 off = e->kstack_len;
 	e->ustack_len = 0;
 	e->copy_len = 0;
+	e->ustack_end = UNWIND_NOT_WALKED;
 	if (off > STACK_BYTES)
 		return;
 	barrier_var(off);
+	if (unwind_enabled && e->ip) {
+		__u32 pid = e->pid;
+		struct unwind_proc *p = bpf_map_lookup_elem(&unwind_procs, &pid);
+		if (p) {
+			walk_user_stack(e, p);
+			return;
+		}
+	}
 	if (e->bp >= e->sp && e->bp - e->sp < (1ULL << 28)) {
 		e->ustack_len = get_stack(ctx, e, off, BPF_F_USER_STACK, STAT_USTACK_ERR);
 	} else if (e->ip) {
@@ -362,6 +382,7 @@ static __always_inline struct stack_event *start_event_in(__u32 slot, __u32 pid,
 	e->value = value;
 	e->aux = 0;
 	e->peer_pid = e->peer_tid = 0;
+	e->ustack_end = 0;
 	e->ip = e->sp = e->bp = e->lr = 0;
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
 	return e;
@@ -400,6 +421,10 @@ static __always_inline void notify_exec(struct task_struct *task)
 {
 	__u32 pid = BPF_CORE_READ(task, tgid);
 	__u32 tid = BPF_CORE_READ(task, pid);
+	/* The image changed: its unwind tables are stale until user space
+	 * loads the new ones (samples take the copy path meanwhile). */
+	if (unwind_enabled)
+		bpf_map_delete_elem(&unwind_procs, &pid);
 	if (!wanted(task, pid, tid))
 		return;
 	struct exec_event *x = bpf_ringbuf_reserve(&events, sizeof(*x), 0);

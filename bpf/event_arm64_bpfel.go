@@ -28,12 +28,56 @@ type EventStackEvent struct {
 	Aux       uint64
 	PeerPid   uint32
 	PeerTid   uint32
+	UstackEnd uint32
+	Pad       uint32
 	Ip        uint64
 	Sp        uint64
 	Bp        uint64
 	Lr        uint64
 	Comm      [16]uint8
 	Data      [2302]uint64
+}
+
+type EventUnwindEntry struct {
+	_    structs.HostLayout
+	Pc   uint32
+	Rule uint32
+}
+
+type EventUnwindMapping struct {
+	_          structs.HostLayout
+	Start      uint64
+	End        uint64
+	Bias       uint64
+	FirstEntry uint32
+	EntryCount uint32
+	FirstRule  uint32
+	FirstPage  uint32
+	PageCount  uint32
+	Pad        uint32
+}
+
+type EventUnwindPage struct {
+	_     structs.HostLayout
+	First uint32
+	N     uint32
+}
+
+type EventUnwindProc struct {
+	_     structs.HostLayout
+	First uint32
+	N     uint32
+}
+
+type EventUnwindRule struct {
+	_      structs.HostLayout
+	Cfa    uint8
+	Ra     uint8
+	Fp     uint8
+	Pad    uint8
+	CfaOff int32
+	RaOff  int32
+	FpOff  int32
 }
 
 // Names of all BPF objects in the ELF.
@@ -47,6 +91,11 @@ const (
 	EventMapLastInstructions = "last_instructions"
 	EventMapScratch          = "scratch"
 	EventMapStats            = "stats"
+	EventMapUnwindEntries    = "unwind_entries"
+	EventMapUnwindMaps       = "unwind_maps"
+	EventMapUnwindPages      = "unwind_pages"
+	EventMapUnwindProcs      = "unwind_procs"
+	EventMapUnwindRules      = "unwind_rules"
 	EventProgOnExec          = "on_exec"
 	EventProgOnTracepoint    = "on_tracepoint"
 	EventProgSampleCpi       = "sample_cpi"
@@ -57,6 +106,7 @@ const (
 	EventVarFilterMode       = "filter_mode"
 	EventVarFollowForks      = "follow_forks"
 	EventVarSelfTgid         = "self_tgid"
+	EventVarUnwindEnabled    = "unwind_enabled"
 	EventVarWakeupBytes      = "wakeup_bytes"
 )
 
@@ -118,6 +168,11 @@ type EventMapSpecs struct {
 	LastInstructions *ebpf.MapSpec `ebpf:"last_instructions"`
 	Scratch          *ebpf.MapSpec `ebpf:"scratch"`
 	Stats            *ebpf.MapSpec `ebpf:"stats"`
+	UnwindEntries    *ebpf.MapSpec `ebpf:"unwind_entries"`
+	UnwindMaps       *ebpf.MapSpec `ebpf:"unwind_maps"`
+	UnwindPages      *ebpf.MapSpec `ebpf:"unwind_pages"`
+	UnwindProcs      *ebpf.MapSpec `ebpf:"unwind_procs"`
+	UnwindRules      *ebpf.MapSpec `ebpf:"unwind_rules"`
 }
 
 // EventVariableSpecs contains global variables before they are loaded into the kernel.
@@ -131,6 +186,7 @@ type EventVariableSpecs struct {
 	FilterMode    *ebpf.VariableSpec `ebpf:"filter_mode"`
 	FollowForks   *ebpf.VariableSpec `ebpf:"follow_forks"`
 	SelfTgid      *ebpf.VariableSpec `ebpf:"self_tgid"`
+	UnwindEnabled *ebpf.VariableSpec `ebpf:"unwind_enabled"`
 	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -161,6 +217,11 @@ type EventMaps struct {
 	LastInstructions *ebpf.Map `ebpf:"last_instructions"`
 	Scratch          *ebpf.Map `ebpf:"scratch"`
 	Stats            *ebpf.Map `ebpf:"stats"`
+	UnwindEntries    *ebpf.Map `ebpf:"unwind_entries"`
+	UnwindMaps       *ebpf.Map `ebpf:"unwind_maps"`
+	UnwindPages      *ebpf.Map `ebpf:"unwind_pages"`
+	UnwindProcs      *ebpf.Map `ebpf:"unwind_procs"`
+	UnwindRules      *ebpf.Map `ebpf:"unwind_rules"`
 }
 
 func (m *EventMaps) Close() error {
@@ -172,6 +233,11 @@ func (m *EventMaps) Close() error {
 		m.LastInstructions,
 		m.Scratch,
 		m.Stats,
+		m.UnwindEntries,
+		m.UnwindMaps,
+		m.UnwindPages,
+		m.UnwindProcs,
+		m.UnwindRules,
 	)
 }
 
@@ -186,6 +252,7 @@ type EventVariables struct {
 	FilterMode    *ebpf.Variable `ebpf:"filter_mode"`
 	FollowForks   *ebpf.Variable `ebpf:"follow_forks"`
 	SelfTgid      *ebpf.Variable `ebpf:"self_tgid"`
+	UnwindEnabled *ebpf.Variable `ebpf:"unwind_enabled"`
 	WakeupBytes   *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 

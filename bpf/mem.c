@@ -119,8 +119,7 @@ static __always_inline void fill_user(struct pt_regs *ctx, struct stack_event *e
 	e->bp = REGS_FP(ctx);
 	e->lr = REGS_LR(ctx);
 	e->kstack_len = 0;
-	e->ustack_len = get_stack(ctx, e, 0, BPF_F_USER_STACK, STAT_USTACK_ERR);
-	copy_user_stack(e, e->ustack_len);
+	fill_user_stack(ctx, e);
 }
 
 /* The stack is taken at the return, where the caller's frame is whole (at

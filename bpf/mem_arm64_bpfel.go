@@ -52,12 +52,56 @@ type MemStackEvent struct {
 	Aux       uint64
 	PeerPid   uint32
 	PeerTid   uint32
+	UstackEnd uint32
+	Pad       uint32
 	Ip        uint64
 	Sp        uint64
 	Bp        uint64
 	Lr        uint64
 	Comm      [16]uint8
 	Data      [2302]uint64
+}
+
+type MemUnwindEntry struct {
+	_    structs.HostLayout
+	Pc   uint32
+	Rule uint32
+}
+
+type MemUnwindMapping struct {
+	_          structs.HostLayout
+	Start      uint64
+	End        uint64
+	Bias       uint64
+	FirstEntry uint32
+	EntryCount uint32
+	FirstRule  uint32
+	FirstPage  uint32
+	PageCount  uint32
+	Pad        uint32
+}
+
+type MemUnwindPage struct {
+	_     structs.HostLayout
+	First uint32
+	N     uint32
+}
+
+type MemUnwindProc struct {
+	_     structs.HostLayout
+	First uint32
+	N     uint32
+}
+
+type MemUnwindRule struct {
+	_      structs.HostLayout
+	Cfa    uint8
+	Ra     uint8
+	Fp     uint8
+	Pad    uint8
+	CfaOff int32
+	RaOff  int32
+	FpOff  int32
 }
 
 // Names of all BPF objects in the ELF.
@@ -72,6 +116,11 @@ const (
 	MemMapPending         = "pending"
 	MemMapScratch         = "scratch"
 	MemMapStats           = "stats"
+	MemMapUnwindEntries   = "unwind_entries"
+	MemMapUnwindMaps      = "unwind_maps"
+	MemMapUnwindPages     = "unwind_pages"
+	MemMapUnwindProcs     = "unwind_procs"
+	MemMapUnwindRules     = "unwind_rules"
 	MemProgAllocReturn    = "alloc_return"
 	MemProgBrkEnter       = "brk_enter"
 	MemProgCallocEnter    = "calloc_enter"
@@ -89,6 +138,7 @@ const (
 	MemVarSelfTgid        = "self_tgid"
 	MemVarUnusedAllocFn   = "unused_alloc_fn"
 	MemVarUnusedLiveAlloc = "unused_live_alloc"
+	MemVarUnwindEnabled   = "unwind_enabled"
 	MemVarWakeupBytes     = "wakeup_bytes"
 )
 
@@ -148,14 +198,19 @@ type MemProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MemMapSpecs struct {
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	FilterPids   *ebpf.MapSpec `ebpf:"filter_pids"`
-	FilterTids   *ebpf.MapSpec `ebpf:"filter_tids"`
-	Live         *ebpf.MapSpec `ebpf:"live"`
-	LiveOverflow *ebpf.MapSpec `ebpf:"live_overflow"`
-	Pending      *ebpf.MapSpec `ebpf:"pending"`
-	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
-	Stats        *ebpf.MapSpec `ebpf:"stats"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	FilterPids    *ebpf.MapSpec `ebpf:"filter_pids"`
+	FilterTids    *ebpf.MapSpec `ebpf:"filter_tids"`
+	Live          *ebpf.MapSpec `ebpf:"live"`
+	LiveOverflow  *ebpf.MapSpec `ebpf:"live_overflow"`
+	Pending       *ebpf.MapSpec `ebpf:"pending"`
+	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
+	Stats         *ebpf.MapSpec `ebpf:"stats"`
+	UnwindEntries *ebpf.MapSpec `ebpf:"unwind_entries"`
+	UnwindMaps    *ebpf.MapSpec `ebpf:"unwind_maps"`
+	UnwindPages   *ebpf.MapSpec `ebpf:"unwind_pages"`
+	UnwindProcs   *ebpf.MapSpec `ebpf:"unwind_procs"`
+	UnwindRules   *ebpf.MapSpec `ebpf:"unwind_rules"`
 }
 
 // MemVariableSpecs contains global variables before they are loaded into the kernel.
@@ -171,6 +226,7 @@ type MemVariableSpecs struct {
 	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
 	UnusedAllocFn   *ebpf.VariableSpec `ebpf:"unused_alloc_fn"`
 	UnusedLiveAlloc *ebpf.VariableSpec `ebpf:"unused_live_alloc"`
+	UnwindEnabled   *ebpf.VariableSpec `ebpf:"unwind_enabled"`
 	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -194,14 +250,19 @@ func (o *MemObjects) Close() error {
 //
 // It can be passed to LoadMemObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MemMaps struct {
-	Events       *ebpf.Map `ebpf:"events"`
-	FilterPids   *ebpf.Map `ebpf:"filter_pids"`
-	FilterTids   *ebpf.Map `ebpf:"filter_tids"`
-	Live         *ebpf.Map `ebpf:"live"`
-	LiveOverflow *ebpf.Map `ebpf:"live_overflow"`
-	Pending      *ebpf.Map `ebpf:"pending"`
-	Scratch      *ebpf.Map `ebpf:"scratch"`
-	Stats        *ebpf.Map `ebpf:"stats"`
+	Events        *ebpf.Map `ebpf:"events"`
+	FilterPids    *ebpf.Map `ebpf:"filter_pids"`
+	FilterTids    *ebpf.Map `ebpf:"filter_tids"`
+	Live          *ebpf.Map `ebpf:"live"`
+	LiveOverflow  *ebpf.Map `ebpf:"live_overflow"`
+	Pending       *ebpf.Map `ebpf:"pending"`
+	Scratch       *ebpf.Map `ebpf:"scratch"`
+	Stats         *ebpf.Map `ebpf:"stats"`
+	UnwindEntries *ebpf.Map `ebpf:"unwind_entries"`
+	UnwindMaps    *ebpf.Map `ebpf:"unwind_maps"`
+	UnwindPages   *ebpf.Map `ebpf:"unwind_pages"`
+	UnwindProcs   *ebpf.Map `ebpf:"unwind_procs"`
+	UnwindRules   *ebpf.Map `ebpf:"unwind_rules"`
 }
 
 func (m *MemMaps) Close() error {
@@ -214,6 +275,11 @@ func (m *MemMaps) Close() error {
 		m.Pending,
 		m.Scratch,
 		m.Stats,
+		m.UnwindEntries,
+		m.UnwindMaps,
+		m.UnwindPages,
+		m.UnwindProcs,
+		m.UnwindRules,
 	)
 }
 
@@ -230,6 +296,7 @@ type MemVariables struct {
 	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
 	UnusedAllocFn   *ebpf.Variable `ebpf:"unused_alloc_fn"`
 	UnusedLiveAlloc *ebpf.Variable `ebpf:"unused_live_alloc"`
+	UnwindEnabled   *ebpf.Variable `ebpf:"unwind_enabled"`
 	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 

@@ -64,12 +64,56 @@ type OffcpuStackEvent struct {
 	Aux       uint64
 	PeerPid   uint32
 	PeerTid   uint32
+	UstackEnd uint32
+	Pad       uint32
 	Ip        uint64
 	Sp        uint64
 	Bp        uint64
 	Lr        uint64
 	Comm      [16]uint8
 	Data      [2302]uint64
+}
+
+type OffcpuUnwindEntry struct {
+	_    structs.HostLayout
+	Pc   uint32
+	Rule uint32
+}
+
+type OffcpuUnwindMapping struct {
+	_          structs.HostLayout
+	Start      uint64
+	End        uint64
+	Bias       uint64
+	FirstEntry uint32
+	EntryCount uint32
+	FirstRule  uint32
+	FirstPage  uint32
+	PageCount  uint32
+	Pad        uint32
+}
+
+type OffcpuUnwindPage struct {
+	_     structs.HostLayout
+	First uint32
+	N     uint32
+}
+
+type OffcpuUnwindProc struct {
+	_     structs.HostLayout
+	First uint32
+	N     uint32
+}
+
+type OffcpuUnwindRule struct {
+	_      structs.HostLayout
+	Cfa    uint8
+	Ra     uint8
+	Fp     uint8
+	Pad    uint8
+	CfaOff int32
+	RaOff  int32
+	FpOff  int32
 }
 
 // Names of all BPF objects in the ELF.
@@ -84,6 +128,11 @@ const (
 	OffcpuMapScratch          = "scratch"
 	OffcpuMapStarts           = "starts"
 	OffcpuMapStats            = "stats"
+	OffcpuMapUnwindEntries    = "unwind_entries"
+	OffcpuMapUnwindMaps       = "unwind_maps"
+	OffcpuMapUnwindPages      = "unwind_pages"
+	OffcpuMapUnwindProcs      = "unwind_procs"
+	OffcpuMapUnwindRules      = "unwind_rules"
 	OffcpuProgOnExec          = "on_exec"
 	OffcpuProgOnSwitch        = "on_switch"
 	OffcpuProgOnWaking        = "on_waking"
@@ -100,6 +149,7 @@ const (
 	OffcpuVarStateFilter      = "state_filter"
 	OffcpuVarUnusedOffState   = "unused_off_state"
 	OffcpuVarUnusedStackEvent = "unused_stack_event"
+	OffcpuVarUnwindEnabled    = "unwind_enabled"
 	OffcpuVarUseRunDelay      = "use_run_delay"
 	OffcpuVarWakeupBytes      = "wakeup_bytes"
 	OffcpuVarWantBlockedStack = "want_blocked_stack"
@@ -157,14 +207,19 @@ type OffcpuProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type OffcpuMapSpecs struct {
-	Anchors    *ebpf.MapSpec `ebpf:"anchors"`
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	FilterPids *ebpf.MapSpec `ebpf:"filter_pids"`
-	FilterTids *ebpf.MapSpec `ebpf:"filter_tids"`
-	Kcache     *ebpf.MapSpec `ebpf:"kcache"`
-	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
-	Starts     *ebpf.MapSpec `ebpf:"starts"`
-	Stats      *ebpf.MapSpec `ebpf:"stats"`
+	Anchors       *ebpf.MapSpec `ebpf:"anchors"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	FilterPids    *ebpf.MapSpec `ebpf:"filter_pids"`
+	FilterTids    *ebpf.MapSpec `ebpf:"filter_tids"`
+	Kcache        *ebpf.MapSpec `ebpf:"kcache"`
+	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
+	Starts        *ebpf.MapSpec `ebpf:"starts"`
+	Stats         *ebpf.MapSpec `ebpf:"stats"`
+	UnwindEntries *ebpf.MapSpec `ebpf:"unwind_entries"`
+	UnwindMaps    *ebpf.MapSpec `ebpf:"unwind_maps"`
+	UnwindPages   *ebpf.MapSpec `ebpf:"unwind_pages"`
+	UnwindProcs   *ebpf.MapSpec `ebpf:"unwind_procs"`
+	UnwindRules   *ebpf.MapSpec `ebpf:"unwind_rules"`
 }
 
 // OffcpuVariableSpecs contains global variables before they are loaded into the kernel.
@@ -184,6 +239,7 @@ type OffcpuVariableSpecs struct {
 	StateFilter      *ebpf.VariableSpec `ebpf:"state_filter"`
 	UnusedOffState   *ebpf.VariableSpec `ebpf:"unused_off_state"`
 	UnusedStackEvent *ebpf.VariableSpec `ebpf:"unused_stack_event"`
+	UnwindEnabled    *ebpf.VariableSpec `ebpf:"unwind_enabled"`
 	UseRunDelay      *ebpf.VariableSpec `ebpf:"use_run_delay"`
 	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 	WantBlockedStack *ebpf.VariableSpec `ebpf:"want_blocked_stack"`
@@ -210,14 +266,19 @@ func (o *OffcpuObjects) Close() error {
 //
 // It can be passed to LoadOffcpuObjects or ebpf.CollectionSpec.LoadAndAssign.
 type OffcpuMaps struct {
-	Anchors    *ebpf.Map `ebpf:"anchors"`
-	Events     *ebpf.Map `ebpf:"events"`
-	FilterPids *ebpf.Map `ebpf:"filter_pids"`
-	FilterTids *ebpf.Map `ebpf:"filter_tids"`
-	Kcache     *ebpf.Map `ebpf:"kcache"`
-	Scratch    *ebpf.Map `ebpf:"scratch"`
-	Starts     *ebpf.Map `ebpf:"starts"`
-	Stats      *ebpf.Map `ebpf:"stats"`
+	Anchors       *ebpf.Map `ebpf:"anchors"`
+	Events        *ebpf.Map `ebpf:"events"`
+	FilterPids    *ebpf.Map `ebpf:"filter_pids"`
+	FilterTids    *ebpf.Map `ebpf:"filter_tids"`
+	Kcache        *ebpf.Map `ebpf:"kcache"`
+	Scratch       *ebpf.Map `ebpf:"scratch"`
+	Starts        *ebpf.Map `ebpf:"starts"`
+	Stats         *ebpf.Map `ebpf:"stats"`
+	UnwindEntries *ebpf.Map `ebpf:"unwind_entries"`
+	UnwindMaps    *ebpf.Map `ebpf:"unwind_maps"`
+	UnwindPages   *ebpf.Map `ebpf:"unwind_pages"`
+	UnwindProcs   *ebpf.Map `ebpf:"unwind_procs"`
+	UnwindRules   *ebpf.Map `ebpf:"unwind_rules"`
 }
 
 func (m *OffcpuMaps) Close() error {
@@ -230,6 +291,11 @@ func (m *OffcpuMaps) Close() error {
 		m.Scratch,
 		m.Starts,
 		m.Stats,
+		m.UnwindEntries,
+		m.UnwindMaps,
+		m.UnwindPages,
+		m.UnwindProcs,
+		m.UnwindRules,
 	)
 }
 
@@ -250,6 +316,7 @@ type OffcpuVariables struct {
 	StateFilter      *ebpf.Variable `ebpf:"state_filter"`
 	UnusedOffState   *ebpf.Variable `ebpf:"unused_off_state"`
 	UnusedStackEvent *ebpf.Variable `ebpf:"unused_stack_event"`
+	UnwindEnabled    *ebpf.Variable `ebpf:"unwind_enabled"`
 	UseRunDelay      *ebpf.Variable `ebpf:"use_run_delay"`
 	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
 	WantBlockedStack *ebpf.Variable `ebpf:"want_blocked_stack"`

@@ -20,6 +20,7 @@ const (
 	SamplerEventFlagEVENT_KTHREAD     SamplerEventFlag = 2
 	SamplerEventFlagEVENT_IRQ         SamplerEventFlag = 4
 	SamplerEventFlagEVENT_LEFT        SamplerEventFlag = 8
+	SamplerEventFlagEVENT_UNMAPPED_PC SamplerEventFlag = 16
 )
 
 type SamplerExecEvent struct {
@@ -36,6 +37,7 @@ const (
 	SamplerLimitLIMIT_MAX_STACK   SamplerLimit = 127
 	SamplerLimitLIMIT_FILTER_LIST SamplerLimit = 8
 	SamplerLimitLIMIT_COMM        SamplerLimit = 16
+	SamplerLimitLIMIT_UNWIND_MAPS SamplerLimit = 256
 )
 
 type SamplerRecordKind uint32
@@ -62,6 +64,8 @@ type SamplerStackEvent struct {
 	Aux       uint64
 	PeerPid   uint32
 	PeerTid   uint32
+	UstackEnd uint32
+	Pad       uint32
 	Ip        uint64
 	Sp        uint64
 	Bp        uint64
@@ -95,33 +99,101 @@ const (
 	SamplerTargetModeTARGET_COMM SamplerTargetMode = 3
 )
 
+type SamplerUnwindEnd uint32
+
+const (
+	SamplerUnwindEndUNWIND_NOT_WALKED      SamplerUnwindEnd = 0
+	SamplerUnwindEndUNWIND_END_OK          SamplerUnwindEnd = 1
+	SamplerUnwindEndUNWIND_END_DEPTH       SamplerUnwindEnd = 2
+	SamplerUnwindEndUNWIND_END_READ        SamplerUnwindEnd = 3
+	SamplerUnwindEndUNWIND_END_NO_PROGRESS SamplerUnwindEnd = 4
+	SamplerUnwindEndUNWIND_END_UNSUPPORTED SamplerUnwindEnd = 5
+	SamplerUnwindEndUNWIND_END_LOST_FP     SamplerUnwindEnd = 6
+	SamplerUnwindEndUNWIND_END_NO_FP       SamplerUnwindEnd = 7
+	SamplerUnwindEndUNWIND_END_LOST_LR     SamplerUnwindEnd = 8
+)
+
+type SamplerUnwindEntry struct {
+	_    structs.HostLayout
+	Pc   uint32
+	Rule uint32
+}
+
+type SamplerUnwindMapping struct {
+	_          structs.HostLayout
+	Start      uint64
+	End        uint64
+	Bias       uint64
+	FirstEntry uint32
+	EntryCount uint32
+	FirstRule  uint32
+	FirstPage  uint32
+	PageCount  uint32
+	Pad        uint32
+}
+
+type SamplerUnwindPage struct {
+	_     structs.HostLayout
+	First uint32
+	N     uint32
+}
+
+type SamplerUnwindProc struct {
+	_     structs.HostLayout
+	First uint32
+	N     uint32
+}
+
+type SamplerUnwindRule struct {
+	_      structs.HostLayout
+	Cfa    uint8
+	Ra     uint8
+	Fp     uint8
+	Pad    uint8
+	CfaOff int32
+	RaOff  int32
+	FpOff  int32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	SamplerMapEvents           = "events"
-	SamplerMapFilterPids       = "filter_pids"
-	SamplerMapFilterTids       = "filter_tids"
-	SamplerMapScratch          = "scratch"
-	SamplerMapStats            = "stats"
-	SamplerProgOnExec          = "on_exec"
-	SamplerProgOnFork          = "on_fork"
-	SamplerProgSampleCpu       = "sample_cpu"
-	SamplerVarCopyBytes        = "copy_bytes"
-	SamplerVarFilterComm       = "filter_comm"
-	SamplerVarFilterList       = "filter_list"
-	SamplerVarFilterListLen    = "filter_list_len"
-	SamplerVarFilterMode       = "filter_mode"
-	SamplerVarFollowForks      = "follow_forks"
-	SamplerVarSelfTgid         = "self_tgid"
-	SamplerVarUnusedEventFlag  = "unused_event_flag"
-	SamplerVarUnusedExecEvent  = "unused_exec_event"
-	SamplerVarUnusedLimit      = "unused_limit"
-	SamplerVarUnusedRecordKind = "unused_record_kind"
-	SamplerVarUnusedStackEvent = "unused_stack_event"
-	SamplerVarUnusedStatSlot   = "unused_stat_slot"
-	SamplerVarUnusedTargetMode = "unused_target_mode"
-	SamplerVarWakeupBytes      = "wakeup_bytes"
+	SamplerMapEvents              = "events"
+	SamplerMapFilterPids          = "filter_pids"
+	SamplerMapFilterTids          = "filter_tids"
+	SamplerMapScratch             = "scratch"
+	SamplerMapStats               = "stats"
+	SamplerMapUnwindEntries       = "unwind_entries"
+	SamplerMapUnwindMaps          = "unwind_maps"
+	SamplerMapUnwindPages         = "unwind_pages"
+	SamplerMapUnwindProcs         = "unwind_procs"
+	SamplerMapUnwindRules         = "unwind_rules"
+	SamplerProgOnExec             = "on_exec"
+	SamplerProgOnFork             = "on_fork"
+	SamplerProgSampleCpu          = "sample_cpu"
+	SamplerVarCopyBytes           = "copy_bytes"
+	SamplerVarFilterComm          = "filter_comm"
+	SamplerVarFilterList          = "filter_list"
+	SamplerVarFilterListLen       = "filter_list_len"
+	SamplerVarFilterMode          = "filter_mode"
+	SamplerVarFollowForks         = "follow_forks"
+	SamplerVarSelfTgid            = "self_tgid"
+	SamplerVarUnusedEventFlag     = "unused_event_flag"
+	SamplerVarUnusedExecEvent     = "unused_exec_event"
+	SamplerVarUnusedLimit         = "unused_limit"
+	SamplerVarUnusedRecordKind    = "unused_record_kind"
+	SamplerVarUnusedStackEvent    = "unused_stack_event"
+	SamplerVarUnusedStatSlot      = "unused_stat_slot"
+	SamplerVarUnusedTargetMode    = "unused_target_mode"
+	SamplerVarUnusedUnwindEnd     = "unused_unwind_end"
+	SamplerVarUnusedUnwindEntry   = "unused_unwind_entry"
+	SamplerVarUnusedUnwindMapping = "unused_unwind_mapping"
+	SamplerVarUnusedUnwindPage    = "unused_unwind_page"
+	SamplerVarUnusedUnwindProc    = "unused_unwind_proc"
+	SamplerVarUnusedUnwindRule    = "unused_unwind_rule"
+	SamplerVarUnwindEnabled       = "unwind_enabled"
+	SamplerVarWakeupBytes         = "wakeup_bytes"
 )
 
 // LoadSampler returns the embedded CollectionSpec for Sampler.
@@ -175,32 +247,44 @@ type SamplerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SamplerMapSpecs struct {
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	FilterPids *ebpf.MapSpec `ebpf:"filter_pids"`
-	FilterTids *ebpf.MapSpec `ebpf:"filter_tids"`
-	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
-	Stats      *ebpf.MapSpec `ebpf:"stats"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	FilterPids    *ebpf.MapSpec `ebpf:"filter_pids"`
+	FilterTids    *ebpf.MapSpec `ebpf:"filter_tids"`
+	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
+	Stats         *ebpf.MapSpec `ebpf:"stats"`
+	UnwindEntries *ebpf.MapSpec `ebpf:"unwind_entries"`
+	UnwindMaps    *ebpf.MapSpec `ebpf:"unwind_maps"`
+	UnwindPages   *ebpf.MapSpec `ebpf:"unwind_pages"`
+	UnwindProcs   *ebpf.MapSpec `ebpf:"unwind_procs"`
+	UnwindRules   *ebpf.MapSpec `ebpf:"unwind_rules"`
 }
 
 // SamplerVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SamplerVariableSpecs struct {
-	CopyBytes        *ebpf.VariableSpec `ebpf:"copy_bytes"`
-	FilterComm       *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterList       *ebpf.VariableSpec `ebpf:"filter_list"`
-	FilterListLen    *ebpf.VariableSpec `ebpf:"filter_list_len"`
-	FilterMode       *ebpf.VariableSpec `ebpf:"filter_mode"`
-	FollowForks      *ebpf.VariableSpec `ebpf:"follow_forks"`
-	SelfTgid         *ebpf.VariableSpec `ebpf:"self_tgid"`
-	UnusedEventFlag  *ebpf.VariableSpec `ebpf:"unused_event_flag"`
-	UnusedExecEvent  *ebpf.VariableSpec `ebpf:"unused_exec_event"`
-	UnusedLimit      *ebpf.VariableSpec `ebpf:"unused_limit"`
-	UnusedRecordKind *ebpf.VariableSpec `ebpf:"unused_record_kind"`
-	UnusedStackEvent *ebpf.VariableSpec `ebpf:"unused_stack_event"`
-	UnusedStatSlot   *ebpf.VariableSpec `ebpf:"unused_stat_slot"`
-	UnusedTargetMode *ebpf.VariableSpec `ebpf:"unused_target_mode"`
-	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	CopyBytes           *ebpf.VariableSpec `ebpf:"copy_bytes"`
+	FilterComm          *ebpf.VariableSpec `ebpf:"filter_comm"`
+	FilterList          *ebpf.VariableSpec `ebpf:"filter_list"`
+	FilterListLen       *ebpf.VariableSpec `ebpf:"filter_list_len"`
+	FilterMode          *ebpf.VariableSpec `ebpf:"filter_mode"`
+	FollowForks         *ebpf.VariableSpec `ebpf:"follow_forks"`
+	SelfTgid            *ebpf.VariableSpec `ebpf:"self_tgid"`
+	UnusedEventFlag     *ebpf.VariableSpec `ebpf:"unused_event_flag"`
+	UnusedExecEvent     *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	UnusedLimit         *ebpf.VariableSpec `ebpf:"unused_limit"`
+	UnusedRecordKind    *ebpf.VariableSpec `ebpf:"unused_record_kind"`
+	UnusedStackEvent    *ebpf.VariableSpec `ebpf:"unused_stack_event"`
+	UnusedStatSlot      *ebpf.VariableSpec `ebpf:"unused_stat_slot"`
+	UnusedTargetMode    *ebpf.VariableSpec `ebpf:"unused_target_mode"`
+	UnusedUnwindEnd     *ebpf.VariableSpec `ebpf:"unused_unwind_end"`
+	UnusedUnwindEntry   *ebpf.VariableSpec `ebpf:"unused_unwind_entry"`
+	UnusedUnwindMapping *ebpf.VariableSpec `ebpf:"unused_unwind_mapping"`
+	UnusedUnwindPage    *ebpf.VariableSpec `ebpf:"unused_unwind_page"`
+	UnusedUnwindProc    *ebpf.VariableSpec `ebpf:"unused_unwind_proc"`
+	UnusedUnwindRule    *ebpf.VariableSpec `ebpf:"unused_unwind_rule"`
+	UnwindEnabled       *ebpf.VariableSpec `ebpf:"unwind_enabled"`
+	WakeupBytes         *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // SamplerObjects contains all objects after they have been loaded into the kernel.
@@ -223,11 +307,16 @@ func (o *SamplerObjects) Close() error {
 //
 // It can be passed to LoadSamplerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SamplerMaps struct {
-	Events     *ebpf.Map `ebpf:"events"`
-	FilterPids *ebpf.Map `ebpf:"filter_pids"`
-	FilterTids *ebpf.Map `ebpf:"filter_tids"`
-	Scratch    *ebpf.Map `ebpf:"scratch"`
-	Stats      *ebpf.Map `ebpf:"stats"`
+	Events        *ebpf.Map `ebpf:"events"`
+	FilterPids    *ebpf.Map `ebpf:"filter_pids"`
+	FilterTids    *ebpf.Map `ebpf:"filter_tids"`
+	Scratch       *ebpf.Map `ebpf:"scratch"`
+	Stats         *ebpf.Map `ebpf:"stats"`
+	UnwindEntries *ebpf.Map `ebpf:"unwind_entries"`
+	UnwindMaps    *ebpf.Map `ebpf:"unwind_maps"`
+	UnwindPages   *ebpf.Map `ebpf:"unwind_pages"`
+	UnwindProcs   *ebpf.Map `ebpf:"unwind_procs"`
+	UnwindRules   *ebpf.Map `ebpf:"unwind_rules"`
 }
 
 func (m *SamplerMaps) Close() error {
@@ -237,6 +326,11 @@ func (m *SamplerMaps) Close() error {
 		m.FilterTids,
 		m.Scratch,
 		m.Stats,
+		m.UnwindEntries,
+		m.UnwindMaps,
+		m.UnwindPages,
+		m.UnwindProcs,
+		m.UnwindRules,
 	)
 }
 
@@ -244,21 +338,28 @@ func (m *SamplerMaps) Close() error {
 //
 // It can be passed to LoadSamplerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SamplerVariables struct {
-	CopyBytes        *ebpf.Variable `ebpf:"copy_bytes"`
-	FilterComm       *ebpf.Variable `ebpf:"filter_comm"`
-	FilterList       *ebpf.Variable `ebpf:"filter_list"`
-	FilterListLen    *ebpf.Variable `ebpf:"filter_list_len"`
-	FilterMode       *ebpf.Variable `ebpf:"filter_mode"`
-	FollowForks      *ebpf.Variable `ebpf:"follow_forks"`
-	SelfTgid         *ebpf.Variable `ebpf:"self_tgid"`
-	UnusedEventFlag  *ebpf.Variable `ebpf:"unused_event_flag"`
-	UnusedExecEvent  *ebpf.Variable `ebpf:"unused_exec_event"`
-	UnusedLimit      *ebpf.Variable `ebpf:"unused_limit"`
-	UnusedRecordKind *ebpf.Variable `ebpf:"unused_record_kind"`
-	UnusedStackEvent *ebpf.Variable `ebpf:"unused_stack_event"`
-	UnusedStatSlot   *ebpf.Variable `ebpf:"unused_stat_slot"`
-	UnusedTargetMode *ebpf.Variable `ebpf:"unused_target_mode"`
-	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
+	CopyBytes           *ebpf.Variable `ebpf:"copy_bytes"`
+	FilterComm          *ebpf.Variable `ebpf:"filter_comm"`
+	FilterList          *ebpf.Variable `ebpf:"filter_list"`
+	FilterListLen       *ebpf.Variable `ebpf:"filter_list_len"`
+	FilterMode          *ebpf.Variable `ebpf:"filter_mode"`
+	FollowForks         *ebpf.Variable `ebpf:"follow_forks"`
+	SelfTgid            *ebpf.Variable `ebpf:"self_tgid"`
+	UnusedEventFlag     *ebpf.Variable `ebpf:"unused_event_flag"`
+	UnusedExecEvent     *ebpf.Variable `ebpf:"unused_exec_event"`
+	UnusedLimit         *ebpf.Variable `ebpf:"unused_limit"`
+	UnusedRecordKind    *ebpf.Variable `ebpf:"unused_record_kind"`
+	UnusedStackEvent    *ebpf.Variable `ebpf:"unused_stack_event"`
+	UnusedStatSlot      *ebpf.Variable `ebpf:"unused_stat_slot"`
+	UnusedTargetMode    *ebpf.Variable `ebpf:"unused_target_mode"`
+	UnusedUnwindEnd     *ebpf.Variable `ebpf:"unused_unwind_end"`
+	UnusedUnwindEntry   *ebpf.Variable `ebpf:"unused_unwind_entry"`
+	UnusedUnwindMapping *ebpf.Variable `ebpf:"unused_unwind_mapping"`
+	UnusedUnwindPage    *ebpf.Variable `ebpf:"unused_unwind_page"`
+	UnusedUnwindProc    *ebpf.Variable `ebpf:"unused_unwind_proc"`
+	UnusedUnwindRule    *ebpf.Variable `ebpf:"unused_unwind_rule"`
+	UnwindEnabled       *ebpf.Variable `ebpf:"unwind_enabled"`
+	WakeupBytes         *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // SamplerPrograms contains all programs after they have been loaded into the kernel.

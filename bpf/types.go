@@ -16,6 +16,7 @@ type (
 	TargetMode = SamplerTargetMode
 	StatSlot   = SamplerStatSlot
 	Limit      = SamplerLimit
+	UnwindEnd  = SamplerUnwindEnd
 )
 
 // Exec returns the exec hook of common.h, which every program has.

@@ -59,6 +59,17 @@ const (
 	BPFRuns                Counter = "bpf_runs"                 // sampler runs (kernel.bpf_stats_enabled=1)
 	UnwindEndedBy          Counter = "unwind_ended"             // by reason: why user stacks ended early
 	LostOnCPU              Counter = "lost_on_cpu"              // by reason (the CPU): events lost on each CPU
+	// The BPF unwinder (--unwind auto) and its tables.
+	UnwoundInBPF            Counter = "unwound_in_bpf"             // user stacks walked in BPF with the unwind tables
+	UnwindTablesPending     Counter = "unwind_tables_pending"      // user stacks of processes whose tables were not loaded yet (unwound from a copy)
+	UnwindTableProcs        Counter = "unwind_table_procs"         // processes whose tables were loaded
+	UnwindTableProcsRemoved Counter = "unwind_table_procs_removed" // processes whose entry was removed (exit)
+	UnwindTableFilesLoaded  Counter = "unwind_table_files_loaded"  // files whose tables were written to the maps
+	UnwindTableFiles        Counter = "unwind_table_files"         // files in the maps at the end
+	UnwindTableBytes        Counter = "unwind_table_bytes"         // map bytes in use at the end
+	UnwindTableEvictions    Counter = "unwind_table_evictions"     // by reason: files removed from the maps
+	UnwindTableRefusals     Counter = "unwind_table_refusals"      // by reason: files or processes not loaded
+	UnwindTrampolineTables  Counter = "unwind_trampoline_tables"   // anonymous code recognized as trampolines (CPython -X perf) and given tables
 )
 
 // CounterKey is a counter and, for counters split by reason, the reason.

@@ -3,11 +3,14 @@ package profiler
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/unwind"
 )
@@ -45,13 +48,35 @@ func newCollection(p capture.Params, mode unwind.Mode, opts Options, tgt *target
 	c.meta.Params.Hz = 0
 	mono := monotonicNow()
 	c.meta.Start = time.Now()
-	c.s = newSession(opts.Logger, opts.Symbolizer, opts.Unwinder, mode, mono, c.meta)
+	c.s = newSession(opts.Logger, opts.Symbolizer, opts.Unwinder, opts.UnwindTables, mode, mono, c.meta)
 	if opts.Mappings != nil {
 		c.s.trackMappings(opts.Mappings)
 	} else {
 		c.s.trackMappings()
 	}
 	return c, nil
+}
+
+// preload snapshots the targets named up front and loads their unwind
+// tables before the events are attached, so that their first samples are
+// walked in BPF (whole-host captures load each process as it first shows).
+func (c *collection) preload() {
+	if c.s.tables != nil && c.tgt.mode == bpf.SamplerTargetModeTARGET_ALL {
+		// A whole host: every process is queued now, so that the tables
+		// are being built while the first samples come.
+		for _, pid := range listPIDs() {
+			if pid != uint32(os.Getpid()) {
+				c.s.procs.snapshot(pid, "")
+			}
+		}
+		return
+	}
+	for _, pid := range c.tgt.pids {
+		p := c.s.procs.snapshot(uint32(pid), "")
+		if c.s.tables != nil && p.snap != nil {
+			c.s.tables.loadNow(uint32(pid), p.snap)
+		}
+	}
 }
 
 // Close releases the reader, the exec hook and the process snapshots.
@@ -75,9 +100,10 @@ func (c *collection) run(ctx context.Context, dec decoder, stop func()) error {
 	if c.opts.Ready != nil {
 		c.opts.Ready()
 	}
-	// Snapshot targets named up front, before they can exit.
+	// Snapshot targets named up front, before they can exit (preload
+	// took those that existed before the events were attached).
 	for _, pid := range c.tgt.pids {
-		c.s.procs.snapshot(pid, "")
+		c.s.procs.get(uint32(pid), "")
 	}
 	done := make(chan struct{})
 	c.tgt.watchTargets(done, 100*time.Millisecond)
@@ -114,4 +140,19 @@ func (c *collection) addProgStats(prog *ebpf.Program) {
 		c.s.stats.Counters.Add(capture.BPFRunNanos, uint64(st.Runtime.Nanoseconds()))
 		c.s.stats.Counters.Add(capture.BPFRuns, st.RunCount)
 	}
+}
+
+// listPIDs lists the processes in /proc.
+func listPIDs() []uint32 {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []uint32
+	for _, e := range ents {
+		if n, err := strconv.ParseUint(e.Name(), 10, 32); err == nil && e.IsDir() {
+			out = append(out, uint32(n))
+		}
+	}
+	return out
 }

@@ -118,6 +118,7 @@ func start(col collector, p capture.Params, tgt *target, mode unwind.Mode, opts 
 		src.Close()
 		return nil, err
 	}
+	r.c.preload()
 	if err := src.attach(r.c, &r.links); err != nil {
 		r.Close()
 		return nil, err
@@ -206,6 +207,7 @@ type commonSpecs struct {
 	FilterList    *ebpf.VariableSpec `ebpf:"filter_list"`
 	FilterListLen *ebpf.VariableSpec `ebpf:"filter_list_len"`
 	FollowForks   *ebpf.VariableSpec `ebpf:"follow_forks"`
+	UnwindEnabled *ebpf.VariableSpec `ebpf:"unwind_enabled"`
 }
 
 // varValue is a value for a BPF constant.
@@ -262,7 +264,27 @@ func loadObjects(spec *ebpf.CollectionSpec, cfg loadConfig, follow bool, ring ui
 		return err
 	}
 	cs.Events.MaxEntries = ring
-	if err := spec.LoadAndAssign(objs, nil); err != nil {
+	tables := cfg.opts.UnwindTables
+	if cfg.mode != unwind.ModeAuto || tables == nil || tables.Refused() != nil {
+		if err := spec.LoadAndAssign(objs, nil); err != nil {
+			return verifierError(err)
+		}
+		return nil
+	}
+	// The BPF unwinder, with the shared tables; where the kernel refuses
+	// it, the stack copy of every sample goes to user space as before.
+	fallback := spec.Copy()
+	if err := cs.UnwindEnabled.Set(true); err != nil {
+		return fmt.Errorf("setting unwind_enabled: %w", err)
+	}
+	err = spec.LoadAndAssign(objs, &ebpf.CollectionOptions{MapReplacements: tables.replace(spec)})
+	if err == nil {
+		return nil
+	}
+	werr := verifierError(err)
+	cfg.opts.Logger.Warn("the kernel refused the BPF unwinder: user stacks are unwound from stack copies", "err", werr)
+	tables.refuse(werr)
+	if err := fallback.LoadAndAssign(objs, nil); err != nil {
 		return verifierError(err)
 	}
 	return nil

@@ -59,14 +59,17 @@ type procs struct {
 	rec       map[uint32]*recorded
 	tracked   bool
 	lastPrune uint64
+	// tables, when set, load the BPF unwinder's tables of each process
+	// snapshot.
+	tables *UnwindTables
 	// watchers re-read the maps of processes that just exec'd; done stops
 	// them at the end of the capture.
 	watchers sync.WaitGroup
 	done     chan struct{}
 }
 
-func newProcs(log *slog.Logger, sym *symbolizer.Symbolizer, stats *capture.Stats) procs {
-	return procs{log: log, sym: sym, stats: stats, byPID: make(map[uint32]*proc), rec: make(map[uint32]*recorded), done: make(chan struct{})}
+func newProcs(log *slog.Logger, sym *symbolizer.Symbolizer, stats *capture.Stats, tables *UnwindTables) procs {
+	return procs{log: log, sym: sym, stats: stats, tables: tables, byPID: make(map[uint32]*proc), rec: make(map[uint32]*recorded), done: make(chan struct{})}
 }
 
 // get returns the process pid, snapshot now if it is new.
@@ -132,6 +135,7 @@ func (m *procs) snapshotLocked(pid uint32, comm string, execAt uint64) *proc {
 	if snap.Comm != "" {
 		p.comm = snap.Comm
 	}
+	m.tables.want(pid, snap)
 	return p
 }
 
@@ -174,11 +178,14 @@ func (m *procs) Mapping(ev MappingEvent) {
 		r.maps = append(r.maps, timedMapping{ev.Mapping, ev.Time})
 		if p := m.byPID[ev.PID]; p != nil && p.snap != nil && ev.Time >= p.from && (p.until == 0 || ev.Time < p.until) {
 			p.snap.AddMapping(ev.Mapping)
+			// The BPF unwinder's tables follow (dlopen, ld.so after exec).
+			m.tables.want(ev.PID, p.snap)
 		}
 	case MappingExit:
 		if r != nil {
 			r.exited = max(ev.Time, 1)
 		}
+		m.tables.exited(ev.PID)
 		m.prune(ev.Time)
 	}
 }
@@ -232,6 +239,7 @@ func (m *procs) execed(pid uint32, comm string, ts uint64) {
 			if !snap.Reread() {
 				return // gone
 			}
+			m.tables.want(pid, snap)
 		}
 	}()
 }

@@ -34,7 +34,13 @@ var (
 type Options struct {
 	Symbolizer *symbolizer.Symbolizer // shared caches; nil: one for this capture
 	Unwinder   *unwind.Unwinder       // shared CFI tables; nil: one for this capture
-	Logger     *slog.Logger
+	// UnwindTables are the BPF unwinder's maps, shared by the captures
+	// that use them (--unwind auto); nil: one set for this capture.
+	UnwindTables *UnwindTables
+	// UnwindEntries sizes the unwind tables made for this capture (see
+	// UnwindTableOptions.Entries); 0: the default.
+	UnwindEntries int
+	Logger        *slog.Logger
 	// Progress is called about every 250 ms while the capture runs.
 	Progress func(Progress)
 	// RingBytes is the BPF ring buffer size (a power of two, at least a
@@ -127,6 +133,16 @@ func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Captu
 	go opts.Symbolizer.KernelStatus()
 	if opts.Unwinder == nil && mode != unwind.ModeFP {
 		opts.Unwinder = unwind.New(unwind.Options{Logger: opts.Logger})
+	}
+	if opts.UnwindTables == nil && mode == unwind.ModeAuto {
+		t, err := NewUnwindTables(UnwindTableOptions{Entries: opts.UnwindEntries, Logger: opts.Logger})
+		if err != nil {
+			// The copy path still works: unwind as before the tables.
+			opts.Logger.Warn("BPF unwind tables unavailable: user stacks are unwound from stack copies", "err", err)
+		} else {
+			opts.UnwindTables = t
+			defer t.Close()
+		}
 	}
 	col, ok := collectorFor(p.Type)
 	if !ok {

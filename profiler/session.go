@@ -31,6 +31,7 @@ type session struct {
 	stacks    stacks
 	namer     *namer
 	events    eventLog
+	tables    *UnwindTables // the BPF unwinder's, nil when not used
 	stats     capture.Stats
 	ringBytes uint64 // bytes read from the ring buffer
 	lostTimes lostTimes
@@ -39,10 +40,14 @@ type session struct {
 	ubuf      [maxStack]uint64
 }
 
-func newSession(log *slog.Logger, sym *symbolizer.Symbolizer, unw *unwind.Unwinder, mode unwind.Mode, monoStart uint64, meta capture.Meta) *session {
+func newSession(log *slog.Logger, sym *symbolizer.Symbolizer, unw *unwind.Unwinder, tables *UnwindTables, mode unwind.Mode, monoStart uint64, meta capture.Meta) *session {
 	s := &session{log: log, sym: sym, monoStart: monoStart, namer: newNamer(meta, sym)}
-	s.procs = newProcs(log, sym, &s.stats)
-	s.stacks = newStacks(unw, mode, &s.stats, s.namer.add)
+	if mode != unwind.ModeAuto {
+		tables = nil
+	}
+	s.tables = tables
+	s.procs = newProcs(log, sym, &s.stats, tables)
+	s.stacks = newStacks(unw, mode, &s.stats, s.namer.add, tables)
 	return s
 }
 
@@ -244,6 +249,15 @@ func (s *session) finish(meta capture.Meta, opts Options) *capture.Capture {
 	}
 	if s.stats.Lost > 0 {
 		meta.Warnings = append(meta.Warnings, fmt.Sprintf("%d events were lost (ring buffer or map full): use a larger --ring-size, a lower frequency or a narrower target", s.stats.Lost))
+	}
+	if s.tables != nil {
+		if err := s.tables.Refused(); err != nil {
+			meta.Warnings = append(meta.Warnings, "the kernel refused the BPF unwinder: user stacks were unwound from stack copies, as with an older scorch ("+err.Error()+")")
+		}
+		for k, n := range s.tables.stats() {
+			s.stats.Counters.AddReason(k.Counter, k.Reason, n)
+		}
+		meta.Stats = s.stats
 	}
 	if w := UnwindSummary(s.stats); s.stats.UnwindEnded > 0 {
 		meta.Warnings = append(meta.Warnings, w)

@@ -2,6 +2,7 @@ package profiler
 
 import (
 	"encoding/binary"
+	"fmt"
 	"unsafe"
 
 	"github.com/scorch-dev/scorch/bpf"
@@ -37,17 +38,18 @@ type rawStack struct {
 // stacks unwinds the user stacks of records and deduplicates the stacks
 // of a capture.
 type stacks struct {
-	unw   *unwind.Unwinder
-	mode  unwind.Mode
-	stats *capture.Stats
-	index map[string]uint32
-	n     uint32           // stacks interned
-	added func(r rawStack) // receives each new stack (the namer)
-	key   []byte
+	unw    *unwind.Unwinder
+	tables *UnwindTables // the BPF unwinder's; nil when not used
+	mode   unwind.Mode
+	stats  *capture.Stats
+	index  map[string]uint32
+	n      uint32           // stacks interned
+	added  func(r rawStack) // receives each new stack (the namer)
+	key    []byte
 }
 
-func newStacks(unw *unwind.Unwinder, mode unwind.Mode, stats *capture.Stats, added func(rawStack)) stacks {
-	return stacks{unw: unw, mode: mode, stats: stats, index: make(map[string]uint32), added: added}
+func newStacks(unw *unwind.Unwinder, mode unwind.Mode, stats *capture.Stats, added func(rawStack), tables *UnwindTables) stacks {
+	return stacks{unw: unw, tables: tables, mode: mode, stats: stats, index: make(map[string]uint32), added: added}
 }
 
 // idleSegment is the kernel stack of the idle task.
@@ -103,8 +105,54 @@ func lookUp(snap *symbolizer.Process, pcs []uint64) {
 	}
 }
 
+// bpfEnds are the reasons a user stack walked in BPF ended early, as the
+// user-space unwinder names them (enum unwind_end).
+var bpfEnds = map[bpf.UnwindEnd]string{
+	bpf.SamplerUnwindEndUNWIND_END_DEPTH:       unwind.ReasonDepth,
+	bpf.SamplerUnwindEndUNWIND_END_READ:        ReasonReadFault,
+	bpf.SamplerUnwindEndUNWIND_END_NO_PROGRESS: unwind.ReasonNoProgress,
+	bpf.SamplerUnwindEndUNWIND_END_UNSUPPORTED: unwind.ReasonUnsupported,
+	bpf.SamplerUnwindEndUNWIND_END_LOST_FP:     unwind.ReasonLostBP,
+	bpf.SamplerUnwindEndUNWIND_END_NO_FP:       unwind.ReasonNoCFI,
+	bpf.SamplerUnwindEndUNWIND_END_LOST_LR:     unwind.ReasonLostLR,
+}
+
+// ReasonReadFault ends a stack walked in BPF where reading the stack
+// failed: unmapped memory (garbage registers) or a page not resident.
+const ReasonReadFault = "stack read fault"
+
+// bpfEnd counts how a user stack walked in BPF ended; it reports whether
+// it was.
+func (t *stacks) bpfEnd(snap *symbolizer.Process, e *stackEvent) bool {
+	end := bpf.UnwindEnd(e.hdr.UstackEnd)
+	if end == bpf.SamplerUnwindEndUNWIND_NOT_WALKED {
+		if t.tables != nil && e.IP != 0 && t.tables.Refused() == nil {
+			t.stats.Counters.Add(capture.UnwindTablesPending, 1)
+		}
+		return false
+	}
+	t.stats.Counters.Add(capture.UnwoundInBPF, 1)
+	if e.has(bpf.SamplerEventFlagEVENT_UNMAPPED_PC) {
+		t.tables.unmapped(e.PID, snap)
+	}
+	if end == bpf.SamplerUnwindEndUNWIND_END_OK {
+		t.stats.UnwindCFI++
+		return true
+	}
+	t.stats.UnwindEnded++
+	reason, ok := bpfEnds[end]
+	if !ok {
+		reason = fmt.Sprintf("unwinder end %d", end)
+	}
+	t.stats.Counters.AddReason(capture.UnwindEndedBy, reason, 1)
+	return true
+}
+
 // unwindUser completes the user stack with CFI where the mode asks for it.
 func (t *stacks) unwindUser(snap *symbolizer.Process, e *stackEvent) []uint64 {
+	if t.bpfEnd(snap, e) {
+		return e.Ustack
+	}
 	if t.mode == unwind.ModeFP || t.unw == nil || e.IP == 0 {
 		if len(e.Ustack) > 0 {
 			t.stats.UnwindFP++

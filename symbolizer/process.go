@@ -568,9 +568,14 @@ func (p *Process) newModuleRef(m *procMapping, mod *module) *moduleRef {
 	if mod.buildID != "" {
 		ref.key = "buildid:" + mod.buildID
 	}
-	ref.open = func() (io.ReaderAt, io.Closer, error) {
-		// A duplicate descriptor: the caller may close it whenever it likes
-		// without taking the snapshot's handle away.
+	ref.open = dupOpener(sf, path)
+	return ref
+}
+
+// dupOpener opens a duplicate descriptor of a mapped file: the caller may
+// close it whenever it likes without taking the snapshot's handle away.
+func dupOpener(sf *sharedFile, path string) func() (io.ReaderAt, io.Closer, error) {
+	return func() (io.ReaderAt, io.Closer, error) {
 		fd, err := unix.Dup(int(sf.f.Fd()))
 		if err != nil {
 			return nil, nil, fmt.Errorf("dup %s: %w", path, err)
@@ -579,5 +584,42 @@ func (p *Process) newModuleRef(m *procMapping, mod *module) *moduleRef {
 		f := os.NewFile(uintptr(fd), path)
 		return f, f, nil
 	}
-	return ref
+}
+
+// ExecMapping is one executable mapping of a snapshot, with what building
+// its unwind table needs.
+type ExecMapping struct {
+	Start, End uint64
+	Offset     uint64 // file offset of Start
+	Path       string
+	// Key identifies the file (device, inode, size and mtime; "vdso:" for
+	// the vDSO), shared by every process mapping it; "" for anonymous
+	// memory and files that could not be opened (JIT code, deleted files).
+	Key string
+	// Open opens the file (a duplicate descriptor the caller closes); nil
+	// when Key is "".
+	Open func() (io.ReaderAt, io.Closer, error)
+}
+
+// ExecMappings lists the executable mappings of the snapshot as last read,
+// sorted by start.
+func (p *Process) ExecMappings() []ExecMapping {
+	maps := p.mappings()
+	out := make([]ExecMapping, 0, len(maps))
+	for i := range maps {
+		m := &maps[i]
+		em := ExecMapping{Start: m.start, End: m.end, Offset: m.offset, Path: m.path}
+		switch {
+		case m.path == "[vdso]":
+			if mod := p.s.vdsoModule(); mod != nil && mod.err == nil {
+				img := p.s.vdsoImage
+				em.Key, em.Offset = "vdso:"+mod.buildID, 0
+				em.Open = func() (io.ReaderAt, io.Closer, error) { return bytes.NewReader(img), io.NopCloser(nil), nil }
+			}
+		case m.file != nil:
+			em.Key, em.Open = m.file.key, dupOpener(m.file, m.path)
+		}
+		out = append(out, em)
+	}
+	return out
 }

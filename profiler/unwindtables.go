@@ -1,0 +1,721 @@
+package profiler
+
+import (
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/scorch-dev/scorch/bpf"
+	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/symbolizer"
+	"github.com/scorch-dev/scorch/unwind"
+)
+
+// The sizes of the unwind table maps (see bpf/unwinder.h).
+const (
+	// DefaultUnwindEntries bounds the entries array: 4M entries are 32 MiB
+	// of kernel memory, the tables of about 150 libc-sized files (libLLVM
+	// alone is 950k).
+	DefaultUnwindEntries = 4 << 20
+	unwindRules          = 1 << 17 // 2 MiB
+	unwindPages          = 1 << 18 // 2 MiB: 16 GiB of text
+	unwindProcs          = 8192
+	unwindMaps           = 1 << 16 // 3 MiB: the executable mappings of all processes
+	pageBits             = 16
+)
+
+// unwindMaxMaps is the most executable mappings a process's entry holds.
+const unwindMaxMaps = int(bpf.SamplerLimitLIMIT_UNWIND_MAPS)
+
+// Reasons the table manager refused or evicted something, counted in
+// capture.UnwindTableRefusals and capture.UnwindTableEvictions.
+const (
+	refuseEntriesFull = "entries array full"
+	refuseRulesFull   = "rules array full"
+	refusePagesFull   = "page index full"
+	refuseTooMany     = "too many mappings in a process"
+	refuseMapsFull    = "mappings array full"
+	refuseQueueFull   = "load queue full"
+	refuseProcsFull   = "process map full"
+	refuseBuild       = "no usable CFI"
+	evictSpace        = "space for another file"
+)
+
+// UnwindTables owns the BPF maps of the in-kernel unwinder: every loaded
+// object gets the same maps (MapReplacements), so all collectors of a
+// process share one set of tables. Tables are built per file in the
+// background (unwind.BuildCompact, shared by every process mapping the
+// file), loaded when a process is first seen, and removed when no process
+// uses them and space is needed. Safe for concurrent use.
+type UnwindTables struct {
+	log   *slog.Logger
+	store *unwind.CompactStore
+
+	entries, rules, pages *ebpf.Map
+	maps, procMap         *ebpf.Map
+	entMem, ruleMem       *ebpf.Memory
+	pageMem, mapMem       *ebpf.Memory
+	nEntries              uint32
+
+	queue chan loadReq
+	done  chan struct{}
+	wg    sync.WaitGroup
+
+	mu        sync.Mutex
+	entAlloc  rangeAlloc
+	ruleAlloc rangeAlloc
+	pageAlloc rangeAlloc
+	mapAlloc  rangeAlloc
+	files     map[string]*tableFile
+	procs     map[uint32]*tableProc
+	pending   map[uint32]bool
+	tick      uint64 // LRU clock
+	counters  capture.Counters
+	refused   error // the kernel refused the walker: nothing is loaded
+}
+
+// tableFile is one file's table in the maps.
+type tableFile struct {
+	key             string
+	entry, nEntries uint32
+	rule, nRules    uint32
+	page, nPages    uint32
+	base            uint64
+	loads           []elf.ProgHeader // executable PT_LOADs, for the bias
+	refs            int
+	used            uint64 // LRU clock at last use
+	none            bool   // no table (no CFI): frame pointers there
+	anon            bool   // one process's anonymous code (trampolines): offsets from the mapping's start
+}
+
+// tableProc is a process whose mappings are in the procs map.
+type tableProc struct {
+	first, n uint32 // its range of the mappings array
+	files    []*tableFile
+	reloaded time.Time
+	snap     *symbolizer.Process
+}
+
+type loadReq struct {
+	pid  uint32
+	snap *symbolizer.Process
+}
+
+// UnwindTableOptions configure NewUnwindTables.
+type UnwindTableOptions struct {
+	// Entries bounds the entries array (8 bytes each); 0: DefaultUnwindEntries.
+	Entries int
+	Logger  *slog.Logger
+}
+
+// NewUnwindTables creates the maps (with the layouts of bpf/unwinder.h).
+func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
+	if opts.Entries <= 0 {
+		opts.Entries = DefaultUnwindEntries
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	spec, err := bpf.LoadSampler()
+	if err != nil {
+		return nil, fmt.Errorf("loading sampler spec: %w", err)
+	}
+	t := &UnwindTables{
+		log:      opts.Logger,
+		store:    unwind.NewCompactStore(64 << 20),
+		nEntries: uint32(opts.Entries),
+		queue:    make(chan loadReq, 4096),
+		done:     make(chan struct{}),
+		files:    make(map[string]*tableFile),
+		procs:    make(map[uint32]*tableProc),
+		pending:  make(map[uint32]bool),
+	}
+	sizes := t.sizes()
+	mk := func(name string) (*ebpf.Map, error) {
+		ms := spec.Maps[name].Copy()
+		ms.MaxEntries = sizes[name]
+		m, err := ebpf.NewMap(ms)
+		if err != nil {
+			return nil, fmt.Errorf("creating %s (%d entries): %w", name, ms.MaxEntries, err)
+		}
+		return m, nil
+	}
+	if t.entries, err = mk("unwind_entries"); err == nil {
+		if t.rules, err = mk("unwind_rules"); err == nil {
+			if t.pages, err = mk("unwind_pages"); err == nil {
+				if t.maps, err = mk("unwind_maps"); err == nil {
+					t.procMap, err = mk("unwind_procs")
+				}
+			}
+		}
+	}
+	if err == nil {
+		if t.entMem, err = t.entries.Memory(); err == nil {
+			if t.ruleMem, err = t.rules.Memory(); err == nil {
+				if t.pageMem, err = t.pages.Memory(); err == nil {
+					t.mapMem, err = t.maps.Memory()
+				}
+			}
+		}
+	}
+	if err != nil {
+		t.closeMaps()
+		return nil, err
+	}
+	t.entAlloc.init(t.nEntries)
+	t.ruleAlloc.init(unwindRules)
+	t.pageAlloc.init(unwindPages)
+	t.mapAlloc.init(unwindMaps)
+	// Slot 0 of each array stays unused: rule 0 of every file means "no
+	// CFI", and a zeroed mapping points nowhere.
+	t.ruleAlloc.alloc(1)
+	// Two builders: a large file takes 100 ms, and a whole host has many.
+	t.wg.Add(3)
+	go t.worker()
+	go t.worker()
+	go t.sweeper()
+	return t, nil
+}
+
+func (t *UnwindTables) sizes() map[string]uint32 {
+	return map[string]uint32{
+		"unwind_entries": t.nEntries,
+		"unwind_rules":   unwindRules,
+		"unwind_pages":   unwindPages,
+		"unwind_maps":    unwindMaps,
+		"unwind_procs":   unwindProcs,
+	}
+}
+
+// replace sizes an object's unwind maps as the shared ones and returns
+// them as its MapReplacements.
+func (t *UnwindTables) replace(spec *ebpf.CollectionSpec) map[string]*ebpf.Map {
+	for name, n := range t.sizes() {
+		if ms := spec.Maps[name]; ms != nil {
+			ms.MaxEntries = n
+		}
+	}
+	return map[string]*ebpf.Map{
+		"unwind_entries": t.entries,
+		"unwind_rules":   t.rules,
+		"unwind_pages":   t.pages,
+		"unwind_maps":    t.maps,
+		"unwind_procs":   t.procMap,
+	}
+}
+
+// refuse records that the kernel refused the walker: stacks are unwound
+// from copies, as before the tables.
+func (t *UnwindTables) refuse(err error) {
+	t.mu.Lock()
+	t.refused = err
+	t.mu.Unlock()
+}
+
+// Refused is the kernel's refusal of the BPF unwinder, or nil.
+func (t *UnwindTables) Refused() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.refused
+}
+
+// Close stops loading and releases the maps.
+func (t *UnwindTables) Close() error {
+	select {
+	case <-t.done:
+		return nil
+	default:
+	}
+	close(t.done)
+	t.wg.Wait()
+	return t.closeMaps()
+}
+
+func (t *UnwindTables) closeMaps() error {
+	var errs []error
+	for _, m := range []*ebpf.Map{t.entries, t.rules, t.pages, t.maps, t.procMap} {
+		if m != nil {
+			errs = append(errs, m.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// want asks for a process's tables to be loaded (first sight, exec). It
+// does not block: the tables are built in the background.
+func (t *UnwindTables) want(pid uint32, snap *symbolizer.Process) {
+	if t == nil || snap == nil {
+		return
+	}
+	t.mu.Lock()
+	if t.refused != nil || t.pending[pid] {
+		t.mu.Unlock()
+		return
+	}
+	t.pending[pid] = true
+	t.mu.Unlock()
+	select {
+	case t.queue <- loadReq{pid, snap}:
+	default:
+		t.mu.Lock()
+		delete(t.pending, pid)
+		t.counters.AddReason(capture.UnwindTableRefusals, refuseQueueFull, 1)
+		t.mu.Unlock()
+	}
+}
+
+// loadNow loads a process's tables before returning (targets named up
+// front, before sampling starts).
+func (t *UnwindTables) loadNow(pid uint32, snap *symbolizer.Process) {
+	if err := t.load(pid, snap); err != nil {
+		t.log.Debug("unwind tables not loaded", "pid", pid, "err", err)
+	}
+}
+
+// reloadEvery bounds how often a process's mappings are reloaded because a
+// sample met a pc outside them (code mapped after the load: dlopen, JIT).
+const reloadEvery = time.Second
+
+// unmapped: a sample of pid walked through a pc outside its loaded
+// mappings. The maps are read again (rate limited) and reloaded.
+func (t *UnwindTables) unmapped(pid uint32, snap *symbolizer.Process) {
+	if t == nil || snap == nil {
+		return
+	}
+	t.mu.Lock()
+	tp := t.procs[pid]
+	stale := tp != nil && time.Since(tp.reloaded) >= reloadEvery
+	if stale {
+		tp.reloaded = time.Now()
+	}
+	t.mu.Unlock()
+	if stale && snap.Reread() {
+		t.want(pid, snap)
+	}
+}
+
+// stats are the manager's counters so far and the map bytes in use.
+func (t *UnwindTables) stats() capture.Counters {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := capture.Counters{}
+	for k, n := range t.counters {
+		out.AddReason(k.Counter, k.Reason, n)
+	}
+	var entries, rules, pages, maps uint64
+	for _, f := range t.files {
+		entries += uint64(f.nEntries)
+		rules += uint64(f.nRules)
+		pages += uint64(f.nPages)
+	}
+	for _, p := range t.procs {
+		maps += uint64(p.n)
+	}
+	out.Add(capture.UnwindTableBytes, entries*unwind.EntrySize+rules*unwind.RuleSize+pages*8+
+		maps*uint64(unsafe.Sizeof(bpf.SamplerUnwindMapping{}))+uint64(len(t.procs))*16)
+	out.Add(capture.UnwindTableFiles, uint64(len(t.files)))
+	return out
+}
+
+func (t *UnwindTables) worker() {
+	defer t.wg.Done()
+	for {
+		select {
+		case <-t.done:
+			return
+		case r := <-t.queue:
+			t.mu.Lock()
+			delete(t.pending, r.pid)
+			t.mu.Unlock()
+			if err := t.load(r.pid, r.snap); err != nil {
+				t.log.Debug("unwind tables not loaded", "pid", r.pid, "err", err)
+			}
+		}
+	}
+}
+
+// sweepEvery is how often the processes whose tables are loaded are checked
+// for exit.
+const sweepEvery = time.Second
+
+func (t *UnwindTables) sweeper() {
+	defer t.wg.Done()
+	tk := time.NewTicker(sweepEvery)
+	defer tk.Stop()
+	for {
+		select {
+		case <-t.done:
+			return
+		case <-tk.C:
+		}
+		t.mu.Lock()
+		var gone []uint32
+		for pid := range t.procs {
+			if _, err := os.Stat("/proc/" + strconv.Itoa(int(pid))); err != nil {
+				gone = append(gone, pid)
+			}
+		}
+		for _, pid := range gone {
+			t.removeLocked(pid)
+		}
+		t.mu.Unlock()
+	}
+}
+
+// exited removes the entry of a process that exited (the kernel's mapping
+// records say so; the sweep finds the others).
+func (t *UnwindTables) exited(pid uint32) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.removeLocked(pid)
+	t.mu.Unlock()
+}
+
+// remove drops a process's entry and its references to files.
+func (t *UnwindTables) removeLocked(pid uint32) {
+	tp := t.procs[pid]
+	if tp == nil {
+		return
+	}
+	t.procMap.Delete(pid)
+	t.mapAlloc.free(tp.first, tp.n)
+	t.unref(tp.files)
+	delete(t.procs, pid)
+	t.counters.Add(capture.UnwindTableProcsRemoved, 1)
+}
+
+// load builds (or finds) the tables of every executable mapping of the
+// process and writes its entry.
+func (t *UnwindTables) load(pid uint32, snap *symbolizer.Process) error {
+	ms := snap.ExecMappings()
+	// Build outside the lock: a large library takes 100 ms.
+	tables := make([]*unwind.CompactTable, len(ms))
+	t.mu.Lock()
+	for i, m := range ms {
+		if m.Key == "" || t.files[m.Key] != nil {
+			continue
+		}
+		t.mu.Unlock()
+		tables[i], _ = t.store.Get(m.Key, m.Open)
+		t.mu.Lock()
+	}
+	defer t.mu.Unlock()
+	if t.refused != nil {
+		return t.refused
+	}
+	var maps []bpf.SamplerUnwindMapping
+	var files []*tableFile
+	t.tick++
+	for i, m := range ms {
+		if m.Key == "" {
+			// Anonymous code (JIT): frame pointers, but for the
+			// trampolines whose code scorch knows.
+			tab := trampolineTable(pid, m)
+			if tab == nil {
+				continue
+			}
+			m.Key = fmt.Sprintf("trampolines:%d:%x-%x", pid, m.Start, m.End)
+			if t.files[m.Key] == nil {
+				f := &tableFile{key: m.Key, anon: true}
+				if err := t.upload(f, tab); err != nil {
+					t.counters.AddReason(capture.UnwindTableRefusals, err.Error(), 1)
+					continue
+				}
+				t.counters.Add(capture.UnwindTrampolineTables, 1)
+			}
+		}
+		f := t.files[m.Key]
+		if f == nil {
+			var err error
+			if f, err = t.addFile(m, tables[i]); err != nil {
+				// No room: the process stays on the copy path (user
+				// space unwinds its samples) rather than lose the
+				// frames of that file.
+				t.counters.AddReason(capture.UnwindTableRefusals, err.Error(), 1)
+				t.unref(files)
+				return err
+			}
+		}
+		if len(maps) >= unwindMaxMaps {
+			t.counters.AddReason(capture.UnwindTableRefusals, refuseTooMany, 1)
+			break
+		}
+		f.refs++
+		f.used = t.tick
+		files = append(files, f)
+		maps = append(maps, f.mapping(m))
+	}
+	unref := t.unref
+	sort.Slice(maps, func(i, j int) bool { return maps[i].Start < maps[j].Start })
+	n := uint32(len(maps))
+	first, ok := t.mapAlloc.alloc(n)
+	if !ok {
+		unref(files)
+		t.counters.AddReason(capture.UnwindTableRefusals, refuseMapsFull, 1)
+		return fmt.Errorf("no room for process %d's %d mappings", pid, n)
+	}
+	if n > 0 {
+		b := unsafe.Slice((*byte)(unsafe.Pointer(&maps[0])), len(maps)*int(unsafe.Sizeof(maps[0])))
+		if _, err := t.mapMem.WriteAt(b, int64(first)*int64(unsafe.Sizeof(maps[0]))); err != nil {
+			unref(files)
+			t.mapAlloc.free(first, n)
+			return fmt.Errorf("writing process %d's mappings: %w", pid, err)
+		}
+	}
+	if err := t.procMap.Put(pid, bpf.SamplerUnwindProc{First: first, N: n}); err != nil {
+		unref(files)
+		t.mapAlloc.free(first, n)
+		t.counters.AddReason(capture.UnwindTableRefusals, refuseProcsFull, 1)
+		return fmt.Errorf("writing process %d's entry: %w", pid, err)
+	}
+	// A reload: the process's previous mappings and references go.
+	if old := t.procs[pid]; old != nil {
+		unref(old.files)
+		t.mapAlloc.free(old.first, old.n)
+	} else {
+		t.counters.Add(capture.UnwindTableProcs, 1)
+	}
+	t.procs[pid] = &tableProc{first: first, n: n, files: files, reloaded: time.Now(), snap: snap}
+	return nil
+}
+
+// mapping is the BPF mapping entry of a process's mapping of f.
+func (f *tableFile) mapping(m symbolizer.ExecMapping) bpf.SamplerUnwindMapping {
+	um := bpf.SamplerUnwindMapping{Start: m.Start, End: m.End}
+	if f.none {
+		return um
+	}
+	bias, ok := m.Start, true
+	if !f.anon {
+		bias, ok = loadBias(f.loads, m)
+	}
+	if !ok {
+		return um
+	}
+	um.Bias = bias + f.base
+	um.FirstEntry, um.EntryCount = f.entry, f.nEntries
+	um.FirstRule = f.rule
+	um.FirstPage, um.PageCount = f.page, f.nPages
+	return um
+}
+
+// loadBias is the bias of a mapping such that ELF virtual address = pc -
+// bias, from the executable segment it maps.
+func loadBias(loads []elf.ProgHeader, m symbolizer.ExecMapping) (uint64, bool) {
+	size := m.End - m.Start
+	for _, p := range loads {
+		lo, hi := max(p.Off, m.Offset), min(p.Off+p.Filesz, m.Offset+size)
+		if lo >= hi {
+			continue
+		}
+		addr := m.Start + (lo - m.Offset)
+		vaddr := p.Vaddr + (lo - p.Off)
+		return addr - vaddr, true
+	}
+	return 0, false
+}
+
+// addFile writes a file's table into the maps, evicting the least recently
+// used files no process maps when there is no room. A file without a
+// usable table is kept as "none" (frame pointers there), so that it is not
+// built again. The error is the refusal reason.
+func (t *UnwindTables) addFile(m symbolizer.ExecMapping, tab *unwind.CompactTable) (*tableFile, error) {
+	f := &tableFile{key: m.Key, none: true}
+	if tab == nil || len(tab.Entries) < 2 || m.Open == nil {
+		t.files[m.Key] = f
+		if tab == nil {
+			t.counters.AddReason(capture.UnwindTableRefusals, refuseBuild, 1)
+		}
+		return f, nil
+	}
+	ra, closer, err := m.Open()
+	if err != nil {
+		return nil, errors.New(refuseBuild)
+	}
+	ef, err := elf.NewFile(ra)
+	if err == nil {
+		for _, p := range ef.Progs {
+			if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 {
+				f.loads = append(f.loads, p.ProgHeader)
+			}
+		}
+	}
+	closer.Close()
+	if len(f.loads) == 0 {
+		t.files[m.Key] = f
+		return f, nil
+	}
+	return f, t.upload(f, tab)
+}
+
+// upload writes a table into the maps for f and registers f.
+func (t *UnwindTables) upload(f *tableFile, tab *unwind.CompactTable) error {
+	pages := buildPages(tab)
+	ne, nr, np := uint32(len(tab.Entries)), uint32(len(tab.Rules)), uint32(len(pages))
+	switch {
+	case ne > t.nEntries:
+		return errors.New(refuseEntriesFull)
+	case nr > unwindRules:
+		return errors.New(refuseRulesFull)
+	case np > unwindPages:
+		return errors.New(refusePagesFull)
+	}
+	if !t.reserve(f, ne, nr, np) {
+		switch {
+		case !t.entAlloc.fits(ne):
+			return errors.New(refuseEntriesFull)
+		case !t.ruleAlloc.fits(nr):
+			return errors.New(refuseRulesFull)
+		default:
+			return errors.New(refusePagesFull)
+		}
+	}
+	f.none = false
+	f.nEntries, f.nRules, f.nPages, f.base = ne, nr, np, tab.Base
+	if _, err := t.entMem.WriteAt(tab.AppendEntries(nil), int64(f.entry)*unwind.EntrySize); err != nil {
+		return fmt.Errorf("writing entries: %w", err)
+	}
+	if _, err := t.ruleMem.WriteAt(tab.AppendRules(nil), int64(f.rule)*unwind.RuleSize); err != nil {
+		return fmt.Errorf("writing rules: %w", err)
+	}
+	pb := make([]byte, 0, len(pages)*8)
+	for _, p := range pages {
+		pb = append(pb, byte(p.First), byte(p.First>>8), byte(p.First>>16), byte(p.First>>24),
+			byte(p.N), byte(p.N>>8), byte(p.N>>16), byte(p.N>>24))
+	}
+	if _, err := t.pageMem.WriteAt(pb, int64(f.page)*8); err != nil {
+		return fmt.Errorf("writing pages: %w", err)
+	}
+	t.files[f.key] = f
+	t.counters.Add(capture.UnwindTableFilesLoaded, 1)
+	return nil
+}
+
+// unref drops a process's references to files; a process's own
+// trampoline tables go with it.
+func (t *UnwindTables) unref(files []*tableFile) {
+	for _, f := range files {
+		f.refs--
+		if f.anon && f.refs == 0 {
+			t.free(f)
+		}
+	}
+}
+
+// free releases a file's ranges.
+func (t *UnwindTables) free(f *tableFile) {
+	t.entAlloc.free(f.entry, f.nEntries)
+	t.ruleAlloc.free(f.rule, f.nRules)
+	t.pageAlloc.free(f.page, f.nPages)
+	delete(t.files, f.key)
+}
+
+// reserve allocates f's ranges, evicting unused files (least recently used
+// first) until they fit. Nothing is allocated when it fails.
+func (t *UnwindTables) reserve(f *tableFile, ne, nr, np uint32) bool {
+	for {
+		if t.entAlloc.fits(ne) && t.ruleAlloc.fits(nr) && t.pageAlloc.fits(np) {
+			f.entry, _ = t.entAlloc.alloc(ne)
+			f.rule, _ = t.ruleAlloc.alloc(nr)
+			f.page, _ = t.pageAlloc.alloc(np)
+			return true
+		}
+		var victim *tableFile
+		for _, o := range t.files {
+			if o.refs == 0 && !o.none && (victim == nil || o.used < victim.used) {
+				victim = o
+			}
+		}
+		if victim == nil {
+			return false
+		}
+		t.free(victim)
+		t.counters.AddReason(capture.UnwindTableEvictions, evictSpace, 1)
+	}
+}
+
+// buildPages is a table's page index: for each 64 KiB page of its pc
+// range, the entries a search there needs.
+func buildPages(tab *unwind.CompactTable) []bpf.SamplerUnwindPage {
+	last := tab.Entries[len(tab.Entries)-1].PC
+	n := int(last>>pageBits) + 1
+	pages := make([]bpf.SamplerUnwindPage, n)
+	i := 0 // the last entry at or below the page's start
+	for p := range pages {
+		start := uint32(p) << pageBits
+		for i+1 < len(tab.Entries) && tab.Entries[i+1].PC <= start {
+			i++
+		}
+		j := i // the last entry at or below the page's end
+		end := start + (1<<pageBits - 1)
+		for j+1 < len(tab.Entries) && tab.Entries[j+1].PC <= end {
+			j++
+		}
+		pages[p] = bpf.SamplerUnwindPage{First: uint32(i), N: uint32(j - i + 1)}
+	}
+	return pages
+}
+
+// rangeAlloc hands out ranges of an array: first fit over the free
+// ranges, sorted by start and merged as they are freed.
+type rangeAlloc struct {
+	free_ []span
+}
+
+type span struct{ start, n uint32 }
+
+func (a *rangeAlloc) init(n uint32) { a.free_ = []span{{0, n}} }
+
+func (a *rangeAlloc) fits(n uint32) bool {
+	for _, s := range a.free_ {
+		if s.n >= n {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *rangeAlloc) alloc(n uint32) (uint32, bool) {
+	for i, s := range a.free_ {
+		if s.n < n {
+			continue
+		}
+		a.free_[i].start += n
+		a.free_[i].n -= n
+		if a.free_[i].n == 0 {
+			a.free_ = append(a.free_[:i], a.free_[i+1:]...)
+		}
+		return s.start, true
+	}
+	return 0, false
+}
+
+func (a *rangeAlloc) free(start, n uint32) {
+	if n == 0 {
+		return
+	}
+	i := sort.Search(len(a.free_), func(i int) bool { return a.free_[i].start > start })
+	a.free_ = append(a.free_, span{})
+	copy(a.free_[i+1:], a.free_[i:])
+	a.free_[i] = span{start, n}
+	// Merge with the next, then with the previous.
+	if i+1 < len(a.free_) && a.free_[i].start+a.free_[i].n == a.free_[i+1].start {
+		a.free_[i].n += a.free_[i+1].n
+		a.free_ = append(a.free_[:i+1], a.free_[i+2:]...)
+	}
+	if i > 0 && a.free_[i-1].start+a.free_[i-1].n == a.free_[i].start {
+		a.free_[i-1].n += a.free_[i].n
+		a.free_ = append(a.free_[:i], a.free_[i+1:]...)
+	}
+}

@@ -1,0 +1,95 @@
+package profiler
+
+import (
+	"math/rand"
+	"testing"
+
+	"github.com/scorch-dev/scorch/unwind"
+)
+
+// The allocator hands out disjoint ranges, reuses freed ones and merges
+// them back into one.
+func TestRangeAlloc(t *testing.T) {
+	var a rangeAlloc
+	a.init(100)
+	r := rand.New(rand.NewSource(1))
+	used := map[uint32]uint32{} // start -> n
+	owner := make([]int, 100)
+	for i := 0; i < 2000; i++ {
+		if len(used) > 0 && r.Intn(2) == 0 {
+			for s, n := range used {
+				a.free(s, n)
+				for j := s; j < s+n; j++ {
+					owner[j] = 0
+				}
+				delete(used, s)
+				break
+			}
+			continue
+		}
+		n := uint32(1 + r.Intn(20))
+		s, ok := a.alloc(n)
+		if !ok {
+			if a.fits(n) {
+				t.Fatalf("alloc(%d) failed but fits says it would", n)
+			}
+			continue
+		}
+		for j := s; j < s+n; j++ {
+			if j >= 100 || owner[j] != 0 {
+				t.Fatalf("alloc(%d) = %d overlaps a used range or the end", n, s)
+			}
+			owner[j] = 1
+		}
+		used[s] = n
+	}
+	for s, n := range used {
+		a.free(s, n)
+	}
+	if len(a.free_) != 1 || a.free_[0] != (span{0, 100}) {
+		t.Fatalf("after freeing everything: %v, want one range [0, 100)", a.free_)
+	}
+}
+
+// Each page slot's sub-range holds the entry a search at any pc of the
+// page must find.
+func TestBuildPages(t *testing.T) {
+	tab := &unwind.CompactTable{Entries: []unwind.Entry{
+		{PC: 0x100, Rule: 1}, {PC: 0x8000, Rule: 2}, {PC: 0x12345, Rule: 1}, {PC: 0x12400, Rule: 3}, {PC: 0x40000, Rule: 0},
+	}}
+	pages := buildPages(tab)
+	if len(pages) != 5 {
+		t.Fatalf("%d pages, want 5", len(pages))
+	}
+	for pc := uint32(0x100); pc < 0x40000; pc += 0x7f {
+		want := 0
+		for i, e := range tab.Entries {
+			if e.PC <= pc {
+				want = i
+			}
+		}
+		p := pages[pc>>pageBits]
+		if want < int(p.First) || want >= int(p.First+p.N) {
+			t.Fatalf("pc %#x: entry %d is outside page %d's range %d+%d", pc, want, pc>>pageBits, p.First, p.N)
+		}
+	}
+}
+
+// The trampoline table gives CFA = sp+16 at the return address of every
+// copy (3.12's packed copies and 3.13's 16-byte aligned ones), and sp+8
+// at each copy's entry.
+func TestTrampolineTable(t *testing.T) {
+	for _, stride := range []int{11, 16} {
+		tab := buildTrampolineTable(2*pyArena, 0, stride)
+		for _, arena := range []uint64{0, pyArena} {
+			for c := uint64(0); c+11 <= pyArena; c += uint64(stride) {
+				if r := tab.Lookup(arena + c + 5); r.CFA != unwind.CFASP || r.CFAOffset != 16 {
+					t.Fatalf("stride %d: copy at %#x: rule at the call's return %v", stride, arena+c, r)
+				}
+				if r := tab.Lookup(arena + c); r.CFAOffset != 8 {
+					t.Fatalf("stride %d: copy at %#x: entry rule %v", stride, arena+c, r)
+				}
+			}
+		}
+	}
+}
