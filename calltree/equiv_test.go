@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -327,6 +328,45 @@ func TestSummarizeThrough(t *testing.T) {
 		got, _ := json.Marshal(c.SummarizeThrough(c.Plan(ts), q, nil))
 		if string(got) != string(want) {
 			t.Fatalf("seed %d %v:\n got  %s\n want %s", seed, ts, got, want)
+		}
+	}
+}
+
+// A set is shared by the requests of a view: reading it from many
+// goroutines at once, while the first sorts it, is safe (go test -race).
+func TestSetConcurrentReads(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	c := randomCapture(rng, true)
+	s := NewSet()
+	s.Add(c, capture.Query{}, false, false)
+	var wg sync.WaitGroup
+	out := make([]string, 8)
+	for i := range out {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var b bytes.Buffer
+			switch i % 4 {
+			case 0:
+				WriteTree(&b, s.Tree("all", 50), false)
+			case 1:
+				fmt.Fprint(&b, s.Functions())
+			case 2:
+				WriteTree(&b, s.Transform([]capture.Transform{{Kind: capture.TransformLib, Name: "libx.so"}}).Tree("all", 50), false)
+			case 3:
+				if id, ok := s.Lookup("a"); ok {
+					cr, _ := s.Sandwich(id)
+					WriteTree(&b, cr.Tree("", 50), false)
+					WriteTree(&b, s.Subtree([]int32{id}).Tree("all", 50), false)
+				}
+			}
+			out[i] = b.String()
+		}()
+	}
+	wg.Wait()
+	for i := 4; i < len(out); i++ {
+		if out[i] != out[i-4] {
+			t.Errorf("reader %d got %q, reader %d %q", i, out[i], i-4, out[i-4])
 		}
 	}
 }
