@@ -256,6 +256,18 @@ func TestSeveralRangesOnDataRoutes(t *testing.T) {
 	if fns.Total != 120 || self["cold_loop"] != 80 || self["hot_loop"] != 40 {
 		t.Errorf("functions of two ranges: total %d, %v; want 120: cold_loop 80, hot_loop 40", fns.Total, self)
 	}
+	// The graph and the sandwich follow the same ranges.
+	var tree struct {
+		Total int64
+		Tree  struct{ Value int64 }
+	}
+	if code, body := tlGet(t, base+"/api/captures/"+id+"/tree.json?from=0.5&to=0.9&from=2&to=2.2", &tree); code != http.StatusOK || tree.Total != 120 || tree.Tree.Value != 120 {
+		t.Errorf("tree of two ranges: %d total %d root %d: %.200s", code, tree.Total, tree.Tree.Value, body)
+	}
+	var sw struct{ Self, Total int64 }
+	if code, body := tlGet(t, base+"/api/captures/"+id+"/sandwich.json?fn=hot_loop&from=0&to=1&from=2&to=2.1&from=3.1&to=3.2", &sw); code != http.StatusOK || sw.Self != 40 || sw.Total != 40 {
+		t.Errorf("sandwich of three ranges: %d self %d total %d: %.200s", code, sw.Self, sw.Total, body)
+	}
 	code, body, _ := hmGet(t, base+"/api/captures/"+id+"/folded?from=2&to=2.2&from=3&to=3.1")
 	if code != http.StatusOK || strings.TrimSpace(body) != "app;main;hot_loop 60" {
 		t.Errorf("folded of two ranges: got %d %q", code, body)
