@@ -735,7 +735,7 @@ const chart = new StackChart($('#stackchart'), {
   // The wheel zooms the page's range, without a history entry per turn.
   onZoom: (a, b) => {
     clearTimeout(zoomTimer);
-    const px = (b - a) / (chart.width || 800);
+    const px = (8 * (b - a)) / (chart.width || 800); // about 8 pixels: a range that reads as the axis
     a = Math.max(0, roundTime(a, px));
     b = Math.min(DURATION, roundTime(b, px));
     zoomTimer = setTimeout(() => brush(a <= 1e-9 && b >= DURATION - 1e-9 ? [] : [[a, b]], false, false), 250);
