@@ -97,8 +97,8 @@ int main(int argc, char **argv) {
 `
 
 // JIT code described by a jitdump is named, with its file:line and its
-// caller, in --unwind dwarf mode (the code has no CFI: the unwinder falls
-// back on its frame pointer).
+// caller, in the default mode (the code has no CFI: the unwinder falls back
+// on its frame pointer).
 func TestJitdumpFrames(t *testing.T) {
 	testutil.RequireRoot(t)
 	if runtime.GOARCH != "amd64" {
@@ -118,7 +118,7 @@ func testJitdump(t *testing.T, bin, dir string) {
 	time.Sleep(200 * time.Millisecond)
 
 	c, err := profiler.Record(context.Background(), capture.Params{
-		Type: capture.CPU, PIDs: []int{cmd.Process.Pid}, Hz: 499, Duration: capture.Duration(2 * time.Second), Unwind: "dwarf",
+		Type: capture.CPU, PIDs: []int{cmd.Process.Pid}, Hz: 499, Duration: capture.Duration(2 * time.Second),
 	}, profiler.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -59,7 +59,7 @@ func recordLeaf(t *testing.T, bin, unwind string) *capture.Capture {
 func TestOneFramePerFunction(t *testing.T) {
 	testutil.RequireRoot(t)
 	bin := testutil.BuildC(t, "gcc", leafC, "-O1", "-g", "-fno-omit-frame-pointer", "-pthread")
-	c := recordLeaf(t, bin, "dwarf")
+	c := recordLeaf(t, bin, "") // the default mode
 	leafAddrs := map[uint64]bool{}
 	for _, f := range c.Frames {
 		if f.Name == "leaf_spin" {

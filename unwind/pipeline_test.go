@@ -17,7 +17,7 @@ import (
 )
 
 // record samples a workload of testdata/ through the real BPF pipeline and
-// returns its folded stacks.
+// returns its folded stacks; unwind "" is the default mode.
 func record(t *testing.T, name, unwind string, flags ...string) (map[string]int64, *capture.Capture) {
 	t.Helper()
 	testutil.RequireRoot(t)
@@ -49,6 +49,9 @@ func record(t *testing.T, name, unwind string, flags ...string) (map[string]int6
 		stacks[strings.Join(c.FoldedStack(sv.Stack), ";")] += sv.Value
 	}
 	st := c.Meta.Stats
+	if unwind == "" {
+		unwind = "(default)"
+	}
 	t.Logf("%s --unwind %s: %d samples (%d lost), cfi %d, fp %d, ended %d %v; top: %s", name, unwind, total(stacks), st.Lost,
 		st.UnwindCFI, st.UnwindFP, st.UnwindEnded, st.Counters.Sorted(), strings.Join(top(stacks, 4), " | "))
 	// The workload competes for the CPU with the rest of the machine:
@@ -154,18 +157,19 @@ func TestPipelineMemsetAuto(t *testing.T) {
 	}
 }
 
-// glibc's merge sort recursion, unwound with CFI over 16 KiB copies.
-func TestPipelineQsortDWARF(t *testing.T) {
+// glibc's merge sort recursion, unwound with CFI in the default mode.
+func TestPipelineQsort(t *testing.T) {
 	requireLibcDebug(t)
-	stacks, _ := record(t, "qsort", "dwarf", "-O1", "-fno-omit-frame-pointer")
+	stacks, _ := record(t, "qsort", "", "-O1", "-fno-omit-frame-pointer")
 	if f := frac(share(stacks, "main;sort_records;", "qsort", ";msort_with_tmp"), total(stacks)); f < 0.5 {
 		t.Errorf("main;sort_records;...qsort...;msort_with_tmp in only %.0f%% of samples", f*100)
 	}
 }
 
-// A binary without any frame pointer (-O2), unwound with CFI only.
-func TestPipelineNoFPDWARF(t *testing.T) {
-	stacks, _ := record(t, "nofp", "dwarf", "-O2")
+// A binary without any frame pointer (-O2), unwound with CFI only, in the
+// default mode.
+func TestPipelineNoFP(t *testing.T) {
+	stacks, _ := record(t, "nofp", "", "-O2")
 	if f := frac(share(stacks, "main;outer;middle;inner"), total(stacks)); f < 0.9 {
 		t.Errorf("main;outer;middle;inner in only %.0f%% of samples", f*100)
 	}
@@ -189,9 +193,9 @@ func TestPipelineGoLeafStripped(t *testing.T) {
 }
 
 // A signal handler's stack continues, through the signal frame, into the
-// code it interrupted.
-func TestPipelineSignalDWARF(t *testing.T) {
-	stacks, _ := record(t, "signal", "dwarf", "-O1", "-fno-omit-frame-pointer")
+// code it interrupted, in the default mode.
+func TestPipelineSignal(t *testing.T) {
+	stacks, _ := record(t, "signal", "", "-O1", "-fno-omit-frame-pointer")
 	handler := share(stacks, ";on_tick;in_handler")
 	through := share(stacks, "main;work;", ";on_tick;in_handler")
 	if handler == 0 {
