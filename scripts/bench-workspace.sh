@@ -50,7 +50,9 @@ id=$(curl -sf --data-binary @"$tmp/bench.scorch" -H 'Content-Type: application/o
 echo "capture: $SAMPLES samples, $STACKS stacks, ~$DEPTH frames deep ($(du -h "$tmp/bench.scorch" | cut -f1) file); serve ${SERVE_FLAGS:-with its defaults}"
 
 # time_of URL: seconds and compressed bytes of one answer.
-time_of() { curl -sf -o /dev/null -H 'Accept-Encoding: gzip' -w '%{time_total} %{size_download}' "$1"; }
+# A busy server answers 503 with Retry-After, as the page's requests are
+# retried: curl retries too (the figure is then the last attempt's).
+time_of() { curl -sf --retry 5 -o /dev/null -H 'Accept-Encoding: gzip' -w '%{time_total} %{size_download}' "$1"; }
 load=$(time_of "$base/api/captures/$id/folded?pid=4000000000" | cut -d' ' -f1)
 printf 'load the capture (first request): %.0f ms\n' "$(echo "$load * 1000" | bc -l)"
 
@@ -83,7 +85,7 @@ for fn in fn_7_0 fn_8_0 fn_9_0; do
 	time_of "$base/api/captures/$id/tree.json?t=merge:$fn" >/dev/null & pids+=($!)
 	time_of "$base/api/captures/$id/functions.json?limit=2000&t=merge:$fn" >/dev/null & pids+=($!)
 	time_of "$base/api/captures/$id/summary.json?t=merge:$fn" >/dev/null & pids+=($!)
-	wait "${pids[@]}"
+	wait "${pids[@]}" || echo "a request after merge:$fn failed"
 	echo "$(date +%s.%N) - $t0" | bc -l >>"$tmp/ttree"
 	time_of "$base/api/captures/$id/flamegraph.svg?width=1920&t=merge:$fn" | cut -d' ' -f1 >>"$tmp/tsvg"
 done
