@@ -12,7 +12,7 @@ LISTEN    ?= 127.0.0.1:7070
 BPF2GO_CFLAGS := -O2 -g -Wall -Werror
 export BPF2GO_CFLAGS
 
-.PHONY: all build run test test-go test-arm64 generate check-generated deps bench lint fuzz parca clean help
+.PHONY: all build run test test-go test-arm64 test-arm64-vm generate check-generated deps bench lint fuzz parca clean help
 
 all: build
 
@@ -50,6 +50,9 @@ test-go:
 
 test-arm64: ## cross-build and vet for arm64, run the arch-independent unit tests under qemu-user
 	./scripts/test-arm64.sh
+
+test-arm64-vm: ## boot an arm64 kernel under qemu-system-aarch64: doctor and captures of the arm64 build (minutes)
+	./scripts/arm64-vm.sh
 
 parca: ## build (once; cached) the Parca server the fleet end-to-end test pushes to
 	@./scripts/build-parca.sh >/dev/null || echo "warning: the Parca server could not be built; its end-to-end test will skip and say why"
