@@ -15,7 +15,8 @@ import (
 // record and no CFI, so neither frame pointers nor any file's table get
 // past them, and every Python stack would end at its first trampoline.
 // Their code is fixed, so their rules are too: the return address is at
-// sp+8 while the call runs.
+// sp+8 while the call runs. (arm64's trampoline saves a frame record
+// {x29, x30} first: frame pointers walk through it.)
 var pyTrampoline = []byte{0x48, 0x83, 0xec, 0x08, 0xff, 0xd1, 0x48, 0x83, 0xc4, 0x08, 0xc3}
 
 // endbr64 starts it in builds with CET branch protection.
@@ -68,7 +69,8 @@ func trampolineTable(pid uint32, m symbolizer.ExecMapping) *unwind.CompactTable 
 func buildTrampolineTable(size uint64, pre, stride int) *unwind.CompactTable {
 	entry := unwind.Rule{CFA: unwind.CFASP, CFAOffset: 8, RA: unwind.RAAtCFA, RAOffset: -8}
 	inCall := unwind.Rule{CFA: unwind.CFASP, CFAOffset: 16, RA: unwind.RAAtCFA, RAOffset: -8}
-	t := &unwind.CompactTable{Arch: unwind.Arches[0], Rules: []unwind.Rule{{}, entry, inCall}}
+	x86, _ := unwind.ArchFor("amd64") // the trampoline is x86-64 code
+	t := &unwind.CompactTable{Arch: x86, Rules: []unwind.Rule{{}, entry, inCall}}
 	arena := uint64(pyArena)
 	if size%arena != 0 {
 		arena = size
