@@ -65,7 +65,7 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	)
 	// Bounds like serve's: a long whole-host capture must not hold every
 	// symbol table it met.
-	fs.Var(&ring, "ring-size", "BPF ring buffer, e.g. 8MiB (0: the profiler's default, 8 MiB, 16 MiB with --unwind dwarf, twice that for off-CPU types)")
+	fs.Var(&ring, "ring-size", "BPF ring buffer, e.g. 16MiB (default 0: the profiler's, 8 MiB, 16 MiB with --unwind dwarf, twice that for off-CPU types)")
 	fs.Var(&symbolCache, "symbol-cache", "memory for parsed symbol tables, e.g. 256MiB; a smaller cache parses large binaries again")
 	fs.Var(&memLimit, "memory-limit", "soft limit of scorch's Go memory, e.g. 256MiB (the garbage collector works harder near it, and without end below the live heap; default none)")
 	setUsage(fs, stderr, "scorch record --type TYPE [TARGET] [flags] [-- CMD ARGS...]")
@@ -220,7 +220,9 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return exitOK
 }
 
-// The bounds of record's memory. The ring is serve's. The symbol cache is
+// The bounds of record's memory. The ring is the profiler's default (8 MiB,
+// twice that for off-CPU types and for --unwind dwarf): serve's flat 8 MiB
+// lost events of off-CPU storms. The symbol cache is
 // the agent's, which also names every process of a host: with serve's
 // 64 MiB a whole-host capture among a few large Go binaries evicted and
 // parsed them again all along (143 parses in 15 s here, twice the CPU, no
@@ -228,7 +230,7 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // heap is above it, and the garbage collector then runs without end (3x the
 // CPU for a 5 s capture here, for no less memory).
 const (
-	defaultRingSize    = 8 << 20
+	defaultRingSize    = 0
 	defaultSymbolCache = 256 << 20
 	defaultMemoryLimit = 0
 )
