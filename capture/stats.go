@@ -70,6 +70,7 @@ const (
 	UnwindTableEvictions    Counter = "unwind_table_evictions"     // by reason: files removed from the maps
 	UnwindTableRefusals     Counter = "unwind_table_refusals"      // by reason: files or processes not loaded
 	UnwindTrampolineTables  Counter = "unwind_trampoline_tables"   // anonymous code recognized as trampolines (CPython -X perf) and given tables
+	UnwindJITTables         Counter = "unwind_jit_tables"          // JIT code given tables from its jitdump's unwinding records
 )
 
 // CounterKey is a counter and, for counters split by reason, the reason.

@@ -2,6 +2,7 @@ package profiler_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"os"
 	"path/filepath"
@@ -97,8 +98,8 @@ int main(int argc, char **argv) {
 `
 
 // JIT code described by a jitdump is named, with its file:line and its
-// caller, in the default mode (the code has no CFI: the unwinder falls back
-// on its frame pointer).
+// caller, in the default mode (the code has no CFI: the BPF walker falls
+// back on its frame pointer).
 func TestJitdumpFrames(t *testing.T) {
 	testutil.RequireRoot(t)
 	if runtime.GOARCH != "amd64" {
@@ -258,28 +259,40 @@ int main(int argc, char **argv) {
 }
 `
 
-// The CFI a jitdump gives for its code is the unwinder's: the caller of a
-// JIT function without a frame pointer is found (main;run_jit;jitted_...);
-// without the unwinding record the frame-pointer fallback skips it.
+// The CFI a jitdump gives for its code is the unwinders' (the BPF walker's
+// table in the default mode, the user-space unwinder's in dwarf mode): the
+// caller of a JIT function without a frame pointer is found
+// (main;run_jit;jitted_...); without the unwinding record the
+// frame-pointer fallback skips it.
 func TestJitdumpUnwinding(t *testing.T) {
 	testutil.RequireRoot(t)
 	if runtime.GOARCH != "amd64" {
 		t.Skip("the test's JIT writes x86-64 machine code")
 	}
 	bin := testutil.BuildC(t, "gcc", jitCFIC, "-O1", "-g", "-fno-omit-frame-pointer")
+	// The default mode walks the stack in BPF with the table built from
+	// the record; dwarf mode copies the stack and unwinds it in user space.
 	for _, tc := range []struct {
 		arg     string
 		withCFI bool
-	}{{"cfi", true}, {"nocfi", false}} {
-		t.Run(tc.arg, func(t *testing.T) {
+		unwind  string
+	}{{"cfi", true, ""}, {"nocfi", false, ""}, {"cfi", true, "dwarf"}} {
+		t.Run(tc.arg+"/"+cmp.Or(tc.unwind, "default"), func(t *testing.T) {
 			cmd := testutil.Start(t, bin, tc.arg)
 			t.Cleanup(func() { os.Remove("/tmp/jit-" + strconv.Itoa(cmd.Process.Pid) + ".dump") })
 			time.Sleep(200 * time.Millisecond)
 			c, err := profiler.Record(context.Background(), capture.Params{
-				Type: capture.CPU, PIDs: []int{cmd.Process.Pid}, Hz: 499, Duration: capture.Duration(2 * time.Second), Unwind: "dwarf",
+				Type: capture.CPU, PIDs: []int{cmd.Process.Pid}, Hz: 499, Duration: capture.Duration(2 * time.Second), Unwind: tc.unwind,
 			}, profiler.Options{})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.unwind == "" {
+				st := c.Meta.Stats
+				t.Logf("unwound in BPF %d, jit tables %d", st.Counters.Get(capture.UnwoundInBPF), st.Counters.Get(capture.UnwindJITTables))
+				if got := st.Counters.Get(capture.UnwindJITTables); tc.withCFI != (got > 0) {
+					t.Errorf("%d JIT tables loaded for the BPF walker", got)
+				}
 			}
 			stacks := folded(c, capture.Query{})
 			all, jit, caller := total(stacks), share(stacks, "jitted_frameless_[j]"), share(stacks, "main;run_jit;jitted_frameless_[j]")

@@ -95,6 +95,7 @@ type tableFile struct {
 	used            uint64 // LRU clock at last use
 	none            bool   // no table (no CFI): frame pointers there
 	anon            bool   // one process's anonymous code (trampolines): offsets from the mapping's start
+	abs             bool   // with anon: JIT code whose table's Base is an address of the process (bias 0)
 }
 
 // tableProc is a process whose mappings are in the procs map.
@@ -401,9 +402,16 @@ func (t *UnwindTables) load(pid uint32, snap *symbolizer.Process) error {
 	ms := snap.ExecMappings()
 	// Build outside the lock: a large library takes 100 ms.
 	tables := make([]*unwind.CompactTable, len(ms))
+	jits := make([]*jitTable, len(ms))
 	t.mu.Lock()
 	for i, m := range ms {
-		if m.Key == "" || t.files[m.Key] != nil {
+		if m.Key == "" {
+			t.mu.Unlock()
+			jits[i] = buildJITTable(pid, snap, m)
+			t.mu.Lock()
+			continue
+		}
+		if t.files[m.Key] != nil {
 			continue
 		}
 		t.mu.Unlock()
@@ -421,18 +429,27 @@ func (t *UnwindTables) load(pid uint32, snap *symbolizer.Process) error {
 		if m.Key == "" {
 			// Anonymous code (JIT): frame pointers, but for the
 			// trampolines whose code scorch knows.
-			tab := trampolineTable(pid, m)
-			if tab == nil {
+			tab, abs := trampolineTable(pid, m), false
+			if tab != nil {
+				m.Key = fmt.Sprintf("trampolines:%d:%x-%x", pid, m.Start, m.End)
+			} else if j := jits[i]; j != nil {
+				// JIT code with the CFI of its jitdump: a mapping of
+				// the range that code covers, in absolute addresses.
+				tab, m.Key, m.Start, m.End, abs = j.tab, j.key, j.start, j.end, true
+			} else {
 				continue
 			}
-			m.Key = fmt.Sprintf("trampolines:%d:%x-%x", pid, m.Start, m.End)
 			if t.files[m.Key] == nil {
-				f := &tableFile{key: m.Key, anon: true}
+				f := &tableFile{key: m.Key, anon: true, abs: abs}
 				if err := t.upload(f, tab); err != nil {
 					t.counters.AddReason(capture.UnwindTableRefusals, err.Error(), 1)
 					continue
 				}
-				t.counters.Add(capture.UnwindTrampolineTables, 1)
+				if f.abs {
+					t.counters.Add(capture.UnwindJITTables, 1)
+				} else {
+					t.counters.Add(capture.UnwindTrampolineTables, 1)
+				}
 			}
 		}
 		f := t.files[m.Key]
@@ -497,7 +514,9 @@ func (f *tableFile) mapping(m symbolizer.ExecMapping) bpf.SamplerUnwindMapping {
 		return um
 	}
 	bias, ok := m.Start, true
-	if !f.anon {
+	if f.abs {
+		bias = 0
+	} else if !f.anon {
 		bias, ok = loadBias(f.loads, m)
 	}
 	if !ok {

@@ -467,3 +467,37 @@ func (js *jitDumpState) close() {
 		js.f = nil
 	}
 }
+
+// JITCode is a piece of JIT code in a process's jitdump with the eh_frame
+// its unwinding record gave, for unwind.BuildCompactJIT.
+type JITCode struct {
+	Addr, Size uint64
+	EhFrame    []byte // laid out at EhAddr; shared, not to be modified
+	EhAddr     uint64
+}
+
+// JITCode lists the code of the process's jitdump in [start, end) that
+// has CFI, by address (the newest load at an address), reading what the
+// JIT appended first (at most once per perfMapRecheck).
+func (p *Process) JITCode(start, end uint64) []JITCode {
+	if p == nil {
+		return nil
+	}
+	js := &p.jit
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	if time.Since(js.checked) > perfMapRecheck {
+		js.refresh(p)
+	}
+	if js.d == nil {
+		return nil
+	}
+	var out []JITCode
+	for _, i := range js.d.byAddr {
+		f := &js.d.funcs[i]
+		if f.ehFrame != nil && f.addr >= start && f.addr+f.size <= end {
+			out = append(out, JITCode{Addr: f.addr, Size: f.size, EhFrame: f.ehFrame, EhAddr: f.ehAddr})
+		}
+	}
+	return out
+}

@@ -318,3 +318,45 @@ func FuzzJitdump(f *testing.F) {
 		}
 	})
 }
+
+// JITCode hands the BPF walker's table builder the code of a range that
+// has CFI, with its eh_frame where the JIT laid it out; code loaded later
+// is listed once the dump is read again.
+func TestJitdumpCode(t *testing.T) {
+	old := perfMapRecheck
+	perfMapRecheck = 0
+	t.Cleanup(func() { perfMapRecheck = old })
+	cmd := startSleeper(t)
+	dump := fmt.Sprintf("/tmp/jit-%d.dump", cmd.Process.Pid)
+	t.Cleanup(func() { os.Remove(dump) })
+	w := newJitWriter(binary.LittleEndian)
+	w.unwinding([]byte{1, 2, 3, 4, 5, 6, 7, 8})
+	w.load(0x7ff0aa000000, 0x3c, "with_cfi")
+	w.load(0x7ff0aa000100, 0x20, "without_cfi")
+	w.unwinding([]byte{9, 9, 9, 9, 9, 9, 9, 9})
+	w.load(0x7ff0ab000000, 0x20, "elsewhere")
+	writeFile(t, dump, w.buf.String())
+
+	s := New(Options{DebugDirs: []string{}, DebuginfodURLs: []string{}})
+	defer s.Close()
+	p, err := s.Snapshot(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	got := p.JITCode(0x7ff0aa000000, 0x7ff0aa001000)
+	if len(got) != 1 || got[0].Addr != 0x7ff0aa000000 || got[0].Size != 0x3c ||
+		got[0].EhAddr != 0x7ff0aa000040 || !bytes.Equal(got[0].EhFrame, []byte{1, 2, 3, 4, 5, 6, 7, 8}) {
+		t.Errorf("JIT code in the first range: %+v", got)
+	}
+	w.unwinding([]byte{7, 7, 7, 7, 7, 7, 7, 7})
+	w.load(0x7ff0aa000200, 0x20, "later")
+	writeFile(t, dump, w.buf.String())
+	got = p.JITCode(0x7ff0aa000000, 0x7ff0aa001000)
+	if len(got) != 2 || got[1].Addr != 0x7ff0aa000200 || got[1].EhAddr != 0x7ff0aa000220 {
+		t.Errorf("JIT code after more was written: %+v", got)
+	}
+	if got := p.JITCode(0x7ff0aa000000, 0x7ff0aa000020); len(got) != 0 {
+		t.Errorf("code not wholly in the range listed: %+v", got)
+	}
+}
