@@ -128,6 +128,7 @@ func (t *stacks) bpfEnd(snap *symbolizer.Process, e *stackEvent) bool {
 	if end == bpf.SamplerUnwindEndUNWIND_NOT_WALKED {
 		if t.tables != nil && e.IP != 0 && t.tables.Refused() == nil {
 			t.stats.Counters.Add(capture.UnwindTablesPending, 1)
+			t.tables.waiting(e.PID, snap)
 		}
 		return false
 	}

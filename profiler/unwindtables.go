@@ -66,7 +66,10 @@ type UnwindTables struct {
 	pageMem, mapMem       *ebpf.Memory
 	nEntries              uint32
 
-	queue chan loadReq
+	// Loads wait in two queues: hot for processes whose samples are
+	// waiting for their tables, cold for the rest (a whole host's
+	// processes queued at the start), so that busy processes go first.
+	hot, cold chan *loadReq
 	done  chan struct{}
 	wg    sync.WaitGroup
 
@@ -77,7 +80,7 @@ type UnwindTables struct {
 	mapAlloc  rangeAlloc
 	files     map[string]*tableFile
 	procs     map[uint32]*tableProc
-	pending   map[uint32]bool
+	pending   map[uint32]*loadReq // queued, by pid
 	tick      uint64 // LRU clock
 	counters  capture.Counters
 	refused   error // the kernel refused the walker: nothing is loaded
@@ -109,6 +112,7 @@ type tableProc struct {
 type loadReq struct {
 	pid  uint32
 	snap *symbolizer.Process
+	hot  bool
 }
 
 // UnwindTableOptions configure NewUnwindTables.
@@ -134,11 +138,12 @@ func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
 		log:      opts.Logger,
 		store:    unwind.NewCompactStore(64 << 20),
 		nEntries: uint32(opts.Entries),
-		queue:    make(chan loadReq, 4096),
+		hot:      make(chan *loadReq, 1024),
+		cold:     make(chan *loadReq, 8192),
 		done:     make(chan struct{}),
 		files:    make(map[string]*tableFile),
 		procs:    make(map[uint32]*tableProc),
-		pending:  make(map[uint32]bool),
+		pending:  make(map[uint32]*loadReq),
 	}
 	sizes := t.sizes()
 	mk := func(name string) (*ebpf.Map, error) {
@@ -251,26 +256,50 @@ func (t *UnwindTables) closeMaps() error {
 	return errors.Join(errs...)
 }
 
-// want asks for a process's tables to be loaded (first sight, exec). It
-// does not block: the tables are built in the background.
+// want asks for a process's tables to be loaded (first sight, exec, a new
+// mapping). It does not block: the tables are built in the background.
 func (t *UnwindTables) want(pid uint32, snap *symbolizer.Process) {
+	t.enqueue(pid, snap, false)
+}
+
+// waiting: a sample of pid was taken before its tables were loaded. Its
+// load, queued or not, goes to the front.
+func (t *UnwindTables) waiting(pid uint32, snap *symbolizer.Process) {
+	t.enqueue(pid, snap, true)
+}
+
+func (t *UnwindTables) enqueue(pid uint32, snap *symbolizer.Process, hot bool) {
 	if t == nil || snap == nil {
 		return
 	}
 	t.mu.Lock()
-	if t.refused != nil || t.pending[pid] {
-		t.mu.Unlock()
+	defer t.mu.Unlock()
+	if t.refused != nil {
 		return
 	}
-	t.pending[pid] = true
-	t.mu.Unlock()
+	r := t.pending[pid]
+	if r != nil {
+		r.snap = snap
+		if !hot || r.hot {
+			return
+		}
+	} else if hot && t.procs[pid] != nil {
+		return // loaded; an exec's reload is queued by want
+	} else {
+		r = &loadReq{pid: pid, snap: snap}
+		t.pending[pid] = r
+	}
+	q := t.cold
+	if hot {
+		r.hot, q = true, t.hot
+	}
 	select {
-	case t.queue <- loadReq{pid, snap}:
+	case q <- r:
 	default:
-		t.mu.Lock()
-		delete(t.pending, pid)
+		if t.pending[pid] == r && !r.hot {
+			delete(t.pending, pid)
+		}
 		t.counters.AddReason(capture.UnwindTableRefusals, refuseQueueFull, 1)
-		t.mu.Unlock()
 	}
 }
 
@@ -330,16 +359,31 @@ func (t *UnwindTables) stats() capture.Counters {
 func (t *UnwindTables) worker() {
 	defer t.wg.Done()
 	for {
+		var r *loadReq
 		select {
 		case <-t.done:
 			return
-		case r := <-t.queue:
-			t.mu.Lock()
-			delete(t.pending, r.pid)
-			t.mu.Unlock()
-			if err := t.load(r.pid, r.snap); err != nil {
-				t.log.Debug("unwind tables not loaded", "pid", r.pid, "err", err)
+		case r = <-t.hot:
+		default:
+			select {
+			case <-t.done:
+				return
+			case r = <-t.hot:
+			case r = <-t.cold:
 			}
+		}
+		// A request promoted to hot is in both queues: the first taken
+		// does it.
+		t.mu.Lock()
+		if t.pending[r.pid] != r {
+			t.mu.Unlock()
+			continue
+		}
+		delete(t.pending, r.pid)
+		snap := r.snap
+		t.mu.Unlock()
+		if err := t.load(r.pid, snap); err != nil {
+			t.log.Debug("unwind tables not loaded", "pid", r.pid, "err", err)
 		}
 	}
 }
