@@ -70,8 +70,8 @@ type UnwindTables struct {
 	// waiting for their tables, cold for the rest (a whole host's
 	// processes queued at the start), so that busy processes go first.
 	hot, cold chan *loadReq
-	done  chan struct{}
-	wg    sync.WaitGroup
+	done      chan struct{}
+	wg        sync.WaitGroup
 
 	mu        sync.Mutex
 	entAlloc  rangeAlloc
@@ -81,7 +81,7 @@ type UnwindTables struct {
 	files     map[string]*tableFile
 	procs     map[uint32]*tableProc
 	pending   map[uint32]*loadReq // queued, by pid
-	tick      uint64 // LRU clock
+	tick      uint64              // LRU clock
 	counters  capture.Counters
 	refused   error // the kernel refused the walker: nothing is loaded
 }
