@@ -18,9 +18,15 @@ type ProfilerRecorder struct {
 	Unwinder   *unwind.Unwinder
 	Logger     *slog.Logger
 	RingBytes  int // per collector; small at the agent's low rates
+	// tables are the BPF unwinder's, kept across windows.
+	tables profiler.LazyUnwindTables
 }
 
 // Record runs one window.
 func (r *ProfilerRecorder) Record(ctx context.Context, p capture.Params) (*capture.Capture, error) {
-	return profiler.Record(ctx, p, profiler.Options{Symbolizer: r.Symbolizer, Unwinder: r.Unwinder, Logger: r.Logger, RingBytes: r.RingBytes})
+	var tables *profiler.UnwindTables
+	if p.Unwind == "" || p.Unwind == "auto" {
+		tables = r.tables.Get(r.Logger)
+	}
+	return profiler.Record(ctx, p, profiler.Options{Symbolizer: r.Symbolizer, Unwinder: r.Unwinder, UnwindTables: tables, Logger: r.Logger, RingBytes: r.RingBytes})
 }

@@ -281,3 +281,40 @@ func TestBPFUnwindPythonPerfTrampolines(t *testing.T) {
 		t.Errorf("%d of %d samples in py::inner reach _start through outer, middle, inner: %v", whole, inInner, top(stacks, 5))
 	}
 }
+
+// Tables shared by two captures (a server's): the second builds nothing
+// and walks every sample in BPF from its first.
+func TestBPFUnwindSharedTables(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.BuildC(t, "gcc", bigFrameC, "-O2", "-fomit-frame-pointer")
+	cmd := testutil.Start(t, bin)
+	time.Sleep(100 * time.Millisecond)
+	var lazy profiler.LazyUnwindTables
+	tables := lazy.Get(nil)
+	if tables == nil {
+		t.Skip("the unwind tables' maps cannot be made here")
+	}
+	defer tables.Close()
+	for i := range 2 {
+		c, err := profiler.Record(context.Background(), capture.Params{Type: capture.CPU, PIDs: []int{cmd.Process.Pid}, Hz: 499, Duration: capture.Duration(time.Second)},
+			profiler.Options{UnwindTables: tables})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := c.Meta.Stats
+		t.Logf("capture %d: cfi %d, ended %d, counters %v", i, st.UnwindCFI, st.UnwindEnded, st.Counters.Sorted())
+		if st.Counters.Get(capture.UnwoundInBPF) == 0 {
+			t.Skipf("no stack was walked in BPF: %v", c.Meta.Warnings)
+		}
+		files := st.Counters.Get(capture.UnwindTableFilesLoaded)
+		if i == 0 && files == 0 || i == 1 && files != 0 {
+			t.Errorf("capture %d wrote %d files' tables", i, files)
+		}
+		if p := st.Counters.Get(capture.UnwindTablesPending); p != 0 {
+			t.Errorf("capture %d: %d samples waited for their tables", i, p)
+		}
+		if st.UnwindCFI < 20 || st.UnwindEnded > st.UnwindCFI/20 {
+			t.Errorf("capture %d: %d whole stacks, %d ended early", i, st.UnwindCFI, st.UnwindEnded)
+		}
+	}
+}

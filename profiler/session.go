@@ -32,12 +32,15 @@ type session struct {
 	namer     *namer
 	events    eventLog
 	tables    *UnwindTables // the BPF unwinder's, nil when not used
-	stats     capture.Stats
-	ringBytes uint64 // bytes read from the ring buffer
-	lostTimes lostTimes
-	ev        stackEvent
-	kbuf      [maxStack]uint64
-	ubuf      [maxStack]uint64
+	// tablesBase are the tables' counters at the start: shared tables
+	// count for every capture since they were made.
+	tablesBase capture.Counters
+	stats      capture.Stats
+	ringBytes  uint64 // bytes read from the ring buffer
+	lostTimes  lostTimes
+	ev         stackEvent
+	kbuf       [maxStack]uint64
+	ubuf       [maxStack]uint64
 }
 
 func newSession(log *slog.Logger, sym *symbolizer.Symbolizer, unw *unwind.Unwinder, tables *UnwindTables, mode unwind.Mode, monoStart uint64, meta capture.Meta) *session {
@@ -46,6 +49,10 @@ func newSession(log *slog.Logger, sym *symbolizer.Symbolizer, unw *unwind.Unwind
 		tables = nil
 	}
 	s.tables = tables
+	if tables != nil {
+		tables.begin()
+		s.tablesBase = tables.stats()
+	}
 	s.procs = newProcs(log, sym, &s.stats, tables)
 	s.stacks = newStacks(unw, mode, &s.stats, s.namer.add, tables)
 	return s
@@ -233,6 +240,10 @@ func (s *session) stopMappings() {
 
 // close stops the namer and releases the process snapshots.
 func (s *session) close() {
+	if s.tables != nil {
+		s.tables.end()
+		s.tables = nil
+	}
 	s.stopMappings()
 	s.namer.wait()
 	s.procs.close()
@@ -254,7 +265,7 @@ func (s *session) finish(meta capture.Meta, opts Options) *capture.Capture {
 		if err := s.tables.Refused(); err != nil {
 			meta.Warnings = append(meta.Warnings, "the kernel refused the BPF unwinder: user stacks were unwound from stack copies, as with an older scorch ("+err.Error()+")")
 		}
-		for k, n := range s.tables.stats() {
+		for k, n := range since(s.tables.stats(), s.tablesBase) {
 			s.stats.Counters.AddReason(k.Counter, k.Reason, n)
 		}
 		meta.Stats = s.stats

@@ -84,6 +84,7 @@ type UnwindTables struct {
 	tick      uint64              // LRU clock
 	counters  capture.Counters
 	refused   error // the kernel refused the walker: nothing is loaded
+	active    int   // captures using the tables now
 }
 
 // tableFile is one file's table in the maps.
@@ -106,7 +107,6 @@ type tableProc struct {
 	first, n uint32 // its range of the mappings array
 	files    []*tableFile
 	reloaded time.Time
-	snap     *symbolizer.Process
 }
 
 type loadReq struct {
@@ -190,6 +190,50 @@ func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
 	go t.worker()
 	go t.sweeper()
 	return t, nil
+}
+
+// LazyUnwindTables makes the unwind tables at the first capture that uses
+// them and keeps them for the next ones (a server's captures, an agent's
+// windows), so that tables are built once per file, not per capture. The
+// zero value is ready to use.
+type LazyUnwindTables struct {
+	once sync.Once
+	t    *UnwindTables
+}
+
+// Get returns the tables, nil when they cannot be made (logged once; each
+// capture then makes its own attempt and falls back to stack copies).
+func (l *LazyUnwindTables) Get(log *slog.Logger) *UnwindTables {
+	l.once.Do(func() {
+		t, err := NewUnwindTables(UnwindTableOptions{Logger: log})
+		if err != nil {
+			if log != nil {
+				log.Warn("BPF unwind tables unavailable", "err", err)
+			}
+			return
+		}
+		l.t = t
+	})
+	return l.t
+}
+
+// gauges are the counters stats reports as the state now, not as a count
+// since the tables were made.
+var gauges = map[capture.Counter]bool{capture.UnwindTableBytes: true, capture.UnwindTableFiles: true}
+
+// since are the counters of stats now less those of base (gauges as they
+// are): a capture's share of tables shared with others.
+func since(now, base capture.Counters) capture.Counters {
+	out := capture.Counters{}
+	for k, n := range now {
+		if !gauges[k.Counter] {
+			n -= min(n, base[k])
+		}
+		if n > 0 {
+			out.AddReason(k.Counter, k.Reason, n)
+		}
+	}
+	return out
 }
 
 func (t *UnwindTables) sizes() map[string]uint32 {
@@ -416,6 +460,28 @@ func (t *UnwindTables) sweeper() {
 	}
 }
 
+// begin: a capture starts using the tables. Between captures no exec hook
+// runs, so a process may have exec'd another program since its entry was
+// written: the first capture drops the processes' entries (the files'
+// tables stay, so reloading them takes no rebuilding).
+func (t *UnwindTables) begin() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.active == 0 {
+		for pid := range t.procs {
+			t.removeLocked(pid)
+		}
+	}
+	t.active++
+}
+
+// end: a capture stopped using the tables.
+func (t *UnwindTables) end() {
+	t.mu.Lock()
+	t.active--
+	t.mu.Unlock()
+}
+
 // exited removes the entry of a process that exited (the kernel's mapping
 // records say so; the sweep finds the others).
 func (t *UnwindTables) exited(pid uint32) {
@@ -547,7 +613,7 @@ func (t *UnwindTables) load(pid uint32, snap *symbolizer.Process) error {
 	} else {
 		t.counters.Add(capture.UnwindTableProcs, 1)
 	}
-	t.procs[pid] = &tableProc{first: first, n: n, files: files, reloaded: time.Now(), snap: snap}
+	t.procs[pid] = &tableProc{first: first, n: n, files: files, reloaded: time.Now()}
 	return nil
 }
 

@@ -29,18 +29,26 @@ import (
 // profilerRecorder runs captures with the BPF profiler, sharing one
 // symbolizer across them.
 type profilerRecorder struct {
-	sym  *symbolizer.Symbolizer
-	unw  *unwind.Unwinder // CFI tables, shared like the symbols
-	log  *slog.Logger
-	ring int
+	sym *symbolizer.Symbolizer
+	unw *unwind.Unwinder // CFI tables, shared like the symbols
+	// tables are the BPF unwinder's, made at the first capture that uses
+	// them and shared by the next.
+	tables profiler.LazyUnwindTables
+	log    *slog.Logger
+	ring   int
 }
 
 func (p *profilerRecorder) Record(ctx context.Context, params capture.Params, progress func(web.Progress)) (*capture.Capture, error) {
+	var tables *profiler.UnwindTables
+	if params.Unwind == "" || params.Unwind == "auto" {
+		tables = p.tables.Get(p.log)
+	}
 	c, err := profiler.Record(ctx, params, profiler.Options{
-		Symbolizer: p.sym,
-		Unwinder:   p.unw,
-		Logger:     p.log,
-		RingBytes:  p.ring,
+		Symbolizer:   p.sym,
+		Unwinder:     p.unw,
+		UnwindTables: tables,
+		Logger:       p.log,
+		RingBytes:    p.ring,
 		Progress: func(pr profiler.Progress) {
 			progress(web.Progress{Elapsed: pr.Elapsed, Events: pr.Events, Lost: pr.Lost})
 		},
