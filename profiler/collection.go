@@ -3,14 +3,11 @@ package profiler
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
-	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/unwind"
 )
@@ -59,18 +56,10 @@ func newCollection(p capture.Params, mode unwind.Mode, opts Options, tgt *target
 
 // preload snapshots the targets named up front and loads their unwind
 // tables before the events are attached, so that their first samples are
-// walked in BPF (whole-host captures load each process as it first shows).
+// walked in BPF. A whole host's processes are loaded as their samples come,
+// the busiest first: loading every process up front would fill the tables
+// with idle ones.
 func (c *collection) preload() {
-	if c.s.tables != nil && c.tgt.mode == bpf.SamplerTargetModeTARGET_ALL {
-		// A whole host: every process is queued now, so that the tables
-		// are being built while the first samples come.
-		for _, pid := range listPIDs() {
-			if pid != uint32(os.Getpid()) {
-				c.s.procs.snapshot(pid, "")
-			}
-		}
-		return
-	}
 	for _, pid := range c.tgt.pids {
 		p := c.s.procs.snapshot(uint32(pid), "")
 		if c.s.tables != nil && p.snap != nil {
@@ -140,19 +129,4 @@ func (c *collection) addProgStats(prog *ebpf.Program) {
 		c.s.stats.Counters.Add(capture.BPFRunNanos, uint64(st.Runtime.Nanoseconds()))
 		c.s.stats.Counters.Add(capture.BPFRuns, st.RunCount)
 	}
-}
-
-// listPIDs lists the processes in /proc.
-func listPIDs() []uint32 {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var out []uint32
-	for _, e := range ents {
-		if n, err := strconv.ParseUint(e.Name(), 10, 32); err == nil && e.IsDir() {
-			out = append(out, uint32(n))
-		}
-	}
-	return out
 }

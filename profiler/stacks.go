@@ -133,6 +133,7 @@ func (t *stacks) bpfEnd(snap *symbolizer.Process, e *stackEvent) bool {
 		return false
 	}
 	t.stats.Counters.Add(capture.UnwoundInBPF, 1)
+	t.tables.sampled(e.PID)
 	if e.has(bpf.SamplerEventFlagEVENT_UNMAPPED_PC) {
 		t.tables.unmapped(e.PID, snap)
 	}

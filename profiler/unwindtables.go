@@ -48,6 +48,7 @@ const (
 	refuseProcsFull   = "process map full"
 	refuseBuild       = "no usable CFI"
 	evictSpace        = "space for another file"
+	evictProcess      = "process sampled least recently"
 )
 
 // UnwindTables owns the BPF maps of the in-kernel unwinder: every loaded
@@ -83,8 +84,9 @@ type UnwindTables struct {
 	pending   map[uint32]*loadReq // queued, by pid
 	tick      uint64              // LRU clock
 	counters  capture.Counters
-	refused   error // the kernel refused the walker: nothing is loaded
-	active    int   // captures using the tables now
+	refused   error  // the kernel refused the walker: nothing is loaded
+	active    int    // captures using the tables now
+	loading   uint32 // the process load is writing (not to be evicted for itself)
 }
 
 // tableFile is one file's table in the maps.
@@ -105,6 +107,7 @@ type tableFile struct {
 // tableProc is a process whose mappings are in the procs map.
 type tableProc struct {
 	first, n uint32 // its range of the mappings array
+	sampled  uint64 // LRU clock at its last sample walked in BPF
 	files    []*tableFile
 	reloaded time.Time
 }
@@ -482,6 +485,16 @@ func (t *UnwindTables) end() {
 	t.mu.Unlock()
 }
 
+// sampled: a sample of pid was walked in BPF (the eviction order).
+func (t *UnwindTables) sampled(pid uint32) {
+	t.mu.Lock()
+	t.tick++
+	if p := t.procs[pid]; p != nil {
+		p.sampled = t.tick
+	}
+	t.mu.Unlock()
+}
+
 // exited removes the entry of a process that exited (the kernel's mapping
 // records say so; the sweep finds the others).
 func (t *UnwindTables) exited(pid uint32) {
@@ -532,6 +545,8 @@ func (t *UnwindTables) load(pid uint32, snap *symbolizer.Process) error {
 	if t.refused != nil {
 		return t.refused
 	}
+	t.loading = pid
+	defer func() { t.loading = 0 }()
 	var maps []bpf.SamplerUnwindMapping
 	var files []*tableFile
 	t.tick++
@@ -613,7 +628,7 @@ func (t *UnwindTables) load(pid uint32, snap *symbolizer.Process) error {
 	} else {
 		t.counters.Add(capture.UnwindTableProcs, 1)
 	}
-	t.procs[pid] = &tableProc{first: first, n: n, files: files, reloaded: time.Now()}
+	t.procs[pid] = &tableProc{first: first, n: n, files: files, reloaded: time.Now(), sampled: t.tick}
 	return nil
 }
 
@@ -766,11 +781,24 @@ func (t *UnwindTables) reserve(f *tableFile, ne, nr, np uint32) bool {
 				victim = o
 			}
 		}
-		if victim == nil {
+		if victim != nil {
+			t.free(victim)
+			t.counters.AddReason(capture.UnwindTableEvictions, evictSpace, 1)
+			continue
+		}
+		// Every file is mapped: the process sampled longest ago goes
+		// back to the copy path, and its files become free to evict.
+		idle, oldest := uint32(0), uint64(0)
+		for pid, p := range t.procs {
+			if pid != t.loading && (idle == 0 || p.sampled < oldest) {
+				idle, oldest = pid, p.sampled
+			}
+		}
+		if idle == 0 {
 			return false
 		}
-		t.free(victim)
-		t.counters.AddReason(capture.UnwindTableEvictions, evictSpace, 1)
+		t.removeLocked(idle)
+		t.counters.AddReason(capture.UnwindTableEvictions, evictProcess, 1)
 	}
 }
 
