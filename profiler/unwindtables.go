@@ -306,16 +306,18 @@ func (t *UnwindTables) closeMaps() error {
 // want asks for a process's tables to be loaded (first sight, exec, a new
 // mapping). It does not block: the tables are built in the background.
 func (t *UnwindTables) want(pid uint32, snap *symbolizer.Process) {
-	t.enqueue(pid, snap, false)
+	t.enqueue(pid, snap, false, false)
 }
 
 // waiting: a sample of pid was taken before its tables were loaded. Its
 // load, queued or not, goes to the front.
 func (t *UnwindTables) waiting(pid uint32, snap *symbolizer.Process) {
-	t.enqueue(pid, snap, true)
+	t.enqueue(pid, snap, true, false)
 }
 
-func (t *UnwindTables) enqueue(pid uint32, snap *symbolizer.Process, hot bool) {
+// enqueue queues a load; hot ones go first; reload queues one for a
+// process already loaded.
+func (t *UnwindTables) enqueue(pid uint32, snap *symbolizer.Process, hot, reload bool) {
 	if t == nil || snap == nil {
 		return
 	}
@@ -330,7 +332,7 @@ func (t *UnwindTables) enqueue(pid uint32, snap *symbolizer.Process, hot bool) {
 		if !hot || r.hot {
 			return
 		}
-	} else if hot && t.procs[pid] != nil {
+	} else if hot && !reload && t.procs[pid] != nil {
 		return // loaded; an exec's reload is queued by want
 	} else {
 		r = &loadReq{pid: pid, snap: snap}
@@ -360,7 +362,7 @@ func (t *UnwindTables) loadNow(pid uint32, snap *symbolizer.Process) {
 
 // reloadEvery bounds how often a process's mappings are reloaded because a
 // sample met a pc outside them (code mapped after the load: dlopen, JIT).
-const reloadEvery = time.Second
+const reloadEvery = 500 * time.Millisecond
 
 // unmapped: a sample of pid walked through a pc outside its loaded
 // mappings. The maps are read again (rate limited) and reloaded.
@@ -376,7 +378,9 @@ func (t *UnwindTables) unmapped(pid uint32, snap *symbolizer.Process) {
 	}
 	t.mu.Unlock()
 	if stale && snap.Reread() {
-		t.want(pid, snap)
+		// Its samples walk through code the tables do not have yet
+		// (CPython's trampolines appear as functions are first called).
+		t.enqueue(pid, snap, true, true)
 	}
 }
 
