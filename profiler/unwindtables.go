@@ -353,12 +353,24 @@ func (t *UnwindTables) enqueue(pid uint32, snap *symbolizer.Process, hot, reload
 }
 
 // loadNow loads a process's tables before returning (targets named up
-// front, before sampling starts).
+// front, before sampling starts), or gives up waiting after loadWait (a
+// huge binary's table: the load goes on, its first samples take the copy
+// path).
 func (t *UnwindTables) loadNow(pid uint32, snap *symbolizer.Process) {
-	if err := t.load(pid, snap); err != nil {
-		t.log.Debug("unwind tables not loaded", "pid", pid, "err", err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := t.load(pid, snap); err != nil {
+			t.log.Debug("unwind tables not loaded", "pid", pid, "err", err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(loadWait):
 	}
 }
+
+const loadWait = 2 * time.Second
 
 // reloadEvery bounds how often a process's mappings are reloaded because a
 // sample met a pc outside them (code mapped after the load: dlopen, JIT).
