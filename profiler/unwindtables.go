@@ -358,7 +358,9 @@ func (t *UnwindTables) enqueue(pid uint32, snap *symbolizer.Process, hot, reload
 // path).
 func (t *UnwindTables) loadNow(pid uint32, snap *symbolizer.Process) {
 	done := make(chan struct{})
+	t.wg.Add(1) // Close waits for it: the maps must outlive their writers
 	go func() {
+		defer t.wg.Done()
 		defer close(done)
 		if err := t.load(pid, snap); err != nil {
 			t.log.Debug("unwind tables not loaded", "pid", pid, "err", err)
