@@ -277,13 +277,20 @@ func (c *Capture) findings(s Summary) []Finding {
 		switch reason {
 		case "end of stack copy":
 			msg = fmt.Sprintf("%s of user stacks ended at the end of the stack copy", pct(share))
-			if m.Params.Unwind != "dwarf" {
+			switch {
+			case m.Params.Unwind != "dwarf" && m.Stats.Counters.Get(UnwindTablesPending) > 0:
+				// In auto mode only samples taken before the process's unwind
+				// tables were loaded are unwound from a copy.
+				fix = "these samples came before their process's unwind tables were loaded (processes that started or exec'ed during the capture): name the target (pid, or -- CMD) so its tables load before sampling starts, or record with unwind=dwarf"
+			case m.Params.Unwind != "dwarf":
 				fix = "record with unwind=dwarf, which copies more of the stack"
-			} else {
+			default:
 				fix = "the stacks are deeper than the copy: build the program with frame pointers (-fno-omit-frame-pointer)"
 			}
 		case "no CFI for pc", "no module for pc":
 			fix = "build with frame pointers (-fno-omit-frame-pointer), or install the debug info (.eh_frame/.debug_frame) of the code where they end"
+		case "stack read fault":
+			fix = "the walk read stack memory that was not resident or not mapped (a page not yet touched, or a wrong rule): record with unwind=dwarf to unwind from a copy, or build with frame pointers (-fno-omit-frame-pointer)"
 		case "frame pointers did not match", "rbp not recoverable":
 			fix = "build with frame pointers (-fno-omit-frame-pointer), or record with unwind=dwarf"
 		}
