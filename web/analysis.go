@@ -1,7 +1,9 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -83,8 +85,19 @@ func intParam(v url.Values, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-// captureSet is the call-tree input of one capture's view.
+// captureSet is the call-tree input of one capture's view, for a request
+// that holds a render slot already (inside ServeRendered).
 func (s *Server) captureSet(id string, vw view) (*calltree.Set, error) {
+	return s.viewSet(context.Background(), id, vw, false)
+}
+
+// viewSet is captureSet for a request that holds no render slot: with
+// slot, the set is built (when no other request builds it) in a slot of its
+// own, taken for the build only. Waiting for a set another request builds
+// holds no slot: the page asks for tree, table and health of one view at
+// once, and with each waiter holding a slot the server answered 503s
+// while one request did the work.
+func (s *Server) viewSet(ctx context.Context, id string, vw view, slot bool) (*calltree.Set, error) {
 	c, err := s.load(id)
 	if err != nil {
 		return nil, err
@@ -92,31 +105,68 @@ func (s *Server) captureSet(id string, vw view) (*calltree.Set, error) {
 	if err := c.CheckRange(vw.q); err != nil {
 		return nil, errorf(http.StatusBadRequest, "%v", err)
 	}
-	build := func(c *capture.Capture) func() *calltree.Set {
-		return func() *calltree.Set {
-			set := calltree.NewSet()
-			set.Instructions = c.Meta.Type.Info().CyclesPerInstruction
-			set.Add(c, vw.q, vw.reverse, false)
-			set.Unit = c.Meta.Unit
-			return set
-		}
+	build := func(c *capture.Capture) *calltree.Set {
+		set := calltree.NewSet()
+		set.Instructions = c.Meta.Type.Info().CyclesPerInstruction
+		set.Add(c, vw.q, vw.reverse, false)
+		set.Unit = c.Meta.Unit
+		return set
+	}
+	baseKey := viewKey(vw.q, nil, vw.reverse)
+	base := func() (*calltree.Set, error) {
+		return s.setOnce(ctx, slot, c, baseKey, func() *calltree.Set { return build(c) })
 	}
 	if len(vw.ts) == 0 {
-		return viewSets.get(c, viewKey(vw.q, nil, vw.reverse), build(c)), nil
+		return base()
 	}
-	return viewSets.get(c, viewKey(vw.q, vw.ts, vw.reverse), func() *calltree.Set {
-		// A transformed view is derived from the view without transforms
-		// (usually the one on screen before), transforming its aggregated
-		// stacks rather than the capture's events. The comm filter reads
-		// the transformed stacks' process frames: it takes the long way.
-		if vw.q.Comm == "" {
-			base := viewSets.get(c, viewKey(vw.q, nil, vw.reverse), build(c))
-			if base.Transformable() {
-				return base.Transform(vw.ts)
-			}
+	key := viewKey(vw.q, vw.ts, vw.reverse)
+	if set, ok := viewSets.peek(c, key); ok {
+		return set, nil
+	}
+	// A transformed view is derived from the view without transforms
+	// (usually the one on screen before), transforming its aggregated
+	// stacks rather than the capture's events; that view is had first,
+	// so that no build waits for another while it holds a slot. The comm
+	// filter reads the transformed stacks' process frames: it takes the
+	// long way.
+	var from *calltree.Set
+	if vw.q.Comm == "" {
+		if from, err = base(); err != nil {
+			return nil, err
 		}
-		return build(transformed.get(c, vw.ts))()
-	}), nil
+	}
+	return s.setOnce(ctx, slot, c, key, func() *calltree.Set {
+		if from != nil && from.Transformable() {
+			return from.Transform(vw.ts)
+		}
+		return build(transformed.get(c, vw.ts))
+	})
+}
+
+// setOnce is viewSets.get, the build in a render slot (waited for while
+// ctx lasts) when slot.
+func (s *Server) setOnce(ctx context.Context, slot bool, c *capture.Capture, key string, build func() *calltree.Set) (*calltree.Set, error) {
+	return viewSets.getErr(c, key, func() (*calltree.Set, error) {
+		if slot {
+			if err := s.renders.enterWithin(ctx, renderMaxWait); err != nil {
+				if errors.Is(err, errBusy) {
+					return nil, errOverloaded
+				}
+				return nil, err
+			}
+			defer s.renders.leave()
+		}
+		return build(), nil
+	})
+}
+
+// failView answers the error of a view's build: a busy server says when
+// to ask again, as ServeRendered does.
+func failView(w http.ResponseWriter, err error) {
+	if errors.Is(err, errOverloaded) {
+		w.Header().Set("Retry-After", "1")
+	}
+	fail(w, err)
 }
 
 // analysisRoute is the frame of the per-capture JSON routes: known
@@ -142,7 +192,19 @@ func (s *Server) analysisRoute(w http.ResponseWriter, r *http.Request, name stri
 		fail(w, err)
 		return
 	}
-	s.ServeRendered(w, r, cacheKey(id, name, v), "application/json", name, func(out io.Writer, _ string) error {
+	key := cacheKey(id, name, v)
+	if _, ok := s.cache.c.Peek(key); !ok {
+		// The view's set first, outside the answer's render slot.
+		flat := vw
+		if name == "summary-json" {
+			flat.reverse = false
+		}
+		if _, err := s.viewSet(r.Context(), id, flat, true); err != nil {
+			failView(w, err)
+			return
+		}
+	}
+	s.ServeRendered(w, r, key, "application/json", name, func(out io.Writer, _ string) error {
 		return fn(v, vw, out)
 	})
 }
@@ -419,6 +481,12 @@ func sameUnits(base, compare *capture.Capture) error {
 }
 
 func (s *Server) diffSet(d diffView) (*calltree.Set, error) {
+	return s.diffSetIn(context.Background(), d, false)
+}
+
+// diffSetIn is diffSet, its build in a render slot of its own when slot
+// (see viewSet).
+func (s *Server) diffSetIn(ctx context.Context, d diffView, slot bool) (*calltree.Set, error) {
 	var cs [2]*capture.Capture
 	for i, side := range []string{"base", "compare"} {
 		c, err := s.load(d.ids[i])
@@ -435,14 +503,14 @@ func (s *Server) diffSet(d diffView) (*calltree.Set, error) {
 	}
 	// Keyed by the compare side's loaded capture; the base's is in the key.
 	key := fmt.Sprintf("diff|%p|%s|%s", cs[0], viewKey(d.qs[0], d.ts, d.reverse), viewKey(d.qs[1], nil, false))
-	return viewSets.get(cs[1], key, func() *calltree.Set {
+	return s.setOnce(ctx, slot, cs[1], key, func() *calltree.Set {
 		set := calltree.NewSet()
 		set.Add(transformed.get(cs[0], d.ts), d.qs[0], d.reverse, true)
 		set.Add(transformed.get(cs[1], d.ts), d.qs[1], d.reverse, false)
 		set.Unit = cs[1].Meta.Unit
 		set.Diff = true
 		return set
-	}), nil
+	})
 }
 
 func (s *Server) diffRoute(w http.ResponseWriter, r *http.Request, name string, extra []string, fn func(v url.Values, d diffView, out io.Writer) error) {
@@ -456,7 +524,14 @@ func (s *Server) diffRoute(w http.ResponseWriter, r *http.Request, name string, 
 		fail(w, err)
 		return
 	}
-	s.ServeRendered(w, r, cacheKey(d.ids[0]+","+d.ids[1], name, v), "application/json", name, func(out io.Writer, _ string) error {
+	key := cacheKey(d.ids[0]+","+d.ids[1], name, v)
+	if _, ok := s.cache.c.Peek(key); !ok {
+		if _, err := s.diffSetIn(r.Context(), d, true); err != nil {
+			failView(w, err)
+			return
+		}
+	}
+	s.ServeRendered(w, r, key, "application/json", name, func(out io.Writer, _ string) error {
 		return fn(v, d, out)
 	})
 }

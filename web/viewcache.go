@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -44,6 +45,21 @@ func (l loadOnce[V]) get(c *capture.Capture, key string, build func() V) V {
 		panic(err)
 	}
 	return v
+}
+
+// getErr is get with a build that may fail; failures are not kept.
+func (l loadOnce[V]) getErr(c *capture.Capture, key string, build func() (V, error)) (V, error) {
+	v, _, err := l.c.Get(captureKey{c, key}, build)
+	var pe *cache.PanicError
+	if errors.As(err, &pe) {
+		panic(err)
+	}
+	return v, err
+}
+
+// peek returns the value of (c, key) when it is kept.
+func (l loadOnce[V]) peek(c *capture.Capture, key string) (V, bool) {
+	return l.c.Peek(captureKey{c, key})
 }
 
 // viewKey is the canonical spelling of what a set depends on.
