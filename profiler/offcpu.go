@@ -22,8 +22,37 @@ type offcpuSource struct {
 	typ     capture.Type
 	wakers  map[uint32]wakerRecord // by wakee tid
 	noWaker uint64
-	left    map[uint32]segment // stacks of threads off CPU, by tid
+	left    map[uint32]*segment // stacks of threads off CPU, by tid
 	noStack uint64
+	free    []*segment // segments of ended intervals, for reuse
+}
+
+// maxFree bounds the segments kept for reuse.
+const maxFree = 1024
+
+// keep copies seg (which aliases a record) into a reused segment: the
+// storm of a context switch every few microseconds allocates nothing.
+func (src *offcpuSource) keep(seg segment) *segment {
+	var g *segment
+	if n := len(src.free); n > 0 {
+		g = src.free[n-1]
+		src.free = src.free[:n-1]
+	} else {
+		g = new(segment)
+	}
+	k, u := g.kernel[:0], g.user[:0]
+	*g = seg
+	g.kernel = append(k, seg.kernel...)
+	g.user = append(u, seg.user...)
+	return g
+}
+
+// release returns a segment to the pool once its event is interned
+// (intern copies what it keeps).
+func (src *offcpuSource) release(g *segment) {
+	if len(src.free) < maxFree {
+		src.free = append(src.free, g)
+	}
 }
 
 func loadOffCPU(p *capture.Params, cfg loadConfig) (source, error) {
@@ -55,7 +84,7 @@ func loadOffCPU(p *capture.Params, cfg loadConfig) (source, error) {
 	if cfg.opts.RingBytes == 0 {
 		ring *= 2 // scheduler events come faster than samples
 	}
-	src := &offcpuSource{typ: p.Type, wakers: make(map[uint32]wakerRecord), left: make(map[uint32]segment)}
+	src := &offcpuSource{typ: p.Type, wakers: make(map[uint32]wakerRecord), left: make(map[uint32]*segment)}
 	if err := loadObjects(spec, cfg, false, ring, &src.offcpuObjects); err != nil {
 		return nil, err
 	}
@@ -166,7 +195,10 @@ type wakerRecord struct {
 // leave keeps the stacks of a thread that went off CPU until the record
 // with its times comes.
 func (src *offcpuSource) leave(s *session, e *stackEvent) {
-	src.left[e.TID] = s.segmentOf(e).clone()
+	if old := src.left[e.TID]; old != nil {
+		src.release(old)
+	}
+	src.left[e.TID] = src.keep(s.segmentOf(e))
 }
 
 // waker keeps the stacks of the last waker of a thread.
@@ -195,14 +227,15 @@ func (src *offcpuSource) sample(s *session, e *stackEvent) {
 	}
 	var seg segment
 	if src.typ != capture.Wakeup {
-		var ok bool
-		seg, ok = src.left[e.TID]
-		delete(src.left, e.TID)
-		if !ok {
+		g := src.left[e.TID]
+		if g == nil {
 			// The record of its stacks was lost.
 			src.noStack++
 			return
 		}
+		delete(src.left, e.TID)
+		defer src.release(g)
+		seg = *g
 	}
 	switch src.typ {
 	case capture.OffCPU:

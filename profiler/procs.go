@@ -16,7 +16,7 @@ type proc struct {
 	snap      *symbolizer.Process // nil when the process was gone before its snapshot
 	comm      string
 	gen       uint32 // snapshot generation, part of raw stack keys
-	refreshed time.Time
+	refreshed uint64 // CLOCK_MONOTONIC ns of the snapshot, the records' clock
 	// from and until bound, in CLOCK_MONOTONIC ns, the image the snapshot
 	// is of: the kernel's mapping records from its exec on (0: before the
 	// capture) until a later exec (0: none yet) are added to it.
@@ -106,7 +106,7 @@ func (m *procs) snapshotLocked(pid uint32, comm string, execAt uint64) *proc {
 		from = execAt
 	}
 	snap, err := m.sym.Snapshot(int(pid))
-	p.refreshed = time.Now()
+	p.refreshed = monotonicNow()
 	if err != nil && r != nil && r.exec == from && (len(r.maps) > 0 || from != 0) {
 		// Gone before /proc was read: what the kernel recorded names it.
 		name := r.comm
@@ -244,9 +244,10 @@ func (m *procs) execed(pid uint32, comm string, ts uint64) {
 	}()
 }
 
-// young: the process was snapshot less than a second ago, and may still
-// map its libraries (ld.so, right after exec).
-func (p *proc) young() bool { return time.Since(p.refreshed) < time.Second }
+// young: the process was snapshot less than a second before ts (a record's
+// time: no clock read per record), and may still map its libraries (ld.so,
+// right after exec).
+func (p *proc) young(ts uint64) bool { return ts < p.refreshed+uint64(time.Second) }
 
 // close releases the snapshots.
 func (m *procs) close() {

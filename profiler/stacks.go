@@ -68,7 +68,7 @@ func (t *stacks) segment(p *proc, e *stackEvent) segment {
 		// its addresses up now, while it is still there, makes the
 		// snapshot re-read its maps. Later mappings (dlopen) are found the
 		// same way when the stacks are symbolized.
-		if p.young() {
+		if p.young(e.Ts) {
 			lookUp(p.snap, user)
 		}
 		user = t.unwindUser(p.snap, e)
@@ -90,7 +90,7 @@ func (t *stacks) segment(p *proc, e *stackEvent) segment {
 // the snapshot's and its pc is in none of the snapshot's mappings. Such a
 // sample is charged to the comm it had, not to the program that followed.
 func preExec(p *proc, e *stackEvent) bool {
-	if p.snap == nil || !p.young() || e.Comm == "" || e.Comm == p.comm || len(e.Ustack) == 0 {
+	if p.snap == nil || !p.young(e.Ts) || e.Comm == "" || e.Comm == p.comm || len(e.Ustack) == 0 {
 		return false
 	}
 	_, _, _, ok := p.snap.ModuleFor(e.Ustack[0])
