@@ -43,6 +43,7 @@ enum event_flag {
 	EVENT_IRQ = 4,         /* ran in interrupt context */
 	EVENT_LEFT = 8,        /* off-CPU: the stacks came in a RECORD_LEAVE */
 	EVENT_UNMAPPED_PC = 16, /* the user stack walk met a pc outside the process's known mappings */
+	EVENT_ARRIVAL = 32,     /* off-CPU: a struct arrival follows the stacks (offcpu.c) */
 };
 
 /* Counters, one slot each in the per-CPU stats array. */
@@ -321,11 +322,12 @@ static __always_inline void fill_stacks(void *ctx, struct stack_event *e, struct
 	fill_user_stack(ctx, e);
 }
 
-/* submit sends the header and the filled part of data. */
-static __always_inline void submit(struct stack_event *e)
+/* submit_extra sends the header, the filled part of data and extra bytes
+ * the caller wrote after it. */
+static __always_inline void submit_extra(struct stack_event *e, __u64 extra)
 {
 	__u64 size = __builtin_offsetof(struct stack_event, data);
-	__u64 n = (__u64)e->kstack_len + e->ustack_len + e->copy_len;
+	__u64 n = (__u64)e->kstack_len + e->ustack_len + e->copy_len + extra;
 	if (n > sizeof(e->data))
 		n = sizeof(e->data);
 	barrier_var(n);
@@ -343,6 +345,12 @@ static __always_inline void submit(struct stack_event *e)
 		count(STAT_SEEN);
 	else
 		count(STAT_DROPPED);
+}
+
+/* submit sends the header and the filled part of data. */
+static __always_inline void submit(struct stack_event *e)
+{
+	submit_extra(e, 0);
 }
 
 /* task_user_regs reads the user registers a task saved at kernel entry into

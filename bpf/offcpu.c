@@ -274,17 +274,33 @@ static __always_inline __u64 rq_clock(struct task_struct *t)
 	return rq ? rq->clock : 0;
 }
 
-/* arrive ends next's off-CPU interval: it sends the times; the stacks went
- * out when next left (RECORD_LEAVE). */
-static __always_inline void arrive(void *ctx, struct task_struct *next, struct off_start *stp, __u64 now)
+/* arrival is the end of an off-CPU interval, next coming back. It goes
+ * out after the stacks of the thread that leaves in the same switch (a
+ * RECORD_LEAVE flagged EVENT_ARRIVAL): one record per switch rather than
+ * two, in the storm of a thread pair passing the CPU back and forth. Else
+ * on its own, as a RECORD_SAMPLE (send_arrival). */
+struct arrival {
+	__u64 ts;      /* when the thread left the CPU */
+	__u64 total;   /* ns off CPU */
+	__u64 blocked; /* of those, ns before the wakeup */
+	__u32 pid, tid;
+	__u32 waker_pid, waker_tid;
+	__u32 flags;   /* EVENT_IRQ */
+	__u8 comm[TASK_COMM_LEN];
+	__u32 pad;
+};
+
+/* arrive ends next's off-CPU interval into a; it returns whether the
+ * interval passes the filters. */
+static __always_inline bool arrive(struct task_struct *next, struct off_start *stp, __u64 now, struct arrival *a)
 {
 	struct off_start st = *stp;
 	stp->ts = 0;
 	if (now <= st.ts)
-		return;
+		return false;
 	__u64 total = now - st.ts;
 	if (total < min_block_ns || total > max_block_ns)
-		return;
+		return false;
 	__u64 blocked;
 	if (use_run_delay && bpf_core_field_exists(next->sched_info.run_delay)) {
 		/* The run-queue wait so far, and since the last enqueue: the
@@ -300,25 +316,46 @@ static __always_inline void arrive(void *ctx, struct task_struct *next, struct o
 		 * missed): count it all as blocked. */
 		blocked = st.wake_ts ? st.wake_ts - st.ts : total;
 	}
-	struct stack_event *e = start_event(next->tgid, next->pid, st.flags | EVENT_KERNEL_MODE | (want_blocked_stack ? EVENT_LEFT : 0), total, st.ts);
+	a->ts = st.ts;
+	a->total = total;
+	a->blocked = blocked;
+	a->pid = next->tgid;
+	a->tid = next->pid;
+	a->waker_pid = st.waker_pid;
+	a->waker_tid = st.waker_tid;
+	a->flags = st.flags;
+	a->pad = 0;
+	__builtin_memcpy(a->comm, next->comm, sizeof(a->comm));
+	return true;
+}
+
+/* send_arrival sends an interval's end on its own: the times, no stacks
+ * (those went out when the thread left, RECORD_LEAVE). */
+static __always_inline void send_arrival(struct arrival *a)
+{
+	struct stack_event *e = start_event(a->pid, a->tid, a->flags | EVENT_KERNEL_MODE | (want_blocked_stack ? EVENT_LEFT : 0), a->total, a->ts);
 	if (!e)
 		return;
-	__builtin_memcpy(e->comm, next->comm, sizeof(e->comm));
-	e->aux = blocked;
-	e->peer_pid = st.waker_pid;
-	e->peer_tid = st.waker_tid;
+	__builtin_memcpy(e->comm, a->comm, sizeof(e->comm));
+	e->aux = a->blocked;
+	e->peer_pid = a->waker_pid;
+	e->peer_tid = a->waker_tid;
 	e->kstack_len = e->ustack_len = 0;
 	e->copy_len = 0;
 	submit(e);
 }
 
 /* leave sends prev's stacks as it goes off CPU: it does not run until it
- * comes back, so they are the stacks it blocked in. */
-static __always_inline void leave(void *ctx, struct task_struct *prev, __u32 pid, __u32 tid, __u64 now, __u64 anchor)
+ * comes back, so they are the stacks it blocked in. a, when not NULL, is
+ * the interval that next ends: it rides along after the stacks. */
+static __always_inline void leave(void *ctx, struct task_struct *prev, __u32 pid, __u32 tid, __u64 now, __u64 anchor, struct arrival *a)
 {
 	struct stack_event *e = start_event(pid, tid, EVENT_KERNEL_MODE, 0, now);
-	if (!e)
+	if (!e) {
+		if (a)
+			send_arrival(a);
 		return;
+	}
 	e->kind = RECORD_LEAVE;
 	struct pt_regs *regs = task_user_regs(prev, e);
 	__u64 stack = (__u64)prev->stack;
@@ -328,40 +365,58 @@ static __always_inline void leave(void *ctx, struct task_struct *prev, __u32 pid
 		anchor = 0;
 	kernel_stack(ctx, e, pid, REGS_SYSCALL_NR(regs), anchor, stack);
 	fill_user_stack(ctx, e);
-	submit(e);
+	if (!a) {
+		submit(e);
+		return;
+	}
+	__u64 n = (__u64)e->kstack_len + e->ustack_len + e->copy_len;
+	if (n > sizeof(e->data) - sizeof(*a)) {
+		/* A full stack copy leaves no room. */
+		submit(e);
+		send_arrival(a);
+		return;
+	}
+	barrier_var(n);
+	__builtin_memcpy((void *)e->data + n, a, sizeof(*a));
+	e->flags |= EVENT_ARRIVAL;
+	submit_extra(e, sizeof(*a));
 }
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next, unsigned int prev_state)
 {
 	__u64 now = 0;
+	struct arrival arr;
+	struct arrival *a = NULL;
 	/* next comes back. Threads that never went off CPU in this capture
 	 * have no storage: no helper call for them. */
 	if (next->bpf_storage) {
 		struct off_start *st = bpf_task_storage_get(&starts, next, 0, 0);
 		if (st && st->ts) {
 			now = bpf_ktime_get_ns();
-			arrive(ctx, next, st, now);
+			if (arrive(next, st, now, &arr))
+				a = &arr;
 		}
 	}
 
 	/* prev leaves. */
 	__u32 tid = prev->pid;
 	__u32 pid = prev->tgid;
-	if (pid == 0 || (prev->flags & PF_KTHREAD))
-		return 0;
-	if (!wanted(prev, pid, tid))
-		return 0;
 	bool runnable = preempt || (prev_state & 0xff) == 0;
-	if (state_filter == OFF_STATE_S && (runnable || !(prev_state & TASK_INTERRUPTIBLE)))
+	if (pid == 0 || (prev->flags & PF_KTHREAD) || !wanted(prev, pid, tid) ||
+	    (state_filter == OFF_STATE_S && (runnable || !(prev_state & TASK_INTERRUPTIBLE))) ||
+	    (state_filter == OFF_STATE_D && (runnable || !(prev_state & TASK_UNINTERRUPTIBLE)))) {
+		if (a)
+			send_arrival(a);
 		return 0;
-	if (state_filter == OFF_STATE_D && (runnable || !(prev_state & TASK_UNINTERRUPTIBLE)))
-		return 0;
+	}
 	if (!now)
 		now = bpf_ktime_get_ns();
 	struct off_start *slot = bpf_task_storage_get(&starts, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!slot) {
 		count(STAT_MAP_FULL);
+		if (a)
+			send_arrival(a);
 		return 0;
 	}
 	slot->ts = now;
@@ -371,19 +426,22 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	slot->flags = 0;
 	if (use_run_delay && bpf_core_field_exists(prev->sched_info.run_delay))
 		slot->run_delay = prev->sched_info.run_delay;
-	if (!want_blocked_stack)
+	if (!want_blocked_stack) {
+		if (a)
+			send_arrival(a);
 		return 0;
+	}
 	/* The kernel stack cache's reference point: ctx, the arguments
 	 * array of bpf_trace_run4, on the kernel stack at a fixed distance
 	 * below __schedule's frame. The map turns the pointer into a number. */
 	__u64 anchor = 0;
 	__u32 zero = 0;
-	volatile __u64 *a = bpf_map_lookup_elem(&anchors, &zero);
-	if (a) {
-		*a = (__u64)ctx;
-		anchor = *a;
+	volatile __u64 *a0 = bpf_map_lookup_elem(&anchors, &zero);
+	if (a0) {
+		*a0 = (__u64)ctx;
+		anchor = *a0;
 	}
-	leave(ctx, prev, pid, tid, now, anchor);
+	leave(ctx, prev, pid, tid, now, anchor, a);
 	return 0;
 }
 
@@ -440,3 +498,4 @@ int BPF_PROG(on_waking, struct task_struct *p)
 
 const struct stack_event *unused_stack_event __attribute__((unused));
 const enum off_state *unused_off_state __attribute__((unused));
+const struct arrival *unused_arrival __attribute__((unused));

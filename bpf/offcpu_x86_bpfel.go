@@ -13,6 +13,20 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type OffcpuArrival struct {
+	_        structs.HostLayout
+	Ts       uint64
+	Total    uint64
+	Blocked  uint64
+	Pid      uint32
+	Tid      uint32
+	WakerPid uint32
+	WakerTid uint32
+	Flags    uint32
+	Comm     [16]uint8
+	Pad      uint32
+}
+
 type OffcpuKcSet struct {
 	_    structs.HostLayout
 	Next uint32
@@ -147,6 +161,7 @@ const (
 	OffcpuVarMinBlockNs       = "min_block_ns"
 	OffcpuVarSelfTgid         = "self_tgid"
 	OffcpuVarStateFilter      = "state_filter"
+	OffcpuVarUnusedArrival    = "unused_arrival"
 	OffcpuVarUnusedOffState   = "unused_off_state"
 	OffcpuVarUnusedStackEvent = "unused_stack_event"
 	OffcpuVarUnwindEnabled    = "unwind_enabled"
@@ -237,6 +252,7 @@ type OffcpuVariableSpecs struct {
 	MinBlockNs       *ebpf.VariableSpec `ebpf:"min_block_ns"`
 	SelfTgid         *ebpf.VariableSpec `ebpf:"self_tgid"`
 	StateFilter      *ebpf.VariableSpec `ebpf:"state_filter"`
+	UnusedArrival    *ebpf.VariableSpec `ebpf:"unused_arrival"`
 	UnusedOffState   *ebpf.VariableSpec `ebpf:"unused_off_state"`
 	UnusedStackEvent *ebpf.VariableSpec `ebpf:"unused_stack_event"`
 	UnwindEnabled    *ebpf.VariableSpec `ebpf:"unwind_enabled"`
@@ -314,6 +330,7 @@ type OffcpuVariables struct {
 	MinBlockNs       *ebpf.Variable `ebpf:"min_block_ns"`
 	SelfTgid         *ebpf.Variable `ebpf:"self_tgid"`
 	StateFilter      *ebpf.Variable `ebpf:"state_filter"`
+	UnusedArrival    *ebpf.Variable `ebpf:"unused_arrival"`
 	UnusedOffState   *ebpf.Variable `ebpf:"unused_off_state"`
 	UnusedStackEvent *ebpf.Variable `ebpf:"unused_stack_event"`
 	UnwindEnabled    *ebpf.Variable `ebpf:"unwind_enabled"`

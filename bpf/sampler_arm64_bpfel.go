@@ -21,6 +21,7 @@ const (
 	SamplerEventFlagEVENT_IRQ         SamplerEventFlag = 4
 	SamplerEventFlagEVENT_LEFT        SamplerEventFlag = 8
 	SamplerEventFlagEVENT_UNMAPPED_PC SamplerEventFlag = 16
+	SamplerEventFlagEVENT_ARRIVAL     SamplerEventFlag = 32
 )
 
 type SamplerExecEvent struct {

@@ -57,6 +57,7 @@ type stackEvent struct {
 	Comm               string
 	Kstack, Ustack     []uint64
 	Copy               []byte
+	Tail               []byte // what follows the stacks and the copy (offcpu.c's struct arrival)
 	KTruncated, UTrunc bool
 }
 
@@ -112,6 +113,7 @@ func decodeStackEvent(b []byte, e *stackEvent, kbuf, ubuf []uint64) error {
 	e.KTruncated = len(e.Kstack) == maxStack
 	e.UTrunc = len(e.Ustack) == maxStack
 	e.Copy = data[k+u : k+u+n]
+	e.Tail = data[k+u+n:]
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -110,11 +111,20 @@ func (src *offcpuSource) attach(c *collection, l *links) error {
 func (src *offcpuSource) decode(s *session, e *stackEvent) {
 	switch e.Kind {
 	case bpf.SamplerRecordKindRECORD_LEAVE:
+		if e.has(bpf.SamplerEventFlagEVENT_ARRIVAL) {
+			// The thread that came back as this one left: its interval
+			// ends first.
+			if iv, ok := arrivalOf(e); ok {
+				src.end(s, iv)
+			} else {
+				s.stats.Lost++
+			}
+		}
 		src.leave(s, e)
 	case bpf.SamplerRecordKindRECORD_WAKER:
 		src.waker(s, e)
 	case bpf.SamplerRecordKindRECORD_SAMPLE:
-		src.sample(s, e)
+		src.end(s, intervalOf(e))
 	}
 }
 
@@ -212,28 +222,56 @@ func (src *offcpuSource) waker(s *session, e *stackEvent) {
 	src.wakers[e.wakee()] = w
 }
 
-// sample turns one off-CPU interval into events: for offcpu, the blocked
+// interval is the end of an off-CPU interval: a thread came back.
+type interval struct {
+	ts, total, blocked uint64 // when it left, ns off CPU, of those ns blocked
+	pid, tid, cpu      uint32
+	wpid, wtid         uint32 // the waker
+	irq                bool   // woken from an interrupt
+}
+
+// intervalOf reads an interval from a RECORD_SAMPLE.
+func intervalOf(e *stackEvent) interval {
+	t, b := e.offTimes()
+	wpid, wtid := e.waker()
+	return interval{ts: e.Ts, total: t, blocked: b, pid: e.PID, tid: e.TID, cpu: e.CPU, wpid: wpid, wtid: wtid, irq: e.has(bpf.SamplerEventFlagEVENT_IRQ)}
+}
+
+// arrivalSize is the size of offcpu.c's struct arrival.
+const arrivalSize = unsafe.Sizeof(bpf.OffcpuArrival{})
+
+// arrivalOf reads the interval that rides along after a RECORD_LEAVE's
+// stacks (EVENT_ARRIVAL): it ended on the same CPU in the same switch.
+func arrivalOf(e *stackEvent) (interval, bool) {
+	var a bpf.OffcpuArrival
+	if uintptr(len(e.Tail)) < arrivalSize {
+		return interval{}, false
+	}
+	copy(asBytes(&a, arrivalSize), e.Tail)
+	irq := bpf.EventFlag(a.Flags)&bpf.SamplerEventFlagEVENT_IRQ != 0
+	return interval{ts: a.Ts, total: a.Total, blocked: a.Blocked, pid: a.Pid, tid: a.Tid, cpu: e.CPU, wpid: a.WakerPid, wtid: a.WakerTid, irq: irq}, true
+}
+
+// end turns one off-CPU interval into events: for offcpu, the blocked
 // and the run-queue parts of the thread's stack; for wakeup, the blocked
 // time on the waker's stack; for offwake, the thread's stack joined with
 // its waker's.
-func (src *offcpuSource) sample(s *session, e *stackEvent) {
-	start := s.since(e.Ts)
-	t, b := e.offTimes()
-	total, blocked := int64(t), int64(min(b, t))
-	wpid, wtid := e.waker()
-	ev := capture.Event{Time: start, PID: e.PID, TID: e.TID, CPU: uint16(e.CPU), WakerPID: wpid, WakerTID: wtid}
-	if e.has(bpf.SamplerEventFlagEVENT_IRQ) {
+func (src *offcpuSource) end(s *session, iv interval) {
+	start := s.since(iv.ts)
+	total, blocked := int64(iv.total), int64(min(iv.blocked, iv.total))
+	ev := capture.Event{Time: start, PID: iv.pid, TID: iv.tid, CPU: uint16(iv.cpu), WakerPID: iv.wpid, WakerTID: iv.wtid}
+	if iv.irq {
 		ev.Flags |= capture.FlagIRQ
 	}
 	var seg segment
 	if src.typ != capture.Wakeup {
-		g := src.left[e.TID]
+		g := src.left[iv.tid]
 		if g == nil {
 			// The record of its stacks was lost.
 			src.noStack++
 			return
 		}
-		delete(src.left, e.TID)
+		delete(src.left, iv.tid)
 		defer src.release(g)
 		seg = *g
 	}
@@ -251,8 +289,8 @@ func (src *offcpuSource) sample(s *session, e *stackEvent) {
 			s.add(ev)
 		}
 	case capture.Wakeup, capture.OffWake:
-		w, ok := src.wakers[e.TID]
-		delete(src.wakers, e.TID)
+		w, ok := src.wakers[iv.tid]
+		delete(src.wakers, iv.tid)
 		if !ok || blocked == 0 {
 			// Preempted, or woken before the capture started: no waker to
 			// charge.
