@@ -133,14 +133,20 @@ func buildBatch(k Kind, c *capture.Capture, base []Label, by SeriesBy, lim Limit
 	vi := valueIndex(p)
 	groups := make(map[string]*group)
 	var order []*group
+	// A process has many samples: its /proc files are read once a window.
+	idents := make(map[uint32][]Label)
 	for _, s := range p.Sample {
 		pid, tid := uint32(numLabel(s, "pid")), uint32(numLabel(s, "tid"))
-		comm := ""
-		if v := s.Label["comm"]; len(v) > 0 {
-			comm = v[0]
+		labels, ok := idents[pid]
+		if !ok {
+			comm := ""
+			if v := s.Label["comm"]; len(v) > 0 {
+				comm = v[0]
+			}
+			labels = identityLabels(ident.identify(pid, comm))
+			idents[pid] = labels
 		}
-		id := ident.identify(pid, comm)
-		labels := identityLabels(id)
+		labels = slices.Clip(labels)
 		switch by {
 		case ByPID:
 			labels = append(labels, Label{"pid", strconv.FormatUint(uint64(pid), 10)})

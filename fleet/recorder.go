@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"log/slog"
+	"sync"
 
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/profiler"
@@ -20,12 +21,16 @@ type ProfilerRecorder struct {
 	RingBytes  int // per collector; small at the agent's low rates
 	// tables are the BPF unwinder's, kept across windows.
 	tables profiler.LazyUnwindTables
+	once   sync.Once
 }
 
 // Record runs one window.
 func (r *ProfilerRecorder) Record(ctx context.Context, p capture.Params) (*capture.Capture, error) {
 	var tables *profiler.UnwindTables
 	if p.Unwind == "" || p.Unwind == "auto" {
+		// At 19 Hz most of a busy host's processes are never sampled:
+		// their tables are built once a sample waits for them.
+		r.once.Do(func() { r.tables.SampledOnly = true })
 		tables = r.tables.Get(r.Logger)
 	}
 	return profiler.Record(ctx, p, profiler.Options{Symbolizer: r.Symbolizer, Unwinder: r.Unwinder, UnwindTables: tables, Logger: r.Logger, RingBytes: r.RingBytes})

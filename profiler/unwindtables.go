@@ -87,6 +87,10 @@ type UnwindTables struct {
 	refused   error  // the kernel refused the walker: nothing is loaded
 	active    int    // captures using the tables now
 	loading   uint32 // the process load is writing (not to be evicted for itself)
+	// sampledOnly: a process's tables are loaded once one of its samples
+	// waits for them, not when it is first seen (an exec): on a busy host
+	// most processes are never sampled at an agent's low rate.
+	sampledOnly bool
 }
 
 // tableFile is one file's table in the maps.
@@ -123,6 +127,9 @@ type UnwindTableOptions struct {
 	// Entries bounds the entries array (8 bytes each); 0: DefaultUnwindEntries.
 	Entries int
 	Logger  *slog.Logger
+	// SampledOnly loads a process's tables only once it is sampled (an
+	// agent's low rate), not as soon as it is seen.
+	SampledOnly bool
 }
 
 // NewUnwindTables creates the maps (with the layouts of bpf/unwinder.h).
@@ -138,15 +145,16 @@ func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
 		return nil, fmt.Errorf("loading sampler spec: %w", err)
 	}
 	t := &UnwindTables{
-		log:      opts.Logger,
-		store:    unwind.NewCompactStore(64 << 20),
-		nEntries: uint32(opts.Entries),
-		hot:      make(chan *loadReq, 1024),
-		cold:     make(chan *loadReq, 8192),
-		done:     make(chan struct{}),
-		files:    make(map[string]*tableFile),
-		procs:    make(map[uint32]*tableProc),
-		pending:  make(map[uint32]*loadReq),
+		log:         opts.Logger,
+		sampledOnly: opts.SampledOnly,
+		store:       unwind.NewCompactStore(64 << 20),
+		nEntries:    uint32(opts.Entries),
+		hot:         make(chan *loadReq, 1024),
+		cold:        make(chan *loadReq, 8192),
+		done:        make(chan struct{}),
+		files:       make(map[string]*tableFile),
+		procs:       make(map[uint32]*tableProc),
+		pending:     make(map[uint32]*loadReq),
 	}
 	sizes := t.sizes()
 	mk := func(name string) (*ebpf.Map, error) {
@@ -200,15 +208,17 @@ func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
 // windows), so that tables are built once per file, not per capture. The
 // zero value is ready to use.
 type LazyUnwindTables struct {
-	once sync.Once
-	t    *UnwindTables
+	// SampledOnly: see UnwindTableOptions; set before the first Get.
+	SampledOnly bool
+	once        sync.Once
+	t           *UnwindTables
 }
 
 // Get returns the tables, nil when they cannot be made (logged once; each
 // capture then makes its own attempt and falls back to stack copies).
 func (l *LazyUnwindTables) Get(log *slog.Logger) *UnwindTables {
 	l.once.Do(func() {
-		t, err := NewUnwindTables(UnwindTableOptions{Logger: log})
+		t, err := NewUnwindTables(UnwindTableOptions{Logger: log, SampledOnly: l.SampledOnly})
 		if err != nil {
 			if log != nil {
 				log.Warn("BPF unwind tables unavailable", "err", err)
@@ -327,6 +337,9 @@ func (t *UnwindTables) enqueue(pid uint32, snap *symbolizer.Process, hot, reload
 		return
 	}
 	r := t.pending[pid]
+	if r == nil && !hot && t.sampledOnly && t.procs[pid] == nil {
+		return // not sampled yet: its first sample waiting queues it
+	}
 	if r != nil {
 		r.snap = snap
 		if !hot || r.hot {

@@ -2,8 +2,10 @@ package profiler
 
 import (
 	"math/rand"
+	"os"
 	"testing"
 
+	"github.com/scorch-dev/scorch/symbolizer"
 	"github.com/scorch-dev/scorch/unwind"
 )
 
@@ -90,6 +92,36 @@ func TestTrampolineTable(t *testing.T) {
 					t.Fatalf("stride %d: copy at %#x: entry rule %v", stride, arena+c, r)
 				}
 			}
+		}
+	}
+}
+
+// With SampledOnly (the agent), a process seen but not sampled queues no
+// load; its first sample waiting for tables does, and a loaded process's
+// new mappings still reload it.
+func TestUnwindTablesSampledOnly(t *testing.T) {
+	sym := symbolizer.New(symbolizer.Options{})
+	defer sym.Close()
+	snap, err := sym.Snapshot(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	for _, sampledOnly := range []bool{false, true} {
+		tb := &UnwindTables{sampledOnly: sampledOnly, hot: make(chan *loadReq, 4), cold: make(chan *loadReq, 4),
+			pending: make(map[uint32]*loadReq), procs: make(map[uint32]*tableProc)}
+		tb.want(1, snap)
+		if got, want := len(tb.cold), map[bool]int{false: 1, true: 0}[sampledOnly]; got != want {
+			t.Errorf("sampledOnly=%v: a process seen queued %d cold loads, want %d", sampledOnly, got, want)
+		}
+		tb.waiting(2, snap)
+		if len(tb.hot) != 1 || tb.pending[2] == nil {
+			t.Errorf("sampledOnly=%v: a sample waiting queued %d hot loads, want 1", sampledOnly, len(tb.hot))
+		}
+		tb.procs[3] = &tableProc{}
+		tb.want(3, snap)
+		if tb.pending[3] == nil {
+			t.Errorf("sampledOnly=%v: a loaded process's new mapping queued no reload", sampledOnly)
 		}
 	}
 }
