@@ -45,7 +45,9 @@ func BenchmarkColdLoadLibc(b *testing.B) {
 			}
 			b.ReportMetric(float64(m.table.len()), "symbols")
 			b.ReportMetric(float64(m.table.bytes())/float64(m.table.len()), "bytes/symbol")
-			b.ReportMetric(float64(m.lines.rows()), "line-rows")
+			if m.dwarf != nil {
+				b.ReportMetric(float64(len(m.dwarf.units)), "dwarf-units")
+			}
 			b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "ms/load")
 		})
 	}

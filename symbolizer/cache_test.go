@@ -110,6 +110,9 @@ func FuzzELF(f *testing.F) {
 		m := s.loadModule(bytes.NewReader(data), debugLocator{})
 		s.ensureDWARF(m, bytes.NewReader(data), debugLocator{})
 		for _, a := range []uint64{0, 0x1000, 0x401000, ^uint64(0)} {
+			if m.gotab != nil && m.gotab.tab != nil {
+				m.gotab.goFrames(Frame{}, m.elfAddr(a))
+			}
 			if i, ok := m.table.lookup(m.elfAddr(a)); ok {
 				_ = m.table.name(i)
 				m.nativeFrames(Frame{}, m.elfAddr(a))

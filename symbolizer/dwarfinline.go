@@ -47,7 +47,18 @@ func newInlineBuilder() *inlineBuilder {
 // add reads d's inlined calls. unitFiles, when set, are the file names of
 // d's compile units (a .dwo's call_file attributes index its skeleton's
 // line table); nil: each unit's own line table.
-func (b *inlineBuilder) add(d *dwarf.Data, unitFiles []*dwarf.LineFile) (err error) {
+func (b *inlineBuilder) add(d *dwarf.Data, unitFiles []*dwarf.LineFile) error {
+	return b.addFrom(d, 0, false, unitFiles)
+}
+
+// addUnit reads the inlined calls of the unit at off only.
+func (b *inlineBuilder) addUnit(d *dwarf.Data, off dwarf.Offset, unitFiles []*dwarf.LineFile) error {
+	return b.addFrom(d, off, true, unitFiles)
+}
+
+// addFrom reads the inlined calls from the unit at off on: that unit
+// alone when one is set, else every unit to the end.
+func (b *inlineBuilder) addFrom(d *dwarf.Data, off dwarf.Offset, one bool, unitFiles []*dwarf.LineFile) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("corrupt dwarf: %v", p)
@@ -93,6 +104,10 @@ func (b *inlineBuilder) add(d *dwarf.Data, unitFiles []*dwarf.LineFile) (err err
 	}
 
 	r := d.Reader()
+	if off != 0 {
+		r.Seek(off)
+	}
+	units := 0
 	var files []*dwarf.LineFile
 	var stack []bool // per open DIE with children: is it an inlined call
 	depth := 0       // inlined calls among the open DIEs
@@ -115,6 +130,9 @@ func (b *inlineBuilder) add(d *dwarf.Data, unitFiles []*dwarf.LineFile) (err err
 		}
 		switch e.Tag {
 		case dwarf.TagCompileUnit, dwarf.TagPartialUnit:
+			if units++; one && units > 1 {
+				return nil
+			}
 			stack, depth, files = stack[:0], 0, unitFiles
 			if unitFiles == nil {
 				if lr, err := d.LineReader(e); err == nil && lr != nil {
@@ -224,12 +242,47 @@ func (it *inlineTable) bytes() int64 {
 	return n
 }
 
+// inlineCall is one inlined call of a chain, its strings resolved.
+type inlineCall struct {
+	depth    uint16
+	name     string
+	callFile string
+	callLine int
+}
+
+// calls returns the inlined calls covering addr, outermost first.
+func (it *inlineTable) calls(addr uint64) []inlineCall {
+	chain := it.chain(addr)
+	if len(chain) == 0 {
+		return nil
+	}
+	out := make([]inlineCall, len(chain))
+	for i, c := range chain {
+		out[i] = inlineCall{depth: c.depth, name: it.names[c.name], callFile: it.files[c.callFile], callLine: int(c.callLine)}
+	}
+	return out
+}
+
 // nativeFrames expands a native frame at addr into its inlined calls,
 // innermost first: the innermost at addr's line, each caller at the line
-// of the call it made; the physical frame (fr) last.
+// of the call it made; the physical frame (fr) last. The module's DWARF
+// units it needs are read now.
 func (m *module) nativeFrames(fr Frame, addr uint64) []Frame {
-	file, line, hasLine := m.lines.lookup(addr)
-	chain := m.inlines.chain(addr)
+	if m.dwarf == nil {
+		return []Frame{fr}
+	}
+	return m.dwarf.frames(fr, addr)
+}
+
+// expandInlined expands fr at addr with one unit's (or module's) tables.
+func expandInlined(fr Frame, addr uint64, lines *lineTable, inlines *inlineTable) []Frame {
+	return expandChain(fr, addr, lines, inlines.calls(addr))
+}
+
+// expandChain expands fr at addr into the inlined calls chain (outermost
+// first), with file:line from lines.
+func expandChain(fr Frame, addr uint64, lines *lineTable, chain []inlineCall) []Frame {
+	file, line, hasLine := lines.lookup(addr)
 	if len(chain) == 0 {
 		if hasLine {
 			fr.File, fr.Line = file, line
@@ -240,7 +293,7 @@ func (m *module) nativeFrames(fr Frame, addr uint64) []Frame {
 	for j := len(chain) - 1; j >= 0; j-- {
 		f := fr
 		f.Inlined, f.SystemName = true, ""
-		f.setName(m.inlines.names[chain[j].name])
+		f.setName(chain[j].name)
 		if f.Name == "" {
 			f.Name = "[inlined]"
 		}
@@ -249,7 +302,7 @@ func (m *module) nativeFrames(fr Frame, addr uint64) []Frame {
 			f.File, f.Line = file, line
 		}
 		out = append(out, f)
-		file, line = m.inlines.files[chain[j].callFile], int(chain[j].callLine)
+		file, line = chain[j].callFile, chain[j].callLine
 		hasLine = line > 0
 	}
 	fr.File, fr.Line = "", 0

@@ -12,6 +12,9 @@ import (
 	"strings"
 
 	"github.com/ulikunitz/xz"
+
+	"github.com/scorch-dev/scorch/internal/gopclntab"
+	"github.com/scorch-dev/scorch/internal/mapped"
 )
 
 // maxSectionBytes bounds what one section may make us allocate; real symbol
@@ -237,10 +240,17 @@ func miniDebugInfo(f *elf.File) (*elf.File, error) {
 }
 
 // goTable holds a Go binary's pclntab for function names and file:line.
+// A Go 1.20+ pclntab is read in place (tab), from the mapped file when it
+// could be mapped: its names are not copied into the symbol table and the
+// section is not copied onto the heap. Older tables go through
+// debug/gosym (table), which copies every function.
 type goTable struct {
-	table  *gosym.Table
-	inline *goInline // nil when the binary has no usable inline trees
-	bytes  int64
+	tab     *gopclntab.Table
+	table   *gosym.Table
+	inline  *goInline    // nil when the binary has no usable inline trees
+	mapping *mapped.File // what tab and inline point into, when mapped
+	heap    int64        // bytes on the heap
+	mapped  int64        // bytes of the mapping the tables read
 }
 
 // goFuncBytes is what debug/gosym keeps per function besides the pclntab
@@ -248,20 +258,48 @@ type goTable struct {
 // TestModuleBytesMatchHeap.
 const goFuncBytes = 260
 
-// goSymbols reads .gopclntab (present also in stripped Go binaries) and
-// appends one symbol per Go function.
-func goSymbols(f *elf.File, out []symbol) (_ []symbol, gt *goTable, err error) {
+// goSymbols reads .gopclntab (present also in stripped Go binaries). A
+// table read in place names functions itself (goTable.name); an older one
+// appends one symbol per Go function. mf, when not nil, is the mapped
+// file f was parsed from.
+func goSymbols(f *elf.File, mf *mapped.File, out []symbol) (_ []symbol, gt *goTable, err error) {
 	sec := f.Section(".gopclntab")
 	if sec == nil {
 		return out, nil, nil
 	}
-	data, err := sectionData(sec)
-	if err != nil {
-		return out, nil, err
-	}
 	var text uint64
 	if t := f.Section(".text"); t != nil {
 		text = t.Addr
+	}
+	data, merr := mf.Section(sec)
+	inPlace := merr == nil
+	if !inPlace {
+		if data, err = sectionData(sec); err != nil {
+			return out, nil, err
+		}
+	}
+	if tab, err := gopclntab.Parse(data, f.ByteOrder, text); err == nil {
+		gt = &goTable{tab: tab, heap: 512}
+		if inPlace {
+			gt.mapping, gt.mapped = mf, int64(len(data))
+		} else {
+			gt.heap += int64(len(data))
+		}
+		if gt.inline = newGoInline(f, mf, tab, sec.Addr); gt.inline != nil {
+			if gt.inline.inPlace {
+				gt.mapped += int64(len(gt.inline.gofunc))
+			} else {
+				gt.heap += int64(len(gt.inline.gofunc))
+			}
+		}
+		return out, gt, nil
+	}
+	if inPlace {
+		// debug/gosym keeps slices of the data: not of a mapping it does
+		// not hold.
+		if data, err = sectionData(sec); err != nil {
+			return out, nil, err
+		}
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -279,11 +317,25 @@ func goSymbols(f *elf.File, out []symbol) (_ []symbol, gt *goTable, err error) {
 		}
 		out = append(out, symbol{addr: fn.Entry, size: fn.End - fn.Entry, name: []byte(fn.Name), bind: 3})
 	}
-	gt = &goTable{table: tab, bytes: int64(len(data)) + int64(len(tab.Funcs))*goFuncBytes}
-	if gt.inline = newGoInline(f, data, sec.Addr, text); gt.inline != nil {
-		gt.bytes += int64(len(gt.inline.gofunc))
-	}
+	gt = &goTable{table: tab, heap: int64(len(data)) + int64(len(tab.Funcs))*goFuncBytes}
 	return out, gt, nil
+}
+
+// funcs is the number of functions a table read in place names.
+func (gt *goTable) funcs() int {
+	if gt == nil || gt.tab == nil {
+		return 0
+	}
+	return gt.tab.NumFuncs()
+}
+
+// covers reports whether a table read in place names addr.
+func (gt *goTable) covers(addr uint64) bool {
+	if gt == nil || gt.tab == nil {
+		return false
+	}
+	_, ok := gt.tab.FuncAt(addr)
+	return ok
 }
 
 // pltSymbols names the PLT stubs of an x86-64 ELF "func@plt", as perf and

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 
 	"github.com/scorch-dev/scorch/internal/gopclntab"
+	"github.com/scorch-dev/scorch/internal/mapped"
 )
 
 // goInline decodes the inline trees of a Go 1.20+ binary, which live in
@@ -13,9 +14,10 @@ import (
 // through the runtime's moduledata, located by its first word (the pclntab address),
 // so stripped binaries work too.
 type goInline struct {
-	bo     binary.ByteOrder
-	tab    *gopclntab.Table
-	gofunc []byte // go:func.* from its start to the end of its section
+	bo      binary.ByteOrder
+	tab     *gopclntab.Table
+	gofunc  []byte // go:func.* from its start to the end of its section
+	inPlace bool   // gofunc is in the mapped file, not a copy
 }
 
 const (
@@ -25,17 +27,13 @@ const (
 	moduledataTextIdx   = 22
 )
 
-// newGoInline reads the header of pcln (the .gopclntab at pclnAddr); text
-// is the start of .text, where Go 1.26+ no longer writes textStart.
-func newGoInline(f *elf.File, pcln []byte, pclnAddr, text uint64) *goInline {
-	tab, err := gopclntab.Parse(pcln, f.ByteOrder, text)
-	if err != nil {
-		return nil
-	}
+// newGoInline finds the inline trees of the pclntab tab (the .gopclntab
+// at pclnAddr), in the mapped file mf when it is not nil.
+func newGoInline(f *elf.File, mf *mapped.File, tab *gopclntab.Table, pclnAddr uint64) *goInline {
 	g := &goInline{bo: f.ByteOrder, tab: tab}
 	// moduledata is in .noptrdata up to Go 1.25 and in .go.module since.
 	for _, name := range []string{".go.module", ".noptrdata"} {
-		if g.findGofunc(f, f.Section(name), pclnAddr) {
+		if g.findGofunc(f, mf, f.Section(name), pclnAddr) {
 			return g
 		}
 	}
@@ -43,11 +41,14 @@ func newGoInline(f *elf.File, pcln []byte, pclnAddr, text uint64) *goInline {
 }
 
 // findGofunc looks for moduledata in sec and sets g.gofunc from it.
-func (g *goInline) findGofunc(f *elf.File, sec *elf.Section, pclnAddr uint64) bool {
+func (g *goInline) findGofunc(f *elf.File, mf *mapped.File, sec *elf.Section, pclnAddr uint64) bool {
 	if sec == nil {
 		return false
 	}
-	data, err := sectionData(sec)
+	data, err := mf.Section(sec)
+	if err != nil {
+		data, err = sectionData(sec)
+	}
 	if err != nil {
 		return false
 	}
@@ -73,6 +74,10 @@ func (g *goInline) findGofunc(f *elf.File, sec *elf.Section, pclnAddr uint64) bo
 			if s.Type != elf.SHT_PROGBITS || gofunc < s.Addr || gofunc >= s.Addr+s.Size {
 				continue
 			}
+			if sd, err := mf.Section(s); err == nil {
+				g.gofunc, g.inPlace = sd[gofunc-s.Addr:], true
+				return true
+			}
 			sd, err := sectionData(s)
 			if err != nil {
 				return false
@@ -94,12 +99,8 @@ type inlineFrame struct {
 
 // inlined returns the inlined calls active at pc, innermost first; the
 // function that contains them is not included.
-func (g *goInline) inlined(pc uint64) []inlineFrame {
+func (g *goInline) inlined(fn gopclntab.Func, pc uint64) []inlineFrame {
 	if g == nil {
-		return nil
-	}
-	fn, ok := g.tab.FuncAt(pc)
-	if !ok {
 		return nil
 	}
 	pcdata := fn.PCData(pcdataInlTreeIndex)

@@ -35,21 +35,16 @@ func openDWARF(f *elf.File) (d *dwarf.Data, err error) {
 	return d, nil
 }
 
-// readLineTable decodes every compilation unit's line program.
+// readLineTable decodes every compilation unit's line program into one
+// table (split DWARF reads its module whole; tests compare the lazy
+// reading with it).
 func readLineTable(d *dwarf.Data) (lt *lineTable, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			lt, err = nil, fmt.Errorf("corrupt dwarf: %v", p)
 		}
 	}()
-	type row struct {
-		addr uint64
-		line uint32
-		file uint32
-	}
-	var rows []row
-	fileIdx := map[string]uint32{}
-	var names []string
+	var b lineBuilder
 	r := d.Reader()
 	for {
 		e, err := r.Next()
@@ -59,45 +54,78 @@ func readLineTable(d *dwarf.Data) (lt *lineTable, err error) {
 		if e == nil {
 			break
 		}
-		// A split DWARF skeleton unit keeps the line program.
-		if e.Tag != dwarf.TagCompileUnit && e.Tag != dwarf.TagSkeletonUnit {
-			r.SkipChildren()
-			continue
-		}
-		lr, err := d.LineReader(e)
 		r.SkipChildren()
-		if err != nil || lr == nil {
+		b.addUnit(d, e)
+	}
+	return b.finish()
+}
+
+// lineBuilder gathers the line rows of one or more units.
+type lineBuilder struct {
+	rows    []lineRow
+	fileIdx map[string]uint32
+	names   []string
+}
+
+type lineRow struct {
+	addr uint64
+	line uint32
+	file uint32
+}
+
+// addUnit decodes the line program of the unit whose DIE is e (a split
+// DWARF skeleton unit keeps the line program); other DIEs add nothing.
+func (b *lineBuilder) addUnit(d *dwarf.Data, e *dwarf.Entry) {
+	if e.Tag != dwarf.TagCompileUnit && e.Tag != dwarf.TagSkeletonUnit {
+		return
+	}
+	lr, err := d.LineReader(e)
+	if err != nil || lr == nil {
+		return
+	}
+	if b.fileIdx == nil {
+		b.fileIdx = map[string]uint32{}
+	}
+	var le dwarf.LineEntry
+	for len(b.rows) < maxLineRows {
+		if err := lr.Next(&le); err != nil {
+			break // io.EOF or a corrupt program: keep what was read
+		}
+		if le.EndSequence {
+			b.rows = append(b.rows, lineRow{addr: le.Address})
 			continue
 		}
-		var le dwarf.LineEntry
-		for len(rows) < maxLineRows {
-			if err := lr.Next(&le); err != nil {
-				break // io.EOF or a corrupt program: keep what was read
-			}
-			if le.EndSequence {
-				rows = append(rows, row{addr: le.Address})
-				continue
-			}
-			name := ""
-			if le.File != nil {
-				name = le.File.Name
-			}
-			i, ok := fileIdx[name]
-			if !ok {
-				i = uint32(len(names))
-				fileIdx[name] = i
-				names = append(names, name)
-			}
-			rows = append(rows, row{addr: le.Address, line: uint32(max(le.Line, 0)), file: i})
+		name := ""
+		if le.File != nil {
+			name = le.File.Name
 		}
+		i, ok := b.fileIdx[name]
+		if !ok {
+			i = uint32(len(b.names))
+			b.fileIdx[name] = i
+			b.names = append(b.names, name)
+		}
+		b.rows = append(b.rows, lineRow{addr: le.Address, line: uint32(max(le.Line, 0)), file: i})
 	}
+}
+
+// finish sorts the rows into a table.
+func (b *lineBuilder) finish() (*lineTable, error) {
+	rows := b.rows
 	if len(rows) == 0 {
 		return nil, errors.New("no line rows")
 	}
 	// At equal addresses the last row is the one that holds (an end of
 	// sequence followed by the next sequence's start).
-	slices.SortStableFunc(rows, func(a, b row) int { return cmp.Compare(a.addr, b.addr) })
-	lt = &lineTable{names: names}
+	slices.SortStableFunc(rows, func(a, b lineRow) int { return cmp.Compare(a.addr, b.addr) })
+	n := 0
+	for i := range rows {
+		if i+1 < len(rows) && rows[i+1].addr == rows[i].addr {
+			continue
+		}
+		n++
+	}
+	lt := &lineTable{names: b.names, addrs: make([]uint64, 0, n), lines: make([]uint32, 0, n), files: make([]uint32, 0, n)}
 	for i, rw := range rows {
 		if i+1 < len(rows) && rows[i+1].addr == rw.addr {
 			continue
@@ -106,7 +134,23 @@ func readLineTable(d *dwarf.Data) (lt *lineTable, err error) {
 		lt.lines = append(lt.lines, rw.line)
 		lt.files = append(lt.files, rw.file)
 	}
+	b.rows = nil
 	return lt, nil
+}
+
+// rowAddr returns the address of the row that holds at addr.
+func (lt *lineTable) rowAddr(addr uint64) (uint64, bool) {
+	if lt == nil {
+		return 0, false
+	}
+	i, found := slices.BinarySearch(lt.addrs, addr)
+	if !found {
+		i--
+	}
+	if i < 0 {
+		return 0, false
+	}
+	return lt.addrs[i], true
 }
 
 // lookup returns the file and line of addr.
@@ -133,11 +177,4 @@ func (lt *lineTable) bytes() int64 {
 		n += int64(len(s)) + 16
 	}
 	return n
-}
-
-func (lt *lineTable) rows() int {
-	if lt == nil {
-		return 0
-	}
-	return len(lt.addrs)
 }

@@ -18,9 +18,11 @@ func heapAfter() uint64 {
 	return ms.HeapAlloc
 }
 
-// What the cache charges for a module is what it keeps on the heap: the
-// cache's bound is a bound on memory only if the two agree. A Go binary
-// (this test, with its pclntab and inline trees) and libc with its DWARF
+// What the cache charges for a module is what it keeps on the heap plus
+// the bytes of its mapped file its tables read: the cache's bound is a
+// bound on memory only if the first agrees with the heap. A Go binary
+// (this test) reads its pclntab and inline trees in place: they are
+// charged as mapped bytes, and the heap keeps little. libc with its DWARF
 // line tables and inlined calls when its debug file is installed.
 func TestModuleBytesMatchHeap(t *testing.T) {
 	self, err := os.Executable()
@@ -47,11 +49,30 @@ func TestModuleBytesMatchHeap(t *testing.T) {
 				if !s.ensureDWARF(m, f, debugLocator{path: tc.path, label: tc.path}) {
 					t.Skipf("%s: no DWARF (install its debug package)", tc.path)
 				}
+				// Read every unit, as the eager reading did.
+				m.dwarf.loadAll()
+				var tables int64
+				for _, u := range m.dwarf.units {
+					if u.loaded != nil {
+						tables += u.loaded.bytes()
+					}
+				}
+				t.Logf("%d units, unit tables %.1f MiB", len(m.dwarf.units), float64(tables)/(1<<20))
 			}
 			held := int64(heapAfter() - before)
-			charged := m.bytes()
+			charged, mappedBytes := m.heapBytes(), m.mappedBytes()
 			runtime.KeepAlive(m)
-			t.Logf("%s: heap %.1f MiB, charged %.1f MiB", tc.path, float64(held)/(1<<20), float64(charged)/(1<<20))
+			t.Logf("%s: heap %.1f MiB, charged %.1f MiB on the heap and %.1f MiB mapped", tc.path,
+				float64(held)/(1<<20), float64(charged)/(1<<20), float64(mappedBytes)/(1<<20))
+			if !tc.dwarf {
+				if mappedBytes < 1<<20 || held > 2<<20 {
+					t.Errorf("go binary: %d bytes mapped, %d on the heap: want its pclntab mapped, not copied", mappedBytes, held)
+				}
+				if m.bytes() < mappedBytes {
+					t.Errorf("go binary: charged %d bytes, less than its %d mapped", m.bytes(), mappedBytes)
+				}
+				return
+			}
 			if held < 1<<20 {
 				t.Skipf("%s: only %d bytes held: nothing to compare", tc.path, held)
 			}
@@ -140,7 +161,7 @@ func TestDWARFCharged(t *testing.T) {
 	mod := p.module(libc)
 	before := s.CacheStats().Cost
 	s.User(p, libc.start+0x1000, false)
-	dwarf := mod.lines.bytes() + mod.inlines.bytes()
+	dwarf := mod.dwarf.bytes() + mod.dwarf.mappedBytes()
 	if dwarf == 0 {
 		t.Skip("libc has no DWARF here (install libc6-dbg)")
 	}

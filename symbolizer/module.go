@@ -9,8 +9,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/scorch-dev/scorch/internal/mapped"
 )
 
 // module is what the cache holds per file: enough to map an address to an
@@ -20,26 +23,44 @@ type module struct {
 	buildID string
 	loads   []loadSeg
 	table   *symTable
-	// lines and inlines (only with Options.Lines) are read by dwarfOnce at
-	// the first symbolization of an address of the module; dwarfRead says
-	// they are there, for bytes (the cache charges them once read).
+	// dwarf (only with Options.Lines) is indexed by dwarfOnce at the
+	// first symbolization of an address of the module, and reads its units
+	// as addresses in them are symbolized; dwarfRead says it is there, for
+	// bytes (the cache charges it).
 	dwarfOnce sync.Once
 	dwarfRead atomic.Bool
-	lines     *lineTable
-	inlines   *inlineTable
+	dwarf     *moduleDWARF
 	gotab     *goTable
 	source    string // where the symbols came from, for logs and tests
 	err       error
 }
 
+// bytes is what the cache charges for m: what it keeps on the heap and the
+// bytes of its mapped file that its tables read (pages of the page cache
+// that count in the process's resident set once touched).
 func (m *module) bytes() int64 {
+	return m.heapBytes() + m.mappedBytes()
+}
+
+func (m *module) heapBytes() int64 {
 	n := int64(256 + len(m.loads)*32)
 	n += m.table.bytes()
 	if m.dwarfRead.Load() {
-		n += m.lines.bytes() + m.inlines.bytes()
+		n += m.dwarf.bytes()
 	}
 	if m.gotab != nil {
-		n += m.gotab.bytes
+		n += m.gotab.heap
+	}
+	return n
+}
+
+func (m *module) mappedBytes() int64 {
+	var n int64
+	if m.dwarfRead.Load() {
+		n += m.dwarf.mappedBytes()
+	}
+	if m.gotab != nil {
+		n += m.gotab.mapped
 	}
 	return n
 }
@@ -85,7 +106,14 @@ func (s *Symbolizer) loadModule(r io.ReaderAt, loc debugLocator) *module {
 	m.loads = loadSegments(f)
 
 	var syms []symbol
-	syms, m.gotab, err = goSymbols(f, syms)
+	var mf *mapped.File
+	if osf, ok := r.(*os.File); ok && f.Section(".gopclntab") != nil {
+		// A Go binary's pclntab is read in place.
+		if mf, err = mapped.Map(osf); err != nil {
+			s.log.Debug("map", "module", loc.label, "err", err)
+		}
+	}
+	syms, m.gotab, err = goSymbols(f, mf, syms)
 	if err != nil {
 		s.log.Debug("go symbols", "module", loc.label, "err", err)
 	}
@@ -124,68 +152,90 @@ func (s *Symbolizer) loadModule(r io.ReaderAt, loc debugLocator) *module {
 		}
 	}
 	syms = pltSymbols(f, syms)
-	if nGo > 0 {
+	if nGo > 0 || m.gotab.funcs() > 0 {
 		m.source = "gopclntab+" + m.source
 	}
-	if len(syms) == 0 {
+	// The pclntab read in place names its functions: the ELF symbols of
+	// the same functions are not kept a second time.
+	if m.gotab.funcs() > 0 {
+		syms = slices.DeleteFunc(syms, func(sym symbol) bool { return m.gotab.covers(sym.addr) })
+	}
+	if len(syms) == 0 && m.gotab.funcs() == 0 {
 		m.err = errors.New("no symbols")
 	}
 	m.table = newSymTable(syms, exact)
-	s.log.Debug("loaded symbols", "module", loc.label, "source", m.source, "symbols", m.table.len(), "build_id", m.buildID)
+	s.log.Debug("loaded symbols", "module", loc.label, "source", m.source, "symbols", m.table.len()+m.gotab.funcs(), "build_id", m.buildID)
 	return m
 }
 
-// ensureDWARF reads m's line table and inlined calls once, from the ELF
-// file r (the module's file) or its debug file, when Options.Lines is set.
-// It reports whether this call read them: the caller charges them to the
-// cache entries holding m.
+// ensureDWARF indexes m's DWARF once, from the ELF file r (the module's
+// file) or its debug file, when Options.Lines is set. It reports whether
+// this call indexed it: the caller charges it to the cache entries holding
+// m (and again as units are read, see moduleDWARF.takeGrown).
 func (s *Symbolizer) ensureDWARF(m *module, r io.ReaderAt, loc debugLocator) (read bool) {
 	if s.opts.Lines && m.gotab == nil {
 		m.dwarfOnce.Do(func() {
-			m.lines, m.inlines = s.loadDWARF(r, loc)
+			m.dwarf = s.loadDWARF(r, loc)
 			m.dwarfRead.Store(true)
-			read = m.lines != nil || m.inlines != nil
+			read = m.dwarf != nil
 		})
 	}
 	return read
 }
 
-// loadDWARF reads the line table and inlined calls of the ELF file r or of
-// its debug file. Go binaries have file:line in their pclntab instead.
-func (s *Symbolizer) loadDWARF(r io.ReaderAt, loc debugLocator) (*lineTable, *inlineTable) {
+// loadDWARF indexes the DWARF of the ELF file r or of its debug file. Go
+// binaries have file:line in their pclntab instead.
+func (s *Symbolizer) loadDWARF(r io.ReaderAt, loc debugLocator) *moduleDWARF {
 	f, err := openELF(r)
 	if err != nil || f.Section(".gopclntab") != nil {
-		return nil, nil
+		return nil
 	}
 	if f.Section(".debug_line") != nil {
-		return s.readDWARF(f, loc)
+		return s.readDWARF(f, r, loc)
 	}
 	df, c, _ := s.findDebugFile(f, buildID(f), loc)
 	if df == nil {
-		return nil, nil
+		return nil
 	}
 	defer c.Close()
-	return s.readDWARF(df, loc)
+	return s.readDWARF(df, c, loc)
 }
 
-// readDWARF reads f's line table and inlined calls, decoding its DWARF once.
-func (s *Symbolizer) readDWARF(f *elf.File, loc debugLocator) (*lineTable, *inlineTable) {
+// readDWARF indexes f's DWARF, read in place from its file r when r is
+// one that can be mapped.
+func (s *Symbolizer) readDWARF(f *elf.File, r any, loc debugLocator) *moduleDWARF {
 	if f.Section(".debug_line") == nil {
 		s.log.Debug("line table", "module", loc.label, "err", "no .debug_line")
-		return nil, nil
+		return nil
 	}
-	d, err := openDWARF(f)
+	var mf *mapped.File
+	if osf, ok := r.(*os.File); ok {
+		var err error
+		if mf, err = mapped.Map(osf); err != nil {
+			s.log.Debug("map", "module", loc.label, "err", err)
+		}
+	}
+	d, heap, mappedN, err := openDWARFIn(f, mf)
 	if err != nil {
 		s.log.Debug("dwarf", "module", loc.label, "err", err)
-		return nil, nil
+		return nil
 	}
+	md, err := newModuleDWARF(d, mf, heap, mappedN)
+	if err != nil {
+		s.log.Debug("dwarf", "module", loc.label, "err", err)
+		return nil
+	}
+	if !hasSkeletons(d) {
+		return md
+	}
+	// Split DWARF: every unit with its .dwo, read at once.
 	lt, err := readLineTable(d)
 	if err != nil {
 		s.log.Debug("line table", "module", loc.label, "err", err)
 	}
 	b := newInlineBuilder()
 	err = b.add(d, nil)
-	if err == nil && hasSkeletons(d) {
+	if err == nil {
 		err = s.addSplitInlines(b, f, d, loc)
 	}
 	var it *inlineTable
@@ -195,7 +245,9 @@ func (s *Symbolizer) readDWARF(f *elf.File, loc debugLocator) (*lineTable, *inli
 	if err != nil {
 		s.log.Debug("inlined calls", "module", loc.label, "err", err)
 	}
-	return lt, it
+	md.eager = &unitTables{lines: lt, inlines: it}
+	md.heap.Add(md.eager.bytes())
+	return md
 }
 
 // findDebugFile looks for separate debuginfo: by build ID in the debug

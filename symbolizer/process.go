@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -453,6 +455,11 @@ func (s *Symbolizer) User(p *Process, addr uint64, ret bool) []Frame {
 		elfAddr = mod.elfAddr(addr - m.start)
 	}
 	fr := Frame{Module: m.path, BuildID: mod.buildID, Offset: elfAddr}
+	if gt := mod.gotab; gt != nil && gt.tab != nil {
+		if frames, ok := gt.goFrames(fr, elfAddr); ok {
+			return frames
+		}
+	}
 	i, ok := mod.table.lookup(elfAddr)
 	if !ok {
 		return []Frame{fr}
@@ -467,13 +474,47 @@ func (s *Symbolizer) User(p *Process, addr uint64, ret bool) []Frame {
 				p.s.cache.recost(m.file.cacheKey())
 			}
 		}
-		return mod.nativeFrames(fr, elfAddr)
+		frames := mod.nativeFrames(fr, elfAddr)
+		if mod.dwarf.takeGrown() && m.file != nil {
+			p.s.cache.recost(m.file.cacheKey()) // a unit was read
+		}
+		return frames
 	}
 	return mod.gotab.frames(fr, elfAddr)
 }
 
-// frames expands a Go frame into its inlined calls (innermost first) and
-// adds file:line to each.
+// goFrames names pc from a pclntab read in place and expands it into its
+// inlined calls, innermost first, with file:line; ok false when no Go
+// function holds pc. A mapped file truncated under the mapping faults:
+// that costs this frame's name, not the profiler.
+func (gt *goTable) goFrames(fr Frame, pc uint64) (frames []Frame, ok bool) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if recover() != nil {
+			frames, ok = nil, false
+		}
+		runtime.KeepAlive(gt.mapping)
+	}()
+	fn, ok := gt.tab.FuncAt(pc)
+	if !ok {
+		return nil, false
+	}
+	fr.setName(gt.tab.Name(fn.NameOff))
+	inl := gt.inline.inlined(fn, pc)
+	out := make([]Frame, 0, len(inl)+1)
+	for _, c := range inl {
+		f := fr
+		f.Name, f.SystemName, f.Inlined = c.name, "", true
+		f.File, f.Line = gt.tab.Line(fn, pc)
+		out = append(out, f)
+		pc = c.callPC
+	}
+	fr.File, fr.Line = gt.tab.Line(fn, pc)
+	return append(out, fr), true
+}
+
+// frames expands a Go frame into its file:line through debug/gosym, for
+// pclntabs older than Go 1.20 (no inline trees read there).
 func (gt *goTable) frames(fr Frame, pc uint64) (frames []Frame) {
 	// debug/gosym trusts the table; a corrupt one must cost the file:line,
 	// not the profiler.
@@ -482,17 +523,11 @@ func (gt *goTable) frames(fr Frame, pc uint64) (frames []Frame) {
 			frames = []Frame{fr}
 		}
 	}()
-	inl := gt.inline.inlined(pc)
-	out := make([]Frame, 0, len(inl)+1)
-	for _, c := range inl {
-		f := fr
-		f.Name, f.SystemName, f.Inlined = c.name, "", true
-		f.File, f.Line, _ = gt.table.PCToLine(pc)
-		out = append(out, f)
-		pc = c.callPC
+	if gt.table == nil {
+		return []Frame{fr}
 	}
 	fr.File, fr.Line, _ = gt.table.PCToLine(pc)
-	return append(out, fr)
+	return []Frame{fr}
 }
 
 // ModuleFor returns, for the CFI unwinder, a cache key identifying the file

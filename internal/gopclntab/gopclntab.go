@@ -33,6 +33,8 @@ type Table struct {
 	TextStart uint64 // base of the function entry offsets
 	nfunc     int
 	funcnames []byte
+	cutab     []byte // per compilation unit, offsets into filetab
+	filetab   []byte
 	pctab     []byte
 	functab   []byte // ftab (nfunc+1 pairs of uint32) then the _func records
 }
@@ -61,6 +63,7 @@ func Parse(data []byte, bo binary.ByteOrder, text uint64) (*Table, error) {
 		return data[off:]
 	}
 	t.funcnames, t.pctab, t.functab = slice(word(3)), slice(word(6)), slice(word(7))
+	t.cutab, t.filetab = slice(word(4)), slice(word(5))
 	n := word(0)
 	switch {
 	case t.funcnames == nil || t.pctab == nil || t.functab == nil:
@@ -79,6 +82,9 @@ type Func struct {
 	Entry, End uint64 // [Entry, End): End is the next function's entry
 	NameOff    uint32 // into the function name table (Table.Name)
 	PCSP       uint32 // pc-value table of the frame size; 0: none
+	PCFile     uint32 // pc-value table of the file index (in the unit's files)
+	PCLine     uint32 // pc-value table of the line
+	CUOffset   uint32 // the function's compilation unit, into the cu table
 	FuncID     uint8
 	Flag       uint8
 	bo         binary.ByteOrder
@@ -105,6 +111,7 @@ func (t *Table) Func(i int) (Func, bool) {
 	f := Func{
 		Entry: t.TextStart + uint64(bo.Uint32(rec)), End: t.TextStart + next,
 		NameOff: bo.Uint32(rec[4:]), PCSP: bo.Uint32(rec[16:]),
+		PCFile: bo.Uint32(rec[20:]), PCLine: bo.Uint32(rec[24:]), CUOffset: bo.Uint32(rec[32:]),
 		npcdata: bo.Uint32(rec[28:]), FuncID: rec[40], Flag: rec[41], nfuncdata: uint32(rec[43]),
 		bo: bo, rec: rec,
 	}
@@ -169,6 +176,33 @@ func (t *Table) Name(off uint32) string {
 		b = b[:i]
 	}
 	return string(b)
+}
+
+// Line returns the file and line of pc in f, as debug/gosym's PCToLine
+// does: line -1 when the line table has no value at pc, file "" when the
+// file table has none.
+func (t *Table) Line(f Func, pc uint64) (file string, line int) {
+	line = -1
+	if v, ok := t.Value(f.PCLine, f.Entry, pc); ok {
+		line = int(v)
+	}
+	fno, ok := t.Value(f.PCFile, f.Entry, pc)
+	if !ok || fno < 0 {
+		return "", line
+	}
+	i := (uint64(f.CUOffset) + uint64(fno)) * 4
+	if i+4 > uint64(len(t.cutab)) {
+		return "", line
+	}
+	off := t.bo.Uint32(t.cutab[i:])
+	if off == 1<<32-1 || uint64(off) >= uint64(len(t.filetab)) {
+		return "", line
+	}
+	b := t.filetab[off:]
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b), line
 }
 
 // Value returns the value of the pc-value table at off for pc in the

@@ -153,3 +153,45 @@ func FuzzTable(f *testing.F) {
 		}
 	})
 }
+
+// TestLineAgreesWithGosym checks file:line of pcs across every function of
+// a real pclntab (the entry, inside, the last byte) against gosym's
+// PCToLine, which the symbolizer used before reading the table in place.
+func TestLineAgreesWithGosym(t *testing.T) {
+	data, text := ownTable(t)
+	tab, err := Parse(data, binary.LittleEndian, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := gosym.NewTable(nil, gosym.NewLineTable(data, text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked, withLine := 0, 0
+	for i := range tab.NumFuncs() {
+		fn, ok := tab.Func(i)
+		// Markers without tables (go:textfipsstart): gosym decodes
+		// whatever starts the pc-value data for them.
+		if !ok || fn.End <= fn.Entry || fn.PCLine == 0 || fn.PCFile == 0 {
+			continue
+		}
+		for _, pc := range []uint64{fn.Entry, fn.Entry + (fn.End-fn.Entry)/3, fn.Entry + (fn.End-fn.Entry)/2, fn.End - 1} {
+			at, ok := tab.FuncAt(pc)
+			if !ok || at.Entry != fn.Entry {
+				t.Fatalf("pc %#x: function at %#x, want %#x", pc, at.Entry, fn.Entry)
+			}
+			file, line := tab.Line(at, pc)
+			rfile, rline, _ := ref.PCToLine(pc)
+			if file != rfile || line != rline {
+				t.Fatalf("pc %#x in %s: %s:%d, gosym %s:%d", pc, tab.Name(fn.NameOff), file, line, rfile, rline)
+			}
+			checked++
+			if line > 0 && file != "" {
+				withLine++
+			}
+		}
+	}
+	if checked < 1000 || withLine < checked/2 {
+		t.Fatalf("%d pcs checked, %d with a file and line: too few for a real table", checked, withLine)
+	}
+}

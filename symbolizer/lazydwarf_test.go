@@ -1,0 +1,152 @@
+package symbolizer
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// Three units with inlined calls across a header, one of them C++.
+const lazyUnitA = `#include "lazy.h"
+int sum_a(int n) { int s = 0; for (int i = 0; i < n; i++) s += twice(i) + square(i); return s; }
+int main(int argc, char **argv) { return sum_a(argc) + sum_b(argc) + sum_c(argc); }
+`
+
+const lazyUnitB = `#include "lazy.h"
+static inline __attribute__((always_inline)) int thrice(int x) { return twice(x) + x; }
+int sum_b(int n) { int s = 0; for (int i = 0; i < n; i++) s += thrice(i) * square(i + 1); return s; }
+`
+
+const lazyUnitC = `#include "lazy.h"
+static inline __attribute__((always_inline)) int nested(int x) { return square(twice(x)) - x; }
+int sum_c(int n) { int s = 0; for (int i = 0; i < n; i++) s ^= nested(i) + nested(s); return s; }
+`
+
+const lazyHeader = `static inline __attribute__((always_inline)) int twice(int x) { return x + x; }
+static inline __attribute__((always_inline)) int square(int x) { return x * x; }
+int sum_a(int n); int sum_b(int n); int sum_c(int n);
+`
+
+// The lazy reading (unit ranges first, a unit's lines and inlined calls
+// when an address in it is symbolized) gives the frames the eager reading
+// of the whole module gives, at every line-table address of a binary
+// built here from several units (in the binary, and in its debug file),
+// and of libc when its debug file is installed.
+func TestLazyDWARFMatchesEager(t *testing.T) {
+	dir := t.TempDir()
+	needTool(t, "gcc")
+	var srcs []string
+	for name, src := range map[string]string{"a.c": lazyUnitA, "b.c": lazyUnitB, "c.c": lazyUnitC, "lazy.h": lazyHeader} {
+		p := writeFile(t, filepath.Join(dir, name), src)
+		if filepath.Ext(name) == ".c" {
+			srcs = append(srcs, p)
+		}
+	}
+	slices.Sort(srcs)
+	bin := filepath.Join(dir, "lazy")
+	run(t, "gcc", append([]string{"-O2", "-g", "-Wl,--build-id", "-o", bin}, srcs...)...)
+	stripped := filepath.Join(dir, "lazy-stripped")
+	run(t, "cp", bin, stripped)
+	dbg := stripWithDebug(t, stripped)
+
+	files := []struct{ name, path string }{{"binary", bin}, {"debug file", dbg}}
+	if id := fileBuildIDOrEmpty(libcPath); len(id) > 2 {
+		files = append(files, struct{ name, path string }{"libc debug file", filepath.Join("/usr/lib/debug/.build-id", id[:2], id[2:]+".debug")})
+	}
+	for _, tc := range files {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := os.Open(tc.path)
+			if err != nil {
+				t.Skipf("%s: %v", tc.path, err)
+			}
+			defer f.Close()
+			ef, err := openELF(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The eager reading: every unit into one table.
+			d, err := openDWARF(ef)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lt, err := readLineTable(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := newInlineBuilder()
+			if err := b.add(d, nil); err != nil {
+				t.Fatal(err)
+			}
+			it, err := b.finish()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := New(Options{Lines: true, DebugDirs: []string{}, DebuginfodURLs: []string{}, Logger: discardLogger()})
+			md := s.readDWARF(ef, f, debugLocator{label: tc.path})
+			if md == nil {
+				t.Fatal("no lazy DWARF")
+			}
+			step := max(1, len(lt.addrs)/20000)
+			compared, inlined := 0, 0
+			for i := 0; i < len(lt.addrs); i += step {
+				for _, a := range []uint64{lt.addrs[i], lt.addrs[i] + 1} {
+					fr := Frame{Name: "physical", Module: "m", Offset: a}
+					want := expandInlined(fr, a, lt, it)
+					got := md.frames(fr, a)
+					if !slices.Equal(got, want) {
+						t.Fatalf("%#x: lazy %+v\neager %+v", a, got, want)
+					}
+					compared++
+					if len(want) > 1 {
+						inlined++
+					}
+				}
+			}
+			read := 0
+			for _, u := range md.units {
+				if u.loaded != nil {
+					read++
+				}
+			}
+			t.Logf("%d addresses compared (%d with inlined calls), %d of %d units read", compared, inlined, read, len(md.units))
+			if inlined == 0 {
+				t.Errorf("no inlined calls among %d addresses: the fixture does not test them", compared)
+			}
+		})
+	}
+	// Symbolizing one address reads its unit only.
+	t.Run("one unit read", func(t *testing.T) {
+		f, err := os.Open(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		ef, _ := openELF(f)
+		s := New(Options{Lines: true, DebugDirs: []string{}, DebuginfodURLs: []string{}, Logger: discardLogger()})
+		md := s.readDWARF(ef, f, debugLocator{label: bin})
+		if md == nil || len(md.units) < 3 {
+			t.Fatalf("want at least 3 units, got %+v", md)
+		}
+		before := md.bytes()
+		md.frames(Frame{}, md.ranges[0].lo)
+		read := 0
+		for _, u := range md.units {
+			if u.loaded != nil {
+				read++
+			}
+		}
+		if read != 1 || md.bytes() <= before || !md.takeGrown() || md.takeGrown() {
+			t.Errorf("%d units read, %d bytes charged after (%d before)", read, md.bytes(), before)
+		}
+	})
+}
+
+func fileBuildIDOrEmpty(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	return fileBuildIDOf(f)
+}
