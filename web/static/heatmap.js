@@ -488,8 +488,9 @@
       });
     }
 
-    // set restores a state from the URL (Back, Forward, a brush elsewhere).
-    function set(P) {
+    // set restores a state from the URL (Back, Forward, a brush elsewhere);
+    // a new map is asked once after (a promise) settles, when given.
+    function set(P, after) {
       readRanges(P);
       // The filters and transforms shape the map: a pick of a thread, a
       // focus, a drop are drawn anew.
@@ -497,7 +498,9 @@
         state.norm = P.get('norm') === 'sum' ? '' : 'threads';
         normBox.checked = !state.norm;
       }
-      if (loadedKey !== null && apiQuery({ rows: state.rows }).toString() !== loadedKey) load();
+      if (loadedKey !== null && apiQuery({ rows: state.rows }).toString() !== loadedKey) {
+        if (after) after.then(() => load()); else load();
+      }
       state.compare = !opts.single && P.has('compare_from');
       state.flipped = P.get('flip') === '1';
       cmp.checked = state.compare;

@@ -537,15 +537,16 @@ export function mountTimeline(root, id, opts) {
 
   load();
   return {
-    // set follows the page's state: the ranges, the pick, the filters.
-    set(P) {
+    // set follows the page's state: the ranges, the pick, the filters;
+    // new tracks are asked once after (a promise) settles, when given.
+    set(P, after) {
       state.ranges = parseRanges(P);
       state.cmp = parseRanges(P, 'compare_');
       const pick = (P.get('pid') || '') + '/' + (P.get('tid') || '');
       const picked = pick !== state.pid + '/' + state.tid;
       state.pid = P.get('pid') || '';
       state.tid = P.get('tid') || '';
-      load();
+      if (after) after.then(() => load()); else load();
       // A new range redraws the selection only; a new pick the tracks.
       if (state.data) { if (picked) draw(); else drawOver(); }
     },

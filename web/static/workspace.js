@@ -637,7 +637,14 @@ async function render() {
   const fq = viewQuery({ limit: 2000 });
   fq.delete('reverse');
   if (P.get('sort')) fq.set('sort', P.get('sort'));
-  const sumP = api('/api/captures/' + encodeURIComponent(ID) + '/summary.json', sideQuery()).then((s) => {
+  const tq = viewQuery();
+  if (P.get('nodes')) tq.set('nodes', P.get('nodes')); // the graph's frame budget
+  const treeP = api(treeURL, tq), fnsP = api(fnURL, fq);
+  // The graph's tree and table are asked first, the health, heatmap and
+  // tracks once they are in: asked at once, they shared the server's few
+  // render slots with the graph and slowed its redraw down.
+  const first = Promise.allSettled([treeP, fnsP]);
+  const sumP = first.then(() => api('/api/captures/' + encodeURIComponent(ID) + '/summary.json', sideQuery())).then((s) => {
     DURATION = s.duration; // the whole capture's
     if (mySeq === seq) health(s);
     return s;
@@ -651,16 +658,13 @@ async function render() {
   // The stack chart asks for its runs at once, beside the graph's tree.
   const chartP = stack ? stackChart(mySeq, sumP) : null;
   const status = $('#graph-status');
-  const tq = viewQuery();
-  if (P.get('nodes')) tq.set('nodes', P.get('nodes')); // the graph's frame budget
   const key = treeURL + '?' + tq;
   if (key !== lastTreeURL) status.textContent = 'loading…';
-  // Every request first, then what can be drawn while they run: the
-  // heatmap's and the tracks' selection.
-  const treeP = api(treeURL, tq), fnsP = api(fnURL, fq);
+  // Then what can be drawn while they run: the heatmap's and the tracks'
+  // selection.
   if (P.get('fn')) sandwichData(P.get('fn')).catch(() => {});
-  if (heat) heat.set(P);
-  if (timeline) timeline.set(P);
+  if (heat) heat.set(P, first);
+  if (timeline) timeline.set(P, first);
   focusOn(null);
   let tree, fns;
   try {
@@ -672,6 +676,9 @@ async function render() {
     return;
   }
   if (mySeq !== seq) return;
+  // Marks for the benchmark: the data in, the graph laid out and drawn,
+  // the table built (performance.getEntriesByName).
+  performance.mark('ws:data');
   err.textContent = '';
   status.textContent = '';
   UNIT = tree.unit || UNIT;
@@ -688,12 +695,15 @@ async function render() {
   graph.icicle = P.get('layout') === 'icicle';
   graph.zoom = P.get('zoom') ? graph.find(P.get('zoom').split(';')) : 0;
   graph.selected = P.get('fn');
+  performance.mark('ws:layout');
   search();
   graph.draw();
+  performance.mark('ws:drawn');
   if (!document.body.dataset.firstPaint) document.body.dataset.firstPaint = performance.now().toFixed(1); // ms from navigation
   if (fresh) fit();
   legend(tree);
   table(fns);
+  performance.mark('ws:table');
   document.body.dataset.ready = String(mySeq);
   await Promise.all([sandwich(mySeq), sumP, d ? null : graft(mySeq, treeURL, tq), chartP]);
   if (mySeq === seq) document.body.dataset.settled = String(mySeq);
