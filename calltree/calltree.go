@@ -52,8 +52,11 @@ type Set struct {
 	// is read-only once built (Add is not called again).
 	prepOnce sync.Once
 	sorted   *sortedSet
-	fnsOnce  sync.Once
-	fns      []Function
+	// deriv: the set was derived by Transform from another; its sort
+	// starts from that set's sorted stacks. Read only under prepOnce.
+	deriv   *derivation
+	fnsOnce sync.Once
+	fns     []Function
 }
 
 type sortedSet struct {
@@ -312,7 +315,82 @@ func (s *Set) rank(remap []int32) {
 
 // prep sorts the entries once, before any read.
 func (s *Set) prep() {
-	s.prepOnce.Do(func() { s.sorted = s.sort() })
+	s.prepOnce.Do(func() {
+		if s.deriv != nil {
+			s.sorted = s.deriv.sort()
+			s.deriv = nil
+			return
+		}
+		s.sorted = s.sort()
+	})
+}
+
+// derivation is how a transformed set's stacks came from the set it was
+// derived from: the stacks a transform left as they were keep their order
+// among the other set's sorted stacks, so only the stacks it changed are
+// sorted, then merged with those.
+type derivation struct {
+	from  *Set
+	kept  []bool  // by stack of from.src: its entry is kept as it was
+	moved []entry // the entries the transforms changed, unsorted
+}
+
+func (d *derivation) sort() *sortedSet {
+	d.from.prep()
+	base := d.from.sorted
+	b := d.moved // the derivation's own
+	blcp := sortEntries(b)
+	n := len(b)
+	for _, e := range base.es {
+		if d.kept[e.stack] {
+			n++
+		}
+	}
+	es := make([]entry, 0, n)
+	lcp := make([]int32, 0, n)
+	// The kept entries are read in the base's order; the common prefix
+	// of two of them is the least of the base's over the entries between
+	// (run).
+	i, j, last := 0, 0, -1
+	run := int32(math.MaxInt32)
+	for {
+		for i < len(base.es) && !d.kept[base.es[i].stack] {
+			i++
+			if i < len(base.es) {
+				run = min(run, base.lcp[i])
+			}
+		}
+		if i >= len(base.es) && j >= len(b) {
+			break
+		}
+		var e entry
+		var l int32
+		src := 0
+		if j >= len(b) || (i < len(base.es) && slices.Compare(base.es[i].names, b[j].names) <= 0) {
+			e, l = base.es[i], run
+			i++
+			run = math.MaxInt32
+			if i < len(base.es) {
+				run = base.lcp[i]
+			}
+		} else {
+			e, l, src = b[j], blcp[j], 1
+			j++
+		}
+		// Next to the one before in its own list, the list's prefix
+		// holds; else it is compared.
+		switch {
+		case len(es) == 0:
+			l = 0
+		case src != last:
+			l = int32(commonPrefix(es[len(es)-1].names, e.names))
+		}
+		es = append(es, e)
+		lcp = append(lcp, l)
+		last = src
+	}
+	d.moved = nil
+	return sums(es, lcp)
 }
 
 // Transformable reports whether Transform can derive views from this set.
@@ -349,6 +427,10 @@ func (s *Set) Transform(ts []capture.Transform) *Set {
 	var bufs [2][]uint32
 	var arena []int32
 	entries := make([]entry, 0, len(s.entries))
+	var d *derivation
+	if !renumbered {
+		d = &derivation{from: s, kept: make([]bool, len(s.src.Stacks))}
+	}
 	for _, e := range s.entries {
 		st := s.src.Stacks[e.stack]
 		ns, changed := p.Apply(st, &bufs)
@@ -357,6 +439,7 @@ func (s *Set) Transform(ts []capture.Transform) *Set {
 		}
 		if !changed && !renumbered {
 			entries = append(entries, e)
+			d.kept[e.stack] = true
 			continue
 		}
 		if cap(arena)-len(arena) < len(ns) {
@@ -369,8 +452,12 @@ func (s *Set) Transform(ts []capture.Transform) *Set {
 		}
 		e.names = arena[start:len(arena):len(arena)]
 		entries = append(entries, e)
+		if d != nil {
+			d.moved = append(d.moved, e)
+		}
 	}
 	out.entries = entries
+	out.deriv = d
 	if lined(p.Frames) {
 		// The lines are weighed anew: the transformed stacks hold other
 		// frames.

@@ -183,7 +183,7 @@ func renderRef(t *testing.T, s *refSet) string {
 // queries, directions and transform stacks, one-capture views, CPI views
 // and diffs.
 func TestSetMatchesReference(t *testing.T) {
-	derived := 0
+	derived, merged := 0, 0
 	for seed := uint64(0); seed < 400; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		c := randomCapture(rng, false)
@@ -211,7 +211,11 @@ func TestSetMatchesReference(t *testing.T) {
 		base.Add(c, q, reverse, false)
 		if base.Transformable() && q.Comm == "" {
 			derived++
-			if got := renderSet(t, base.Transform(ts)); got != want {
+			ds := base.Transform(ts)
+			if ds.deriv != nil {
+				merged++ // sorted by merging its changed stacks into base's
+			}
+			if got := renderSet(t, ds); got != want {
 				t.Fatalf("%s: the derived set differs from the reference:\n%s", name, diffLines(got, want))
 			}
 		}
@@ -231,7 +235,10 @@ func TestSetMatchesReference(t *testing.T) {
 			t.Fatalf("%s: the diff set differs from the reference:\n%s", name, diffLines(got, want))
 		}
 	}
-	t.Logf("%d derived", derived)
+	t.Logf("%d derived, %d of them sorted by a merge", derived, merged)
+	if merged < 100 {
+		t.Errorf("only %d of 400 views were sorted by a merge: that path is not tested", merged)
+	}
 	if derived < 200 {
 		t.Errorf("only %d of 400 views were derived: the fast path is not tested", derived)
 	}
