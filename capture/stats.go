@@ -66,6 +66,8 @@ const (
 	UnwindTableProcsRemoved Counter = "unwind_table_procs_removed" // processes whose entry was removed (exit)
 	UnwindTableFilesLoaded  Counter = "unwind_table_files_loaded"  // files whose tables were written to the maps
 	UnwindTableFiles        Counter = "unwind_table_files"         // files in the maps at the end
+	UnwindTablesBuilt       Counter = "unwind_tables_built"        // files whose tables were built from their CFI
+	UnwindTablesCached      Counter = "unwind_tables_cached"       // files whose tables were read from the on-disk cache (--unwind-cache)
 	UnwindTableBytes        Counter = "unwind_table_bytes"         // map bytes in use at the end
 	UnwindTableEvictions    Counter = "unwind_table_evictions"     // by reason: files removed from the maps
 	UnwindTableRefusals     Counter = "unwind_table_refusals"      // by reason: files or processes not loaded

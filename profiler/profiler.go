@@ -40,7 +40,10 @@ type Options struct {
 	// UnwindEntries sizes the unwind tables made for this capture (see
 	// UnwindTableOptions.Entries); 0: the default.
 	UnwindEntries int
-	Logger        *slog.Logger
+	// UnwindCacheDir keeps the unwind tables this capture builds on disk
+	// for the next ones (DefaultUnwindCacheDir); "": built each time.
+	UnwindCacheDir string
+	Logger         *slog.Logger
 	// Progress is called about every 250 ms while the capture runs.
 	Progress func(Progress)
 	// RingBytes is the BPF ring buffer size (a power of two, at least a
@@ -135,7 +138,7 @@ func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Captu
 		opts.Unwinder = unwind.New(unwind.Options{Logger: opts.Logger})
 	}
 	if opts.UnwindTables == nil && mode == unwind.ModeAuto {
-		t, err := NewUnwindTables(UnwindTableOptions{Entries: opts.UnwindEntries, Logger: opts.Logger})
+		t, err := NewUnwindTables(UnwindTableOptions{Entries: opts.UnwindEntries, Logger: opts.Logger, CacheDir: opts.UnwindCacheDir})
 		if err != nil {
 			// The copy path still works: unwind as before the tables.
 			opts.Logger.Warn("BPF unwind tables unavailable: user stacks are unwound from stack copies", "err", err)

@@ -60,6 +60,7 @@ const (
 type UnwindTables struct {
 	log   *slog.Logger
 	store *unwind.CompactStore
+	disk  *tableCache // the tables of earlier scorch processes
 
 	entries, rules, pages *ebpf.Map
 	maps, procMap         *ebpf.Map
@@ -130,6 +131,9 @@ type UnwindTableOptions struct {
 	// SampledOnly loads a process's tables only once it is sampled (an
 	// agent's low rate), not as soon as it is seen.
 	SampledOnly bool
+	// CacheDir keeps built tables on disk for the next scorch process
+	// (DefaultUnwindCacheDir); "": none.
+	CacheDir string
 }
 
 // NewUnwindTables creates the maps (with the layouts of bpf/unwinder.h).
@@ -148,6 +152,7 @@ func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
 		log:         opts.Logger,
 		sampledOnly: opts.SampledOnly,
 		store:       unwind.NewCompactStore(64 << 20),
+		disk:        &tableCache{dir: opts.CacheDir},
 		nEntries:    uint32(opts.Entries),
 		hot:         make(chan *loadReq, 1024),
 		cold:        make(chan *loadReq, 8192),
@@ -431,6 +436,12 @@ func (t *UnwindTables) stats() capture.Counters {
 	out.Add(capture.UnwindTableBytes, entries*unwind.EntrySize+rules*unwind.RuleSize+pages*8+
 		maps*uint64(unsafe.Sizeof(bpf.SamplerUnwindMapping{}))+uint64(len(t.procs))*16)
 	out.Add(capture.UnwindTableFiles, uint64(len(t.files)))
+	if n := t.disk.built.Load(); n > 0 {
+		out.Add(capture.UnwindTablesBuilt, uint64(n))
+	}
+	if n := t.disk.read.Load(); n > 0 {
+		out.Add(capture.UnwindTablesCached, uint64(n))
+	}
 	return out
 }
 
@@ -569,7 +580,7 @@ func (t *UnwindTables) load(pid uint32, snap *symbolizer.Process) error {
 			continue
 		}
 		t.mu.Unlock()
-		tables[i], _ = t.store.Get(m.Key, m.Open)
+		tables[i], _ = t.store.GetOr(m.Key, func() (*unwind.CompactTable, error) { return t.disk.table(m) })
 		t.mu.Lock()
 	}
 	defer t.mu.Unlock()

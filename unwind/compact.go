@@ -679,5 +679,12 @@ func (s *CompactStore) Get(key string, open func() (io.ReaderAt, io.Closer, erro
 	return t, err
 }
 
+// GetOr returns the table of key, made by build on first use (read from an
+// on-disk cache, or built).
+func (s *CompactStore) GetOr(key string, build func() (*CompactTable, error)) (*CompactTable, error) {
+	t, _, err := s.c.Get(key, build)
+	return t, err
+}
+
 // Stats are the store's counters (entries, bytes, evictions).
 func (s *CompactStore) Stats() cache.Stats { return s.c.Stats() }

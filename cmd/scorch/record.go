@@ -62,6 +62,7 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		ring        = byteSize{defaultRingSize}
 		symbolCache = byteSize{defaultSymbolCache}
 		memLimit    = byteSize{defaultMemoryLimit}
+		unwindCache = fs.String("unwind-cache", profiler.DefaultUnwindCacheDir(), "directory keeping the BPF unwinder's tables for the next captures (--unwind auto); empty: build them each time")
 	)
 	// Bounds like serve's: a long whole-host capture must not hold every
 	// symbol table it met.
@@ -139,7 +140,8 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	sym := symbolizer.New(symbolizer.Options{Logger: logger, CacheBytes: symbolCache.n, Lines: true})
 	defer sym.Close()
 	var phases profiler.Phases
-	opts := profiler.Options{Logger: logger, Symbolizer: sym, RingBytes: int(ring.n), CommandStdout: stderr, CommandStderr: stderr, Phases: &phases}
+	opts := profiler.Options{Logger: logger, Symbolizer: sym, RingBytes: int(ring.n), CommandStdout: stderr, CommandStderr: stderr, Phases: &phases,
+		UnwindCacheDir: *unwindCache}
 	cmdExit := -1
 	opts.CommandExit = func(code int) { cmdExit = code }
 	var line *progressLine
