@@ -140,7 +140,11 @@ func (col collector) record(ctx context.Context, p capture.Params, mode unwind.M
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
+	defer func() {
+		t := time.Now()
+		r.Close()
+		opts.phases().Close += time.Since(t)
+	}()
 	if err := r.c.run(ctx, r.src, r.links.close); err != nil {
 		return nil, err
 	}

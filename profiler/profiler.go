@@ -76,6 +76,7 @@ type Phases struct {
 	Drain     time.Duration // the ring buffer read to its end once the sources stopped
 	Symbolize time.Duration // naming the stacks still unnamed when the window ended
 	Aggregate time.Duration // the capture built from the events
+	Close     time.Duration // the event sources, maps, tables and process snapshots released
 }
 
 // phases is where the timings go: Options.Phases, or nowhere.
@@ -144,7 +145,11 @@ func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Captu
 			opts.Logger.Warn("BPF unwind tables unavailable: user stacks are unwound from stack copies", "err", err)
 		} else {
 			opts.UnwindTables = t
-			defer t.Close()
+			defer func() {
+				s := time.Now()
+				t.Close()
+				opts.Phases.Close += time.Since(s)
+			}()
 		}
 	}
 	col, ok := collectorFor(p.Type)

@@ -44,7 +44,7 @@ sleep 1
 declare -A col
 add() { col[$1]+="$2 "; } # add NAME VALUE: one round's figure
 med() { printf '%s\n' ${col[$1]} | median; }
-phases=(load attach drain symbolize aggregate render write)
+phases=(start load attach drain symbolize aggregate close render write)
 for ((i = 0; i < ROUNDS; i++)); do
 	# scorch
 	s=$(now)

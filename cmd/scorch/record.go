@@ -154,6 +154,7 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		line = &progressLine{w: stderr, typ: p.Type, planned: time.Duration(p.Duration)}
 		opts.Progress = line.show
 	}
+	recordAt := time.Now()
 	c, err := profiler.Record(ctx, p, opts)
 	line.clear()
 	if *memprof != "" {
@@ -205,9 +206,14 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		// rename took; rendering the rest.
 		total := time.Since(began)
 		ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
-		fmt.Fprintf(stderr, "scorch: phases load=%s attach=%s window=%s drain=%s symbolize=%s aggregate=%s render=%s write=%s after_window=%s\n",
-			ms(phases.Load), ms(phases.Attach), ms(phases.Window), ms(phases.Drain), ms(phases.Symbolize), ms(phases.Aggregate),
-			ms(total-writing), ms(writing), ms(phases.Drain+phases.Symbolize+phases.Aggregate+total))
+		// start is the process's own start-up (runtime, flags, caches)
+		// until Record; close what releasing the capture's BPF objects,
+		// tables and snapshots took after it was built.
+		fmt.Fprintf(stderr, "scorch: phases start=%s load=%s attach=%s window=%s drain=%s symbolize=%s aggregate=%s close=%s render=%s write=%s before_window=%s after_window=%s beyond_window=%s\n",
+			ms(recordAt.Sub(processStart)), ms(phases.Load), ms(phases.Attach), ms(phases.Window), ms(phases.Drain), ms(phases.Symbolize), ms(phases.Aggregate),
+			ms(phases.Close), ms(total-writing), ms(writing),
+			ms(recordAt.Sub(processStart)+phases.Load+phases.Attach), ms(phases.Drain+phases.Symbolize+phases.Aggregate+phases.Close+total),
+			ms(time.Since(processStart)-phases.Window))
 		if hwm := peakRSS(); hwm > 0 {
 			cs := sym.CacheStats()
 			fmt.Fprintf(stderr, "scorch: peak RSS %.1f MiB (--memory-limit %.0f MiB, --symbol-cache %.0f MiB: %.1f MiB used, %d files parsed, %d evicted)\n",
@@ -236,6 +242,9 @@ const (
 	defaultSymbolCache = 256 << 20
 	defaultMemoryLimit = 0
 )
+
+// processStart is about when scorch started: package initialization.
+var processStart = time.Now()
 
 // timedWriter adds the time spent in w's writes to d.
 type timedWriter struct {

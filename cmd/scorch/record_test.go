@@ -160,9 +160,11 @@ func TestRecordVerbosePhases(t *testing.T) {
 	cmd := exec.Command(bin, "record", "--type", "cpu", "--hz", "99", "--duration", "1s", "--format", "svg", "-v", "-o", out)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	began := time.Now()
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("record: %v; stderr: %s", err, stderr.String())
 	}
+	wall := float64(time.Since(began).Milliseconds())
 	var phases, rss string
 	for _, l := range strings.Split(stderr.String(), "\n") {
 		if strings.HasPrefix(l, "scorch: phases ") {
@@ -184,7 +186,7 @@ func TestRecordVerbosePhases(t *testing.T) {
 		}
 		ms[k] = float64(d.Milliseconds())
 	}
-	for _, k := range []string{"load", "attach", "window", "drain", "symbolize", "aggregate", "render", "write", "after_window"} {
+	for _, k := range []string{"start", "load", "attach", "window", "drain", "symbolize", "aggregate", "close", "render", "write", "before_window", "after_window", "beyond_window"} {
 		if _, ok := ms[k]; !ok {
 			t.Errorf("phase %s missing: %q", k, phases)
 		}
@@ -194,6 +196,18 @@ func TestRecordVerbosePhases(t *testing.T) {
 	}
 	if sum := ms["drain"] + ms["symbolize"] + ms["aggregate"] + ms["render"] + ms["write"]; sum > ms["after_window"]+1 {
 		t.Errorf("phases after the window add up to %v ms, more than after_window %v", sum, ms["after_window"])
+	}
+	// Milliseconds are truncated: each sum may be a few short.
+	if sum := ms["start"] + ms["load"] + ms["attach"]; sum > ms["before_window"]+1 || sum < ms["before_window"]-3 {
+		t.Errorf("phases before the window add up to %v ms, before_window is %v", sum, ms["before_window"])
+	}
+	// beyond_window is all of the process's time but the window, as a
+	// user timing the command sees it.
+	if b := ms["before_window"] + ms["after_window"]; b > ms["beyond_window"]+2 {
+		t.Errorf("before_window + after_window = %v ms, more than beyond_window %v", b, ms["beyond_window"])
+	}
+	if b := ms["beyond_window"]; b > wall-ms["window"]+1 || b < 0 {
+		t.Errorf("beyond_window %v ms, but the command took %v ms with a window of %v", b, wall, ms["window"])
 	}
 	var mib float64
 	if _, err := fmt.Sscanf(strings.TrimPrefix(rss, "scorch: peak RSS "), "%f MiB", &mib); err != nil || mib < 5 || mib > 4096 {
