@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/ulikunitz/xz"
 
@@ -359,25 +358,49 @@ func pltSymbols(f *elf.File, out []symbol) []symbol {
 	if err != nil {
 		return out
 	}
-	dyn, err := f.DynamicSymbols()
+	// The names of the relocations' symbols, read from .dynsym as the
+	// relocations name them: not every dynamic symbol decoded and copied
+	// (debug/elf's DynamicSymbols took megabytes per library).
+	var dynsym *elf.Section
+	for _, sec := range f.Sections {
+		if sec.Type == elf.SHT_DYNSYM {
+			dynsym = sec
+			break
+		}
+	}
+	if dynsym == nil || dynsym.Link == 0 || int(dynsym.Link) >= len(f.Sections) {
+		return out
+	}
+	syms, err := sectionData(dynsym)
 	if err != nil {
 		return out
 	}
-	const relaSize, stubSize = 24, 16
+	strtab, err := sectionData(f.Sections[dynsym.Link])
+	if err != nil {
+		return out
+	}
+	const relaSize, stubSize, symSize = 24, 16, 24
 	for k := 0; (k+1)*relaSize <= len(data) && k < 1<<16; k++ {
 		info := f.ByteOrder.Uint64(data[k*relaSize+8:])
 		idx := info >> 32
-		if uint32(info) != uint32(elf.R_X86_64_JMP_SLOT) || idx == 0 || idx > uint64(len(dyn)) {
+		if uint32(info) != uint32(elf.R_X86_64_JMP_SLOT) || idx == 0 || (idx+1)*symSize > uint64(len(syms)) {
 			continue
 		}
-		name := dyn[idx-1].Name
-		if at := strings.IndexByte(name, '@'); at > 0 {
+		nameOff := uint64(f.ByteOrder.Uint32(syms[idx*symSize:]))
+		if nameOff >= uint64(len(strtab)) {
+			continue
+		}
+		name := strtab[nameOff:]
+		if end := bytes.IndexByte(name, 0); end >= 0 {
+			name = name[:end]
+		}
+		if at := bytes.IndexByte(name, '@'); at > 0 {
 			name = name[:at]
 		}
-		if name == "" {
+		if len(name) == 0 {
 			continue
 		}
-		out = append(out, symbol{addr: base + uint64(k)*stubSize, size: stubSize, name: []byte(name + "@plt")})
+		out = append(out, symbol{addr: base + uint64(k)*stubSize, size: stubSize, name: append(name[:len(name):len(name)], "@plt"...)})
 	}
 	return out
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/flamegraph"
+	"github.com/scorch-dev/scorch/internal/peakheap"
 	"github.com/scorch-dev/scorch/output"
 	"github.com/scorch-dev/scorch/profiler"
 	"github.com/scorch-dev/scorch/symbolizer"
@@ -127,6 +128,7 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		debug.SetMemoryLimit(memLimit.n)
 	}
 
+	defer peakheap.FromEnv()()
 	if *cpuprof != "" {
 		if f, err := os.Create(*cpuprof); err == nil && pprof.StartCPUProfile(f) == nil {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()

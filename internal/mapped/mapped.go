@@ -56,6 +56,9 @@ func Map(f *os.File) (*File, error) {
 	if merr != nil {
 		return nil, fmt.Errorf("map %s: %w", f.Name(), merr)
 	}
+	// Lookups touch a few pages here and there: no read-ahead around
+	// them into the resident set.
+	_ = unix.Madvise(data, unix.MADV_RANDOM)
 	m := &File{data: data}
 	runtime.AddCleanup(m, func(b []byte) { _ = unix.Munmap(b) }, data)
 	return m, nil
