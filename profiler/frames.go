@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -42,6 +43,7 @@ type namer struct {
 	done   chan struct{}
 	added  int      // raw stacks queued
 	ids    []uint32 // the builder's stack of each raw stack, in intern order
+	named  atomic.Int64
 }
 
 type queuedStack struct {
@@ -50,11 +52,16 @@ type queuedStack struct {
 	idx int       // its index among the capture's raw stacks
 }
 
-// nameAfter is how long a stack waits before it is named: a young process
-// (proc.young) maps its libraries after its snapshot, which is read again
-// meanwhile (rereadAfterExec, and at lookups of unknown addresses); a
-// stack named earlier misses them.
+// nameAfter is how long a stack of a young process (proc.young) waits
+// before it is named: such a process maps its libraries after its
+// snapshot, which is read again meanwhile (rereadAfterExec, and at lookups
+// of unknown addresses); a stack named earlier misses them. The stacks of
+// the others are named as they come, so the end of a capture names only
+// the last second's stacks of young processes.
 const nameAfter = time.Second
+
+// young: one of the stack's processes may still map its libraries.
+func (r *rawStack) young() bool { return r.main.young || (r.waker != nil && r.waker.young) }
 
 func newNamer(meta capture.Meta, sym *symbolizer.Symbolizer) *namer {
 	n := &namer{f: frames{sym: sym, b: capture.NewBuilder(meta), mapped: make(map[mappedPC]struct{})}, wake: make(chan struct{}, 1), done: make(chan struct{})}
@@ -64,8 +71,12 @@ func newNamer(meta capture.Meta, sym *symbolizer.Symbolizer) *namer {
 
 // add queues the next raw stack.
 func (n *namer) add(r rawStack) {
+	var at time.Time // the zero time: to be named now
+	if r.young() {
+		at = time.Now()
+	}
 	n.mu.Lock()
-	n.queue = append(n.queue, queuedStack{r: r, at: time.Now(), idx: n.added})
+	n.queue = append(n.queue, queuedStack{r: r, at: at, idx: n.added})
 	n.added++
 	n.mu.Unlock()
 	select {
@@ -83,15 +94,25 @@ func (n *namer) run() {
 		// The stacks old enough to be named (all of them once closed).
 		n.mu.Lock()
 		closed := n.closed
-		k := len(n.queue)
-		if !closed {
-			k = 0
-			for k < len(n.queue) && time.Since(n.queue[k].at) >= nameAfter {
-				k++
+		var batch []queuedStack
+		if closed {
+			batch = n.queue
+			n.queue = nil
+		} else {
+			// The young processes' stacks wait, in the order they came;
+			// the others go now.
+			now := time.Now()
+			kept := n.queue[:0]
+			for _, q := range n.queue {
+				if now.Sub(q.at) >= nameAfter {
+					batch = append(batch, q)
+				} else {
+					kept = append(kept, q)
+				}
 			}
+			clear(n.queue[len(kept):])
+			n.queue = kept
 		}
-		batch := slices.Clone(n.queue[:k])
-		n.queue = slices.Delete(n.queue, 0, k)
 		var next time.Duration = -1
 		if len(n.queue) > 0 {
 			next = nameAfter - time.Since(n.queue[0].at)
@@ -110,6 +131,7 @@ func (n *namer) run() {
 			}
 			n.ids[batch[i].idx] = n.f.b.Stack(fs)
 		}
+		n.named.Add(int64(len(batch)))
 		if closed && next < 0 {
 			return
 		}

@@ -22,6 +22,9 @@ type segment struct {
 	kTrunc bool
 	uTrunc bool
 	idle   bool
+	// young: the process was snapshot less than a second before the
+	// record and may still map the libraries its user stack is in.
+	young bool
 }
 
 // rawStack is a stack as addresses, deduplicated before symbolization.
@@ -79,6 +82,7 @@ func (t *stacks) segment(p *proc, e *stackEvent) segment {
 	}
 	seg.kernel = e.Kstack
 	seg.user = user
+	seg.young = len(user) > 0 && p.snap != nil && p.young(e.Ts)
 	if e.KTruncated || e.UTrunc {
 		t.stats.Truncated++
 	}
