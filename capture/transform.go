@@ -241,6 +241,9 @@ func (c *Capture) Transform(ts []Transform) *Capture {
 	}
 	stacks := make([][]uint32, len(c.Stacks))
 	var bufs [2][]uint32
+	// Changed stacks are copied into large blocks, not one allocation
+	// each: a wide merge changes most of a large capture's stacks.
+	var arena []uint32
 	dropped := false
 	for si, st := range c.Stacks {
 		if st == nil {
@@ -251,8 +254,15 @@ func (c *Capture) Transform(ts []Transform) *Capture {
 			dropped = true
 		case !changed:
 			stacks[si] = st // unchanged: share it
+		case len(ns) == 0:
+			// As a copy of it always was.
 		default:
-			stacks[si] = append([]uint32(nil), ns...)
+			if cap(arena)-len(arena) < len(ns) {
+				arena = make([]uint32, 0, max(1<<16, len(ns)))
+			}
+			start := len(arena)
+			arena = append(arena, ns...)
+			stacks[si] = arena[start:len(arena):len(arena)]
 		}
 	}
 	out.Stacks = stacks
