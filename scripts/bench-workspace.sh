@@ -127,6 +127,9 @@ line("zoom", "zoom_ms", 100)
 line("search", "search_ms", 100)
 line("transform (with server)", "transform_ms", 100)
 line("JS heap", "heap_mb", 200, "MB")
+st = w.get("transform_steps")
+if st:
+    print("browser transform, steps (median ms from the click): data in %s, laid out %s, drawn %s, table %s" % tuple("n/a" if x is None else f"{x:.0f}" for x in st))
 print(f"frames drawn: workspace {w.get('frames_drawn')}, svg {s.get('frames_drawn')}; search: {w.get('search_info')}")
 for e in r["errors"]:
     print("browser error:", e)

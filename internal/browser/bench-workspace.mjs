@@ -78,12 +78,24 @@ try {
         return 0;
       }, { i, kind });
       if (kind === 'contextmenu') {
+        // The transform's time runs from the user's choice in the menu
+        // (the click on Merge), not from opening the menu.
+        await page.evaluate(() => document.addEventListener('click', (e) => {
+          if (e.target.closest && e.target.closest('#menu')) window.__t0 = performance.now();
+        }, { capture: true, once: true }));
         await page.click('#menu button:has-text("Merge")');
         const ts = new URLSearchParams(await page.evaluate(() => location.search)).getAll('t');
         (out.workspace.transformed ||= []).push(ts.map((t) => 't=' + encodeURIComponent(t)).join('&'));
       }
       await waitReady(page, seq);
       ts.push(t + await page.evaluate(() => performance.now() - window.__t0));
+      // Where the time went: the page's marks of its redraw (the data in,
+      // laid out, drawn, the table built), from the same start.
+      const marks = await page.evaluate(() => ['ws:data', 'ws:layout', 'ws:drawn', 'ws:table'].map((n) => {
+        const m = performance.getEntriesByName(n).pop();
+        return m ? m.startTime - window.__t0 : null;
+      }));
+      (steps[kind] ||= []).push(marks);
       if (kind === 'click') {
         const s2 = await seqOf(page);
         await page.goBack();
@@ -93,6 +105,7 @@ try {
     }
     return ts;
   };
+  const steps = {};
   out.workspace.zoom_ms = median(await click('click'));
   await page.goto(base + '/captures/' + id);
   await page.waitForFunction(() => document.body.dataset.settled);
@@ -117,6 +130,7 @@ try {
   await page.goto(base + '/captures/' + id);
   await page.waitForFunction(() => document.body.dataset.settled);
   out.workspace.transform_ms = median(await click('contextmenu'));
+  out.workspace.transform_steps = [0, 1, 2, 3].map((k) => median(steps.contextmenu.map((m) => m[k]).filter((x) => x !== null)));
   out.workspace.heap_mb = await heap(page);
 
   // The SVG route, as the old page showed it.
