@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"debug/dwarf"
 	"debug/elf"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -28,12 +30,14 @@ import (
 // read whole at the first symbolization, as before (eager).
 type moduleDWARF struct {
 	mu      sync.Mutex
-	d       *dwarf.Data
-	mapping *mapped.File // what d's sections point into; nil: on the heap
+	ds      *dwarfSections // nil: relocated DWARF, read through full
+	full    *dwarf.Data    // every unit; made only when needed (see dwarfUnit.refAddr)
+	mapping *mapped.File   // what the sections point into; nil: on the heap
 	units   []dwarfUnit
 	ranges  []unitRange // sorted by lo
 	maxHi   []uint64    // maxHi[i]: the largest hi of ranges[:i+1]
 	eager   *unitTables // split DWARF: every unit, read at once
+	skel    bool        // the first unit is a split DWARF skeleton
 	// heap is what the index, the sections read onto the heap and the
 	// units read so far keep; mappedN the mapped section bytes.
 	heap    atomic.Int64
@@ -41,9 +45,18 @@ type moduleDWARF struct {
 	grown   atomic.Bool // a unit was read since the last takeGrown
 }
 
+// dwarfUnit is a unit of .debug_info: [start, end) in the section, and
+// the offset of its DIE in the data it is read with (relative to start
+// when read alone). A unit is read alone, its bytes only given to
+// debug/dwarf, which then parses only its abbreviations: a module's data
+// with every unit parses all of them up front and keeps them (12 MiB for
+// libc). A unit referring into other units (DW_FORM_ref_addr: LTO, dwz)
+// is read with every unit.
 type dwarfUnit struct {
-	off    dwarf.Offset
-	loaded *unitTables // nil until read
+	start, end uint64
+	off        dwarf.Offset
+	refAddr    bool
+	loaded     *unitTables // nil until read
 }
 
 type unitRange struct {
@@ -78,14 +91,39 @@ var dwarfSectionUsed = map[string]bool{
 	"addr": true, "line_str": true, "str_offsets": true, "rnglists": true,
 }
 
-// openDWARFIn decodes f's DWARF sections, in place from mf (the mapping
-// of f's file, or nil) where a section is not compressed and needs no
-// relocation; it returns the data, the bytes it read onto the heap and
-// the bytes it reads from the mapping.
-func openDWARFIn(f *elf.File, mf *mapped.File) (d *dwarf.Data, heap, mappedN int64, err error) {
+// dwarfSections are a module's DWARF sections, in place or on the heap.
+type dwarfSections struct {
+	sec   map[string][]byte
+	order []string
+}
+
+// newData gives debug/dwarf the sections with info as .debug_info.
+func (ds *dwarfSections) newData(info []byte) (*dwarf.Data, error) {
+	d, err := dwarf.New(ds.sec["abbrev"], nil, nil, info, ds.sec["line"], nil, ds.sec["ranges"], ds.sec["str"])
+	if err != nil {
+		return nil, fmt.Errorf("dwarf: %w", err)
+	}
+	for _, name := range ds.order {
+		switch name {
+		case "abbrev", "info", "line", "ranges", "str":
+			continue
+		}
+		if err := d.AddSection(".debug_"+name, ds.sec[name]); err != nil {
+			return nil, fmt.Errorf("dwarf %s: %w", name, err)
+		}
+	}
+	return d, nil
+}
+
+// openDWARFIn reads f's DWARF sections, in place from mf (the mapping of
+// f's file, or nil) where a section is not compressed; it returns them,
+// the bytes it read onto the heap and the bytes it reads from the
+// mapping. Relocated DWARF (an object file) is decoded whole by debug/elf
+// instead (full).
+func openDWARFIn(f *elf.File, mf *mapped.File) (ds *dwarfSections, full *dwarf.Data, heap, mappedN int64, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			d, err = nil, fmt.Errorf("corrupt dwarf: %v", p)
+			ds, full, err = nil, nil, fmt.Errorf("corrupt dwarf: %v", p)
 		}
 	}()
 	debugSec := func(s *elf.Section) string {
@@ -97,16 +135,16 @@ func openDWARFIn(f *elf.File, mf *mapped.File) (d *dwarf.Data, heap, mappedN int
 		}
 		return ""
 	}
-	eager := mf == nil || f.Type == elf.ET_REL
+	relocated := f.Type == elf.ET_REL
 	for _, s := range f.Sections {
 		if (s.Type == elf.SHT_RELA || s.Type == elf.SHT_REL) && int(s.Info) < len(f.Sections) && debugSec(f.Sections[s.Info]) != "" {
-			eager = true // relocated DWARF: debug/elf applies them
+			relocated = true
 		}
 	}
-	if eager {
+	if relocated {
 		d, err := openDWARF(f)
 		if err != nil {
-			return nil, 0, 0, err
+			return nil, nil, 0, 0, err
 		}
 		for _, s := range f.Sections {
 			if debugSec(s) != "" {
@@ -116,16 +154,15 @@ func openDWARFIn(f *elf.File, mf *mapped.File) (d *dwarf.Data, heap, mappedN int
 		if s := f.Section(".debug_abbrev"); s != nil {
 			heap += int64(s.Size) * dwarfAbbrevFactor
 		}
-		return d, heap, 0, nil
+		return nil, d, heap, 0, nil
 	}
-	data := map[string][]byte{}
-	var order []string
+	ds = &dwarfSections{sec: map[string][]byte{}}
 	for _, s := range f.Sections {
 		name := debugSec(s)
 		if !dwarfSectionUsed[name] {
 			continue
 		}
-		if _, dup := data[name]; dup {
+		if _, dup := ds.sec[name]; dup {
 			continue
 		}
 		b, err := mf.Section(s)
@@ -134,67 +171,76 @@ func openDWARFIn(f *elf.File, mf *mapped.File) (d *dwarf.Data, heap, mappedN int
 		} else if b, err = sectionData(s); err == nil {
 			heap += int64(len(b))
 		} else {
-			return nil, 0, 0, err
+			return nil, nil, 0, 0, err
 		}
-		data[name] = b
-		order = append(order, name)
+		ds.sec[name] = b
+		ds.order = append(ds.order, name)
 	}
-	heap += int64(len(data["abbrev"])) * dwarfAbbrevFactor
-	d, err = dwarf.New(data["abbrev"], nil, nil, data["info"], data["line"], nil, data["ranges"], data["str"])
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("dwarf: %w", err)
+	if len(ds.sec["info"]) == 0 {
+		return nil, nil, 0, 0, errors.New("dwarf: no .debug_info")
 	}
-	for _, name := range order {
-		switch name {
-		case "abbrev", "info", "line", "ranges", "str":
-			continue
-		default:
-			err = d.AddSection(".debug_"+name, data[name])
-		}
-		if err != nil {
-			return nil, 0, 0, fmt.Errorf("dwarf %s: %w", name, err)
-		}
-	}
-	return d, heap, mappedN, nil
+	return ds, nil, heap, mappedN, nil
 }
 
-// newModuleDWARF indexes the units of d.
-func newModuleDWARF(d *dwarf.Data, mf *mapped.File, heap, mappedN int64) (md *moduleDWARF, err error) {
+// newModuleDWARF indexes the units of ds (or of full).
+func newModuleDWARF(ds *dwarfSections, full *dwarf.Data, mf *mapped.File, heap, mappedN int64) (md *moduleDWARF, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			md, err = nil, fmt.Errorf("corrupt dwarf: %v", p)
 		}
 	}()
-	md = &moduleDWARF{d: d, mapping: mf, mappedN: mappedN}
-	r := d.Reader()
-	for len(md.units) < maxDWARFUnits {
-		e, err := r.Next()
-		if err != nil {
-			return nil, fmt.Errorf("dwarf: %w", err)
-		}
-		if e == nil {
-			break
-		}
-		r.SkipChildren()
+	md = &moduleDWARF{ds: ds, full: full, mapping: mf, mappedN: mappedN}
+	index := func(d *dwarf.Data, e *dwarf.Entry, u dwarfUnit) {
 		switch e.Tag {
 		case dwarf.TagCompileUnit, dwarf.TagSkeletonUnit, dwarf.TagPartialUnit:
 		default:
-			continue
+			return
 		}
-		u := uint32(len(md.units))
-		md.units = append(md.units, dwarfUnit{off: e.Offset})
-		rs, _ := d.Ranges(e)
+		if len(md.units) == 0 {
+			md.skel = e.Tag == dwarf.TagSkeletonUnit
+		}
 		n := len(md.ranges)
+		ui := uint32(len(md.units))
+		md.units = append(md.units, u)
+		rs, _ := d.Ranges(e)
 		for _, rg := range rs {
 			if rg[1] > rg[0] {
-				md.ranges = append(md.ranges, unitRange{lo: rg[0], hi: rg[1], unit: u})
+				md.ranges = append(md.ranges, unitRange{lo: rg[0], hi: rg[1], unit: ui})
 			}
 		}
 		// The unit DIE's ranges miss code its line program covers (glibc
 		// has such units): the sequences of the line program are indexed
 		// too, without keeping its rows.
-		md.ranges = append(md.ranges, sequenceRanges(d, e, u)...)
+		md.ranges = append(md.ranges, sequenceRanges(d, e, ui)...)
 		md.ranges = mergeRanges(md.ranges, n)
+	}
+	if ds == nil {
+		r := full.Reader()
+		for len(md.units) < maxDWARFUnits {
+			e, err := r.Next()
+			if err != nil {
+				return nil, fmt.Errorf("dwarf: %w", err)
+			}
+			if e == nil {
+				break
+			}
+			r.SkipChildren()
+			index(full, e, dwarfUnit{off: e.Offset, refAddr: true})
+		}
+	} else {
+		info, abbrev := ds.sec["info"], ds.sec["abbrev"]
+		for start := uint64(0); start < uint64(len(info)) && len(md.units) < maxDWARFUnits; {
+			end, abbrevOff, ok := unitBounds(info, start)
+			if !ok {
+				break
+			}
+			if d, err := ds.newData(info[start:end]); err == nil {
+				if e, err := d.Reader().Next(); err == nil && e != nil {
+					index(d, e, dwarfUnit{start: start, end: end, off: e.Offset, refAddr: refersAcross(abbrev, abbrevOff)})
+				}
+			}
+			start = end
+		}
 	}
 	slices.SortFunc(md.ranges, func(a, b unitRange) int { return cmp.Compare(a.lo, b.lo) })
 	md.maxHi = make([]uint64, len(md.ranges))
@@ -203,8 +249,123 @@ func newModuleDWARF(d *dwarf.Data, mf *mapped.File, heap, mappedN int64) (md *mo
 		hi = max(hi, rg.hi)
 		md.maxHi[i] = hi
 	}
-	md.heap.Store(heap + int64(len(md.units))*dwarfUnitBytes + int64(cap(md.ranges))*24)
+	md.heap.Store(heap + int64(cap(md.units))*dwarfUnitBytes + int64(cap(md.ranges))*24 + int64(cap(md.maxHi))*8)
 	return md, nil
+}
+
+// unitBounds reads the header of the unit at start of .debug_info: its
+// end and the offset of its abbreviations.
+func unitBounds(info []byte, start uint64) (end, abbrevOff uint64, ok bool) {
+	b := info[start:]
+	if len(b) < 4 {
+		return 0, 0, false
+	}
+	length, hdr, offSize := uint64(binary.LittleEndian.Uint32(b)), uint64(4), uint64(4)
+	if length == 0xffffffff {
+		if len(b) < 12 {
+			return 0, 0, false
+		}
+		length, hdr, offSize = binary.LittleEndian.Uint64(b[4:]), 12, 8
+	} else if length >= 0xfffffff0 {
+		return 0, 0, false
+	}
+	if length > uint64(len(b))-hdr || length < 2+offSize+1 {
+		return 0, 0, false
+	}
+	end = start + hdr + length
+	v := b[hdr:]
+	at := uint64(2) // version
+	if binary.LittleEndian.Uint16(v) >= 5 {
+		at = 4 // unit type, address size
+	}
+	if at+offSize > length {
+		return 0, 0, false
+	}
+	if offSize == 8 {
+		abbrevOff = binary.LittleEndian.Uint64(v[at:])
+	} else {
+		abbrevOff = uint64(binary.LittleEndian.Uint32(v[at:]))
+	}
+	return end, abbrevOff, true
+}
+
+// refersAcross reports whether the abbreviations at off use a form that
+// refers into other units (DW_FORM_ref_addr, dwz's DW_FORM_GNU_ref_alt)
+// or whose form is only known per DIE (DW_FORM_indirect); a table it
+// cannot read counts as one that does.
+func refersAcross(abbrev []byte, off uint64) bool {
+	if off >= uint64(len(abbrev)) {
+		return true
+	}
+	b := abbrev[off:]
+	uleb := func() (uint64, bool) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, false
+		}
+		b = b[n:]
+		return v, true
+	}
+	for decls := 0; decls < 1<<16; decls++ {
+		code, ok := uleb()
+		if !ok {
+			return true
+		}
+		if code == 0 {
+			return false
+		}
+		if _, ok := uleb(); !ok || len(b) < 1 { // tag, children
+			return true
+		}
+		b = b[1:]
+		for {
+			attr, ok1 := uleb()
+			form, ok2 := uleb()
+			if !ok1 || !ok2 {
+				return true
+			}
+			if attr == 0 && form == 0 {
+				break
+			}
+			switch form {
+			case 0x10, 0x1f20, 0x16: // ref_addr, GNU_ref_alt, indirect
+				return true
+			case 0x21: // implicit_const: a value in the declaration
+				if _, n := binary.Varint(b); n <= 0 {
+					return true
+				} else {
+					b = b[n:]
+				}
+			}
+		}
+	}
+	return true
+}
+
+// split reports whether the module's DWARF is split (skeleton units).
+func (md *moduleDWARF) split() bool { return md.skel }
+
+// dropFull forgets the data with every unit (split DWARF, once read).
+func (md *moduleDWARF) dropFull() {
+	if md.full != nil && md.ds != nil {
+		md.full = nil
+		md.heap.Add(-int64(len(md.ds.sec["abbrev"])) * dwarfAbbrevFactor)
+	}
+}
+
+// fullData is the data with every unit, made once. Called with md.mu
+// held.
+func (md *moduleDWARF) fullData() (*dwarf.Data, error) {
+	if md.full != nil {
+		return md.full, nil
+	}
+	d, err := md.ds.newData(md.ds.sec["info"])
+	if err != nil {
+		return nil, err
+	}
+	md.full = d
+	md.heap.Add(int64(len(md.ds.sec["abbrev"])) * dwarfAbbrevFactor)
+	return d, nil
 }
 
 // sequenceRanges returns the address ranges of the sequences of the line
@@ -268,7 +429,7 @@ func (md *moduleDWARF) tablesAt(addr uint64) []*unitTables {
 		}
 		u := &md.units[rg.unit]
 		if u.loaded == nil {
-			u.loaded = md.readUnit(u.off)
+			u.loaded = md.readUnit(u)
 			md.heap.Add(u.loaded.bytes())
 			md.grown.Store(true)
 		}
@@ -279,26 +440,38 @@ func (md *moduleDWARF) tablesAt(addr uint64) []*unitTables {
 	return out
 }
 
-// readUnit reads the line rows and inlined calls of the unit at off; a
-// corrupt unit gives empty tables.
-func (md *moduleDWARF) readUnit(off dwarf.Offset) (ut *unitTables) {
+// readUnit reads the line rows and inlined calls of unit u; a corrupt
+// unit gives empty tables. Called with md.mu held.
+func (md *moduleDWARF) readUnit(u *dwarfUnit) (ut *unitTables) {
 	ut = &unitTables{}
 	defer func() {
 		if recover() != nil {
 			ut = &unitTables{}
 		}
 	}()
-	r := md.d.Reader()
+	var d *dwarf.Data
+	var err error
+	off := u.off
+	if md.ds != nil && !u.refAddr {
+		d, err = md.ds.newData(md.ds.sec["info"][u.start:u.end])
+	} else {
+		d, err = md.fullData()
+		off += dwarf.Offset(u.start)
+	}
+	if err != nil {
+		return ut
+	}
+	r := d.Reader()
 	r.Seek(off)
 	e, err := r.Next()
 	if err != nil || e == nil {
 		return ut
 	}
 	var lb lineBuilder
-	lb.addUnit(md.d, e)
+	lb.addUnit(d, e)
 	ut.lines, _ = lb.finish()
 	b := newInlineBuilder()
-	if b.addUnit(md.d, off, nil) == nil {
+	if b.addUnit(d, off, nil) == nil {
 		ut.inlines, _ = b.finish()
 	}
 	return ut

@@ -50,7 +50,12 @@ func TestLazyDWARFMatchesEager(t *testing.T) {
 	run(t, "cp", bin, stripped)
 	dbg := stripWithDebug(t, stripped)
 
-	files := []struct{ name, path string }{{"binary", bin}, {"debug file", dbg}}
+	// Link-time optimisation: inlined calls refer to functions of other
+	// units (DW_FORM_ref_addr), read with every unit.
+	lto := filepath.Join(dir, "lazy-lto")
+	run(t, "gcc", append([]string{"-O2", "-g", "-flto", "-Wl,--build-id", "-o", lto}, srcs...)...)
+
+	files := []struct{ name, path string }{{"binary", bin}, {"debug file", dbg}, {"lto binary", lto}}
 	if id := fileBuildIDOrEmpty(libcPath); len(id) > 2 {
 		files = append(files, struct{ name, path string }{"libc debug file", filepath.Join("/usr/lib/debug/.build-id", id[:2], id[2:]+".debug")})
 	}
@@ -110,6 +115,9 @@ func TestLazyDWARFMatchesEager(t *testing.T) {
 				}
 			}
 			t.Logf("%d addresses compared (%d with inlined calls), %d of %d units read", compared, inlined, read, len(md.units))
+			if across := slices.ContainsFunc(md.units, func(u dwarfUnit) bool { return u.refAddr }); tc.name == "lto binary" && !across {
+				t.Errorf("no unit of the LTO binary refers into another: the fixture does not test that path")
+			}
 			if inlined == 0 {
 				t.Errorf("no inlined calls among %d addresses: the fixture does not test them", compared)
 			}

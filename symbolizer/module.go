@@ -215,20 +215,25 @@ func (s *Symbolizer) readDWARF(f *elf.File, r any, loc debugLocator) *moduleDWAR
 			s.log.Debug("map", "module", loc.label, "err", err)
 		}
 	}
-	d, heap, mappedN, err := openDWARFIn(f, mf)
+	ds, full, heap, mappedN, err := openDWARFIn(f, mf)
 	if err != nil {
 		s.log.Debug("dwarf", "module", loc.label, "err", err)
 		return nil
 	}
-	md, err := newModuleDWARF(d, mf, heap, mappedN)
+	md, err := newModuleDWARF(ds, full, mf, heap, mappedN)
 	if err != nil {
 		s.log.Debug("dwarf", "module", loc.label, "err", err)
 		return nil
 	}
-	if !hasSkeletons(d) {
+	if len(md.units) == 0 || !md.split() {
 		return md
 	}
 	// Split DWARF: every unit with its .dwo, read at once.
+	d, err := md.fullData()
+	if err != nil {
+		s.log.Debug("dwarf", "module", loc.label, "err", err)
+		return nil
+	}
 	lt, err := readLineTable(d)
 	if err != nil {
 		s.log.Debug("line table", "module", loc.label, "err", err)
@@ -247,6 +252,7 @@ func (s *Symbolizer) readDWARF(f *elf.File, r any, loc debugLocator) *moduleDWAR
 	}
 	md.eager = &unitTables{lines: lt, inlines: it}
 	md.heap.Add(md.eager.bytes())
+	md.dropFull()
 	return md
 }
 

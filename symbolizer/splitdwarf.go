@@ -285,9 +285,3 @@ func skipHeader(b []byte, n int) []byte {
 	}
 	return nil
 }
-
-// hasSkeletons reports whether d's first unit is a split DWARF skeleton.
-func hasSkeletons(d *dwarf.Data) bool {
-	e, err := d.Reader().Next()
-	return err == nil && e != nil && e.Tag == dwarf.TagSkeletonUnit
-}
