@@ -44,6 +44,8 @@ enum event_flag {
 	EVENT_LEFT = 8,        /* off-CPU: the stacks came in a RECORD_LEAVE */
 	EVENT_UNMAPPED_PC = 16, /* the user stack walk met a pc outside the process's known mappings */
 	EVENT_ARRIVAL = 32,     /* off-CPU: a struct arrival follows the stacks (offcpu.c) */
+	EVENT_USTACK_DEF = 64,  /* user space keeps this user stack as ustack_ref */
+	EVENT_USTACK_REF = 128, /* the user stack is the one kept as ustack_ref: not sent again */
 };
 
 /* Counters, one slot each in the per-CPU stats array. */
@@ -58,6 +60,9 @@ enum stat_slot {
 	STAT_KCACHE_HIT,   /* off-CPU: kernel stacks taken from the cache */
 	STAT_KCACHE_MISS,  /* off-CPU: kernel stacks walked */
 	STAT_KCACHE_WRONG, /* off-CPU, check mode: a cached stack that differed from the walk */
+	STAT_UCACHE_HIT,   /* user stacks sent as a reference */
+	STAT_UCACHE_MISS,  /* user stacks walked with the cache on */
+	STAT_UCACHE_WRONG, /* check mode: a cached user stack that differed from the walk */
 	STAT_MAX,
 };
 
@@ -96,7 +101,9 @@ struct stack_event {
 	/* ustack_end: enum unwind_end, why the user stack walked in BPF ended
 	 * (UNWIND_NOT_WALKED: it was not; the copy is for user space). */
 	__u32 ustack_end;
-	__u32 pad;
+	/* ustack_ref: EVENT_USTACK_DEF, EVENT_USTACK_REF: the user stack
+	 * cache's id of this user stack (see fill_user_stack). */
+	__u32 ustack_ref;
 	/* User registers (arch.h): pc, stack pointer, frame pointer (rbp,
 	 * x29) and the link register (arm64's x30, the return address while
 	 * a function has not saved it; 0 on x86-64). */
@@ -226,6 +233,213 @@ static __always_inline struct stack_event *new_event(__u32 slot)
 
 #include "unwinder.h"
 
+/* User stack cache.
+ *
+ * A thread that blocks (or faults) again where it did before has the same
+ * user stack: the same pc, stack pointer and frame pointer, and the same
+ * return addresses in the same slots above the stack pointer. The walk
+ * reads those slots and nothing that could differ with the same values
+ * in them (the rules come from the pcs), so the first walk of a stack also
+ * finds each return address's slot (in one window read from sp), and a
+ * later event of the same thread with the same registers reuses the stack
+ * when every one of those slots still holds its return address: one read
+ * of the window instead of a walk. The record then carries a reference
+ * (EVENT_USTACK_REF, ustack_ref) instead of the stack, which user space
+ * sent with EVENT_USTACK_DEF before: a way's reference is valid only once
+ * the record that defined it reached the ring (submit_extra), and the ring
+ * delivers a CPU's records in order. ucache_check walks every stack anyway
+ * and counts the cached ones that differ (STAT_UCACHE_WRONG), for tests.
+ *
+ * Per CPU, as the kernel stack cache (offcpu.c): UC_SETS sets of UC_WAYS
+ * stacks, replaced round robin. On only where stacks repeat (off-CPU,
+ * page faults): a CPU sample rarely has the stack pointer of another. */
+#define UC_FRAMES 32              /* deeper user stacks are walked every time */
+#define UC_WAYS 4
+#define UC_SETS 32
+#define UC_WINDOW 4096            /* bytes above sp the return addresses must be in */
+#define UC_LR 0xffff              /* arm64: the frame's pc is the link register (in the key) */
+#define UC_WIN_OFF (2 * STACK_BYTES) /* the window's room in data: the stack copy's */
+
+const volatile bool ucache_enabled = false;
+const volatile bool ucache_check = false;
+
+struct uc_way {
+	__u64 ip, sp, bp, lr; /* the key, with pid and tid */
+	__u32 pid, tid;
+	__u32 n;     /* frames; 0: empty */
+	__u32 valid; /* the record that defined it reached the ring */
+	__u32 end;   /* the walk's ustack_end */
+	__u32 flags; /* the walk's EVENT_UNMAPPED_PC */
+	__u32 win;   /* bytes above sp that hold the slots */
+	__u32 pad;
+	__u16 off[UC_FRAMES]; /* slot of frame i >= 1: bytes above sp */
+	__u64 ips[UC_FRAMES];
+};
+
+struct uc_set {
+	__u32 next; /* the way to replace next */
+	__u32 pad;
+	struct uc_way way[UC_WAYS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, UC_SETS);
+	__type(key, __u32);
+	__type(value, struct uc_set);
+} ucache SEC(".maps");
+
+/* uc_read reads n bytes of the user stack from sp into the window's room. */
+static __always_inline long uc_read(struct stack_event *e, __u64 n)
+{
+	if (n > UC_WINDOW)
+		n = UC_WINDOW;
+	if (n < 8)
+		n = 8;
+	barrier_var(n);
+	return bpf_probe_read_user((void *)e->data + UC_WIN_OFF, n, (void *)e->sp);
+}
+
+/* uc_valid reports whether every slot of way w still holds its return
+ * address. A global function: verified once, not once per way and path. */
+__noinline int uc_valid(struct uc_way *w, struct stack_event *e)
+{
+	if (!w || !e)
+		return 0;
+	__u32 n = w->n;
+	if (n < 1 || n > UC_FRAMES)
+		return 0;
+	if (n == 1)
+		return 1;
+	if (uc_read(e, w->win))
+		return 0;
+	for (__u32 i = 1; i < UC_FRAMES; i++) {
+		if (i >= n)
+			break;
+		__u16 off = w->off[i];
+		if (off == UC_LR)
+			continue;
+		if (STRIP_RA(e->data[UC_WIN_OFF / 8 + ((off / 8) & (UC_WINDOW / 8 - 1))]) != w->ips[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* uc_same reports whether way w holds the user stack just walked into e
+ * at byte offset off (check mode). */
+__noinline int uc_same(struct uc_way *w, struct stack_event *e, __u32 off)
+{
+	if (!w || !e || off > STACK_BYTES)
+		return 0;
+	__u32 n = e->ustack_len / 8;
+	if (w->n != n || w->end != e->ustack_end)
+		return 0;
+	for (__u32 j = 0; j < UC_FRAMES; j++) {
+		__u32 k = off / 8 + j;
+		if (j < n && w->ips[j] != e->data[k & 511])
+			return 0;
+	}
+	return 1;
+}
+
+/* The state of uc_scan's search: bpf_loop's context. */
+struct uc_scan_ctx {
+	struct uc_way *w;
+	struct stack_event *e;
+	__u32 j, n, last, words;
+};
+
+/* uc_scan_step looks at window word i for the slot of frame j. */
+static long uc_scan_step(__u64 i, struct uc_scan_ctx *c)
+{
+	__u32 j = c->j;
+	if (j >= c->n || i >= c->words || j >= UC_FRAMES)
+		return 1;
+	struct uc_way *w = c->w;
+	__u64 v = c->e->data[UC_WIN_OFF / 8 + (i & (UC_WINDOW / 8 - 1))];
+	if (STRIP_RA(v) == w->ips[j & (UC_FRAMES - 1)]) {
+		w->off[j & (UC_FRAMES - 1)] = i * 8;
+		c->last = i;
+		c->j = j + 1;
+	}
+	return 0;
+}
+
+/* uc_scan finds the slots of frames 1..n-1 of w->ips, in that order, in
+ * the first words of the window (a bpf_loop: verified once). */
+static __always_inline bool uc_scan(struct uc_way *w, struct stack_event *e, __u32 n, __u32 words)
+{
+	struct uc_scan_ctx c = {.w = w, .e = e, .j = 1, .n = n, .words = words};
+	if (n > 1 && w->lr && w->ips[1] == STRIP_RA(w->lr)) {
+		w->off[1] = UC_LR;
+		c.j = 2;
+	}
+	bpf_loop(UC_WINDOW / 8, uc_scan_step, &c, 0);
+	if (c.j < n)
+		return false;
+	w->win = (c.last + 1) * 8;
+	return true;
+}
+
+/* uc_learn keeps the user stack just walked into e in a way of set idx,
+ * to be confirmed when its record is sent. */
+static __always_inline void uc_learn(struct uc_set *set, __u32 idx, struct stack_event *e, __u64 off)
+{
+	__u32 n = e->ustack_len / 8;
+	/* A read fault may not happen again (a page not resident yet); a
+	 * copy is for user space to unwind. */
+	if (n < 1 || n > UC_FRAMES || e->copy_len || e->ustack_end == UNWIND_END_READ || e->ustack_end == UNWIND_END_DEPTH)
+		return;
+	if (e->ustack_end == UNWIND_NOT_WALKED && copy_bytes)
+		return;
+	__u32 wi = set->next % UC_WAYS;
+	set->next++;
+	struct uc_way *w = &set->way[wi];
+	w->valid = 0;
+	w->n = 0;
+	w->ip = e->ip;
+	w->sp = e->sp;
+	w->bp = e->bp;
+	w->lr = e->lr;
+	w->pid = e->pid;
+	w->tid = e->tid;
+	w->end = e->ustack_end;
+	w->flags = e->flags & EVENT_UNMAPPED_PC;
+	w->win = 0;
+	for (__u32 j = 0; j < UC_FRAMES; j++) {
+		__u64 k = off / 8 + j;
+		w->ips[j] = j < n && k < DATA_SLOTS ? e->data[k & 511] : 0;
+	}
+	if (n > 1) {
+		/* The window, halved where it would cross the stack's end. */
+		__u32 words = UC_WINDOW / 8;
+		for (int i = 0; i < 4; i++) {
+			if (uc_read(e, words * 8) == 0)
+				break;
+			words >>= 1;
+		}
+		if (words < UC_WINDOW / 64 || !uc_scan(w, e, n, words))
+			return;
+	}
+	w->n = n;
+	e->flags |= EVENT_USTACK_DEF;
+	e->ustack_ref = (e->cpu << 16) | (idx * UC_WAYS + wi);
+}
+
+/* uc_sent makes the way e defined valid once its record is in the ring. */
+static __always_inline void uc_sent(struct stack_event *e, bool ok)
+{
+	__u32 idx = (e->ustack_ref & 0xffff) / UC_WAYS;
+	struct uc_set *set = bpf_map_lookup_elem(&ucache, &idx);
+	if (!set)
+		return;
+	struct uc_way *w = &set->way[(e->ustack_ref & 0xffff) % UC_WAYS];
+	if (ok)
+		w->valid = 1;
+	else
+		w->n = 0;
+}
+
 /* Lengths are computed in 64 bits and passed through barrier_var (libbpf)
  * after their bounds checks, so the verifier sees the checked register. */
 
@@ -272,20 +486,16 @@ static __always_inline void copy_user_stack(struct stack_event *e, __u64 off)
 	count(STAT_COPY_ERR);
 }
 
-/* fill_user_stack records the user stack (after the kernel stack, already
- * in data). A process whose unwind tables are loaded is walked here, with
- * no stack copy. Otherwise: a frame-pointer walk and a copy of the top of
- * the stack for user space's CFI. A frame-pointer walk from a bp that
- * cannot be a frame pointer (below sp, or far above it: code built without
- * frame pointers leaves any value there) yields the pc alone, or garbage,
- * and costs the kernel a page fault more often than not: then the pc is
- * the whole walk, and user space unwinds the copy with CFI. */
-static __always_inline void fill_user_stack(void *ctx, struct stack_event *e)
+/* walk_or_copy records the user stack (after the kernel stack, already
+ * in data, off bytes). A process whose unwind tables are loaded is walked
+ * here, with no stack copy. Otherwise: a frame-pointer walk and a copy of
+ * the top of the stack for user space's CFI. A frame-pointer walk from a
+ * bp that cannot be a frame pointer (below sp, or far above it: code built
+ * without frame pointers leaves any value there) yields the pc alone, or
+ * garbage, and costs the kernel a page fault more often than not: then the
+ * pc is the whole walk, and user space unwinds the copy with CFI. */
+static __always_inline void walk_or_copy(void *ctx, struct stack_event *e, __u64 off)
 {
-	__u64 off = e->kstack_len;
-	e->ustack_len = 0;
-	e->copy_len = 0;
-	e->ustack_end = UNWIND_NOT_WALKED;
 	if (off > STACK_BYTES)
 		return;
 	barrier_var(off);
@@ -304,6 +514,61 @@ static __always_inline void fill_user_stack(void *ctx, struct stack_event *e)
 		e->ustack_len = 8;
 	}
 	copy_user_stack(e, off + e->ustack_len);
+}
+
+static __always_inline bool uc_key_matches(struct uc_way *w, struct stack_event *e)
+{
+	return w->valid && w->n && w->tid == e->tid && w->pid == e->pid && w->ip == e->ip && w->sp == e->sp && w->bp == e->bp && w->lr == e->lr;
+}
+
+/* fill_user_stack records the user stack after the kernel stack: a
+ * reference to one sent before when the cache has it, else as
+ * walk_or_copy finds it. */
+static __always_inline void fill_user_stack(void *ctx, struct stack_event *e)
+{
+	__u64 off = e->kstack_len;
+	e->ustack_len = 0;
+	e->copy_len = 0;
+	e->ustack_end = UNWIND_NOT_WALKED;
+	e->ustack_ref = 0;
+	if (off > STACK_BYTES)
+		return;
+	struct uc_set *set = NULL;
+	struct uc_way *hit = NULL;
+	__u32 idx = 0, wi = 0;
+	if (ucache_enabled && e->ip && e->sp) {
+		__u64 h = (e->tid * 0x9e3779b97f4a7c15ULL) ^ e->ip ^ (e->sp * 0xff51afd7ed558ccdULL);
+		idx = (__u32)(h >> 40) % UC_SETS;
+		set = bpf_map_lookup_elem(&ucache, &idx);
+	}
+	if (set) {
+		for (int i = 0; i < UC_WAYS; i++) {
+			struct uc_way *w = &set->way[i];
+			if (uc_key_matches(w, e) && uc_valid(w, e)) {
+				hit = w;
+				wi = i;
+				break;
+			}
+		}
+	}
+	if (hit && !ucache_check) {
+		e->ustack_end = hit->end;
+		e->flags |= EVENT_USTACK_REF | hit->flags;
+		e->ustack_ref = (e->cpu << 16) | (idx * UC_WAYS + wi);
+		count(STAT_UCACHE_HIT);
+		return;
+	}
+	walk_or_copy(ctx, e, off);
+	if (!set)
+		return;
+	if (hit) {
+		/* Check mode: compare the cached stack with the walk. */
+		bool same = uc_same(hit, e, off);
+		count(same ? STAT_UCACHE_HIT : STAT_UCACHE_WRONG);
+		return;
+	}
+	count(STAT_UCACHE_MISS);
+	uc_learn(set, idx, e, off);
 }
 
 /* fill_stacks records the current task's kernel and user stacks and the
@@ -341,7 +606,10 @@ static __always_inline void submit_extra(struct stack_event *e, __u64 extra)
 	__u64 flags = BPF_RB_NO_WAKEUP;
 	if (wakeup_bytes && (avail + size) / wakeup_bytes != avail / wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
-	if (bpf_ringbuf_output(&events, e, size, flags) == 0)
+	long err = bpf_ringbuf_output(&events, e, size, flags);
+	if (e->flags & EVENT_USTACK_DEF)
+		uc_sent(e, err == 0);
+	if (err == 0)
 		count(STAT_SEEN);
 	else
 		count(STAT_DROPPED);

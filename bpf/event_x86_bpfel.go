@@ -29,13 +29,36 @@ type EventStackEvent struct {
 	PeerPid   uint32
 	PeerTid   uint32
 	UstackEnd uint32
-	Pad       uint32
+	UstackRef uint32
 	Ip        uint64
 	Sp        uint64
 	Bp        uint64
 	Lr        uint64
 	Comm      [16]uint8
 	Data      [2302]uint64
+}
+
+type EventUcSet struct {
+	_    structs.HostLayout
+	Next uint32
+	Pad  uint32
+	Way  [4]struct {
+		_     structs.HostLayout
+		Ip    uint64
+		Sp    uint64
+		Bp    uint64
+		Lr    uint64
+		Pid   uint32
+		Tid   uint32
+		N     uint32
+		Valid uint32
+		End   uint32
+		Flags uint32
+		Win   uint32
+		Pad   uint32
+		Off   [32]uint16
+		Ips   [32]uint64
+	}
 }
 
 type EventUnwindEntry struct {
@@ -91,6 +114,7 @@ const (
 	EventMapLastInstructions = "last_instructions"
 	EventMapScratch          = "scratch"
 	EventMapStats            = "stats"
+	EventMapUcache           = "ucache"
 	EventMapUnwindEntries    = "unwind_entries"
 	EventMapUnwindMaps       = "unwind_maps"
 	EventMapUnwindPages      = "unwind_pages"
@@ -106,6 +130,8 @@ const (
 	EventVarFilterMode       = "filter_mode"
 	EventVarFollowForks      = "follow_forks"
 	EventVarSelfTgid         = "self_tgid"
+	EventVarUcacheCheck      = "ucache_check"
+	EventVarUcacheEnabled    = "ucache_enabled"
 	EventVarUnwindEnabled    = "unwind_enabled"
 	EventVarWakeupBytes      = "wakeup_bytes"
 )
@@ -168,6 +194,7 @@ type EventMapSpecs struct {
 	LastInstructions *ebpf.MapSpec `ebpf:"last_instructions"`
 	Scratch          *ebpf.MapSpec `ebpf:"scratch"`
 	Stats            *ebpf.MapSpec `ebpf:"stats"`
+	Ucache           *ebpf.MapSpec `ebpf:"ucache"`
 	UnwindEntries    *ebpf.MapSpec `ebpf:"unwind_entries"`
 	UnwindMaps       *ebpf.MapSpec `ebpf:"unwind_maps"`
 	UnwindPages      *ebpf.MapSpec `ebpf:"unwind_pages"`
@@ -186,6 +213,8 @@ type EventVariableSpecs struct {
 	FilterMode    *ebpf.VariableSpec `ebpf:"filter_mode"`
 	FollowForks   *ebpf.VariableSpec `ebpf:"follow_forks"`
 	SelfTgid      *ebpf.VariableSpec `ebpf:"self_tgid"`
+	UcacheCheck   *ebpf.VariableSpec `ebpf:"ucache_check"`
+	UcacheEnabled *ebpf.VariableSpec `ebpf:"ucache_enabled"`
 	UnwindEnabled *ebpf.VariableSpec `ebpf:"unwind_enabled"`
 	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -217,6 +246,7 @@ type EventMaps struct {
 	LastInstructions *ebpf.Map `ebpf:"last_instructions"`
 	Scratch          *ebpf.Map `ebpf:"scratch"`
 	Stats            *ebpf.Map `ebpf:"stats"`
+	Ucache           *ebpf.Map `ebpf:"ucache"`
 	UnwindEntries    *ebpf.Map `ebpf:"unwind_entries"`
 	UnwindMaps       *ebpf.Map `ebpf:"unwind_maps"`
 	UnwindPages      *ebpf.Map `ebpf:"unwind_pages"`
@@ -233,6 +263,7 @@ func (m *EventMaps) Close() error {
 		m.LastInstructions,
 		m.Scratch,
 		m.Stats,
+		m.Ucache,
 		m.UnwindEntries,
 		m.UnwindMaps,
 		m.UnwindPages,
@@ -252,6 +283,8 @@ type EventVariables struct {
 	FilterMode    *ebpf.Variable `ebpf:"filter_mode"`
 	FollowForks   *ebpf.Variable `ebpf:"follow_forks"`
 	SelfTgid      *ebpf.Variable `ebpf:"self_tgid"`
+	UcacheCheck   *ebpf.Variable `ebpf:"ucache_check"`
+	UcacheEnabled *ebpf.Variable `ebpf:"ucache_enabled"`
 	UnwindEnabled *ebpf.Variable `ebpf:"unwind_enabled"`
 	WakeupBytes   *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

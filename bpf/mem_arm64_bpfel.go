@@ -53,13 +53,36 @@ type MemStackEvent struct {
 	PeerPid   uint32
 	PeerTid   uint32
 	UstackEnd uint32
-	Pad       uint32
+	UstackRef uint32
 	Ip        uint64
 	Sp        uint64
 	Bp        uint64
 	Lr        uint64
 	Comm      [16]uint8
 	Data      [2302]uint64
+}
+
+type MemUcSet struct {
+	_    structs.HostLayout
+	Next uint32
+	Pad  uint32
+	Way  [4]struct {
+		_     structs.HostLayout
+		Ip    uint64
+		Sp    uint64
+		Bp    uint64
+		Lr    uint64
+		Pid   uint32
+		Tid   uint32
+		N     uint32
+		Valid uint32
+		End   uint32
+		Flags uint32
+		Win   uint32
+		Pad   uint32
+		Off   [32]uint16
+		Ips   [32]uint64
+	}
 }
 
 type MemUnwindEntry struct {
@@ -116,6 +139,7 @@ const (
 	MemMapPending         = "pending"
 	MemMapScratch         = "scratch"
 	MemMapStats           = "stats"
+	MemMapUcache          = "ucache"
 	MemMapUnwindEntries   = "unwind_entries"
 	MemMapUnwindMaps      = "unwind_maps"
 	MemMapUnwindPages     = "unwind_pages"
@@ -136,6 +160,8 @@ const (
 	MemVarFilterMode      = "filter_mode"
 	MemVarFollowForks     = "follow_forks"
 	MemVarSelfTgid        = "self_tgid"
+	MemVarUcacheCheck     = "ucache_check"
+	MemVarUcacheEnabled   = "ucache_enabled"
 	MemVarUnusedAllocFn   = "unused_alloc_fn"
 	MemVarUnusedLiveAlloc = "unused_live_alloc"
 	MemVarUnwindEnabled   = "unwind_enabled"
@@ -206,6 +232,7 @@ type MemMapSpecs struct {
 	Pending       *ebpf.MapSpec `ebpf:"pending"`
 	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
 	Stats         *ebpf.MapSpec `ebpf:"stats"`
+	Ucache        *ebpf.MapSpec `ebpf:"ucache"`
 	UnwindEntries *ebpf.MapSpec `ebpf:"unwind_entries"`
 	UnwindMaps    *ebpf.MapSpec `ebpf:"unwind_maps"`
 	UnwindPages   *ebpf.MapSpec `ebpf:"unwind_pages"`
@@ -224,6 +251,8 @@ type MemVariableSpecs struct {
 	FilterMode      *ebpf.VariableSpec `ebpf:"filter_mode"`
 	FollowForks     *ebpf.VariableSpec `ebpf:"follow_forks"`
 	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
+	UcacheCheck     *ebpf.VariableSpec `ebpf:"ucache_check"`
+	UcacheEnabled   *ebpf.VariableSpec `ebpf:"ucache_enabled"`
 	UnusedAllocFn   *ebpf.VariableSpec `ebpf:"unused_alloc_fn"`
 	UnusedLiveAlloc *ebpf.VariableSpec `ebpf:"unused_live_alloc"`
 	UnwindEnabled   *ebpf.VariableSpec `ebpf:"unwind_enabled"`
@@ -258,6 +287,7 @@ type MemMaps struct {
 	Pending       *ebpf.Map `ebpf:"pending"`
 	Scratch       *ebpf.Map `ebpf:"scratch"`
 	Stats         *ebpf.Map `ebpf:"stats"`
+	Ucache        *ebpf.Map `ebpf:"ucache"`
 	UnwindEntries *ebpf.Map `ebpf:"unwind_entries"`
 	UnwindMaps    *ebpf.Map `ebpf:"unwind_maps"`
 	UnwindPages   *ebpf.Map `ebpf:"unwind_pages"`
@@ -275,6 +305,7 @@ func (m *MemMaps) Close() error {
 		m.Pending,
 		m.Scratch,
 		m.Stats,
+		m.Ucache,
 		m.UnwindEntries,
 		m.UnwindMaps,
 		m.UnwindPages,
@@ -294,6 +325,8 @@ type MemVariables struct {
 	FilterMode      *ebpf.Variable `ebpf:"filter_mode"`
 	FollowForks     *ebpf.Variable `ebpf:"follow_forks"`
 	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
+	UcacheCheck     *ebpf.Variable `ebpf:"ucache_check"`
+	UcacheEnabled   *ebpf.Variable `ebpf:"ucache_enabled"`
 	UnusedAllocFn   *ebpf.Variable `ebpf:"unused_alloc_fn"`
 	UnusedLiveAlloc *ebpf.Variable `ebpf:"unused_live_alloc"`
 	UnwindEnabled   *ebpf.Variable `ebpf:"unwind_enabled"`

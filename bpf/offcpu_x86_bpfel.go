@@ -79,13 +79,36 @@ type OffcpuStackEvent struct {
 	PeerPid   uint32
 	PeerTid   uint32
 	UstackEnd uint32
-	Pad       uint32
+	UstackRef uint32
 	Ip        uint64
 	Sp        uint64
 	Bp        uint64
 	Lr        uint64
 	Comm      [16]uint8
 	Data      [2302]uint64
+}
+
+type OffcpuUcSet struct {
+	_    structs.HostLayout
+	Next uint32
+	Pad  uint32
+	Way  [4]struct {
+		_     structs.HostLayout
+		Ip    uint64
+		Sp    uint64
+		Bp    uint64
+		Lr    uint64
+		Pid   uint32
+		Tid   uint32
+		N     uint32
+		Valid uint32
+		End   uint32
+		Flags uint32
+		Win   uint32
+		Pad   uint32
+		Off   [32]uint16
+		Ips   [32]uint64
+	}
 }
 
 type OffcpuUnwindEntry struct {
@@ -142,6 +165,7 @@ const (
 	OffcpuMapScratch          = "scratch"
 	OffcpuMapStarts           = "starts"
 	OffcpuMapStats            = "stats"
+	OffcpuMapUcache           = "ucache"
 	OffcpuMapUnwindEntries    = "unwind_entries"
 	OffcpuMapUnwindMaps       = "unwind_maps"
 	OffcpuMapUnwindPages      = "unwind_pages"
@@ -161,6 +185,8 @@ const (
 	OffcpuVarMinBlockNs       = "min_block_ns"
 	OffcpuVarSelfTgid         = "self_tgid"
 	OffcpuVarStateFilter      = "state_filter"
+	OffcpuVarUcacheCheck      = "ucache_check"
+	OffcpuVarUcacheEnabled    = "ucache_enabled"
 	OffcpuVarUnusedArrival    = "unused_arrival"
 	OffcpuVarUnusedOffState   = "unused_off_state"
 	OffcpuVarUnusedStackEvent = "unused_stack_event"
@@ -230,6 +256,7 @@ type OffcpuMapSpecs struct {
 	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
 	Starts        *ebpf.MapSpec `ebpf:"starts"`
 	Stats         *ebpf.MapSpec `ebpf:"stats"`
+	Ucache        *ebpf.MapSpec `ebpf:"ucache"`
 	UnwindEntries *ebpf.MapSpec `ebpf:"unwind_entries"`
 	UnwindMaps    *ebpf.MapSpec `ebpf:"unwind_maps"`
 	UnwindPages   *ebpf.MapSpec `ebpf:"unwind_pages"`
@@ -252,6 +279,8 @@ type OffcpuVariableSpecs struct {
 	MinBlockNs       *ebpf.VariableSpec `ebpf:"min_block_ns"`
 	SelfTgid         *ebpf.VariableSpec `ebpf:"self_tgid"`
 	StateFilter      *ebpf.VariableSpec `ebpf:"state_filter"`
+	UcacheCheck      *ebpf.VariableSpec `ebpf:"ucache_check"`
+	UcacheEnabled    *ebpf.VariableSpec `ebpf:"ucache_enabled"`
 	UnusedArrival    *ebpf.VariableSpec `ebpf:"unused_arrival"`
 	UnusedOffState   *ebpf.VariableSpec `ebpf:"unused_off_state"`
 	UnusedStackEvent *ebpf.VariableSpec `ebpf:"unused_stack_event"`
@@ -290,6 +319,7 @@ type OffcpuMaps struct {
 	Scratch       *ebpf.Map `ebpf:"scratch"`
 	Starts        *ebpf.Map `ebpf:"starts"`
 	Stats         *ebpf.Map `ebpf:"stats"`
+	Ucache        *ebpf.Map `ebpf:"ucache"`
 	UnwindEntries *ebpf.Map `ebpf:"unwind_entries"`
 	UnwindMaps    *ebpf.Map `ebpf:"unwind_maps"`
 	UnwindPages   *ebpf.Map `ebpf:"unwind_pages"`
@@ -307,6 +337,7 @@ func (m *OffcpuMaps) Close() error {
 		m.Scratch,
 		m.Starts,
 		m.Stats,
+		m.Ucache,
 		m.UnwindEntries,
 		m.UnwindMaps,
 		m.UnwindPages,
@@ -330,6 +361,8 @@ type OffcpuVariables struct {
 	MinBlockNs       *ebpf.Variable `ebpf:"min_block_ns"`
 	SelfTgid         *ebpf.Variable `ebpf:"self_tgid"`
 	StateFilter      *ebpf.Variable `ebpf:"state_filter"`
+	UcacheCheck      *ebpf.Variable `ebpf:"ucache_check"`
+	UcacheEnabled    *ebpf.Variable `ebpf:"ucache_enabled"`
 	UnusedArrival    *ebpf.Variable `ebpf:"unused_arrival"`
 	UnusedOffState   *ebpf.Variable `ebpf:"unused_off_state"`
 	UnusedStackEvent *ebpf.Variable `ebpf:"unused_stack_event"`

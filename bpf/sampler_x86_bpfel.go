@@ -22,6 +22,8 @@ const (
 	SamplerEventFlagEVENT_LEFT        SamplerEventFlag = 8
 	SamplerEventFlagEVENT_UNMAPPED_PC SamplerEventFlag = 16
 	SamplerEventFlagEVENT_ARRIVAL     SamplerEventFlag = 32
+	SamplerEventFlagEVENT_USTACK_DEF  SamplerEventFlag = 64
+	SamplerEventFlagEVENT_USTACK_REF  SamplerEventFlag = 128
 )
 
 type SamplerExecEvent struct {
@@ -66,7 +68,7 @@ type SamplerStackEvent struct {
 	PeerPid   uint32
 	PeerTid   uint32
 	UstackEnd uint32
-	Pad       uint32
+	UstackRef uint32
 	Ip        uint64
 	Sp        uint64
 	Bp        uint64
@@ -88,7 +90,10 @@ const (
 	SamplerStatSlotSTAT_KCACHE_HIT   SamplerStatSlot = 7
 	SamplerStatSlotSTAT_KCACHE_MISS  SamplerStatSlot = 8
 	SamplerStatSlotSTAT_KCACHE_WRONG SamplerStatSlot = 9
-	SamplerStatSlotSTAT_MAX          SamplerStatSlot = 10
+	SamplerStatSlotSTAT_UCACHE_HIT   SamplerStatSlot = 10
+	SamplerStatSlotSTAT_UCACHE_MISS  SamplerStatSlot = 11
+	SamplerStatSlotSTAT_UCACHE_WRONG SamplerStatSlot = 12
+	SamplerStatSlotSTAT_MAX          SamplerStatSlot = 13
 )
 
 type SamplerTargetMode uint32
@@ -99,6 +104,29 @@ const (
 	SamplerTargetModeTARGET_TID  SamplerTargetMode = 2
 	SamplerTargetModeTARGET_COMM SamplerTargetMode = 3
 )
+
+type SamplerUcSet struct {
+	_    structs.HostLayout
+	Next uint32
+	Pad  uint32
+	Way  [4]struct {
+		_     structs.HostLayout
+		Ip    uint64
+		Sp    uint64
+		Bp    uint64
+		Lr    uint64
+		Pid   uint32
+		Tid   uint32
+		N     uint32
+		Valid uint32
+		End   uint32
+		Flags uint32
+		Win   uint32
+		Pad   uint32
+		Off   [32]uint16
+		Ips   [32]uint64
+	}
+}
 
 type SamplerUnwindEnd uint32
 
@@ -165,6 +193,7 @@ const (
 	SamplerMapFilterTids          = "filter_tids"
 	SamplerMapScratch             = "scratch"
 	SamplerMapStats               = "stats"
+	SamplerMapUcache              = "ucache"
 	SamplerMapUnwindEntries       = "unwind_entries"
 	SamplerMapUnwindMaps          = "unwind_maps"
 	SamplerMapUnwindPages         = "unwind_pages"
@@ -180,6 +209,8 @@ const (
 	SamplerVarFilterMode          = "filter_mode"
 	SamplerVarFollowForks         = "follow_forks"
 	SamplerVarSelfTgid            = "self_tgid"
+	SamplerVarUcacheCheck         = "ucache_check"
+	SamplerVarUcacheEnabled       = "ucache_enabled"
 	SamplerVarUnusedEventFlag     = "unused_event_flag"
 	SamplerVarUnusedExecEvent     = "unused_exec_event"
 	SamplerVarUnusedLimit         = "unused_limit"
@@ -253,6 +284,7 @@ type SamplerMapSpecs struct {
 	FilterTids    *ebpf.MapSpec `ebpf:"filter_tids"`
 	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
 	Stats         *ebpf.MapSpec `ebpf:"stats"`
+	Ucache        *ebpf.MapSpec `ebpf:"ucache"`
 	UnwindEntries *ebpf.MapSpec `ebpf:"unwind_entries"`
 	UnwindMaps    *ebpf.MapSpec `ebpf:"unwind_maps"`
 	UnwindPages   *ebpf.MapSpec `ebpf:"unwind_pages"`
@@ -271,6 +303,8 @@ type SamplerVariableSpecs struct {
 	FilterMode          *ebpf.VariableSpec `ebpf:"filter_mode"`
 	FollowForks         *ebpf.VariableSpec `ebpf:"follow_forks"`
 	SelfTgid            *ebpf.VariableSpec `ebpf:"self_tgid"`
+	UcacheCheck         *ebpf.VariableSpec `ebpf:"ucache_check"`
+	UcacheEnabled       *ebpf.VariableSpec `ebpf:"ucache_enabled"`
 	UnusedEventFlag     *ebpf.VariableSpec `ebpf:"unused_event_flag"`
 	UnusedExecEvent     *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedLimit         *ebpf.VariableSpec `ebpf:"unused_limit"`
@@ -313,6 +347,7 @@ type SamplerMaps struct {
 	FilterTids    *ebpf.Map `ebpf:"filter_tids"`
 	Scratch       *ebpf.Map `ebpf:"scratch"`
 	Stats         *ebpf.Map `ebpf:"stats"`
+	Ucache        *ebpf.Map `ebpf:"ucache"`
 	UnwindEntries *ebpf.Map `ebpf:"unwind_entries"`
 	UnwindMaps    *ebpf.Map `ebpf:"unwind_maps"`
 	UnwindPages   *ebpf.Map `ebpf:"unwind_pages"`
@@ -327,6 +362,7 @@ func (m *SamplerMaps) Close() error {
 		m.FilterTids,
 		m.Scratch,
 		m.Stats,
+		m.Ucache,
 		m.UnwindEntries,
 		m.UnwindMaps,
 		m.UnwindPages,
@@ -346,6 +382,8 @@ type SamplerVariables struct {
 	FilterMode          *ebpf.Variable `ebpf:"filter_mode"`
 	FollowForks         *ebpf.Variable `ebpf:"follow_forks"`
 	SelfTgid            *ebpf.Variable `ebpf:"self_tgid"`
+	UcacheCheck         *ebpf.Variable `ebpf:"ucache_check"`
+	UcacheEnabled       *ebpf.Variable `ebpf:"ucache_enabled"`
 	UnusedEventFlag     *ebpf.Variable `ebpf:"unused_event_flag"`
 	UnusedExecEvent     *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedLimit         *ebpf.Variable `ebpf:"unused_limit"`

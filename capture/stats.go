@@ -49,6 +49,10 @@ const (
 	KernelStacksCached     Counter = "kernel_stacks_cached"     // off-CPU: kernel stacks taken from the cache
 	KernelStacksWalked     Counter = "kernel_stacks_walked"     // off-CPU: kernel stacks walked
 	KernelStackCacheWrong  Counter = "kernel_stack_cache_wrong" // off-CPU, check mode: cached stacks that differed from the walk
+	UserStacksCached       Counter = "user_stacks_cached"       // off-CPU, mem: user stacks sent as a reference to one sent before
+	UserStacksWalked       Counter = "user_stacks_walked"       // off-CPU, mem: user stacks walked with the cache on
+	UserStackCacheWrong    Counter = "user_stack_cache_wrong"   // check mode: cached user stacks that differed from the walk
+	UserStackRefsLost      Counter = "user_stack_refs_lost"     // records whose user stack reference named no stack sent (also in Lost)
 	NoWakerSeen            Counter = "no_waker_seen"            // wakeup, offwake: intervals without a waker to charge
 	IntervalsWithoutStacks Counter = "intervals_without_stacks" // off-CPU: intervals whose stacks were lost
 	LiveAllocations        Counter = "live_allocations"         // mem malloc: allocations not freed at the end

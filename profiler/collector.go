@@ -57,6 +57,9 @@ type loadConfig struct {
 	tgt  *target
 	mode unwind.Mode
 	opts Options
+	// stackCache turns on the user stack cache (bpf/common.h): for the
+	// collectors whose threads come back to the same stack (off-CPU, mem).
+	stackCache bool
 }
 
 // source is a collector's BPF objects loaded for one capture (objects,
@@ -212,7 +215,17 @@ type commonSpecs struct {
 	FilterListLen *ebpf.VariableSpec `ebpf:"filter_list_len"`
 	FollowForks   *ebpf.VariableSpec `ebpf:"follow_forks"`
 	UnwindEnabled *ebpf.VariableSpec `ebpf:"unwind_enabled"`
+	UcacheEnabled *ebpf.VariableSpec `ebpf:"ucache_enabled"`
+	UcacheCheck   *ebpf.VariableSpec `ebpf:"ucache_check"`
 }
+
+// checkUserStacks makes the programs walk every user stack the cache has
+// and count the cached ones that differ from the walk (Stats.Counters
+// "user_stack_cache_wrong"); for tests.
+var checkUserStacks bool
+
+// noUserStackCache turns the user stack cache off; for tests.
+var noUserStackCache bool
 
 // varValue is a value for a BPF constant.
 type varValue struct {
@@ -263,6 +276,8 @@ func loadObjects(spec *ebpf.CollectionSpec, cfg loadConfig, follow bool, ring ui
 		varValue{cs.CopyBytes, copyBytes(cfg.mode)},
 		varValue{cs.SelfTgid, uint32(os.Getpid())},
 		varValue{cs.WakeupBytes, wakeupBytes(ring)},
+		varValue{cs.UcacheEnabled, cfg.stackCache && !noUserStackCache},
+		varValue{cs.UcacheCheck, checkUserStacks},
 	)
 	if err != nil {
 		return err

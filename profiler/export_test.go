@@ -2,3 +2,9 @@ package profiler
 
 // SetCheckKernelStacks turns the kernel stack cache's check mode on or off.
 func SetCheckKernelStacks(on bool) { checkKernelStacks = on }
+
+// SetCheckUserStacks turns the user stack cache's check mode on or off.
+func SetCheckUserStacks(on bool) { checkUserStacks = on }
+
+// SetUserStackCache turns the user stack cache on (the default) or off.
+func SetUserStackCache(on bool) { noUserStackCache = !on }

@@ -58,6 +58,9 @@ func loadMem(p *capture.Params, cfg loadConfig) (source, error) {
 	if p.Event == "" {
 		p.Event = MemEvents[0]
 	}
+	// A loop that touches or allocates memory faults and calls from the
+	// same places: their user stacks are sent once.
+	cfg.stackCache = true
 	switch p.Event {
 	case "page-faults":
 		ev := perfEventSpec{name: "page-faults", typ: unix.PERF_TYPE_SOFTWARE, config: unix.PERF_COUNT_SW_PAGE_FAULTS, period: 1}

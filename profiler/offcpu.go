@@ -85,6 +85,9 @@ func loadOffCPU(p *capture.Params, cfg loadConfig) (source, error) {
 	if cfg.opts.RingBytes == 0 {
 		ring *= 2 // scheduler events come faster than samples
 	}
+	// A thread blocks again where it blocked before: its user stack is
+	// sent once.
+	cfg.stackCache = true
 	src := &offcpuSource{typ: p.Type, wakers: make(map[uint32]wakerRecord), left: make(map[uint32]*segment)}
 	if err := loadObjects(spec, cfg, false, ring, &src.offcpuObjects); err != nil {
 		return nil, err

@@ -269,3 +269,85 @@ func TestKernelStackCacheMatchesWalk(t *testing.T) {
 		}
 	}
 }
+
+// The user stack cache must give the stacks a walk gives: in check mode
+// the programs walk every user stack the cache has and count those that
+// differ, in both unwinding modes; and a capture that sends references
+// must name the same stacks as one that sends every stack in full.
+func TestUserStackCacheMatchesWalk(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.BuildC(t, "gcc", blockersC, "-O1", "-g", "-pthread")
+	cmd := testutil.Start(t, bin, t.TempDir()+"/synced")
+	pid := uint32(cmd.Process.Pid)
+	time.Sleep(200 * time.Millisecond)
+	record := func(unwind string) *capture.Capture {
+		t.Helper()
+		c, err := profiler.Record(context.Background(), capture.Params{
+			Type: capture.OffCPU, Duration: capture.Duration(time.Second), Unwind: unwind, PIDs: []int{int(pid)},
+		}, profiler.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	profiler.SetCheckUserStacks(true)
+	for _, unwind := range []string{"auto", "fp"} {
+		x := record(unwind).Meta.Stats.Counters.Totals()
+		t.Logf("--unwind %s: user stacks %d cached and checked, %d walked, %d wrong", unwind, x["user_stacks_cached"], x["user_stacks_walked"], x["user_stack_cache_wrong"])
+		if x["user_stack_cache_wrong"] != 0 {
+			t.Errorf("--unwind %s: %d cached user stacks differ from the walk", unwind, x["user_stack_cache_wrong"])
+		}
+		if x["user_stacks_cached"] < 1000 {
+			t.Errorf("--unwind %s: only %d user stacks came from the cache", unwind, x["user_stacks_cached"])
+		}
+	}
+	profiler.SetCheckUserStacks(false)
+
+	withRefs := record("auto")
+	profiler.SetUserStackCache(false)
+	full := record("auto")
+	profiler.SetUserStackCache(true)
+	if n := withRefs.Meta.Stats.Counters.Totals()["user_stacks_cached"]; n < 1000 {
+		t.Fatalf("only %d user stacks were sent as references", n)
+	}
+	if n := full.Meta.Stats.Counters.Totals()["user_stacks_cached"]; n != 0 {
+		t.Fatalf("the cache was off, yet %d user stacks were references", n)
+	}
+	q := capture.Query{PIDs: []uint32{pid}}
+	a, b := userPart(folded(withRefs, q)), userPart(folded(full, q))
+	// The heaviest user stack of each thread, which every capture has
+	// many of. (Kernel frames are left out: whether the tracing code's
+	// frame is named depends on when the kernel's symbols were read.)
+	for _, fn := range []string{"pinger;", "sleeper;", "poller;", "locker;"} {
+		ta, tb := heaviest(a, fn), heaviest(b, fn)
+		if ta == "" || b[ta] == 0 || a[tb] == 0 {
+			t.Errorf("%s: the heaviest stack with references %q is not in the full capture, or its heaviest %q is not in the one with references", fn, ta, tb)
+		}
+	}
+}
+
+// userPart merges folded stacks that differ only in kernel frames.
+func userPart(stacks map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for s, v := range stacks {
+		var keep []string
+		for _, f := range strings.Split(s, ";") {
+			if !strings.HasSuffix(f, "_[k]") {
+				keep = append(keep, f)
+			}
+		}
+		out[strings.Join(keep, ";")] += v
+	}
+	return out
+}
+
+// heaviest is the stack containing sub with the largest value.
+func heaviest(stacks map[string]int64, sub string) string {
+	best, v := "", int64(0)
+	for s, n := range stacks {
+		if strings.Contains(s, sub) && (n > v || n == v && s < best) {
+			best, v = s, n
+		}
+	}
+	return best
+}

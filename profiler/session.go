@@ -39,8 +39,11 @@ type session struct {
 	ringBytes  uint64 // bytes read from the ring buffer
 	lostTimes  lostTimes
 	ev         stackEvent
-	kbuf       [maxStack]uint64
-	ubuf       [maxStack]uint64
+	// userRefs are the user stacks the BPF user stack cache sent once
+	// (EVENT_USTACK_DEF), by reference: later records name them.
+	userRefs map[uint32][]uint64
+	kbuf     [maxStack]uint64
+	ubuf     [maxStack]uint64
 }
 
 func newSession(log *slog.Logger, sym *symbolizer.Symbolizer, unw *unwind.Unwinder, tables *UnwindTables, mode unwind.Mode, monoStart uint64, meta capture.Meta) *session {
@@ -80,8 +83,36 @@ func (s *session) handle(rec []byte, dec decoder) {
 			s.stats.Lost++
 			return
 		}
+		if !s.resolveUserRef(&s.ev) {
+			s.stats.Lost++
+			s.stats.Counters.Add(capture.UserStackRefsLost, 1)
+			return
+		}
 		dec.decode(s, &s.ev)
 	}
+}
+
+// resolveUserRef keeps the user stack of a record that defines a
+// reference and gives a record that names one its stack; it reports false
+// for a reference never defined (the programs make a reference valid only
+// once its definition is in the ring, so this is a bug or a corrupt ring).
+func (s *session) resolveUserRef(e *stackEvent) bool {
+	switch {
+	case e.has(bpf.SamplerEventFlagEVENT_USTACK_REF):
+		u, ok := s.userRefs[e.hdr.UstackRef]
+		if !ok {
+			return false
+		}
+		e.Ustack = u
+		e.UTrunc = len(u) == maxStack
+	case e.has(bpf.SamplerEventFlagEVENT_USTACK_DEF):
+		if s.userRefs == nil {
+			s.userRefs = make(map[uint32][]uint64)
+		}
+		// A new slice: events may alias the one it replaces.
+		s.userRefs[e.hdr.UstackRef] = append([]uint64(nil), e.Ustack...)
+	}
+	return true
 }
 
 // segmentOf resolves a record's process and stacks.

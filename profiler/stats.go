@@ -31,6 +31,9 @@ var slotCounters = map[bpf.StatSlot]capture.Counter{
 	bpf.SamplerStatSlotSTAT_KCACHE_HIT:   capture.KernelStacksCached,
 	bpf.SamplerStatSlotSTAT_KCACHE_MISS:  capture.KernelStacksWalked,
 	bpf.SamplerStatSlotSTAT_KCACHE_WRONG: capture.KernelStackCacheWrong,
+	bpf.SamplerStatSlotSTAT_UCACHE_HIT:   capture.UserStacksCached,
+	bpf.SamplerStatSlotSTAT_UCACHE_MISS:  capture.UserStacksWalked,
+	bpf.SamplerStatSlotSTAT_UCACHE_WRONG: capture.UserStackCacheWrong,
 	bpf.SamplerStatSlotSTAT_MAP_FULL:     capture.MapFull,
 }
 
