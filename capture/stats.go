@@ -39,6 +39,14 @@ type LostSpan struct {
 // name. Counters marked "by reason" are split by a reason label.
 type Counter string
 
+// Why events were lost (the reasons of LostBy).
+const (
+	LostRingFull   = "ring buffer full"        // the reader fell behind the programs
+	LostMapFull    = "map full"                // a BPF map had no room
+	LostUndecoded  = "undecodable record"      // a record user space could not read
+	LostUnknownRef = "unknown stack reference" // a cached stack's reference named none sent
+)
+
 // The declared counters.
 const (
 	StackCopyErrors        Counter = "stack_copy_errors"        // user stack copies the kernel could not read
@@ -52,7 +60,6 @@ const (
 	UserStacksCached       Counter = "user_stacks_cached"       // off-CPU, mem: user stacks sent as a reference to one sent before
 	UserStacksWalked       Counter = "user_stacks_walked"       // off-CPU, mem: user stacks walked with the cache on
 	UserStackCacheWrong    Counter = "user_stack_cache_wrong"   // check mode: cached user stacks that differed from the walk
-	UserStackRefsLost      Counter = "user_stack_refs_lost"     // records whose user stack reference named no stack sent (also in Lost)
 	NoWakerSeen            Counter = "no_waker_seen"            // wakeup, offwake: intervals without a waker to charge
 	IntervalsWithoutStacks Counter = "intervals_without_stacks" // off-CPU: intervals whose stacks were lost
 	LiveAllocations        Counter = "live_allocations"         // mem malloc: allocations not freed at the end
@@ -63,6 +70,7 @@ const (
 	BPFRuns                Counter = "bpf_runs"                 // sampler runs (kernel.bpf_stats_enabled=1)
 	UnwindEndedBy          Counter = "unwind_ended"             // by reason: why user stacks ended early
 	LostOnCPU              Counter = "lost_on_cpu"              // by reason (the CPU): events lost on each CPU
+	LostBy                 Counter = "lost_by"                  // by reason (LostRingFull, ...): why events were lost
 	// The BPF unwinder (--unwind auto) and its tables.
 	UnwoundInBPF            Counter = "unwound_in_bpf"             // user stacks walked in BPF with the unwind tables
 	UnwindTablesPending     Counter = "unwind_tables_pending"      // user stacks of processes whose tables were not loaded yet (unwound from a copy)

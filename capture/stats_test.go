@@ -84,4 +84,19 @@ func TestLostCPUsFinding(t *testing.T) {
 	if want := "460 events were lost (82% of all, most on cpu 3: 400, cpu 1: 20, cpu 2: 20, cpu 4: 10)"; !strings.HasPrefix(msg, want) {
 		t.Errorf("finding %q, want it to start with %q", msg, want)
 	}
+	// With the reasons counted, the finding says why, most first.
+	c.Meta.Stats.Counters.AddReason(LostBy, LostMapFull, 60)
+	c.Meta.Stats.Counters.AddReason(LostBy, LostRingFull, 400)
+	sm := c.Summarize(Query{}, nil)
+	if sm.LostBy[LostRingFull] != 400 {
+		t.Errorf("lost_by %v", sm.LostBy)
+	}
+	for _, f := range sm.Findings {
+		if strings.Contains(f.Message, "events were lost") {
+			msg = f.Message
+		}
+	}
+	if want := "cpu 4: 10, 400: ring buffer full, 60: map full)"; !strings.Contains(msg, want) {
+		t.Errorf("finding %q, want it to contain %q", msg, want)
+	}
 }

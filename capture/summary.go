@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 )
 
@@ -20,6 +21,7 @@ type Summary struct {
 	EffectiveHz float64           `json:"effective_hz"`
 	Lost        uint64            `json:"lost"`
 	LostPerCPU  map[string]uint64 `json:"lost_per_cpu"`
+	LostBy      map[string]uint64 `json:"lost_by"` // why: LostRingFull, LostMapFull, ...
 	UserStacks  UserStacks        `json:"user_stacks"`
 	// Unsymbolized is the share of frames (weighted by the events that
 	// hold them) that have no symbol: [unknown] or module+offset.
@@ -100,6 +102,7 @@ func (c *Capture) summarize(p *TransformPlan, q Query, top []TopFunc) Summary {
 	}
 	s.UserStacks.Ended = m.Stats.Counters.Reasons(UnwindEndedBy)
 	s.LostPerCPU = m.Stats.Counters.Reasons(LostOnCPU)
+	s.LostBy = m.Stats.Counters.Reasons(LostBy)
 	frameList := c.Frames
 	var bufs [2][]uint32
 	stack := func(si int) []uint32 { return c.Stacks[si] }
@@ -238,6 +241,24 @@ func pct(f float64) string {
 	return fmt.Sprintf("%.2f%%", f*100)
 }
 
+// lostWhy names why events were lost, most first: ", 90 because the ring
+// buffer was full, 3 because a map was full".
+func lostWhy(by map[string]uint64) string {
+	reasons := make([]string, 0, len(by))
+	for r := range by {
+		reasons = append(reasons, r)
+	}
+	sort.Slice(reasons, func(i, j int) bool {
+		a, b := reasons[i], reasons[j]
+		return by[a] > by[b] || by[a] == by[b] && a < b
+	})
+	out := ""
+	for _, r := range reasons {
+		out += fmt.Sprintf(", %d: %s", by[r], r)
+	}
+	return out
+}
+
 // findings says, in plain words and with a fix, what limits what the
 // capture shows. Errors first, then warnings, then notes.
 func (c *Capture) findings(s Summary) []Finding {
@@ -253,8 +274,11 @@ func (c *Capture) findings(s Summary) []Finding {
 		if share > 0.1 {
 			sev = "error"
 		}
-		add(sev, fmt.Sprintf("%d events were lost (%s of all%s): the graph under-counts whatever ran when they were dropped", m.Stats.Lost, pct(share), lostCPUs(s.LostPerCPU)),
-			"record with a lower hz, a narrower target (pid, comm) or a larger ring buffer (--ring-size)")
+		fix := "record with a lower hz, a narrower target (pid, comm) or a larger ring buffer (--ring-size)"
+		if s.LostBy[LostRingFull] == 0 && s.LostBy[LostMapFull] > 0 {
+			fix = "record a narrower target (pid, comm): a BPF map of the collector was full"
+		}
+		add(sev, fmt.Sprintf("%d events were lost (%s of all%s%s): the graph under-counts whatever ran when they were dropped", m.Stats.Lost, pct(share), lostCPUs(s.LostPerCPU), lostWhy(s.LostBy)), fix)
 	}
 	var ended uint64
 	for _, n := range s.UserStacks.Ended {

@@ -46,6 +46,7 @@ func newCollection(p capture.Params, mode unwind.Mode, opts Options, tgt *target
 	mono := monotonicNow()
 	c.meta.Start = time.Now()
 	c.s = newSession(opts.Logger, opts.Symbolizer, opts.Unwinder, opts.UnwindTables, mode, mono, c.meta)
+	c.s.ringSize = uint64(m.Events.MaxEntries())
 	if opts.Mappings != nil {
 		c.s.trackMappings(opts.Mappings)
 	} else {

@@ -63,4 +63,15 @@ func TestLostPerCPU(t *testing.T) {
 	if !found {
 		t.Errorf("no finding names the CPUs that lost events: %+v", sm.Findings)
 	}
+	// And why: the one-page ring was full.
+	if n := sm.LostBy[capture.LostRingFull]; n == 0 || n > c.Meta.Stats.Lost {
+		t.Errorf("lost_by %v, want the %d lost events put down to a full ring", sm.LostBy, c.Meta.Stats.Lost)
+	}
+	why := false
+	for _, w := range c.Meta.Warnings {
+		why = why || strings.Contains(w, "because the ring buffer was full")
+	}
+	if !why {
+		t.Errorf("no warning says the ring buffer was full: %q", c.Meta.Warnings)
+	}
 }

@@ -37,6 +37,7 @@ type session struct {
 	tablesBase capture.Counters
 	stats      capture.Stats
 	ringBytes  uint64 // bytes read from the ring buffer
+	ringSize   uint64 // the ring buffer's size
 	lostTimes  lostTimes
 	ev         stackEvent
 	// userRefs are the user stacks the BPF user stack cache sent once
@@ -81,15 +82,36 @@ func (s *session) handle(rec []byte, dec decoder) {
 	case bpf.SamplerRecordKindRECORD_SAMPLE, bpf.SamplerRecordKindRECORD_WAKER, bpf.SamplerRecordKindRECORD_LEAVE:
 		if err := decodeStackEvent(rec, &s.ev, s.kbuf[:0], s.ubuf[:0]); err != nil {
 			s.stats.Lost++
+			s.stats.Counters.AddReason(capture.LostBy, capture.LostUndecoded, 1)
 			return
 		}
 		if !s.resolveUserRef(&s.ev) {
 			s.stats.Lost++
-			s.stats.Counters.Add(capture.UserStackRefsLost, 1)
+			s.stats.Counters.AddReason(capture.LostBy, capture.LostUnknownRef, 1)
 			return
 		}
 		dec.decode(s, &s.ev)
 	}
+}
+
+// lostWarning says how many events were lost and why: for a full ring,
+// the ring's size against the rate the capture read it at.
+func (s *session) lostWarning(meta capture.Meta) string {
+	by := s.stats.Counters.Reasons(capture.LostBy)
+	msg := fmt.Sprintf("%d events were lost", s.stats.Lost)
+	if n := by[capture.LostRingFull]; n > 0 {
+		msg += fmt.Sprintf("; %d because the ring buffer was full: the reader fell behind the programs", n)
+		if secs := meta.Duration.Seconds(); s.ringSize > 0 && secs > 0 && s.ringBytes > 0 {
+			rate := float64(s.ringBytes) / secs
+			msg += fmt.Sprintf(" (its %d MiB hold %.0f ms of the %.1f MB/s read; a busy host delays the reader)", s.ringSize>>20, 1000*float64(s.ringSize)/rate, rate/1e6)
+		}
+	}
+	for _, r := range []string{capture.LostMapFull, capture.LostUndecoded, capture.LostUnknownRef} {
+		if n := by[r]; n > 0 {
+			msg += fmt.Sprintf("; %d: %s", n, r)
+		}
+	}
+	return msg + ": use a larger --ring-size, a lower frequency or a narrower target"
 }
 
 // resolveUserRef keeps the user stack of a record that defines a
@@ -299,7 +321,7 @@ func (s *session) finish(meta capture.Meta, opts Options) *capture.Capture {
 		meta.Warnings = append(meta.Warnings, "kernel frames are not named: "+reason)
 	}
 	if s.stats.Lost > 0 {
-		meta.Warnings = append(meta.Warnings, fmt.Sprintf("%d events were lost (ring buffer or map full): use a larger --ring-size, a lower frequency or a narrower target", s.stats.Lost))
+		meta.Warnings = append(meta.Warnings, s.lostWarning(meta))
 	}
 	if s.tables != nil {
 		if err := s.tables.Refused(); err != nil {

@@ -16,6 +16,12 @@ func (s *session) addBPFStats(st map[bpf.StatSlot]uint64) {
 	s.stats.Lost += st[bpf.SamplerStatSlotSTAT_DROPPED]
 	s.stats.StackErrors += st[bpf.SamplerStatSlotSTAT_KSTACK_ERR] + st[bpf.SamplerStatSlotSTAT_USTACK_ERR]
 	s.stats.Lost += st[bpf.SamplerStatSlotSTAT_MAP_FULL]
+	if n := st[bpf.SamplerStatSlotSTAT_DROPPED]; n > 0 {
+		s.stats.Counters.AddReason(capture.LostBy, capture.LostRingFull, n)
+	}
+	if n := st[bpf.SamplerStatSlotSTAT_MAP_FULL]; n > 0 {
+		s.stats.Counters.AddReason(capture.LostBy, capture.LostMapFull, n)
+	}
 	for slot, name := range slotCounters {
 		if n := st[slot]; n > 0 {
 			s.stats.Counters.Add(name, n)
