@@ -328,13 +328,11 @@ func (gt *goTable) funcs() int {
 	return gt.tab.NumFuncs()
 }
 
-// covers reports whether a table read in place names addr.
+// covers reports whether addr is in the text a table read in place names
+// (the Go functions are contiguous: cgo and assembly outside Go's text
+// keep their ELF symbols).
 func (gt *goTable) covers(addr uint64) bool {
-	if gt == nil || gt.tab == nil {
-		return false
-	}
-	_, ok := gt.tab.FuncAt(addr)
-	return ok
+	return gt != nil && gt.tab != nil && gt.tab.Covers(addr)
 }
 
 // pltSymbols names the PLT stubs of an x86-64 ELF "func@plt", as perf and

@@ -30,9 +30,10 @@ type Options struct {
 	// Lines reads DWARF line tables and inlined calls
 	// (DW_TAG_inlined_subroutine), where present in the file or its debug
 	// file, for Frame.File, Frame.Line and inlined frames of native code
-	// (Go's come from its pclntab regardless). They are read with the
-	// module, at its first lookup, and cached with it; first loads are
-	// slower and tables larger.
+	// (Go's come from its pclntab regardless). A module's compilation
+	// units are indexed at its first lookup, and a unit's lines and inlined
+	// calls read when one of its addresses is first looked up, cached with
+	// the module; first lookups are slower and tables larger.
 	Lines bool
 }
 

@@ -148,6 +148,19 @@ func (t *Table) FuncAt(pc uint64) (Func, bool) {
 	return f, true
 }
 
+// Covers reports whether pc is in [the first function's entry, the end of
+// the last function), from the function table alone: no function record
+// is read (the symbolizer filters a binary's ELF symbols with it without
+// paging in every record of a mapped table).
+func (t *Table) Covers(pc uint64) bool {
+	if pc < t.TextStart {
+		return false
+	}
+	rel := pc - t.TextStart
+	first, end := uint64(t.bo.Uint32(t.functab)), uint64(t.bo.Uint32(t.functab[8*t.nfunc:]))
+	return rel >= first && rel < end
+}
+
 // PCData returns the offset of the function's pc-value table i; 0: none.
 func (f Func) PCData(i int) uint32 {
 	if i < 0 || uint32(i) >= f.npcdata {
