@@ -72,3 +72,102 @@ func (g *gate) queued() int {
 	defer g.mu.Unlock()
 	return g.waiting
 }
+
+// weightedGate admits holders by what each may cost (the memory an
+// import's decoding takes): the costs of those admitted add up to at most
+// budget, except that one holder is always admitted when none is in, so a
+// cost over the budget runs alone. Up to maxWait more wait, first come
+// first served (a large one is not passed for ever by small ones); beyond
+// that, errBusy.
+type weightedGate struct {
+	budget  int64
+	maxWait int
+
+	mu      sync.Mutex
+	used    int64
+	running int
+	line    []*weightedWaiter
+}
+
+type weightedWaiter struct {
+	cost  int64
+	ready chan struct{} // closed when admitted
+}
+
+func newWeightedGate(budget int64, maxWait int) *weightedGate {
+	return &weightedGate{budget: budget, maxWait: maxWait}
+}
+
+// enter admits a holder of cost, waiting in line while ctx lasts; errBusy
+// when the line is full. The caller calls leave(cost) after a nil error.
+func (g *weightedGate) enter(ctx context.Context, cost int64) error {
+	g.mu.Lock()
+	if len(g.line) == 0 && g.fits(cost) {
+		g.admit(cost)
+		g.mu.Unlock()
+		return nil
+	}
+	if len(g.line) >= g.maxWait {
+		g.mu.Unlock()
+		return errBusy
+	}
+	w := &weightedWaiter{cost: cost, ready: make(chan struct{})}
+	g.line = append(g.line, w)
+	g.mu.Unlock()
+	select {
+	case <-w.ready:
+		return nil
+	case <-ctx.Done():
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		select {
+		case <-w.ready: // admitted meanwhile: give it back
+			g.leaveLocked(cost)
+		default:
+			for i, o := range g.line {
+				if o == w {
+					g.line = append(g.line[:i], g.line[i+1:]...)
+					break
+				}
+			}
+			g.wake() // the head may fit now that this one is gone
+		}
+		return ctx.Err()
+	}
+}
+
+func (g *weightedGate) fits(cost int64) bool { return g.running == 0 || g.used+cost <= g.budget }
+
+func (g *weightedGate) admit(cost int64) {
+	g.used += cost
+	g.running++
+}
+
+// wake admits the waiters at the head of the line that fit.
+func (g *weightedGate) wake() {
+	for len(g.line) > 0 && g.fits(g.line[0].cost) {
+		w := g.line[0]
+		g.line = g.line[1:]
+		g.admit(w.cost)
+		close(w.ready)
+	}
+}
+
+func (g *weightedGate) leave(cost int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.leaveLocked(cost)
+}
+
+func (g *weightedGate) leaveLocked(cost int64) {
+	g.used -= cost
+	g.running--
+	g.wake()
+}
+
+// counts are the holders admitted and waiting now.
+func (g *weightedGate) counts() (running, waiting int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.running, len(g.line)
+}

@@ -132,6 +132,67 @@ func TestImportQueue(t *testing.T) {
 	}
 }
 
+// The import limit counts what imports may cost: two small uploads that
+// say their size decode at once, while one that does not say it (or is
+// gzipped: it may inflate to --max-upload) waits until it can run alone.
+func TestImportBudget(t *testing.T) {
+	e := newEnv(t, nil)
+	done := make(chan int, 4)
+	var writers []*io.PipeWriter
+	post := func(body string, size int64, gz bool) {
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		go func() {
+			req, _ := http.NewRequest("POST", e.ts.URL+"/api/imports", pr)
+			req.Header.Set("Content-Type", "text/plain")
+			req.ContentLength = size
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+		if gz {
+			zw := gzip.NewWriter(pw)
+			io.WriteString(zw, body)
+			zw.Flush() // the header and the first line; the rest waits
+			return
+		}
+		io.WriteString(pw, body)
+	}
+	waitFor := func(name string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for metricValue(t, e, name) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not reach %d (now %d)", name, want, metricValue(t, e, name))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	line := "app;main;f 1\n"
+	post(line, int64(len(line))+4096, false)
+	post(line, int64(len(line))+4096, false)
+	waitFor("scorch_imports_running", 2)
+	post(line, 4096, true) // gzipped: its size says nothing of what it inflates to
+	waitFor("scorch_imports_waiting", 1)
+	post(line, -1, false) // chunked: its size is not known
+	waitFor("scorch_imports_waiting", 2)
+	if n := metricValue(t, e, "scorch_imports_running"); n != 2 {
+		t.Errorf("%d imports running, want the 2 small ones", n)
+	}
+	for _, w := range writers {
+		w.CloseWithError(io.ErrUnexpectedEOF)
+	}
+	for range 4 {
+		<-done
+	}
+	waitFor("scorch_imports_running", 0)
+	waitFor("scorch_imports_waiting", 0)
+}
+
 // The cross-site rule by header, as curl, go tool pprof and browsers send
 // them (the Chromium test sends the real ones).
 func TestCrossSiteGETHeaders(t *testing.T) {

@@ -61,13 +61,13 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		}, func() float64 { return float64(s.store.Len()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "scorch_imports_running", Help: "Imports being decoded now.",
-		}, func() float64 { return float64(len(s.imports.slots)) }),
+		}, func() float64 { n, _ := s.imports.counts(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "scorch_renders_waiting", Help: "Renderings waiting for a slot (over 32, or after 750 ms: 503).",
 		}, func() float64 { return float64(s.renders.queued()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "scorch_imports_waiting", Help: "Imports waiting for a slot (over 16: 429).",
-		}, func() float64 { return float64(s.imports.queued()) }),
+		}, func() float64 { _, n := s.imports.counts(); return float64(n) }),
 	)
 	if ss, ok := s.cfg.Recorder.(SymbolizerStats); ok {
 		reg.MustRegister(symbolizerMetrics(ss)...)

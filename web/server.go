@@ -106,16 +106,20 @@ const (
 	DefaultMaxBlocking   = 300 * time.Second
 	DefaultBodyIdle      = 30 * time.Second
 	DefaultBlocking      = 30 * time.Second
-	DefaultCacheBytes    = 64 << 20
-	maxJSONBody          = 1 << 20
-	// Imports decoding at once (one: a decoded import of a million unique
-	// stacks holds a few hundred MiB), and how many more may wait for it.
-	importSlots = 1
-	importQueue = 16
+	// A third of the default --memory-limit: with 64 MiB the cache alone
+	// held two thirds of it under unique queries, and the garbage
+	// collector ran without pause once a capture added its own.
+	DefaultCacheBytes = 32 << 20
+	maxJSONBody       = 1 << 20
+	// What the imports decoding at once may cost in all (see importCost:
+	// 64 MiB of input decode to about 200 MiB), and how many more may wait.
+	importBudget = 64 << 20
+	importQueue  = 16
 	// Renderings waiting for a slot, and for how long at most, before the
-	// answer is 503 with Retry-After.
+	// answer is 503 with Retry-After: the wait and a rendering under load
+	// (a few hundred ms) stay within a second.
 	renderQueue   = 32
-	renderMaxWait = 750 * time.Millisecond
+	renderMaxWait = 500 * time.Millisecond
 )
 
 // errOverloaded: the renderings' queue is full; answered 503 with
@@ -173,9 +177,9 @@ type Server struct {
 	tmpl    *templates
 	// renders bounds the renderings running at once, and how many wait.
 	renders *gate
-	// imports bounds the imports decoding at once (each may hold up to
-	// --max-upload); 16 more wait, beyond that 429.
-	imports *gate
+	// imports bounds the imports decoding at once by what each may cost
+	// (importCost within importBudget); 16 more wait, beyond that 429.
+	imports *weightedGate
 
 	mu      sync.Mutex
 	running map[string]*job
@@ -220,7 +224,7 @@ func New(cfg Config) (*Server, error) {
 		running: make(map[string]*job),
 		tmpl:    tmpl,
 		renders: newGate(max(2, runtime.GOMAXPROCS(0)), renderQueue),
-		imports: newGate(importSlots, importQueue),
+		imports: newWeightedGate(importBudget, importQueue),
 	}
 	s.metrics = newMetrics(cfg.Registry, s)
 	s.handler = s.routes()
