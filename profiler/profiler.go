@@ -65,6 +65,9 @@ type Options struct {
 	Phases *Phases
 
 	began time.Time // when Record was called
+	// ownTables: the unwind tables are this capture's (made by Record),
+	// not shared with later captures.
+	ownTables bool
 }
 
 // Phases is where a capture's time went: before its window (Load, Attach),
@@ -144,7 +147,7 @@ func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Captu
 			// The copy path still works: unwind as before the tables.
 			opts.Logger.Warn("BPF unwind tables unavailable: user stacks are unwound from stack copies", "err", err)
 		} else {
-			opts.UnwindTables = t
+			opts.UnwindTables, opts.ownTables = t, true
 			defer func() {
 				s := time.Now()
 				t.Close()

@@ -259,6 +259,11 @@ func (s *session) run(ctx context.Context, p capture.Params, opts Options, tgt *
 	}
 	err := s.read(rd, dec, stop, progress)
 	stopSampling()
+	if opts.ownTables {
+		// Tables for samples to come would not be used: the end of
+		// the capture gets the CPU.
+		s.tables.stopLoading()
+	}
 	t := time.Now()
 	opts.phases().Window = t.Sub(started)
 	s.drain(rd, dec, time.Now().Add(200*time.Millisecond))

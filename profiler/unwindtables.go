@@ -73,7 +73,11 @@ type UnwindTables struct {
 	// processes queued at the start), so that busy processes go first.
 	hot, cold chan *loadReq
 	done      chan struct{}
-	wg        sync.WaitGroup
+	// quit ends the loading before Close (stopLoading): a capture's own
+	// tables once its window ended.
+	quit     chan struct{}
+	quitOnce sync.Once
+	wg       sync.WaitGroup
 
 	mu        sync.Mutex
 	entAlloc  rangeAlloc
@@ -157,6 +161,7 @@ func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
 		hot:         make(chan *loadReq, 1024),
 		cold:        make(chan *loadReq, 8192),
 		done:        make(chan struct{}),
+		quit:        make(chan struct{}),
 		files:       make(map[string]*tableFile),
 		procs:       make(map[uint32]*tableProc),
 		pending:     make(map[uint32]*loadReq),
@@ -296,6 +301,15 @@ func (t *UnwindTables) Refused() error {
 	return t.refused
 }
 
+// stopLoading drops the queued loads and takes no more; a load under way
+// finishes. A capture's own tables stop when its window ends: building
+// tables the capture will not use takes the CPU its end needs.
+func (t *UnwindTables) stopLoading() {
+	if t != nil {
+		t.quitOnce.Do(func() { close(t.quit) })
+	}
+}
+
 // Close stops loading and releases the maps.
 func (t *UnwindTables) Close() error {
 	select {
@@ -335,6 +349,11 @@ func (t *UnwindTables) waiting(pid uint32, snap *symbolizer.Process) {
 func (t *UnwindTables) enqueue(pid uint32, snap *symbolizer.Process, hot, reload bool) {
 	if t == nil || snap == nil {
 		return
+	}
+	select {
+	case <-t.quit:
+		return // no worker takes it
+	default:
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -452,10 +471,14 @@ func (t *UnwindTables) worker() {
 		select {
 		case <-t.done:
 			return
+		case <-t.quit:
+			return
 		case r = <-t.hot:
 		default:
 			select {
 			case <-t.done:
+				return
+			case <-t.quit:
 				return
 			case r = <-t.hot:
 			case r = <-t.cold:

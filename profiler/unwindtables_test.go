@@ -4,7 +4,9 @@ import (
 	"math/rand"
 	"os"
 	"testing"
+	"time"
 
+	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/symbolizer"
 	"github.com/scorch-dev/scorch/unwind"
 )
@@ -123,5 +125,41 @@ func TestUnwindTablesSampledOnly(t *testing.T) {
 		if tb.pending[3] == nil {
 			t.Errorf("sampledOnly=%v: a loaded process's new mapping queued no reload", sampledOnly)
 		}
+	}
+}
+
+// Once a capture's own tables stop loading (its window ended), nothing is
+// queued nor counted as refused, and the workers end without Close.
+func TestUnwindTablesStopLoading(t *testing.T) {
+	sym := symbolizer.New(symbolizer.Options{})
+	defer sym.Close()
+	snap, err := sym.Snapshot(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	tb := &UnwindTables{hot: make(chan *loadReq, 1), cold: make(chan *loadReq, 1), quit: make(chan struct{}),
+		pending: make(map[uint32]*loadReq), procs: make(map[uint32]*tableProc)}
+	tb.wg.Add(2)
+	go tb.worker()
+	go tb.worker()
+	tb.stopLoading()
+	tb.stopLoading() // twice is fine
+	ended := make(chan struct{})
+	go func() { tb.wg.Wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("workers still running after stopLoading")
+	}
+	for pid := uint32(1); pid < 10; pid++ {
+		tb.want(pid, snap)
+		tb.waiting(pid, snap)
+	}
+	if len(tb.hot)+len(tb.cold) != 0 || len(tb.pending) != 0 {
+		t.Errorf("after stopLoading: %d hot, %d cold, %d pending loads, want none", len(tb.hot), len(tb.cold), len(tb.pending))
+	}
+	if n := tb.counters[capture.CounterKey{Counter: capture.UnwindTableRefusals, Reason: refuseQueueFull}]; n != 0 {
+		t.Errorf("after stopLoading: %d loads refused as %q, want none counted", n, refuseQueueFull)
 	}
 }
