@@ -6,9 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/google/pprof/profile"
@@ -212,4 +215,71 @@ func FuzzImportRoundTrip(f *testing.F) {
 			t.Fatalf("folded round trip: total %d, want %d", a, b)
 		}
 	})
+}
+
+// A streamed import (a reader that says nothing of its length and yields
+// a byte at a time, raw and gzipped) gives the same capture as the import
+// of the same bytes in memory, for every file in testdata and each text
+// format written out.
+func TestStreamedImportMatchesInMemory(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.*")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata files: %v", err)
+	}
+	inputs := map[string][]byte{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs[filepath.Base(f)] = b
+	}
+	// Folded and pprof inputs, from a perf script import.
+	c, _, err := ImportBytes(inputs["perf-system-wide.txt"], ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var folded, pb bytes.Buffer
+	if err := WriteFolded(&folded, c, capture.Query{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WritePprof(&pb, c, capture.Query{}); err != nil {
+		t.Fatal(err)
+	}
+	inputs["folded"], inputs["pprof"] = folded.Bytes(), pb.Bytes()
+	encode := func(c *capture.Capture) []byte {
+		var b bytes.Buffer
+		if err := capture.Write(&b, c); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	compared := 0
+	for name, data := range inputs {
+		for _, gz := range []bool{false, true} {
+			in := data
+			if gz {
+				in = gzipBytes(data)
+			}
+			want, wrep, werr := ImportBytes(in, ImportOptions{})
+			got, grep, gerr := Import(iotest.OneByteReader(bytes.NewReader(in)), ImportOptions{})
+			if (werr == nil) != (gerr == nil) {
+				t.Errorf("%s (gzip %v): in memory: %v, streamed: %v", name, gz, werr, gerr)
+				continue
+			}
+			if werr != nil {
+				continue
+			}
+			if wrep.Format != grep.Format || wrep.Lines != grep.Lines || wrep.BadLines != grep.BadLines {
+				t.Errorf("%s (gzip %v): report %+v streamed, %+v in memory", name, gz, *grep, *wrep)
+			}
+			if !bytes.Equal(encode(got), encode(want)) {
+				t.Errorf("%s (gzip %v): the streamed import's capture differs from the in-memory one", name, gz)
+			}
+			compared++
+		}
+	}
+	if compared < 2*len(inputs)-2 {
+		t.Errorf("only %d of %d imports compared: the others failed both ways", compared, 2*len(inputs))
+	}
 }
