@@ -66,8 +66,20 @@ func metricValue(t *testing.T, e *env, name string) int {
 	return n
 }
 
-// One import decodes at a time, 16 more wait, and only the one after
-// those is refused with 429 and Retry-After.
+// waitMetric waits up to 10 s for a gauge of /metrics to reach want.
+func waitMetric(t *testing.T, e *env, name string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for metricValue(t, e, name) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not reach %d (now %d)", name, want, metricValue(t, e, name))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// An import whose size is not known decodes alone, 16 more wait, and only
+// the one after those is refused with 429 and Retry-After.
 func TestImportQueue(t *testing.T) {
 	e := newEnv(t, nil)
 	var writers []*io.PipeWriter
@@ -87,16 +99,7 @@ func TestImportQueue(t *testing.T) {
 			done <- resp.StatusCode
 		}()
 	}
-	waitFor := func(name string, want int) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for metricValue(t, e, name) != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not reach %d (now %d)", name, want, metricValue(t, e, name))
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	waitFor := func(name string, want int) { t.Helper(); waitMetric(t, e, name, want) }
 	// Slow uploads: each sends a line and then nothing until released.
 	for i := range 17 {
 		start()
@@ -162,16 +165,7 @@ func TestImportBudget(t *testing.T) {
 		}
 		io.WriteString(pw, body)
 	}
-	waitFor := func(name string, want int) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for metricValue(t, e, name) != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not reach %d (now %d)", name, want, metricValue(t, e, name))
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	waitFor := func(name string, want int) { t.Helper(); waitMetric(t, e, name, want) }
 	line := "app;main;f 1\n"
 	post(line, int64(len(line))+4096, false)
 	post(line, int64(len(line))+4096, false)
