@@ -39,3 +39,28 @@ func TestNamerNamesOldProcessesAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// With the kernel's mapping records, a young process's stack waits
+// nameAfterTracked, not nameAfter.
+func TestNamerTrackedWaitsLess(t *testing.T) {
+	sym := symbolizer.New(symbolizer.Options{})
+	defer sym.Close()
+	n := newNamer(capture.Meta{Type: capture.CPU}, sym)
+	n.tracked()
+	began := time.Now()
+	n.add(rawStack{main: segment{comm: "young", young: true}})
+	for n.named.Load() == 0 && time.Since(began) < 2*nameAfter {
+		time.Sleep(time.Millisecond)
+	}
+	took := time.Since(began)
+	if n.named.Load() == 0 {
+		t.Skipf("not named within %v: too slow a machine to tell", took)
+	}
+	if took < nameAfterTracked {
+		t.Errorf("named after %v, before the %v a young process's stack waits", took, nameAfterTracked)
+	}
+	if took >= nameAfter {
+		t.Logf("named after %v: as late as without the mapping records (a loaded machine?)", took)
+	}
+	n.wait()
+}

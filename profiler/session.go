@@ -286,6 +286,7 @@ func (s *session) trackMappings(listeners ...MappingListener) {
 	s.procs.mu.Lock()
 	s.procs.tracked = true
 	s.procs.mu.Unlock()
+	s.namer.tracked()
 	t.start()
 }
 
