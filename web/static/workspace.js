@@ -527,6 +527,7 @@ function table(doc) {
   const rows = doc.functions.filter((fn) => !f || fn.name.toLowerCase().includes(f));
   const shown = rows.slice(0, 400);
   const T = doc.total, B = doc.base_total;
+  const rows2 = []; // appended at once; their events are the tbody's (below)
   for (const fn of shown) {
     const row = el('tr', { 'data-fn': fn.name, tabindex: '0' });
     if (fn.name === P.get('fn')) row.classList.add('selected');
@@ -545,15 +546,38 @@ function table(doc) {
     name.append(el('span', { class: 'name' }, label(fn.name)));
     if (fn.module) name.append(' ', el('span', { class: 'module' }, fn.module.split('/').pop()));
     row.append(name);
-    row.addEventListener('click', () => go({ fn: fn.name === P.get('fn') ? null : fn.name }));
-    row.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') { ev.stopPropagation(); go({ fn: fn.name }); } });
-    row.addEventListener('contextmenu', (ev) => { ev.preventDefault(); menu(fn.name, ev); });
-    row.addEventListener('mouseenter', () => focusOn(fn.name, true));
-    row.addEventListener('mouseleave', () => focusOn(null, true));
-    tbody.append(row);
+    rows2.push(row);
   }
+  tbody.append(...rows2);
   $('#table-info').textContent = (rows.length > shown.length ? shown.length + ' of ' : '') + rows.length + ' functions' +
     (doc.count > doc.functions.length ? ' (the ' + doc.functions.length + ' largest of ' + doc.count + ')' : '');
+}
+
+// The rows' events, handled by their tbody: a table of 400 rows is built
+// after each transform, without 2,000 listeners.
+{
+  const tbody = $('#functions tbody');
+  const rowOf = (ev) => (ev.target.closest ? ev.target.closest('tr[data-fn]') : null);
+  let hovered = null;
+  tbody.addEventListener('click', (ev) => {
+    const row = rowOf(ev);
+    if (row) go({ fn: row.dataset.fn === P.get('fn') ? null : row.dataset.fn });
+  });
+  tbody.addEventListener('keydown', (ev) => {
+    const row = rowOf(ev);
+    if (row && ev.key === 'Enter') { ev.stopPropagation(); go({ fn: row.dataset.fn }); }
+  });
+  tbody.addEventListener('contextmenu', (ev) => {
+    const row = rowOf(ev);
+    if (row) { ev.preventDefault(); menu(row.dataset.fn, ev); }
+  });
+  tbody.addEventListener('mouseover', (ev) => {
+    const row = rowOf(ev);
+    if (row === hovered) return;
+    hovered = row;
+    focusOn(row ? row.dataset.fn : null, true);
+  });
+  tbody.addEventListener('mouseleave', () => { hovered = null; focusOn(null, true); });
 }
 
 // sandwichData asks for fn's callers and callees (render asks early, so
