@@ -102,13 +102,7 @@ func TestTrampolineTable(t *testing.T) {
 // load; its first sample waiting for tables does, and a loaded process's
 // new mappings still reload it.
 func TestUnwindTablesSampledOnly(t *testing.T) {
-	sym := symbolizer.New(symbolizer.Options{})
-	defer sym.Close()
-	snap, err := sym.Snapshot(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snap.Close()
+	snap := selfSnapshot(t)
 	for _, sampledOnly := range []bool{false, true} {
 		tb := &UnwindTables{sampledOnly: sampledOnly, hot: make(chan *loadReq, 4), cold: make(chan *loadReq, 4),
 			pending: make(map[uint32]*loadReq), procs: make(map[uint32]*tableProc)}
@@ -131,13 +125,7 @@ func TestUnwindTablesSampledOnly(t *testing.T) {
 // Once a capture's own tables stop loading (its window ended), nothing is
 // queued nor counted as refused, and the workers end without Close.
 func TestUnwindTablesStopLoading(t *testing.T) {
-	sym := symbolizer.New(symbolizer.Options{})
-	defer sym.Close()
-	snap, err := sym.Snapshot(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snap.Close()
+	snap := selfSnapshot(t)
 	tb := &UnwindTables{hot: make(chan *loadReq, 1), cold: make(chan *loadReq, 1), quit: make(chan struct{}),
 		pending: make(map[uint32]*loadReq), procs: make(map[uint32]*tableProc)}
 	tb.wg.Add(2)
@@ -162,4 +150,17 @@ func TestUnwindTablesStopLoading(t *testing.T) {
 	if n := tb.counters[capture.CounterKey{Counter: capture.UnwindTableRefusals, Reason: refuseQueueFull}]; n != 0 {
 		t.Errorf("after stopLoading: %d loads refused as %q, want none counted", n, refuseQueueFull)
 	}
+}
+
+// selfSnapshot is a snapshot of the test's own process, closed at its end.
+func selfSnapshot(t *testing.T) *symbolizer.Process {
+	t.Helper()
+	sym := symbolizer.New(symbolizer.Options{})
+	t.Cleanup(func() { sym.Close() })
+	snap, err := sym.Snapshot(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { snap.Close() })
+	return snap
 }
