@@ -1,6 +1,7 @@
 /* A context-switch storm for the off-CPU benchmark: two threads pinned to
  * one CPU pass a byte back and forth through two pipes for a fixed time and
- * print round trips per second. */
+ * print round trips per second. With a second argument it waits for a line
+ * on stdin first, so that a profiler can attach to its pid. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
@@ -35,6 +36,11 @@ int main(int argc, char **argv) {
 	char c = 'x';
 	if (pipe(ping) || pipe(pong))
 		return 1;
+	if (argc > 2) {
+		char line[16];
+		if (!fgets(line, sizeof(line), stdin))
+			return 1;
+	}
 	pin();
 	pthread_create(&t, NULL, echo, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &a);
