@@ -259,6 +259,8 @@ static __always_inline struct stack_event *new_event(__u32 slot)
 #define UC_WINDOW 4096            /* bytes above sp the return addresses must be in */
 #define UC_LR 0xffff              /* arm64: the frame's pc is the link register (in the key) */
 #define UC_WIN_OFF (2 * STACK_BYTES) /* the window's room in data: the stack copy's */
+#define UC_VALID 1
+#define UC_UNCACHEABLE 2 /* a stack whose slots were not found: not searched again */
 
 const volatile bool ucache_enabled = false;
 const volatile bool ucache_check = false;
@@ -267,7 +269,7 @@ struct uc_way {
 	__u64 ip, sp, bp, lr; /* the key, with pid and tid */
 	__u32 pid, tid;
 	__u32 n;     /* frames; 0: empty */
-	__u32 valid; /* the record that defined it reached the ring */
+	__u32 valid; /* UC_VALID: the record that defined it reached the ring; UC_UNCACHEABLE: walked every time */
 	__u32 end;   /* the walk's ustack_end */
 	__u32 flags; /* the walk's EVENT_UNMAPPED_PC */
 	__u32 win;   /* bytes above sp that hold the slots */
@@ -418,8 +420,13 @@ static __always_inline void uc_learn(struct uc_set *set, __u32 idx, struct stack
 				break;
 			words >>= 1;
 		}
-		if (words < UC_WINDOW / 64 || !uc_scan(w, e, n, words))
+		if (words < UC_WINDOW / 64 || !uc_scan(w, e, n, words)) {
+			/* Slots outside the window (a long frame-pointer chain
+			 * of garbage, a deep stack): the next events with these
+			 * registers are walked without searching again. */
+			w->valid = UC_UNCACHEABLE;
 			return;
+		}
 	}
 	w->n = n;
 	e->flags |= EVENT_USTACK_DEF;
@@ -435,7 +442,7 @@ static __always_inline void uc_sent(struct stack_event *e, bool ok)
 		return;
 	struct uc_way *w = &set->way[(e->ustack_ref & 0xffff) % UC_WAYS];
 	if (ok)
-		w->valid = 1;
+		w->valid = UC_VALID;
 	else
 		w->n = 0;
 }
@@ -518,7 +525,7 @@ static __always_inline void walk_or_copy(void *ctx, struct stack_event *e, __u64
 
 static __always_inline bool uc_key_matches(struct uc_way *w, struct stack_event *e)
 {
-	return w->valid && w->n && w->tid == e->tid && w->pid == e->pid && w->ip == e->ip && w->sp == e->sp && w->bp == e->bp && w->lr == e->lr;
+	return w->tid == e->tid && w->pid == e->pid && w->ip == e->ip && w->sp == e->sp && w->bp == e->bp && w->lr == e->lr;
 }
 
 /* fill_user_stack records the user stack after the kernel stack: a
@@ -536,6 +543,7 @@ static __always_inline void fill_user_stack(void *ctx, struct stack_event *e)
 	struct uc_set *set = NULL;
 	struct uc_way *hit = NULL;
 	__u32 idx = 0, wi = 0;
+	bool skip = false;
 	if (ucache_enabled && e->ip && e->sp) {
 		__u64 h = (e->tid * 0x9e3779b97f4a7c15ULL) ^ e->ip ^ (e->sp * 0xff51afd7ed558ccdULL);
 		idx = (__u32)(h >> 40) % UC_SETS;
@@ -544,7 +552,13 @@ static __always_inline void fill_user_stack(void *ctx, struct stack_event *e)
 	if (set) {
 		for (int i = 0; i < UC_WAYS; i++) {
 			struct uc_way *w = &set->way[i];
-			if (uc_key_matches(w, e) && uc_valid(w, e)) {
+			if (!w->valid || !uc_key_matches(w, e))
+				continue;
+			if (w->valid == UC_UNCACHEABLE) {
+				skip = true;
+				break;
+			}
+			if (w->n && uc_valid(w, e)) {
 				hit = w;
 				wi = i;
 				break;
@@ -568,7 +582,8 @@ static __always_inline void fill_user_stack(void *ctx, struct stack_event *e)
 		return;
 	}
 	count(STAT_UCACHE_MISS);
-	uc_learn(set, idx, e, off);
+	if (!skip)
+		uc_learn(set, idx, e, off);
 }
 
 /* fill_stacks records the current task's kernel and user stacks and the
