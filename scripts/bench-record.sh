@@ -56,6 +56,9 @@ for ((i = 0; i < ROUNDS; i++)); do
 	add scorch_rss "$(rss "$tmp/t.scorch")"
 	line=$(grep '^scorch: phases ' "$tmp/scorch.err" || true)
 	[[ -n $line ]] || { echo "bench-record: scorch printed no phases:"; cat "$tmp/scorch.err"; exit 1; }
+	# The unwind tables built and read from the on-disk cache
+	# (--unwind-cache): the first round builds what later ones read.
+	tabs+="$(grep -o 'unwind_tables_built=[0-9]*' "$tmp/scorch.err" | cut -d= -f2 || echo 0)/$(grep -o 'unwind_tables_cached=[0-9]*' "$tmp/scorch.err" | cut -d= -f2 || echo 0) "
 	for p in "${phases[@]}"; do
 		add "scorch_$p" "$(grep -o " $p=[0-9.]*ms" <<<"$line" | grep -o '[0-9.]*' | awk '{print $1 / 1000}')"
 	done
@@ -94,10 +97,19 @@ printf 'cpu capture of the whole host, %d s at 999 Hz, 2 busy threads, to a flam
 printf '  %-16s beyond the window %6.3fs  CPU %5.2fs  peak RSS %6.1f MiB\n' "scorch record" "$sa" "$(med scorch_cpu)" "$(echo "$(med scorch_rss) / 1024" | bc -l)"
 printf '  %-16s beyond the window %6.3fs  CPU %5.2fs  peak RSS %6.1f MiB  (perf record %.3fs after its window, report flamegraph %.3fs)\n' "perf pipeline" "$pa" "$(med perf_cpu)" \
 	"$(echo "$(med perf_rss) / 1024" | bc -l)" "$(med perf_rec_end)" "$(med perf_report)"
-printf '  scorch phases (s, and as a share of perf beyond the window):'
+echo "  unwind tables built/read from the on-disk cache, per round: ${tabs:-}"
+if [[ $pa != 0.000000001 ]]; then
+	printf '  scorch phases (s, and as a share of perf beyond the window):'
+else
+	printf '  scorch phases (s; no perf baseline to share):'
+fi
 for p in "${phases[@]}"; do
 	v=$(med "scorch_$p")
-	printf ' %s %.3f (%.4f)' "$p" "$v" "$(echo "$v / $pa" | bc -l)"
+	if [[ $pa != 0.000000001 ]]; then
+		printf ' %s %.3f (%.4f)' "$p" "$v" "$(echo "$v / $pa" | bc -l)"
+	else
+		printf ' %s %.3f' "$p" "$v"
+	fi
 done
 echo
 if [[ $pa != 0.000000001 ]]; then
