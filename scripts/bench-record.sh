@@ -120,6 +120,22 @@ if [[ $pa != 0.000000001 ]]; then
 		"$c" "$(awk -v v="$c" 'BEGIN {print (v <= 0.5) ? "met" : "MISSED"}')" "$(echo "$(med scorch_rss) / $(med perf_rss)" | bc -l)"
 fi
 
+# rss_split PID: the largest anonymous, file-backed and BPF-map (ring
+# buffers, mmapped maps) resident KiB of PID, sampled every 0.5 s until it
+# exits: what the peak is made of.
+rss_split() {
+	local pid=$1 ma=0 mf=0 mb=0 a f b
+	while [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; do
+		read -r a f < <(awk '/^RssAnon:/ {a = $2} /^RssFile:/ {f = $2} END {print a + 0, f + 0}' "/proc/$pid/status" 2>/dev/null || echo 0 0)
+		b=$(awk '/^[0-9a-f]+-[0-9a-f]+ / {m = ($6 == "anon_inode:bpf-map")} /^Rss:/ && m {s += $2} END {print s + 0}' "/proc/$pid/smaps" 2>/dev/null || echo 0)
+		((a > ma)) && ma=$a
+		((f > mf)) && mf=$f
+		((b > mb)) && mb=$b
+		sleep 0.5
+	done
+	echo "$ma $mf $mb"
+}
+
 # Part 2: peak RSS per capture type, whole host, RSS_SECS at 999 Hz
 # (RSS_SECS=0: skipped).
 if ((RSS_SECS == 0)); then
@@ -146,17 +162,27 @@ for spec in cpu offcpu wakeup offwake "mem --event page-faults" cpi "event --eve
 	t=$1
 	shift
 	s=$(now)
-	if ! /usr/bin/time -f '%U %S %M' -o "$tmp/t.scorch" "$SCORCH" record --type "$t" "$@" --hz 999 --duration "${RSS_SECS}s" \
-		--format svg -v -o "$tmp/scorch.svg" 2>"$tmp/scorch.err"; then
+	/usr/bin/time -f '%U %S %M' -o "$tmp/t.scorch" "$SCORCH" record --type "$t" "$@" --hz 999 --duration "${RSS_SECS}s" \
+		--format svg -v -o "$tmp/scorch.svg" 2>"$tmp/scorch.err" &
+	tp=$!
+	sleep 0.1
+	rss_split "$(pgrep -P "$tp" | head -1)" >"$tmp/split" &
+	sp=$!
+	if ! wait "$tp"; then
+		wait "$sp" || true
 		printf '  %-34s unavailable: %s\n' "$spec" "$(grep -m1 '^scorch record:' "$tmp/scorch.err" | cut -c1-120)"
 		continue
 	fi
 	e=$(now)
+	wait "$sp" || true
 	r=$(rss "$tmp/t.scorch")
 	printf '  %-34s %7.1f MiB  (x%.2f of perf; %.2fs beyond the window; %s)\n' "scorch record --type $spec" "$(echo "$r / 1024" | bc -l)" \
 		"$(echo "$r / $perf_rss" | bc -l)" "$(echo "$e - $s - $RSS_SECS" | bc -l)" \
 		"$(grep -o '[0-9]* events in [^,]*, [0-9]* lost' "$tmp/scorch.err" | tail -1)"
 	grep '^scorch: peak RSS' "$tmp/scorch.err" | sed 's/^scorch: /      /' || true
+	read -r ma mf mb <"$tmp/split" || true
+	printf '      largest resident seen: anonymous (Go heap and runtime) %.1f MiB, file-backed %.1f MiB, of which BPF maps %.1f MiB\n' \
+		"$(echo "${ma:-0} / 1024" | bc -l)" "$(echo "${mf:-0} / 1024" | bc -l)" "$(echo "${mb:-0} / 1024" | bc -l)"
 	if ((r > 100 * 1024)); then
 		status=1
 	fi
