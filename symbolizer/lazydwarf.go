@@ -215,17 +215,11 @@ func newModuleDWARF(ds *dwarfSections, full *dwarf.Data, mf *mapped.File, heap, 
 		md.ranges = mergeRanges(md.ranges, n)
 	}
 	if ds == nil {
-		r := full.Reader()
-		for len(md.units) < maxDWARFUnits {
-			e, err := r.Next()
-			if err != nil {
-				return nil, fmt.Errorf("dwarf: %w", err)
-			}
-			if e == nil {
-				break
-			}
-			r.SkipChildren()
+		if err := eachUnitDIE(full, func(e *dwarf.Entry) bool {
 			index(full, e, dwarfUnit{off: e.Offset, refAddr: true})
+			return len(md.units) < maxDWARFUnits
+		}); err != nil {
+			return nil, err
 		}
 	} else {
 		info, abbrev := ds.sec["info"], ds.sec["abbrev"]

@@ -45,19 +45,29 @@ func readLineTable(d *dwarf.Data) (lt *lineTable, err error) {
 		}
 	}()
 	var b lineBuilder
+	if err := eachUnitDIE(d, func(e *dwarf.Entry) bool { b.addUnit(d, e); return true }); err != nil {
+		return nil, err
+	}
+	return b.finish()
+}
+
+// eachUnitDIE calls fn with the top-level DIE of each unit of d, in order,
+// while it returns true.
+func eachUnitDIE(d *dwarf.Data, fn func(e *dwarf.Entry) bool) error {
 	r := d.Reader()
 	for {
 		e, err := r.Next()
 		if err != nil {
-			return nil, fmt.Errorf("dwarf: %w", err)
+			return fmt.Errorf("dwarf: %w", err)
 		}
 		if e == nil {
-			break
+			return nil
 		}
 		r.SkipChildren()
-		b.addUnit(d, e)
+		if !fn(e) {
+			return nil
+		}
 	}
-	return b.finish()
 }
 
 // lineBuilder gathers the line rows of one or more units.
