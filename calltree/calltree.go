@@ -199,12 +199,32 @@ func aggregate(c *capture.Capture, q capture.Query) (agg []capture.StackValue, p
 	m := c.Matcher(q)
 	sums := make([]capture.StackValue, len(c.Stacks))
 	var total, total2 int64
+	// Without a range or a filter (the view a page opens on) only the
+	// idle flag selects and every event counts its value, as Match and
+	// Value have it, tested inline.
+	simple := q.From == 0 && q.To == 0 && len(q.Ranges) <= 1 && len(q.PIDs) == 0 && len(q.TIDs) == 0 &&
+		len(q.CPUs) == 0 && q.Comm == "" && q.View != "inuse"
+	skip := capture.FlagIdle
+	if q.IncludeIdle {
+		skip = 0
+	}
 	for i := range c.Events {
 		e := &c.Events[i]
-		if int(e.Stack) >= len(sums) || !m.Match(e) {
+		if int(e.Stack) >= len(sums) {
 			continue
 		}
-		v := m.Value(e)
+		var v int64
+		if simple {
+			if e.Flags&skip != 0 || e.Time == math.MaxInt64 {
+				continue
+			}
+			v = e.Value
+		} else {
+			if !m.Match(e) {
+				continue
+			}
+			v = m.Value(e)
+		}
 		sv := &sums[e.Stack]
 		sv.Value = capture.SatAdd(sv.Value, v)
 		sv.Value2 = capture.SatAdd(sv.Value2, e.Value2)

@@ -54,8 +54,12 @@ func randomCapture(rng *rand.Rand, lines bool) *capture.Capture {
 		if rng.IntN(100) == 0 {
 			v = 0
 		}
-		b.Add(capture.Event{Time: int64(rng.IntN(10)) * int64(time.Second), Value: v, Value2: int64(rng.IntN(9)),
-			Stack: stacks[rng.IntN(len(stacks))], PID: uint32(1 + rng.IntN(3)), TID: uint32(1 + rng.IntN(5)), CPU: uint16(rng.IntN(2))})
+		e := capture.Event{Time: int64(rng.IntN(10)) * int64(time.Second), Value: v, Value2: int64(rng.IntN(9)),
+			Stack: stacks[rng.IntN(len(stacks))], PID: uint32(1 + rng.IntN(3)), TID: uint32(1 + rng.IntN(5)), CPU: uint16(rng.IntN(2))}
+		if e.TID == 5 && e.CPU == 1 {
+			e.Flags |= capture.FlagIdle // some samples of the idle task
+		}
+		b.Add(e)
 	}
 	return b.Capture()
 }
@@ -77,6 +81,7 @@ func randomTransforms(rng *rand.Rand) []capture.Transform {
 
 func randomQuery(rng *rand.Rand) capture.Query {
 	var q capture.Query
+	q.IncludeIdle = rng.IntN(3) == 0
 	switch rng.IntN(4) {
 	case 1:
 		q.From, q.To = 2, 7
