@@ -135,6 +135,16 @@ func loadSegments(f *elf.File) []loadSeg {
 // section typ (SHT_SYMTAB or SHT_DYNSYM). Names alias the section data,
 // newSymTable copies them.
 func elfSymbols(f *elf.File, typ elf.SectionType, out []symbol) ([]symbol, error) {
+	out, _, err := elfSymbolsIn(f, nil, typ, out, nil)
+	return out, err
+}
+
+// elfSymbolsIn is elfSymbols reading the sections in place from mf (the
+// mapped file f was parsed from, or nil), leaving out the symbols skip
+// says (nil: none); found counts the function symbols seen, skipped ones
+// too. Names alias the mapping: the caller keeps mf alive while it uses
+// them.
+func elfSymbolsIn(f *elf.File, mf *mapped.File, typ elf.SectionType, out []symbol, skip func(addr uint64) bool) (_ []symbol, found int, err error) {
 	var sec *elf.Section
 	for _, s := range f.Sections {
 		if s.Type == typ {
@@ -143,18 +153,24 @@ func elfSymbols(f *elf.File, typ elf.SectionType, out []symbol) ([]symbol, error
 		}
 	}
 	if sec == nil {
-		return out, nil
+		return out, 0, nil
 	}
 	if int(sec.Link) >= len(f.Sections) || sec.Link == 0 {
-		return out, fmt.Errorf("%s: bad string table link %d", sec.Name, sec.Link)
+		return out, 0, fmt.Errorf("%s: bad string table link %d", sec.Name, sec.Link)
 	}
-	data, err := sectionData(sec)
-	if err != nil {
-		return out, err
+	read := func(s *elf.Section) ([]byte, error) {
+		if b, err := mf.Section(s); err == nil {
+			return b, nil
+		}
+		return sectionData(s)
 	}
-	strtab, err := sectionData(f.Sections[sec.Link])
+	data, err := read(sec)
 	if err != nil {
-		return out, err
+		return out, 0, err
+	}
+	strtab, err := read(f.Sections[sec.Link])
+	if err != nil {
+		return out, 0, err
 	}
 	bo := f.ByteOrder
 	entSize := 24
@@ -188,6 +204,10 @@ func elfSymbols(f *elf.File, typ elf.SectionType, out []symbol) ([]symbol, error
 		if st != elf.STT_FUNC && st != elf.STT_GNU_IFUNC && !label {
 			continue
 		}
+		found++
+		if skip != nil && skip(value) {
+			continue
+		}
 		if uint64(nameOff) >= uint64(len(strtab)) {
 			continue
 		}
@@ -210,7 +230,7 @@ func elfSymbols(f *elf.File, typ elf.SectionType, out []symbol) ([]symbol, error
 		}
 		out = append(out, symbol{addr: value, size: size, name: name[:end:end], bind: bind, label: label})
 	}
-	return out, nil
+	return out, found, nil
 }
 
 // isCode reports whether section index i holds instructions.

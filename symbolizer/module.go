@@ -9,6 +9,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -107,42 +109,57 @@ func (s *Symbolizer) loadModule(r io.ReaderAt, loc debugLocator) *module {
 
 	var syms []symbol
 	var mf *mapped.File
-	if osf, ok := r.(*os.File); ok && f.Section(".gopclntab") != nil {
-		// A Go binary's pclntab is read in place.
+	if osf, ok := r.(*os.File); ok {
+		// A Go binary's pclntab, and the symbol tables, are read in place.
 		if mf, err = mapped.Map(osf); err != nil {
 			s.log.Debug("map", "module", loc.label, "err", err)
 		}
 	}
+	// A file truncated under the mapping faults: a panic the cache's load
+	// turns into this module's error.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer runtime.KeepAlive(mf) // the symbols' names alias it until packed
 	syms, m.gotab, err = goSymbols(f, mf, syms)
 	if err != nil {
 		s.log.Debug("go symbols", "module", loc.label, "err", err)
 	}
 	nGo := len(syms)
+	// The pclntab read in place names its functions: the ELF symbols of
+	// the same functions are not kept a second time.
+	var skip func(uint64) bool
+	if m.gotab.funcs() > 0 {
+		skip = m.gotab.covers
+	}
 
 	exact := true
-	syms, err = elfSymbols(f, elf.SHT_SYMTAB, syms)
+	syms, found, err := elfSymbolsIn(f, mf, elf.SHT_SYMTAB, syms, skip)
 	if err != nil {
 		s.log.Debug("symtab", "module", loc.label, "err", err)
 	}
 	m.source = "symtab"
-	if len(syms) == nGo {
+	if found == 0 {
 		if df, c, src := s.findDebugFile(f, m.buildID, loc); df != nil {
-			syms, err = elfSymbols(df, elf.SHT_SYMTAB, syms)
+			var dmf *mapped.File
+			if osf, ok := c.(*os.File); ok {
+				dmf, _ = mapped.Map(osf)
+			}
+			syms, found, err = elfSymbolsIn(df, dmf, elf.SHT_SYMTAB, syms, skip)
 			if err != nil {
 				s.log.Debug("debug symtab", "module", loc.label, "err", err)
 			}
 			m.source = src
 			c.Close()
+			defer runtime.KeepAlive(dmf)
 		}
 	}
-	if len(syms) == nGo {
+	if found == 0 {
 		if mini, err := miniDebugInfo(f); err == nil {
-			syms, _ = elfSymbols(mini, elf.SHT_SYMTAB, syms)
+			syms, _, _ = elfSymbolsIn(mini, nil, elf.SHT_SYMTAB, syms, skip)
 			m.source = "gnu_debugdata"
 		}
 		// MiniDebugInfo carries only what .dynsym lacks.
 		n := len(syms)
-		syms, err = elfSymbols(f, elf.SHT_DYNSYM, syms)
+		syms, _, err = elfSymbolsIn(f, mf, elf.SHT_DYNSYM, syms, skip)
 		if err != nil {
 			s.log.Debug("dynsym", "module", loc.label, "err", err)
 		}
@@ -155,10 +172,8 @@ func (s *Symbolizer) loadModule(r io.ReaderAt, loc debugLocator) *module {
 	if nGo > 0 || m.gotab.funcs() > 0 {
 		m.source = "gopclntab+" + m.source
 	}
-	// The pclntab read in place names its functions: the ELF symbols of
-	// the same functions are not kept a second time.
-	if m.gotab.funcs() > 0 {
-		syms = slices.DeleteFunc(syms, func(sym symbol) bool { return m.gotab.covers(sym.addr) })
+	if skip != nil {
+		syms = slices.DeleteFunc(syms, func(sym symbol) bool { return skip(sym.addr) })
 	}
 	if len(syms) == 0 && m.gotab.funcs() == 0 {
 		m.err = errors.New("no symbols")
