@@ -80,6 +80,9 @@ type window struct {
 
 func localTotals(c *capture.Capture) []int64 {
 	p := formats.Profile(c, capture.Query{})
+	if len(p.Sample) == 0 {
+		return nil // an empty window (the last, cut short, of a quiet type) pushes nothing
+	}
 	t := make([]int64, len(p.SampleType))
 	for _, s := range p.Sample {
 		for i, v := range s.Value {
