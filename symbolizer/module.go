@@ -230,6 +230,8 @@ func (s *Symbolizer) readDWARF(f *elf.File, r any, loc debugLocator) *moduleDWAR
 			s.log.Debug("map", "module", loc.label, "err", err)
 		}
 	}
+	// A fault on a truncated mapping is a panic the readers recover from.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	ds, full, heap, mappedN, err := openDWARFIn(f, mf)
 	if err != nil {
 		s.log.Debug("dwarf", "module", loc.label, "err", err)
