@@ -351,14 +351,23 @@ func TestSetConcurrentReads(t *testing.T) {
 	c := randomCapture(rng, true)
 	s := NewSet()
 	s.Add(c, capture.Query{}, false, false)
+	// A derived view, shared too: its sort merges into s's, sorted
+	// meanwhile by another reader.
+	merged := s.Transform([]capture.Transform{{Kind: capture.TransformMerge, Name: "a"}})
+	if merged.deriv == nil {
+		t.Fatal("the merged view is not sorted from the set's")
+	}
 	var wg sync.WaitGroup
-	out := make([]string, 8)
+	out := make([]string, 10)
 	for i := range out {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var b bytes.Buffer
-			switch i % 4 {
+			switch i % 5 {
+			case 4:
+				WriteTree(&b, merged.Tree("all", 50), false)
+				fmt.Fprint(&b, merged.Functions())
 			case 0:
 				WriteTree(&b, s.Tree("all", 50), false)
 			case 1:
@@ -376,9 +385,9 @@ func TestSetConcurrentReads(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	for i := 4; i < len(out); i++ {
-		if out[i] != out[i-4] {
-			t.Errorf("reader %d got %q, reader %d %q", i, out[i], i-4, out[i-4])
+	for i := 5; i < len(out); i++ {
+		if out[i] != out[i-5] {
+			t.Errorf("reader %d got %q, reader %d %q", i, out[i], i-5, out[i-5])
 		}
 	}
 }
