@@ -1,7 +1,6 @@
 package profiler
 
 import (
-	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -105,7 +104,6 @@ type tableFile struct {
 	rule, nRules    uint32
 	page, nPages    uint32
 	base            uint64
-	loads           []elf.ProgHeader // executable PT_LOADs, for the bias
 	refs            int
 	used            uint64 // LRU clock at last use
 	none            bool   // no table (no CFI): frame pointers there
@@ -707,7 +705,7 @@ func (f *tableFile) mapping(m symbolizer.ExecMapping) bpf.SamplerUnwindMapping {
 	if f.abs {
 		bias = 0
 	} else if !f.anon {
-		bias, ok = loadBias(f.loads, m)
+		bias, ok = m.Bias, m.BiasOK
 	}
 	if !ok {
 		return um
@@ -717,22 +715,6 @@ func (f *tableFile) mapping(m symbolizer.ExecMapping) bpf.SamplerUnwindMapping {
 	um.FirstRule = f.rule
 	um.FirstPage, um.PageCount = f.page, f.nPages
 	return um
-}
-
-// loadBias is the bias of a mapping such that ELF virtual address = pc -
-// bias, from the executable segment it maps.
-func loadBias(loads []elf.ProgHeader, m symbolizer.ExecMapping) (uint64, bool) {
-	size := m.End - m.Start
-	for _, p := range loads {
-		lo, hi := max(p.Off, m.Offset), min(p.Off+p.Filesz, m.Offset+size)
-		if lo >= hi {
-			continue
-		}
-		addr := m.Start + (lo - m.Offset)
-		vaddr := p.Vaddr + (lo - p.Off)
-		return addr - vaddr, true
-	}
-	return 0, false
 }
 
 // addFile writes a file's table into the maps, evicting the least recently
@@ -748,20 +730,7 @@ func (t *UnwindTables) addFile(m symbolizer.ExecMapping, tab *unwind.CompactTabl
 		}
 		return f, nil
 	}
-	ra, closer, err := m.Open()
-	if err != nil {
-		return nil, errors.New(refuseBuild)
-	}
-	ef, err := elf.NewFile(ra)
-	if err == nil {
-		for _, p := range ef.Progs {
-			if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 {
-				f.loads = append(f.loads, p.ProgHeader)
-			}
-		}
-	}
-	closer.Close()
-	if len(f.loads) == 0 {
+	if !m.BiasOK { // no executable segment: nothing of it runs
 		t.files[m.Key] = f
 		return f, nil
 	}

@@ -27,6 +27,19 @@ const maxMiniDebugInfo = 64 << 20
 // loadSeg is one PT_LOAD program header.
 type loadSeg struct {
 	off, vaddr, filesz, memsz uint64
+	exec                      bool // PF_X
+}
+
+// execBias is the bias (ELF virtual address = pc - bias) of the mapping
+// [start, end) at file offset off, from the first executable segment whose
+// file bytes it maps; false when it maps none.
+func execBias(segs []loadSeg, start, end, off uint64) (uint64, bool) {
+	for _, s := range segs {
+		if s.exec && max(s.off, off) < min(s.off+s.filesz, off+(end-start)) {
+			return start - off + s.off - s.vaddr, true
+		}
+	}
+	return 0, false
 }
 
 // openELF parses an ELF header defensively: debug/elf has had panics on
@@ -125,7 +138,7 @@ func loadSegments(f *elf.File) []loadSeg {
 	var segs []loadSeg
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_LOAD {
-			segs = append(segs, loadSeg{off: p.Off, vaddr: p.Vaddr, filesz: p.Filesz, memsz: p.Memsz})
+			segs = append(segs, loadSeg{off: p.Off, vaddr: p.Vaddr, filesz: p.Filesz, memsz: p.Memsz, exec: p.Flags&elf.PF_X != 0})
 		}
 	}
 	return segs

@@ -546,10 +546,19 @@ func (p *Process) ModuleFor(addr uint64) (key string, bias uint64, open func() (
 		}
 		return "", 0, nil, false
 	}
-	// The unwinder asks for every frame: key, opener and load segments are
-	// made once per mapping, from the file's headers: the unwinder needs no
-	// symbols (the cache may have evicted them; they are read again only
-	// when a frame is named).
+	ref := p.ref(m)
+	if ref.failed {
+		return "", 0, nil, false
+	}
+	fileOff := addr - m.start + m.offset
+	return ref.key, addr - (&module{loads: ref.loads}).elfAddr(fileOff), ref.open, true
+}
+
+// ref is what the unwinders need of a mapping's file. They ask for every
+// frame: key, opener and load segments are made once per mapping, from the
+// file's headers: no symbols (the cache may have evicted them; they are
+// read again only when a frame is named).
+func (p *Process) ref(m *procMapping) *moduleRef {
 	ref := m.slot.ref.Load()
 	if ref == nil {
 		if mod := p.header(m); mod == nil || mod.err != nil && len(mod.loads) == 0 {
@@ -560,11 +569,7 @@ func (p *Process) ModuleFor(addr uint64) (key string, bias uint64, open func() (
 		}
 		m.slot.ref.Store(ref)
 	}
-	if ref.failed {
-		return "", 0, nil, false
-	}
-	fileOff := addr - m.start + m.offset
-	return ref.key, addr - (&module{loads: ref.loads}).elfAddr(fileOff), ref.open, true
+	return ref
 }
 
 // header is a mapping's build ID and load segments, read from its file's
@@ -634,6 +639,13 @@ type ExecMapping struct {
 	// Open opens the file (a duplicate descriptor the caller closes); nil
 	// when Key is "".
 	Open func() (io.ReaderAt, io.Closer, error)
+	// Bias is such that ELF virtual address = pc - Bias for the pcs of
+	// the mapping, from the executable PT_LOAD it maps (not from the
+	// mapping's start: a segment whose file offset is not page aligned is
+	// mapped from the page below it); BiasOK false when the mapping maps
+	// no executable segment of an ELF file.
+	Bias   uint64
+	BiasOK bool
 }
 
 // ExecMappings lists the executable mappings of the snapshot as last read,
@@ -653,6 +665,11 @@ func (p *Process) ExecMappings() []ExecMapping {
 			}
 		case m.file != nil:
 			em.Key, em.Open = m.file.key, dupOpener(m.file, m.path)
+		}
+		if em.Key != "" {
+			if ref := p.ref(m); !ref.failed {
+				em.Bias, em.BiasOK = execBias(ref.loads, em.Start, em.End, em.Offset)
+			}
 		}
 		out = append(out, em)
 	}
