@@ -77,7 +77,7 @@ type EventUnwindMapping struct {
 	FirstRule  uint32
 	FirstPage  uint32
 	PageCount  uint32
-	Pad        uint32
+	PageShift  uint32
 }
 
 type EventUnwindPage struct {

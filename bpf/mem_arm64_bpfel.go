@@ -101,7 +101,7 @@ type MemUnwindMapping struct {
 	FirstRule  uint32
 	FirstPage  uint32
 	PageCount  uint32
-	Pad        uint32
+	PageShift  uint32
 }
 
 type MemUnwindPage struct {

@@ -127,7 +127,7 @@ type OffcpuUnwindMapping struct {
 	FirstRule  uint32
 	FirstPage  uint32
 	PageCount  uint32
-	Pad        uint32
+	PageShift  uint32
 }
 
 type OffcpuUnwindPage struct {

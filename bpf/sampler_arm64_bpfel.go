@@ -158,7 +158,7 @@ type SamplerUnwindMapping struct {
 	FirstRule  uint32
 	FirstPage  uint32
 	PageCount  uint32
-	Pad        uint32
+	PageShift  uint32
 }
 
 type SamplerUnwindPage struct {

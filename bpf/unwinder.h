@@ -13,7 +13,6 @@
 
 #define UNWIND_MAP_STEPS 9     /* binary search over UNWIND_MAX_MAPS */
 #define UNWIND_SEARCH_STEPS 25 /* binary search over up to 32M entries */
-#define UNWIND_PAGE_BITS 16    /* the page index: one slot per 64 KiB of a file's text */
 
 /* Why a user stack walked in BPF ended (the record's ustack_end). */
 enum unwind_end {
@@ -60,14 +59,14 @@ struct unwind_rule {
 /* One executable mapping of a process. A pc in [start, end) is at table
  * offset pc - bias; the file's entries are unwind_entries[first_entry,
  * first_entry + entry_count), its rules start at first_rule and its page
- * index at first_page (page_count slots). entry_count 0: no table (walk frame
- * pointers). */
+ * index at first_page (page_count slots of 1 << page_shift bytes of its
+ * text). entry_count 0: no table (walk frame pointers). */
 struct unwind_mapping {
 	__u64 start, end, bias;
 	__u32 first_entry, entry_count;
 	__u32 first_rule;
 	__u32 first_page, page_count;
-	__u32 pad;
+	__u32 page_shift;
 };
 
 /* A process: its executable mappings are unwind_maps[first, first + n),
@@ -77,9 +76,13 @@ struct unwind_proc {
 	__u32 n;
 };
 
-/* A page slot: the entries of a 64 KiB page of a file start at index first
+/* A page slot: the entries of a page of a file's text start at index first
  * (relative to the file's first entry) and the search needs at most n of
- * them (the last entry at or below the page's start included). */
+ * them (the last entry at or below the page's start included). n 0: one
+ * entry covers the whole page, and first is its rule (relative to the
+ * file's first rule; 0: no CFI there), so no entry is read. User space
+ * sizes each file's pages to a few entries each: every step of a search
+ * is a likely cache miss in a table of megabytes. */
 struct unwind_page {
 	__u32 first, n;
 };
@@ -151,11 +154,13 @@ struct walk {
 #define DATA_SLOTS (sizeof(((struct stack_event *)0)->data) / 8)
 
 /* A window of the user stack, read once and served to the frame reads
- * that fall in it: each bpf_probe_read_user costs about 100 ns whatever
- * its size, and a few small frames fit in one window. It lives in the
- * event's data past both stacks (the stack copy's room, unused when the
- * walk is done here), so it is per CPU and per scratch slot. */
-#define WIN_SLOTS 64
+ * that fall in it: each bpf_probe_read_user costs 100-150 ns here and the
+ * bytes little more (a 4 KiB frame needs a read anyway), so a window serves
+ * most of a deep stack's small frames. It lives in the event's data past
+ * both stacks (the stack copy's room, unused when the walk is done here),
+ * so it is per CPU and per scratch slot. */
+#define WIN_SLOTS 256
+#define WIN_PAGE 4096
 struct stack_window {
 	__u64 base, len;
 	__u64 data[WIN_SLOTS];
@@ -178,9 +183,18 @@ static __always_inline int win_read(struct stack_window *win, __u64 addr, __u64 
 		*v = win->data[0];
 		return 0;
 	}
-	/* Near the end of the stack mapping: the window would cross it. */
+	/* Near the end of the stack mapping, the window crossed it: the rest
+	 * of addr's page is readable if addr is. */
+	__u64 n = WIN_PAGE - (addr & (WIN_PAGE - 1));
+	if (n > sizeof(win->data))
+		n = sizeof(win->data);
 	win->len = 0;
-	return bpf_probe_read_user(v, sizeof(*v), (void *)addr);
+	if (n < 8 || bpf_probe_read_user(win->data, n, (void *)addr))
+		return -1;
+	win->base = addr;
+	win->len = n;
+	*v = win->data[0];
+	return 0;
 }
 
 /* The searches are global functions: the verifier checks each once, on
@@ -217,18 +231,20 @@ __attribute__((noinline)) int unwind_find_mapping(struct unwind_proc *p, __u64 p
 /* unwind_find_rule returns the key in unwind_rules of the rule of the last
  * entry at or below off in the table of mapping m, or -1 (also for rule 0:
  * no CFI there). The page index narrows the search to the entries of off's
- * 64 KiB page. */
+ * page. */
 __attribute__((noinline)) int unwind_find_rule(struct unwind_mapping *m, __u64 off)
 {
 	if (!m)
 		return -1;
 	__u32 lo = 0, hi = m->entry_count, first = m->first_entry;
-	__u64 page = off >> UNWIND_PAGE_BITS;
+	__u64 page = off >> (m->page_shift & 63);
 	if (page < m->page_count) {
 		__u32 k = m->first_page + (__u32)page;
 		struct unwind_page *pg = bpf_map_lookup_elem(&unwind_pages, &k);
 		if (!pg)
 			return -1;
+		if (pg->n == 0)
+			return pg->first == 0 ? -1 : (m->first_rule + pg->first) & 0x7fffffff;
 		lo = pg->first;
 		hi = pg->first + pg->n;
 		if (hi > m->entry_count)

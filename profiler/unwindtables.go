@@ -25,11 +25,16 @@ const (
 	// of kernel memory, the tables of about 150 libc-sized files (libLLVM
 	// alone is 950k).
 	DefaultUnwindEntries = 4 << 20
-	unwindRules          = 1 << 17 // 2 MiB
-	unwindPages          = 1 << 18 // 2 MiB: 16 GiB of text
+	unwindRules          = 1 << 17                            // 2 MiB
+	unwindPages          = DefaultUnwindEntries / pageEntries // 8 MiB
 	unwindProcs          = 8192
 	unwindMaps           = 1 << 16 // 3 MiB: the executable mappings of all processes
-	pageBits             = 16
+	// pageEntries is about how many entries a slot of a file's page index
+	// covers: pages are sized per file to the density of its entries, so
+	// that the BPF search reads a slot and one or two cache lines of
+	// entries (a binary search over 64 KiB pages took ~10 steps a frame,
+	// ~150 ns of cache misses on a whole host).
+	pageEntries = 4
 )
 
 // unwindMaxMaps is the most executable mappings a process's entry holds.
@@ -103,6 +108,7 @@ type tableFile struct {
 	entry, nEntries uint32
 	rule, nRules    uint32
 	page, nPages    uint32
+	pageShift       uint32
 	base            uint64
 	refs            int
 	used            uint64 // LRU clock at last use
@@ -713,7 +719,7 @@ func (f *tableFile) mapping(m symbolizer.ExecMapping) bpf.SamplerUnwindMapping {
 	um.Bias = bias + f.base
 	um.FirstEntry, um.EntryCount = f.entry, f.nEntries
 	um.FirstRule = f.rule
-	um.FirstPage, um.PageCount = f.page, f.nPages
+	um.FirstPage, um.PageCount, um.PageShift = f.page, f.nPages, f.pageShift
 	return um
 }
 
@@ -739,7 +745,7 @@ func (t *UnwindTables) addFile(m symbolizer.ExecMapping, tab *unwind.CompactTabl
 
 // upload writes a table into the maps for f and registers f.
 func (t *UnwindTables) upload(f *tableFile, tab *unwind.CompactTable) error {
-	pages := buildPages(tab)
+	pages, shift := buildPages(tab)
 	ne, nr, np := uint32(len(tab.Entries)), uint32(len(tab.Rules)), uint32(len(pages))
 	switch {
 	case ne > t.nEntries:
@@ -760,7 +766,7 @@ func (t *UnwindTables) upload(f *tableFile, tab *unwind.CompactTable) error {
 		}
 	}
 	f.none = false
-	f.nEntries, f.nRules, f.nPages, f.base = ne, nr, np, tab.Base
+	f.nEntries, f.nRules, f.nPages, f.pageShift, f.base = ne, nr, np, shift, tab.Base
 	// Sized once: appending to nil re-grew a large file's megabytes of
 	// entries a dozen times, the agent's largest cost on a busy host.
 	if _, err := t.entMem.WriteAt(tab.AppendEntries(make([]byte, 0, int(ne)*unwind.EntrySize)), int64(f.entry)*unwind.EntrySize); err != nil {
@@ -838,26 +844,36 @@ func (t *UnwindTables) reserve(f *tableFile, ne, nr, np uint32) bool {
 	}
 }
 
-// buildPages is a table's page index: for each 64 KiB page of its pc
-// range, the entries a search there needs.
-func buildPages(tab *unwind.CompactTable) []bpf.SamplerUnwindPage {
+// buildPages is a table's page index and its page size (1 << shift bytes,
+// the smallest power of two of at least 16 that gives about pageEntries
+// entries a page): for each page of its pc range, the entries a search
+// there needs, or the rule itself (N 0) where one entry covers the page.
+func buildPages(tab *unwind.CompactTable) ([]bpf.SamplerUnwindPage, uint32) {
 	last := tab.Entries[len(tab.Entries)-1].PC
-	n := int(last>>pageBits) + 1
+	shift := uint32(4)
+	for shift < 31 && int(last>>shift)+1 > max(1, len(tab.Entries)/pageEntries) {
+		shift++
+	}
+	n := int(last>>shift) + 1
 	pages := make([]bpf.SamplerUnwindPage, n)
 	i := 0 // the last entry at or below the page's start
 	for p := range pages {
-		start := uint32(p) << pageBits
+		start := uint32(p) << shift
 		for i+1 < len(tab.Entries) && tab.Entries[i+1].PC <= start {
 			i++
 		}
 		j := i // the last entry at or below the page's end
-		end := start + (1<<pageBits - 1)
+		end := start + (1<<shift - 1)
 		for j+1 < len(tab.Entries) && tab.Entries[j+1].PC <= end {
 			j++
 		}
+		if j == i && tab.Entries[i].PC <= start {
+			pages[p] = bpf.SamplerUnwindPage{First: tab.Entries[i].Rule, N: 0}
+			continue
+		}
 		pages[p] = bpf.SamplerUnwindPage{First: uint32(i), N: uint32(j - i + 1)}
 	}
-	return pages
+	return pages, shift
 }
 
 // rangeAlloc hands out ranges of an array: first fit over the free

@@ -58,24 +58,55 @@ func TestRangeAlloc(t *testing.T) {
 // Each page slot's sub-range holds the entry a search at any pc of the
 // page must find.
 func TestBuildPages(t *testing.T) {
-	tab := &unwind.CompactTable{Entries: []unwind.Entry{
+	sparse := []unwind.Entry{
 		{PC: 0x100, Rule: 1}, {PC: 0x8000, Rule: 2}, {PC: 0x12345, Rule: 1}, {PC: 0x12400, Rule: 3}, {PC: 0x40000, Rule: 0},
-	}}
-	pages := buildPages(tab)
-	if len(pages) != 5 {
-		t.Fatalf("%d pages, want 5", len(pages))
 	}
-	for pc := uint32(0x100); pc < 0x40000; pc += 0x7f {
-		want := 0
-		for i, e := range tab.Entries {
-			if e.PC <= pc {
-				want = i
+	var dense []unwind.Entry // 2000 entries 3 to 40 bytes apart
+	for pc, i := uint32(0x40), 0; i < 2000; i++ {
+		dense = append(dense, unwind.Entry{PC: pc, Rule: uint32(i % 7)})
+		pc += 3 + uint32(i*13%38)
+	}
+	mixed := append([]unwind.Entry(nil), dense...) // then a few long functions
+	for pc := uint32(0x10000); pc < 0x30000; pc += 0x4000 {
+		mixed = append(mixed, unwind.Entry{PC: pc, Rule: 5})
+	}
+	for _, tc := range []struct {
+		name    string
+		entries []unwind.Entry
+	}{{"sparse", sparse}, {"dense", dense}, {"mixed", mixed}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tab := &unwind.CompactTable{Entries: tc.entries}
+			pages, shift := buildPages(tab)
+			last := tc.entries[len(tc.entries)-1].PC
+			if len(pages) != int(last>>shift)+1 || len(pages) > max(1, len(tc.entries)/pageEntries) {
+				t.Fatalf("%d pages of %d bytes for %d entries up to %#x", len(pages), 1<<shift, len(tc.entries), last)
 			}
-		}
-		p := pages[pc>>pageBits]
-		if want < int(p.First) || want >= int(p.First+p.N) {
-			t.Fatalf("pc %#x: entry %d is outside page %d's range %d+%d", pc, want, pc>>pageBits, p.First, p.N)
-		}
+			direct, total := 0, 0
+			for pc := uint32(0); pc < last; pc++ {
+				want := -1
+				for i, e := range tc.entries {
+					if e.PC <= pc {
+						want = i
+					}
+				}
+				p := pages[pc>>shift]
+				total++
+				if p.N == 0 {
+					direct++
+					if want < 0 || tc.entries[want].Rule != p.First {
+						t.Fatalf("pc %#x: page %d gives rule %d, entry %d has %v", pc, pc>>shift, p.First, want, tc.entries[max(want, 0)])
+					}
+					continue
+				}
+				if want >= 0 && (want < int(p.First) || want >= int(p.First+p.N)) {
+					t.Fatalf("pc %#x: entry %d is outside page %d's range %d+%d", pc, want, pc>>shift, p.First, p.N)
+				}
+			}
+			t.Logf("%d pages of %d bytes, %d of %d pcs with the rule in their page", len(pages), 1<<shift, direct, total)
+			if tc.name == "mixed" && direct == 0 {
+				t.Error("no page of the long functions gives its rule")
+			}
+		})
 	}
 }
 
