@@ -468,12 +468,11 @@ static __always_inline __u32 get_stack(void *ctx, struct stack_event *e, __u64 o
 	return n & ~7;
 }
 
-/* copy_user_stack copies up to copy_bytes from the user sp to data at byte
+/* copy_user_stack copies up to n bytes from the user sp to data at byte
  * offset off, halving the size when the read crosses the end of the stack
  * mapping. */
-static __always_inline void copy_user_stack(struct stack_event *e, __u64 off)
+static __always_inline void copy_user_stack(struct stack_event *e, __u64 off, __u64 n)
 {
-	__u64 n = copy_bytes;
 	e->copy_len = 0;
 	if (n == 0 || e->sp == 0 || off > 2 * STACK_BYTES)
 		return;
@@ -506,12 +505,24 @@ static __always_inline void walk_or_copy(void *ctx, struct stack_event *e, __u64
 	if (off > STACK_BYTES)
 		return;
 	barrier_var(off);
+	__u64 copy = copy_bytes;
 	if (unwind_enabled && e->ip) {
 		__u32 pid = e->pid;
 		struct unwind_proc *p = bpf_map_lookup_elem(&unwind_procs, &pid);
 		if (p) {
-			walk_user_stack(e, p);
-			return;
+			if (!(p->flags & (UNWIND_PROC_PENDING | UNWIND_PROC_NO_TABLES))) {
+				walk_user_stack(e, p);
+				return;
+			}
+			if ((p->flags & UNWIND_PROC_PENDING) && copy)
+				copy = PENDING_COPY;
+		} else {
+			/* First sight: pending until user space, which reads
+			 * the ring later, loads the tables or gives up. */
+			struct unwind_proc pending = {.flags = UNWIND_PROC_PENDING};
+			bpf_map_update_elem(&unwind_procs, &pid, &pending, BPF_NOEXIST);
+			if (copy)
+				copy = PENDING_COPY;
 		}
 	}
 	if (e->bp >= e->sp && e->bp - e->sp < (1ULL << 28)) {
@@ -520,7 +531,7 @@ static __always_inline void walk_or_copy(void *ctx, struct stack_event *e, __u64
 		e->data[off / 8] = e->ip;
 		e->ustack_len = 8;
 	}
-	copy_user_stack(e, off + e->ustack_len);
+	copy_user_stack(e, off + e->ustack_len, copy);
 }
 
 static __always_inline bool uc_key_matches(struct uc_way *w, struct stack_event *e)

@@ -90,6 +90,7 @@ type EventUnwindProc struct {
 	_     structs.HostLayout
 	First uint32
 	N     uint32
+	Flags uint32
 }
 
 type EventUnwindRule struct {

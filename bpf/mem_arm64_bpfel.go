@@ -114,6 +114,7 @@ type MemUnwindProc struct {
 	_     structs.HostLayout
 	First uint32
 	N     uint32
+	Flags uint32
 }
 
 type MemUnwindRule struct {

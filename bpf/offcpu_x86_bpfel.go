@@ -140,6 +140,7 @@ type OffcpuUnwindProc struct {
 	_     structs.HostLayout
 	First uint32
 	N     uint32
+	Flags uint32
 }
 
 type OffcpuUnwindRule struct {

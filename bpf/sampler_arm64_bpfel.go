@@ -171,6 +171,7 @@ type SamplerUnwindProc struct {
 	_     structs.HostLayout
 	First uint32
 	N     uint32
+	Flags uint32
 }
 
 type SamplerUnwindRule struct {

@@ -49,6 +49,7 @@ type stacks struct {
 	n      uint32           // stacks interned
 	added  func(r rawStack) // receives each new stack (the namer)
 	key    []byte
+	tramps map[*symbolizer.Process]*procTrampolines // for resolver
 }
 
 func newStacks(unw *unwind.Unwinder, mode unwind.Mode, stats *capture.Stats, added func(rawStack), tables *UnwindTables) stacks {
@@ -165,7 +166,7 @@ func (t *stacks) unwindUser(snap *symbolizer.Process, e *stackEvent) []uint64 {
 		}
 		return e.Ustack
 	}
-	res := t.unw.Unwind(snap, t.mode, unwind.Regs{IP: e.IP, SP: e.SP, BP: e.BP, LR: e.LR}, e.Copy, e.Ustack)
+	res := t.unw.Unwind(t.resolver(snap, e.PID), t.mode, unwind.Regs{IP: e.IP, SP: e.SP, BP: e.BP, LR: e.LR}, e.Copy, e.Ustack)
 	switch res.Outcome {
 	case unwind.OutcomeCFI:
 		t.stats.UnwindCFI++

@@ -456,7 +456,8 @@ func runMix(b *testing.B, progs []builtProg, secs int) map[string]float64 {
 // -stacks.rounds interleaved rounds (each profiled run against the mean of
 // the unprofiled runs just before and after it, as the machine drifts).
 // Reported: each condition's median slowdown of the mix (the geometric
-// mean of the programs' work per CPU second), in percent.
+// mean of the programs' work per CPU second), in percent, and its
+// quartiles (q1 the smaller slowdown).
 func BenchmarkStackSlowdown(b *testing.B) {
 	testutil.RequireRoot(b)
 	perf, err := exec.LookPath("perf")
@@ -503,8 +504,12 @@ func BenchmarkStackSlowdown(b *testing.B) {
 	for b.Loop() {
 		ratios := map[string][]float64{}
 		base := runMix(b, progs, secs)
-		for range *stacksRounds {
-			for _, cond := range conds {
+		for round := range *stacksRounds {
+			// Each round starts at another condition, so that none
+			// always follows the same one (a cache or a frequency
+			// state left behind).
+			for c := range conds {
+				cond := conds[(round+c)%len(conds)]
 				var got map[string]float64
 				profiled[cond](func() { got = runMix(b, progs, secs) })
 				next := runMix(b, progs, secs)
@@ -521,7 +526,10 @@ func BenchmarkStackSlowdown(b *testing.B) {
 			r := ratios[cond]
 			sort.Float64s(r)
 			b.Logf("%s: rate ratios %.3f", cond, r)
+			// The median and the quartiles' slowdowns (the spread).
 			b.ReportMetric(100*(1-r[len(r)/2]), cond+"-slowdown-%")
+			b.ReportMetric(100*(1-r[(len(r)*3)/4]), cond+"-slowdown-q1-%")
+			b.ReportMetric(100*(1-r[len(r)/4]), cond+"-slowdown-q3-%")
 		}
 	}
 }

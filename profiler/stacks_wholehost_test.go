@@ -1,7 +1,6 @@
 package profiler_test
 
 import (
-	"flag"
 	"fmt"
 	"os/exec"
 	"slices"
@@ -30,19 +29,6 @@ func logHealth(t *testing.T, c *capture.Capture) {
 		t.Errorf("%d user stacks ended early, but the reasons add up to %d: %v", st.UnwindEnded, byReason, reasons)
 	}
 }
-
-// notYet are the programs of the mix that TestWholeHostStacks measures but
-// does not hold to the target yet (unless -stacks.all): in a whole-host
-// capture their first seconds' samples wait for their tables, which build
-// for every process of the host at once, and the 1 KiB copy they are
-// unwound from meanwhile ends at the 4 KiB frame and in CPython's frameless
-// code: 87-93% of their stacks reach the entry in 20-40 s captures here.
-var notYet = map[string]string{
-	"c-bigframe": "samples taken while the tables load end at middle's 4 KiB frame",
-	"python":     "samples taken while the tables load end at the first -X perf trampoline",
-}
-
-var stacksAll = flag.Bool("stacks.all", false, "hold every program of TestWholeHostStacks to the target, those of notYet too")
 
 // TestWholeHostStacks records the whole host in the default mode while
 // issue 16's mix runs: a C program at -O2 without frame pointers with a
@@ -78,10 +64,6 @@ func TestWholeHostStacks(t *testing.T) {
 			t.Logf("%s: %s; e.g. %s", r.name, f, f.example)
 			if f.bad != "" || f.badLeaf != "" {
 				t.Logf("%s: incomplete, e.g. %s; with the leaf, incomplete or out of order, e.g. %s", r.name, f.bad, f.badLeaf)
-			}
-			if why, ok := notYet[r.name]; ok && !*stacksAll {
-				t.Logf("%s is not held to 95%% yet (-stacks.all does): %s", r.name, why)
-				return
 			}
 			if f.samples < 100 {
 				t.Fatalf("only %d samples of %s in %d s at %d Hz: too few to judge (the machine is busy?)", f.samples, r.name, secs, *stacksHz)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/scorch-dev/scorch/symbolizer"
 	"github.com/scorch-dev/scorch/unwind"
@@ -95,4 +96,73 @@ func buildTrampolineTable(size uint64, pre, stride int) *unwind.CompactTable {
 	}
 	t.Entries = out
 	return t
+}
+
+// trampolineResolver adds CPython's perf trampolines (anonymous code whose
+// rules scorch knows) to a snapshot's modules for the user-space unwinder:
+// a sample taken while its process's tables were loading, which carries a
+// stack copy, is unwound through them as the BPF walker does once the
+// tables are in (frame pointers cannot: the trampoline keeps none).
+type trampolineResolver struct {
+	*symbolizer.Process
+	tr *procTrampolines
+}
+
+// procTrampolines are a snapshot's anonymous executable mappings and the
+// trampoline tables of those that hold trampolines (nil: not one).
+type procTrampolines struct {
+	pid  uint32
+	maps []symbolizer.ExecMapping
+	tabs map[uint64]*unwind.CompactTable // by mapping start
+	read time.Time
+}
+
+// trampolineReread bounds how often a snapshot's mappings are listed again
+// for a pc in none of them (CPython maps trampolines as functions are
+// first called).
+const trampolineReread = time.Second
+
+func (r trampolineResolver) CompactFor(pc uint64) (*unwind.CompactTable, uint64, bool) {
+	tr := r.tr
+	find := func() int {
+		for i, m := range tr.maps {
+			if pc >= m.Start && pc < m.End {
+				return i
+			}
+		}
+		return -1
+	}
+	i := find()
+	if i < 0 && time.Since(tr.read) >= trampolineReread {
+		tr.read, tr.maps = time.Now(), tr.maps[:0]
+		for _, m := range r.ExecMappings() {
+			if m.Key == "" && m.Path == "" {
+				tr.maps = append(tr.maps, m)
+			}
+		}
+		i = find()
+	}
+	if i < 0 {
+		return nil, 0, false
+	}
+	m := tr.maps[i]
+	tab, ok := tr.tabs[m.Start]
+	if !ok {
+		tab = trampolineTable(tr.pid, m)
+		tr.tabs[m.Start] = tab
+	}
+	return tab, m.Start, tab != nil
+}
+
+// resolver is what the user-space unwinder resolves pcs of snap with.
+func (t *stacks) resolver(snap *symbolizer.Process, pid uint32) unwind.Resolver {
+	if t.tramps == nil {
+		t.tramps = make(map[*symbolizer.Process]*procTrampolines)
+	}
+	tr := t.tramps[snap]
+	if tr == nil {
+		tr = &procTrampolines{pid: pid, tabs: make(map[uint64]*unwind.CompactTable)}
+		t.tramps[snap] = tr
+	}
+	return trampolineResolver{Process: snap, tr: tr}
 }

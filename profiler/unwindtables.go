@@ -37,6 +37,11 @@ const (
 	pageEntries = 4
 )
 
+// procNoTables is unwind_proc's UNWIND_PROC_NO_TABLES (bpf/unwinder.h):
+// the process's tables could not be loaded (its samples take the usual
+// copy, not the pending one).
+const procNoTables = 2
+
 // unwindMaxMaps is the most executable mappings a process's entry holds.
 const unwindMaxMaps = int(bpf.SamplerLimitLIMIT_UNWIND_MAPS)
 
@@ -405,6 +410,7 @@ func (t *UnwindTables) loadNow(pid uint32, snap *symbolizer.Process) {
 		defer close(done)
 		if err := t.load(pid, snap); err != nil {
 			t.log.Debug("unwind tables not loaded", "pid", pid, "err", err)
+			t.unmark(pid)
 		}
 	}()
 	select {
@@ -500,7 +506,39 @@ func (t *UnwindTables) worker() {
 		t.mu.Unlock()
 		if err := t.load(r.pid, snap); err != nil {
 			t.log.Debug("unwind tables not loaded", "pid", r.pid, "err", err)
+			t.unmark(r.pid)
 		}
+	}
+}
+
+// unmark: a process's load failed; its samples go back to the usual copy
+// (and are counted as pending; the next one asks for a load again).
+func (t *UnwindTables) unmark(pid uint32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.procs[pid] == nil {
+		t.procMap.Put(pid, bpf.SamplerUnwindProc{Flags: procNoTables})
+	}
+}
+
+// dropStale deletes the BPF entries of processes without loaded tables
+// (the walker's pending entries, unmark's) whose process exited, or all of
+// them (a capture starting after a pause): the map is bounded, and a
+// whole host's short-lived processes would fill it.
+func (t *UnwindTables) dropStale(all bool) {
+	var pid uint32
+	var v bpf.SamplerUnwindProc
+	var stale []uint32
+	for it := t.procMap.Iterate(); it.Next(&pid, &v); {
+		if t.procs[pid] != nil {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + strconv.Itoa(int(pid))); all || err != nil {
+			stale = append(stale, pid)
+		}
+	}
+	for _, pid := range stale {
+		t.procMap.Delete(pid)
 	}
 }
 
@@ -528,6 +566,7 @@ func (t *UnwindTables) sweeper() {
 		for _, pid := range gone {
 			t.removeLocked(pid)
 		}
+		t.dropStale(false)
 		t.mu.Unlock()
 	}
 }
@@ -543,6 +582,7 @@ func (t *UnwindTables) begin() {
 		for pid := range t.procs {
 			t.removeLocked(pid)
 		}
+		t.dropStale(true)
 	}
 	t.active++
 }

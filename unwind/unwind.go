@@ -295,6 +295,13 @@ func splice(head, rest []uint64) []uint64 {
 func (u *Unwinder) step(w *walk, r Resolver, cur frame, st stackCopy) (next frame, kind rowKind, end bool, why string) {
 	key, bias, open, ok := r.ModuleFor(cur.pc)
 	if !ok {
+		if cr, isC := r.(CompactResolver); isC {
+			if tab, tbias, ok := cr.CompactFor(cur.pc); ok {
+				if next, kind, end, why, ok := compactStep(tab, tbias, cur, st); ok {
+					return next, kind, end, why
+				}
+			}
+		}
 		return fpStep(cur, st, ReasonNoModule)
 	}
 	t := w.table(u, key, open)
@@ -364,6 +371,55 @@ func (u *Unwinder) step(w *walk, r Resolver, cur frame, st stackCopy) (next fram
 		next.bp, next.bpOK = st.read(cfa + uint64(rw.bpOff))
 	}
 	return next, kind, false, ""
+}
+
+// CompactResolver is a Resolver that also has compact tables for code no
+// file's CFI covers (CPython's perf trampolines, whose rules scorch knows):
+// tab's offsets are pc - bias.
+type CompactResolver interface {
+	Resolver
+	CompactFor(pc uint64) (tab *CompactTable, bias uint64, ok bool)
+}
+
+// compactStep unwinds a frame by a compact table's rule of the forms
+// trampolines have (CFA = sp or fp + offset, return address and saved fp
+// at the CFA); ok false for any other, or no rule.
+func compactStep(tab *CompactTable, bias uint64, cur frame, st stackCopy) (next frame, kind rowKind, end bool, why string, ok bool) {
+	pc := cur.pc - bias
+	if !cur.exact {
+		pc--
+	}
+	r := tab.Lookup(pc)
+	var cfa uint64
+	switch r.CFA {
+	case CFASP:
+		cfa, kind = cur.sp+uint64(int64(r.CFAOffset)), rowCFASP
+	case CFAFP:
+		if !cur.bpOK {
+			return frame{}, 0, false, "", false
+		}
+		cfa, kind = cur.bp+uint64(int64(r.CFAOffset)), rowCFABP
+	default:
+		return frame{}, 0, false, "", false
+	}
+	if r.RA != RAAtCFA {
+		return frame{}, 0, false, "", false
+	}
+	ra, okRA := st.read(cfa + uint64(int64(r.RAOffset)))
+	if !okRA {
+		return frame{}, kind, false, ReasonEndOfCopy, true
+	}
+	if ra == 0 {
+		return frame{}, kind, true, "", true
+	}
+	if cfa <= cur.sp {
+		return frame{}, kind, false, ReasonNoProgress, true
+	}
+	next = frame{pc: ra, sp: cfa, bp: cur.bp, bpOK: cur.bpOK}
+	if r.FP == FPAtCFA {
+		next.bp, next.bpOK = st.read(cfa + uint64(int64(r.FPOffset)))
+	}
+	return next, kind, false, "", true
 }
 
 // fpStep unwinds a frame that no CFI describes (JIT code, perf-map
