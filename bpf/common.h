@@ -469,25 +469,31 @@ static __always_inline __u32 get_stack(void *ctx, struct stack_event *e, __u64 o
 }
 
 /* copy_user_stack copies up to n bytes from the user sp to data at byte
- * offset off, halving the size when the read crosses the end of the stack
- * mapping. */
+ * offset off. A read that crosses the end of the stack mapping fails: then
+ * the copy ends a page boundary lower, down to the end of sp's page (the top
+ * of a main thread's stack is a few KiB above its outermost frame: halving
+ * an 8 KiB copy there lost a 4 KiB frame's callers). */
 static __always_inline void copy_user_stack(struct stack_event *e, __u64 off, __u64 n)
 {
 	e->copy_len = 0;
 	if (n == 0 || e->sp == 0 || off > 2 * STACK_BYTES)
 		return;
 	barrier_var(off);
+	__u64 sp = e->sp;
 	for (int i = 0; i < 6; i++) {
 		if (n > MAX_COPY)
 			n = MAX_COPY;
-		if (n < 64)
+		if (n < 8)
 			break;
 		barrier_var(n);
-		if (bpf_probe_read_user((void *)e->data + off, n, (void *)e->sp) == 0) {
+		if (bpf_probe_read_user((void *)e->data + off, n, (void *)sp) == 0) {
 			e->copy_len = n;
 			return;
 		}
-		n >>= 1;
+		__u64 end = (sp + n - 1) & ~4095ULL;
+		if (end <= sp)
+			break;
+		n = end - sp;
 	}
 	count(STAT_COPY_ERR);
 }
