@@ -520,12 +520,16 @@ static __always_inline void walk_or_copy(void *ctx, struct stack_event *e, __u64
 				walk_user_stack(e, p);
 				return;
 			}
-			if ((p->flags & UNWIND_PROC_PENDING) && copy)
+			__u64 seen = ((__u64)p->n << 32) | p->first;
+			if ((p->flags & UNWIND_PROC_PENDING) && copy && e->ts - seen < PENDING_WINDOW_NS)
 				copy = PENDING_COPY;
 		} else {
 			/* First sight: pending until user space, which reads
-			 * the ring later, loads the tables or gives up. */
-			struct unwind_proc pending = {.flags = UNWIND_PROC_PENDING};
+			 * the ring later, loads the tables or gives up; first
+			 * and n hold when. */
+			struct unwind_proc pending = {
+				.first = (__u32)e->ts, .n = (__u32)(e->ts >> 32), .flags = UNWIND_PROC_PENDING,
+			};
 			bpf_map_update_elem(&unwind_procs, &pid, &pending, BPF_NOEXIST);
 			if (copy)
 				copy = PENDING_COPY;

@@ -72,11 +72,11 @@ struct unwind_mapping {
 /* A process: its executable mappings are unwind_maps[first, first + n),
  * sorted by start. flags (profiler/unwindtables.go mirrors them):
  * UNWIND_PROC_PENDING: its tables are not loaded yet (the walker adds the
- * entry at the process's first sample): its samples take the copy path
- * with PENDING_COPY bytes, enough for user space to unwind them later from
- * the copy (a 4 KiB frame, CPython's trampolines) rather than cut them at
- * the usual 1 KiB. UNWIND_PROC_NO_TABLES: user space could not load them:
- * the usual copy. */
+ * entry at the process's first sample, its time in first and n): its
+ * samples take the copy path, for PENDING_WINDOW_NS with PENDING_COPY
+ * bytes, enough for user space to unwind them later from the copy (a 4 KiB
+ * frame, CPython's trampolines) rather than cut them at the usual 1 KiB.
+ * UNWIND_PROC_NO_TABLES: user space could not load them: the usual copy. */
 struct unwind_proc {
 	__u32 first;
 	__u32 n;
@@ -85,6 +85,10 @@ struct unwind_proc {
 #define UNWIND_PROC_PENDING 1
 #define UNWIND_PROC_NO_TABLES 2
 #define PENDING_COPY 8192
+/* The larger copy is taken for this long after a process's first sample:
+ * on a loaded host tables may take seconds, and a whole host's pending
+ * processes copying 8 KiB a sample filled the ring (6 KB an event). */
+#define PENDING_WINDOW_NS 1000000000ULL
 
 /* A page slot: the entries of a page of a file's text start at index first
  * (relative to the file's first entry) and the search needs at most n of
