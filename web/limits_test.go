@@ -78,6 +78,20 @@ func waitMetric(t *testing.T, e *env, name string, want int) {
 	}
 }
 
+// postImportStream posts body as a folded import of the given length (-1:
+// unknown, sent chunked) and returns the status, 0 when the request failed.
+func postImportStream(e *env, body io.Reader, size int64) int {
+	req, _ := http.NewRequest("POST", e.ts.URL+"/api/imports", body)
+	req.Header.Set("Content-Type", "text/plain")
+	req.ContentLength = size
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // An import whose size is not known decodes alone, 16 more wait, and only
 // the one after those is refused with 429 and Retry-After.
 func TestImportQueue(t *testing.T) {
@@ -87,17 +101,7 @@ func TestImportQueue(t *testing.T) {
 	start := func() {
 		pr, pw := io.Pipe()
 		writers = append(writers, pw)
-		go func() {
-			req, _ := http.NewRequest("POST", e.ts.URL+"/api/imports", pr)
-			req.Header.Set("Content-Type", "text/plain")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				done <- 0
-				return
-			}
-			resp.Body.Close()
-			done <- resp.StatusCode
-		}()
+		go func() { done <- postImportStream(e, pr, -1) }()
 	}
 	waitFor := func(name string, want int) { t.Helper(); waitMetric(t, e, name, want) }
 	// Slow uploads: each sends a line and then nothing until released.
@@ -145,18 +149,7 @@ func TestImportBudget(t *testing.T) {
 	post := func(body string, size int64, gz bool) {
 		pr, pw := io.Pipe()
 		writers = append(writers, pw)
-		go func() {
-			req, _ := http.NewRequest("POST", e.ts.URL+"/api/imports", pr)
-			req.Header.Set("Content-Type", "text/plain")
-			req.ContentLength = size
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				done <- 0
-				return
-			}
-			resp.Body.Close()
-			done <- resp.StatusCode
-		}()
+		go func() { done <- postImportStream(e, pr, size) }()
 		if gz {
 			zw := gzip.NewWriter(pw)
 			io.WriteString(zw, body)
