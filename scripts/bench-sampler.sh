@@ -77,10 +77,15 @@ for hz in 99 999; do
 	fi
 	if command -v perf >/dev/null; then
 		run_profiled "perf -g -a $hz Hz" perf record -q -g -a -F "$hz" -e cpu-clock -o "$tmp/perf.data"
-		printf '  scorch/perf at %d Hz: added slowdown ratio %.4f; own CPU ratio while recording %.2f, to a symbolized profile %.2f\n' "$hz" \
-			"$(echo "(${slow["scorch $hz Hz"]} - 1) / (${slow["perf -g -a $hz Hz"]} - 1 + 0.000001)" | bc -l)" \
-			"$(echo "${own["scorch $hz Hz"]} / (${own["perf -g -a $hz Hz"]} + 0.000001)" | bc -l)" \
-			"$(echo "${total["scorch $hz Hz"]} / (${total["perf -g -a $hz Hz"]} + 0.000001)" | bc -l)"
+		# A ratio to a baseline under the clock tick (perf's own CPU while
+		# recording often rounds to 0) or to no added slowdown says nothing.
+		ratio() { # a b: a / b, or a sentence when b is too small to divide by
+			if (($(echo "$2 < $3" | bc -l))); then echo "n/a (perf's figure is below $3)"; else printf '%.2f' "$(echo "$1 / $2" | bc -l)"; fi
+		}
+		printf '  scorch/perf at %d Hz: added slowdown ratio %s; own CPU ratio while recording %s, to a symbolized profile %s\n' "$hz" \
+			"$(ratio "$(echo "${slow["scorch $hz Hz"]} - 1" | bc -l)" "$(echo "${slow["perf -g -a $hz Hz"]} - 1" | bc -l)" 0.005)" \
+			"$(ratio "${own["scorch $hz Hz"]}" "${own["perf -g -a $hz Hz"]}" "$(echo "10000 / $tick / (${samples["perf -g -a $hz Hz"]} + 1)" | bc -l)")" \
+			"$(ratio "${total["scorch $hz Hz"]}" "${total["perf -g -a $hz Hz"]}" 0.000001)"
 	fi
 done
 
