@@ -12,45 +12,17 @@ var errBusy = errors.New("busy")
 
 // gate admits at most slots holders at once; up to maxWait more wait in
 // line, and anyone beyond that is refused at once (the caller answers 429 or
-// 503 with Retry-After) instead of piling up goroutines and memory.
-type gate struct {
-	slots   chan struct{}
-	mu      sync.Mutex
-	waiting int
-	maxWait int
-}
+// 503 with Retry-After) instead of piling up goroutines and memory. It is a
+// weightedGate whose holders each cost one slot.
+type gate struct{ w *weightedGate }
 
 func newGate(slots, maxWait int) *gate {
-	return &gate{slots: make(chan struct{}, slots), maxWait: maxWait}
+	return &gate{w: newWeightedGate(int64(slots), maxWait)}
 }
 
 // enter takes a slot, waiting in line while ctx lasts; errBusy when the line
 // is full. The caller calls leave after a nil error.
-func (g *gate) enter(ctx context.Context) error {
-	select {
-	case g.slots <- struct{}{}:
-		return nil
-	default:
-	}
-	g.mu.Lock()
-	if g.waiting >= g.maxWait {
-		g.mu.Unlock()
-		return errBusy
-	}
-	g.waiting++
-	g.mu.Unlock()
-	defer func() {
-		g.mu.Lock()
-		g.waiting--
-		g.mu.Unlock()
-	}()
-	select {
-	case g.slots <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (g *gate) enter(ctx context.Context) error { return g.w.enter(ctx, 1) }
 
 // enterWithin is enter that also gives up with errBusy after waiting d: a
 // request answered late is worse than one told to retry.
@@ -64,13 +36,12 @@ func (g *gate) enterWithin(ctx context.Context, d time.Duration) error {
 	return err
 }
 
-func (g *gate) leave() { <-g.slots }
+func (g *gate) leave() { g.w.leave(1) }
 
 // queued is how many wait in line now.
 func (g *gate) queued() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.waiting
+	_, waiting := g.w.counts()
+	return waiting
 }
 
 // weightedGate admits holders by what each may cost (the memory an
@@ -171,3 +142,11 @@ func (g *weightedGate) counts() (running, waiting int) {
 	defer g.mu.Unlock()
 	return g.running, len(g.line)
 }
+
+// held is how many slots are taken now, size how many there are.
+func (g *gate) held() int {
+	running, _ := g.w.counts()
+	return running
+}
+
+func (g *gate) size() int { return int(g.w.budget) }

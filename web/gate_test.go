@@ -41,8 +41,8 @@ func TestGate(t *testing.T) {
 		t.Errorf("cancelled wait: %v, want context.Canceled", err)
 	}
 	g.leave()
-	if g.queued() != 0 || len(g.slots) != 0 {
-		t.Errorf("gate not empty: %d waiting, %d in", g.queued(), len(g.slots))
+	if g.queued() != 0 || g.held() != 0 {
+		t.Errorf("gate not empty: %d waiting, %d in", g.queued(), g.held())
 	}
 }
 
@@ -65,7 +65,7 @@ func TestRenderOverload(t *testing.T) {
 	if resp, b := get("/api/captures/" + id + "/folded"); resp.StatusCode != 200 {
 		t.Fatalf("folded: %d %s", resp.StatusCode, b)
 	}
-	for range cap(s.renders.slots) {
+	for range s.renders.size() {
 		s.renders.enter(context.Background())
 	}
 	start := time.Now()
@@ -79,7 +79,7 @@ func TestRenderOverload(t *testing.T) {
 	if resp, _ := get("/api/captures/" + id + "/folded"); resp.StatusCode != 200 {
 		t.Errorf("a cached answer while busy: %d, want 200", resp.StatusCode)
 	}
-	for range cap(s.renders.slots) {
+	for range s.renders.size() {
 		s.renders.leave()
 	}
 	if resp, b := get("/api/captures/" + id + "/flamegraph.svg"); resp.StatusCode != 200 {

@@ -62,7 +62,7 @@ func TestViewWaitersHoldNoSlot(t *testing.T) {
 	for viewSets.c.Stats().Hits < before+uint64(len(routes)) && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if n := len(s.renders.slots); n != 1 {
+	if n := s.renders.held(); n != 1 {
 		t.Errorf("render slots held while %d requests wait for one view: %d, want 1 (the build's)", len(routes), n)
 	}
 	// More than renderMaxWait later, a rendering of another answer still
