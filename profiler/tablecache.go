@@ -3,13 +3,11 @@ package profiler
 import (
 	"bytes"
 	"crypto/sha256"
-	"debug/elf"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,7 +78,7 @@ func (c *tableCache) table(m symbolizer.ExecMapping) (*unwind.CompactTable, erro
 		c.built.Add(1)
 		return unwind.BuildCompact(ra)
 	}
-	id := buildIDOf(ra)
+	id := symbolizer.FileBuildID(ra)
 	if t := c.load(m.Key, id); t != nil {
 		c.read.Add(1)
 		return t, nil
@@ -170,37 +168,6 @@ func (c *tableCache) trim() {
 			total -= f.size
 		}
 	}
-}
-
-// buildIDOf is an ELF file's GNU build ID in hex, "" when it has none.
-func buildIDOf(ra io.ReaderAt) string {
-	f, err := elf.NewFile(ra)
-	if err != nil {
-		return ""
-	}
-	for _, s := range f.Sections {
-		if s.Type != elf.SHT_NOTE || s.Size > 1<<16 {
-			continue
-		}
-		b, err := s.Data()
-		if err != nil {
-			continue
-		}
-		// Notes: namesz, descsz, type, name (4-aligned), desc (4-aligned).
-		for len(b) >= 12 {
-			nsz, dsz, typ := binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:]), binary.LittleEndian.Uint32(b[8:])
-			nEnd := 12 + (uint64(nsz)+3)&^3
-			dEnd := nEnd + (uint64(dsz)+3)&^3
-			if dEnd > uint64(len(b)) {
-				break
-			}
-			if typ == 3 && nsz == 4 && string(b[12:15]) == "GNU" { // NT_GNU_BUILD_ID
-				return hex.EncodeToString(b[nEnd : nEnd+uint64(dsz)])
-			}
-			b = b[dEnd:]
-		}
-	}
-	return ""
 }
 
 // encodeTable is a table's cache file: magic, the file's key and build

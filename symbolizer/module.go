@@ -78,6 +78,10 @@ func (m *module) elfAddr(fileOff uint64) uint64 {
 	return fileOff
 }
 
+// FileBuildID is the hex GNU build ID of the ELF file r, "" when it has
+// none or is not ELF; it reads only the headers and notes.
+func FileBuildID(r io.ReaderAt) string { return fileBuildIDOf(r) }
+
 // fileBuildIDOf reads only the ELF headers and notes of r for its build ID.
 func fileBuildIDOf(r io.ReaderAt) string {
 	f, err := openELF(r)
