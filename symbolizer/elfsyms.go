@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"debug/elf"
 	"debug/gosym"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/ulikunitz/xz"
 
+	"github.com/scorch-dev/scorch/internal/elfnote"
 	"github.com/scorch-dev/scorch/internal/gopclntab"
 	"github.com/scorch-dev/scorch/internal/mapped"
 )
@@ -77,39 +76,7 @@ func sectionData(s *elf.Section) (data []byte, err error) {
 }
 
 // buildID returns the hex GNU build ID of f, or "".
-func buildID(f *elf.File) string {
-	for _, s := range f.Sections {
-		if s.Type != elf.SHT_NOTE {
-			continue
-		}
-		data, err := sectionData(s)
-		if err != nil {
-			continue
-		}
-		if id := noteBuildID(data, f.ByteOrder); id != "" {
-			return id
-		}
-	}
-	return ""
-}
-
-// noteBuildID walks ELF notes for NT_GNU_BUILD_ID.
-func noteBuildID(data []byte, bo binary.ByteOrder) string {
-	for len(data) >= 12 {
-		namesz, descsz, typ := bo.Uint32(data), bo.Uint32(data[4:]), bo.Uint32(data[8:])
-		data = data[12:]
-		nameEnd := align4(uint64(namesz))
-		descEnd := nameEnd + align4(uint64(descsz))
-		if descEnd > uint64(len(data)) {
-			return ""
-		}
-		if typ == 3 && namesz == 4 && string(data[:4]) == "GNU\x00" && descsz > 0 {
-			return hex.EncodeToString(data[nameEnd : nameEnd+uint64(descsz)])
-		}
-		data = data[descEnd:]
-	}
-	return ""
-}
+func buildID(f *elf.File) string { return elfnote.BuildID(f) }
 
 func align4(n uint64) uint64 { return (n + 3) &^ 3 }
 

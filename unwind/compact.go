@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	dframe "github.com/go-delve/delve/pkg/dwarf/frame"
 	"github.com/go-delve/delve/pkg/dwarf/leb128"
 	"github.com/scorch-dev/scorch/internal/cache"
+	"github.com/scorch-dev/scorch/internal/elfnote"
 )
 
 // Arch is everything scorch's Go code knows about an architecture, the one
@@ -263,36 +263,13 @@ func BuildCompact(ra io.ReaderAt) (t *CompactTable, err error) {
 	if err := b.add(b.end, Rule{}); err != nil {
 		return nil, err
 	}
-	t = &CompactTable{Key: fileBuildID(f), Arch: arch, Base: base, Entries: b.entries, Rules: b.rules}
+	t = &CompactTable{Key: elfnote.BuildID(f), Arch: arch, Base: base, Entries: b.entries, Rules: b.rules}
 	for _, e := range t.Entries {
 		if t.Rules[e.Rule].CFA == CFAUnsupported {
 			t.Unsupported++
 		}
 	}
 	return t, nil
-}
-
-// fileBuildID returns the GNU build ID of an ELF file in hex, or "".
-func fileBuildID(f *elf.File) string {
-	for _, s := range f.Sections {
-		if s.Type != elf.SHT_NOTE {
-			continue
-		}
-		d, err := s.Data()
-		for err == nil && len(d) >= 12 {
-			nsz, dsz, typ := binary.LittleEndian.Uint32(d), binary.LittleEndian.Uint32(d[4:]), binary.LittleEndian.Uint32(d[8:])
-			n0, d0 := 12+(int(nsz)+3)&^3, 0
-			d0 = n0 + (int(dsz)+3)&^3
-			if nsz > 1<<16 || dsz > 1<<16 || d0 > len(d) {
-				break
-			}
-			if typ == 3 && nsz == 4 && string(d[12:15]) == "GNU" {
-				return hex.EncodeToString(d[n0 : n0+int(dsz)])
-			}
-			d = d[d0:]
-		}
-	}
-	return ""
 }
 
 type builder struct {

@@ -3,7 +3,6 @@ package unwind
 import (
 	"bufio"
 	"debug/elf"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/scorch-dev/scorch/internal/elfnote"
 )
 
 // mapping is one file-backed line of /proc/PID/maps.
@@ -75,7 +76,7 @@ func readELF(path string) *elfInfo {
 		return nil
 	}
 	defer f.Close()
-	info := &elfInfo{path: path, buildID: buildID(f)}
+	info := &elfInfo{path: path, buildID: elfnote.BuildID(f)}
 	info.key = path + ":" + info.buildID
 	info.openFn = info.open
 	for _, p := range f.Progs {
@@ -109,18 +110,6 @@ func funcSymbols(f *elf.File) []elf.Symbol {
 		}
 	}
 	return out
-}
-
-func buildID(f *elf.File) string {
-	s := f.Section(".note.gnu.build-id")
-	if s == nil {
-		return ""
-	}
-	d, err := s.Data()
-	if err != nil || len(d) < 16 {
-		return ""
-	}
-	return hex.EncodeToString(d[16:])
 }
 
 func (e *elfInfo) open() (io.ReaderAt, io.Closer, error) {
