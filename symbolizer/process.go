@@ -218,8 +218,14 @@ func (p *Process) Reread() bool {
 	}
 	// refreshed is left alone: a sample's unknown address may still make
 	// refresh read the maps at once.
+	return p.rereadLocked()
+}
+
+// rereadLocked reads the maps of a process still the one snapshotted,
+// marking it gone when it exited or its pid was reused; p.mu is held.
+func (p *Process) rereadLocked() bool {
 	if st := procStartTime(p.dir); st == "" || st != p.startTime {
-		p.gone = true
+		p.gone = true // exited, or the pid was reused
 		return false
 	}
 	maps, err := p.readMappings(p.mappings())
@@ -240,17 +246,7 @@ func (p *Process) refresh() bool {
 	}
 	p.refreshed = time.Now()
 	p.every = min(2*p.every, mapRefresh)
-	if st := procStartTime(p.dir); st == "" || st != p.startTime {
-		p.gone = true // exited, or the pid was reused
-		return false
-	}
-	maps, err := p.readMappings(p.mappings())
-	if err != nil {
-		p.gone = true
-		return false
-	}
-	p.maps.Store(&maps)
-	return true
+	return p.rereadLocked()
 }
 
 // procStartTime returns field 22 of /proc/PID/stat (start time in clock
