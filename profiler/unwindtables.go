@@ -17,6 +17,7 @@ import (
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/symbolizer"
 	"github.com/scorch-dev/scorch/unwind"
+	"golang.org/x/sys/unix"
 )
 
 // The sizes of the unwind table maps (see bpf/unwinder.h).
@@ -73,8 +74,6 @@ type UnwindTables struct {
 
 	entries, rules, pages *ebpf.Map
 	maps, procMap         *ebpf.Map
-	entMem, ruleMem       *ebpf.Memory
-	pageMem, mapMem       *ebpf.Memory
 	nEntries              uint32
 
 	// Loads wait in two queues: hot for processes whose samples are
@@ -195,13 +194,9 @@ func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
 		}
 	}
 	if err == nil {
-		if t.entMem, err = t.entries.Memory(); err == nil {
-			if t.ruleMem, err = t.rules.Memory(); err == nil {
-				if t.pageMem, err = t.pages.Memory(); err == nil {
-					t.mapMem, err = t.maps.Memory()
-				}
-			}
-		}
+		// The arrays are written through mappings (writeArray): a
+		// kernel that cannot map them fails here, not at each write.
+		err = writeArray(t.entries, make([]byte, 8), 0)
 	}
 	if err != nil {
 		t.closeMaps()
@@ -718,7 +713,7 @@ func (t *UnwindTables) load(pid uint32, snap *symbolizer.Process) error {
 	}
 	if n > 0 {
 		b := unsafe.Slice((*byte)(unsafe.Pointer(&maps[0])), len(maps)*int(unsafe.Sizeof(maps[0])))
-		if _, err := t.mapMem.WriteAt(b, int64(first)*int64(unsafe.Sizeof(maps[0]))); err != nil {
+		if err := writeArray(t.maps, b, int64(first)*int64(unsafe.Sizeof(maps[0]))); err != nil {
 			unref(files)
 			t.mapAlloc.free(first, n)
 			return fmt.Errorf("writing process %d's mappings: %w", pid, err)
@@ -809,10 +804,10 @@ func (t *UnwindTables) upload(f *tableFile, tab *unwind.CompactTable) error {
 	f.nEntries, f.nRules, f.nPages, f.pageShift, f.base = ne, nr, np, shift, tab.Base
 	// Sized once: appending to nil re-grew a large file's megabytes of
 	// entries a dozen times, the agent's largest cost on a busy host.
-	if _, err := t.entMem.WriteAt(tab.AppendEntries(make([]byte, 0, int(ne)*unwind.EntrySize)), int64(f.entry)*unwind.EntrySize); err != nil {
+	if err := writeArray(t.entries, tab.AppendEntries(make([]byte, 0, int(ne)*unwind.EntrySize)), int64(f.entry)*unwind.EntrySize); err != nil {
 		return fmt.Errorf("writing entries: %w", err)
 	}
-	if _, err := t.ruleMem.WriteAt(tab.AppendRules(make([]byte, 0, int(nr)*unwind.RuleSize)), int64(f.rule)*unwind.RuleSize); err != nil {
+	if err := writeArray(t.rules, tab.AppendRules(make([]byte, 0, int(nr)*unwind.RuleSize)), int64(f.rule)*unwind.RuleSize); err != nil {
 		return fmt.Errorf("writing rules: %w", err)
 	}
 	pb := make([]byte, 0, len(pages)*8)
@@ -820,11 +815,34 @@ func (t *UnwindTables) upload(f *tableFile, tab *unwind.CompactTable) error {
 		pb = append(pb, byte(p.First), byte(p.First>>8), byte(p.First>>16), byte(p.First>>24),
 			byte(p.N), byte(p.N>>8), byte(p.N>>16), byte(p.N>>24))
 	}
-	if _, err := t.pageMem.WriteAt(pb, int64(f.page)*8); err != nil {
+	if err := writeArray(t.pages, pb, int64(f.page)*8); err != nil {
 		return fmt.Errorf("writing pages: %w", err)
 	}
 	t.files[f.key] = f
 	t.counters.Add(capture.UnwindTableFilesLoaded, 1)
+	return nil
+}
+
+// writeArray writes b at byte offset off of a BPF_F_MMAPABLE array through
+// a mapping of only the pages b covers, unmapped once written. The kernel
+// maps every page of a BPF array's mapping at mmap time, so the tables kept
+// mapped for the capture's life (ebpf.Map.Memory) were 45 MiB of scorch's
+// RSS from the start, whatever the tables held; the data stays in the
+// map's kernel memory either way.
+func writeArray(m *ebpf.Map, b []byte, off int64) error {
+	if len(b) == 0 {
+		return nil
+	}
+	ps := int64(os.Getpagesize())
+	start := off &^ (ps - 1)
+	mem, err := unix.Mmap(m.FD(), start, int(off-start)+len(b), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mapping %s at %d: %w", m, start, err)
+	}
+	copy(mem[off-start:], b)
+	if err := unix.Munmap(mem); err != nil {
+		return fmt.Errorf("unmapping %s: %w", m, err)
+	}
 	return nil
 }
 
