@@ -612,7 +612,9 @@ static __always_inline void fill_user_stack(void *ctx, struct stack_event *e)
  * registers (0 when unknown). */
 static __always_inline void fill_stacks(void *ctx, struct stack_event *e, struct task_struct *task)
 {
-	e->kstack_len = get_stack(ctx, e, 0, 0, STAT_KSTACK_ERR);
+	/* A sample that interrupted user mode has no kernel stack (the
+	 * kernel's walk would return none): no call for it. */
+	e->kstack_len = (e->flags & EVENT_KERNEL_MODE) ? get_stack(ctx, e, 0, 0, STAT_KSTACK_ERR) : 0;
 	e->ustack_len = 0;
 	e->copy_len = 0;
 	if (task->flags & PF_KTHREAD) {
@@ -679,8 +681,11 @@ static __always_inline bool wanted_current(struct task_struct *task, __u32 pid, 
 }
 
 /* start_event_in takes a per-CPU scratch event and fills its header for the
- * running task, stamped ts; the caller adds the registers and the stacks. */
-static __always_inline struct stack_event *start_event_in(__u32 slot, __u32 pid, __u32 tid, __u32 flags, __u64 value, __u64 ts)
+ * running task, stamped ts; the caller adds the registers and the stacks.
+ * The name is task's (the running one), read with two loads through the
+ * BTF pointer rather than bpf_get_current_comm's call and string copy on
+ * every event; NULL leaves it to the caller. */
+static __always_inline struct stack_event *start_event_in(__u32 slot, struct task_struct *task, __u32 pid, __u32 tid, __u32 flags, __u64 value, __u64 ts)
 {
 	struct stack_event *e = new_event(slot);
 	if (!e)
@@ -696,13 +701,14 @@ static __always_inline struct stack_event *start_event_in(__u32 slot, __u32 pid,
 	e->peer_pid = e->peer_tid = 0;
 	e->ustack_end = 0;
 	e->ip = e->sp = e->bp = e->lr = 0;
-	bpf_get_current_comm(&e->comm, sizeof(e->comm));
+	if (task)
+		__builtin_memcpy(e->comm, task->comm, sizeof(e->comm));
 	return e;
 }
 
-static __always_inline struct stack_event *start_event(__u32 pid, __u32 tid, __u32 flags, __u64 value, __u64 ts)
+static __always_inline struct stack_event *start_event(struct task_struct *task, __u32 pid, __u32 tid, __u32 flags, __u64 value, __u64 ts)
 {
-	return start_event_in(0, pid, tid, flags, value, ts);
+	return start_event_in(0, task, pid, tid, flags, value, ts);
 }
 
 /* sample_regs records the user registers of a perf_event sample: the

@@ -21,7 +21,7 @@ int on_tracepoint(void *ctx)
 		return 0;
 	/* Tracepoints fire in the kernel: the user registers are the ones
 	 * saved at kernel entry. */
-	struct stack_event *e = start_event(pid, tid, EVENT_KERNEL_MODE, 1, bpf_ktime_get_ns());
+	struct stack_event *e = start_event(task, pid, tid, EVENT_KERNEL_MODE, 1, bpf_ktime_get_ns());
 	if (!e)
 		return 0;
 	if (pid != 0)
@@ -72,7 +72,7 @@ int sample_cpi(struct bpf_perf_event_data *ctx)
 	__u32 pid = id >> 32, tid = (__u32)id;
 	if (!wanted_current(task, pid, tid))
 		return 0;
-	struct stack_event *e = start_event_in(SCRATCH_IRQ, pid, tid, 0, ctx->sample_period, bpf_ktime_get_ns());
+	struct stack_event *e = start_event_in(SCRATCH_IRQ, task, pid, tid, 0, ctx->sample_period, bpf_ktime_get_ns());
 	if (!e)
 		return 0;
 	e->aux = v.counter - prev;

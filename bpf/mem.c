@@ -170,7 +170,7 @@ static __always_inline void syscall_event(void *ctx, __u64 size, __u32 fn)
 	__u32 pid = id >> 32, tid = (__u32)id;
 	if (!wanted(task, pid, tid))
 		return;
-	struct stack_event *e = start_event(pid, tid, EVENT_KERNEL_MODE, size, bpf_ktime_get_ns());
+	struct stack_event *e = start_event(task, pid, tid, EVENT_KERNEL_MODE, size, bpf_ktime_get_ns());
 	if (!e)
 		return;
 	e->peer_pid = fn;

@@ -333,7 +333,7 @@ static __always_inline bool arrive(struct task_struct *next, struct off_start *s
  * (those went out when the thread left, RECORD_LEAVE). */
 static __always_inline void send_arrival(struct arrival *a)
 {
-	struct stack_event *e = start_event(a->pid, a->tid, a->flags | EVENT_KERNEL_MODE | (want_blocked_stack ? EVENT_LEFT : 0), a->total, a->ts);
+	struct stack_event *e = start_event(NULL, a->pid, a->tid, a->flags | EVENT_KERNEL_MODE | (want_blocked_stack ? EVENT_LEFT : 0), a->total, a->ts);
 	if (!e)
 		return;
 	__builtin_memcpy(e->comm, a->comm, sizeof(e->comm));
@@ -350,7 +350,7 @@ static __always_inline void send_arrival(struct arrival *a)
  * the interval that next ends: it rides along after the stacks. */
 static __always_inline void leave(void *ctx, struct task_struct *prev, __u32 pid, __u32 tid, __u64 now, __u64 anchor, struct arrival *a)
 {
-	struct stack_event *e = start_event(pid, tid, EVENT_KERNEL_MODE, 0, now);
+	struct stack_event *e = start_event(prev, pid, tid, EVENT_KERNEL_MODE, 0, now);
 	if (!e) {
 		if (a)
 			send_arrival(a);
@@ -472,13 +472,13 @@ int BPF_PROG(on_waking, struct task_struct *p)
 	if (blocked < min_block_ns || blocked > max_block_ns)
 		return 0;
 
-	struct stack_event *e = start_event_in(SCRATCH_IRQ, irq ? 0 : id >> 32, irq ? 0 : (__u32)id, irq ? EVENT_IRQ : 0, blocked, now);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct stack_event *e = start_event_in(SCRATCH_IRQ, task, irq ? 0 : id >> 32, irq ? 0 : (__u32)id, irq ? EVENT_IRQ : 0, blocked, now);
 	if (!e)
 		return 0;
 	e->kind = RECORD_WAKER;
 	e->peer_pid = p->tgid;
 	e->peer_tid = tid;
-	struct task_struct *task = bpf_get_current_task_btf();
 	if (irq) {
 		/* The interrupted task's user stack has nothing to do with
 		 * this wakeup: kernel stack only. */

@@ -17,7 +17,7 @@ int sample_cpu(struct bpf_perf_event_data *ctx)
 
 	if (!wanted_current(task, pid, tid))
 		return 0;
-	struct stack_event *e = start_event(pid, tid, 0, 1, bpf_ktime_get_ns());
+	struct stack_event *e = start_event(task, pid, tid, 0, 1, bpf_ktime_get_ns());
 	if (!e)
 		return 0;
 	sample_regs(ctx, e, task);
