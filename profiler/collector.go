@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/scorch-dev/scorch/capture"
@@ -143,6 +144,11 @@ func (col collector) record(ctx context.Context, p capture.Params, mode unwind.M
 	if err != nil {
 		return nil, err
 	}
+	// Kernel symbols are read once the sampling runs, not after the
+	// window when the first kernel frame is named, nor before it: reading
+	// /proc/kallsyms is 50-90 ms of CPU, and on a busy host it took that
+	// from the load and attach, delaying the window's start.
+	go opts.Symbolizer.KernelStatus()
 	defer func() {
 		t := time.Now()
 		r.Close()
@@ -285,7 +291,7 @@ func loadObjects(spec *ebpf.CollectionSpec, cfg loadConfig, follow bool, ring ui
 	cs.Events.MaxEntries = ring
 	tables := cfg.opts.UnwindTables
 	if cfg.mode != unwind.ModeAuto || tables == nil || tables.Refused() != nil {
-		if err := spec.LoadAndAssign(objs, nil); err != nil {
+		if err := spec.LoadAndAssign(objs, &ebpf.CollectionOptions{Cache: kernelTypes}); err != nil {
 			return verifierError(err)
 		}
 		return nil
@@ -296,18 +302,28 @@ func loadObjects(spec *ebpf.CollectionSpec, cfg loadConfig, follow bool, ring ui
 	if err := cs.UnwindEnabled.Set(true); err != nil {
 		return fmt.Errorf("setting unwind_enabled: %w", err)
 	}
-	err = spec.LoadAndAssign(objs, &ebpf.CollectionOptions{MapReplacements: tables.replace(spec)})
+	err = spec.LoadAndAssign(objs, &ebpf.CollectionOptions{MapReplacements: tables.replace(spec), Cache: kernelTypes})
 	if err == nil {
 		return nil
 	}
 	werr := verifierError(err)
 	cfg.opts.Logger.Warn("the kernel refused the BPF unwinder: user stacks are unwound from stack copies", "err", werr)
 	tables.refuse(werr)
-	if err := fallback.LoadAndAssign(objs, nil); err != nil {
+	if err := fallback.LoadAndAssign(objs, &ebpf.CollectionOptions{Cache: kernelTypes}); err != nil {
 		return verifierError(err)
 	}
 	return nil
 }
+
+// kernelTypes is the running kernel's BTF, which every load relocates
+// against (CO-RE) and finds its tp_btf targets in: decoded once per scorch
+// process and shared by every capture (a load decoding it for itself took
+// 20-30 ms of the time before sampling, more on a loaded host).
+var kernelTypes = btf.NewCache()
+
+// warmKernelTypes decodes the kernel's BTF in the background, while the
+// unwind tables' maps are made and the objects parsed.
+func warmKernelTypes() { go kernelTypes.Kernel() }
 
 // attachRawTp attaches a tp_btf program.
 func attachRawTp(prog *ebpf.Program) (link.Link, error) {

@@ -103,6 +103,7 @@ type Progress struct {
 func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Capture, error) {
 	opts.began = time.Now()
 	opts.phases()
+	warmKernelTypes()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -135,9 +136,6 @@ func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Captu
 		opts.Symbolizer = symbolizer.New(symbolizer.Options{Logger: opts.Logger, Lines: true})
 		defer opts.Symbolizer.Close()
 	}
-	// Kernel symbols are read while the sampling starts, not before it,
-	// nor after it when the first kernel frame is named.
-	go opts.Symbolizer.KernelStatus()
 	if opts.Unwinder == nil && mode != unwind.ModeFP {
 		opts.Unwinder = unwind.New(unwind.Options{Logger: opts.Logger})
 	}
