@@ -101,6 +101,29 @@ type Progress struct {
 // ctx is cancelled (what was collected is returned, without error) or a
 // `-- CMD` target exits.
 func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Capture, error) {
+	mode, cleanup, err := prepare(&p, &opts)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	col, ok := collectorFor(p.Type)
+	if !ok {
+		return nil, fmt.Errorf("%w: capture type %s is not implemented yet", ErrUnavailable, p.Type)
+	}
+	c, err := col.record(ctx, p, mode, opts)
+	if c != nil {
+		t := time.Now()
+		completeRoots(c)
+		opts.Phases.Aggregate += time.Since(t)
+	}
+	return c, err
+}
+
+// prepare checks a capture's parameters and fills in the options' defaults
+// (symbolizer, unwinder, unwind tables) for Record and StartContinuous;
+// cleanup releases what it made.
+func prepare(p *capture.Params, opts *Options) (mode unwind.Mode, cleanup func(), err error) {
+	cleanup = func() {}
 	opts.began = time.Now()
 	opts.phases()
 	warmKernelTypes()
@@ -113,28 +136,34 @@ func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Captu
 		p.Duration = d // 0: a command runs until it exits
 	}
 	if err := p.Validate(0); err != nil {
-		return nil, err
+		return 0, cleanup, err
 	}
 	if err := checkPrivileges(); err != nil {
-		return nil, err
+		return 0, cleanup, err
 	}
 	for _, pid := range p.PIDs {
 		if !processExists(pid) {
-			return nil, fmt.Errorf("%w: process %d does not exist", ErrBadTarget, pid)
+			return 0, cleanup, fmt.Errorf("%w: process %d does not exist", ErrBadTarget, pid)
 		}
 	}
 	for _, tid := range p.TIDs {
 		if !processExists(tid) {
-			return nil, fmt.Errorf("%w: thread %d does not exist", ErrBadTarget, tid)
+			return 0, cleanup, fmt.Errorf("%w: thread %d does not exist", ErrBadTarget, tid)
 		}
 	}
-	mode, err := unwind.ParseMode(p.Unwind)
-	if err != nil {
-		return nil, err
+	if mode, err = unwind.ParseMode(p.Unwind); err != nil {
+		return 0, cleanup, err
+	}
+	var closers []func()
+	cleanup = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
 	}
 	if opts.Symbolizer == nil {
-		opts.Symbolizer = symbolizer.New(symbolizer.Options{Logger: opts.Logger, Lines: true})
-		defer opts.Symbolizer.Close()
+		sym := symbolizer.New(symbolizer.Options{Logger: opts.Logger, Lines: true})
+		opts.Symbolizer = sym
+		closers = append(closers, func() { sym.Close() })
 	}
 	if opts.Unwinder == nil && mode != unwind.ModeFP {
 		opts.Unwinder = unwind.New(unwind.Options{Logger: opts.Logger})
@@ -146,24 +175,15 @@ func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Captu
 			opts.Logger.Warn("BPF unwind tables unavailable: user stacks are unwound from stack copies", "err", err)
 		} else {
 			opts.UnwindTables, opts.ownTables = t, true
-			defer func() {
+			phases := opts.Phases
+			closers = append(closers, func() {
 				s := time.Now()
 				t.Close()
-				opts.Phases.Close += time.Since(s)
-			}()
+				phases.Close += time.Since(s)
+			})
 		}
 	}
-	col, ok := collectorFor(p.Type)
-	if !ok {
-		return nil, fmt.Errorf("%w: capture type %s is not implemented yet", ErrUnavailable, p.Type)
-	}
-	c, err := col.record(ctx, p, mode, opts)
-	if c != nil {
-		t := time.Now()
-		completeRoots(c)
-		opts.Phases.Aggregate += time.Since(t)
-	}
-	return c, err
+	return mode, cleanup, nil
 }
 
 func checkPrivileges() error {
