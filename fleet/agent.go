@@ -233,6 +233,9 @@ func (a *Agent) loop(ctx context.Context, k Kind) error {
 	} else if info.Interval {
 		p.MinBlock = capture.Duration(a.cfg.MinBlock)
 	}
+	if st, ok := a.cfg.Recorder.(Streamer); ok {
+		return a.streamLoop(ctx, k, p, st)
+	}
 	inFlight := make(chan struct{}, 2)
 	firstErr := make(chan error, 1)
 	var wg sync.WaitGroup
@@ -275,6 +278,41 @@ func (a *Agent) loop(ctx context.Context, k Kind) error {
 			t.Stop()
 			return err
 		}
+	}
+}
+
+// streamLoop cuts a window of one kind every Every from one running
+// capture: the programs are loaded once, not every window.
+func (a *Agent) streamLoop(ctx context.Context, k Kind, p capture.Params, st Streamer) error {
+	s, err := st.Start(ctx, p)
+	if err != nil {
+		return fmt.Errorf("%s: %w", k.Flag, err)
+	}
+	a.m.loads.WithLabelValues(k.Name).Inc()
+	next := time.Now()
+	for {
+		next = next.Add(a.cfg.Every)
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			c, err := s.Close()
+			if err == nil && c != nil {
+				a.window(k, c)
+			}
+			return nil
+		}
+		started := time.Now()
+		c, err := s.Cut()
+		a.m.windowSeconds.WithLabelValues(k.Name).Observe(a.cfg.Every.Seconds() + time.Since(started).Seconds())
+		if err != nil {
+			a.m.windowErrors.WithLabelValues(k.Name).Inc()
+			a.log.Warn("fleet: window failed", "type", k.Flag, "err", err)
+			s.Close()
+			return fmt.Errorf("%s: %w", k.Flag, err)
+		}
+		a.window(k, c)
 	}
 }
 

@@ -165,6 +165,14 @@ func TestAgentPushesToPyroscopeAndOTLP(t *testing.T) {
 	if c := counts["process_cpu"]; c < 3 {
 		t.Fatalf("only %d CPU windows in 90 s", c)
 	}
+	// Every window was cut from one loaded collector per type.
+	for _, name := range []string{"process_cpu", "off_cpu"} {
+		loads := metric(t, reg, "scorch_agent_collector_loads_total", map[string]string{"profile": name})
+		windows := metric(t, reg, "scorch_agent_windows_total", map[string]string{"profile": name})
+		if loads != 1 || windows < 3 {
+			t.Errorf("%s: %v collector loads for %v windows, want 1 for at least 3", name, loads, windows)
+		}
+	}
 	host, _ := os.Hostname()
 
 	// Pyroscope: labels, types and the pprof inside.

@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // metrics are the agent's counters on /metrics.
 type metrics struct {
 	windows       *prometheus.CounterVec   // profile
+	loads         *prometheus.CounterVec   // profile
 	windowErrors  *prometheus.CounterVec   // profile
 	windowSeconds *prometheus.HistogramVec // profile
 	lostEvents    *prometheus.CounterVec   // profile
@@ -24,6 +25,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		windows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scorch_agent_windows_total", Help: "Profiling windows captured, by profile name.",
+		}, []string{"profile"}),
+		loads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scorch_agent_collector_loads_total", Help: "BPF collectors loaded and attached, by profile name: once per type while the agent runs.",
 		}, []string{"profile"}),
 		windowErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scorch_agent_window_errors_total", Help: "Windows whose capture or encoding failed, by profile name.",
@@ -68,7 +72,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.windows, m.windowErrors, m.windowSeconds, m.lostEvents, m.pushed, m.pushedBytes, m.pushErrors, m.pushSeconds,
+		reg.MustRegister(m.windows, m.loads, m.windowErrors, m.windowSeconds, m.lostEvents, m.pushed, m.pushedBytes, m.pushErrors, m.pushSeconds,
 			m.dropped, m.trimmed, m.otherSeries, m.queueBytes, m.queueBatches, m.spoolBytes)
 	}
 	return m

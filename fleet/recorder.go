@@ -35,3 +35,26 @@ func (r *ProfilerRecorder) Record(ctx context.Context, p capture.Params) (*captu
 	}
 	return profiler.Record(ctx, p, profiler.Options{Symbolizer: r.Symbolizer, Unwinder: r.Unwinder, UnwindTables: tables, Logger: r.Logger, RingBytes: r.RingBytes})
 }
+
+// Start loads the collector of p.Type once; its windows are cut from the
+// running capture (see profiler.Continuous), so an agent does not load,
+// verify and attach the programs every window.
+func (r *ProfilerRecorder) Start(ctx context.Context, p capture.Params) (Stream, error) {
+	var tables *profiler.UnwindTables
+	if p.Unwind == "" || p.Unwind == "auto" {
+		r.once.Do(func() { r.tables.SampledOnly = true })
+		tables = r.tables.Get(r.Logger)
+	}
+	return profiler.StartContinuous(ctx, p, profiler.Options{Symbolizer: r.Symbolizer, Unwinder: r.Unwinder, UnwindTables: tables, Logger: r.Logger, RingBytes: r.RingBytes})
+}
+
+// Streamer is a Recorder whose windows are cut from one running capture.
+type Streamer interface {
+	Start(ctx context.Context, p capture.Params) (Stream, error)
+}
+
+// Stream is a running capture: Cut ends a window, Close the last one.
+type Stream interface {
+	Cut() (*capture.Capture, error)
+	Close() (*capture.Capture, error)
+}
