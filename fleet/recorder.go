@@ -26,6 +26,12 @@ type ProfilerRecorder struct {
 
 // Record runs one window.
 func (r *ProfilerRecorder) Record(ctx context.Context, p capture.Params) (*capture.Capture, error) {
+	return profiler.Record(ctx, p, r.options(p))
+}
+
+// options are every capture's: the shared symbolizer, unwinder and, in
+// the default unwind mode, the BPF unwinder's tables kept across captures.
+func (r *ProfilerRecorder) options(p capture.Params) profiler.Options {
 	var tables *profiler.UnwindTables
 	if p.Unwind == "" || p.Unwind == "auto" {
 		// At 19 Hz most of a busy host's processes are never sampled:
@@ -33,19 +39,14 @@ func (r *ProfilerRecorder) Record(ctx context.Context, p capture.Params) (*captu
 		r.once.Do(func() { r.tables.SampledOnly = true })
 		tables = r.tables.Get(r.Logger)
 	}
-	return profiler.Record(ctx, p, profiler.Options{Symbolizer: r.Symbolizer, Unwinder: r.Unwinder, UnwindTables: tables, Logger: r.Logger, RingBytes: r.RingBytes})
+	return profiler.Options{Symbolizer: r.Symbolizer, Unwinder: r.Unwinder, UnwindTables: tables, Logger: r.Logger, RingBytes: r.RingBytes}
 }
 
 // Start loads the collector of p.Type once; its windows are cut from the
 // running capture (see profiler.Continuous), so an agent does not load,
 // verify and attach the programs every window.
 func (r *ProfilerRecorder) Start(ctx context.Context, p capture.Params) (Stream, error) {
-	var tables *profiler.UnwindTables
-	if p.Unwind == "" || p.Unwind == "auto" {
-		r.once.Do(func() { r.tables.SampledOnly = true })
-		tables = r.tables.Get(r.Logger)
-	}
-	return profiler.StartContinuous(ctx, p, profiler.Options{Symbolizer: r.Symbolizer, Unwinder: r.Unwinder, UnwindTables: tables, Logger: r.Logger, RingBytes: r.RingBytes})
+	return profiler.StartContinuous(ctx, p, r.options(p))
 }
 
 // Streamer is a Recorder whose windows are cut from one running capture.
