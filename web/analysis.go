@@ -172,6 +172,13 @@ func failView(w http.ResponseWriter, err error) {
 // analysisRoute is the frame of the per-capture JSON routes: known
 // capture, known parameters, answer cached by the canonical query.
 func (s *Server) analysisRoute(w http.ResponseWriter, r *http.Request, name string, extra []string, fn func(v url.Values, vw view, out io.Writer) error) {
+	s.analysisRouteWarm(w, r, name, extra, nil, fn)
+}
+
+// analysisRouteWarm is analysisRoute with warm, when not nil, started
+// beside the view's set when the answer is not cached: work of the
+// answer's that does not need the set.
+func (s *Server) analysisRouteWarm(w http.ResponseWriter, r *http.Request, name string, extra []string, warm func(vw view), fn func(v url.Values, vw view, out io.Writer) error) {
 	id := chi.URLParam(r, "id")
 	v := r.URL.Query()
 	if err := checkParams(v, extra...); err != nil {
@@ -198,6 +205,9 @@ func (s *Server) analysisRoute(w http.ResponseWriter, r *http.Request, name stri
 		flat := vw
 		if name == "summary-json" {
 			flat.reverse = false
+		}
+		if warm != nil {
+			go warm(vw)
 		}
 		if _, err := s.viewSet(r.Context(), id, flat, true); err != nil {
 			failView(w, err)
@@ -371,7 +381,17 @@ func firstChild(n *calltree.Node) *calltree.Node {
 
 func (s *Server) summaryJSON(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	s.analysisRoute(w, r, "summary-json", nil, func(v url.Values, vw view, out io.Writer) error {
+	// The capture's part of the summary does not need the view's set
+	// (only top does): it is worked out beside the set's build, not after.
+	warm := func(vw view) {
+		// A panic of the build is the request's again when it asks (a
+		// failed build is not kept); here it would end the process.
+		defer func() { _ = recover() }()
+		if c, err := s.load(id); err == nil && c.CheckRange(vw.q) == nil {
+			captureSummary(c, vw)
+		}
+	}
+	s.analysisRouteWarm(w, r, "summary-json", nil, warm, func(v url.Values, vw view, out io.Writer) error {
 		if out == nil {
 			return nil
 		}
@@ -391,22 +411,35 @@ func (s *Server) summaryJSON(w http.ResponseWriter, r *http.Request) {
 		total, _ := set.Totals()
 		fns := set.Functions()
 		calltree.SortFunctions(fns, "self", total, 0)
-		var top []capture.TopFunc
+		top := []capture.TopFunc{}
 		for _, f := range fns[:min(10, len(fns))] {
 			top = append(top, capture.TopFunc{Name: f.Name, Self: f.Self, Share: float64(f.Self) / float64(max(total, 1))})
 		}
-		var sum capture.Summary
-		switch {
-		case len(vw.ts) == 0:
-			sum = c.Summarize(vw.q, top)
-		case vw.q.Comm == "":
-			// Without making the transformed capture.
-			sum = c.SummarizeThrough(c.Plan(vw.ts), vw.q, top)
-		default:
-			sum = transformed.get(c, vw.ts).Summarize(vw.q, top)
-		}
+		sum := captureSummary(c, vw) // a copy; its maps and slices are shared, read only
+		sum.Top = top
 		sum.Samples = total // = functions.json's total, whatever the unit
 		return json.NewEncoder(out).Encode(sum)
+	})
+}
+
+// summaries keeps the capture's part of the last few views' summaries
+// (all but top, which comes from the view's set), built once however many
+// requests ask: the summary route starts it beside the set's build.
+var summaries = newLoadOnce[capture.Summary](4)
+
+// captureSummary is the summary of c seen through the view, without top.
+// The findings do not read top.
+func captureSummary(c *capture.Capture, vw view) capture.Summary {
+	return summaries.get(c, viewKey(vw.q, vw.ts, false), func() capture.Summary {
+		switch {
+		case len(vw.ts) == 0:
+			return c.Summarize(vw.q, nil)
+		case vw.q.Comm == "":
+			// Without making the transformed capture.
+			return c.SummarizeThrough(c.Plan(vw.ts), vw.q, nil)
+		default:
+			return transformed.get(c, vw.ts).Summarize(vw.q, nil)
+		}
 	})
 }
 

@@ -137,11 +137,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		ringSize      = byteSize{8 << 20}
 		renderCache   = byteSize{web.DefaultCacheBytes}
 		symbolCache   = byteSize{64 << 20}
-		memLimit      = byteSize{96 << 20}
+		memLimit      = byteSize{512 << 20} // above twice a 1M-sample capture's live heap (GOGC's target): below the live heap the collector never stops
 	)
 	fs.Var(&symbolCache, "symbol-cache", "memory for parsed symbol tables shared by all captures, e.g. 64MiB")
 	remote := addRemoteFlags(fs) // scorch agent's flags: push to an engine while serving
-	fs.Var(&memLimit, "memory-limit", "soft limit of the service's Go memory (the garbage collector works harder near it; 0: none), e.g. 96MiB")
+	fs.Var(&memLimit, "memory-limit", "soft limit of the service's Go memory (the garbage collector works harder near it; 0: none), e.g. 512MiB; below the live heap of the captures it serves the collector runs without end")
 	fs.Var(&renderCache, "render-cache", "memory for rendered answers (kept gzipped), e.g. 64MiB")
 	fs.Var(&ringSize, "ring-size", "BPF ring buffer per capture, e.g. 8MiB; the service keeps it small to bound its memory (0: the profiler's default)")
 	fs.Var(&maxUpload, "max-upload", "largest import accepted, e.g. 256MiB")
