@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/pprof/profile"
@@ -588,5 +590,47 @@ func TestTreeJSONZoom(t *testing.T) {
 	resp, b := e.get("/api/captures/" + id + "/tree.json?zoom=" + url.QueryEscape("app;nosuch"))
 	if resp.StatusCode != 404 || !strings.Contains(errorMessage(t, b), `"nosuch"`) {
 		t.Errorf("zoom on a missing frame: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestTransformedViewsAsFromScratch asks the page's three routes of a
+// transformed view at once (the summary's capture part is worked out
+// beside the view's set) and compares each with the same route of a
+// capture that holds the transformed stacks from the start.
+func TestTransformedViewsAsFromScratch(t *testing.T) {
+	e := newEnv(t, nil)
+	id := e.importFolded("app;main;mid;0x7f00+0x10 5\napp;main;mid;work 7\napp;main;other;work 3\napp;mid;leaf 2\napp;main;mid;mid;deep 4\n")
+	want := e.importFolded("app;main;0x7f00+0x10 5\napp;main;work 7\napp;main;other;work 3\napp;leaf 2\napp;main;deep 4\n")
+	routes := []string{"tree.json", "functions.json", "summary.json"}
+	got := make([]map[string]any, len(routes))
+	var wg sync.WaitGroup
+	for i, r := range routes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, b := e.get("/api/captures/" + id + "/" + r + "?t=merge:mid")
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("%s: %d %s", r, resp.StatusCode, b)
+				return
+			}
+			if err := json.Unmarshal(b, &got[i]); err != nil {
+				t.Errorf("%s: %v", r, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, r := range routes {
+		var w map[string]any
+		e.getJSON("/api/captures/"+want+"/"+r, &w)
+		if r == "summary.json" {
+			// The captures differ in what is not their stacks.
+			for _, k := range []string{"duration", "source", "timestamps", "findings"} {
+				delete(w, k)
+				delete(got[i], k)
+			}
+		}
+		if !reflect.DeepEqual(got[i], w) {
+			t.Errorf("%s?t=merge:mid:\n got %v\nwant %v", r, got[i], w)
+		}
 	}
 }
