@@ -1,7 +1,6 @@
 package flamegraph
 
 import (
-	"fmt"
 	"math"
 	"strconv"
 )
@@ -44,9 +43,11 @@ func cpiColor(cycles, instructions int64) string {
 // and CPI.
 func (g *graph) cpiInfo(b []byte, i int32, total int64) []byte {
 	n := &g.t.nodes[i]
-	b = append(b, thousands(n.value)...)
-	b = fmt.Appendf(b, " cycles (%.2f%%), ", percent(n.value, total))
-	b = append(b, thousands(n.base)...)
+	b = appendThousands(b, n.value)
+	b = append(b, " cycles ("...)
+	b = appendFixed(b, percent(n.value, total), 2)
+	b = append(b, "%), "...)
+	b = appendThousands(b, n.base)
 	b = append(b, " instructions, CPI "...)
 	if v, ok := cpi(n.value, n.base); ok {
 		return strconv.AppendFloat(b, v, 'f', 2, 64)

@@ -240,11 +240,13 @@ text{font-family:Verdana,sans-serif;font-size:12px;fill:#000}
 			}
 		}
 	}
-	colors := make(map[int32]string)
+	// A name is drawn by many frames: escape it, count its characters and
+	// colour it once.
+	labels := make([]label, len(t.names))
 	for i := range t.nodes {
 		i := int32(i)
 		n := &t.nodes[i]
-		ni := t.names[n.name]
+		ni := &t.names[n.name]
 		wv := t.width(i, g.useBase)
 		x := float64(xPad) + float64(n.start)*scale
 		fw := float64(wv) * scale
@@ -262,18 +264,23 @@ text{font-family:Verdana,sans-serif;font-size:12px;fill:#000}
 		b = append(b, `" data-d="`...)
 		b = strconv.AppendInt(b, int64(n.depth), 10)
 		b = append(b, `"><title>`...)
-		b = escape(b, ni.label)
+		lb := &labels[n.name]
+		if lb.esc == nil { // make gives a non-nil slice even for an empty name
+			lb.esc = escape(make([]byte, 0, len(ni.label)), ni.label)
+			lb.runes = utf8.RuneCountInString(ni.label)
+		}
+		b = append(b, lb.esc...)
 		b = append(b, '\n')
 		b = g.info(b, i, total)
 		if n.cut > 0 {
 			b = fmt.Appendf(b, "\nstands for %s %s not drawn (depths %d to %s)", thousands(int64(n.cut)), plural(int64(n.cut), "frame", "frames"), MaxDepth, thousands(int64(MaxDepth-1+int(n.cut))))
 		}
 		b = append(b, `</title><rect x="`...)
-		b = strconv.AppendFloat(b, x, 'f', 1, 64)
+		b = appendFixed(b, x, 1)
 		b = append(b, `" y="`...)
 		b = strconv.AppendInt(b, int64(fy), 10)
 		b = append(b, `" width="`...)
-		b = strconv.AppendFloat(b, fw, 'f', 1, 64)
+		b = appendFixed(b, fw, 1)
 		b = append(b, `" height="15" fill="`...)
 		var fill string
 		if g.diff {
@@ -283,19 +290,22 @@ text{font-family:Verdana,sans-serif;font-size:12px;fill:#000}
 		} else if i == 0 {
 			fill = "rgb(210,210,210)"
 		} else {
-			var ok bool
-			if fill, ok = colors[n.name]; !ok {
-				fill = frameColor(g.palette, ni)
-				colors[n.name] = fill
+			if lb.fill == "" {
+				lb.fill = frameColor(g.palette, *ni)
 			}
+			fill = lb.fill
 		}
 		b = append(b, fill...)
 		b = append(b, `"/><text x="`...)
-		b = strconv.AppendFloat(b, x+3, 'f', 1, 64)
+		b = appendFixed(b, x+3, 1)
 		b = append(b, `" y="`...)
-		b = strconv.AppendFloat(b, float64(fy)+10.5, 'f', 1, 64)
+		b = appendFixed(b, float64(fy)+10.5, 1)
 		b = append(b, `">`...)
-		b = escape(b, truncate(ni.label, fw))
+		if chars := fitChars(fw); chars >= 3 && lb.runes <= chars {
+			b = append(b, lb.esc...)
+		} else {
+			b = escape(b, truncate(ni.label, fw))
+		}
 		b = append(b, "</text></g>\n"...)
 		if _, err := bw.Write(b); err != nil {
 			return fmt.Errorf("write svg: %w", err)
@@ -336,19 +346,25 @@ func (g *graph) info(b []byte, i int32, total int64) []byte {
 		return g.cpiInfo(b, i, total)
 	}
 	if !g.diff {
-		b = append(b, formatValue(n.value, g.unit)...)
-		b = fmt.Appendf(b, " (%.2f%%), self ", percent(n.value, total))
-		b = append(b, formatValue(n.self, g.unit)...)
-		return fmt.Appendf(b, " (%.2f%%)", percent(n.self, total))
+		b = appendValue(b, n.value, g.unit)
+		b = append(b, " ("...)
+		b = appendFixed(b, percent(n.value, total), 2)
+		b = append(b, "%), self "...)
+		b = appendValue(b, n.self, g.unit)
+		b = append(b, " ("...)
+		b = appendFixed(b, percent(n.self, total), 2)
+		return append(b, "%)"...)
 	}
 	b = append(b, "base "...)
-	b = append(b, formatValue(n.base, g.unit)...)
-	b = fmt.Appendf(b, " (%.2f%%), compare ", percent(n.base, g.baseTot))
-	b = append(b, formatValue(n.value, g.unit)...)
+	b = appendValue(b, n.base, g.unit)
+	b = append(b, " ("...)
+	b = appendFixed(b, percent(n.base, g.baseTot), 2)
+	b = append(b, "%), compare "...)
+	b = appendValue(b, n.value, g.unit)
 	b = fmt.Appendf(b, " (%.2f%%), delta %+.2f%%; self base ", percent(n.value, g.cmpTot), 100*g.delta(i))
-	b = append(b, formatValue(n.baseSelf, g.unit)...)
+	b = appendValue(b, n.baseSelf, g.unit)
 	b = append(b, ", compare "...)
-	return append(b, formatValue(n.self, g.unit)...)
+	return appendValue(b, n.self, g.unit)
 }
 
 func plural(n int64, one, many string) string {
@@ -391,10 +407,21 @@ func nonceAttr(b []byte, nonce string) []byte {
 	return append(b, '"')
 }
 
+// label is a name as frames draw it: escaped, its length in characters
+// and its colour.
+type label struct {
+	esc   []byte
+	runes int
+	fill  string // of a normal graph, set when first drawn
+}
+
+// fitChars is how many characters fit in w pixels.
+func fitChars(w float64) int { return int(w / (fontSize * fontWidth)) }
+
 // truncate cuts a label to the characters that fit in w pixels, ending in
 // "..", or drops it when fewer than three characters fit.
 func truncate(s string, w float64) string {
-	chars := int(w / (fontSize * fontWidth))
+	chars := fitChars(w)
 	if chars < 3 {
 		return ""
 	}
@@ -413,91 +440,55 @@ func truncate(s string, w float64) string {
 
 // escape appends s as XML text or attribute content: markup characters as
 // entities, invalid UTF-8, NUL and other characters XML forbids as U+FFFD.
+// Runs of characters kept as they are are appended at once.
 func escape(b []byte, s string) []byte {
+	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			switch {
-			case c == '<':
+			if asciiKept[c] {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '<':
 				b = append(b, "&lt;"...)
-			case c == '>':
+			case '>':
 				b = append(b, "&gt;"...)
-			case c == '&':
+			case '&':
 				b = append(b, "&amp;"...)
-			case c == '"':
+			case '"':
 				b = append(b, "&quot;"...)
-			case c == '\'':
+			case '\'':
 				b = append(b, "&#39;"...)
-			case c == '\n' || c == '\t':
-				b = append(b, c)
-			case c < 0x20 || c == 0x7f:
+			default: // other control characters
 				b = append(b, "\uFFFD"...)
-			default:
-				b = append(b, c)
 			}
 			i++
+			start = i
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError || (r >= 0x80 && r <= 0x9f) || r == 0xFFFE || r == 0xFFFF {
+			b = append(b, s[start:i]...)
 			b = append(b, "\uFFFD"...)
-		} else {
-			b = append(b, s[i:i+size]...)
+			start = i + size
 		}
 		i += size
 	}
-	return b
+	return append(b, s[start:]...)
 }
 
-// formatValue gives a value with its unit, as the tooltips show it.
-func formatValue(v int64, unit string) string {
-	switch unit {
-	case "ns":
-		a := math.Abs(float64(v))
-		switch {
-		case a >= 1e9:
-			return strconv.FormatFloat(float64(v)/1e9, 'f', 3, 64) + " s"
-		case a >= 1e6:
-			return strconv.FormatFloat(float64(v)/1e6, 'f', 2, 64) + " ms"
-		case a >= 1e3:
-			return strconv.FormatFloat(float64(v)/1e3, 'f', 1, 64) + " µs"
-		}
-		return strconv.FormatInt(v, 10) + " ns"
-	case "bytes":
-		a := math.Abs(float64(v))
-		switch {
-		case a >= 1<<30:
-			return strconv.FormatFloat(float64(v)/(1<<30), 'f', 2, 64) + " GiB"
-		case a >= 1<<20:
-			return strconv.FormatFloat(float64(v)/(1<<20), 'f', 2, 64) + " MiB"
-		case a >= 1<<10:
-			return strconv.FormatFloat(float64(v)/(1<<10), 'f', 1, 64) + " KiB"
-		}
-		return thousands(v) + " bytes"
-	case "samples":
-		return thousands(v) + " samples"
-	case "", "count":
-		return thousands(v) + " events"
+// asciiKept are the ASCII characters escape appends unchanged: printable
+// ones but markup, and newline and tab.
+var asciiKept = func() (k [utf8.RuneSelf]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		k[c] = true
 	}
-	return thousands(v) + " " + unit
-}
-
-// thousands formats an integer with comma separators.
-func thousands(v int64) string {
-	s := strconv.FormatInt(v, 10)
-	neg := strings.HasPrefix(s, "-")
-	if neg {
-		s = s[1:]
+	for _, c := range "<>&\"'" {
+		k[c] = false
 	}
-	var b strings.Builder
-	if neg {
-		b.WriteByte('-')
-	}
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
+	k['\n'], k['\t'] = true, true
+	return k
+}()
