@@ -76,15 +76,28 @@ func newTree() *tree {
 // captures) each stack's instructions (Event.Value2) go on the base side
 // too, from the same aggregation.
 func (t *tree) addCapture(c *capture.Capture, q capture.Query, reverse, base, instructions bool) {
+	// The capture keeps a frame per address, so many frames share a name:
+	// the folded name (built, and looked up) once per distinct name, kind
+	// and waker side, which are all it depends on.
+	type spelling struct {
+		name  string
+		kind  capture.FrameKind
+		waker bool
+	}
+	seen := make(map[spelling]int32)
 	ids := make([]int32, len(c.Frames))
 	for i := range c.Frames {
 		f := &c.Frames[i]
-		key := f.FoldedName()
-		id, ok := t.byName[key]
+		sp := spelling{f.Name, f.Kind, f.Waker}
+		id, ok := seen[sp]
 		if !ok {
-			id = int32(len(t.names))
-			t.names = append(t.names, nameInfo{folded: key, label: f.Label(), kind: f.Kind, waker: f.Waker})
-			t.byName[key] = id
+			key := f.FoldedName()
+			if id, ok = t.byName[key]; !ok {
+				id = int32(len(t.names))
+				t.names = append(t.names, nameInfo{folded: key, label: f.Label(), kind: f.Kind, waker: f.Waker})
+				t.byName[key] = id
+			}
+			seen[sp] = id
 		}
 		ids[i] = id
 	}
@@ -138,7 +151,14 @@ func (t *tree) build(minUnits func(total int64) float64, bySize, useBase bool) {
 	}
 	slices.SortFunc(order, func(a, b int32) int {
 		na, nb := &t.names[a], &t.names[b]
-		return cmp.Or(strings.Compare(na.label, nb.label), cmp.Compare(na.kind, nb.kind), strings.Compare(na.folded, nb.folded))
+		// Not cmp.Or, which would compare the folded names every time.
+		if c := strings.Compare(na.label, nb.label); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(na.kind, nb.kind); c != 0 {
+			return c
+		}
+		return strings.Compare(na.folded, nb.folded)
 	})
 	rank := make([]int32, len(order))
 	sorted := make([]nameInfo, len(order))
@@ -176,7 +196,11 @@ func (t *tree) build(minUnits func(total int64) float64, bySize, useBase bool) {
 	t.truncName = int32(len(t.names) - 1)
 	t.names = append(t.names, nameInfo{label: "all", kind: capture.KindSynthetic})
 	root := node{name: int32(len(t.names) - 1), value: t.cmpTotal, base: t.baseTot}
-	t.nodes = append(t.nodes[:0], root)
+	// Room for the frames of a typical whole-host graph at once (tens of
+	// thousands; never more than the stacks' frames), instead of growing
+	// by copies.
+	t.nodes = slices.Grow(t.nodes[:0], min(len(t.arena), 1<<15)+1)
+	t.nodes = append(t.nodes, root)
 	t.expand(0, n, minUnits(t.total), bySize, useBase)
 }
 
