@@ -14,6 +14,8 @@
 #    whole-host capture at 999 Hz, and perf's pipeline over the same time.
 #
 # QUICK=1: 3 rounds and 10 s captures for part 2; RSS_SECS=0 skips part 2.
+# SCORCH_BASE=bin: a baseline build of scorch run in the same rounds, its
+# phases printed beside scorch's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ $(id -u) -eq 0 ]] || { echo "bench-record: needs root"; exit 0; }
@@ -45,23 +47,30 @@ declare -A col
 add() { col[$1]+="$2 "; } # add NAME VALUE: one round's figure
 med() { printf '%s\n' ${col[$1]} | median; }
 phases=(start load attach drain symbolize aggregate close render write)
-for ((i = 0; i < ROUNDS; i++)); do
-	# scorch
+# run_scorch KEY BIN: one scorch round, its figures under KEY_*.
+run_scorch() {
+	local key=$1 bin=$2 s e line p
 	s=$(now)
-	/usr/bin/time -f '%U %S %M' -o "$tmp/t.scorch" "$SCORCH" record --type cpu --hz 999 --duration "${WINDOW}s" \
+	/usr/bin/time -f '%U %S %M' -o "$tmp/t.scorch" "$bin" record --type cpu --hz 999 --duration "${WINDOW}s" \
 		--format svg -v -o "$tmp/scorch.svg" 2>"$tmp/scorch.err"
 	e=$(now)
-	add scorch_after "$(echo "$e - $s - $WINDOW" | bc -l)"
-	add scorch_cpu "$(cpu "$tmp/t.scorch")"
-	add scorch_rss "$(rss "$tmp/t.scorch")"
+	add "${key}_after" "$(echo "$e - $s - $WINDOW" | bc -l)"
+	add "${key}_cpu" "$(cpu "$tmp/t.scorch")"
+	add "${key}_rss" "$(rss "$tmp/t.scorch")"
 	line=$(grep '^scorch: phases ' "$tmp/scorch.err" || true)
-	[[ -n $line ]] || { echo "bench-record: scorch printed no phases:"; cat "$tmp/scorch.err"; exit 1; }
+	[[ -n $line ]] || { echo "bench-record: $bin printed no phases:"; cat "$tmp/scorch.err"; exit 1; }
 	# The unwind tables built and read from the on-disk cache
 	# (--unwind-cache): the first round builds what later ones read.
-	tabs+="$(grep -o 'unwind_tables_built=[0-9]*' "$tmp/scorch.err" | cut -d= -f2 || echo 0)/$(grep -o 'unwind_tables_cached=[0-9]*' "$tmp/scorch.err" | cut -d= -f2 || echo 0) "
+	[[ $key == scorch ]] && tabs+="$(grep -o 'unwind_tables_built=[0-9]*' "$tmp/scorch.err" | cut -d= -f2 || echo 0)/$(grep -o 'unwind_tables_cached=[0-9]*' "$tmp/scorch.err" | cut -d= -f2 || echo 0) "
 	for p in "${phases[@]}"; do
-		add "scorch_$p" "$(grep -o " $p=[0-9.]*ms" <<<"$line" | grep -o '[0-9.]*' | awk '{print $1 / 1000}')"
+		add "${key}_$p" "$(grep -o " $p=[0-9.]*ms" <<<"$line" | grep -o '[0-9.]*' | awk '{print $1 / 1000}')"
 	done
+	add "${key}_load1" "$(cut -d' ' -f1 /proc/loadavg)"
+}
+for ((i = 0; i < ROUNDS; i++)); do
+	# scorch, and the baseline build (SCORCH_BASE) in the same round
+	run_scorch scorch "$SCORCH"
+	[[ -n ${SCORCH_BASE:-} ]] && run_scorch base "$SCORCH_BASE"
 	# perf: record the same window, then its flame graph script (it reads
 	# ./perf.data). Without its build-id pass (-B): perf 6.1 aborts in it
 	# on a host whose binaries come and go (builds), and perf is faster
@@ -98,6 +107,15 @@ printf '  %-16s beyond the window %6.3fs  CPU %5.2fs  peak RSS %6.1f MiB\n' "sco
 printf '  %-16s beyond the window %6.3fs  CPU %5.2fs  peak RSS %6.1f MiB  (perf record %.3fs after its window, report flamegraph %.3fs)\n' "perf pipeline" "$pa" "$(med perf_cpu)" \
 	"$(echo "$(med perf_rss) / 1024" | bc -l)" "$(med perf_rec_end)" "$(med perf_report)"
 echo "  unwind tables built/read from the on-disk cache, per round: ${tabs:-}"
+if [[ -n ${SCORCH_BASE:-} ]]; then
+	printf '  %-16s beyond the window %6.3fs  CPU %5.2fs  peak RSS %6.1f MiB  (SCORCH_BASE, interleaved)\n' "baseline build" "$(med base_after)" "$(med base_cpu)" "$(echo "$(med base_rss) / 1024" | bc -l)"
+	printf '  phases, baseline -> scorch (s):'
+	for p in "${phases[@]}"; do
+		printf ' %s %.3f->%.3f' "$p" "$(med "base_$p")" "$(med "scorch_$p")"
+	done
+	printf '\n  beyond the window scorch/baseline %.2f, CPU %.2f; 1-min load average at the rounds: %s\n' \
+		"$(echo "$(med scorch_after) / $(med base_after)" | bc -l)" "$(echo "$(med scorch_cpu) / $(med base_cpu)" | bc -l)" "${col[scorch_load1]}"
+fi
 if [[ $pa != 0.000000001 ]]; then
 	printf '  scorch phases (s, and as a share of perf beyond the window):'
 else
