@@ -1,7 +1,6 @@
 package flamegraph
 
 import (
-	"hash/fnv"
 	"math"
 	"strconv"
 
@@ -53,11 +52,19 @@ var palettes = map[string]palette{
 // nameHash gives three stable values in [0,1) for a name, so a function
 // keeps its colour across graphs.
 func nameHash(name string) (v1, v2, v3 float64) {
-	h := fnv.New64a()
-	h.Write([]byte(name))
-	x := h.Sum64()
+	// FNV-1a 64 (hash/fnv's), inline: no hasher or byte copy per name.
+	x := uint64(fnvOffset64)
+	for i := 0; i < len(name); i++ {
+		x ^= uint64(name[i])
+		x *= fnvPrime64
+	}
 	return float64(x&0xffff) / 65536, float64(x>>16&0xffff) / 65536, float64(x>>32&0xffff) / 65536
 }
+
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
 
 // frameColor is the fill of a frame in a normal (not differential) graph.
 func frameColor(pal string, n nameInfo) string {
@@ -77,10 +84,7 @@ func frameColor(pal string, n nameInfo) string {
 			name = "wakeup"
 		}
 	}
-	p, ok := palettes[name]
-	if !ok {
-		p = palettes["hot"]
-	}
+	p := palettePtr(name)
 	r := p.user
 	switch n.kind {
 	case capture.KindKernel:
@@ -95,6 +99,23 @@ func frameColor(pal string, n nameInfo) string {
 	v1, v2, _ := nameHash(n.label)
 	return hsl(r.h0+(r.h1-r.h0)*v1, r.s, r.l0+(r.l1-r.l0)*v2)
 }
+
+// palettePtr is the named palette, "hot" for an unknown name, without
+// copying it (frameColor runs once per name of a graph).
+func palettePtr(name string) *palette {
+	switch name {
+	case "hot":
+		return &hotPalette
+	case "io":
+		return &ioPalette
+	}
+	if p, ok := palettes[name]; ok {
+		return &p
+	}
+	return &hotPalette
+}
+
+var hotPalette, ioPalette = palettes["hot"], palettes["io"]
 
 // background returns the gradient stops of a palette.
 func background(pal string) (string, string) {
@@ -146,6 +167,12 @@ func hsl(h, s, l float64) string {
 		r, b = c, x
 	}
 	m := l - c/2
-	to := func(v float64) string { return strconv.Itoa(int(math.Round((v + m) * 255))) }
-	return "rgb(" + to(r) + "," + to(g) + "," + to(b) + ")"
+	var buf [24]byte
+	out := append(buf[:0], "rgb("...)
+	out = strconv.AppendInt(out, int64(math.Round((r+m)*255)), 10)
+	out = append(out, ',')
+	out = strconv.AppendInt(out, int64(math.Round((g+m)*255)), 10)
+	out = append(out, ',')
+	out = strconv.AppendInt(out, int64(math.Round((b+m)*255)), 10)
+	return string(append(out, ')'))
 }

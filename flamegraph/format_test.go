@@ -1,9 +1,11 @@
 package flamegraph
 
 import (
+	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -67,6 +69,19 @@ func TestEscapeCharacters(t *testing.T) {
 	} {
 		if got := string(escape([]byte("<"), tt.in)); got != "<"+tt.want {
 			t.Errorf("escape(%q) = %q, want %q", tt.in, got[1:], tt.want)
+		}
+	}
+}
+
+// The colours must not change: nameHash is hash/fnv's FNV-1a 64.
+func TestNameHashIsFNV(t *testing.T) {
+	for _, s := range []string{"", "main", "runtime.mallocgc", "ünï\xff", strings.Repeat("x", 1000)} {
+		h := fnv.New64a()
+		h.Write([]byte(s))
+		x := h.Sum64()
+		w1, w2, w3 := float64(x&0xffff)/65536, float64(x>>16&0xffff)/65536, float64(x>>32&0xffff)/65536
+		if v1, v2, v3 := nameHash(s); v1 != w1 || v2 != w2 || v3 != w3 {
+			t.Errorf("nameHash(%q) = %v %v %v, want %v %v %v", s, v1, v2, v3, w1, w2, w3)
 		}
 	}
 }

@@ -84,7 +84,10 @@ func (t *tree) addCapture(c *capture.Capture, q capture.Query, reverse, base, in
 		kind  capture.FrameKind
 		waker bool
 	}
-	seen := make(map[spelling]int32)
+	seen := make(map[spelling]int32, len(c.Frames))
+	if len(t.byName) == 0 {
+		t.byName = make(map[string]int32, len(c.Frames))
+	}
 	ids := make([]int32, len(c.Frames))
 	for i := range c.Frames {
 		f := &c.Frames[i]
