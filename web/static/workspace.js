@@ -527,8 +527,20 @@ function table(doc) {
   const rows = doc.functions.filter((fn) => !f || fn.name.toLowerCase().includes(f));
   const shown = rows.slice(0, 400);
   const T = doc.total, B = doc.base_total;
-  const rows2 = []; // appended at once; their events are the tbody's (below)
-  for (const fn of shown) {
+  // The rows on screen are built at once, the others in the next task,
+  // so that a redraw is not held up by rows below the fold.
+  const now = TABLE_FIRST_ROWS;
+  tbody.append(...shown.slice(0, now).map(rowOf));
+  if (shown.length > now) {
+    setTimeout(() => {
+      if (tableKey === key) tbody.append(...shown.slice(now).map(rowOf));
+    }, 0);
+  }
+  $('#table-info').textContent = (rows.length > shown.length ? shown.length + ' of ' : '') + rows.length + ' functions' +
+    (doc.count > doc.functions.length ? ' (the ' + doc.functions.length + ' largest of ' + doc.count + ')' : '');
+
+  // rowOf builds a function's row; its events are the tbody's (below).
+  function rowOf(fn) {
     const row = el('tr', { 'data-fn': fn.name, tabindex: '0' });
     if (fn.name === P.get('fn')) row.classList.add('selected');
     if (re && !(re instanceof Error) && re.test(label(fn.name))) row.classList.add('match');
@@ -546,12 +558,12 @@ function table(doc) {
     name.append(el('span', { class: 'name' }, label(fn.name)));
     if (fn.module) name.append(' ', el('span', { class: 'module' }, fn.module.split('/').pop()));
     row.append(name);
-    rows2.push(row);
+    return row;
   }
-  tbody.append(...rows2);
-  $('#table-info').textContent = (rows.length > shown.length ? shown.length + ' of ' : '') + rows.length + ' functions' +
-    (doc.count > doc.functions.length ? ' (the ' + doc.functions.length + ' largest of ' + doc.count + ')' : '');
 }
+
+// The rows built with the table: more than its box shows at 1920x1080.
+const TABLE_FIRST_ROWS = 80;
 
 // The rows' events, handled by their tbody: a table of 400 rows is built
 // after each transform, without 2,000 listeners.
@@ -690,25 +702,27 @@ async function render() {
   if (heat) heat.set(P, first);
   if (timeline) timeline.set(P, first);
   focusOn(null);
-  let tree, fns;
-  try {
-    [tree, fns] = await Promise.all([treeP, fnsP]);
-  } catch (e) {
+  // The graph is drawn once its tree is in, the table once its rows are:
+  // neither waits for the other's answer.
+  const failed = (e) => {
     if (mySeq !== seq) return;
     err.textContent = e.message;
     status.textContent = '';
+  };
+  let tree, fns;
+  try {
+    tree = await treeP;
+  } catch (e) {
+    failed(e);
     return;
   }
   if (mySeq !== seq) return;
-  // Marks for the benchmark: the data in, the graph laid out and drawn,
+  // Marks for the benchmark: the tree in, the graph laid out and drawn,
   // the table built (performance.getEntriesByName).
   performance.mark('ws:data');
   err.textContent = '';
   status.textContent = '';
   UNIT = tree.unit || UNIT;
-  modules = new Map(fns.functions.map((f) => [f.name, f.module]));
-  fnRows = new Map(fns.functions.map((f) => [f.name, f]));
-  fnTotal = fns.total;
   const fresh = key !== lastTreeURL;
   if (fresh) {
     graph.set(tree, { diff: !!d, type: TYPE, threshold: +(P.get('thr') || DIFF_STEPS[0]) });
@@ -726,6 +740,16 @@ async function render() {
   if (!document.body.dataset.firstPaint) document.body.dataset.firstPaint = performance.now().toFixed(1); // ms from navigation
   if (fresh) fit();
   legend(tree);
+  try {
+    fns = await fnsP;
+  } catch (e) {
+    failed(e);
+    return;
+  }
+  if (mySeq !== seq) return;
+  modules = new Map(fns.functions.map((f) => [f.name, f.module]));
+  fnRows = new Map(fns.functions.map((f) => [f.name, f]));
+  fnTotal = fns.total;
   table(fns);
   performance.mark('ws:table');
   document.body.dataset.ready = String(mySeq);
