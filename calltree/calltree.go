@@ -442,24 +442,81 @@ func (s *Set) Transform(ts []capture.Transform) *Set {
 		ids = append(remap, extra...)
 		renumbered = !slices.Equal(remap, s.srcIDs)
 	}
-	// Transformed entries that keep their frames share their names; the
-	// others are written into one arena, grown as needed.
+	var d *derivation
+	var kept []bool
+	if !renumbered {
+		kept = make([]bool, len(s.src.Stacks))
+		d = &derivation{from: s, kept: kept}
+	}
+	// Halves of the stacks transformed at once when there are many: the
+	// page asks for the view's tree and table together, both wait for
+	// this, and the other core is idle meanwhile. Each half writes kept
+	// at its own stacks only.
+	chunks := [][]entry{s.entries}
+	if len(s.entries) >= parallelTransform {
+		h := len(s.entries) / 2
+		chunks = [][]entry{s.entries[:h], s.entries[h:]}
+	}
+	type part struct{ entries, moved []entry }
+	parts := make([]part, len(chunks))
+	var wg sync.WaitGroup
+	for i, es := range chunks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parts[i].entries, parts[i].moved = s.transformEntries(p, es, ids, kept)
+		}()
+	}
+	wg.Wait()
+	if len(parts) == 1 {
+		out.entries = parts[0].entries
+		if d != nil {
+			d.moved = parts[0].moved
+		}
+	} else {
+		out.entries = slices.Concat(parts[0].entries, parts[1].entries)
+		if d != nil {
+			d.moved = slices.Concat(parts[0].moved, parts[1].moved)
+		}
+	}
+	out.deriv = d
+	if lined(p.Frames) {
+		// The lines are weighed anew: the transformed stacks hold other
+		// frames.
+		var bufs [2][]uint32
+		out.Files, out.Lines, out.lineW = nil, nil, nil
+		out.addLines(p.Frames, ids, func(yield func([]uint32, int64) bool) {
+			for _, e := range s.entries {
+				if ns, _ := p.Apply(s.src.Stacks[e.stack], &bufs); ns != nil && !yield(ns, e.v) {
+					return
+				}
+			}
+		})
+	}
+	return out
+}
+
+// parallelTransform is the number of stacks from which Transform works in
+// two halves at once (a variable: tests lower it).
+var parallelTransform = 16384
+
+// transformEntries transforms entries (of s.src's stacks) through p. With
+// kept (not nil), an entry the plan leaves as it was is kept as it is and
+// marked in kept; the others are also returned as moved. Transformed
+// entries that keep their frames share their names; the others are
+// written into one arena, grown as needed.
+func (s *Set) transformEntries(p *capture.TransformPlan, es []entry, ids []int32, kept []bool) (entries, moved []entry) {
 	var bufs [2][]uint32
 	var arena []int32
-	entries := make([]entry, 0, len(s.entries))
-	var d *derivation
-	if !renumbered {
-		d = &derivation{from: s, kept: make([]bool, len(s.src.Stacks))}
-	}
-	for _, e := range s.entries {
-		st := s.src.Stacks[e.stack]
-		ns, changed := p.Apply(st, &bufs)
+	entries = make([]entry, 0, len(es))
+	for _, e := range es {
+		ns, changed := p.Apply(s.src.Stacks[e.stack], &bufs)
 		if ns == nil {
 			continue
 		}
-		if !changed && !renumbered {
+		if !changed && kept != nil {
 			entries = append(entries, e)
-			d.kept[e.stack] = true
+			kept[e.stack] = true
 			continue
 		}
 		if cap(arena)-len(arena) < len(ns) {
@@ -472,25 +529,11 @@ func (s *Set) Transform(ts []capture.Transform) *Set {
 		}
 		e.names = arena[start:len(arena):len(arena)]
 		entries = append(entries, e)
-		if d != nil {
-			d.moved = append(d.moved, e)
+		if kept != nil {
+			moved = append(moved, e)
 		}
 	}
-	out.entries = entries
-	out.deriv = d
-	if lined(p.Frames) {
-		// The lines are weighed anew: the transformed stacks hold other
-		// frames.
-		out.Files, out.Lines, out.lineW = nil, nil, nil
-		out.addLines(p.Frames, ids, func(yield func([]uint32, int64) bool) {
-			for _, e := range s.entries {
-				if ns, _ := p.Apply(s.src.Stacks[e.stack], &bufs); ns != nil && !yield(ns, e.v) {
-					return
-				}
-			}
-		})
-	}
-	return out
+	return entries, moved
 }
 
 // Totals are the values of both sides.

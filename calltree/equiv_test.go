@@ -223,6 +223,14 @@ func TestSetMatchesReference(t *testing.T) {
 			if got := renderSet(t, ds); got != want {
 				t.Fatalf("%s: the derived set differs from the reference:\n%s", name, diffLines(got, want))
 			}
+			// Transformed in two halves at once, as large sets are.
+			saved := parallelTransform
+			parallelTransform = 1
+			halves := renderSet(t, base.Transform(ts))
+			parallelTransform = saved
+			if halves != want {
+				t.Fatalf("%s: the set derived in halves differs from the reference:\n%s", name, diffLines(halves, want))
+			}
 		}
 
 		// A diff against another random capture.
