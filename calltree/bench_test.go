@@ -2,6 +2,7 @@ package calltree
 
 import (
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/scorch-dev/scorch/capture"
@@ -58,6 +59,15 @@ func BenchmarkTree(b *testing.B) {
 	b.Run("merge-derived", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			s.Transform(merge).Tree("all", 20000)
+		}
+	})
+	// The derived view's sort alone: its changed stacks sorted and
+	// merged into the untransformed view's sorted stacks.
+	b.Run("merge-sort", func(b *testing.B) {
+		d := s.Transform(merge).deriv
+		moved := d.moved
+		for i := 0; i < b.N; i++ {
+			(&derivation{from: s, kept: d.kept, moved: slices.Clone(moved)}).sort()
 		}
 	})
 	// The same views as computed before (reference_test.go): the

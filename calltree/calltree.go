@@ -368,46 +368,62 @@ func (d *derivation) sort() *sortedSet {
 	}
 	es := make([]entry, 0, n)
 	lcp := make([]int32, 0, n)
-	// The kept entries are read in the base's order; the common prefix
-	// of two of them is the least of the base's over the entries between
-	// (run).
-	i, j, last := 0, 0, -1
-	run := int32(math.MaxInt32)
+	// A merge that knows the common prefix of each list's head with the
+	// entry output last (ha, hb): when they differ the longer one's head
+	// comes first without a comparison, else the heads are compared from
+	// there on only; either way the output's common prefixes come out of
+	// it. The kept entries are read in the base's order, the prefix of
+	// the head with the last output shrinking to the least of the base's
+	// over the entries skipped (of sorted x <= y <= z, lcp(x, z) is the
+	// least of lcp(x, y) and lcp(y, z)).
+	i, j := 0, 0
+	var ha, hb int32
 	for {
 		for i < len(base.es) && !d.kept[base.es[i].stack] {
 			i++
 			if i < len(base.es) {
-				run = min(run, base.lcp[i])
+				ha = min(ha, base.lcp[i])
 			}
 		}
 		if i >= len(base.es) && j >= len(b) {
 			break
 		}
-		var e entry
-		var l int32
-		src := 0
-		if j >= len(b) || (i < len(base.es) && slices.Compare(base.es[i].names, b[j].names) <= 0) {
-			e, l = base.es[i], run
+		var takeBase bool
+		out := ha
+		switch {
+		case j >= len(b):
+			takeBase = true
+		case i >= len(base.es):
+			out = hb
+		case ha > hb:
+			takeBase = true
+		case hb > ha:
+			out = hb
+		default:
+			x, y := base.es[i].names, b[j].names
+			k := int(ha) + commonPrefix(x[ha:], y[ha:])
+			takeBase = k == len(x) || (k < len(y) && x[k] < y[k])
+			// The other head's prefix with the one output.
+			if takeBase {
+				hb = int32(k)
+			} else {
+				ha = int32(k)
+			}
+		}
+		if takeBase {
+			es = append(es, base.es[i])
 			i++
-			run = math.MaxInt32
 			if i < len(base.es) {
-				run = base.lcp[i]
+				ha = base.lcp[i]
 			}
 		} else {
-			e, l, src = b[j], blcp[j], 1
+			es = append(es, b[j])
 			j++
+			if j < len(b) {
+				hb = blcp[j]
+			}
 		}
-		// Next to the one before in its own list, the list's prefix
-		// holds; else it is compared.
-		switch {
-		case len(es) == 0:
-			l = 0
-		case src != last:
-			l = int32(commonPrefix(es[len(es)-1].names, e.names))
-		}
-		es = append(es, e)
-		lcp = append(lcp, l)
-		last = src
+		lcp = append(lcp, out)
 	}
 	d.moved = nil
 	return sums(es, lcp)
