@@ -209,10 +209,15 @@ func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
 	// Slot 0 of each array stays unused: rule 0 of every file means "no
 	// CFI", and a zeroed mapping points nowhere.
 	t.ruleAlloc.alloc(1)
-	// Two builders: a large file takes 100 ms, and a whole host has many.
-	t.wg.Add(3)
-	go t.worker()
-	go t.worker()
+	// Two builders: a large file takes 100 ms, and a whole host has many;
+	// a third takes only processes whose samples wait (hot): on a busy
+	// host both builders can be seconds into cold loads (a browser's
+	// 200 MB binary) while the sampled processes' samples fall back to
+	// short stack copies.
+	t.wg.Add(4)
+	go t.worker(false)
+	go t.worker(false)
+	go t.worker(true)
 	go t.sweeper()
 	return t, nil
 }
@@ -469,7 +474,7 @@ func (t *UnwindTables) stats() capture.Counters {
 	return out
 }
 
-func (t *UnwindTables) worker() {
+func (t *UnwindTables) worker(hotOnly bool) {
 	defer t.wg.Done()
 	for {
 		var r *loadReq
@@ -480,6 +485,16 @@ func (t *UnwindTables) worker() {
 			return
 		case r = <-t.hot:
 		default:
+			if hotOnly {
+				select {
+				case <-t.done:
+					return
+				case <-t.quit:
+					return
+				case r = <-t.hot:
+				}
+				break
+			}
 			select {
 			case <-t.done:
 				return

@@ -159,9 +159,10 @@ func TestUnwindTablesStopLoading(t *testing.T) {
 	snap := selfSnapshot(t)
 	tb := &UnwindTables{hot: make(chan *loadReq, 1), cold: make(chan *loadReq, 1), quit: make(chan struct{}),
 		pending: make(map[uint32]*loadReq), procs: make(map[uint32]*tableProc)}
-	tb.wg.Add(2)
-	go tb.worker()
-	go tb.worker()
+	tb.wg.Add(3)
+	go tb.worker(false)
+	go tb.worker(false)
+	go tb.worker(true)
 	tb.stopLoading()
 	tb.stopLoading() // twice is fine
 	ended := make(chan struct{})
