@@ -476,6 +476,10 @@ func (t *UnwindTables) stats() capture.Counters {
 
 func (t *UnwindTables) worker(hotOnly bool) {
 	defer t.wg.Done()
+	cold := t.cold
+	if hotOnly {
+		cold = nil // never ready
+	}
 	for {
 		var r *loadReq
 		select {
@@ -485,23 +489,13 @@ func (t *UnwindTables) worker(hotOnly bool) {
 			return
 		case r = <-t.hot:
 		default:
-			if hotOnly {
-				select {
-				case <-t.done:
-					return
-				case <-t.quit:
-					return
-				case r = <-t.hot:
-				}
-				break
-			}
 			select {
 			case <-t.done:
 				return
 			case <-t.quit:
 				return
 			case r = <-t.hot:
-			case r = <-t.cold:
+			case r = <-cold:
 			}
 		}
 		// A request promoted to hot is in both queues: the first taken
