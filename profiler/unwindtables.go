@@ -211,8 +211,8 @@ func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
 	t.ruleAlloc.alloc(1)
 	// Two builders: a large file takes 100 ms, and a whole host has many;
 	// a third takes only processes whose samples wait (hot): on a busy
-	// host both builders can be seconds into cold loads (a browser's
-	// 200 MB binary) while the sampled processes' samples fall back to
+	// host both builders can be seconds into cold loads (Chromium's
+	// 300 MB binary) while the sampled processes' samples fall back to
 	// short stack copies.
 	t.wg.Add(4)
 	go t.worker(false)

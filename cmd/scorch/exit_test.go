@@ -106,8 +106,8 @@ func TestRecordProgressLine(t *testing.T) {
 		o, _ := exec.Command(tmux, "-S", sock, "capture-pane", "-p").Output()
 		return string(o)
 	}
-	// The line shows while the 4 s run, however long the load before them
-	// takes (seconds on a busy host): watch until the capture is done.
+	// The line shows during the 4 s capture, however long the load before
+	// it takes (seconds on a busy host): watch until the capture is done.
 	var seen string
 	finished := func() bool { _, err := os.Stat(done); return err == nil }
 	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline) && !finished(); time.Sleep(100 * time.Millisecond) {
