@@ -1,6 +1,7 @@
 package profiler
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -47,10 +48,11 @@ func newCollection(p capture.Params, mode unwind.Mode, opts Options, tgt *target
 	c.meta.Start = time.Now()
 	c.s = newSession(opts.Logger, opts.Symbolizer, opts.Unwinder, opts.UnwindTables, mode, mono, c.meta)
 	c.s.ringSize = uint64(m.Events.MaxEntries())
+	idle := cmp.Or(opts.idleWait, trackerIdle)
 	if opts.Mappings != nil {
-		c.s.trackMappings(opts.Mappings)
+		c.s.trackMappings(idle, opts.Mappings)
 	} else {
-		c.s.trackMappings()
+		c.s.trackMappings(idle)
 	}
 	return c, nil
 }

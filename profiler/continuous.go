@@ -61,6 +61,11 @@ type window struct {
 	retired []*symbolizer.Process
 }
 
+// continuousWait is a continuous capture's longest wait for the ring and
+// the mapping records: new processes' samples (and so their unwind tables)
+// are seen within it.
+const continuousWait = time.Second
+
 // StartContinuous loads and attaches the collector of p.Type on the host
 // or targets of p; its windows are read with Cut until Close. p.Duration
 // is ignored: the windows are as long as the time between cuts. A `-- CMD`
@@ -72,6 +77,10 @@ func StartContinuous(ctx context.Context, p capture.Params, opts Options) (*Cont
 	if p.Duration == 0 {
 		p.Duration = capture.Duration(time.Second) // Validate's range; the cuts end the windows
 	}
+	// A window of a low-rate host profile is read as the BPF programs
+	// wake the reader (1/8 of the ring, an exec) or once a second, and a
+	// cut flushes the ring: the agent's CPU went to waking up.
+	opts.idleWait = continuousWait
 	mode, cleanup, err := prepare(&p, &opts)
 	if err != nil {
 		cleanup()
@@ -108,7 +117,7 @@ func (c *Continuous) read() {
 		s.lostTimes.mark(&s.stats, readLostPerCPU(c.r.c.m.Stats), s.stats.Lost, s.since(monotonicNow()))
 	}
 	for {
-		err := s.read(c.r.c.rd, c.r.src, c.stop, progress)
+		err := s.read(c.r.c.rd, c.r.src, c.stop, progress, c.opts.idleWait)
 		if err != nil && c.readErr == nil {
 			c.readErr = err
 			c.opts.Logger.Warn("continuous capture: reading the ring buffer failed; the capture stops at the next window", "err", err)
@@ -257,6 +266,7 @@ func (c *Continuous) cutLocked() (*capture.Capture, error) {
 	default:
 	}
 	close(c.stop)
+	_ = c.r.c.rd.Flush() // ends the reader's wait
 	w := <-c.swapped
 	cp := c.finish(w)
 	if w.err != nil {

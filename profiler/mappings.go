@@ -60,7 +60,9 @@ type MappingListener interface {
 type mappingTracker struct {
 	rings     []*perfRing
 	epfd      int
-	buildIDs  bool // the kernel gives build IDs in mmap2 records
+	wake      int           // eventfd in the epoll set: close wakes the reader's wait
+	idle      time.Duration // the longest wait: records held back by the cutoff wait this long at most
+	buildIDs  bool          // the kernel gives build IDs in mmap2 records
 	listeners []MappingListener
 
 	mu      sync.Mutex // serializes reading and delivery
@@ -85,13 +87,26 @@ const perfAttrBuildID = 1 << 34
 // openMappingTracker opens the dummy events on every online CPU. An error
 // means the kernel refused them (perf_event_paranoid, no CAP_PERFMON, or no
 // dummy event before Linux 3.19): the caller then reads /proc alone.
-func openMappingTracker(listeners ...MappingListener) (*mappingTracker, error) {
+//
+// idle is the longest the reader waits without a wakeup: a record made
+// just before a quiet spell is delivered that late unless a reader of
+// samples flushes first (session.read does when it wakes).
+func openMappingTracker(idle time.Duration, listeners ...MappingListener) (*mappingTracker, error) {
 	cpus, err := OnlineCPUs()
 	if err != nil {
 		return nil, err
 	}
-	t := &mappingTracker{listeners: listeners, done: make(chan struct{}), buildIDs: true}
+	t := &mappingTracker{listeners: listeners, done: make(chan struct{}), buildIDs: true, idle: max(idle, time.Millisecond), epfd: -1, wake: -1}
 	if t.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	if t.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		t.closeRings()
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	wake := unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}
+	if err := unix.EpollCtl(t.epfd, unix.EPOLL_CTL_ADD, t.wake, &wake); err != nil {
+		t.closeRings()
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
 	for _, cpu := range cpus {
@@ -131,9 +146,10 @@ func (t *mappingTracker) open(cpu int) (int, error) {
 			Bits: unix.PerfBitMmap | unix.PerfBitMmap2 | unix.PerfBitComm | unix.PerfBitCommExec | unix.PerfBitTask |
 				unix.PerfBitSampleIDAll | unix.PerfBitUseClockID | unix.PerfBitWatermark,
 			// Wake the reader only when a quarter of the ring is used: it
-			// polls every few milliseconds anyway, and reads the rings at
-			// once when a BPF exec record needs what came before; a wakeup
-			// per record would cost every mmap on the host an interrupt.
+			// wakes at its idle timeout anyway, and the rings are read at
+			// once when a BPF exec record needs what came before or the
+			// sample reader wakes; a wakeup per record would cost every
+			// mmap on the host an interrupt.
 			Wakeup:  uint32(mappingRingPages * unix.Getpagesize() / 4),
 			Clockid: unix.CLOCK_MONOTONIC,
 		}
@@ -154,15 +170,18 @@ func (t *mappingTracker) start() {
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
-		events := make([]unix.EpollEvent, len(t.rings))
+		events := make([]unix.EpollEvent, len(t.rings)+1)
+		ms := int(t.idle / time.Millisecond)
 		for {
 			select {
 			case <-t.done:
 				return
 			default:
 			}
-			// The timeout delivers records held back by the cutoff.
-			_, err := unix.EpollWait(t.epfd, events, 5)
+			// The timeout delivers records held back by the cutoff. Each
+			// wait is a blocking system call the Go runtime hands its P
+			// away for: the agent's 5 ms waits were a good part of its CPU.
+			_, err := unix.EpollWait(t.epfd, events, ms)
 			if err != nil && !errors.Is(err, unix.EINTR) {
 				return
 			}
@@ -236,6 +255,9 @@ func (t *mappingTracker) close() {
 	}
 	t.mu.Unlock()
 	close(t.done)
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	_, _ = unix.Write(t.wake, one[:]) // ends the reader's wait
 	t.wg.Wait()
 	t.mu.Lock()
 	t.read()
@@ -250,9 +272,13 @@ func (t *mappingTracker) closeRings() {
 		r.close()
 	}
 	t.rings = nil
-	if t.epfd > 0 {
+	if t.epfd >= 0 {
 		unix.Close(t.epfd)
 		t.epfd = -1
+	}
+	if t.wake >= 0 {
+		unix.Close(t.wake)
+		t.wake = -1
 	}
 }
 

@@ -46,7 +46,7 @@ func TestMappingTrackerRecordsProcess(t *testing.T) {
 	testutil.RequireRoot(t)
 	bin := testutil.BuildC(t, "gcc", dlopenC, "-O1", "-Wl,--build-id")
 	var log mappingLog
-	tr, err := openMappingTracker(&log)
+	tr, err := openMappingTracker(trackerIdle, &log)
 	if err != nil {
 		t.Skipf("perf dummy events refused: %v", err)
 	}

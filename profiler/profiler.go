@@ -68,6 +68,11 @@ type Options struct {
 	// ownTables: the unwind tables are this capture's (made by Record),
 	// not shared with later captures.
 	ownTables bool
+	// idleWait, when set, is the longest the readers of the ring and of
+	// the mapping records sleep without a wakeup (pollInterval and
+	// trackerIdle otherwise): a continuous capture at a low rate reads
+	// once a second, not 220 times.
+	idleWait time.Duration
 }
 
 // Phases is where a capture's time went: before its window (Load, Attach),

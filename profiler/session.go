@@ -1,6 +1,7 @@
 package profiler
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -191,19 +192,28 @@ func (s *session) drain(rd *ringbuf.Reader, dec decoder, deadline time.Time) {
 	}
 }
 
-// pollInterval is how often the reader looks at the ring buffer: the BPF
-// programs wake it only when a lot of data waits (see wakeup_bytes).
+// pollInterval is how often the reader of a capture looks at the ring
+// buffer: the BPF programs wake it only when a lot of data waits (see
+// wakeup_bytes), and the progress line and the lost-event marks want it
+// more often.
 const pollInterval = 50 * time.Millisecond
 
-// read reads records until stop is closed, calling progress about every
-// 250 ms. The clock is read only when the ring runs dry and every
+// trackerIdle is the mapping tracker's longest wait in a capture: its
+// records are delivered within milliseconds, as a process that maps a
+// library is followed by its unwind tables.
+const trackerIdle = 5 * time.Millisecond
+
+// read reads records until stop is closed (a Flush of rd ends the wait
+// then), calling progress about every 250 ms; it waits at most wait for
+// a wakeup. The clock is read only when the ring runs dry and every
 // clockEvery records, not per record: at hundreds of thousands of records
 // a second, the reads were a tenth of the reader's time.
-func (s *session) read(rd *ringbuf.Reader, dec decoder, stop <-chan struct{}, progress func()) error {
+func (s *session) read(rd *ringbuf.Reader, dec decoder, stop <-chan struct{}, progress func(), wait time.Duration) error {
 	const clockEvery = 4096
 	var rec ringbuf.Record
 	last := time.Now()
-	rd.SetDeadline(last.Add(pollInterval))
+	rd.SetDeadline(last.Add(wait))
+	woke := true
 	for n := 1; ; n++ {
 		select {
 		case <-stop:
@@ -212,17 +222,25 @@ func (s *session) read(rd *ringbuf.Reader, dec decoder, stop <-chan struct{}, pr
 		}
 		err := rd.ReadInto(&rec)
 		if err == nil {
+			if woke && s.maps != nil {
+				// The samples of a process that has exited since are
+				// named from its mapping records: those made until now
+				// are delivered first.
+				s.maps.flush(monotonicNow() - uint64(time.Millisecond))
+			}
+			woke = false
 			s.handle(rec.RawSample, dec)
 			if n%clockEvery != 0 {
 				continue
 			}
 		} else if errors.Is(err, ringbuf.ErrClosed) {
 			return nil
-		} else if !errors.Is(err, os.ErrDeadlineExceeded) {
+		} else if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, ringbuf.ErrFlushed) {
 			return fmt.Errorf("reading ring buffer: %w", err)
 		} else {
-			// Dry: wait up to pollInterval for the next wakeup.
-			rd.SetDeadline(time.Now().Add(pollInterval))
+			// Dry (or flushed to stop): wait for the next wakeup.
+			rd.SetDeadline(time.Now().Add(wait))
+			woke = true
 		}
 		if progress != nil && time.Since(last) > 250*time.Millisecond {
 			progress()
@@ -237,7 +255,6 @@ func (s *session) read(rd *ringbuf.Reader, dec decoder, stop <-chan struct{}, pr
 func (s *session) run(ctx context.Context, p capture.Params, opts Options, tgt *target, rd *ringbuf.Reader, stats *ebpf.Map, dec decoder, stopSampling func()) error {
 	stop := make(chan struct{})
 	go func() {
-		defer close(stop)
 		var timer <-chan time.Time
 		if p.Duration > 0 {
 			t := time.NewTimer(time.Duration(p.Duration))
@@ -249,6 +266,8 @@ func (s *session) run(ctx context.Context, p capture.Params, opts Options, tgt *
 		case <-timer:
 		case <-tgt.exited: // nil channel when there is no command
 		}
+		close(stop)
+		_ = rd.Flush() // the reader's wait ends now, not at its deadline
 	}()
 	started := time.Now()
 	progress := func() {
@@ -257,7 +276,7 @@ func (s *session) run(ctx context.Context, p capture.Params, opts Options, tgt *
 			opts.Progress(Progress{Elapsed: time.Since(started), Events: uint64(s.events.len()), Lost: readStats(stats)[bpf.SamplerStatSlotSTAT_DROPPED]})
 		}
 	}
-	err := s.read(rd, dec, stop, progress)
+	err := s.read(rd, dec, stop, progress, cmp.Or(opts.idleWait, pollInterval))
 	stopSampling()
 	if opts.ownTables {
 		// Tables for samples to come would not be used: the end of
@@ -276,8 +295,8 @@ func (s *session) run(ctx context.Context, p capture.Params, opts Options, tgt *
 // trackMappings opens the kernel's mapping records for the session's
 // processes and the listeners'. Without them (a kernel or a policy that
 // refuses perf events) the processes' maps are read from /proc alone.
-func (s *session) trackMappings(listeners ...MappingListener) {
-	t, err := openMappingTracker(append([]MappingListener{&s.procs}, listeners...)...)
+func (s *session) trackMappings(idle time.Duration, listeners ...MappingListener) {
+	t, err := openMappingTracker(idle, append([]MappingListener{&s.procs}, listeners...)...)
 	if err != nil {
 		s.log.Debug("mapping records unavailable: reading /proc alone", "err", err)
 		return
