@@ -345,9 +345,14 @@ func TestSummarizeThrough(t *testing.T) {
 		q.Comm = ""
 		ts := randomTransforms(rng)
 		want, _ := json.Marshal(c.Transform(ts).Summarize(q, nil))
-		got, _ := json.Marshal(c.SummarizeThrough(c.Plan(ts), q, nil))
+		got, _ := json.Marshal(c.SummarizeThrough(c.Plan(ts), q, nil, nil))
 		if string(got) != string(want) {
 			t.Fatalf("seed %d %v:\n got  %s\n want %s", seed, ts, got, want)
+		}
+		// With the untransformed view's counts, as the web's summaries.
+		got, _ = json.Marshal(c.SummarizeThrough(c.Plan(ts), q, nil, c.CountEvents(q)))
+		if string(got) != string(want) {
+			t.Fatalf("seed %d %v, counts reused:\n got  %s\n want %s", seed, ts, got, want)
 		}
 	}
 }

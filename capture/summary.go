@@ -73,18 +73,68 @@ func (f *Frame) unsymbolized() bool {
 // Summarize computes the health of the events q selects. top is filled
 // from the caller's function table (self values, largest first).
 func (c *Capture) Summarize(q Query, top []TopFunc) Summary {
-	return c.summarize(nil, q, top)
+	return c.summarize(nil, q, top, nil)
 }
 
 // SummarizeThrough is Summarize of the capture seen through a plan of
 // c's (c.Transform(ts).Summarize with p = c.Plan(ts)), without making the
 // transformed capture: stacks are transformed as they are read. q must not
 // select a comm: that filter reads the transformed stacks' process frames.
-func (c *Capture) SummarizeThrough(p *TransformPlan, q Query, top []TopFunc) Summary {
-	return c.summarize(p, q, top)
+// ec, when not nil, is c.CountEvents(q): the pass over the events is
+// skipped when the plan drops no stack (merge, recursion, module, and a
+// focus or drop every stack survives).
+func (c *Capture) SummarizeThrough(p *TransformPlan, q Query, top []TopFunc, ec *EventCounts) Summary {
+	return c.summarize(p, q, top, ec)
 }
 
-func (c *Capture) summarize(p *TransformPlan, q Query, top []TopFunc) Summary {
+// EventCounts are the untransformed capture's counts of the events q
+// selects: what the summary of every view with the same selection shares
+// unless its transforms drop stacks.
+type EventCounts struct {
+	samples, events    int64
+	processes, threads int
+	cpus               int
+	perStack           []int64 // events per stack
+}
+
+// CountEvents counts the events q selects, per stack.
+func (c *Capture) CountEvents(q Query) *EventCounts {
+	return c.countEvents(q, nil)
+}
+
+// countEvents is the pass over the events, leaving out those whose stack
+// is dropped (dropped nil: none).
+func (c *Capture) countEvents(q Query, dropped []bool) *EventCounts {
+	mt := c.Matcher(q)
+	var pids, tids idSet
+	var cpus [1 << 16 / 64]uint64
+	ec := &EventCounts{perStack: make([]int64, len(c.Stacks))}
+	perStack := ec.perStack
+	for i := range c.Events {
+		e := &c.Events[i]
+		if dropped != nil && (int(e.Stack) >= len(dropped) || dropped[e.Stack]) {
+			continue // the transformed capture leaves these events out
+		}
+		if !mt.Match(e) {
+			continue
+		}
+		ec.samples += mt.Value(e)
+		ec.events++
+		pids.add(e.PID)
+		tids.add(e.TID)
+		if w, bit := e.CPU/64, uint64(1)<<(e.CPU%64); cpus[w]&bit == 0 {
+			cpus[w] |= bit
+			ec.cpus++
+		}
+		if int(e.Stack) < len(perStack) {
+			perStack[e.Stack]++
+		}
+	}
+	ec.processes, ec.threads = pids.n, tids.n
+	return ec
+}
+
+func (c *Capture) summarize(p *TransformPlan, q Query, top []TopFunc, ec *EventCounts) Summary {
 	m := c.Meta
 	s := Summary{
 		Unit: m.Unit, Duration: m.Duration.Seconds(), Lost: m.Stats.Lost, LostPerCPU: map[string]uint64{},
@@ -104,60 +154,10 @@ func (c *Capture) summarize(p *TransformPlan, q Query, top []TopFunc) Summary {
 	s.LostPerCPU = m.Stats.Counters.Reasons(LostOnCPU)
 	s.LostBy = m.Stats.Counters.Reasons(LostBy)
 	frameList := c.Frames
-	var bufs [2][]uint32
-	stack := func(si int) []uint32 { return c.Stacks[si] }
-	var dropped []bool
 	if p != nil && !p.Empty() {
 		frameList = p.Frames
-		stack = func(si int) []uint32 {
-			st, _ := p.Apply(c.Stacks[si], &bufs)
-			return st
-		}
-		dropped = make([]bool, len(c.Stacks))
-		any := false
-		for si := range c.Stacks {
-			dropped[si] = c.Stacks[si] != nil && stack(si) == nil
-			any = any || dropped[si]
-		}
-		if any {
-			// As Transform does once it drops a stack: the events of
-			// stacks that were empty already go too.
-			for si := range c.Stacks {
-				dropped[si] = dropped[si] || c.Stacks[si] == nil
-			}
-		} else {
-			dropped = nil
-		}
-	}
-	mt := c.Matcher(q)
-	var pids, tids idSet
-	var cpus [1 << 16 / 64]uint64
-	ncpus := 0
-	perStack := make([]int64, len(c.Stacks))
-	for i := range c.Events {
-		e := &c.Events[i]
-		if dropped != nil && (int(e.Stack) >= len(dropped) || dropped[e.Stack]) {
-			continue // the transformed capture leaves these events out
-		}
-		if !mt.Match(e) {
-			continue
-		}
-		v := mt.Value(e)
-		s.Samples += v
-		s.Events++
-		pids.add(e.PID)
-		tids.add(e.TID)
-		if w, bit := e.CPU/64, uint64(1)<<(e.CPU%64); cpus[w]&bit == 0 {
-			cpus[w] |= bit
-			ncpus++
-		}
-		if int(e.Stack) < len(perStack) {
-			perStack[e.Stack]++
-		}
-	}
-	s.Processes, s.Threads = pids.n, tids.n
-	if s.Hz > 0 && s.Duration > 0 && ncpus > 0 {
-		s.EffectiveHz = float64(s.Events) / s.Duration / float64(ncpus)
+	} else {
+		p = nil
 	}
 	// Each frame's part, worked out once: not counted, counted, or a
 	// hole in a module (its index in mods, plus 2).
@@ -189,11 +189,8 @@ func (c *Capture) summarize(p *TransformPlan, q Query, top []TopFunc) Summary {
 	}
 	var frames, holes int64
 	holesIn := make([]int64, len(mods))
-	for si, n := range perStack {
-		if n == 0 {
-			continue
-		}
-		for _, f := range stack(si) {
+	tally := func(st []uint32, n int64) {
+		for _, f := range st {
 			switch k := part[f]; k {
 			case 0:
 			case 1:
@@ -202,6 +199,56 @@ func (c *Capture) summarize(p *TransformPlan, q Query, top []TopFunc) Summary {
 				frames += n
 				holes += n
 				holesIn[k-2] += n
+			}
+		}
+	}
+	var bufs [2][]uint32
+	stack := func(si int) []uint32 { return c.Stacks[si] }
+	if ec != nil && len(ec.perStack) != len(c.Stacks) {
+		ec = nil
+	}
+	tallied := false
+	if p != nil {
+		stack = func(si int) []uint32 {
+			st, _ := p.Apply(c.Stacks[si], &bufs)
+			return st
+		}
+		// One pass transforms each stack: whether it is dropped and,
+		// with the counts at hand, its frames' tally.
+		dropped := make([]bool, len(c.Stacks))
+		any := false
+		for si := range c.Stacks {
+			st := stack(si)
+			dropped[si] = c.Stacks[si] != nil && st == nil
+			any = any || dropped[si]
+			if ec != nil && ec.perStack[si] > 0 {
+				tally(st, ec.perStack[si])
+			}
+		}
+		tallied = ec != nil
+		if any {
+			// As Transform does once it drops a stack: the events of
+			// stacks that were empty already go too.
+			for si := range c.Stacks {
+				dropped[si] = dropped[si] || c.Stacks[si] == nil
+			}
+			ec = c.countEvents(q, dropped)
+			frames, holes, tallied = 0, 0, false
+			clear(holesIn)
+		}
+	}
+	if ec == nil {
+		ec = c.countEvents(q, nil)
+	}
+	s.Samples, s.Events = ec.samples, ec.events
+	s.Processes, s.Threads = ec.processes, ec.threads
+	if s.Hz > 0 && s.Duration > 0 && ec.cpus > 0 {
+		s.EffectiveHz = float64(s.Events) / s.Duration / float64(ec.cpus)
+	}
+	if !tallied {
+		for si, n := range ec.perStack {
+			if n > 0 {
+				tally(stack(si), n)
 			}
 		}
 	}

@@ -427,16 +427,23 @@ func (s *Server) summaryJSON(w http.ResponseWriter, r *http.Request) {
 // requests ask: the summary route starts it beside the set's build.
 var summaries = newLoadOnce[capture.Summary](4)
 
+// eventCounts keeps the last few selections' event counts, shared by the
+// summaries of their views (see captureSummary).
+var eventCounts = newLoadOnce[*capture.EventCounts](4)
+
 // captureSummary is the summary of c seen through the view, without top.
 // The findings do not read top.
 func captureSummary(c *capture.Capture, vw view) capture.Summary {
 	return summaries.get(c, viewKey(vw.q, vw.ts, false), func() capture.Summary {
 		switch {
+		case vw.q.Comm == "":
+			// Without making the transformed capture, and with the
+			// selection's event counts of an earlier view: a pass over a
+			// million events was most of a transform's summary.
+			counts := eventCounts.get(c, viewKey(vw.q, nil, false), func() *capture.EventCounts { return c.CountEvents(vw.q) })
+			return c.SummarizeThrough(c.Plan(vw.ts), vw.q, nil, counts)
 		case len(vw.ts) == 0:
 			return c.Summarize(vw.q, nil)
-		case vw.q.Comm == "":
-			// Without making the transformed capture.
-			return c.SummarizeThrough(c.Plan(vw.ts), vw.q, nil)
 		default:
 			return transformed.get(c, vw.ts).Summarize(vw.q, nil)
 		}
