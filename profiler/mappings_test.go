@@ -42,11 +42,20 @@ int main(void) {
 // The tracker reports what a short process maps, in order: its exec, the
 // program, ld.so, the vDSO, libc, what it dlopens, then its exit; each
 // file's build ID (or inode) is the file's.
+//
+// With an idle wait of an hour (a continuous capture waits a second) the
+// records are the same: close wakes the reader and delivers what waits.
 func TestMappingTrackerRecordsProcess(t *testing.T) {
 	testutil.RequireRoot(t)
 	bin := testutil.BuildC(t, "gcc", dlopenC, "-O1", "-Wl,--build-id")
+	for _, idle := range []time.Duration{trackerIdle, time.Hour} {
+		t.Run(idle.String(), func(t *testing.T) { testMappingTrackerRecordsProcess(t, bin, idle) })
+	}
+}
+
+func testMappingTrackerRecordsProcess(t *testing.T, bin string, idle time.Duration) {
 	var log mappingLog
-	tr, err := openMappingTracker(trackerIdle, &log)
+	tr, err := openMappingTracker(idle, &log)
 	if err != nil {
 		t.Skipf("perf dummy events refused: %v", err)
 	}
@@ -58,7 +67,13 @@ func TestMappingTrackerRecordsProcess(t *testing.T) {
 	}
 	pid := uint32(cmd.Process.Pid)
 	time.Sleep(20 * time.Millisecond)
-	tr.close()
+	closed := make(chan struct{})
+	go func() { tr.close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second): // microseconds with the wake; records from the host may end the wait too
+		t.Fatalf("close did not end the reader's %v wait", idle)
+	}
 
 	var kinds []string
 	var last uint64
