@@ -12,7 +12,8 @@ import (
 // (SCORCH_BENCH_CAPTURE, made by scripts/bench/workspace): the set, its
 // sort, the pruned tree and the function table, and a view derived from
 // it through a merge, against the same view built from the transformed
-// capture and against the implementation before (reference_test.go).
+// capture and against the implementation before (reference_test.go), and
+// the summary's pass.
 func BenchmarkTree(b *testing.B) {
 	path := os.Getenv("SCORCH_BENCH_CAPTURE")
 	if path == "" {
@@ -98,6 +99,24 @@ func BenchmarkTree(b *testing.B) {
 			d := NewSet()
 			d.Add(c.Transform(merge), capture.Query{}, false, false)
 			d.Tree("all", 20000)
+		}
+	})
+	// summary.json's capture part: untransformed, through the merge, and
+	// through it with the untransformed view's event counts (the web's).
+	b.Run("summary", func(b *testing.B) {
+		for b.Loop() {
+			c.Summarize(capture.Query{}, nil)
+		}
+	})
+	b.Run("summary-merge", func(b *testing.B) {
+		for b.Loop() {
+			c.SummarizeThrough(c.Plan(merge), capture.Query{}, nil, nil)
+		}
+	})
+	counts := c.CountEvents(capture.Query{})
+	b.Run("summary-merge-counted", func(b *testing.B) {
+		for b.Loop() {
+			c.SummarizeThrough(c.Plan(merge), capture.Query{}, nil, counts)
 		}
 	})
 }
