@@ -38,6 +38,13 @@ const (
 	pageEntries = 4
 )
 
+// tableStoreBytes bounds the built tables kept in scorch's memory once
+// written to the maps: they are read again only for a file evicted from
+// the maps and mapped again (from the on-disk cache when there is one),
+// and at 64 MiB a whole host's Go binaries kept 20-40 MiB of them in a
+// 60 s capture's heap.
+const tableStoreBytes = 4 << 20
+
 // procNoTables is unwind_proc's UNWIND_PROC_NO_TABLES (bpf/unwinder.h):
 // the process's tables could not be loaded (its samples take the usual
 // copy, not the pending one).
@@ -163,7 +170,7 @@ func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
 	t := &UnwindTables{
 		log:         opts.Logger,
 		sampledOnly: opts.SampledOnly,
-		store:       unwind.NewCompactStore(64 << 20),
+		store:       unwind.NewCompactStore(tableStoreBytes),
 		disk:        &tableCache{dir: opts.CacheDir},
 		nEntries:    uint32(opts.Entries),
 		hot:         make(chan *loadReq, 1024),

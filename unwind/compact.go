@@ -232,8 +232,8 @@ func BuildCompact(ra io.ReaderAt) (t *CompactTable, err error) {
 		return nil, err
 	}
 	fdes, err := readFDEs(f)
-	gos, goErr := readGoRules(f, arch)
-	if err != nil && (gos == nil || len(gos.spans) == 0) {
+	gos, goErr := streamGoRules(f, arch)
+	if _, any := gos.spanAt(0); err != nil && !any {
 		if goErr != nil {
 			return nil, errors.Join(err, goErr)
 		}
@@ -255,21 +255,32 @@ func BuildCompact(ra io.ReaderAt) (t *CompactTable, err error) {
 		}
 	}
 	// Go functions past the last FDE (all of them in a stripped binary).
-	if gos != nil && len(gos.spans) > 0 {
-		if err := b.fill(b.end, gos.spans[len(gos.spans)-1].hi); err != nil {
+	if _, any := gos.spanAt(b.gi); any {
+		if err := b.fill(b.end, math.MaxUint64); err != nil {
 			return nil, err
 		}
 	}
 	if err := b.add(b.end, Rule{}); err != nil {
 		return nil, err
 	}
-	t = &CompactTable{Key: elfnote.BuildID(f), Arch: arch, Base: base, Entries: b.entries, Rules: b.rules}
+	// Kept for the capture's life (the unwinder's cache, the loader's
+	// store): without append's slack, up to half of a large table.
+	t = &CompactTable{Key: elfnote.BuildID(f), Arch: arch, Base: base, Entries: clip(b.entries), Rules: clip(b.rules)}
 	for _, e := range t.Entries {
 		if t.Rules[e.Rule].CFA == CFAUnsupported {
 			t.Unsupported++
 		}
 	}
 	return t, nil
+}
+
+// clip returns s without spare capacity, copied when that is more than
+// an eighth of it.
+func clip[T any](s []T) []T {
+	if cap(s)-len(s) <= len(s)/8 {
+		return s
+	}
+	return append(make([]T, 0, len(s)), s...)
 }
 
 type builder struct {
@@ -288,19 +299,24 @@ type builder struct {
 // fill adds the Go rules of [lo, hi), a range no FDE covers, and the
 // no-CFI rule where no Go function is either; b.end becomes hi.
 func (b *builder) fill(lo, hi uint64) error {
-	defer func() { b.end = max(b.end, hi) }()
-	var spans []span
-	if b.gos != nil {
-		spans = b.gos.spans
-	}
-	for lo < hi {
-		for b.gi < len(spans) && spans[b.gi].hi <= lo {
-			b.gi++
+	// hi is MaxUint64 for the rest of the spans: the end is then the last
+	// span's.
+	defer func() {
+		if hi == math.MaxUint64 {
+			hi = lo
 		}
-		if b.gi == len(spans) || spans[b.gi].lo >= hi {
+		b.end = max(b.end, hi)
+	}()
+	for lo < hi {
+		s, ok := b.gos.spanAt(b.gi)
+		for ok && s.hi <= lo {
+			b.gi++
+			s, ok = b.gos.spanAt(b.gi)
+		}
+		b.gos.pass(b.gi)
+		if !ok || s.lo >= hi {
 			break
 		}
-		s := spans[b.gi]
 		if s.lo > lo {
 			if len(b.entries) > 0 {
 				if err := b.add(lo, Rule{}); err != nil {
@@ -314,7 +330,7 @@ func (b *builder) fill(lo, hi uint64) error {
 		}
 		lo = min(s.hi, hi)
 	}
-	if lo < hi && len(b.entries) > 0 {
+	if lo < hi && hi != math.MaxUint64 && len(b.entries) > 0 {
 		return b.add(lo, Rule{})
 	}
 	return nil

@@ -202,7 +202,7 @@ func TestConcurrent(t *testing.T) {
 		res := ref.Unwind(r, w.mode, f.Sample.Regs, f.Sample.Stack, f.Sample.FPChain)
 		jobs = append(jobs, job{w.mode, f.Sample, r, res.PCs, res.Outcome})
 	}
-	u := New(Options{CacheEntries: 2})
+	u := New(Options{CacheBytes: 1})
 	done := make(chan error)
 	for g := 0; g < 4; g++ {
 		go func() {

@@ -27,7 +27,7 @@ func FuzzUnwind(f *testing.F) {
 		f.Fatal("fixture does not map its binary")
 	}
 	base := r.maps[0].Start
-	u := New(Options{CacheEntries: 2})
+	u := New(Options{CacheBytes: 1})
 	f.Fuzz(func(t *testing.T, stack []byte, ipOff, bpOff uint32, mode uint8) {
 		m := Mode(mode % 3)
 		regs := Regs{IP: base + uint64(ipOff)%(exe.End-base), SP: s.Regs.SP, BP: s.Regs.SP + uint64(bpOff)}

@@ -23,6 +23,15 @@ type goRules struct {
 	spans []span // sorted, not overlapping
 	top   []span // TOPFRAME functions (goexit, mstart, rt0_go); rule unused
 	funcs int    // functions read
+	// The reading of functions: readGoRules reads them all; BuildCompact
+	// reads them as its walk over the addresses goes (streamGoRules), and
+	// spans then holds only those not passed yet.
+	tab  *gopclntab.Table
+	arch Arch
+	code *codeReader
+	next int    // the next function to read
+	last uint64 // end of the last span read: functions out of order are skipped
+	gone int    // spans dropped from the front of spans (passed)
 }
 
 // maxGoFrame bounds a frame size read from pcsp (runtime.call1073741824 has
@@ -48,6 +57,21 @@ const maxGoFrame = math.MaxInt32 - 16
 //     stack, where spdelta means nothing; x86-64's systemstack keeps rbp on
 //     the goroutine's frame, so past its prologue rbp gives the frame.
 func readGoRules(f *elf.File, a Arch) (*goRules, error) {
+	g, err := streamGoRules(f, a)
+	if g == nil {
+		return nil, err
+	}
+	for g.readFunc() {
+	}
+	return g, nil
+}
+
+// streamGoRules is readGoRules without reading the functions' spans: the
+// caller reads them in address order (readFunc, spanAt), and drops those
+// it has passed (pass). An unstripped binary's FDEs cover nearly all of
+// its code, and its 40-byte spans (300k in scorch's own binary) were most
+// of its table's build memory.
+func streamGoRules(f *elf.File, a Arch) (*goRules, error) {
 	sec := f.Section(".gopclntab")
 	if sec == nil || sec.Type == elf.SHT_NOBITS {
 		return nil, nil
@@ -65,25 +89,66 @@ func readGoRules(f *elf.File, a Arch) (*goRules, error) {
 	if err != nil {
 		return nil, err
 	}
-	code := &codeReader{sec: text}
-	g := &goRules{}
-	var last uint64
+	g := &goRules{tab: tab, arch: a, code: &codeReader{sec: text}}
+	// The outermost functions, up front: a few, and the FDEs' rows ask
+	// about them before the spans are read that far.
+	var end uint64
 	for i := range tab.NumFuncs() {
 		fn, ok := tab.Func(i)
-		if !ok || fn.Entry < last || fn.PCSP == 0 {
-			continue // a record that does not fit, or out of order: no rule
+		if !ok || fn.Entry < end || fn.PCSP == 0 {
+			continue
 		}
-		g.funcs++
+		end = fn.End
 		if fn.Flag&gopclntab.FlagTopFrame != 0 {
 			g.top = append(g.top, span{lo: fn.Entry, hi: fn.End})
 		}
-		n := len(g.spans)
-		g.addFunc(tab, fn, a, code)
-		if len(g.spans) > n {
-			last = g.spans[len(g.spans)-1].hi
-		}
 	}
 	return g, nil
+}
+
+// readFunc reads the spans of the next function with a frame-size table;
+// false when there are no more.
+func (g *goRules) readFunc() bool {
+	for g.tab != nil && g.next < g.tab.NumFuncs() {
+		fn, ok := g.tab.Func(g.next)
+		g.next++
+		if !ok || fn.Entry < g.last || fn.PCSP == 0 {
+			continue // a record that does not fit, or out of order: no rule
+		}
+		g.funcs++
+		n := len(g.spans)
+		g.addFunc(g.tab, fn, g.arch, g.code)
+		if len(g.spans) > n {
+			g.last = g.spans[len(g.spans)-1].hi
+		}
+		return true
+	}
+	return false
+}
+
+// spanAt returns the i-th span (counting those passed), reading functions
+// until there is one; false past the last.
+func (g *goRules) spanAt(i int) (span, bool) {
+	if g == nil {
+		return span{}, false
+	}
+	for i-g.gone >= len(g.spans) {
+		if !g.readFunc() {
+			return span{}, false
+		}
+	}
+	return g.spans[i-g.gone], true
+}
+
+// pass drops the spans before the i-th: the builder is past them. The
+// slice is reused once most of it is passed.
+func (g *goRules) pass(i int) {
+	if g == nil || i-g.gone < len(g.spans)/2+64 {
+		return
+	}
+	n := copy(g.spans, g.spans[i-g.gone:])
+	g.spans = g.spans[:n]
+	g.gone = i
 }
 
 // addFunc appends the spans of one function.
@@ -117,12 +182,15 @@ func (g *goRules) addFunc(tab *gopclntab.Table, fn gopclntab.Func, a Arch, code 
 	}
 	top := fn.Flag&gopclntab.FlagTopFrame != 0
 	spwrite := fn.Flag&gopclntab.FlagSPWrite != 0
+	// Runs merge within the function only: the spans of earlier ones may
+	// have been passed to the builder already (the builder merges them).
+	first0 := len(g.spans)
 	emit := func(lo, hi uint64, r Rule) {
 		lo, hi = max(lo, fn.Entry), min(hi, fn.End)
 		if lo >= hi {
 			return
 		}
-		if n := len(g.spans); n > 0 && g.spans[n-1].hi == lo && g.spans[n-1].rule == r {
+		if n := len(g.spans); n > first0 && g.spans[n-1].hi == lo && g.spans[n-1].rule == r {
 			g.spans[n-1].hi = hi
 			return
 		}

@@ -42,14 +42,69 @@ type row struct {
 // rowSlots is the size of each table's cache of evaluated rows.
 const rowSlots = 4096
 
-// table is the CFI of one ELF file, with a cache of the rows evaluated so
-// far: a direct-mapped array of immutable entries, read without locks on
-// the hot path; a colliding address replaces the entry.
+// table is the CFI of one ELF file. The unwinder's tables are compact
+// tables (ct), the ones the BPF walker reads: a binary search over 8-byte
+// entries, a few MiB for the largest binaries, where delve's parsed FDEs,
+// the section they point into and a Go binary's pclntab spans were tens
+// of MiB of a whole-host capture's heap. loadTable's tables interpret the
+// CFI with delve instead (the tests' oracle), with a cache of the rows
+// evaluated so far: a direct-mapped array of immutable entries, read
+// without locks; a colliding address replaces the entry.
 type table struct {
-	arch Arch                           // of the file: its registers and return-address rules
+	arch Arch // of the file: its registers and return-address rules
+	ct   *CompactTable
 	fdes dframe.FrameDescriptionEntries // sorted by begin
 	gos  *goRules                       // a Go binary's pclntab rules, for pcs no FDE covers
-	rows [rowSlots]atomic.Pointer[rowEntry]
+	rows *[rowSlots]atomic.Pointer[rowEntry]
+}
+
+// compactTable is the unwinder's table of an ELF file.
+func compactTable(ra io.ReaderAt) (*table, error) {
+	ct, err := BuildCompact(ra)
+	if err != nil {
+		return nil, err
+	}
+	return &table{arch: ct.Arch, ct: ct}, nil
+}
+
+// cost is what keeping the table takes.
+func (t *table) cost() int64 {
+	if t.ct != nil {
+		return int64(max(t.ct.Bytes(), 1))
+	}
+	return 1 << 20 // delve's tables: not counted, about a library's
+}
+
+// rowOfRule is the row of a compact rule; false where no CFI covers the pc.
+func rowOfRule(r Rule) (row, bool) {
+	var rw row
+	switch r.CFA {
+	case CFANone:
+		return row{}, false
+	case CFASP:
+		rw.kind = rowCFASP
+	case CFAFP:
+		rw.kind = rowCFABP
+	case CFAPLT:
+		rw.kind = rowPLT
+	case CFASignal:
+		rw.kind = rowSignal
+	default:
+		return row{kind: rowUnsupported}, true
+	}
+	rw.cfaOff = r.CFAOffset
+	switch r.RA {
+	case RAAtCFA:
+		rw.raOff = r.RAOffset
+	case RAInLink:
+		rw.raInLink = true
+	case RAUndefined:
+		rw.raUndefined = true
+	}
+	if r.FP == FPAtCFA {
+		rw.bpSaved, rw.bpOff = true, r.FPOffset
+	}
+	return rw, true
 }
 
 type rowEntry struct {
@@ -59,6 +114,9 @@ type rowEntry struct {
 
 // rowFor returns the CFI row at an ELF virtual address.
 func (t *table) rowFor(pc uint64) (row, bool) {
+	if t.ct != nil {
+		return rowOfRule(t.ct.Lookup(pc))
+	}
 	slot := &t.rows[(pc*0x9e3779b97f4a7c15)>>52] // Fibonacci hashing to 12 bits
 	if e := slot.Load(); e != nil && e.pc == pc {
 		return e.rw, !e.rw.miss
@@ -274,7 +332,7 @@ func loadTable(ra io.ReaderAt) (t *table, err error) {
 			}
 		}
 	}
-	return &table{arch: arch, fdes: fdes, gos: gos}, nil
+	return &table{arch: arch, fdes: fdes, gos: gos, rows: new([rowSlots]atomic.Pointer[rowEntry])}, nil
 }
 
 // withoutNegateRAState returns a CFI program with its
@@ -394,8 +452,8 @@ type tableCache struct {
 	c   *cache.Cache[string, *table]
 }
 
-func newTableCache(max int, log *slog.Logger) *tableCache {
-	return &tableCache{log: log, c: cache.New[string](cache.Options[*table]{MaxCost: int64(max), KeepErrors: true})}
+func newTableCache(maxBytes int64, log *slog.Logger) *tableCache {
+	return &tableCache{log: log, c: cache.New[string](cache.Options[*table]{MaxCost: maxBytes, Cost: (*table).cost, KeepErrors: true})}
 }
 
 // errNoOpen is the negative entry of a file its resolver cannot open.
@@ -414,7 +472,7 @@ func (c *tableCache) get(key string, open func() (io.ReaderAt, io.Closer, error)
 		if closer != nil {
 			defer closer.Close()
 		}
-		t, err := loadTable(ra)
+		t, err := compactTable(ra)
 		if err != nil {
 			return nil, fmt.Errorf("loading CFI: %w", err)
 		}

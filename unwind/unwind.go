@@ -104,9 +104,16 @@ const MaxDepth = 127
 
 // Options configure an Unwinder.
 type Options struct {
-	CacheEntries int          // parsed CFI tables kept; 0: 64
-	Logger       *slog.Logger // nil: slog.Default()
+	// CacheBytes bounds the compact tables kept (a file's table costs its
+	// entries and rules; one larger than the bound is kept alone); 0:
+	// DefaultCacheBytes.
+	CacheBytes int64
+	Logger     *slog.Logger // nil: slog.Default()
 }
+
+// DefaultCacheBytes bounds an Unwinder's tables: libc's is 225 KiB, a
+// large Go binary's 2 MiB, libLLVM's 7 MiB.
+const DefaultCacheBytes = 16 << 20
 
 // Unwinder unwinds user stacks. It caches parsed CFI tables per file key and
 // is safe for concurrent use.
@@ -117,13 +124,13 @@ type Unwinder struct {
 
 // New returns an Unwinder.
 func New(opts Options) *Unwinder {
-	if opts.CacheEntries <= 0 {
-		opts.CacheEntries = 64
+	if opts.CacheBytes <= 0 {
+		opts.CacheBytes = DefaultCacheBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Unwinder{log: opts.Logger, tables: newTableCache(opts.CacheEntries, opts.Logger)}
+	return &Unwinder{log: opts.Logger, tables: newTableCache(opts.CacheBytes, opts.Logger)}
 }
 
 // frame is the state of one frame during the walk.
