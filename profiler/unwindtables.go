@@ -221,10 +221,19 @@ func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
 	// host both builders can be seconds into cold loads (Chromium's
 	// 300 MB binary) while the sampled processes' samples fall back to
 	// short stack copies.
-	t.wg.Add(4)
-	go t.worker(false)
-	go t.worker(false)
-	go t.worker(true)
+	// An agent's tables (SampledOnly) are built by one: at its rate the
+	// loads are few, and each builder of a large binary's table holds
+	// tens of MiB until it is done (three at once were most of an
+	// agent's RSS on a host starting new Go binaries).
+	if opts.SampledOnly {
+		t.wg.Add(2)
+		go t.worker(false)
+	} else {
+		t.wg.Add(4)
+		go t.worker(false)
+		go t.worker(false)
+		go t.worker(true)
+	}
 	go t.sweeper()
 	return t, nil
 }

@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"time"
 
@@ -212,6 +213,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	sym := symbolizer.New(symbolizer.Options{Logger: log, CacheBytes: symbolCache.n})
 	cfg.Recorder = &fleet.ProfilerRecorder{Symbolizer: sym, Unwinder: unwind.New(unwind.Options{Logger: log}), Logger: log, RingBytes: int(ringSize.n)}
 	cfg.Registerer, cfg.Logger, cfg.ProcRoot = reg, log, *procRoot
+	cfg.OnWindow = func(fleet.Kind, *capture.Capture, *fleet.Batch) { releaseMemory(agentSpareMemory) }
 	agent, err := fleet.New(cfg)
 	if err != nil {
 		return usageErr("%v", err)
@@ -273,6 +275,31 @@ func (f *remoteFlags) startWithServe(ctx context.Context, reg *prometheus.Regist
 		}
 	}()
 	return func() { <-done }, nil
+}
+
+// agentSpareMemory is how much garbage and free heap a window's end
+// tolerates before it collects and returns the pages to the kernel.
+const agentSpareMemory = 24 << 20
+
+// releaseMemory collects the garbage and returns the free heap to the
+// kernel when together they pass spare. The agent's heap is small but
+// spiky: an unwind table of a large new binary takes tens of MiB while it
+// is built, and at the agent's allocation rate the next collection (and
+// the scavenger's return of those pages) would come minutes later, the RSS
+// at its peak meanwhile. A heap that is large because it is live (a big
+// symbol cache) is left alone.
+func releaseMemory(spare uint64) {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/free:bytes"}}
+	metrics.Read(s)
+	for _, v := range s {
+		if v.Value.Kind() != metrics.KindUint64 {
+			return // a runtime without these
+		}
+	}
+	objects, live, free := s[0].Value.Uint64(), s[1].Value.Uint64(), s[2].Value.Uint64()
+	if objects-min(live, objects)+free > spare {
+		debug.FreeOSMemory()
+	}
 }
 
 // agentSymbolCache is the symbol cache the agent needs: it symbolizes every

@@ -5,6 +5,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -40,5 +42,35 @@ func TestAgentUsageErrors(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("scorch %s: exit %d, stderr %q; want exit 2 and %q", strings.Join(tc.args, " "), code, errb.String(), tc.want)
 		}
+	}
+}
+
+// sink keeps the allocations of TestReleaseMemory from being optimized
+// away.
+var sink []byte
+
+// A window's end collects when the garbage and free heap pass the spare
+// amount, and leaves a heap that is within it alone.
+func TestReleaseMemory(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // no collection but ours
+	runtime.GC()
+	for range 64 {
+		sink = make([]byte, 1<<20) // each the garbage of the next
+	}
+	sink = nil
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	releaseMemory(1 << 50)
+	runtime.ReadMemStats(&after)
+	if after.NumGC != before.NumGC {
+		t.Errorf("collected with 64 MiB of garbage under a spare of 1 PiB")
+	}
+	releaseMemory(agentSpareMemory)
+	runtime.ReadMemStats(&after)
+	if after.NumGC == before.NumGC {
+		t.Errorf("64 MiB of garbage over a spare of %d MiB: not collected", agentSpareMemory>>20)
+	}
+	if after.HeapReleased <= before.HeapReleased {
+		t.Errorf("heap released %d -> %d bytes: the free pages were not returned", before.HeapReleased, after.HeapReleased)
 	}
 }
