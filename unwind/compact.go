@@ -246,7 +246,16 @@ func BuildCompact(ra io.ReaderAt) (t *CompactTable, err error) {
 		}
 	}
 	if base == math.MaxUint64 {
+		// No program headers (the ELF image a jitdump's unwinding records
+		// are wrapped in, at the JIT code's addresses, far more than 4 GiB
+		// past 0): the offsets count from the lowest FDE.
 		base = 0
+		if len(fdes) > 0 {
+			base = fdes[0].Begin()
+			for _, fde := range fdes {
+				base = min(base, fde.Begin())
+			}
+		}
 	}
 	b := &builder{arch: arch, base: base, ids: map[Rule]uint32{{}: 0}, rules: []Rule{{}}, gos: gos}
 	for _, fde := range fdes {
