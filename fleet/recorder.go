@@ -36,7 +36,12 @@ func (r *ProfilerRecorder) options(p capture.Params) profiler.Options {
 	if p.Unwind == "" || p.Unwind == "auto" {
 		// At 19 Hz most of a busy host's processes are never sampled:
 		// their tables are built once a sample waits for them.
-		r.once.Do(func() { r.tables.SampledOnly = true })
+		r.once.Do(func() {
+			r.tables.SampledOnly = true
+			if r.Unwinder != nil {
+				r.tables.Store = r.Unwinder.Store() // one build of a file's table for both unwinders
+			}
+		})
 		tables = r.tables.Get(r.Logger)
 	}
 	return profiler.Options{Symbolizer: r.Symbolizer, Unwinder: r.Unwinder, UnwindTables: tables, Logger: r.Logger, RingBytes: r.RingBytes}

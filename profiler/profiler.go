@@ -174,7 +174,11 @@ func prepare(p *capture.Params, opts *Options) (mode unwind.Mode, cleanup func()
 		opts.Unwinder = unwind.New(unwind.Options{Logger: opts.Logger})
 	}
 	if opts.UnwindTables == nil && mode == unwind.ModeAuto {
-		t, err := NewUnwindTables(UnwindTableOptions{Entries: opts.UnwindEntries, Logger: opts.Logger, CacheDir: opts.UnwindCacheDir})
+		var store *unwind.CompactStore
+		if opts.Unwinder != nil {
+			store = opts.Unwinder.Store() // one build of a file's table for both unwinders
+		}
+		t, err := NewUnwindTables(UnwindTableOptions{Entries: opts.UnwindEntries, Logger: opts.Logger, CacheDir: opts.UnwindCacheDir, Store: store})
 		if err != nil {
 			// The copy path still works: unwind as before the tables.
 			opts.Logger.Warn("BPF unwind tables unavailable: user stacks are unwound from stack copies", "err", err)

@@ -1,6 +1,7 @@
 package profiler
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -153,6 +154,10 @@ type UnwindTableOptions struct {
 	// CacheDir keeps built tables on disk for the next scorch process
 	// (DefaultUnwindCacheDir); "": none.
 	CacheDir string
+	// Store, when set, keeps the built tables (the user-space unwinder's,
+	// Unwinder.Store: a process's first samples, unwound from copies while
+	// its tables load, build the same tables); nil: a store of its own.
+	Store *unwind.CompactStore
 }
 
 // NewUnwindTables creates the maps (with the layouts of bpf/unwinder.h).
@@ -170,7 +175,7 @@ func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
 	t := &UnwindTables{
 		log:         opts.Logger,
 		sampledOnly: opts.SampledOnly,
-		store:       unwind.NewCompactStore(tableStoreBytes),
+		store:       opts.Store,
 		disk:        &tableCache{dir: opts.CacheDir},
 		nEntries:    uint32(opts.Entries),
 		hot:         make(chan *loadReq, 1024),
@@ -180,6 +185,9 @@ func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
 		files:       make(map[string]*tableFile),
 		procs:       make(map[uint32]*tableProc),
 		pending:     make(map[uint32]*loadReq),
+	}
+	if t.store == nil {
+		t.store = unwind.NewCompactStore(tableStoreBytes)
 	}
 	sizes := t.sizes()
 	mk := func(name string) (*ebpf.Map, error) {
@@ -243,8 +251,10 @@ func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
 // windows), so that tables are built once per file, not per capture. The
 // zero value is ready to use.
 type LazyUnwindTables struct {
-	// SampledOnly: see UnwindTableOptions; set before the first Get.
+	// SampledOnly and Store: see UnwindTableOptions; set before the first
+	// Get.
 	SampledOnly bool
+	Store       *unwind.CompactStore
 	once        sync.Once
 	t           *UnwindTables
 }
@@ -253,7 +263,7 @@ type LazyUnwindTables struct {
 // capture then makes its own attempt and falls back to stack copies).
 func (l *LazyUnwindTables) Get(log *slog.Logger) *UnwindTables {
 	l.once.Do(func() {
-		t, err := NewUnwindTables(UnwindTableOptions{Logger: log, SampledOnly: l.SampledOnly})
+		t, err := NewUnwindTables(UnwindTableOptions{Logger: log, SampledOnly: l.SampledOnly, Store: l.Store})
 		if err != nil {
 			if log != nil {
 				log.Warn("BPF unwind tables unavailable", "err", err)
@@ -667,7 +677,9 @@ func (t *UnwindTables) load(pid uint32, snap *symbolizer.Process) error {
 			continue
 		}
 		t.mu.Unlock()
-		tables[i], _ = t.store.GetOr(m.Key, func() (*unwind.CompactTable, error) { return t.disk.table(m) })
+		// Under the user-space unwinder's key: a table it built for the
+		// process's first samples is this one.
+		tables[i], _ = t.store.GetOr(cmp.Or(m.ModuleKey, m.Key), func() (*unwind.CompactTable, error) { return t.disk.table(m) })
 		t.mu.Lock()
 	}
 	defer t.mu.Unlock()

@@ -632,6 +632,10 @@ type ExecMapping struct {
 	// the vDSO), shared by every process mapping it; "" for anonymous
 	// memory and files that could not be opened (JIT code, deleted files).
 	Key string
+	// ModuleKey is the key ModuleFor gives the mapping's pcs (the build ID
+	// when the file has one): the user-space unwinder's tables are kept
+	// under it, so a table built for either unwinder serves the other.
+	ModuleKey string
 	// Open opens the file (a duplicate descriptor the caller closes); nil
 	// when Key is "".
 	Open func() (io.ReaderAt, io.Closer, error)
@@ -665,6 +669,7 @@ func (p *Process) ExecMappings() []ExecMapping {
 		if em.Key != "" {
 			if ref := p.ref(m); !ref.failed {
 				em.Bias, em.BiasOK = execBias(ref.loads, em.Start, em.End, em.Offset)
+				em.ModuleKey = ref.key
 			}
 		}
 		out = append(out, em)

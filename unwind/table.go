@@ -58,15 +58,6 @@ type table struct {
 	rows *[rowSlots]atomic.Pointer[rowEntry]
 }
 
-// compactTable is the unwinder's table of an ELF file.
-func compactTable(ra io.ReaderAt) (*table, error) {
-	ct, err := BuildCompact(ra)
-	if err != nil {
-		return nil, err
-	}
-	return &table{arch: ct.Arch, ct: ct}, nil
-}
-
 // cost is what keeping the table takes.
 func (t *table) cost() int64 {
 	if t.ct != nil {
@@ -448,12 +439,13 @@ var errNoCFI = errors.New("no .eh_frame or .debug_frame")
 // Failures are kept too (negative entries), so a file is read at most once
 // while it stays cached.
 type tableCache struct {
-	log *slog.Logger
-	c   *cache.Cache[string, *table]
+	log   *slog.Logger
+	c     *cache.Cache[string, *table]
+	store *CompactStore // where the compact tables are built, shared
 }
 
-func newTableCache(maxBytes int64, log *slog.Logger) *tableCache {
-	return &tableCache{log: log, c: cache.New[string](cache.Options[*table]{MaxCost: maxBytes, Cost: (*table).cost, KeepErrors: true})}
+func newTableCache(maxBytes int64, log *slog.Logger, store *CompactStore) *tableCache {
+	return &tableCache{log: log, store: store, c: cache.New[string](cache.Options[*table]{MaxCost: maxBytes, Cost: (*table).cost, KeepErrors: true})}
 }
 
 // errNoOpen is the negative entry of a file its resolver cannot open.
@@ -465,18 +457,11 @@ func (c *tableCache) get(key string, open func() (io.ReaderAt, io.Closer, error)
 		if open == nil {
 			return nil, errNoOpen
 		}
-		ra, closer, err := open()
-		if err != nil {
-			return nil, fmt.Errorf("opening file for CFI: %w", err)
-		}
-		if closer != nil {
-			defer closer.Close()
-		}
-		t, err := compactTable(ra)
+		ct, err := c.store.Get(key, open)
 		if err != nil {
 			return nil, fmt.Errorf("loading CFI: %w", err)
 		}
-		return t, nil
+		return &table{arch: ct.Arch, ct: ct}, nil
 	})
 	if err != nil && !hit && !errors.Is(err, errNoOpen) {
 		c.log.Debug("no CFI", "key", key, "err", err)

@@ -120,6 +120,7 @@ const DefaultCacheBytes = 16 << 20
 type Unwinder struct {
 	log    *slog.Logger
 	tables *tableCache
+	store  *CompactStore
 }
 
 // New returns an Unwinder.
@@ -130,8 +131,14 @@ func New(opts Options) *Unwinder {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Unwinder{log: opts.Logger, tables: newTableCache(opts.CacheBytes, opts.Logger)}
+	store := NewCompactStore(opts.CacheBytes)
+	return &Unwinder{log: opts.Logger, tables: newTableCache(opts.CacheBytes, opts.Logger, store), store: store}
 }
+
+// Store is where the unwinder keeps the compact tables it builds, by its
+// resolver's file keys: the BPF unwinder's loader can share it, so that a
+// file's table is built once for both.
+func (u *Unwinder) Store() *CompactStore { return u.store }
 
 // frame is the state of one frame during the walk.
 type frame struct {

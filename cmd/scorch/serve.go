@@ -38,6 +38,14 @@ type profilerRecorder struct {
 	ring   int
 }
 
+// newProfilerRecorder shares the unwinder's table store with the BPF
+// unwinder's tables: a file's table is built once for both.
+func newProfilerRecorder(sym *symbolizer.Symbolizer, unw *unwind.Unwinder, log *slog.Logger, ring int) *profilerRecorder {
+	p := &profilerRecorder{sym: sym, unw: unw, log: log, ring: ring}
+	p.tables.Store = unw.Store()
+	return p
+}
+
 func (p *profilerRecorder) Record(ctx context.Context, params capture.Params, progress func(web.Progress)) (*capture.Capture, error) {
 	var tables *profiler.UnwindTables
 	if params.Unwind == "" || params.Unwind == "auto" {
@@ -245,7 +253,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Keep:          *keep,
 		KeepBytes:     keepBytes.n,
 		CacheBytes:    renderCache.n,
-		Recorder:      &profilerRecorder{sym: sym, unw: unwind.New(unwind.Options{Logger: log}), log: log, ring: int(ringSize.n)},
+		Recorder:      newProfilerRecorder(sym, unwind.New(unwind.Options{Logger: log}), log, int(ringSize.n)),
 		Logger:        log,
 		Host:          hostSampler,
 	})
