@@ -238,6 +238,7 @@ func userFrames(c *capture.Capture, stack uint32) []*capture.Frame {
 type stackFigures struct {
 	samples  int      // samples with a user stack
 	complete int      // of them, reaching the thread's entry
+	unnamed  int      // of the others, those whose outermost frame has no name
 	leaf     int      // samples showing the chain's last function
 	ordered  int      // of them, reaching the entry with the whole chain in order
 	leafDone int      // of them, reaching the entry (in order or not)
@@ -289,6 +290,9 @@ func figures(c *capture.Capture, pids map[uint32]bool, chain []string) stackFigu
 			f.complete++
 		} else {
 			ends[names[0]]++
+			if names[0] == capture.FrameUnknown {
+				f.unnamed++
+			}
 			if f.bad == "" {
 				f.bad = strings.Join(names, ";")
 			}

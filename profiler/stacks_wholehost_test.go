@@ -131,19 +131,31 @@ func TestWholeHostStacksEndCleanly(t *testing.T) {
 		chain []string
 		// minComplete is the share of stacks that must reach the entry.
 		minComplete float64
+		// namesLost: an incomplete stack whose outermost frame has no
+		// name is the names' loss, not the unwinder's (below).
+		namesLost bool
 	}{
-		{"garbage", map[uint32]bool{uint32(garbage.Process.Pid): true}, nil, 0},
+		{"garbage", map[uint32]bool{uint32(garbage.Process.Pid): true}, nil, 0, false},
 		// Samples taken in a library mapped since its process's tables
 		// were loaded wait for the next load (65-98% complete here, with
 		// the machine's load): counted, not complete.
-		{"dlloop", map[uint32]bool{uint32(dl.Process.Pid): true}, []string{"main", "lib_work", "lib_middle", "lib_inner"}, 0.5},
+		{"dlloop", map[uint32]bool{uint32(dl.Process.Pid): true}, []string{"main", "lib_work", "lib_middle", "lib_inner"}, 0.5, false},
 		// Short-lived processes: their samples may be lost to names, not to
 		// unwinding, when the process is gone before its mappings are read
 		// (the names issue); those named must be in order.
-		{"blink", blinks, []string{"main", "burn", "spin"}, 0},
+		// Of theirs, a stack ending in a frame without a name lost the
+		// mapping that names it with the process, not its frames: the
+		// unwinder does not count it as ended early, so the check below
+		// leaves it out (it passed before only while the rest of the
+		// host's ended stacks outnumbered these).
+		{"blink", blinks, []string{"main", "burn", "spin"}, 0, true},
 	} {
 		f := figures(c, w.pids, w.chain)
 		incomplete += f.samples - f.complete
+		if w.namesLost {
+			incomplete -= f.unnamed
+			t.Logf("%s: %d incomplete stacks end in an unnamed frame", w.name, f.unnamed)
+		}
 		t.Logf("%s: %s; incomplete stacks end at %v; e.g. %s; with the leaf, incomplete or out of order, e.g. %s", w.name, f, first(f.ends, 6), f.example, f.badLeaf)
 		if f.samples < 50 {
 			t.Errorf("%s: only %d samples", w.name, f.samples)
