@@ -52,19 +52,30 @@ type Set struct {
 	// is read-only once built (Add is not called again).
 	prepOnce sync.Once
 	sorted   *sortedSet
+	relaid   bool // Prepare laid the names out in sorted order
 	// deriv: the set was derived by Transform from another; its sort
 	// starts from that set's sorted stacks. Read only under prepOnce.
 	deriv   *derivation
 	fnsOnce sync.Once
-	fns     []Function
+	fns     []Function // by name id, without names (fnTable)
+	// fnsFrom, when not nil, derives the table from the untransformed
+	// set's (transformNames).
+	fnsFrom func() []Function
 }
 
 type sortedSet struct {
 	// es are the entries sorted, a copy: the set's entries stay in the
 	// order of the capture's stacks, read by Functions and Transform
-	// without waiting for the sort.
-	es                 []entry
-	lcp                []int32 // common prefix of each entry with the one before
+	// without waiting for the sort (unless Prepare made them these).
+	es  []entry
+	lcp []int32 // common prefix of each entry with the one before
+	// next is, for each entry, the first entry after it whose common
+	// prefix with the one before is shorter than its own (len(es) if
+	// none): the entries in between are under the same frame at every
+	// depth below its prefix, so Tree steps from a frame's first entry to
+	// its next sibling's in as many jumps as there are levels between,
+	// not one per entry.
+	next               []int32
 	cumV, cumB, cumNew []int64
 }
 
@@ -333,6 +344,32 @@ func (s *Set) rank(remap []int32) {
 	}
 }
 
+// Prepare sorts the set's stacks for Tree now, and lays their names out
+// in that order, one after the other: a view derived from the set reads
+// them in that order, and Tree does, and scattered they cost a cache miss
+// each. The set's entries are then the sorted ones. Call it once the set
+// is built and before it is shared (it is not safe beside other reads).
+func (s *Set) Prepare() {
+	s.prep()
+	ss := s.sorted
+	if s.relaid || len(ss.es) == 0 {
+		return
+	}
+	s.relaid = true
+	n := 0
+	for _, e := range ss.es {
+		n += len(e.names)
+	}
+	arena := make([]int32, 0, n)
+	for i := range ss.es {
+		e := &ss.es[i]
+		start := len(arena)
+		arena = append(arena, e.names...)
+		e.names = arena[start:len(arena):len(arena)]
+	}
+	s.entries = ss.es
+}
+
 // prep sorts the entries once, before any read.
 func (s *Set) prep() {
 	s.prepOnce.Do(func() {
@@ -353,13 +390,19 @@ type derivation struct {
 	from  *Set
 	kept  []bool  // by stack of from.src: its entry is kept as it was
 	moved []entry // the entries the transforms changed, unsorted
+	// movedLCP, when not nil: moved is in order already, and these are
+	// the common prefixes of each with the one before.
+	movedLCP []int32
 }
 
 func (d *derivation) sort() *sortedSet {
 	d.from.prep()
 	base := d.from.sorted
 	b := d.moved // the derivation's own
-	blcp := sortEntries(b)
+	blcp := d.movedLCP
+	if blcp == nil {
+		blcp = sortEntries(b)
+	}
 	n := len(b)
 	for _, e := range base.es {
 		if d.kept[e.stack] {
@@ -425,7 +468,7 @@ func (d *derivation) sort() *sortedSet {
 		}
 		lcp = append(lcp, out)
 	}
-	d.moved = nil
+	d.moved, d.movedLCP = nil, nil
 	return sums(es, lcp)
 }
 
@@ -439,6 +482,9 @@ func (s *Set) Transform(ts []capture.Transform) *Set {
 	p := s.src.Plan(ts)
 	if p.Empty() {
 		return s
+	}
+	if np := s.namePlan(ts); np != nil {
+		return s.transformNames(np, p)
 	}
 	// The derived set is not Transformable itself: views derive from the
 	// untransformed set with their whole transform stack.
@@ -575,31 +621,11 @@ type Function struct {
 	BaseTotal int64  `json:"base_total"`
 }
 
-// Functions computes the function table, unsorted: a copy of the table
-// computed once per set (the table and the summary both ask).
+// Functions computes the function table, unsorted, from the table by
+// name computed once per set (the table and the summary both ask).
 func (s *Set) Functions() []Function {
-	s.fnsOnce.Do(func() { s.fns = s.functions() })
-	return slices.Clone(s.fns)
-}
-
-func (s *Set) functions() []Function {
-	fns := make([]Function, len(s.Names))
-	seen := make([]int32, len(s.Names)) // stamp: the entry that last counted the name, plus one
-	for i, e := range s.entries {
-		stamp := int32(i + 1)
-		for _, n := range e.names {
-			if seen[n] == stamp {
-				continue
-			}
-			seen[n] = stamp
-			fns[n].Total += e.v
-			fns[n].BaseTotal += e.b
-		}
-		leaf := e.names[len(e.names)-1]
-		fns[leaf].Self += e.v
-		fns[leaf].BaseSelf += e.b
-	}
-	out := fns[:0]
+	fns := s.fnTable()
+	out := make([]Function, 0, len(fns))
 	for i := range fns {
 		f := fns[i]
 		if f.Total == 0 && f.BaseTotal == 0 {
@@ -610,6 +636,42 @@ func (s *Set) functions() []Function {
 		out = append(out, f)
 	}
 	return out
+}
+
+// fnTable is the function table by name id, without the names, computed
+// once: read only.
+func (s *Set) fnTable() []Function {
+	s.fnsOnce.Do(func() {
+		if s.fnsFrom != nil {
+			s.fns = s.fnsFrom()
+			s.fnsFrom = nil
+			return
+		}
+		s.fns = make([]Function, len(s.Names))
+		tally(s.fns, s.entries, 1)
+	})
+	return s.fns
+}
+
+// tally adds (sign 1) or takes away (-1) the entries' values to the
+// table: each name's total once per entry, self to its leaf.
+func tally(fns []Function, es []entry, sign int64) {
+	seen := make([]int32, len(fns)) // stamp: the entry that last counted the name, plus one
+	for i, e := range es {
+		stamp := int32(i + 1)
+		v, b := sign*e.v, sign*e.b
+		for _, n := range e.names {
+			if seen[n] == stamp {
+				continue
+			}
+			seen[n] = stamp
+			fns[n].Total += v
+			fns[n].BaseTotal += b
+		}
+		leaf := e.names[len(e.names)-1]
+		fns[leaf].Self += v
+		fns[leaf].BaseSelf += b
+	}
 }
 
 // FunctionSorts are the orders of the function table.
@@ -812,7 +874,7 @@ func (s *Set) Tree(root string, budget int) *Node {
 	s.prep()
 	ss := s.sorted
 	es := ss.es
-	lcp, cumV, cumB, cumNew := ss.lcp, ss.cumV, ss.cumB, ss.cumNew
+	lcp, next, cumV, cumB, cumNew := ss.lcp, ss.next, ss.cumV, ss.cumB, ss.cumNew
 	n := len(es)
 	// frames under depth d (not counting it) in a group [lo,hi) whose
 	// entries share their first d frames: the first entry brings its own,
@@ -836,10 +898,11 @@ func (s *Set) Tree(root string, budget int) *Node {
 		}
 		for i < hi {
 			// The entries that share the frame at depth d: their common
-			// prefixes with the entry before are longer than d.
+			// prefixes with the entry before are longer than d. (next
+			// never passes hi: the entry at hi shares fewer than d.)
 			j := i + 1
 			for j < hi && int(lcp[j]) > d {
-				j++
+				j = int(next[j])
 			}
 			h.push(group{lo: int32(i), hi: int32(j), depth: int32(d + 1), parent: parent,
 				weight: cumV[j] - cumV[i] + cumB[j] - cumB[i]})
@@ -856,15 +919,19 @@ func (s *Set) Tree(root string, budget int) *Node {
 		parentOf = append(parentOf, g.parent)
 		pushChildren(int32(len(nodes)-1), lo, hi, int(g.depth))
 	}
-	// What is left is pruned: one node per parent that holds it.
-	pruned := make(map[int32]*Node)
+	// What is left is pruned: one node per parent that holds it (the
+	// index of each kept node's in prunedNodes, plus one).
+	prunedOf := make([]int32, len(nodes))
+	var prunedNodes []Node
 	for i := range *h {
 		g := &(*h)[i]
-		p := pruned[g.parent]
-		if p == nil {
-			p = &Node{Name: PrunedName}
-			pruned[g.parent] = p
+		k := prunedOf[g.parent]
+		if k == 0 {
+			prunedNodes = append(prunedNodes, Node{Name: PrunedName})
+			k = int32(len(prunedNodes))
+			prunedOf[g.parent] = k
 		}
+		p := &prunedNodes[k-1]
 		p.Value += cumV[g.hi] - cumV[g.lo]
 		p.Base += cumB[g.hi] - cumB[g.lo]
 		p.Pruned += 1 + framesIn(int(g.lo), int(g.hi), int(g.depth))
@@ -876,10 +943,12 @@ func (s *Set) Tree(root string, budget int) *Node {
 	for i := 1; i < len(nodes); i++ {
 		count[parentOf[i]]++
 	}
-	for p := range pruned {
-		count[p]++
+	for i, k := range prunedOf {
+		if k > 0 {
+			count[i]++
+		}
 	}
-	ptrs := make([]*Node, len(nodes)-1+len(pruned))
+	ptrs := make([]*Node, len(nodes)-1+len(prunedNodes))
 	off := 0
 	for i := range nodes {
 		if count[i] > 0 {
@@ -896,8 +965,8 @@ func (s *Set) Tree(root string, budget int) *Node {
 		if len(nd.Children) > 1 {
 			slices.SortFunc(nd.Children, func(a, b *Node) int { return cmp.Compare(a.pos, b.pos) })
 		}
-		if p := pruned[int32(i)]; p != nil {
-			nd.Children = append(nd.Children, p)
+		if k := prunedOf[i]; k > 0 {
+			nd.Children = append(nd.Children, &prunedNodes[k-1])
 		}
 	}
 	return &nodes[0]
@@ -925,7 +994,21 @@ func sums(es []entry, lcp []int32) *sortedSet {
 		cumB[i+1] = cumB[i] + e.b
 		cumNew[i+1] = cumNew[i] + int64(len(e.names)-int(lcp[i]))
 	}
-	return &sortedSet{es: es, lcp: lcp, cumV: cumV, cumB: cumB, cumNew: cumNew}
+	// next, from the last entry back: a stack of the entries after i
+	// whose prefixes are shorter than those of all entries between.
+	next := make([]int32, n)
+	stack := make([]int32, 0, 64)
+	for i := n - 1; i >= 0; i-- {
+		for len(stack) > 0 && lcp[stack[len(stack)-1]] >= lcp[i] {
+			stack = stack[:len(stack)-1]
+		}
+		next[i] = int32(n)
+		if len(stack) > 0 {
+			next[i] = stack[len(stack)-1]
+		}
+		stack = append(stack, int32(i))
+	}
+	return &sortedSet{es: es, lcp: lcp, next: next, cumV: cumV, cumB: cumB, cumNew: cumNew}
 }
 
 // sortEntries sorts entries by their names, lexicographically (a prefix

@@ -189,6 +189,7 @@ func renderRef(t *testing.T, s *refSet) string {
 // and diffs.
 func TestSetMatchesReference(t *testing.T) {
 	derived, merged := 0, 0
+	named, presorted, tables := 0, 0, 0 // through a name plan; its changed stacks in order; its table from base's
 	for seed := uint64(0); seed < 400; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		c := randomCapture(rng, false)
@@ -214,11 +215,23 @@ func TestSetMatchesReference(t *testing.T) {
 		base := NewSet()
 		base.Instructions = instructions
 		base.Add(c, q, reverse, false)
+		if seed%2 == 1 {
+			base.Prepare() // as the web's views are
+		}
 		if base.Transformable() && q.Comm == "" {
 			derived++
 			ds := base.Transform(ts)
 			if ds.deriv != nil {
 				merged++ // sorted by merging its changed stacks into base's
+			}
+			if ds != base && base.namePlan(ts) != nil {
+				named++
+				if ds.deriv.movedLCP != nil && len(ds.deriv.moved) > 1 {
+					presorted++
+				}
+				if ds.fnsFrom != nil {
+					tables++
+				}
 			}
 			if got := renderSet(t, ds); got != want {
 				t.Fatalf("%s: the derived set differs from the reference:\n%s", name, diffLines(got, want))
@@ -248,12 +261,138 @@ func TestSetMatchesReference(t *testing.T) {
 			t.Fatalf("%s: the diff set differs from the reference:\n%s", name, diffLines(got, want))
 		}
 	}
-	t.Logf("%d derived, %d of them sorted by a merge", derived, merged)
+	t.Logf("%d derived, %d of them sorted by a merge; %d through names, %d with their changed stacks in order, %d with the table derived", derived, merged, named, presorted, tables)
+	if named < 60 || tables < 15 {
+		t.Errorf("%d views through names, %d presorted, %d tables derived: those paths are not tested", named, presorted, tables)
+	}
 	if merged < 100 {
 		t.Errorf("only %d of 400 views were sorted by a merge: that path is not tested", merged)
 	}
 	if derived < 200 {
 		t.Errorf("only %d of 400 views were derived: the fast path is not tested", derived)
+	}
+}
+
+// layeredCapture makes a capture whose function names each sit at one
+// depth, as in the workspace benchmark's (and in a program whose function
+// is called from one place): merging one moves the stacks through it
+// without reordering them, so the derived view's changed stacks come out
+// sorted. Some names also appear at a second depth, which reorders them.
+func layeredCapture(rng *rand.Rand, lines bool) *capture.Capture {
+	b := capture.NewBuilder(capture.Meta{Type: capture.CPU, Start: time.Unix(1700000000, 0), Duration: 10 * time.Second, Timestamps: true})
+	frames := map[string]uint32{}
+	frame := func(name string, kind capture.FrameKind) uint32 {
+		if id, ok := frames[name]; ok {
+			return id
+		}
+		f := capture.Frame{Name: name, Module: "/bin/app", Kind: kind}
+		if lines && rng.IntN(2) == 0 {
+			f.File, f.Line = "app.c", 1+rng.IntN(9)
+		}
+		id := b.Frame(f)
+		frames[name] = id
+		return id
+	}
+	var stacks []uint32
+	for i := 0; i < 1+rng.IntN(60); i++ {
+		st := []uint32{frame(fmt.Sprintf("app%d", rng.IntN(2)), capture.KindProcess)}
+		for d := 0; d < rng.IntN(8); d++ {
+			name := fmt.Sprintf("l%d_%d", d, rng.IntN(3))
+			if rng.IntN(25) == 0 {
+				name = fmt.Sprintf("l%d_%d", rng.IntN(8), rng.IntN(3)) // at another depth
+			}
+			st = append(st, frame(name, capture.KindUser))
+		}
+		stacks = append(stacks, b.Stack(st))
+	}
+	for i := 0; i < 1+rng.IntN(300); i++ {
+		b.Add(capture.Event{Time: int64(rng.IntN(10)) * int64(time.Second), Value: int64(1 + rng.IntN(5)), Value2: int64(rng.IntN(9)),
+			Stack: stacks[rng.IntN(len(stacks))], PID: 1, TID: uint32(1 + rng.IntN(3))})
+	}
+	return b.Capture()
+}
+
+// Views derived through name plans (focus, merge, drop of names whose
+// frames all match) are those of the transformed capture: on layered
+// captures, where the changed stacks often need no sort, and random ones,
+// where they do; with the function table derived from the untransformed
+// view's for merges and drops.
+func TestNamePlanMatchesReference(t *testing.T) {
+	named, presorted, tables := 0, 0, 0
+	kinds := []capture.TransformKind{capture.TransformMerge, capture.TransformMerge, capture.TransformDrop, capture.TransformFocus}
+	for seed := uint64(0); seed < 600; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 13))
+		lines := rng.IntN(3) == 0
+		var c *capture.Capture
+		if seed%4 == 3 {
+			c = randomCapture(rng, lines)
+		} else {
+			c = layeredCapture(rng, lines)
+		}
+		var ts []capture.Transform
+		for i := 0; i < 1+rng.IntN(3); i++ {
+			name := fmt.Sprintf("l%d_%d", rng.IntN(8), rng.IntN(3))
+			if seed%4 == 3 {
+				name = []string{"a", "b", "c", "main", "lib_x"}[rng.IntN(5)]
+			}
+			k := kinds[rng.IntN(len(kinds))]
+			if seed%2 == 0 {
+				k = capture.TransformMerge // merge-only stacks, the page's usual
+			}
+			ts = append(ts, capture.Transform{Kind: k, Name: name})
+		}
+		q := randomQuery(rng)
+		q.Comm = ""
+		reverse := rng.IntN(3) == 0
+		instructions := rng.IntN(5) == 0
+		name := fmt.Sprintf("seed %d q %+v ts %v reverse %v cpi %v lines %v", seed, q, ts, reverse, instructions, lines)
+		ref := newRefSet()
+		ref.Instructions = instructions
+		ref.Add(c.Transform(ts), q, reverse, false)
+		want := renderRef(t, ref)
+		direct := NewSet()
+		direct.Instructions = instructions
+		direct.Add(c.Transform(ts), q, reverse, false)
+		if lines {
+			want = renderSet(t, direct) // the reference has no lines
+		}
+		base := NewSet()
+		base.Instructions = instructions
+		base.Add(c, q, reverse, false)
+		if !base.Transformable() || base.namePlan(ts) == nil {
+			continue
+		}
+		if seed%3 != 0 {
+			base.Prepare() // as the web's views are
+			if got := renderSet(t, base); got != renderSet(t, func() *Set { s := NewSet(); s.Instructions = instructions; s.Add(c, q, reverse, false); return s }()) {
+				t.Fatalf("%s: the prepared set differs from the set", name)
+			}
+		}
+		for _, half := range []int{parallelTransform, 1} {
+			saved := parallelTransform
+			parallelTransform = half
+			ds := base.Transform(ts)
+			parallelTransform = saved
+			if ds == base {
+				continue
+			}
+			if half != 1 {
+				named++
+				if ds.deriv.movedLCP != nil && len(ds.deriv.moved) > 1 {
+					presorted++
+				}
+				if ds.fnsFrom != nil {
+					tables++
+				}
+			}
+			if got := renderSet(t, ds); got != want {
+				t.Fatalf("%s (halves from %d): the derived set differs:\n%s", name, half, diffLines(got, want))
+			}
+		}
+	}
+	t.Logf("%d through names, %d with their changed stacks in order, %d with the table derived", named, presorted, tables)
+	if named < 300 || presorted < 60 || tables < 150 {
+		t.Errorf("%d views through names, %d presorted, %d tables derived: those paths are not tested", named, presorted, tables)
 	}
 }
 
@@ -401,6 +540,35 @@ func TestSetConcurrentReads(t *testing.T) {
 	for i := 5; i < len(out); i++ {
 		if out[i] != out[i-5] {
 			t.Errorf("reader %d got %q, reader %d %q", i, out[i], i-5, out[i-5])
+		}
+	}
+}
+
+// A user frame named "f_[k]" and a kernel frame "f" share the folded name
+// f_[k], but only the kernel frame's label is f: a transform of f takes
+// the frames' way, and its view is still the transformed capture's.
+func TestNamePlanMixedName(t *testing.T) {
+	b := capture.NewBuilder(capture.Meta{Type: capture.CPU, Start: time.Unix(1700000000, 0), Duration: time.Second, Timestamps: true})
+	app := b.Frame(capture.Frame{Name: "app", Kind: capture.KindProcess})
+	main := b.Frame(capture.Frame{Name: "main"})
+	user := b.Frame(capture.Frame{Name: "f_[k]"})
+	kern := b.Frame(capture.Frame{Name: "f", Kind: capture.KindKernel})
+	g := b.Frame(capture.Frame{Name: "g"})
+	for i, st := range [][]uint32{{app, main, user, g}, {app, main, kern, g}, {app, main, kern}, {app, user}, {app, main, g}} {
+		b.Add(capture.Event{Time: int64(i), Value: int64(1 + i), Stack: b.Stack(st), PID: 1, TID: 1})
+	}
+	c := b.Capture()
+	for _, k := range []capture.TransformKind{capture.TransformMerge, capture.TransformDrop, capture.TransformFocus} {
+		ts := []capture.Transform{{Kind: k, Name: "f"}}
+		base := NewSet()
+		base.Add(c, capture.Query{}, false, false)
+		if base.namePlan(ts) != nil {
+			t.Fatalf("%v: a name plan for a name only some of whose frames match", ts)
+		}
+		ref := newRefSet()
+		ref.Add(c.Transform(ts), capture.Query{}, false, false)
+		if got, want := renderSet(t, base.Transform(ts)), renderRef(t, ref); got != want {
+			t.Fatalf("%v: the derived set differs:\n%s", ts, diffLines(got, want))
 		}
 	}
 }

@@ -110,6 +110,9 @@ func (s *Server) viewSet(ctx context.Context, id string, vw view, slot bool) (*c
 		set.Instructions = c.Meta.Type.Info().CyclesPerInstruction
 		set.Add(c, vw.q, vw.reverse, false)
 		set.Unit = c.Meta.Unit
+		// Sorted now, before the set is shared: its tree needs that, and
+		// the views derived from it read its stacks in that order.
+		set.Prepare()
 		return set
 	}
 	baseKey := viewKey(vw.q, nil, vw.reverse)
