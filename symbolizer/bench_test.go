@@ -1,6 +1,7 @@
 package symbolizer
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -129,4 +130,20 @@ func BenchmarkModuleFor(b *testing.B) {
 			b.Fatal("not found")
 		}
 	}
+}
+
+// BenchmarkParseKallsyms parses the host's /proc/kallsyms, read once into
+// memory: the parse alone, without the kernel's formatting of the file.
+func BenchmarkParseKallsyms(b *testing.B) {
+	data, err := os.ReadFile("/proc/kallsyms")
+	if err != nil || len(data) == 0 {
+		b.Skipf("cannot read /proc/kallsyms: %v", err)
+	}
+	var kt *kernelTable
+	for b.Loop() {
+		if kt, err = parseKallsyms(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(kt.syms.len()), "symbols")
 }

@@ -2,10 +2,14 @@ package symbolizer
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func readFixture(t testing.TB, name string) []byte {
@@ -270,4 +274,102 @@ func FuzzPerfMap(f *testing.F) {
 			}
 		}
 	})
+}
+
+// kallsymsReference is parseKallsyms written plainly (fields, strconv, a
+// stable sort): TestKallsymsMatchesReference holds the one-pass parser to
+// it.
+func kallsymsReference(t *testing.T, data []byte) *kernelTable {
+	t.Helper()
+	var syms []symbol
+	kt := &kernelTable{modNames: []string{kernelModule}, zero: true}
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		addrS, rest, ok := strings.Cut(line, " ")
+		if !ok || len(rest) < 3 || rest[1] != ' ' {
+			continue
+		}
+		addr, err := strconv.ParseUint(addrS, 16, 64)
+		if err != nil {
+			continue
+		}
+		bind := map[byte]uint8{'T': 2, 'W': 1, 'w': 1, 't': 0}
+		b, ok := bind[rest[0]]
+		if !ok {
+			continue
+		}
+		name, mod, _ := strings.Cut(rest[2:], "\t")
+		mod = strings.TrimSpace(mod)
+		if name == "" || len(name) > 512 {
+			continue
+		}
+		if addr != 0 {
+			kt.zero = false
+		}
+		m := slices.Index(kt.modNames, mod)
+		if mod == "" {
+			m = 0
+		} else if m < 0 {
+			m = len(kt.modNames)
+			kt.modNames = append(kt.modNames, mod)
+		}
+		syms = append(syms, symbol{addr: addr, name: []byte(name), bind: b, mod: uint16(m)})
+	}
+	syms = uniqueSymbols(syms)
+	kt.modules = make([]uint16, len(syms))
+	for i := range syms {
+		kt.modules[i] = syms[i].mod
+		if i+1 == len(syms) || syms[i+1].mod != syms[i].mod {
+			syms[i].size = lastSymbolSpan
+		}
+	}
+	kt.syms = packSymbols(syms, true)
+	return kt
+}
+
+// The one-pass kallsyms parser keeps what a plain parse keeps, symbol for
+// symbol (address, name among aliases, module, the last one's bound): on
+// the host's kallsyms, and on a file whose modules are out of address order
+// with aliases across them, CRLF ends and bad lines.
+func TestKallsymsMatchesReference(t *testing.T) {
+	inputs := map[string][]byte{"fixture": readFixture(t, "kallsyms")}
+	if b, err := os.ReadFile("/proc/kallsyms"); err == nil && len(b) > 0 {
+		inputs["host"] = b
+	}
+	var mixed strings.Builder
+	mixed.WriteString("ffffffffc0002000 t mod_b_second\t[b]\r\nffffffffc0001000 t mod_b_first\t[b]\n")
+	mixed.WriteString("ffffffff81000100 T core_late\nffffffff81000000 t _core_alias\nffffffff81000000 t core_alias\n")
+	mixed.WriteString("ffffffffc0000000 W mod_a\t[a]\nFFFFFFFFC0000000 T mod_a_global\t[a]\n")
+	mixed.WriteString("ffffffffc0000010 T  \nffffffffc00000 t short_addr\n0ffffffffc0003000 t leading_zero\t[b]\n")
+	mixed.WriteString("1ffffffffffffffff t overflow\nffffffffc0004000 d data\t[b]\nffffffffc0005000 t no_newline\t[c]")
+	inputs["mixed"] = []byte(mixed.String())
+	// A line longer than a read, between two symbols.
+	inputs["long line"] = []byte("ffffffff81000000 T before\nffffffff81000100 t " + strings.Repeat("x", 3<<20) + "\nffffffff81000200 t after\n")
+	for name, data := range inputs {
+		t.Run(name, func(t *testing.T) {
+			var r io.Reader = bytes.NewReader(data)
+			if len(data) < 1<<10 {
+				r = iotest.OneByteReader(r) // lines split across reads
+			}
+			got, err := parseKallsyms(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := kallsymsReference(t, data)
+			if got.zero != want.zero || !slices.Equal(got.modNames, want.modNames) {
+				t.Errorf("zero %v modules %q, want %v %q", got.zero, got.modNames, want.zero, want.modNames)
+			}
+			if got.syms.len() != want.syms.len() {
+				t.Fatalf("%d symbols, want %d", got.syms.len(), want.syms.len())
+			}
+			for i := range want.syms.len() {
+				if got.syms.addrs[i] != want.syms.addrs[i] || got.syms.sizes[i] != want.syms.sizes[i] ||
+					got.syms.name(i) != want.syms.name(i) || got.modules[i] != want.modules[i] {
+					t.Fatalf("symbol %d: %#x %d %q module %d, want %#x %d %q module %d", i,
+						got.syms.addrs[i], got.syms.sizes[i], got.syms.name(i), got.modules[i],
+						want.syms.addrs[i], want.syms.sizes[i], want.syms.name(i), want.modules[i])
+				}
+			}
+		})
+	}
 }
