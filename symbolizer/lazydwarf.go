@@ -38,6 +38,8 @@ type moduleDWARF struct {
 	maxHi   []uint64    // maxHi[i]: the largest hi of ranges[:i+1]
 	eager   *unitTables // split DWARF: every unit, read at once
 	skel    bool        // the first unit is a split DWARF skeleton
+	// fromAranges counts the units indexed from .debug_aranges.
+	fromAranges int
 	// heap is what the index, the sections read onto the heap and the
 	// units read so far keep; mappedN the mapped section bytes.
 	heap    atomic.Int64
@@ -95,6 +97,9 @@ var dwarfSectionUsed = map[string]bool{
 type dwarfSections struct {
 	sec   map[string][]byte
 	order []string
+	// aranges is .debug_aranges, the units' address ranges, kept apart:
+	// debug/dwarf is not given it.
+	aranges []byte
 }
 
 // newData gives debug/dwarf the sections with info as .debug_info.
@@ -159,6 +164,14 @@ func openDWARFIn(f *elf.File, mf *mapped.File) (ds *dwarfSections, full *dwarf.D
 	ds = &dwarfSections{sec: map[string][]byte{}}
 	for _, s := range f.Sections {
 		name := debugSec(s)
+		if name == "aranges" && ds.aranges == nil && useAranges {
+			if b, err := mf.Section(s); err == nil {
+				ds.aranges, mappedN = b, mappedN+int64(len(b))
+			} else if b, err := sectionData(s); err == nil {
+				ds.aranges, heap = b, heap+int64(len(b))
+			}
+			continue
+		}
 		if !dwarfSectionUsed[name] {
 			continue
 		}
@@ -223,10 +236,30 @@ func newModuleDWARF(ds *dwarfSections, full *dwarf.Data, mf *mapped.File, heap, 
 		}
 	} else {
 		info, abbrev := ds.sec["info"], ds.sec["abbrev"]
+		// The units .debug_aranges lists are indexed from it, without
+		// reading their DIEs and line programs (most of the index's time:
+		// 125 ms for libc's 2063 units); the others as below.
+		aranges := parseAranges(ds.aranges)
 		for start := uint64(0); start < uint64(len(info)) && len(md.units) < maxDWARFUnits; {
 			end, abbrevOff, ok := unitBounds(info, start)
 			if !ok {
 				break
+			}
+			if rs := aranges[start]; len(rs) > 0 {
+				if off, skel, ok := unitDIEOffset(info[start:end]); ok {
+					if len(md.units) == 0 {
+						md.skel = skel
+					}
+					n, ui := len(md.ranges), uint32(len(md.units))
+					md.units = append(md.units, dwarfUnit{start: start, end: end, off: off, refAddr: refersAcross(abbrev, abbrevOff)})
+					for _, rg := range rs {
+						md.ranges = append(md.ranges, unitRange{lo: rg[0], hi: rg[1], unit: ui})
+					}
+					md.ranges = mergeRanges(md.ranges, n)
+					md.fromAranges++
+					start = end
+					continue
+				}
 			}
 			if d, err := ds.newData(info[start:end]); err == nil {
 				if e, err := d.Reader().Next(); err == nil && e != nil {
@@ -245,6 +278,99 @@ func newModuleDWARF(ds *dwarfSections, full *dwarf.Data, mf *mapped.File, heap, 
 	}
 	md.heap.Store(heap + int64(cap(md.units))*dwarfUnitBytes + int64(cap(md.ranges))*24 + int64(cap(md.maxHi))*8)
 	return md, nil
+}
+
+// useAranges: units listed in .debug_aranges are indexed from it (tests
+// compare that with the index read from every unit).
+var useAranges = true
+
+// parseAranges reads .debug_aranges: the address ranges of each unit, by
+// the unit's offset in .debug_info. A set it cannot read ends the reading:
+// the units of the sets read so far keep their ranges, the others are
+// indexed from their DIEs.
+func parseAranges(b []byte) map[uint64][][2]uint64 {
+	if len(b) == 0 {
+		return nil
+	}
+	out := map[uint64][][2]uint64{}
+	for len(b) >= 4 {
+		length, hdr, offSize := uint64(binary.LittleEndian.Uint32(b)), uint64(4), uint64(4)
+		if length == 0xffffffff {
+			if len(b) < 12 {
+				break
+			}
+			length, hdr, offSize = binary.LittleEndian.Uint64(b[4:]), 12, 8
+		} else if length >= 0xfffffff0 {
+			break
+		}
+		if length > uint64(len(b))-hdr || length < 2+offSize+2 {
+			break
+		}
+		set := b[:hdr+length]
+		b = b[hdr+length:]
+		v := set[hdr:]
+		if binary.LittleEndian.Uint16(v) != 2 {
+			break
+		}
+		var unit uint64
+		if offSize == 8 {
+			unit = binary.LittleEndian.Uint64(v[2:])
+		} else {
+			unit = uint64(binary.LittleEndian.Uint32(v[2:]))
+		}
+		addrSize, segSize := uint64(v[2+offSize]), v[3+offSize]
+		if addrSize != 8 && addrSize != 4 || segSize != 0 {
+			break
+		}
+		// The tuples start at a multiple of their size from the set's start.
+		tuple := 2 * addrSize
+		at := (hdr + 2 + offSize + 2 + tuple - 1) / tuple * tuple
+		for ; at+tuple <= uint64(len(set)); at += tuple {
+			var lo, n uint64
+			if addrSize == 8 {
+				lo, n = binary.LittleEndian.Uint64(set[at:]), binary.LittleEndian.Uint64(set[at+8:])
+			} else {
+				lo, n = uint64(binary.LittleEndian.Uint32(set[at:])), uint64(binary.LittleEndian.Uint32(set[at+4:]))
+			}
+			if lo == 0 && n == 0 {
+				break
+			}
+			if n > 0 && lo+n > lo {
+				out[unit] = append(out[unit], [2]uint64{lo, lo + n})
+			}
+		}
+	}
+	return out
+}
+
+// unitDIEOffset is the offset of the first DIE of unit u (its bytes in
+// .debug_info) and whether it is a split DWARF skeleton, from the unit's
+// header; ok false for a unit that is not a compile, partial or skeleton
+// unit, or a header it does not know.
+func unitDIEOffset(u []byte) (off dwarf.Offset, skel, ok bool) {
+	hdr, offSize := 4, 4
+	if len(u) >= 4 && binary.LittleEndian.Uint32(u) == 0xffffffff {
+		hdr, offSize = 12, 8
+	}
+	if len(u) < hdr+4 {
+		return 0, false, false
+	}
+	switch v := binary.LittleEndian.Uint16(u[hdr:]); {
+	case v >= 2 && v <= 4:
+		off = dwarf.Offset(hdr + 2 + offSize + 1)
+	case v == 5:
+		switch u[hdr+2] { // unit type
+		case 0x01, 0x03: // compile, partial
+			off = dwarf.Offset(hdr + 4 + offSize)
+		case 0x04: // skeleton: and its dwo id
+			off, skel = dwarf.Offset(hdr+4+offSize+8), true
+		default:
+			return 0, false, false
+		}
+	default:
+		return 0, false, false
+	}
+	return off, skel, int(off) < len(u)
 }
 
 // unitBounds reads the header of the unit at start of .debug_info: its

@@ -1,6 +1,7 @@
 package symbolizer
 
 import (
+	"debug/elf"
 	"os"
 	"path/filepath"
 	"slices"
@@ -88,19 +89,54 @@ func TestLazyDWARFMatchesEager(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := New(Options{Lines: true, DebugDirs: []string{}, DebuginfodURLs: []string{}, Logger: discardLogger()})
+			// Units indexed from .debug_aranges, and from their DIEs and
+			// line programs: the same units, the same frames.
+			useAranges = false
+			full := s.readDWARF(ef, f, debugLocator{label: tc.path})
+			useAranges = true
 			md := s.readDWARF(ef, f, debugLocator{label: tc.path})
-			if md == nil {
+			if md == nil || full == nil {
 				t.Fatal("no lazy DWARF")
 			}
+			if tc.name != "lto binary" && md.fromAranges == 0 {
+				t.Errorf("no unit indexed from .debug_aranges: the fixture does not test that path")
+			}
+			for i, u := range md.units {
+				if j := slices.IndexFunc(full.units, func(v dwarfUnit) bool { return v.start == u.start }); j < 0 ||
+					full.units[j].end != u.end || full.units[j].off != u.off || full.units[j].refAddr != u.refAddr {
+					t.Fatalf("unit %d %+v not among the units read from DIEs", i, u)
+				}
+			}
+			var funcs [][2]uint64
+			syms, _ := ef.Symbols()
+			for _, sym := range syms {
+				if elf.ST_TYPE(sym.Info) == elf.STT_FUNC && sym.Size > 0 {
+					funcs = append(funcs, [2]uint64{sym.Value, sym.Value + sym.Size})
+				}
+			}
+			if len(funcs) == 0 {
+				t.Fatal("no function symbols")
+			}
+			inFunc := func(a uint64) bool {
+				return slices.ContainsFunc(funcs, func(r [2]uint64) bool { return r[0] <= a && a < r[1] })
+			}
 			step := max(1, len(lt.addrs)/20000)
-			compared, inlined := 0, 0
+			compared, inlined, padding := 0, 0, 0
 			for i := 0; i < len(lt.addrs); i += step {
 				for _, a := range []uint64{lt.addrs[i], lt.addrs[i] + 1} {
 					fr := Frame{Name: "physical", Module: "m", Offset: a}
 					want := expandInlined(fr, a, lt, it)
-					got := md.frames(fr, a)
-					if !slices.Equal(got, want) {
+					if got := full.frames(fr, a); !slices.Equal(got, want) {
 						t.Fatalf("%#x: lazy %+v\neager %+v", a, got, want)
+					}
+					// .debug_aranges leaves out the padding between
+					// functions that a line program's last row reaches
+					// over: code that never runs, and no function's.
+					if got := md.frames(fr, a); !slices.Equal(got, want) {
+						if inFunc(a) {
+							t.Fatalf("%#x: lazy from .debug_aranges %+v\neager %+v", a, got, want)
+						}
+						padding++
 					}
 					compared++
 					if len(want) > 1 {
@@ -114,7 +150,8 @@ func TestLazyDWARFMatchesEager(t *testing.T) {
 					read++
 				}
 			}
-			t.Logf("%d addresses compared (%d with inlined calls), %d of %d units read", compared, inlined, read, len(md.units))
+			t.Logf("%d addresses compared (%d with inlined calls, %d in padding without lines from .debug_aranges), %d of %d units read, %d indexed from .debug_aranges",
+				compared, inlined, padding, read, len(md.units), md.fromAranges)
 			if across := slices.ContainsFunc(md.units, func(u dwarfUnit) bool { return u.refAddr }); tc.name == "lto binary" && !across {
 				t.Errorf("no unit of the LTO binary refers into another: the fixture does not test that path")
 			}
