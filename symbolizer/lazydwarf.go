@@ -100,6 +100,8 @@ type dwarfSections struct {
 	// aranges is .debug_aranges, the units' address ranges, kept apart:
 	// debug/dwarf is not given it.
 	aranges []byte
+	// cached is the file of decompressed sections some of sec are in.
+	cached *mapped.File
 }
 
 // newData gives debug/dwarf the sections with info as .debug_info.
@@ -124,8 +126,10 @@ func (ds *dwarfSections) newData(info []byte) (*dwarf.Data, error) {
 // f's file, or nil) where a section is not compressed; it returns them,
 // the bytes it read onto the heap and the bytes it reads from the
 // mapping. Relocated DWARF (an object file) is decoded whole by debug/elf
-// instead (full).
-func openDWARFIn(f *elf.File, mf *mapped.File) (ds *dwarfSections, full *dwarf.Data, heap, mappedN int64, err error) {
+// instead (full). Compressed sections are read from cache (nil: none),
+// the decompressed sections of the file with build ID id, or decompressed
+// and added to it.
+func openDWARFIn(f *elf.File, mf *mapped.File, cache *dwarfCache, id string) (ds *dwarfSections, full *dwarf.Data, heap, mappedN int64, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			ds, full, err = nil, nil, fmt.Errorf("corrupt dwarf: %v", p)
@@ -162,35 +166,61 @@ func openDWARFIn(f *elf.File, mf *mapped.File) (ds *dwarfSections, full *dwarf.D
 		return nil, d, heap, 0, nil
 	}
 	ds = &dwarfSections{sec: map[string][]byte{}}
+	// The sections read: the first of each name.
+	var secs []*elf.Section
+	var names []string
 	for _, s := range f.Sections {
 		name := debugSec(s)
-		if name == "aranges" && ds.aranges == nil && useAranges {
-			if b, err := mf.Section(s); err == nil {
-				ds.aranges, mappedN = b, mappedN+int64(len(b))
-			} else if b, err := sectionData(s); err == nil {
-				ds.aranges, heap = b, heap+int64(len(b))
+		if !dwarfSectionUsed[name] && (name != "aranges" || !useAranges) || slices.Contains(names, name) {
+			continue
+		}
+		secs, names = append(secs, s), append(names, name)
+	}
+	// Compressed ones come from the cache of decompressed sections, or
+	// are decompressed and cached.
+	var want map[string]uint64
+	for i, s := range secs {
+		if s.Flags&elf.SHF_COMPRESSED != 0 && s.Type != elf.SHT_NOBITS {
+			if want == nil {
+				want = map[string]uint64{}
 			}
-			continue
+			want[names[i]] = s.Size
 		}
-		if !dwarfSectionUsed[name] {
-			continue
-		}
-		if _, dup := ds.sec[name]; dup {
-			continue
-		}
+	}
+	var cached, fresh map[string][]byte
+	if cache != nil && want != nil {
+		cached, ds.cached = cache.load(id, want)
+		fresh = map[string][]byte{}
+	}
+	for i, s := range secs {
+		name := names[i]
 		b, err := mf.Section(s)
 		if err == nil {
 			mappedN += int64(len(b))
+		} else if c, ok := cached[name]; ok {
+			b, mappedN = c, mappedN+int64(len(c))
 		} else if b, err = sectionData(s); err == nil {
 			heap += int64(len(b))
+			if _, ok := want[name]; ok && fresh != nil {
+				fresh[name] = b
+			}
+		} else if name == "aranges" {
+			continue // the units are indexed from their DIEs
 		} else {
 			return nil, nil, 0, 0, err
+		}
+		if name == "aranges" {
+			ds.aranges = b
+			continue
 		}
 		ds.sec[name] = b
 		ds.order = append(ds.order, name)
 	}
 	if len(ds.sec["info"]) == 0 {
 		return nil, nil, 0, 0, errors.New("dwarf: no .debug_info")
+	}
+	if cached == nil && len(fresh) > 0 && len(fresh) == len(want) {
+		cache.store(id, fresh)
 	}
 	return ds, nil, heap, mappedN, nil
 }

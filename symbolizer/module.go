@@ -236,7 +236,7 @@ func (s *Symbolizer) readDWARF(f *elf.File, r any, loc debugLocator) *moduleDWAR
 	}
 	// A fault on a truncated mapping is a panic the readers recover from.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	ds, full, heap, mappedN, err := openDWARFIn(f, mf)
+	ds, full, heap, mappedN, err := openDWARFIn(f, mf, s.dcache, buildID(f))
 	if err != nil {
 		s.log.Debug("dwarf", "module", loc.label, "err", err)
 		return nil

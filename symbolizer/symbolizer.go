@@ -35,6 +35,10 @@ type Options struct {
 	// calls read when one of its addresses is first looked up, cached with
 	// the module; first lookups are slower and tables larger.
 	Lines bool
+	// DWARFCache is a directory keeping the decompressed DWARF sections
+	// of files whose sections are compressed, by build ID, for the next
+	// Symbolizer to map them instead (see DefaultDWARFCacheDir); "": none.
+	DWARFCache string
 }
 
 // Frame is one symbolized frame.
@@ -58,6 +62,8 @@ type Symbolizer struct {
 	log   *slog.Logger
 	cache *lru
 	dinfo *debuginfod
+	// dcache keeps decompressed DWARF sections on disk; nil: none.
+	dcache *dwarfCache
 
 	kernelMu sync.Mutex // serializes (re)loading kallsyms
 	kernel   atomic.Pointer[kernelState]
@@ -96,13 +102,17 @@ func New(opts Options) *Symbolizer {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Symbolizer{
+	s := &Symbolizer{
 		opts:  opts,
 		log:   opts.Logger,
 		cache: newLRU(opts.CacheBytes),
 		dinfo: newDebuginfod(opts.DebuginfodURLs, opts.DebuginfodCache, opts.Logger),
 		files: make(map[string]*sharedFile),
 	}
+	if opts.DWARFCache != "" {
+		s.dcache = &dwarfCache{dir: opts.DWARFCache, max: defaultDWARFCacheBytes, log: opts.Logger}
+	}
+	return s
 }
 
 // CacheStats returns the counters of the symbol-table cache: lookups

@@ -65,6 +65,7 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		memLimit    = byteSize{defaultMemoryLimit}
 		gcPercent   = fs.Int("gc-percent", defaultGCPercent, "the garbage collector's target, as GOGC: the heap grows this many percent over the live heap before a collection (GOGC in the environment overrides the default)")
 		unwindCache = fs.String("unwind-cache", profiler.DefaultUnwindCacheDir(), "directory keeping the BPF unwinder's tables for the next captures (--unwind auto); empty: build them each time")
+		dwarfCache  = fs.String("dwarf-cache", symbolizer.DefaultDWARFCacheDir(), "directory keeping the decompressed DWARF sections of debug files (libc's) for the next captures' file:line; empty: decompress them each time")
 	)
 	// Bounds like serve's: a long whole-host capture must not hold every
 	// symbol table it met.
@@ -149,7 +150,7 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	sym := symbolizer.New(symbolizer.Options{Logger: logger, CacheBytes: symbolCache.n, Lines: true})
+	sym := symbolizer.New(symbolizer.Options{Logger: logger, CacheBytes: symbolCache.n, Lines: true, DWARFCache: *dwarfCache})
 	defer sym.Close()
 	var phases profiler.Phases
 	opts := profiler.Options{Logger: logger, Symbolizer: sym, RingBytes: int(ring.n), CommandStdout: stderr, CommandStderr: stderr, Phases: &phases,
