@@ -109,37 +109,38 @@ func TestWorkspaceBrowser(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	var got struct {
-		Errors                         []string
-		RootInView, CanvasPainted      bool
-		CanvasWidth, BoxWidth          float64
-		WideCanvasWidth, WideBoxWidth  float64
-		HotTotal, HotSource            string
-		SelectURL, SandwichTitle       string
-		CallerTip                      string
-		CalleesOfHot                   []string
-		FocusURL, FocusCrumb           string
-		FocusRootKids                  []string
-		FocusHotTotal                  string
-		BackURL, BackHotTotal          string
-		BackCrumbs                     int
-		SearchInfo, StepInfo, StepBack string
-		MatchedRows                    []string
-		ZoomURL, ZoomCrumb, EscURL     string
-		ZoomWidest                     string
-		DiffURL                        string
-		DiffHeader                     []string
-		DiffRows                       map[string]string
-		LegendVisible                  bool
-		MemTop, MemInuseTop, MemURL    string
-		MemInuseShare                  string
-		FormInuseURL, FormInuseTop     string
-		PrunedBefore, GraftedAfter     []string
-		NoTimeText                     string
-		FoldedNames                    []string
-		ErrorPage                      string
-		DarkBackground                 string
-		Screenshots                    []string
-		Tooltip                        string
+		Errors                          []string
+		RootInView, CanvasPainted       bool
+		CanvasWidth, BoxWidth           float64
+		WideCanvasWidth, WideBoxWidth   float64
+		HotTotal, HotSource             string
+		SelectURL, SandwichTitle        string
+		CallerTip                       string
+		CalleesOfHot                    []string
+		FocusURL, FocusCrumb            string
+		FocusRootKids                   []string
+		FocusHotTotal                   string
+		FocusTableFresh, BackTableFresh bool
+		BackURL, BackHotTotal           string
+		BackCrumbs                      int
+		SearchInfo, StepInfo, StepBack  string
+		MatchedRows                     []string
+		ZoomURL, ZoomCrumb, EscURL      string
+		ZoomWidest                      string
+		DiffURL                         string
+		DiffHeader                      []string
+		DiffRows                        map[string]string
+		LegendVisible                   bool
+		MemTop, MemInuseTop, MemURL     string
+		MemInuseShare                   string
+		FormInuseURL, FormInuseTop      string
+		PrunedBefore, GraftedAfter      []string
+		NoTimeText                      string
+		FoldedNames                     []string
+		ErrorPage                       string
+		DarkBackground                  string
+		Screenshots                     []string
+		Tooltip                         string
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("reading the browser's report: %v\n%s", err, out)
@@ -174,6 +175,9 @@ func TestWorkspaceBrowser(t *testing.T) {
 	}
 	if !strings.Contains(got.FocusURL, "t=focus%3Awork") || got.FocusCrumb != "Focus on work ×" || strings.Join(got.FocusRootKids, ",") != "work" || got.FocusHotTotal != "83.33%" {
 		t.Errorf("focus on work: URL %q, crumb %q, root's children %v, hot's total %q (want 83.33%%)", got.FocusURL, got.FocusCrumb, got.FocusRootKids, got.FocusHotTotal)
+	}
+	if !got.FocusTableFresh || !got.BackTableFresh {
+		t.Errorf("the function table after focus (same as a new page's: %v) and after Back (%v) differs from the one a new page draws", got.FocusTableFresh, got.BackTableFresh)
 	}
 	if strings.Contains(got.BackURL, "t=") || got.BackCrumbs != 0 || got.BackHotTotal != "80.00%" {
 		t.Errorf("Back after focus: URL %q, %d transform crumbs, hot's total %q", got.BackURL, got.BackCrumbs, got.BackHotTotal)

@@ -36,6 +36,18 @@ async function frameAt(page, sel, name) {
   return { x: box.x + f.x + Math.min(f.w / 2, 40), y: box.y + f.y + f.h / 2, f: f };
 }
 const cell = (page, name, col) => page.$eval(`#functions tr[data-fn="${name}"]`, (tr, col) => tr.children[col].textContent, col);
+// tableOf is the function table as read: each row's cells.
+const tableOf = (page) => page.$$eval('#functions tbody tr', (rs) => rs.map((r) => [...r.children].map((c) => c.textContent).join(' | ') +
+  (r.classList.contains('selected') ? ' [selected]' : '') + (r.classList.contains('match') ? ' [match]' : '')));
+// freshTable is the table a new page draws for url (no rows kept from before).
+const freshTable = async (url) => {
+  const fp = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await fp.goto(url);
+  await fp.waitForFunction(() => document.body.dataset.settled);
+  const t = await tableOf(fp);
+  await fp.close();
+  return t;
+};
 const waitURL = (page, re) => page.waitForFunction((src) => new RegExp(src).test(location.search), re.source);
 
 try {
@@ -97,6 +109,9 @@ try {
   result.focusCrumb = (await page.textContent('#crumbs .crumb.transform')).trim();
   result.focusRootKids = (await frames(page, '#flamegraph')).filter((f) => f.depth === 1).map((f) => f.name);
   result.focusHotTotal = await cell(page, 'hot', 3);
+  // The table keeps the rows whose numbers stayed: the whole table is still
+  // the one a new page draws, after the transform and after Back.
+  result.focusTableFresh = JSON.stringify(await tableOf(page)) === JSON.stringify(await freshTable(page.url()));
   await shot(page, 'focus-work');
   await page.goBack();
   await page.waitForFunction(() => !location.search.includes('t='));
@@ -104,6 +119,7 @@ try {
   result.backURL = page.url();
   result.backCrumbs = await page.$$eval('#crumbs .crumb.transform', (cs) => cs.length);
   result.backHotTotal = await cell(page, 'hot', 3);
+  result.backTableFresh = JSON.stringify(await tableOf(page)) === JSON.stringify(await freshTable(page.url()));
 
   // Search from the keyboard, step through the matches.
   await page.click('body', { position: { x: 5, y: 300 } });

@@ -100,9 +100,12 @@ function fmt(v, unit) {
     while (v >= 1024 && i < k.length - 1) { v /= 1024; i++; }
     return (i ? v.toFixed(1) : v) + ' ' + k[i];
   }
-  const s = Math.round(v).toLocaleString('en-US');
+  const s = NUM.format(Math.round(v));
   return unit === 'samples' ? s + (v === 1 ? ' sample' : ' samples') : s + ' ' + unit;
 }
+// One formatter for every number: toLocaleString makes one per call, which
+// was a tenth of the table's build.
+const NUM = new Intl.NumberFormat('en-US');
 const pct = (v, t) => (t > 0 ? (100 * v / t) : 0).toFixed(2) + '%';
 const pts = (p) => (p > 0 ? '+' : '') + p.toFixed(2) + ' pt';
 
@@ -507,6 +510,10 @@ function table(doc) {
   tableKey = key;
   const thead = $('#functions thead'), tbody = $('#functions tbody');
   thead.textContent = '';
+  // The rows whose numbers are the same as before are kept, not built
+  // again: after a merge or a zoom most of the table is.
+  const old = new Map();
+  for (const row of tbody.children) if (row.dataset.key) old.set(row.dataset.key, row);
   tbody.textContent = '';
   const cols = d
     ? [['total', 'Total'], ['base', 'Base total'], ['delta', 'Change'], ['self', 'Self'], ['name', 'Function']]
@@ -539,11 +546,17 @@ function table(doc) {
   $('#table-info').textContent = (rows.length > shown.length ? shown.length + ' of ' : '') + rows.length + ' functions' +
     (doc.count > doc.functions.length ? ' (the ' + doc.functions.length + ' largest of ' + doc.count + ')' : '');
 
-  // rowOf builds a function's row; its events are the tbody's (below).
+  // rowOf builds a function's row, or takes the one it had; its events
+  // are the tbody's (below).
   function rowOf(fn) {
-    const row = el('tr', { 'data-fn': fn.name, tabindex: '0' });
-    if (fn.name === P.get('fn')) row.classList.add('selected');
-    if (re && !(re instanceof Error) && re.test(label(fn.name))) row.classList.add('match');
+    const rk = [fn.name, fn.module, fn.file, fn.line, fn.self, fn.total, fn.base_self, fn.base_total, T, B, d, UNIT].join('\u0000');
+    const had = old.get(rk);
+    let row = had;
+    if (row) old.delete(rk);
+    else row = el('tr', { 'data-fn': fn.name, 'data-key': rk, tabindex: '0' });
+    row.classList.toggle('selected', fn.name === P.get('fn'));
+    row.classList.toggle('match', !!(re && !(re instanceof Error) && re.test(label(fn.name))));
+    if (had) return row;
     const num = (t, title) => el('td', { class: 'num', title: title || '' }, t);
     if (d) {
       const ch = (fn.total / (T || 1) - fn.base_total / (B || 1)) * 100;
