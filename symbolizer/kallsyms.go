@@ -49,7 +49,8 @@ func parseKallsyms(r io.Reader) (*kernelTable, error) {
 	kt := &kernelTable{modNames: []string{kernelModule}}
 	lastMod := []byte(nil) // the module of the previous line, and its index
 	lastIdx := uint16(0)
-	lines, nonzero, sorted := 0, false, true
+	lines, nonzero := 0, false
+	unsorted := -1 // the first symbol below its predecessor's address
 	parse := func(line []byte) {
 		if len(line) > 0 && line[len(line)-1] == '\r' {
 			line = line[:len(line)-1]
@@ -95,8 +96,8 @@ func parseKallsyms(r io.Reader) (*kernelTable, error) {
 			}
 			lastMod, lastIdx = append(lastMod[:0], mod...), m
 		}
-		if n := len(syms); n > 0 && addr < syms[n-1].addr {
-			sorted = false
+		if n := len(syms); unsorted < 0 && n > 0 && addr < syms[n-1].addr {
+			unsorted = n
 		}
 		syms = append(syms, ksym{addr: addr, off: uint32(len(arena)), n: uint16(len(name)), mod: m, bind: bind})
 		arena = append(arena, name...)
@@ -137,15 +138,28 @@ func parseKallsyms(r io.Reader) (*kernelTable, error) {
 	if lines == 0 {
 		return nil, fmt.Errorf("kallsyms: no symbol lines")
 	}
-	if !sorted {
+	if unsorted >= 0 {
 		// By address, then file order: aliases keep the order a stable
-		// sort gives them.
-		slices.SortFunc(syms, func(a, b ksym) int {
+		// sort gives them. The kernel's text comes first in address
+		// order; what follows it (modules, BPF programs, trampolines:
+		// a few thousand) is sorted and merged with it.
+		byAddr := func(a, b ksym) int {
 			if c := cmp.Compare(a.addr, b.addr); c != 0 {
 				return c
 			}
 			return cmp.Compare(a.off, b.off)
-		})
+		}
+		head, tail := syms[:unsorted], syms[unsorted:]
+		slices.SortFunc(tail, byAddr)
+		merged := make([]ksym, 0, len(syms))
+		for len(head) > 0 && len(tail) > 0 {
+			if byAddr(tail[0], head[0]) < 0 {
+				merged, tail = append(merged, tail[0]), tail[1:]
+			} else {
+				merged, head = append(merged, head[0]), head[1:]
+			}
+		}
+		syms = append(append(merged, head...), tail...)
 	}
 	kt.zero = !nonzero
 	// One symbol per address, the best-named alias (see better; the

@@ -58,7 +58,21 @@ type dwarfUnit struct {
 	start, end uint64
 	off        dwarf.Offset
 	refAddr    bool
-	loaded     *unitTables // nil until read
+	// refKnown: refAddr was read (a unit indexed from .debug_aranges
+	// reads its abbreviations when it is first read).
+	refKnown bool
+	loaded   *unitTables // nil until read
+}
+
+// refersAcross reports whether unit u refers into other units (see
+// refersAcross), reading its abbreviations the first time. Called with
+// md.mu held, or before md is shared.
+func (md *moduleDWARF) refersAcross(u *dwarfUnit) bool {
+	if !u.refKnown {
+		_, abbrevOff, ok := unitBounds(md.ds.sec["info"], u.start)
+		u.refAddr, u.refKnown = !ok || refersAcross(md.ds.sec["abbrev"], abbrevOff), true
+	}
+	return u.refAddr
 }
 
 type unitRange struct {
@@ -259,7 +273,7 @@ func newModuleDWARF(ds *dwarfSections, full *dwarf.Data, mf *mapped.File, heap, 
 	}
 	if ds == nil {
 		if err := eachUnitDIE(full, func(e *dwarf.Entry) bool {
-			index(full, e, dwarfUnit{off: e.Offset, refAddr: true})
+			index(full, e, dwarfUnit{off: e.Offset, refAddr: true, refKnown: true})
 			return len(md.units) < maxDWARFUnits
 		}); err != nil {
 			return nil, err
@@ -281,7 +295,7 @@ func newModuleDWARF(ds *dwarfSections, full *dwarf.Data, mf *mapped.File, heap, 
 						md.skel = skel
 					}
 					n, ui := len(md.ranges), uint32(len(md.units))
-					md.units = append(md.units, dwarfUnit{start: start, end: end, off: off, refAddr: refersAcross(abbrev, abbrevOff)})
+					md.units = append(md.units, dwarfUnit{start: start, end: end, off: off})
 					for _, rg := range rs {
 						md.ranges = append(md.ranges, unitRange{lo: rg[0], hi: rg[1], unit: ui})
 					}
@@ -293,7 +307,7 @@ func newModuleDWARF(ds *dwarfSections, full *dwarf.Data, mf *mapped.File, heap, 
 			}
 			if d, err := ds.newData(info[start:end]); err == nil {
 				if e, err := d.Reader().Next(); err == nil && e != nil {
-					index(d, e, dwarfUnit{start: start, end: end, off: e.Offset, refAddr: refersAcross(abbrev, abbrevOff)})
+					index(d, e, dwarfUnit{start: start, end: end, off: e.Offset, refAddr: refersAcross(abbrev, abbrevOff), refKnown: true})
 				}
 			}
 			start = end
@@ -602,7 +616,7 @@ func (md *moduleDWARF) readUnit(u *dwarfUnit) (ut *unitTables) {
 	var d *dwarf.Data
 	var err error
 	off := u.off
-	if md.ds != nil && !u.refAddr {
+	if md.ds != nil && !md.refersAcross(u) {
 		d, err = md.ds.newData(md.ds.sec["info"][u.start:u.end])
 	} else {
 		d, err = md.fullData()
