@@ -79,6 +79,11 @@ func (s *Set) namePlan(ts []capture.Transform) *namePlan {
 				np.merged[n] = np.merged[n] || m
 			}
 		}
+		// Merges compose into one of the union of their names: each stack
+		// is copied once, however many merges the page stacked up.
+		if len(np.steps) > 1 {
+			np.steps = []nameStep{{kind: capture.TransformMerge, match: np.merged}}
+		}
 	}
 	return np
 }
