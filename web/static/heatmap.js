@@ -498,7 +498,12 @@
         state.norm = P.get('norm') === 'sum' ? '' : 'threads';
         normBox.checked = !state.norm;
       }
-      if (loadedKey !== null && apiQuery({ rows: state.rows }).toString() !== loadedKey) {
+      const key = apiQuery({ rows: state.rows }).toString();
+      if (loadedKey !== null && key !== loadedKey) {
+        // The map in flight is of a state the page has left: it is not
+        // drawn (it would take the main thread from the new state's graph).
+        loadedKey = key;
+        ++loadSeq;
         if (after) after.then(() => load()); else load();
       }
       state.compare = !opts.single && P.has('compare_from');

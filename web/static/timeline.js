@@ -546,6 +546,13 @@ export function mountTimeline(root, id, opts) {
       const picked = pick !== state.pid + '/' + state.tid;
       state.pid = P.get('pid') || '';
       state.tid = P.get('tid') || '';
+      // The tracks in flight are of a state the page has left: they are
+      // not drawn (they would take the main thread from the new state's
+      // graph), and asked again if the page goes back to it.
+      if (query().toString() !== lastQ) {
+        seq++;
+        lastQ = null;
+      }
       if (after) after.then(() => load()); else load();
       // A new range redraws the selection only; a new pick the tracks.
       if (state.data) { if (picked) draw(); else drawOver(); }
