@@ -1,7 +1,8 @@
 package capture
 
 import (
-	"encoding/binary"
+	"hash/maphash"
+	"slices"
 	"unsafe"
 )
 
@@ -9,10 +10,31 @@ import (
 type Builder struct {
 	c      *Capture
 	frames map[Frame]uint32
-	stacks map[string]uint32
+	// stacks maps a stack's hash to the first stack with it; the rare
+	// stack whose hash an earlier different one has is kept in more. A
+	// map keyed by the frames themselves held a second copy of every
+	// stack (a 64 MiB folded import: 40 MB of keys).
+	stacks map[uint64]uint32
+	more   map[string]uint32
 	maps   map[Mapping]bool
-	key    []byte
+	// slab is where new stacks' frames are copied: one allocation for
+	// many stacks instead of one each.
+	slab []uint32
 }
+
+// stackSeed seeds the stacks' hash; stackHash is a variable so that a
+// test can make every stack collide.
+var (
+	stackSeed = maphash.MakeSeed()
+	stackHash = func(frames []uint32) uint64 {
+		return maphash.Bytes(stackSeed, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(frames))), len(frames)*4))
+	}
+)
+
+// slabFrames is the frames a slab holds: big enough that a slab's header
+// is nothing beside it, small enough that a small capture's last slab
+// wastes little.
+const slabFrames = 16 << 10
 
 // NewBuilder starts a capture with the given metadata.
 func NewBuilder(meta Meta) *Builder {
@@ -25,7 +47,7 @@ func NewBuilder(meta Meta) *Builder {
 	return &Builder{
 		c:      &Capture{Meta: meta},
 		frames: make(map[Frame]uint32),
-		stacks: make(map[string]uint32),
+		stacks: make(map[uint64]uint32),
 	}
 }
 
@@ -46,18 +68,46 @@ func (b *Builder) Frame(f Frame) uint32 {
 // Stack interns a stack of frame indexes (root first) and returns its index.
 // The slice is copied.
 func (b *Builder) Stack(frames []uint32) uint32 {
-	b.key = b.key[:0]
-	for _, f := range frames {
-		b.key = binary.LittleEndian.AppendUint32(b.key, f)
-	}
-	if id, ok := b.stacks[unsafe.String(unsafe.SliceData(b.key), len(b.key))]; ok {
+	h := stackHash(frames)
+	id, ok := b.stacks[h]
+	if !ok {
+		id = b.add(frames)
+		b.stacks[h] = id
 		return id
 	}
-	id := uint32(len(b.c.Stacks))
-	b.c.Stacks = append(b.c.Stacks, append([]uint32(nil), frames...))
-	b.stacks[string(b.key)] = id
+	if slices.Equal(b.c.Stacks[id], frames) {
+		return id
+	}
+	key := unsafe.String((*byte)(unsafe.Pointer(unsafe.SliceData(frames))), len(frames)*4)
+	if id, ok := b.more[key]; ok {
+		return id
+	}
+	if b.more == nil {
+		b.more = make(map[string]uint32)
+	}
+	id = b.add(frames)
+	b.more[string([]byte(key))] = id // the key's bytes are the caller's: copy them
 	return id
 }
+
+// add appends a copy of frames to the capture's stacks.
+func (b *Builder) add(frames []uint32) uint32 {
+	id := uint32(len(b.c.Stacks))
+	if len(frames) == 0 {
+		b.c.Stacks = append(b.c.Stacks, nil)
+		return id
+	}
+	if len(frames) > cap(b.slab)-len(b.slab) {
+		b.slab = make([]uint32, 0, max(slabFrames, len(frames)))
+	}
+	n := len(b.slab)
+	b.slab = append(b.slab, frames...)
+	b.c.Stacks = append(b.c.Stacks, b.slab[n:len(b.slab):len(b.slab)])
+	return id
+}
+
+// GrowEvents makes room for n more events.
+func (b *Builder) GrowEvents(n int) { b.c.Events = slices.Grow(b.c.Events, n) }
 
 // Mapping records a process's mapping once.
 func (b *Builder) Mapping(m Mapping) {

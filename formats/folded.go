@@ -10,6 +10,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/scorch-dev/scorch/capture"
 )
@@ -93,7 +94,13 @@ func readFolded(src *lines, opts ImportOptions, rep *ImportReport) (*capture.Cap
 	}
 	b := capture.NewBuilder(capture.Meta{Type: typ, Source: "folded"})
 	var ids []uint32
-	cache := make(map[string]uint32)
+	// Frames by their text and place: a line's names are views of the
+	// line, copied only when a frame is first seen.
+	type foldedKey struct {
+		name        string
+		first, last bool
+	}
+	cache := make(map[foldedKey]uint32)
 	sums := make(map[uint32]int64)
 	var order []uint32
 	lineNo := 0
@@ -124,17 +131,14 @@ func readFolded(src *lines, opts ImportOptions, rep *ImportReport) (*capture.Cap
 			if name == capture.FrameSeparator {
 				chain = true
 			}
-			if i > 0 && !chain {
-				// The common case: a frame in the middle of a stack.
-				id, ok := cache[name]
-				if !ok {
-					id = b.Frame(parseFoldedFrame(name, false, false))
-					cache[name] = id
-				}
-				ids = append(ids, id)
-			} else {
-				ids = append(ids, b.Frame(parseFoldedFrame(name, i == 0, chain && !more)))
+			k := foldedKey{name, i == 0, chain && !more}
+			id, ok := cache[k]
+			if !ok {
+				k.name = strings.Clone(name)
+				id = b.Frame(parseFoldedFrame(k.name, k.first, k.last))
+				cache[k] = id
 			}
+			ids = append(ids, id)
 			if !more {
 				break
 			}
@@ -151,6 +155,7 @@ func readFolded(src *lines, opts ImportOptions, rep *ImportReport) (*capture.Cap
 	if rep.Lines == rep.BadLines {
 		return nil, rep.nothing("folded")
 	}
+	b.GrowEvents(len(order))
 	for _, st := range order {
 		b.Add(capture.Event{Stack: st, Value: sums[st], Value2: 1})
 	}
@@ -165,8 +170,9 @@ func splitFolded(line []byte) (string, int64, bool) {
 	if sp <= 0 {
 		return "", 0, false
 	}
-	num := string(line[sp+1:])
-	stack := string(bytes.TrimRight(line[:sp], " \t"))
+	// Views of the line, which the caller copies from what it keeps.
+	num := unsafeString(line[sp+1:])
+	stack := unsafeString(bytes.TrimRight(line[:sp], " \t"))
 	if stack == "" {
 		return "", 0, false
 	}
@@ -179,3 +185,7 @@ func splitFolded(line []byte) (string, int64, bool) {
 	}
 	return stack, int64(f + 0.5), true
 }
+
+// unsafeString is b as a string without a copy: valid only while b is not
+// written, so nothing keeps it.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
