@@ -25,12 +25,29 @@ func TestNoncedGzip(t *testing.T) {
 		"no nonce at all",
 		stand,
 		stand + stand,
+		stand[:10] + stand + stand[5:] + "a" + stand[1:],
 		"<script nonce=\"" + stand + "\">x</script><style nonce=\"" + stand + "\"></style>",
 		stand + string(big) + stand + "tail" + stand + string(big[:70<<10]),
 	} {
-		n, err := newNoncedGzip([]byte(body), stand)
+		// Written in pieces of random sizes, so that nonces straddle
+		// writes.
+		nw := newNoncedWriter(stand)
+		for rest := []byte(body); len(rest) > 0; {
+			k := min(len(rest), 1+r.IntN(len(stand)*3))
+			if r.IntN(8) == 0 {
+				k = min(len(rest), 1+r.IntN(100<<10))
+			}
+			if n, err := nw.Write(rest[:k]); n != k || err != nil {
+				t.Fatalf("Write: %d, %v", n, err)
+			}
+			rest = rest[k:]
+		}
+		n, err := nw.Close()
 		if err != nil {
 			t.Fatal(err)
+		}
+		if want := strings.Count(body, stand) + 1; len(n.parts) != want {
+			t.Errorf("%d bytes: %d parts, want %d", len(body), len(n.parts), want)
 		}
 		want := strings.ReplaceAll(body, stand, fresh)
 		zr, err := gzip.NewReader(bytes.NewReader(n.with(fresh)))

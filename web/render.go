@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"errors"
@@ -110,11 +111,15 @@ func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, cont
 		if contentType == svgType {
 			// Rendered under a random stand-in for the nonce, cut there.
 			nonce := randomHex(16)
-			var buf bytes.Buffer
-			if err := fn(&buf, nonce); err != nil {
+			nw := newNoncedWriter(nonce)
+			bw := bufio.NewWriterSize(nw, 64<<10)
+			if err := fn(bw, nonce); err != nil {
 				return nil, err
 			}
-			n, err := newNoncedGzip(buf.Bytes(), nonce)
+			if err := bw.Flush(); err != nil {
+				return nil, err
+			}
+			n, err := nw.Close()
 			if err != nil {
 				return nil, err
 			}
