@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +19,8 @@ import (
 	"github.com/scorch-dev/scorch/capture"
 	"github.com/scorch-dev/scorch/host"
 	"github.com/scorch-dev/scorch/internal/cache"
+	"github.com/scorch-dev/scorch/internal/memgov"
+	"github.com/scorch-dev/scorch/internal/peakheap"
 	"github.com/scorch-dev/scorch/profiler"
 	"github.com/scorch-dev/scorch/symbolizer"
 	"github.com/scorch-dev/scorch/unwind"
@@ -224,9 +225,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 	// A long-running service must not keep garbage or every symbol table it
 	// ever parsed: bound both (a capture's own data is what it is).
-	if memLimit.n > 0 {
-		debug.SetMemoryLimit(memLimit.n)
-	}
+	// The limit follows the live heap (twice it), up to
+	// --memory-limit, so that memory freed after a peak is returned.
+	gov := memgov.Start(memgov.Options{Ceiling: memLimit.n})
+	defer gov.Stop()
+	defer peakheap.FromEnv()()
 	// The host overview's sampler runs as long as the service: its 15
 	// minutes of history are there when someone opens /overview.
 	hostSampler := host.NewSampler(host.Options{})
