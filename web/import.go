@@ -50,6 +50,9 @@ func (s *Server) postImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.imports.leave(cost)
+	if s.cfg.HoldMemory != nil {
+		defer s.cfg.HoldMemory()()
+	}
 	var in io.Reader = br
 	fromForm := false
 	if ct == "multipart/form-data" {

@@ -93,6 +93,9 @@ type Config struct {
 	Host HostSampler
 	// ProcessExists checks pid targets before a capture starts; default /proc.
 	ProcessExists func(pid int) bool
+	// HoldMemory, when set, is called while an import decodes: its heap
+	// is bounded tightly until release (see internal/memgov).
+	HoldMemory func() (release func())
 }
 
 // Defaults of the service.

@@ -225,8 +225,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 	// A long-running service must not keep garbage or every symbol table it
 	// ever parsed: bound both (a capture's own data is what it is).
-	// The limit follows the live heap (twice it), up to
-	// --memory-limit, so that memory freed after a peak is returned.
+	// --memory-limit is the Go soft limit; while an import decodes, the
+	// limit follows the live heap so that its peak is returned.
 	gov := memgov.Start(memgov.Options{Ceiling: memLimit.n})
 	defer gov.Stop()
 	defer peakheap.FromEnv()()
@@ -256,6 +256,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Keep:          *keep,
 		KeepBytes:     keepBytes.n,
 		CacheBytes:    renderCache.n,
+		HoldMemory:    gov.Hold,
 		Recorder:      newProfilerRecorder(sym, unwind.New(unwind.Options{Logger: log}), log, int(ringSize.n)),
 		Logger:        log,
 		Host:          hostSampler,

@@ -1,21 +1,18 @@
-// Package memgov keeps the Go runtime's soft memory limit a step above the
-// live heap, so that a long-running process holds little garbage while its
-// live heap is small and the collector never spins when it is large.
+// Package memgov bounds the Go heap of a batch of work that builds a large
+// structure, such as an import, without costing the interactive work
+// beside it: while a hold is taken, the runtime's soft memory limit follows
+// the live heap, set after each collection to half as much again (at least
+// Options.Headroom more) and what the runtime holds beside the heap, within
+// [Floor, Ceiling]; with no hold it is the Ceiling.
 //
-// GOGC alone lets the heap grow to twice the live heap before a collection
-// (a service with 150 MB live resides at 300 MB or more); a fixed limit
-// under the live heap makes the collector run without end, and one high
-// enough for the largest capture served lets every smaller load keep that
-// much garbage resident (the runtime returns freed memory to the system
-// only as it nears the limit). The governor sets the limit after each
-// collection to twice the live heap, Options.Headroom more and what the
-// runtime holds beside the heap, within [Floor, Ceiling]: above GOGC=100's
-// own target, so collections come no more often and a cycle's allocations
-// do not run into the limit, while memory freed after a peak goes back to
-// the system. (Limits at or under GOGC's target, half or a quarter over
-// the live heap, halved the renders a loaded server answered and slowed a
-// 1M-sample capture's views: the runtime then returns and faults in memory
-// every cycle.)
+// GOGC alone lets the heap reach twice the live heap, and the runtime keeps
+// what it freed resident up to the limit: with serve's 512 MiB ceiling,
+// three 64 MiB imports at once peaked at 270-400 MiB. A limit that follows
+// the live heap returns the memory after each peak instead, but a process
+// that then allocates as much again faults it all back in, and collects
+// more often: held all the time, it doubled a 1M-sample capture's view
+// times in serve and halved the renders a loaded server answered. So it is
+// held only while the batch runs.
 package memgov
 
 import (
@@ -33,9 +30,7 @@ type Options struct {
 	// Floor is the lowest (default 64 MiB): below it collections would
 	// come often for nothing.
 	Floor int64
-	// Headroom is the room over GOGC's target, twice the live heap
-	// (default 64 MiB: a server with a small live heap renders 10 MB
-	// answers between collections).
+	// Headroom is the least room over the live heap (default 48 MiB).
 	Headroom int64
 }
 
@@ -44,16 +39,18 @@ type Governor struct {
 	opts    Options
 	stopped atomic.Bool
 	mu      sync.Mutex
+	holds   int
 	limit   int64 // the limit last set
 	samples []metrics.Sample
 }
 
 const (
 	defaultFloor    = 64 << 20
-	defaultHeadroom = 64 << 20
+	defaultHeadroom = 48 << 20
 )
 
-// Start sets the limit now and after every collection until Stop.
+// Start sets the limit to the ceiling, and follows the live heap after
+// every collection while a hold is taken, until Stop.
 func Start(opts Options) *Governor {
 	if opts.Floor <= 0 {
 		opts.Floor = defaultFloor
@@ -90,8 +87,10 @@ func (g *Governor) arm() {
 	})
 }
 
-// sentinel is not empty: finalizers of zero-sized objects may never run.
-type sentinel struct{ _ byte }
+// sentinel holds a pointer: the finalizer of a zero-sized object, or of a
+// small pointer-free one that the allocator packs with others into one
+// block, may never run.
+type sentinel struct{ _ *byte }
 
 // Limit is the limit last set.
 func (g *Governor) Limit() int64 {
@@ -100,26 +99,53 @@ func (g *Governor) Limit() int64 {
 	return g.limit
 }
 
-// Stop leaves the limit where it is (the ceiling once no more collections
-// are followed, so a stopped governor cannot hold a stale low limit).
+// Hold makes the limit follow the live heap until release is called.
+func (g *Governor) Hold() (release func()) {
+	g.mu.Lock()
+	g.holds++
+	g.mu.Unlock()
+	g.update()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.mu.Lock()
+			g.holds--
+			g.mu.Unlock()
+			g.update()
+		})
+	}
+}
+
+// Stop sets the ceiling and follows no more collections.
 func (g *Governor) Stop() {
 	if g.stopped.Swap(true) {
 		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	c := g.opts.Ceiling
-	if c <= 0 {
-		c = int64(^uint64(0) >> 1) // math.MaxInt64: no limit
+	g.setLocked(g.ceiling())
+}
+
+func (g *Governor) ceiling() int64 {
+	if g.opts.Ceiling <= 0 {
+		return int64(^uint64(0) >> 1) // math.MaxInt64: no limit
 	}
-	g.limit = c
-	debug.SetMemoryLimit(c)
+	return g.opts.Ceiling
+}
+
+func (g *Governor) setLocked(limit int64) {
+	g.limit = limit
+	debug.SetMemoryLimit(limit)
 }
 
 func (g *Governor) update() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.stopped.Load() {
+		return
+	}
+	if g.holds == 0 {
+		g.setLocked(g.ceiling())
 		return
 	}
 	metrics.Read(g.samples)
@@ -138,16 +164,14 @@ func (g *Governor) update() {
 	if total > heap {
 		beside = int64(total - heap)
 	}
-	limit := limitFor(int64(live), beside, g.opts)
-	g.limit = limit
-	debug.SetMemoryLimit(limit)
+	g.setLocked(limitFor(int64(live), beside, g.opts))
 }
 
 // limitFor is the limit for a live heap of live bytes with beside bytes
-// of runtime memory outside the heap: live plus a quarter, at least
-// o.Headroom, within [o.Floor, o.Ceiling].
+// of runtime memory outside the heap: live plus half, at least o.Headroom,
+// within [o.Floor, o.Ceiling].
 func limitFor(live, beside int64, o Options) int64 {
-	room := live + o.Headroom
+	room := max(live/2, o.Headroom)
 	limit := max(live+room+beside, o.Floor)
 	if o.Ceiling > 0 {
 		limit = min(limit, o.Ceiling)

@@ -17,8 +17,8 @@ func TestLimitFor(t *testing.T) {
 		ceiling            int64
 	}{
 		{"small live heap: the floor", 10 * mib, 5 * mib, 64 * mib, 0},
-		{"twice the live heap and the headroom", 30 * mib, 8 * mib, 100 * mib, 0},
-		{"twice a large heap", 400 * mib, 8 * mib, 840 * mib, 0},
+		{"the least headroom", 30 * mib, 8 * mib, 70 * mib, 0},
+		{"half over a large heap", 400 * mib, 8 * mib, 608 * mib, 0},
 		{"the ceiling holds", 400 * mib, 8 * mib, 256 * mib, 256 * mib},
 		{"the ceiling under the live heap holds too", 400 * mib, 8 * mib, 96 * mib, 96 * mib},
 	} {
@@ -48,22 +48,44 @@ func waitLimit(t *testing.T, g *Governor, what string, ok func(int64) bool) {
 
 var keep [][]byte
 
-func TestGovernorFollowsLiveHeap(t *testing.T) {
-	const mib = 1 << 20
-	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
-	g := Start(Options{Floor: 16 * mib, Headroom: 8 * mib})
-	for range 100 {
-		b := make([]byte, mib)
+func grow(mib int) {
+	for range mib {
+		b := make([]byte, 1<<20)
 		for i := range b {
 			b[i] = 1
 		}
 		keep = append(keep, b)
 	}
-	// 100 MiB live: the limit is twice that (and what the runtime holds
-	// beside), not 512 MiB nor none.
-	waitLimit(t, g, "twice 100 MiB live and 8 MiB", func(l int64) bool { return l >= 208*mib && l < 245*mib })
+}
+
+func TestGovernorFollowsLiveHeapWhileHeld(t *testing.T) {
+	const mib = 1 << 20
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	g := Start(Options{Ceiling: 1 << 40, Floor: 16 * mib, Headroom: 8 * mib})
+	defer g.Stop()
+	grow(100)
+	// Not held: the ceiling, whatever the heap.
+	waitLimit(t, g, "the ceiling with no hold", func(l int64) bool { return l == 1<<40 })
+	release := g.Hold()
+	// 100 MiB live: half over that (and what the runtime holds beside
+	// the heap), not the ceiling.
+	waitLimit(t, g, "half over 100 MiB live", func(l int64) bool { return l >= 150*mib && l < 185*mib })
 	keep = nil
 	waitLimit(t, g, "down near the floor once the heap is freed", func(l int64) bool { return l < 64*mib })
+	second := g.Hold()
+	release()
+	release() // a second call is no second release
+	waitLimit(t, g, "still following with one hold left", func(l int64) bool { return l < 64*mib })
+	second()
+	waitLimit(t, g, "the ceiling once released", func(l int64) bool { return l == 1<<40 })
+}
+
+func TestGovernorStop(t *testing.T) {
+	const mib = 1 << 20
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	g := Start(Options{Floor: 16 * mib, Headroom: 8 * mib})
+	g.Hold()
+	waitLimit(t, g, "following the heap", func(l int64) bool { return l < 1<<40 })
 	g.Stop()
 	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
 		t.Errorf("after Stop the runtime's limit is %d MiB, want none (no ceiling was given)", l>>20)
@@ -80,9 +102,8 @@ func TestGovernorCeiling(t *testing.T) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	g := Start(Options{Ceiling: 80 * mib, Floor: 16 * mib, Headroom: 8 * mib})
 	defer g.Stop()
-	for range 100 {
-		keep = append(keep, make([]byte, mib))
-	}
+	defer g.Hold()()
+	grow(100)
 	defer func() { keep = nil }()
 	waitLimit(t, g, "the 80 MiB ceiling", func(l int64) bool { return l == 80*mib })
 }
