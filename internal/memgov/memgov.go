@@ -145,7 +145,11 @@ func (g *Governor) update() {
 		return
 	}
 	if g.holds == 0 {
-		g.setLocked(g.ceiling())
+		// Every collection ends here with no hold: set the runtime's
+		// limit only when it changes.
+		if c := g.ceiling(); g.limit != c {
+			g.setLocked(c)
+		}
 		return
 	}
 	metrics.Read(g.samples)
