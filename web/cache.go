@@ -11,7 +11,7 @@ import (
 // compressed already) or, for SVGs, the gzipped rendering without its
 // nonce (each answer gets a nonce of its own, and a CSP naming it).
 type rendered struct {
-	body    []byte
+	body    [][]byte // in chunks (see chunkBuf)
 	gzipped bool
 	nonced  *noncedGzip
 }
@@ -21,7 +21,7 @@ func (r *rendered) cost() int64 {
 	if r.nonced != nil {
 		return r.nonced.size()
 	}
-	return int64(len(r.body))
+	return chunksLen(r.body)
 }
 
 // renderCache keeps rendered answers per (captures, route, parameters),

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -28,8 +29,8 @@ func TestCachesRecoverFromPanic(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		val, hit, err := rc.get("k", func() (*rendered, error) { return &rendered{body: []byte("x")}, nil })
-		if err != nil || hit || string(val.body) != "x" {
+		val, hit, err := rc.get("k", func() (*rendered, error) { return &rendered{body: [][]byte{[]byte("x")}}, nil })
+		if err != nil || hit || string(bytes.Join(val.body, nil)) != "x" {
 			t.Errorf("render after a panic: %v %v %v", val, hit, err)
 		}
 		c, err := cc.load("id", func(string) (*capture.Capture, error) { return &capture.Capture{}, nil })
@@ -56,7 +57,7 @@ func TestCachesRecoverFromPanic(t *testing.T) {
 	}
 	waiter := make(chan answer, 1)
 	go func() {
-		val, _, err := rc.get("p", func() (*rendered, error) { return &rendered{body: []byte("y")}, nil })
+		val, _, err := rc.get("p", func() (*rendered, error) { return &rendered{body: [][]byte{[]byte("y")}}, nil })
 		waiter <- answer{val, err}
 	}()
 	time.Sleep(50 * time.Millisecond) // let the waiter find the pending call
@@ -178,7 +179,7 @@ func TestDropWhileRendering(t *testing.T) {
 				rc.get(tt.key, func() (*rendered, error) {
 					close(started)
 					<-release
-					return &rendered{body: []byte("x")}, nil
+					return &rendered{body: [][]byte{[]byte("x")}}, nil
 				})
 			}()
 			<-started
@@ -188,7 +189,7 @@ func TestDropWhileRendering(t *testing.T) {
 			if got := cachedKeys(rc)[tt.key]; got != tt.cached {
 				t.Errorf("%q cached %v after dropping %q during its rendering, want %v", tt.key, got, tt.drop, tt.cached)
 			}
-			rc.get(tt.key, func() (*rendered, error) { return &rendered{body: []byte("y")}, nil })
+			rc.get(tt.key, func() (*rendered, error) { return &rendered{body: [][]byte{[]byte("y")}}, nil })
 			rc.drop(tt.drop)
 			if got := cachedKeys(rc)[tt.key]; got != tt.cached {
 				t.Errorf("%q cached %v after dropping %q, want %v", tt.key, got, tt.drop, tt.cached)

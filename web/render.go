@@ -2,7 +2,6 @@ package web
 
 import (
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"errors"
 	"io"
@@ -126,7 +125,7 @@ func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, cont
 			s.metrics.observeRender(format, start)
 			return &rendered{nonced: n}, nil
 		}
-		var buf bytes.Buffer
+		var buf chunkBuf
 		out := io.Writer(&buf)
 		var zw *gzip.Writer
 		if !gzipped {
@@ -142,7 +141,7 @@ func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, cont
 			}
 		}
 		s.metrics.observeRender(format, start)
-		val := &rendered{body: buf.Bytes(), gzipped: zw != nil}
+		val := &rendered{body: buf.done(), gzipped: zw != nil}
 		return val, nil
 	})
 	if err != nil {
@@ -168,24 +167,23 @@ func (s *Server) ServeRendered(w http.ResponseWriter, r *http.Request, key, cont
 			val.nonced.plainTo(w, nonce)
 			return
 		}
-		body := val.nonced.with(nonce)
 		h.Set("Content-Encoding", "gzip")
-		h.Set("Content-Length", strconv.Itoa(len(body)))
-		w.Write(body)
+		h.Set("Content-Length", strconv.FormatInt(val.nonced.length(len(nonce)), 10))
+		val.nonced.writeTo(w, nonce)
 		return
 	}
 	if !val.gzipped {
-		h.Set("Content-Length", strconv.Itoa(len(val.body)))
-		w.Write(val.body)
+		h.Set("Content-Length", strconv.FormatInt(chunksLen(val.body), 10))
+		writeChunks(w, val.body)
 		return
 	}
 	if acceptsGzip(r) {
 		h.Set("Content-Encoding", "gzip")
-		h.Set("Content-Length", strconv.Itoa(len(val.body)))
-		w.Write(val.body)
+		h.Set("Content-Length", strconv.FormatInt(chunksLen(val.body), 10))
+		writeChunks(w, val.body)
 		return
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(val.body))
+	zr, err := gzip.NewReader(chunksReader(val.body))
 	if err != nil {
 		fail(w, err)
 		return

@@ -74,7 +74,7 @@ func (e *env) do(method, path string, body io.Reader, hdr ...string) (*http.Resp
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		e.t.Fatal(err)
+		e.t.Fatal(path, err)
 	}
 	return resp, b
 }
