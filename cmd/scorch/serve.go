@@ -141,6 +141,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		maxHz         = fs.Int("max-hz", web.DefaultMaxHz, fmt.Sprintf("highest sampling frequency allowed (%d..%d)", capture.MinHz, capture.MaxHz))
 		keep          = fs.Int("keep", 0, "retention: keep at most this many captures, oldest removed first (0: all)")
 		logFormat     = fs.String("log", "text", "log format: text or json")
+		dwarfCache    = fs.String("dwarf-cache", symbolizer.DefaultDWARFCacheDir(), "directory keeping the decompressed DWARF sections of debug files (libc's) for file:line, mapped instead of decompressed into the heap at each capture; empty: decompress them each time")
 		maxUpload     = byteSize{web.DefaultMaxUpload}
 		keepBytes     byteSize
 		ringSize      = byteSize{8 << 20}
@@ -235,7 +236,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	hostSampler := host.NewSampler(host.Options{})
 	go hostSampler.Run(ctx)
 	symbolCache.n = remote.symbolCache(fs, symbolCache.n)
-	sym := symbolizer.New(symbolizer.Options{Logger: log, CacheBytes: symbolCache.n, Lines: true})
+	sym := symbolizer.New(symbolizer.Options{Logger: log, CacheBytes: symbolCache.n, Lines: true, DWARFCache: *dwarfCache})
 	defer sym.Close()
 	reg := prometheus.NewRegistry()
 	agentDone, err := remote.startWithServe(ctx, reg, log, sym)
