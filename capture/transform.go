@@ -280,3 +280,73 @@ func (c *Capture) Transform(ts []Transform) *Capture {
 	}
 	return out
 }
+
+// KeepsEvents reports whether c seen through ts (Transform) keeps every
+// event of c: then every answer that reads only the events and not the
+// frames of their stacks (the heatmap, the thread tracks, without a comm
+// filter) is the untransformed capture's. Focus and drop steps that match
+// a frame leave events out; merge, rec and lib steps only when they empty
+// a stack (a stack all of whose frames are merged, or an empty one that a
+// lib step drops). It costs a pass over the stacks that stops at each
+// stack's first frame no merge matches, or Apply's pass when lib steps are
+// among merges.
+func (c *Capture) KeepsEvents(ts []Transform) bool {
+	if len(ts) == 0 {
+		return true
+	}
+	p := c.Plan(ts)
+	if p.Empty() {
+		return true
+	}
+	var merged []bool // frames some merge step removes
+	lib := false
+	for i := range p.steps {
+		switch ps := &p.steps[i]; ps.kind {
+		case TransformFocus, TransformDrop:
+			return false
+		case TransformLib:
+			lib = true
+		case TransformMerge:
+			if merged == nil {
+				merged = make([]bool, len(p.Frames))
+			}
+			for f, m := range ps.match {
+				merged[f] = merged[f] || m
+			}
+		}
+	}
+	if lib {
+		// A lib frame may be merged by a later step: ask the plan.
+		var bufs [2][]uint32
+		for _, st := range c.Stacks {
+			if st == nil {
+				continue
+			}
+			if ns, _ := p.Apply(st, &bufs); ns == nil {
+				return false
+			}
+		}
+		return true
+	}
+	if merged == nil {
+		return true // rec steps only: they never empty a stack
+	}
+	// Merge and rec steps: a stack is emptied when every one of its frames
+	// is merged (rec keeps one of each run).
+	for _, st := range c.Stacks {
+		if len(st) == 0 {
+			continue
+		}
+		all := true
+		for _, f := range st {
+			if int(f) >= len(merged) || !merged[f] {
+				all = false
+				break
+			}
+		}
+		if all {
+			return false
+		}
+	}
+	return true
+}

@@ -113,6 +113,52 @@ func TestTransformDropsEvents(t *testing.T) {
 	}
 }
 
+// KeepsEvents says whether a transform stack leaves every event in,
+// as Transform does it: the heatmap and the tracks reuse the
+// untransformed answers when it does.
+func TestKeepsEvents(t *testing.T) {
+	lines := []string{"app;main;a;c 3", "app;main;b;c 2", "app;main;a;a;a;d 4", "app;main;libp;libq 5", "solo 1"}
+	tests := []struct {
+		ts   string
+		want bool
+	}{
+		{"", true},
+		{"merge:a", true},
+		{"merge:nothing", true},
+		{"rec:a", true},
+		{"lib:libx.so", true},
+		{"merge:a,merge:c,rec:a", true},
+		{"drop:b", false},
+		{"drop:nothing", true}, // matches no frame: no step
+		{"focus:a", false},
+		{"focus:nothing", false}, // empties every stack
+		{"focus:app", false},     // a focus that matches is not looked into
+		{"merge:solo", false},    // the stack solo is all merged
+		{"merge:app,merge:main,merge:libp,merge:libq", false},
+		{"merge:app,merge:main,merge:libp", true},
+		{"lib:libx.so,merge:app,merge:main,merge:libx.so", false}, // the lib frame is merged
+		{"lib:libx.so,merge:app,merge:main", true},
+	}
+	c := foldedCapture(t, lines...)
+	for _, tt := range tests {
+		var vals []string
+		if tt.ts != "" {
+			vals = strings.Split(tt.ts, ",")
+		}
+		ts, err := ParseTransforms(vals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.KeepsEvents(ts); got != tt.want {
+			t.Errorf("KeepsEvents(%s) = %v, want %v", tt.ts, got, tt.want)
+		}
+		// What it says is what Transform does.
+		if kept := len(c.Transform(ts).Events) == len(c.Events); kept != tt.want {
+			t.Errorf("%s: Transform keeps every event: %v, want %v", tt.ts, kept, tt.want)
+		}
+	}
+}
+
 func TestParseTransformsErrors(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{
 		{"zoom:a", "allowed kinds are focus, merge, drop, rec, lib"},

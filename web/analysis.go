@@ -175,13 +175,28 @@ func failView(w http.ResponseWriter, err error) {
 // analysisRoute is the frame of the per-capture JSON routes: known
 // capture, known parameters, answer cached by the canonical query.
 func (s *Server) analysisRoute(w http.ResponseWriter, r *http.Request, name string, extra []string, fn func(v url.Values, vw view, out io.Writer) error) {
-	s.analysisRouteWarm(w, r, name, extra, nil, fn)
+	s.analysisRouteWith(w, r, name, extra, nil, true, fn)
 }
 
 // analysisRouteWarm is analysisRoute with warm, when not nil, started
 // beside the view's set when the answer is not cached: work of the
 // answer's that does not need the set.
 func (s *Server) analysisRouteWarm(w http.ResponseWriter, r *http.Request, name string, extra []string, warm func(vw view), fn func(v url.Values, vw view, out io.Writer) error) {
+	s.analysisRouteWith(w, r, name, extra, warm, true, fn)
+}
+
+// eventsRoute is analysisRoute for the answers that read the capture's
+// events (seen through the transforms) and not the view's set, the time
+// views: no set is built for them. threads.json drops from and to, so its
+// view was the whole capture's, a second aggregation beside the page's
+// when a range was selected.
+func (s *Server) eventsRoute(w http.ResponseWriter, r *http.Request, name string, extra []string, fn func(v url.Values, vw view, out io.Writer) error) {
+	s.analysisRouteWith(w, r, name, extra, nil, false, fn)
+}
+
+// analysisRouteWith is the analysis routes' frame; set: the view's set is
+// had (built or waited for) before the answer's render slot.
+func (s *Server) analysisRouteWith(w http.ResponseWriter, r *http.Request, name string, extra []string, warm func(vw view), set bool, fn func(v url.Values, vw view, out io.Writer) error) {
 	id := chi.URLParam(r, "id")
 	v := r.URL.Query()
 	if err := checkParams(v, extra...); err != nil {
@@ -203,7 +218,7 @@ func (s *Server) analysisRouteWarm(w http.ResponseWriter, r *http.Request, name 
 		return
 	}
 	key := cacheKey(id, name, v)
-	if _, ok := s.cache.c.Peek(key); !ok {
+	if _, ok := s.cache.c.Peek(key); !ok && set {
 		// The view's set first, outside the answer's render slot.
 		flat := vw
 		if name == "summary-json" {

@@ -18,6 +18,7 @@ import (
 // heatmapJSON answers FlameScope's sub-second offset heatmap of a capture.
 func (s *Server) heatmapJSON(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
+	r = s.untransformedEvents(r, id)
 	v := r.URL.Query()
 	if err := heatmapNames.check(v); err != nil {
 		fail(w, err)

@@ -61,7 +61,8 @@ func threadsOptions(v url.Values) (timeline.ThreadsOptions, error) {
 
 func (s *Server) threadsJSON(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	s.analysisRoute(w, r, "threads-json", []string{"bucket", "limit", "by", "norm"}, func(v url.Values, vw view, out io.Writer) error {
+	r = s.untransformedEvents(r, id)
+	s.eventsRoute(w, r, "threads-json", []string{"bucket", "limit", "by", "norm"}, func(v url.Values, vw view, out io.Writer) error {
 		o, err := threadsOptions(v)
 		if err != nil {
 			return err
@@ -94,7 +95,7 @@ func (s *Server) threadsJSON(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) stackchartJSON(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	s.analysisRoute(w, r, "stackchart-json", []string{"width"}, func(v url.Values, vw view, out io.Writer) error {
+	s.eventsRoute(w, r, "stackchart-json", []string{"width"}, func(v url.Values, vw view, out io.Writer) error {
 		if len(vw.q.TIDs) != 1 {
 			return errorf(http.StatusBadRequest, "tid must name one thread (threads.json lists them), not %d", len(vw.q.TIDs))
 		}

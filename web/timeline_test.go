@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -321,5 +322,64 @@ func TestTimelineErrors(t *testing.T) {
 				t.Errorf("got %d %s, want %d with %q", code, body, tt.code, tt.want)
 			}
 		})
+	}
+}
+
+// The heatmap and the tracks of a view whose transforms keep every event
+// are the untransformed view's (the server answers those, cached), and
+// those of one that drops or empties stacks are not.
+func TestEventAnswersThroughTransforms(t *testing.T) {
+	base, cpuID, _, _, _ := tlServer(t)
+	routes := []string{"heatmap.json?rows=50", "threads.json?by=thread&limit=200", "threads.json?by=process&limit=8"}
+	get := func(path string) string {
+		t.Helper()
+		code, body, _ := hmGet(t, base+"/api/captures/"+cpuID+"/"+path)
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, code, body)
+		}
+		return body
+	}
+	tests := []struct {
+		ts   string // t values, joined by &
+		same bool   // the answers are the untransformed ones
+	}{
+		{"t=merge:main", true},
+		{"t=merge:main&t=rec:hot_loop", true},
+		{"t=merge:app&t=merge:main", true}, // hot_loop is left
+		{"t=merge:nothing", true},
+		{"t=merge:app&t=merge:main&t=merge:hot_loop", false}, // the hot stack is emptied: its samples go
+		{"t=drop:hot_loop", false},
+		{"t=focus:cold_loop", false},
+	}
+	misses := func() string {
+		_, body, _ := hmGet(t, base+"/metrics")
+		m := regexp.MustCompile(`(?m)^scorch_render_cache_misses_total (\S+)`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatal("no scorch_render_cache_misses_total in /metrics")
+		}
+		return m[1]
+	}
+	for _, r := range routes {
+		plain := get(r)
+		for _, tt := range tests {
+			m0 := misses()
+			got := get(r + "&" + tt.ts)
+			if rendered := misses() != m0; rendered == tt.same {
+				t.Errorf("%s&%s: rendered anew: %v, want %v (the untransformed answer is cached)", r, tt.ts, rendered, !tt.same)
+			}
+			if (got == plain) != tt.same {
+				t.Errorf("%s&%s: the same as without transforms: %v, want %v", r, tt.ts, got == plain, tt.same)
+			}
+		}
+		// A comm filter reads the transformed frames: still right.
+		if a, b := get(r+"&comm=app"), get(r+"&comm=app&t=merge:main"); a != b {
+			t.Errorf("%s: comm=app with merge:main differs from comm=app", r)
+		}
+	}
+	// What a drop leaves: only cold_loop's thread.
+	var th timeline.Threads
+	tlGet(t, base+"/api/captures/"+cpuID+"/threads.json?t=drop:hot_loop", &th)
+	if len(th.Threads) != 1 || th.Threads[0].TID != 200 {
+		t.Errorf("threads after drop:hot_loop: %+v, want thread 200 only", th.Threads)
 	}
 }
