@@ -123,7 +123,7 @@ func (s *Server) viewSet(ctx context.Context, id string, vw view, slot bool) (*c
 		return base()
 	}
 	key := viewKey(vw.q, vw.ts, vw.reverse)
-	if set, ok := viewSets.peek(c, key); ok {
+	if set, ok := s.views.sets.peek(c, key); ok {
 		return set, nil
 	}
 	// A transformed view is derived from the view without transforms
@@ -142,14 +142,19 @@ func (s *Server) viewSet(ctx context.Context, id string, vw view, slot bool) (*c
 		if from != nil && from.Transformable() {
 			return from.Transform(vw.ts)
 		}
-		return build(transformed.get(c, vw.ts))
+		return build(s.views.transformed.get(c, vw.ts))
 	})
 }
 
-// setOnce is viewSets.get, the build in a render slot (waited for while
+// setOnce is views.sets.get, the build in a render slot (waited for while
 // ctx lasts) when slot.
 func (s *Server) setOnce(ctx context.Context, slot bool, c *capture.Capture, key string, build func() *calltree.Set) (*calltree.Set, error) {
-	return viewSets.getErr(c, key, func() (*calltree.Set, error) {
+	return s.setOnceOf(ctx, slot, captureKey{c: c, key: key}, build)
+}
+
+// setOnceOf is setOnce of any key (a diff's names both sides).
+func (s *Server) setOnceOf(ctx context.Context, slot bool, k captureKey, build func() *calltree.Set) (*calltree.Set, error) {
+	return s.views.sets.getKey(k, func() (*calltree.Set, error) {
 		if slot {
 			if err := s.renders.enterWithin(ctx, renderMaxWait); err != nil {
 				if errors.Is(err, errBusy) {
@@ -406,7 +411,7 @@ func (s *Server) summaryJSON(w http.ResponseWriter, r *http.Request) {
 		// failed build is not kept); here it would end the process.
 		defer func() { _ = recover() }()
 		if c, err := s.load(id); err == nil && c.CheckRange(vw.q) == nil {
-			captureSummary(c, vw)
+			s.captureSummary(c, vw)
 		}
 	}
 	s.analysisRouteWarm(w, r, "summary-json", nil, warm, func(v url.Values, vw view, out io.Writer) error {
@@ -433,37 +438,28 @@ func (s *Server) summaryJSON(w http.ResponseWriter, r *http.Request) {
 		for _, f := range fns[:min(10, len(fns))] {
 			top = append(top, capture.TopFunc{Name: f.Name, Self: f.Self, Share: float64(f.Self) / float64(max(total, 1))})
 		}
-		sum := captureSummary(c, vw) // a copy; its maps and slices are shared, read only
+		sum := s.captureSummary(c, vw) // a copy; its maps and slices are shared, read only
 		sum.Top = top
 		sum.Samples = total // = functions.json's total, whatever the unit
 		return json.NewEncoder(out).Encode(sum)
 	})
 }
 
-// summaries keeps the capture's part of the last few views' summaries
-// (all but top, which comes from the view's set), built once however many
-// requests ask: the summary route starts it beside the set's build.
-var summaries = newLoadOnce[capture.Summary](4)
-
-// eventCounts keeps the last few selections' event counts, shared by the
-// summaries of their views (see captureSummary).
-var eventCounts = newLoadOnce[*capture.EventCounts](4)
-
 // captureSummary is the summary of c seen through the view, without top.
 // The findings do not read top.
-func captureSummary(c *capture.Capture, vw view) capture.Summary {
-	return summaries.get(c, viewKey(vw.q, vw.ts, false), func() capture.Summary {
+func (s *Server) captureSummary(c *capture.Capture, vw view) capture.Summary {
+	return s.views.summaries.get(c, viewKey(vw.q, vw.ts, false), func() capture.Summary {
 		switch {
 		case vw.q.Comm == "":
 			// Without making the transformed capture, and with the
 			// selection's event counts of an earlier view: a pass over a
 			// million events was most of a transform's summary.
-			counts := eventCounts.get(c, viewKey(vw.q, nil, false), func() *capture.EventCounts { return c.CountEvents(vw.q) })
+			counts := s.views.counts.get(c, viewKey(vw.q, nil, false), func() *capture.EventCounts { return c.CountEvents(vw.q) })
 			return c.SummarizeThrough(c.Plan(vw.ts), vw.q, nil, counts)
 		case len(vw.ts) == 0:
 			return c.Summarize(vw.q, nil)
 		default:
-			return transformed.get(c, vw.ts).Summarize(vw.q, nil)
+			return s.views.transformed.get(c, vw.ts).Summarize(vw.q, nil)
 		}
 	})
 }
@@ -521,7 +517,7 @@ func (s *Server) diffCaptures(ids [2]string, qs [2]capture.Query, ts []capture.T
 		if err := c.CheckRange(qs[i]); err != nil {
 			return cs, errorf(http.StatusBadRequest, "%s_from/%s_to: %v", side, side, err)
 		}
-		cs[i] = transformed.get(c, ts)
+		cs[i] = s.views.transformed.get(c, ts)
 	}
 	if err := sameUnits(cs[0], cs[1]); err != nil {
 		return cs, err
@@ -559,12 +555,12 @@ func (s *Server) diffSetIn(ctx context.Context, d diffView, slot bool) (*calltre
 	if err := sameUnits(cs[0], cs[1]); err != nil {
 		return nil, err
 	}
-	// Keyed by the compare side's loaded capture; the base's is in the key.
-	key := fmt.Sprintf("diff|%p|%s|%s", cs[0], viewKey(d.qs[0], d.ts, d.reverse), viewKey(d.qs[1], nil, false))
-	return s.setOnce(ctx, slot, cs[1], key, func() *calltree.Set {
+	// Keyed by both sides' loaded captures, dropped with either.
+	key := captureKey{c: cs[1], base: cs[0], key: "diff|" + viewKey(d.qs[0], d.ts, d.reverse) + "|" + viewKey(d.qs[1], nil, false)}
+	return s.setOnceOf(ctx, slot, key, func() *calltree.Set {
 		set := calltree.NewSet()
-		set.Add(transformed.get(cs[0], d.ts), d.qs[0], d.reverse, true)
-		set.Add(transformed.get(cs[1], d.ts), d.qs[1], d.reverse, false)
+		set.Add(s.views.transformed.get(cs[0], d.ts), d.qs[0], d.reverse, true)
+		set.Add(s.views.transformed.get(cs[1], d.ts), d.qs[1], d.reverse, false)
 		set.Unit = cs[1].Meta.Unit
 		set.Diff = true
 		return set

@@ -76,13 +76,14 @@ func derivesFrom(key, id string) bool {
 }
 
 // captureCache keeps the last few decoded captures, loading each once even
-// when many requests ask for it at the same time.
+// when many requests ask for it at the same time. onRemove is told of each
+// capture it lets go of.
 type captureCache struct {
 	c *cache.Cache[string, *capture.Capture]
 }
 
-func newCaptureCache(max int) *captureCache {
-	return &captureCache{cache.New[string](cache.Options[*capture.Capture]{MaxCost: int64(max)})}
+func newCaptureCache(max int, onRemove func(*capture.Capture)) *captureCache {
+	return &captureCache{cache.New[string](cache.Options[*capture.Capture]{MaxCost: int64(max), OnRemove: onRemove})}
 }
 
 // get returns the capture when it is in memory.

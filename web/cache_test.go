@@ -17,7 +17,7 @@ import (
 // next request for it would wait forever.
 func TestCachesRecoverFromPanic(t *testing.T) {
 	rc := newRenderCache(1 << 20)
-	cc := newCaptureCache(2)
+	cc := newCaptureCache(2, nil)
 	func() {
 		defer func() { _ = recover() }()
 		rc.get("k", func() (*rendered, error) { panic("render") })
@@ -200,7 +200,7 @@ func TestDropWhileRendering(t *testing.T) {
 
 // A capture whose load finishes after it was deleted is not kept.
 func TestDropWhileLoading(t *testing.T) {
-	cc := newCaptureCache(2)
+	cc := newCaptureCache(2, nil)
 	started, release := make(chan struct{}), make(chan struct{})
 	done := make(chan struct{})
 	go func() {

@@ -58,7 +58,7 @@ func (s *Server) heatmapJSON(w http.ResponseWriter, r *http.Request) {
 		if norm == "threads" {
 			return s.threadsHeatmap(out, c, ts, q, rows)
 		}
-		if err := heatmapOutput.Write(out, transformed.get(c, ts), output.View{Query: q, Rows: rows}); err != nil {
+		if err := heatmapOutput.Write(out, s.views.transformed.get(c, ts), output.View{Query: q, Rows: rows}); err != nil {
 			if errors.Is(err, heatmap.ErrNoTimestamps) {
 				return errorf(http.StatusBadRequest, "%v", err)
 			}
@@ -74,7 +74,7 @@ func (s *Server) threadsHeatmap(out io.Writer, c *capture.Capture, ts []capture.
 	if !c.Meta.Type.Info().Interval {
 		return errorf(http.StatusBadRequest, "%v (this is a %s capture)", heatmap.ErrNotIntervals, c.Meta.Type)
 	}
-	h, err := heatmap.Compute(transformed.get(c, ts), q, rows)
+	h, err := heatmap.Compute(s.views.transformed.get(c, ts), q, rows)
 	if err != nil {
 		return errorf(http.StatusBadRequest, "%v", err)
 	}

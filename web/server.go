@@ -177,6 +177,7 @@ type Server struct {
 	store   *store.Store
 	cache   *renderCache
 	loaded  *captureCache
+	views   *views // derived from loaded captures, dropped with them
 	metrics *metrics
 	handler http.Handler
 	tmpl    *templates
@@ -225,12 +226,13 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		store:   st,
 		cache:   newRenderCache(cfg.CacheBytes),
-		loaded:  newCaptureCache(8),
 		running: make(map[string]*job),
 		tmpl:    tmpl,
 		renders: newGate(max(2, runtime.GOMAXPROCS(0)), renderQueue),
 		imports: newWeightedGate(importBudget, importQueue),
 	}
+	s.views = newViews()
+	s.loaded = newCaptureCache(8, s.views.drop)
 	s.metrics = newMetrics(cfg.Registry, s)
 	s.handler = s.routes()
 	if removed := st.Prune(cfg.Keep, cfg.KeepBytes); len(removed) > 0 {

@@ -30,7 +30,7 @@ func (s *Server) timelineView(id string, vw view) (c, tv *capture.Capture, err e
 	if err := c.CheckRange(vw.q); err != nil {
 		return nil, nil, errorf(http.StatusBadRequest, "%v", err)
 	}
-	return c, transformed.get(c, vw.ts), nil
+	return c, s.views.transformed.get(c, vw.ts), nil
 }
 
 // timelineError is a 400 for what the parameters asked that the capture

@@ -46,7 +46,7 @@ func TestViewWaitersHoldNoSlot(t *testing.T) {
 		return set
 	})
 	<-building
-	before := viewSets.c.Stats().Hits
+	before := s.views.sets.c.Stats().Hits
 	var wg sync.WaitGroup
 	routes := []string{"tree.json", "functions.json", "summary.json", "sandwich.json?fn=app"}
 	codes := make([]int, len(routes))
@@ -59,7 +59,7 @@ func TestViewWaitersHoldNoSlot(t *testing.T) {
 	}
 	// Until every one of them waits for the set.
 	deadline := time.Now().Add(10 * time.Second)
-	for viewSets.c.Stats().Hits < before+uint64(len(routes)) && time.Now().Before(deadline) {
+	for s.views.sets.c.Stats().Hits < before+uint64(len(routes)) && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	if n := s.renders.held(); n != 1 {

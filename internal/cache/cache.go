@@ -33,6 +33,11 @@ type Options[V any] struct {
 	// key is not loaded again while its entry stays, and callers get the
 	// error. A loader that panicked is never kept.
 	KeepErrors bool
+	// OnRemove, when set, is called with every value the cache lets go of
+	// (evicted, removed, or replaced by a Put of its key), after the cache's
+	// lock is released, so it may use other caches: values derived from
+	// this one's can be dropped with it instead of outliving it.
+	OnRemove func(V)
 }
 
 // Stats are a cache's counters since it was made.
@@ -98,6 +103,7 @@ type Cache[K comparable, V any] struct {
 	hits    uint64
 	misses  uint64
 	evicted uint64
+	removed []V // let go of under the lock, for OnRemove after it
 }
 
 // New returns an empty cache.
@@ -161,8 +167,11 @@ func (c *Cache[K, V]) load(cl *call[K, V], load func() (V, error)) {
 			c.insertLocked(e)
 		} else {
 			e.evicted.Store(true)
+			if !panicked && e.err == nil && c.opts.OnRemove != nil {
+				c.removed = append(c.removed, e.val)
+			}
 		}
-		c.mu.Unlock()
+		c.unlock()
 		close(cl.done)
 	}()
 	e.val, e.err = load()
@@ -181,6 +190,9 @@ func (c *Cache[K, V]) costOf(v V) int64 {
 func (c *Cache[K, V]) insertLocked(e *Entry[K, V]) {
 	if c.opts.MaxEntryCost > 0 && e.cost > c.opts.MaxEntryCost {
 		e.evicted.Store(true)
+		if c.opts.OnRemove != nil && e.err == nil {
+			c.removed = append(c.removed, e.val)
+		}
 		return
 	}
 	if el, ok := c.items[e.key]; ok {
@@ -221,7 +233,7 @@ func (c *Cache[K, V]) Recost(key K) {
 	}
 	cost := c.costOf(e.val)
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if cur, ok := c.items[key]; !ok || cur != el {
 		return // evicted or replaced meanwhile
 	}
@@ -240,13 +252,27 @@ func (c *Cache[K, V]) removeLocked(el *list.Element) {
 	delete(c.items, e.key)
 	c.cost -= e.cost
 	e.evicted.Store(true)
+	if c.opts.OnRemove != nil && e.err == nil {
+		c.removed = append(c.removed, e.val)
+	}
+}
+
+// unlock releases the lock, then calls OnRemove with what was let go of
+// while it was held.
+func (c *Cache[K, V]) unlock() {
+	removed := c.removed
+	c.removed = nil
+	c.mu.Unlock()
+	for _, v := range removed {
+		c.opts.OnRemove(v)
+	}
 }
 
 // Put keeps a value loaded elsewhere, as Get would have.
 func (c *Cache[K, V]) Put(key K, v V) {
 	e := &Entry[K, V]{key: key, val: v, cost: c.costOf(v)}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	c.insertLocked(e)
 }
 
@@ -286,7 +312,7 @@ func (c *Cache[K, V]) Remove(key K) {
 // RemoveFunc forgets every key for which match is true, as Remove does.
 func (c *Cache[K, V]) RemoveFunc(match func(K) bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	for k, el := range c.items {
 		if match(k) {
 			c.removeLocked(el)

@@ -401,3 +401,31 @@ func TestRecost(t *testing.T) {
 		t.Errorf("recost of a missing key changed the cost: %+v", st)
 	}
 }
+
+// TestOnRemove checks that every value the cache lets go of reaches
+// OnRemove once, outside the lock (the hook uses the cache itself).
+func TestOnRemove(t *testing.T) {
+	var c *Cache[string, string]
+	var got []string
+	c = New[string, string](Options[string]{MaxCost: 2, MaxEntryCost: 5,
+		Cost: func(v string) int64 { return int64(len(v)) },
+		OnRemove: func(v string) {
+			got = append(got, v)
+			c.Stats() // would deadlock if called under the lock
+		}})
+	load := func(v string) func() (string, error) { return func() (string, error) { return v, nil } }
+	c.Get("a", load("a"))
+	c.Get("b", load("b"))
+	c.Get("c", load("c")) // evicts a
+	c.Put("b", "B")       // replaces b
+	c.Remove("c")
+	c.Get("x", func() (string, error) { return "", errors.New("no") }) // failed: nothing to let go of
+	c.Get("big", load("toolarge"))                                     // beyond MaxEntryCost: never kept
+	want := []string{"a", "b", "c", "toolarge"}
+	if !slices.Equal(got, want) {
+		t.Errorf("OnRemove saw %q, want %q", got, want)
+	}
+	if v, ok := c.Peek("b"); !ok || v != "B" {
+		t.Errorf("b = %q %v after the Put, want B", v, ok)
+	}
+}
