@@ -2,12 +2,14 @@ package profiler
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -74,19 +76,25 @@ func (c *tableCache) table(m symbolizer.ExecMapping) (*unwind.CompactTable, erro
 	if closer != nil {
 		defer closer.Close()
 	}
+	return c.build(cmp.Or(m.ModuleKey, m.Key), ra)
+}
+
+// build returns the table of the file ra reads, known by key (the shared
+// store's key: the build ID when the file has one, else its identity).
+func (c *tableCache) build(key string, ra io.ReaderAt) (*unwind.CompactTable, error) {
 	if c.dir == "" {
 		c.built.Add(1)
 		return unwind.BuildCompact(ra)
 	}
 	id := symbolizer.FileBuildID(ra)
-	if t := c.load(m.Key, id); t != nil {
+	if t := c.load(key, id); t != nil {
 		c.read.Add(1)
 		return t, nil
 	}
 	c.built.Add(1)
 	t, err := unwind.BuildCompact(ra)
 	if err == nil {
-		c.write(m.Key, id, t)
+		c.write(key, id, t)
 	}
 	return t, err
 }

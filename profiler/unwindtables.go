@@ -189,6 +189,10 @@ func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
 	if t.store == nil {
 		t.store = unwind.NewCompactStore(tableStoreBytes)
 	}
+	if opts.CacheDir != "" {
+		// The user-space unwinder's builds too (a process's first samples).
+		t.store.SetBuild(t.disk.build)
+	}
 	sizes := t.sizes()
 	mk := func(name string) (*ebpf.Map, error) {
 		ms := spec.Maps[name].Copy()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"sort"
+	"sync/atomic"
 
 	dframe "github.com/go-delve/delve/pkg/dwarf/frame"
 	"github.com/go-delve/delve/pkg/dwarf/leb128"
@@ -655,6 +656,18 @@ func runCFI(a Arch, fde *dframe.FrameDescriptionEntry, emit func(loc uint64, r R
 // file shares its table; it is bounded by the tables' bytes.
 type CompactStore struct {
 	c *cache.Cache[string, *CompactTable]
+	// build makes a table that is not kept; nil: BuildCompact. The BPF
+	// unwinder's loader sets one that reads and writes its on-disk cache,
+	// so that the user-space unwinder's first samples of a file (unwound
+	// from copies while the BPF tables load) take the table from there
+	// too instead of building it.
+	build atomic.Pointer[func(key string, ra io.ReaderAt) (*CompactTable, error)]
+}
+
+// SetBuild makes build the way tables not kept are made (see
+// CompactStore.build).
+func (s *CompactStore) SetBuild(build func(key string, ra io.ReaderAt) (*CompactTable, error)) {
+	s.build.Store(&build)
 }
 
 // NewCompactStore returns a store keeping at most maxBytes of tables.
@@ -675,6 +688,9 @@ func (s *CompactStore) Get(key string, open func() (io.ReaderAt, io.Closer, erro
 		}
 		if closer != nil {
 			defer closer.Close()
+		}
+		if b := s.build.Load(); b != nil {
+			return (*b)(key, ra)
 		}
 		return BuildCompact(ra)
 	})
