@@ -225,6 +225,7 @@ let heat = null;
 let timeline = null;
 let seq = 0;
 let lastTreeURL = '';
+let fitIcicle = null; // the layout the graph's box was last fitted to
 let current = -1; // index into matches
 let matches = [];
 
@@ -751,7 +752,8 @@ async function render() {
   graph.draw();
   performance.mark('ws:drawn');
   if (!document.body.dataset.firstPaint) document.body.dataset.firstPaint = performance.now().toFixed(1); // ms from navigation
-  if (fresh) fit();
+  if (fresh || graph.icicle !== fitIcicle) fit();
+  fitIcicle = graph.icicle;
   legend(tree);
   try {
     fns = await fnsP;
@@ -931,16 +933,34 @@ $('#filters').addEventListener('submit', (ev) => {
 });
 $('#layout').addEventListener('change', (ev) => {
   go({ layout: ev.target.value === 'icicle' ? 'icicle' : null });
-  fit();
 });
 
-// fit keeps the graph's box within the window and the root in view on the
-// first paint: at the top of an icicle, at the bottom of a flame graph.
+// fit sizes the graph's box to the window and puts the graph's root in
+// view: at the top of an icicle, at the bottom of a flame graph. The
+// panels above the graph (heatmap, health, tracks) can leave less room
+// below them than the box needs, so until the user scrolls the page
+// themselves the page is scrolled as little as shows the whole box, root
+// included.
+let pageScrolled = false;
+for (const type of ['wheel', 'touchmove']) window.addEventListener(type, () => { pageScrolled = true; }, { passive: true });
+window.addEventListener('keydown', (ev) => {
+  if (['PageDown', 'PageUp', 'Home', 'End', 'ArrowDown', 'ArrowUp', ' '].includes(ev.key) && !(ev.target.closest && ev.target.closest('input, select, textarea, button'))) pageScrolled = true;
+});
+document.addEventListener('mousedown', (ev) => { if (ev.target === document.documentElement) pageScrolled = true; }); // the page's scroll bar
+const MARGIN = 12; // px kept between the box and the window's bottom edge
 function fit() {
   const gb = $('#graph-box');
-  const top = gb.getBoundingClientRect().top + window.scrollY;
-  gb.style.maxHeight = Math.round(Math.max(240, Math.min(window.innerHeight * 0.8, window.innerHeight - top - 12))) + 'px';
+  if (gb.hidden || !graph.doc) return;
+  const top = gb.getBoundingClientRect().top + window.scrollY; // in the page
+  const content = gb.scrollHeight + (gb.offsetHeight - gb.clientHeight); // the whole graph and the borders
+  const room = Math.min(window.innerHeight * 0.8, window.innerHeight - top - MARGIN);
+  const h = Math.round(Math.max(Math.min(240, content), room));
+  gb.style.maxHeight = h + 'px';
   gb.scrollTop = graph.icicle ? 0 : gb.scrollHeight;
+  if (pageScrolled) return;
+  const bottom = top + Math.min(h, content) + MARGIN;
+  const y = Math.round(Math.max(0, Math.min(bottom - window.innerHeight, top - MARGIN)));
+  if (Math.abs(window.scrollY - y) >= 1) window.scrollTo(0, y);
 }
 $('#reverse').addEventListener('change', (ev) => go({ reverse: ev.target.checked, zoom: null })); // a bottom-up tree has other paths
 $('#view').addEventListener('change', (ev) => go({ view: ev.target.value === 'inuse' ? 'inuse' : 'alloc' }));
@@ -999,9 +1019,16 @@ document.addEventListener('keydown', (ev) => {
   }
 });
 
-// The header settles after the first paint (health, heatmap): keep the
-// graph's root in view while it does.
-new ResizeObserver(() => { if (graph.doc) fit(); }).observe(document.querySelector('.top-grid'));
+// What is above the graph settles after the first paint (the health, the
+// heatmap, the tracks, a legend): keep the graph's root in view while it
+// does, and when the window's size changes.
+const above = new ResizeObserver(() => fit());
+for (const e of [$('#capture'), $('.top-grid'), $('#timeline'), ...$('#workspace').children]) {
+  if (e.id === 'graph-box') break;
+  above.observe(e);
+}
+let fitTimer = 0;
+window.addEventListener('resize', () => { clearTimeout(fitTimer); fitTimer = setTimeout(fit, 60); });
 
 let resizeTimer = 0;
 new ResizeObserver(() => {
