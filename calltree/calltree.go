@@ -390,9 +390,11 @@ type derivation struct {
 	from  *Set
 	kept  []bool  // by stack of from.src: its entry is kept as it was
 	moved []entry // the entries the transforms changed, unsorted
-	// movedLCP, when not nil: moved is in order already, and these are
-	// the common prefixes of each with the one before.
-	movedLCP []int32
+	// movedLCP, when not nil: the common prefixes of each moved entry
+	// with the one before, and moved is in order but where movedRuns
+	// says: each of those starts a sorted run.
+	movedLCP  []int32
+	movedRuns []int32
 }
 
 func (d *derivation) sort() *sortedSet {
@@ -400,8 +402,11 @@ func (d *derivation) sort() *sortedSet {
 	base := d.from.sorted
 	b := d.moved // the derivation's own
 	blcp := d.movedLCP
-	if blcp == nil {
+	switch {
+	case blcp == nil:
 		blcp = sortEntries(b)
+	case len(d.movedRuns) > 0:
+		b, blcp = mergeRuns(b, blcp, d.movedRuns)
 	}
 	n := len(b)
 	for _, e := range base.es {
@@ -468,8 +473,94 @@ func (d *derivation) sort() *sortedSet {
 		}
 		lcp = append(lcp, out)
 	}
-	d.moved, d.movedLCP = nil, nil
+	d.moved, d.movedLCP, d.movedRuns = nil, nil, nil
 	return sums(es, lcp)
+}
+
+// mergeRuns sorts entries that are sorted runs, the first at 0 and the
+// others at starts, lcp being each entry's common prefix with the one
+// before it (sorted neighbours within a run), by merging neighbouring
+// runs pairwise: n log(runs) steps, most of which compare no names. It
+// returns the entries sorted and their common prefixes (the first's 0),
+// in es and lcp or in new slices.
+func mergeRuns(es []entry, lcp []int32, starts []int32) ([]entry, []int32) {
+	bounds := make([]int, 0, len(starts)+2)
+	bounds = append(bounds, 0)
+	for _, r := range starts {
+		bounds = append(bounds, int(r))
+	}
+	bounds = append(bounds, len(es))
+	src, slcp := es, lcp
+	dst, dlcp := make([]entry, len(es)), make([]int32, len(es))
+	for len(bounds) > 2 {
+		runs := len(bounds) - 1
+		next := make([]int, 0, runs/2+2)
+		for k := 0; k < runs; k += 2 {
+			lo, mid := bounds[k], bounds[k+1]
+			next = append(next, lo)
+			if k+1 == runs {
+				copy(dst[lo:mid], src[lo:mid])
+				copy(dlcp[lo:mid], slcp[lo:mid])
+				continue
+			}
+			hi := bounds[k+2]
+			merge2(dst[lo:hi], dlcp[lo:hi], src[lo:mid], slcp[lo:mid], src[mid:hi], slcp[mid:hi])
+		}
+		bounds = append(next, len(es))
+		src, slcp, dst, dlcp = dst, dlcp, src, slcp
+	}
+	if len(slcp) > 0 {
+		slcp[0] = 0
+	}
+	return src, slcp
+}
+
+// merge2 merges the sorted runs a and b into dst (len(a)+len(b) long),
+// with the common prefix of each output entry with the one before in dlcp
+// (the first's 0); alcp and blcp are the runs' own (their first ignored).
+// As derivation.sort's merge: the common prefix of each run's head with
+// the entry output last (ha, hb) decides without a comparison when they
+// differ, and a comparison starts there when they do not.
+func merge2(dst []entry, dlcp []int32, a []entry, alcp []int32, b []entry, blcp []int32) {
+	i, j := 0, 0
+	var ha, hb int32
+	for o := range dst {
+		var takeA bool
+		out := ha
+		switch {
+		case j >= len(b):
+			takeA = true
+		case i >= len(a):
+			out = hb
+		case ha > hb:
+			takeA = true
+		case hb > ha:
+			out = hb
+		default:
+			x, y := a[i].names, b[j].names
+			k := int(ha) + commonPrefix(x[ha:], y[ha:])
+			takeA = k == len(x) || (k < len(y) && x[k] < y[k])
+			if takeA {
+				hb = int32(k)
+			} else {
+				ha = int32(k)
+			}
+		}
+		if takeA {
+			dst[o] = a[i]
+			i++
+			if i < len(a) {
+				ha = alcp[i]
+			}
+		} else {
+			dst[o] = b[j]
+			j++
+			if j < len(b) {
+				hb = blcp[j]
+			}
+		}
+		dlcp[o] = out
+	}
 }
 
 // Transformable reports whether Transform can derive views from this set.
