@@ -769,7 +769,10 @@ async function render() {
   performance.mark('ws:table');
   document.body.dataset.ready = String(mySeq);
   await Promise.all([sandwich(mySeq), sumP, d ? null : graft(mySeq, treeURL, tq), chartP]);
-  if (mySeq === seq) document.body.dataset.settled = String(mySeq);
+  if (mySeq === seq) {
+    document.body.dataset.settled = String(mySeq);
+    if (settling) fit(); // and see whether the panels above are drawn
+  }
 }
 
 // graft: zoomed into a frame whose subtree the server pruned, fetch that
@@ -940,8 +943,12 @@ $('#layout').addEventListener('change', (ev) => {
 // panels above the graph (heatmap, health, tracks) can leave less room
 // below them than the box needs, so until the user scrolls the page
 // themselves the page is scrolled as little as shows the whole box, root
-// included.
+// included: when a new tree is drawn, when the window is resized, and
+// while the panels above are first drawn (settling). Once they are, a
+// panel that changes size (a hover line that wraps) moves nothing: the
+// page does not scroll under the pointer.
 let pageScrolled = false;
+let settling = true;
 for (const type of ['wheel', 'touchmove']) window.addEventListener(type, () => { pageScrolled = true; }, { passive: true });
 window.addEventListener('keydown', (ev) => {
   if (['PageDown', 'PageUp', 'Home', 'End', 'ArrowDown', 'ArrowUp', ' '].includes(ev.key) && !(ev.target.closest && ev.target.closest('input, select, textarea, button'))) pageScrolled = true;
@@ -949,6 +956,8 @@ window.addEventListener('keydown', (ev) => {
 document.addEventListener('mousedown', (ev) => { if (ev.target === document.documentElement) pageScrolled = true; }); // the page's scroll bar
 const MARGIN = 12; // px kept between the box and the window's bottom edge
 function fit() {
+  if (settling && document.body.dataset.settled && document.querySelector('#health-facts') &&
+    (!$('#no-time').hidden || ($('#hm-svg') && $('#timeline').dataset.drawn))) setTimeout(() => { settling = false; }, 0);
   const gb = $('#graph-box');
   if (gb.hidden || !graph.doc) return;
   const top = gb.getBoundingClientRect().top + window.scrollY; // in the page
@@ -1022,7 +1031,7 @@ document.addEventListener('keydown', (ev) => {
 // What is above the graph settles after the first paint (the health, the
 // heatmap, the tracks, a legend): keep the graph's root in view while it
 // does, and when the window's size changes.
-const above = new ResizeObserver(() => fit());
+const above = new ResizeObserver(() => { if (settling) fit(); });
 for (const e of [$('#capture'), $('.top-grid'), $('#timeline'), ...$('#workspace').children]) {
   if (e.id === 'graph-box') break;
   above.observe(e);
