@@ -309,6 +309,10 @@ func TestWorkspaceRootInView(t *testing.T) {
 			Inside, Uncovered    bool
 			Depth                int
 			ScrollY              float64
+			Rows                 struct {
+				Before, After int
+				Info          string
+			}
 		}
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
@@ -328,6 +332,11 @@ func TestWorkspaceRootInView(t *testing.T) {
 		}
 		if strings.HasPrefix(p.Name, "host") && p.Depth < 40 {
 			t.Errorf("%s: the graph is %d frames deep, want a whole host's 40 or more", p.Name, p.Depth)
+		}
+		// The whole host's table: 80 rows built, the rest (up to 400) as
+		// the table is scrolled down.
+		if strings.HasPrefix(p.Name, "host") && (p.Rows.Before != 80 || p.Rows.After != 400 || !strings.HasPrefix(p.Rows.Info, "400 of ")) {
+			t.Errorf("%s at %s: function table of %d rows, %d after scrolling it down (%q); want 80, then 400", p.Name, p.Viewport, p.Rows.Before, p.Rows.After, p.Rows.Info)
 		}
 	}
 }

@@ -66,6 +66,17 @@ try {
           scrollY: scrollY,
         };
       });
+      // The function table builds the rows on screen, and more as it is
+      // scrolled down to them.
+      const rows = { before: await page.$$eval('#functions tbody tr', (rs) => rs.length) };
+      for (let k = 0; k < 8; k++) {
+        await page.$eval('.table-box', (b) => { b.scrollTop = b.scrollHeight; });
+        await page.evaluate(() => new Promise((res) => requestAnimationFrame(() => requestAnimationFrame(res))));
+      }
+      rows.after = await page.$$eval('#functions tbody tr', (rs) => rs.length);
+      rows.info = await page.textContent('#table-info');
+      geo.rows = rows;
+      await page.$eval('.table-box', (b) => { b.scrollTop = 0; });
       const file = path.join(artifacts, name + '-' + w + 'x' + h + '.png');
       await page.screenshot({ path: file });
       result.screenshots.push(file);

@@ -535,15 +535,18 @@ function table(doc) {
   const rows = doc.functions.filter((fn) => !f || fn.name.toLowerCase().includes(f));
   const shown = rows.slice(0, 400);
   const T = doc.total, B = doc.base_total;
-  // The rows on screen are built at once, the others in the next task,
-  // so that a redraw is not held up by rows below the fold.
-  const now = TABLE_FIRST_ROWS;
-  tbody.append(...shown.slice(0, now).map(rowOf));
-  if (shown.length > now) {
-    setTimeout(() => {
-      if (tableKey === key) tbody.append(...shown.slice(now).map(rowOf));
-    }, 0);
-  }
+  // The rows on screen are built at once, the others as the table is
+  // scrolled towards them: built after each redraw, 320 rows below the
+  // fold took more of the browser's time (their layout) than the graph.
+  tbody.append(...shown.slice(0, TABLE_FIRST_ROWS).map(rowOf));
+  moreRows = () => {
+    if (tableKey !== key) return false;
+    const have = tbody.children.length;
+    if (have >= shown.length) return false;
+    tbody.append(...shown.slice(have, have + TABLE_FIRST_ROWS).map(rowOf));
+    return true;
+  };
+  moreRowsIfNear();
   $('#table-info').textContent = (rows.length > shown.length ? shown.length + ' of ' : '') + rows.length + ' functions' +
     (doc.count > doc.functions.length ? ' (the ' + doc.functions.length + ' largest of ' + doc.count + ')' : '');
 
@@ -576,8 +579,21 @@ function table(doc) {
   }
 }
 
-// The rows built with the table: more than its box shows at 1920x1080.
+// The rows built with the table: more than its box shows at 1920x1080;
+// as many more each time the table is scrolled near its last row.
 const TABLE_FIRST_ROWS = 80;
+let moreRows = () => false;
+let moreFrame = 0;
+function moreRowsIfNear() {
+  if (moreFrame) return;
+  const b = $('.table-box');
+  // Read in the next frame, with the layout the frame needs anyway.
+  moreFrame = requestAnimationFrame(() => {
+    moreFrame = 0;
+    if (b.scrollHeight - b.scrollTop - b.clientHeight < 400 && moreRows()) moreRowsIfNear();
+  });
+}
+$('.table-box').addEventListener('scroll', moreRowsIfNear, { passive: true });
 
 // The rows' events, handled by their tbody: a table of 400 rows is built
 // after each transform, without 2,000 listeners.
@@ -752,7 +768,9 @@ async function render() {
   graph.draw();
   performance.mark('ws:drawn');
   if (!document.body.dataset.firstPaint) document.body.dataset.firstPaint = performance.now().toFixed(1); // ms from navigation
-  if (fresh || graph.icicle !== fitIcicle) fit();
+  // Fitted in the next frame, once the table is built too: fit reads the
+  // layout, which here would lay the page out twice per redraw.
+  if (fresh || graph.icicle !== fitIcicle) fitSoon();
   fitIcicle = graph.icicle;
   legend(tree);
   try {
@@ -955,6 +973,10 @@ window.addEventListener('keydown', (ev) => {
 });
 document.addEventListener('mousedown', (ev) => { if (ev.target === document.documentElement) pageScrolled = true; }); // the page's scroll bar
 const MARGIN = 12; // px kept between the box and the window's bottom edge
+let fitFrame = 0;
+function fitSoon() {
+  if (!fitFrame) fitFrame = requestAnimationFrame(() => { fitFrame = 0; fit(); });
+}
 function fit() {
   if (settling && document.body.dataset.settled && document.querySelector('#health-facts') &&
     (!$('#no-time').hidden || ($('#hm-svg') && $('#timeline').dataset.drawn))) setTimeout(() => { settling = false; }, 0);
@@ -1041,6 +1063,8 @@ window.addEventListener('resize', () => { clearTimeout(fitTimer); fitTimer = set
 
 let resizeTimer = 0;
 new ResizeObserver(() => {
+  // A new tree changes the box's height: drawn already, at this width.
+  if (graph.doc && graph.width === Math.max(200, Math.floor(graph.boxWidth)) && P.get('chart') !== 'stack') return;
   clearTimeout(resizeTimer);
   resizeTimer = setTimeout(() => {
     if (graph.doc) graph.draw();
