@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -303,7 +304,11 @@ func TestWorkspaceRootInView(t *testing.T) {
 	var got struct {
 		Errors      []string
 		Screenshots []string
-		Pages       []struct {
+		Merge       struct {
+			HeatmapKept, TracksKept bool
+			Graph                   []string
+		}
+		Pages []struct {
 			Name, Viewport, Root string
 			Bar, Visible         map[string]float64
 			Inside, Uncovered    bool
@@ -321,6 +326,10 @@ func TestWorkspaceRootInView(t *testing.T) {
 	t.Logf("screenshots: %s", strings.Join(got.Screenshots, ", "))
 	if len(got.Errors) > 0 {
 		t.Errorf("browser errors: %q", got.Errors)
+	}
+	if !got.Merge.HeatmapKept || !got.Merge.TracksKept || slices.Contains(got.Merge.Graph, "compute") || !slices.Contains(got.Merge.Graph, "hot") {
+		t.Errorf("merge compute: heatmap kept %v, tracks kept %v (want both: the merge keeps every sample), graph %v (want hot without compute)",
+			got.Merge.HeatmapKept, got.Merge.TracksKept, got.Merge.Graph)
 	}
 	if len(got.Pages) != 8 {
 		t.Fatalf("%d pages looked at, want 8", len(got.Pages))

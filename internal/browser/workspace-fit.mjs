@@ -80,6 +80,26 @@ try {
       const file = path.join(artifacts, name + '-' + w + 'x' + h + '.png');
       await page.screenshot({ path: file });
       result.screenshots.push(file);
+      if (name === 'small' && w === 1280) {
+        // A merge from the graph's menu keeps every sample: the heatmap
+        // and the tracks stay as drawn (not drawn again), the graph changes.
+        await page.evaluate(() => { window.__svg = document.querySelector('#hm-svg'); window.__drawn = document.querySelector('#timeline').dataset.drawn; });
+        const c = await page.$('canvas[data-view="flamegraph"]');
+        const box = await c.boundingBox();
+        const f = (await c.evaluate((c) => c.scorchFrames())).find((x) => x.name === 'compute');
+        await page.mouse.click(box.x + f.x + f.w / 2, box.y + f.y + f.h / 2, { button: 'right' });
+        await page.click('#menu button:has-text("Merge compute")');
+        await page.waitForFunction(() => location.search.includes('t=merge'));
+        await page.waitForFunction(() => document.body.dataset.settled && document.body.dataset.settled === document.body.dataset.ready);
+        // The heatmap's and the tracks' answers of the new state are in.
+        await page.waitForFunction(() => performance.getEntriesByType('resource').filter((r) => /(heatmap|threads)\.json\?.*t=merge/.test(r.name) && r.responseEnd > 0).length >= 3);
+        await still(page);
+        result.merge = await page.evaluate(() => ({
+          heatmapKept: document.querySelector('#hm-svg') === window.__svg,
+          tracksKept: document.querySelector('#timeline').dataset.drawn === window.__drawn,
+          graph: [...new Set(document.querySelector('canvas[data-view="flamegraph"]').scorchFrames().map((f) => f.name))].sort(),
+        }));
+      }
       result.pages.push({ name: name, viewport: w + 'x' + h, ...geo });
       await page.close();
     }

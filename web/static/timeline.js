@@ -104,6 +104,14 @@ export function mountTimeline(root, id, opts) {
       return;
     }
     if (my !== seq) return;
+    status.hidden = true;
+    // The same answers as those drawn (a merge leaves the tracks as they
+    // were): not drawn again, but the function in focus is asked anew
+    // (through the new transforms).
+    if (pr === state.data && th === state.threads) {
+      if (state.focusName) loadFocus(state.focusName);
+      return;
+    }
     state.data = pr;
     state.threads = th;
     state.allProcs = null;
