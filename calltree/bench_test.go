@@ -153,5 +153,13 @@ func BenchmarkStackedMerges(b *testing.B) {
 				s.Transform(stack).Tree("all", 20000)
 			}
 		})
+		// The tree alone, of the view built and sorted once.
+		d := s.Transform(stack)
+		d.prep()
+		b.Run(strconv.Itoa(len(ts))+"-tree", func(b *testing.B) {
+			for b.Loop() {
+				d.Tree("all", 20000)
+			}
+		})
 	}
 }

@@ -910,44 +910,52 @@ func (g *group) before(o *group) bool {
 	return g.lo < o.lo
 }
 
-// groupHeap is a binary heap of groups, widest first.
+// groupHeap is a 4-ary heap of groups, widest first: half the levels of
+// a binary heap, and each moved group written once (the one sifted is
+// held aside), for Tree pushes every child of every frame it keeps.
 type groupHeap []group
 
 func (h *groupHeap) push(g group) {
-	*h = append(*h, g)
-	a := *h
+	a := append(*h, g)
 	i := len(a) - 1
 	for i > 0 {
-		p := (i - 1) / 2
-		if !a[i].before(&a[p]) {
+		p := (i - 1) / 4
+		if !g.before(&a[p]) {
 			break
 		}
-		a[i], a[p] = a[p], a[i]
+		a[i] = a[p]
 		i = p
 	}
+	a[i] = g
+	*h = a
 }
 
 func (h *groupHeap) pop() group {
 	a := *h
 	g := a[0]
 	n := len(a) - 1
-	a[0] = a[n]
+	last := a[n]
 	a = a[:n]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
+	if n > 0 {
+		i := 0
+		for {
+			c := 4*i + 1
+			if c >= n {
+				break
+			}
+			best := c
+			for k := c + 1; k < c+4 && k < n; k++ {
+				if a[k].before(&a[best]) {
+					best = k
+				}
+			}
+			if !a[best].before(&last) {
+				break
+			}
+			a[i] = a[best]
+			i = best
 		}
-		c := l
-		if r := l + 1; r < n && a[r].before(&a[l]) {
-			c = r
-		}
-		if !a[c].before(&a[i]) {
-			break
-		}
-		a[i], a[c] = a[c], a[i]
-		i = c
+		a[i] = last
 	}
 	*h = a
 	return g
@@ -978,7 +986,8 @@ func (s *Set) Tree(root string, budget int) *Node {
 	nodes := make([]Node, 1, min(budget, int(cumNew[n])+1))
 	nodes[0] = Node{Name: root, Value: cumV[n], Base: cumB[n]}
 	parentOf := make([]int32, 1, cap(nodes))
-	h := &groupHeap{}
+	heap := make(groupHeap, 0, min(4*budget, n+1))
+	h := &heap
 	pushChildren := func(parent int32, lo, hi, d int) {
 		p := &nodes[parent]
 		i := lo
