@@ -3,6 +3,7 @@ package calltree
 import (
 	"os"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/scorch-dev/scorch/capture"
@@ -119,4 +120,46 @@ func BenchmarkTree(b *testing.B) {
 			c.SummarizeThrough(c.Plan(merge), capture.Query{}, nil, counts)
 		}
 	})
+}
+
+// BenchmarkStackedMerges is the page's transforms after a few merges from
+// the graph's context menu, stacked: wide functions at depths 1 to 5 of
+// the workspace benchmark's capture (SCORCH_BENCH_CAPTURE), each stack
+// derived from the untransformed set (as the web does) and its tree built
+// at the page's budget.
+func BenchmarkStackedMerges(b *testing.B) {
+	path := os.Getenv("SCORCH_BENCH_CAPTURE")
+	if path == "" {
+		b.Skip("SCORCH_BENCH_CAPTURE is not set")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := capture.ReadLimit(f, 1<<30)
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := NewSet()
+	s.Add(c, capture.Query{}, false, false)
+	s.Prepare()
+	var ts []capture.Transform
+	for _, name := range []string{"fn_1_0", "fn_3_1", "fn_2_0", "fn_4_1"} {
+		ts = append(ts, capture.Transform{Kind: capture.TransformMerge, Name: name})
+		stack := slices.Clone(ts)
+		b.Run(strconv.Itoa(len(ts)), func(b *testing.B) {
+			for b.Loop() {
+				s.Transform(stack).Tree("all", 20000)
+			}
+		})
+		// The tree alone, of the view built and sorted once.
+		d := s.Transform(stack)
+		d.prep()
+		b.Run(strconv.Itoa(len(ts))+"-tree", func(b *testing.B) {
+			for b.Loop() {
+				d.Tree("all", 20000)
+			}
+		})
+	}
 }

@@ -390,9 +390,11 @@ type derivation struct {
 	from  *Set
 	kept  []bool  // by stack of from.src: its entry is kept as it was
 	moved []entry // the entries the transforms changed, unsorted
-	// movedLCP, when not nil: moved is in order already, and these are
-	// the common prefixes of each with the one before.
-	movedLCP []int32
+	// movedLCP, when not nil: the common prefixes of each moved entry
+	// with the one before, and moved is in order but where movedRuns
+	// says: each of those starts a sorted run.
+	movedLCP  []int32
+	movedRuns []int32
 }
 
 func (d *derivation) sort() *sortedSet {
@@ -400,8 +402,11 @@ func (d *derivation) sort() *sortedSet {
 	base := d.from.sorted
 	b := d.moved // the derivation's own
 	blcp := d.movedLCP
-	if blcp == nil {
+	switch {
+	case blcp == nil:
 		blcp = sortEntries(b)
+	case len(d.movedRuns) > 0:
+		b, blcp = mergeRuns(b, blcp, d.movedRuns)
 	}
 	n := len(b)
 	for _, e := range base.es {
@@ -468,8 +473,94 @@ func (d *derivation) sort() *sortedSet {
 		}
 		lcp = append(lcp, out)
 	}
-	d.moved, d.movedLCP = nil, nil
+	d.moved, d.movedLCP, d.movedRuns = nil, nil, nil
 	return sums(es, lcp)
+}
+
+// mergeRuns sorts entries that are sorted runs, the first at 0 and the
+// others at starts, lcp being each entry's common prefix with the one
+// before it (sorted neighbours within a run), by merging neighbouring
+// runs pairwise: n log(runs) steps, most of which compare no names. It
+// returns the entries sorted and their common prefixes (the first's 0),
+// in es and lcp or in new slices.
+func mergeRuns(es []entry, lcp []int32, starts []int32) ([]entry, []int32) {
+	bounds := make([]int, 0, len(starts)+2)
+	bounds = append(bounds, 0)
+	for _, r := range starts {
+		bounds = append(bounds, int(r))
+	}
+	bounds = append(bounds, len(es))
+	src, slcp := es, lcp
+	dst, dlcp := make([]entry, len(es)), make([]int32, len(es))
+	for len(bounds) > 2 {
+		runs := len(bounds) - 1
+		next := make([]int, 0, runs/2+2)
+		for k := 0; k < runs; k += 2 {
+			lo, mid := bounds[k], bounds[k+1]
+			next = append(next, lo)
+			if k+1 == runs {
+				copy(dst[lo:mid], src[lo:mid])
+				copy(dlcp[lo:mid], slcp[lo:mid])
+				continue
+			}
+			hi := bounds[k+2]
+			merge2(dst[lo:hi], dlcp[lo:hi], src[lo:mid], slcp[lo:mid], src[mid:hi], slcp[mid:hi])
+		}
+		bounds = append(next, len(es))
+		src, slcp, dst, dlcp = dst, dlcp, src, slcp
+	}
+	if len(slcp) > 0 {
+		slcp[0] = 0
+	}
+	return src, slcp
+}
+
+// merge2 merges the sorted runs a and b into dst (len(a)+len(b) long),
+// with the common prefix of each output entry with the one before in dlcp
+// (the first's 0); alcp and blcp are the runs' own (their first ignored).
+// As derivation.sort's merge: the common prefix of each run's head with
+// the entry output last (ha, hb) decides without a comparison when they
+// differ, and a comparison starts there when they do not.
+func merge2(dst []entry, dlcp []int32, a []entry, alcp []int32, b []entry, blcp []int32) {
+	i, j := 0, 0
+	var ha, hb int32
+	for o := range dst {
+		var takeA bool
+		out := ha
+		switch {
+		case j >= len(b):
+			takeA = true
+		case i >= len(a):
+			out = hb
+		case ha > hb:
+			takeA = true
+		case hb > ha:
+			out = hb
+		default:
+			x, y := a[i].names, b[j].names
+			k := int(ha) + commonPrefix(x[ha:], y[ha:])
+			takeA = k == len(x) || (k < len(y) && x[k] < y[k])
+			if takeA {
+				hb = int32(k)
+			} else {
+				ha = int32(k)
+			}
+		}
+		if takeA {
+			dst[o] = a[i]
+			i++
+			if i < len(a) {
+				ha = alcp[i]
+			}
+		} else {
+			dst[o] = b[j]
+			j++
+			if j < len(b) {
+				hb = blcp[j]
+			}
+		}
+		dlcp[o] = out
+	}
 }
 
 // Transformable reports whether Transform can derive views from this set.
@@ -819,44 +910,52 @@ func (g *group) before(o *group) bool {
 	return g.lo < o.lo
 }
 
-// groupHeap is a binary heap of groups, widest first.
+// groupHeap is a 4-ary heap of groups, widest first: half the levels of
+// a binary heap, and each moved group written once (the one sifted is
+// held aside), for Tree pushes every child of every frame it keeps.
 type groupHeap []group
 
 func (h *groupHeap) push(g group) {
-	*h = append(*h, g)
-	a := *h
+	a := append(*h, g)
 	i := len(a) - 1
 	for i > 0 {
-		p := (i - 1) / 2
-		if !a[i].before(&a[p]) {
+		p := (i - 1) / 4
+		if !g.before(&a[p]) {
 			break
 		}
-		a[i], a[p] = a[p], a[i]
+		a[i] = a[p]
 		i = p
 	}
+	a[i] = g
+	*h = a
 }
 
 func (h *groupHeap) pop() group {
 	a := *h
 	g := a[0]
 	n := len(a) - 1
-	a[0] = a[n]
+	last := a[n]
 	a = a[:n]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
+	if n > 0 {
+		i := 0
+		for {
+			c := 4*i + 1
+			if c >= n {
+				break
+			}
+			best := c
+			for k := c + 1; k < c+4 && k < n; k++ {
+				if a[k].before(&a[best]) {
+					best = k
+				}
+			}
+			if !a[best].before(&last) {
+				break
+			}
+			a[i] = a[best]
+			i = best
 		}
-		c := l
-		if r := l + 1; r < n && a[r].before(&a[l]) {
-			c = r
-		}
-		if !a[c].before(&a[i]) {
-			break
-		}
-		a[i], a[c] = a[c], a[i]
-		i = c
+		a[i] = last
 	}
 	*h = a
 	return g
@@ -887,7 +986,8 @@ func (s *Set) Tree(root string, budget int) *Node {
 	nodes := make([]Node, 1, min(budget, int(cumNew[n])+1))
 	nodes[0] = Node{Name: root, Value: cumV[n], Base: cumB[n]}
 	parentOf := make([]int32, 1, cap(nodes))
-	h := &groupHeap{}
+	heap := make(groupHeap, 0, min(4*budget, n+1))
+	h := &heap
 	pushChildren := func(parent int32, lo, hi, d int) {
 		p := &nodes[parent]
 		i := lo

@@ -190,6 +190,7 @@ func renderRef(t *testing.T, s *refSet) string {
 func TestSetMatchesReference(t *testing.T) {
 	derived, merged := 0, 0
 	named, presorted, tables := 0, 0, 0 // through a name plan; its changed stacks in order; its table from base's
+	runs := 0                           // its changed stacks in sorted runs, merged
 	for seed := uint64(0); seed < 400; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		c := randomCapture(rng, false)
@@ -226,8 +227,12 @@ func TestSetMatchesReference(t *testing.T) {
 			}
 			if ds != base && base.namePlan(ts) != nil {
 				named++
-				if ds.deriv.movedLCP != nil && len(ds.deriv.moved) > 1 {
-					presorted++
+				if len(ds.deriv.moved) > 1 {
+					if len(ds.deriv.movedRuns) == 0 {
+						presorted++
+					} else {
+						runs++
+					}
 				}
 				if ds.fnsFrom != nil {
 					tables++
@@ -261,7 +266,7 @@ func TestSetMatchesReference(t *testing.T) {
 			t.Fatalf("%s: the diff set differs from the reference:\n%s", name, diffLines(got, want))
 		}
 	}
-	t.Logf("%d derived, %d of them sorted by a merge; %d through names, %d with their changed stacks in order, %d with the table derived", derived, merged, named, presorted, tables)
+	t.Logf("%d derived, %d of them sorted by a merge; %d through names, %d with their changed stacks in order, %d in sorted runs, %d with the table derived", derived, merged, named, presorted, runs, tables)
 	if named < 60 || tables < 15 {
 		t.Errorf("%d views through names, %d presorted, %d tables derived: those paths are not tested", named, presorted, tables)
 	}
@@ -318,7 +323,7 @@ func layeredCapture(rng *rand.Rand, lines bool) *capture.Capture {
 // where they do; with the function table derived from the untransformed
 // view's for merges and drops.
 func TestNamePlanMatchesReference(t *testing.T) {
-	named, presorted, tables := 0, 0, 0
+	named, presorted, tables, runs := 0, 0, 0, 0
 	kinds := []capture.TransformKind{capture.TransformMerge, capture.TransformMerge, capture.TransformDrop, capture.TransformFocus}
 	for seed := uint64(0); seed < 600; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 13))
@@ -378,8 +383,12 @@ func TestNamePlanMatchesReference(t *testing.T) {
 			}
 			if half != 1 {
 				named++
-				if ds.deriv.movedLCP != nil && len(ds.deriv.moved) > 1 {
-					presorted++
+				if len(ds.deriv.moved) > 1 {
+					if len(ds.deriv.movedRuns) == 0 {
+						presorted++
+					} else {
+						runs++
+					}
 				}
 				if ds.fnsFrom != nil {
 					tables++
@@ -390,8 +399,8 @@ func TestNamePlanMatchesReference(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d through names, %d with their changed stacks in order, %d with the table derived", named, presorted, tables)
-	if named < 300 || presorted < 60 || tables < 150 {
+	t.Logf("%d through names, %d with their changed stacks in order, %d in sorted runs, %d with the table derived", named, presorted, runs, tables)
+	if named < 300 || presorted < 60 || runs < 15 || tables < 150 {
 		t.Errorf("%d views through names, %d presorted, %d tables derived: those paths are not tested", named, presorted, tables)
 	}
 }
@@ -571,4 +580,63 @@ func TestNamePlanMixedName(t *testing.T) {
 			t.Fatalf("%v: the derived set differs:\n%s", ts, diffLines(got, want))
 		}
 	}
+}
+
+// TestMergeRuns sorts entries that are sorted runs by merging them, as a
+// view derived through merges does with its changed stacks, and checks
+// the order and the common prefixes against a sort of the same entries:
+// runs of random lengths (one entry, empty names, prefixes of each other,
+// equal ones), some starting where the one before is still in order.
+func TestMergeRuns(t *testing.T) {
+	for seed := uint64(0); seed < 500; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 21))
+		n := 1 + rng.IntN(60)
+		es := make([]entry, n)
+		for i := range es {
+			names := make([]int32, rng.IntN(6))
+			for k := range names {
+				names[k] = int32(rng.IntN(3 + int(seed%5)))
+			}
+			es[i] = entry{names: names, v: int64(i)}
+		}
+		// Cut into runs, each sorted, and the common prefix of every entry
+		// with the one before it.
+		var starts []int32
+		for lo := 0; lo < n; {
+			hi := min(n, lo+1+rng.IntN(12))
+			sortEntries(es[lo:hi])
+			if lo > 0 {
+				starts = append(starts, int32(lo))
+			}
+			lo = hi
+		}
+		lcp := make([]int32, n)
+		for i := 1; i < n; i++ {
+			lcp[i] = int32(commonPrefix(es[i-1].names, es[i].names))
+		}
+		want := slices.Clone(es)
+		wantLCP := sortEntries(want)
+		got, gotLCP := mergeRuns(slices.Clone(es), slices.Clone(lcp), starts)
+		for i := range got {
+			if !slices.Equal(got[i].names, want[i].names) || gotLCP[i] != wantLCP[i] {
+				t.Fatalf("seed %d, runs at %v: entry %d is %v (common prefix %d), want %v (%d)\ngot  %v\nwant %v",
+					seed, starts, i, got[i].names, gotLCP[i], want[i].names, wantLCP[i], namesOf(got), namesOf(want))
+			}
+		}
+		vs := 0
+		for _, e := range got {
+			vs += int(e.v)
+		}
+		if vs != n*(n-1)/2 {
+			t.Fatalf("seed %d: entries lost or repeated: %v", seed, namesOf(got))
+		}
+	}
+}
+
+func namesOf(es []entry) [][]int32 {
+	out := make([][]int32, len(es))
+	for i, e := range es {
+		out[i] = e.names
+	}
+	return out
 }

@@ -15,7 +15,9 @@ import (
 // the changed ones come out sorted already when the transforms remove
 // frames at the same depths of the stacks that hold them (as merging a
 // function called from one place does): their sort is then a check of
-// each against the one before, not a radix sort.
+// each against the one before, not a radix sort. Where they do not (a
+// merged function's callees land among its siblings), they are a few
+// sorted runs, merged pairwise (mergeRuns), not sorted anew.
 
 // namePlan is such a transform stack compiled against the set's names.
 type namePlan struct {
@@ -161,7 +163,7 @@ type nameHalf struct {
 	entries []entry // kept and changed, the changed ones in order after the kept
 	moved   []entry // the changed entries, in the untransformed order
 	lcp     []int32 // each moved entry's common prefix with the one before (the first's: 0)
-	sorted  bool    // the moved entries are in order
+	runs    []int32 // where the moved entries are out of order: each starts a sorted run
 	dropped []entry // the entries dropped, for a drop-only plan's table
 	selfTo  []entry // merge only: the moved entries that ended in a merged name
 }
@@ -190,7 +192,6 @@ func (s *Set) transformNames(np *namePlan, p *capture.TransformPlan) *Set {
 	}
 	wg.Wait()
 	d := &derivation{from: s, kept: kept}
-	sorted := true
 	var selfTo, dropped []entry
 	nk, nm := 0, 0
 	for h := range halves {
@@ -207,16 +208,17 @@ func (s *Set) transformNames(np *namePlan, p *capture.TransformPlan) *Set {
 			a, b := d.moved[len(d.moved)-1].names, hf.moved[0].names
 			c := commonPrefix(a, b)
 			hf.lcp[0] = int32(c)
-			sorted = sorted && (c == len(a) || (c < len(b) && a[c] < b[c]))
+			if !(c == len(a) || (c < len(b) && a[c] < b[c])) {
+				d.movedRuns = append(d.movedRuns, int32(len(d.moved)))
+			}
 		}
-		sorted = sorted && hf.sorted
+		for _, r := range hf.runs {
+			d.movedRuns = append(d.movedRuns, int32(len(d.moved))+r)
+		}
 		d.moved = append(d.moved, hf.moved...)
 		d.movedLCP = append(d.movedLCP, hf.lcp...)
 		selfTo = append(selfTo, hf.selfTo...)
 		dropped = append(dropped, hf.dropped...)
-	}
-	if !sorted {
-		d.movedLCP = nil // sorted by the derivation
 	}
 	out.deriv = d
 	if lined(s.src.Frames) && !np.mergeOnly {
@@ -261,7 +263,6 @@ func (s *Set) transformNames(np *namePlan, p *capture.TransformPlan) *Set {
 // transformRun transforms the sorted entries base.es[lo:hi] through np.
 func (s *Set) transformRun(np *namePlan, base *sortedSet, lo, hi int, kept []bool) nameHalf {
 	var hf nameHalf
-	hf.sorted = true
 	hf.entries = make([]entry, 0, hi-lo)
 	hf.moved = make([]entry, 0, hi-lo)
 	var bufs [2][]int32
@@ -300,7 +301,9 @@ func (s *Set) transformRun(np *namePlan, base *sortedSet, lo, hi int, kept []boo
 			lb := min(int(since), same, prevSame)
 			a := hf.moved[len(hf.moved)-1].names
 			c = lb + commonPrefix(a[lb:], me.names[lb:])
-			hf.sorted = hf.sorted && (c == len(a) || (c < len(me.names) && a[c] < me.names[c]))
+			if !(c == len(a) || (c < len(me.names) && a[c] < me.names[c])) {
+				hf.runs = append(hf.runs, int32(len(hf.moved)))
+			}
 		}
 		hf.moved = append(hf.moved, me)
 		hf.lcp = append(hf.lcp, int32(c))

@@ -109,6 +109,8 @@ if ! ROUNDS=$ROUNDS node internal/browser/bench-workspace.mjs "$base" "$id" >"$t
 	cat "$tmp/browser.err" >&2
 	exit 0
 fi
+# BENCH_JSON=FILE keeps the browser's figures, each round's too.
+[[ -n ${BENCH_JSON:-} ]] && cp "$tmp/browser.json" "$BENCH_JSON"
 python3 - "$tmp/browser.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -130,6 +132,8 @@ line("JS heap", "heap_mb", 200, "MB")
 st = w.get("transform_steps")
 if st:
     print("browser transform, steps (median ms from the click): data in %s, laid out %s, drawn %s, table %s" % tuple("n/a" if x is None else f"{x:.0f}" for x in st))
+for name, (sent, first, last) in (w.get("transform_requests") or {}).items():
+    print(f"browser transform, {name + '.json':<15} sent at {sent:.0f} ms, first byte {first:.0f} ms, last {last:.0f} ms (medians from the click)")
 print(f"frames drawn: workspace {w.get('frames_drawn')}, svg {s.get('frames_drawn')}; search: {w.get('search_info')}")
 for e in r["errors"]:
     print("browser error:", e)

@@ -411,7 +411,7 @@ func (s *Server) summaryJSON(w http.ResponseWriter, r *http.Request) {
 		// failed build is not kept); here it would end the process.
 		defer func() { _ = recover() }()
 		if c, err := s.load(id); err == nil && c.CheckRange(vw.q) == nil {
-			s.captureSummary(c, vw)
+			s.captureSummary(c, s.summaryView(c, vw))
 		}
 	}
 	s.analysisRouteWarm(w, r, "summary-json", nil, warm, func(v url.Values, vw view, out io.Writer) error {
@@ -438,11 +438,31 @@ func (s *Server) summaryJSON(w http.ResponseWriter, r *http.Request) {
 		for _, f := range fns[:min(10, len(fns))] {
 			top = append(top, capture.TopFunc{Name: f.Name, Self: f.Self, Share: float64(f.Self) / float64(max(total, 1))})
 		}
-		sum := s.captureSummary(c, vw) // a copy; its maps and slices are shared, read only
+		sum := s.captureSummary(c, s.summaryView(c, vw)) // a copy; its maps and slices are shared, read only
 		sum.Top = top
 		sum.Samples = total // = functions.json's total, whatever the unit
 		return json.NewEncoder(out).Encode(sum)
 	})
+}
+
+// summaryView is the view whose summary is vw's, but for top: vw without
+// its transforms when they keep every event of c and no comm filter reads
+// the transformed frames. The events, processes, threads, rates and the
+// stacks' completeness are then the selection's, and so is the symbol
+// coverage (a merge hides frames, it does not symbolize them): the
+// capture's part is the untransformed view's, most often computed already
+// since the page showed that view before the transform, instead of a pass
+// through the transforms over every stack (25-45 ms on a 1M-sample
+// capture). top, from the view's set, is the transformed view's.
+func (s *Server) summaryView(c *capture.Capture, vw view) view {
+	if len(vw.ts) == 0 || vw.q.Comm != "" {
+		return vw
+	}
+	if !s.views.kept.get(c, viewKey(capture.Query{}, vw.ts, false), func() bool { return c.KeepsEvents(vw.ts) }) {
+		return vw
+	}
+	vw.ts = nil
+	return vw
 }
 
 // captureSummary is the summary of c seen through the view, without top.

@@ -596,7 +596,8 @@ func TestTreeJSONZoom(t *testing.T) {
 // TestTransformedViewsAsFromScratch asks the page's three routes of a
 // transformed view at once (the summary's capture part is worked out
 // beside the view's set) and compares each with the same route of a
-// capture that holds the transformed stacks from the start.
+// capture that holds the transformed stacks from the start, but for the
+// summary's symbol coverage, the untransformed capture's.
 func TestTransformedViewsAsFromScratch(t *testing.T) {
 	e := newEnv(t, nil)
 	id := e.importFolded("app;main;mid;0x7f00+0x10 5\napp;main;mid;work 7\napp;main;other;work 3\napp;mid;leaf 2\napp;main;mid;mid;deep 4\n")
@@ -625,6 +626,17 @@ func TestTransformedViewsAsFromScratch(t *testing.T) {
 		if r == "summary.json" {
 			// The captures differ in what is not their stacks.
 			for _, k := range []string{"duration", "source", "timestamps", "findings"} {
+				delete(w, k)
+				delete(got[i], k)
+			}
+			// A merge keeps every event: the symbol coverage is the
+			// capture's (merged frames are hidden, not symbolized).
+			var u map[string]any
+			e.getJSON("/api/captures/"+id+"/summary.json", &u)
+			for _, k := range []string{"unsymbolized", "unsymbolized_modules"} {
+				if !reflect.DeepEqual(got[i][k], u[k]) {
+					t.Errorf("summary.json?t=merge:mid: %s %v, want the untransformed capture's %v", k, got[i][k], u[k])
+				}
 				delete(w, k)
 				delete(got[i], k)
 			}

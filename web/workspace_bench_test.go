@@ -18,7 +18,8 @@ import (
 // after a transform (tree.json, functions.json and summary.json at once)
 // on the workspace benchmark's capture (SCORCH_BENCH_CAPTURE, made by
 // scripts/bench/workspace), under the service's default memory limit, and
-// logs the times: run with -cpuprofile to see where they go.
+// logs the times, after single merges and after stacked ones: run with
+// -cpuprofile to see where they go.
 func TestWorkspaceTransformTimes(t *testing.T) {
 	path := os.Getenv("SCORCH_BENCH_CAPTURE")
 	if path == "" {
@@ -74,6 +75,13 @@ func TestWorkspaceTransformTimes(t *testing.T) {
 	page("")
 	for _, fn := range []string{"fn_3_1", "fn_4_0", "fn_2_1", "fn_5_0", "fn_3_0"} {
 		page("t=merge:" + fn)
+	}
+	// Merges stacked from the graph's menu, as the benchmark's page does:
+	// each view derived with the whole stack.
+	q := ""
+	for _, fn := range []string{"fn_1_0", "fn_3_2", "fn_2_0", "fn_4_1"} {
+		q += "&t=merge:" + fn
+		page(q[1:])
 	}
 }
 

@@ -3,9 +3,11 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +228,124 @@ func TestWorkspaceBrowser(t *testing.T) {
 	}
 	if got.DarkBackground == "" || got.DarkBackground == "rgb(246, 246, 244)" {
 		t.Errorf("dark mode background %q", got.DarkBackground)
+	}
+}
+
+// wsHost is a whole-host cpu capture: 40 processes of 3 threads over 4 s,
+// each process with 6 stacks 12 to 45 frames deep (user frames above
+// kernel ones), so that its flame graph is taller than a 900 px window
+// leaves below the page's header.
+func wsHost() *capture.Capture {
+	b := capture.NewBuilder(capture.Meta{Type: capture.CPU, Start: time.Unix(1700000000, 0), Duration: 4 * time.Second, Timestamps: true, Source: "bpf",
+		Params: capture.Params{Type: capture.CPU, Hz: 99}})
+	var stacks []uint32
+	var pids []uint32
+	for p := 0; p < 40; p++ {
+		proc := b.Frame(capture.Frame{Name: fmt.Sprintf("proc%02d", p), Kind: capture.KindProcess})
+		for s := 0; s < 6; s++ {
+			ids := []uint32{proc}
+			depth := 12 + (p*7+s*5)%34
+			for d := 0; d < depth; d++ {
+				f := capture.Frame{Name: fmt.Sprintf("p%d_fn%d_%d", p, d, s%(d%3+1)), Module: fmt.Sprintf("/usr/bin/proc%02d", p)}
+				if d >= depth-4 {
+					f = capture.Frame{Name: fmt.Sprintf("kfunc%d", d%7), Kind: capture.KindKernel}
+				}
+				ids = append(ids, b.Frame(f))
+			}
+			stacks = append(stacks, b.Stack(ids))
+			pids = append(pids, uint32(1000+p))
+		}
+	}
+	for i := 0; i < 8000; i++ {
+		k := (i * 7919) % len(stacks)
+		b.Add(capture.Event{Time: int64(i) * int64(4*time.Second) / 8000, Value: 1, Stack: stacks[k], PID: pids[k], TID: pids[k]*10 + uint32(i%3), CPU: uint16(i % 2)})
+	}
+	c := b.Capture()
+	c.SortEvents()
+	return c
+}
+
+// TestWorkspaceRootInView opens capture pages as a user does, at 1280x900
+// and 1920x1080: a small capture, a whole-host one (a graph taller than
+// the window), in flame and icicle layout, and an import without
+// timestamps (no heatmap). Once the page has drawn everything above the
+// graph, the graph's root bar is wholly on screen: inside the window and
+// inside the part of the graph's box that shows. Screenshots are kept in
+// internal/browser/artifacts/TestWorkspaceRootInView.
+func TestWorkspaceRootInView(t *testing.T) {
+	browser.Require(t)
+	s, err := New(Config{DataDir: t.TempDir(), Recorder: hmRecorder{}, Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := hmStore(t, s, wsPhased())
+	host := hmStore(t, s, wsHost())
+	noTS := capture.NewBuilder(capture.Meta{Type: capture.CPU, Source: "folded", Duration: time.Second})
+	noTS.Add(capture.Event{Value: 3, Stack: noTS.Stack([]uint32{noTS.Frame(capture.Frame{Name: "app", Kind: capture.KindProcess}), noTS.Frame(capture.Frame{Name: "main"})})})
+	folded := hmStore(t, s, noTS.Capture())
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+
+	artifacts, err := filepath.Abs(filepath.Join(browser.Dir(), "artifacts", t.Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(artifacts)
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	out, err := browser.Run(ctx, filepath.Join(browser.Dir(), "workspace-fit.mjs"), ts.URL, artifacts,
+		"small=/captures/"+small, "host=/captures/"+host, "host-icicle=/captures/"+host+"?layout=icicle", "folded=/captures/"+folded)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var got struct {
+		Errors      []string
+		Screenshots []string
+		Merge       struct {
+			HeatmapKept, TracksKept bool
+			Graph                   []string
+		}
+		Pages []struct {
+			Name, Viewport, Root string
+			Bar, Visible         map[string]float64
+			Inside, Uncovered    bool
+			Depth                int
+			ScrollY              float64
+			Rows                 struct {
+				Before, After int
+				Info          string
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("reading the browser's report: %v\n%s", err, out)
+	}
+	t.Logf("screenshots: %s", strings.Join(got.Screenshots, ", "))
+	if len(got.Errors) > 0 {
+		t.Errorf("browser errors: %q", got.Errors)
+	}
+	if !got.Merge.HeatmapKept || !got.Merge.TracksKept || slices.Contains(got.Merge.Graph, "compute") || !slices.Contains(got.Merge.Graph, "hot") {
+		t.Errorf("merge compute: heatmap kept %v, tracks kept %v (want both: the merge keeps every sample), graph %v (want hot without compute)",
+			got.Merge.HeatmapKept, got.Merge.TracksKept, got.Merge.Graph)
+	}
+	if len(got.Pages) != 8 {
+		t.Fatalf("%d pages looked at, want 8", len(got.Pages))
+	}
+	for _, p := range got.Pages {
+		t.Logf("%s at %s: root %q at %v, on screen of the box %v, page scrolled %v px, graph %d frames deep", p.Name, p.Viewport, p.Root, p.Bar, p.Visible, p.ScrollY, p.Depth)
+		if p.Root != "all" || !p.Inside || !p.Uncovered {
+			t.Errorf("%s at %s: the root bar %q at %v is not wholly on screen (the box shows %v; uncovered %v)", p.Name, p.Viewport, p.Root, p.Bar, p.Visible, p.Uncovered)
+		}
+		if strings.HasPrefix(p.Name, "host") && p.Depth < 40 {
+			t.Errorf("%s: the graph is %d frames deep, want a whole host's 40 or more", p.Name, p.Depth)
+		}
+		// The whole host's table: 80 rows built, the rest (up to 400) as
+		// the table is scrolled down.
+		if strings.HasPrefix(p.Name, "host") && (p.Rows.Before != 80 || p.Rows.After != 400 || !strings.HasPrefix(p.Rows.Info, "400 of ")) {
+			t.Errorf("%s at %s: function table of %d rows, %d after scrolling it down (%q); want 80, then 400", p.Name, p.Viewport, p.Rows.Before, p.Rows.After, p.Rows.Info)
+		}
 	}
 }

@@ -96,6 +96,20 @@ try {
         return m ? m.startTime - window.__t0 : null;
       }));
       (steps[kind] ||= []).push(marks);
+      // And the page's requests of the new state (resource timing): when
+      // each was sent, its first byte and its last came in.
+      const reqs = await page.evaluate(() => {
+        const t0 = window.__t0;
+        const out = {};
+        for (const r of performance.getEntriesByType('resource')) {
+          if (r.startTime < t0) continue;
+          const m = /\/(tree|functions|summary|heatmap|threads|sandwich)\.json/.exec(r.name);
+          if (!m || out[m[1]]) continue;
+          out[m[1]] = [r.startTime - t0, r.responseStart - t0, r.responseEnd - t0];
+        }
+        return out;
+      });
+      (requests[kind] ||= []).push(reqs);
       if (kind === 'click') {
         const s2 = await seqOf(page);
         await page.goBack();
@@ -105,7 +119,7 @@ try {
     }
     return ts;
   };
-  const steps = {};
+  const steps = {}, requests = {};
   out.workspace.zoom_ms = median(await click('click'));
   await page.goto(base + '/captures/' + id);
   await page.waitForFunction(() => document.body.dataset.settled);
@@ -131,6 +145,12 @@ try {
   await page.waitForFunction(() => document.body.dataset.settled);
   out.workspace.transform_ms = median(await click('contextmenu'));
   out.workspace.transform_steps = [0, 1, 2, 3].map((k) => median(steps.contextmenu.map((m) => m[k]).filter((x) => x !== null)));
+  out.workspace.transform_requests = {};
+  for (const name of ['tree', 'functions', 'summary', 'heatmap', 'threads']) {
+    const rs = requests.contextmenu.map((r) => r[name]).filter((x) => x);
+    if (rs.length) out.workspace.transform_requests[name] = [0, 1, 2].map((k) => median(rs.map((r) => r[k])));
+  }
+  out.workspace.transform_rounds = steps.contextmenu.map((m, i) => ({ marks: m, requests: requests.contextmenu[i] }));
   out.workspace.heap_mb = await heap(page);
 
   // The SVG route, as the old page showed it.

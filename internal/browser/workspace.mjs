@@ -66,9 +66,9 @@ try {
     const root = c.scorchFrames().find((f) => f.depth === 0);
     const r = c.getBoundingClientRect();
     const boxR = document.querySelector('#graph-box').getBoundingClientRect();
-    const y = r.top + root.y + root.h / 2;
+    const top = r.top + root.y, bottom = top + root.h; // the whole bar, not only its middle
     const px = c.getContext('2d').getImageData(Math.floor(root.x + 50) * devicePixelRatio, Math.floor(root.y + 3) * devicePixelRatio, 1, 1).data;
-    return { inView: y > 0 && y < innerHeight && y > boxR.top && y < boxR.bottom, width: r.width, box: document.querySelector('#graph-box').clientWidth, painted: px[3] > 0 && !(px[0] === 0 && px[1] === 0 && px[2] === 0) };
+    return { inView: top >= Math.max(0, boxR.top) && bottom <= Math.min(innerHeight, boxR.bottom), width: r.width, box: document.querySelector('#graph-box').clientWidth, painted: px[3] > 0 && !(px[0] === 0 && px[1] === 0 && px[2] === 0) };
   });
   result.rootInView = geo.inView;
   result.canvasPainted = geo.painted;

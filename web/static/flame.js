@@ -74,23 +74,32 @@ export function cpiColor(cycles, instructions) {
 }
 
 // flatten lays a tree out: every frame's start (in value units from the
-// left edge), depth and parent, in pre-order, which keeps each row in
-// left-to-right order.
+// left edge), depth, parent and the end of its subtree (the index after
+// its last descendant), in pre-order, which keeps each row in
+// left-to-right order and a frame's descendants right after it.
 export function flatten(root) {
   const nodes = [];
-  const work = [[root, 0, 0, -1]];
+  const work = [{ n: root, x: 0, d: 0, p: -1, end: 1, fill: undefined, thr: undefined, label: undefined }];
   let maxDepth = 0;
   while (work.length) {
-    const [n, x, d, p] = work.pop();
+    const nd = work.pop();
     const i = nodes.length;
-    nodes.push({ n: n, x: x, d: d, p: p });
-    if (d > maxDepth) maxDepth = d;
-    const kids = n.children || [];
-    let cx = x;
-    const pos = [];
-    for (const c of kids) { pos.push(cx); cx += c.value; }
-    for (let k = kids.length - 1; k >= 0; k--) work.push([kids[k], pos[k], d + 1, i]);
+    nodes.push(nd);
+    if (nd.d > maxDepth) maxDepth = nd.d;
+    const kids = nd.n.children;
+    if (!kids || kids.length === 0) continue;
+    // The children from the left edge (the parent's self is right of
+    // them), pushed last first: popped in order.
+    let cx = nd.x;
+    for (let k = 0; k < kids.length; k++) cx += kids[k].value;
+    for (let k = kids.length - 1; k >= 0; k--) {
+      cx -= kids[k].value;
+      work.push({ n: kids[k], x: cx, d: nd.d + 1, p: i, end: 1, fill: undefined, thr: undefined, label: undefined });
+    }
   }
+  // end holds each subtree's size until here: added up from the leaves.
+  for (let i = nodes.length - 1; i > 0; i--) nodes[nodes[i].p].end += nodes[i].end;
+  for (let i = 0; i < nodes.length; i++) nodes[i].end += i;
   return { nodes: nodes, maxDepth: maxDepth };
 }
 
@@ -124,6 +133,11 @@ export class FlameView {
     this.overlay.className = 'flame-overlay';
     this.overlay.setAttribute('aria-hidden', 'true');
     canvas.insertAdjacentElement('afterend', this.overlay);
+    // The box's width, kept as it changes: read from the layout at each
+    // draw, it made the browser lay the page out anew in the middle of a
+    // redraw (the table below the graph included).
+    this.boxWidth = 0;
+    new ResizeObserver((es) => { this.boxWidth = es[es.length - 1].contentRect.width; }).observe(canvas.parentElement);
     canvas.addEventListener('mousemove', (ev) => this._move(ev));
     canvas.addEventListener('mouseleave', () => { this.hover = -1; if (this.opts.onHover) this.opts.onHover(null, null); this.drawOverlay(); });
     canvas.addEventListener('click', (ev) => { const i = this.at(ev); if (i >= 0 && this.opts.onClick) this.opts.onClick(i, ev); });
@@ -185,7 +199,7 @@ export class FlameView {
   draw() {
     const c = this.canvas;
     const nodes = this.flat.nodes;
-    const width = Math.max(200, Math.floor(c.parentElement.clientWidth || c.clientWidth || 800));
+    const width = Math.max(200, Math.floor(this.boxWidth || c.parentElement.clientWidth || c.clientWidth || 800));
     const z = nodes[this.zoom] || { x: 0, d: 0, n: { value: 1 } };
     const zv = z.n.value || 1;
     const depth = this.flat.maxDepth + 1;
@@ -221,17 +235,20 @@ export class FlameView {
     // frame draws the same picture in less time.
     const batches = new Map(); // fill and dimming -> {fill, dim, r: [x, y, w, ...]}
     const outlines = [], texts = [];
-    for (let i = 0; i < nodes.length; i++) {
+    // A frame that is not drawn (outside the zoomed frame, or too
+    // narrow) has no drawn descendants either: its subtree is skipped.
+    for (let i = 0, next = 1; i < nodes.length; i = next) {
       const nd = nodes[i];
+      next = i + 1;
       let x0, w;
       if (anc.has(i)) {
         x0 = 0; w = width;
       } else {
-        if (nd.d <= z.d || nd.x + nd.n.value <= z.x || nd.x >= zEnd) continue;
+        if (nd.d <= z.d || nd.x + nd.n.value <= z.x || nd.x >= zEnd) { next = nd.end; continue; }
         x0 = (nd.x - z.x) * scale;
         w = nd.n.value * scale;
       }
-      if (w < 0.4) continue;
+      if (w < 0.4) { next = nd.end; continue; }
       const y = this.icicle ? nd.d * ROW : (depth - 1 - nd.d) * ROW;
       (this.rows[nd.d] = this.rows[nd.d] || []).push([x0, x0 + w, i]);
       this.drawn.push([x0, y, w, i]);
@@ -285,8 +302,6 @@ export class FlameView {
       o.style.width = c.style.width;
       o.style.height = c.style.height;
     }
-    o.style.top = c.offsetTop + 'px';
-    o.style.left = c.offsetLeft + 'px';
     const g = o.getContext('2d');
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, o.width, o.height);

@@ -194,13 +194,16 @@
       } catch (e) {
         return { error: 'heatmap: ' + e };
       }
-      if (resp.ok) return { data: await resp.json() };
+      if (resp.ok) {
+        const text = await resp.text();
+        return { data: JSON.parse(text), text: text };
+      }
       let msg = resp.status + '';
       try { msg = (await resp.json()).error || msg; } catch (e) { /* not JSON */ }
       return { error: msg, status: resp.status };
     }
 
-    let loadedKey = null, loadSeq = 0;
+    let loadedKey = null, loadSeq = 0, drawnText = null;
     async function load() {
       status.textContent = 'loading…';
       loadedKey = apiQuery({ rows: state.rows }).toString();
@@ -225,9 +228,14 @@
         if (r.status === 409) setTimeout(load, 2000);
         return;
       }
-      state.data = r.data;
       status.textContent = '';
-      draw();
+      // The same map as the one drawn (a merge leaves it as it was) is
+      // not drawn again.
+      if (r.text !== drawnText) {
+        drawnText = r.text;
+        state.data = r.data;
+        draw();
+      }
       if (state.focus) loadFocus(state.focus.name, true);
     }
 

@@ -104,6 +104,14 @@ export function mountTimeline(root, id, opts) {
       return;
     }
     if (my !== seq) return;
+    status.hidden = true;
+    // The same answers as those drawn (a merge leaves the tracks as they
+    // were): not drawn again, but the function in focus is asked anew
+    // (through the new transforms).
+    if (pr === state.data && th === state.threads) {
+      if (state.focusName) loadFocus(state.focusName);
+      return;
+    }
     state.data = pr;
     state.threads = th;
     state.allProcs = null;
@@ -540,8 +548,10 @@ export function mountTimeline(root, id, opts) {
     // set follows the page's state: the ranges, the pick, the filters;
     // new tracks are asked once after (a promise) settles, when given.
     set(P, after) {
+      const was = JSON.stringify([state.ranges, state.cmp]);
       state.ranges = parseRanges(P);
       state.cmp = parseRanges(P, 'compare_');
+      const moved = JSON.stringify([state.ranges, state.cmp]) !== was;
       const pick = (P.get('pid') || '') + '/' + (P.get('tid') || '');
       const picked = pick !== state.pid + '/' + state.tid;
       state.pid = P.get('pid') || '';
@@ -554,8 +564,10 @@ export function mountTimeline(root, id, opts) {
         lastQ = null;
       }
       if (after) after.then(() => load()); else load();
-      // A new range redraws the selection only; a new pick the tracks.
-      if (state.data) { if (picked) draw(); else drawOver(); }
+      // A new range redraws the selection only; a new pick the tracks;
+      // anything else (a transform, a search) neither: the overlay read
+      // the layout, in the middle of the page's redraw.
+      if (state.data) { if (picked) draw(); else if (moved) drawOver(); }
     },
     focus: loadFocus,
     duration: end,

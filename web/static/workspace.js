@@ -119,6 +119,20 @@ function el(tag, attrs, text) {
 // ---- data -------------------------------------------------------------------
 
 const cache = new Map();
+// parsed reads an answer; an answer the same as one read before is that
+// one's object, not another: the views see that nothing changed (after a
+// merge the tracks' answers are the untransformed ones) and draw nothing.
+const answers = new Map(); // text -> object, the last few small ones
+function parsed(text) {
+  const had = answers.get(text);
+  if (had !== undefined) return had;
+  const body = JSON.parse(text);
+  if (text.length <= 1 << 18) {
+    answers.set(text, body);
+    if (answers.size > 16) answers.delete(answers.keys().next().value);
+  }
+  return body;
+}
 async function api(path, q) {
   const url = path + '?' + q;
   if (!cache.has(url)) {
@@ -132,9 +146,13 @@ async function api(path, q) {
         $('#graph-status').textContent = 'the server is busy: asking again in ' + after + ' s…';
         await new Promise((r) => setTimeout(r, after * 1000));
       }
-      const body = await resp.json().catch(() => ({ error: resp.status + ' ' + resp.statusText }));
-      if (!resp.ok) throw new Error(body.error || resp.status + '');
-      return body;
+      const text = await resp.text().catch(() => '');
+      if (!resp.ok) {
+        let msg = resp.status + ' ' + resp.statusText;
+        try { msg = JSON.parse(text).error || msg; } catch (e) { /* not JSON */ }
+        throw new Error(msg);
+      }
+      return parsed(text);
     })());
     if (cache.size > 64) cache.delete(cache.keys().next().value);
   }
@@ -225,6 +243,7 @@ let heat = null;
 let timeline = null;
 let seq = 0;
 let lastTreeURL = '';
+let fitIcicle = null; // the layout the graph's box was last fitted to
 let current = -1; // index into matches
 let matches = [];
 
@@ -534,15 +553,18 @@ function table(doc) {
   const rows = doc.functions.filter((fn) => !f || fn.name.toLowerCase().includes(f));
   const shown = rows.slice(0, 400);
   const T = doc.total, B = doc.base_total;
-  // The rows on screen are built at once, the others in the next task,
-  // so that a redraw is not held up by rows below the fold.
-  const now = TABLE_FIRST_ROWS;
-  tbody.append(...shown.slice(0, now).map(rowOf));
-  if (shown.length > now) {
-    setTimeout(() => {
-      if (tableKey === key) tbody.append(...shown.slice(now).map(rowOf));
-    }, 0);
-  }
+  // The rows on screen are built at once, the others as the table is
+  // scrolled towards them: built after each redraw, 320 rows below the
+  // fold took more of the browser's time (their layout) than the graph.
+  tbody.append(...shown.slice(0, TABLE_FIRST_ROWS).map(rowOf));
+  moreRows = () => {
+    if (tableKey !== key) return false;
+    const have = tbody.children.length;
+    if (have >= shown.length) return false;
+    tbody.append(...shown.slice(have, have + TABLE_FIRST_ROWS).map(rowOf));
+    return true;
+  };
+  moreRowsIfNear();
   $('#table-info').textContent = (rows.length > shown.length ? shown.length + ' of ' : '') + rows.length + ' functions' +
     (doc.count > doc.functions.length ? ' (the ' + doc.functions.length + ' largest of ' + doc.count + ')' : '');
 
@@ -575,8 +597,21 @@ function table(doc) {
   }
 }
 
-// The rows built with the table: more than its box shows at 1920x1080.
+// The rows built with the table: more than its box shows at 1920x1080;
+// as many more each time the table is scrolled near its last row.
 const TABLE_FIRST_ROWS = 80;
+let moreRows = () => false;
+let moreFrame = 0;
+function moreRowsIfNear() {
+  if (moreFrame) return;
+  const b = $('.table-box');
+  // Read in the next frame, with the layout the frame needs anyway.
+  moreFrame = requestAnimationFrame(() => {
+    moreFrame = 0;
+    if (b.scrollHeight - b.scrollTop - b.clientHeight < 400 && moreRows()) moreRowsIfNear();
+  });
+}
+$('.table-box').addEventListener('scroll', moreRowsIfNear, { passive: true });
 
 // The rows' events, handled by their tbody: a table of 400 rows is built
 // after each transform, without 2,000 listeners.
@@ -751,7 +786,10 @@ async function render() {
   graph.draw();
   performance.mark('ws:drawn');
   if (!document.body.dataset.firstPaint) document.body.dataset.firstPaint = performance.now().toFixed(1); // ms from navigation
-  if (fresh) fit();
+  // Fitted in the next frame, once the table is built too: fit reads the
+  // layout, which here would lay the page out twice per redraw.
+  if (fresh || graph.icicle !== fitIcicle) fitSoon();
+  fitIcicle = graph.icicle;
   legend(tree);
   try {
     fns = await fnsP;
@@ -767,7 +805,10 @@ async function render() {
   performance.mark('ws:table');
   document.body.dataset.ready = String(mySeq);
   await Promise.all([sandwich(mySeq), sumP, d ? null : graft(mySeq, treeURL, tq), chartP]);
-  if (mySeq === seq) document.body.dataset.settled = String(mySeq);
+  if (mySeq === seq) {
+    document.body.dataset.settled = String(mySeq);
+    if (settling) fit(); // and see whether the panels above are drawn
+  }
 }
 
 // graft: zoomed into a frame whose subtree the server pruned, fetch that
@@ -931,16 +972,44 @@ $('#filters').addEventListener('submit', (ev) => {
 });
 $('#layout').addEventListener('change', (ev) => {
   go({ layout: ev.target.value === 'icicle' ? 'icicle' : null });
-  fit();
 });
 
-// fit keeps the graph's box within the window and the root in view on the
-// first paint: at the top of an icicle, at the bottom of a flame graph.
+// fit sizes the graph's box to the window and puts the graph's root in
+// view: at the top of an icicle, at the bottom of a flame graph. The
+// panels above the graph (heatmap, health, tracks) can leave less room
+// below them than the box needs, so until the user scrolls the page
+// themselves the page is scrolled as little as shows the whole box, root
+// included: when a new tree is drawn, when the window is resized, and
+// while the panels above are first drawn (settling). Once they are, a
+// panel that changes size (a hover line that wraps) moves nothing: the
+// page does not scroll under the pointer.
+let pageScrolled = false;
+let settling = true;
+for (const type of ['wheel', 'touchmove']) window.addEventListener(type, () => { pageScrolled = true; }, { passive: true });
+window.addEventListener('keydown', (ev) => {
+  if (['PageDown', 'PageUp', 'Home', 'End', 'ArrowDown', 'ArrowUp', ' '].includes(ev.key) && !(ev.target.closest && ev.target.closest('input, select, textarea, button'))) pageScrolled = true;
+});
+document.addEventListener('mousedown', (ev) => { if (ev.target === document.documentElement) pageScrolled = true; }); // the page's scroll bar
+const MARGIN = 12; // px kept between the box and the window's bottom edge
+let fitFrame = 0;
+function fitSoon() {
+  if (!fitFrame) fitFrame = requestAnimationFrame(() => { fitFrame = 0; fit(); });
+}
 function fit() {
+  if (settling && document.body.dataset.settled && document.querySelector('#health-facts') &&
+    (!$('#no-time').hidden || ($('#hm-svg') && $('#timeline').dataset.drawn))) setTimeout(() => { settling = false; }, 0);
   const gb = $('#graph-box');
-  const top = gb.getBoundingClientRect().top + window.scrollY;
-  gb.style.maxHeight = Math.round(Math.max(240, Math.min(window.innerHeight * 0.8, window.innerHeight - top - 12))) + 'px';
+  if (gb.hidden || !graph.doc) return;
+  const top = gb.getBoundingClientRect().top + window.scrollY; // in the page
+  const content = gb.scrollHeight + (gb.offsetHeight - gb.clientHeight); // the whole graph and the borders
+  const room = Math.min(window.innerHeight * 0.8, window.innerHeight - top - MARGIN);
+  const h = Math.round(Math.max(Math.min(240, content), room));
+  gb.style.maxHeight = h + 'px';
   gb.scrollTop = graph.icicle ? 0 : gb.scrollHeight;
+  if (pageScrolled) return;
+  const bottom = top + Math.min(h, content) + MARGIN;
+  const y = Math.round(Math.max(0, Math.min(bottom - window.innerHeight, top - MARGIN)));
+  if (Math.abs(window.scrollY - y) >= 1) window.scrollTo(0, y);
 }
 $('#reverse').addEventListener('change', (ev) => go({ reverse: ev.target.checked, zoom: null })); // a bottom-up tree has other paths
 $('#view').addEventListener('change', (ev) => go({ view: ev.target.value === 'inuse' ? 'inuse' : 'alloc' }));
@@ -999,12 +1068,21 @@ document.addEventListener('keydown', (ev) => {
   }
 });
 
-// The header settles after the first paint (health, heatmap): keep the
-// graph's root in view while it does.
-new ResizeObserver(() => { if (graph.doc) fit(); }).observe(document.querySelector('.top-grid'));
+// What is above the graph settles after the first paint (the health, the
+// heatmap, the tracks, a legend): keep the graph's root in view while it
+// does, and when the window's size changes.
+const above = new ResizeObserver(() => { if (settling) fit(); });
+for (const e of [$('#capture'), $('.top-grid'), $('#timeline'), ...$('#workspace').children]) {
+  if (e.id === 'graph-box') break;
+  above.observe(e);
+}
+let fitTimer = 0;
+window.addEventListener('resize', () => { clearTimeout(fitTimer); fitTimer = setTimeout(fit, 60); });
 
 let resizeTimer = 0;
 new ResizeObserver(() => {
+  // A new tree changes the box's height: drawn already, at this width.
+  if (graph.doc && graph.width === Math.max(200, Math.floor(graph.boxWidth)) && P.get('chart') !== 'stack') return;
   clearTimeout(resizeTimer);
   resizeTimer = setTimeout(() => {
     if (graph.doc) graph.draw();
