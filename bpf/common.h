@@ -12,6 +12,7 @@
 #define MAX_STACK 127          /* PERF_MAX_STACK_DEPTH */
 #define MAX_COPY 16384         /* largest user stack copy (--unwind dwarf) */
 #define UNWIND_MAX_MAPS 256    /* executable mappings of a process the BPF unwinder knows */
+#define FC_SLOTS 2048          /* the unwinder's frame cache slots per CPU (unwinder.h) */
 #define TASK_COMM_LEN 16
 #define PF_KTHREAD 0x00200000
 /* Up to FILTER_LIST pids or tids that stay the same for the whole capture:
@@ -25,6 +26,7 @@ enum limit {
 	LIMIT_FILTER_LIST = FILTER_LIST,
 	LIMIT_COMM = TASK_COMM_LEN,
 	LIMIT_UNWIND_MAPS = UNWIND_MAX_MAPS,
+	LIMIT_FC_SLOTS = FC_SLOTS,
 };
 
 /* Ring-buffer record kinds. What the shared fields of a stack_event mean

@@ -13,6 +13,21 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type EventFcSlot struct {
+	_      structs.HostLayout
+	Pc     uint64
+	Gen    uint32
+	Map1   uint32
+	Chk    uint32
+	Kind   uint8
+	Cfa    uint8
+	Ra     uint8
+	Fp     uint8
+	CfaOff int32
+	RaOff  int16
+	FpOff  int16
+}
+
 type EventStackEvent struct {
 	_         structs.HostLayout
 	Kind      uint32
@@ -91,6 +106,7 @@ type EventUnwindProc struct {
 	First uint32
 	N     uint32
 	Flags uint32
+	Gen   uint32
 }
 
 type EventUnwindRule struct {
@@ -117,6 +133,7 @@ const (
 	EventMapStats            = "stats"
 	EventMapUcache           = "ucache"
 	EventMapUnwindEntries    = "unwind_entries"
+	EventMapUnwindFcache     = "unwind_fcache"
 	EventMapUnwindMaps       = "unwind_maps"
 	EventMapUnwindPages      = "unwind_pages"
 	EventMapUnwindProcs      = "unwind_procs"
@@ -197,6 +214,7 @@ type EventMapSpecs struct {
 	Stats            *ebpf.MapSpec `ebpf:"stats"`
 	Ucache           *ebpf.MapSpec `ebpf:"ucache"`
 	UnwindEntries    *ebpf.MapSpec `ebpf:"unwind_entries"`
+	UnwindFcache     *ebpf.MapSpec `ebpf:"unwind_fcache"`
 	UnwindMaps       *ebpf.MapSpec `ebpf:"unwind_maps"`
 	UnwindPages      *ebpf.MapSpec `ebpf:"unwind_pages"`
 	UnwindProcs      *ebpf.MapSpec `ebpf:"unwind_procs"`
@@ -249,6 +267,7 @@ type EventMaps struct {
 	Stats            *ebpf.Map `ebpf:"stats"`
 	Ucache           *ebpf.Map `ebpf:"ucache"`
 	UnwindEntries    *ebpf.Map `ebpf:"unwind_entries"`
+	UnwindFcache     *ebpf.Map `ebpf:"unwind_fcache"`
 	UnwindMaps       *ebpf.Map `ebpf:"unwind_maps"`
 	UnwindPages      *ebpf.Map `ebpf:"unwind_pages"`
 	UnwindProcs      *ebpf.Map `ebpf:"unwind_procs"`
@@ -266,6 +285,7 @@ func (m *EventMaps) Close() error {
 		m.Stats,
 		m.Ucache,
 		m.UnwindEntries,
+		m.UnwindFcache,
 		m.UnwindMaps,
 		m.UnwindPages,
 		m.UnwindProcs,

@@ -23,6 +23,21 @@ const (
 	MemAllocFnFN_MMAP    MemAllocFn = 5
 )
 
+type MemFcSlot struct {
+	_      structs.HostLayout
+	Pc     uint64
+	Gen    uint32
+	Map1   uint32
+	Chk    uint32
+	Kind   uint8
+	Cfa    uint8
+	Ra     uint8
+	Fp     uint8
+	CfaOff int32
+	RaOff  int16
+	FpOff  int16
+}
+
 type MemLiveAlloc struct {
 	_    structs.HostLayout
 	Size uint64
@@ -115,6 +130,7 @@ type MemUnwindProc struct {
 	First uint32
 	N     uint32
 	Flags uint32
+	Gen   uint32
 }
 
 type MemUnwindRule struct {
@@ -142,6 +158,7 @@ const (
 	MemMapStats           = "stats"
 	MemMapUcache          = "ucache"
 	MemMapUnwindEntries   = "unwind_entries"
+	MemMapUnwindFcache    = "unwind_fcache"
 	MemMapUnwindMaps      = "unwind_maps"
 	MemMapUnwindPages     = "unwind_pages"
 	MemMapUnwindProcs     = "unwind_procs"
@@ -235,6 +252,7 @@ type MemMapSpecs struct {
 	Stats         *ebpf.MapSpec `ebpf:"stats"`
 	Ucache        *ebpf.MapSpec `ebpf:"ucache"`
 	UnwindEntries *ebpf.MapSpec `ebpf:"unwind_entries"`
+	UnwindFcache  *ebpf.MapSpec `ebpf:"unwind_fcache"`
 	UnwindMaps    *ebpf.MapSpec `ebpf:"unwind_maps"`
 	UnwindPages   *ebpf.MapSpec `ebpf:"unwind_pages"`
 	UnwindProcs   *ebpf.MapSpec `ebpf:"unwind_procs"`
@@ -290,6 +308,7 @@ type MemMaps struct {
 	Stats         *ebpf.Map `ebpf:"stats"`
 	Ucache        *ebpf.Map `ebpf:"ucache"`
 	UnwindEntries *ebpf.Map `ebpf:"unwind_entries"`
+	UnwindFcache  *ebpf.Map `ebpf:"unwind_fcache"`
 	UnwindMaps    *ebpf.Map `ebpf:"unwind_maps"`
 	UnwindPages   *ebpf.Map `ebpf:"unwind_pages"`
 	UnwindProcs   *ebpf.Map `ebpf:"unwind_procs"`
@@ -308,6 +327,7 @@ func (m *MemMaps) Close() error {
 		m.Stats,
 		m.Ucache,
 		m.UnwindEntries,
+		m.UnwindFcache,
 		m.UnwindMaps,
 		m.UnwindPages,
 		m.UnwindProcs,

@@ -27,6 +27,21 @@ type OffcpuArrival struct {
 	Pad      uint32
 }
 
+type OffcpuFcSlot struct {
+	_      structs.HostLayout
+	Pc     uint64
+	Gen    uint32
+	Map1   uint32
+	Chk    uint32
+	Kind   uint8
+	Cfa    uint8
+	Ra     uint8
+	Fp     uint8
+	CfaOff int32
+	RaOff  int16
+	FpOff  int16
+}
+
 type OffcpuKcSet struct {
 	_    structs.HostLayout
 	Next uint32
@@ -141,6 +156,7 @@ type OffcpuUnwindProc struct {
 	First uint32
 	N     uint32
 	Flags uint32
+	Gen   uint32
 }
 
 type OffcpuUnwindRule struct {
@@ -168,6 +184,7 @@ const (
 	OffcpuMapStats            = "stats"
 	OffcpuMapUcache           = "ucache"
 	OffcpuMapUnwindEntries    = "unwind_entries"
+	OffcpuMapUnwindFcache     = "unwind_fcache"
 	OffcpuMapUnwindMaps       = "unwind_maps"
 	OffcpuMapUnwindPages      = "unwind_pages"
 	OffcpuMapUnwindProcs      = "unwind_procs"
@@ -259,6 +276,7 @@ type OffcpuMapSpecs struct {
 	Stats         *ebpf.MapSpec `ebpf:"stats"`
 	Ucache        *ebpf.MapSpec `ebpf:"ucache"`
 	UnwindEntries *ebpf.MapSpec `ebpf:"unwind_entries"`
+	UnwindFcache  *ebpf.MapSpec `ebpf:"unwind_fcache"`
 	UnwindMaps    *ebpf.MapSpec `ebpf:"unwind_maps"`
 	UnwindPages   *ebpf.MapSpec `ebpf:"unwind_pages"`
 	UnwindProcs   *ebpf.MapSpec `ebpf:"unwind_procs"`
@@ -322,6 +340,7 @@ type OffcpuMaps struct {
 	Stats         *ebpf.Map `ebpf:"stats"`
 	Ucache        *ebpf.Map `ebpf:"ucache"`
 	UnwindEntries *ebpf.Map `ebpf:"unwind_entries"`
+	UnwindFcache  *ebpf.Map `ebpf:"unwind_fcache"`
 	UnwindMaps    *ebpf.Map `ebpf:"unwind_maps"`
 	UnwindPages   *ebpf.Map `ebpf:"unwind_pages"`
 	UnwindProcs   *ebpf.Map `ebpf:"unwind_procs"`
@@ -340,6 +359,7 @@ func (m *OffcpuMaps) Close() error {
 		m.Stats,
 		m.Ucache,
 		m.UnwindEntries,
+		m.UnwindFcache,
 		m.UnwindMaps,
 		m.UnwindPages,
 		m.UnwindProcs,

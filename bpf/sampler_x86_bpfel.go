@@ -34,6 +34,21 @@ type SamplerExecEvent struct {
 	Comm [16]uint8
 }
 
+type SamplerFcSlot struct {
+	_      structs.HostLayout
+	Pc     uint64
+	Gen    uint32
+	Map1   uint32
+	Chk    uint32
+	Kind   uint8
+	Cfa    uint8
+	Ra     uint8
+	Fp     uint8
+	CfaOff int32
+	RaOff  int16
+	FpOff  int16
+}
+
 type SamplerLimit uint32
 
 const (
@@ -41,6 +56,7 @@ const (
 	SamplerLimitLIMIT_FILTER_LIST SamplerLimit = 8
 	SamplerLimitLIMIT_COMM        SamplerLimit = 16
 	SamplerLimitLIMIT_UNWIND_MAPS SamplerLimit = 256
+	SamplerLimitLIMIT_FC_SLOTS    SamplerLimit = 2048
 )
 
 type SamplerRecordKind uint32
@@ -172,6 +188,7 @@ type SamplerUnwindProc struct {
 	First uint32
 	N     uint32
 	Flags uint32
+	Gen   uint32
 }
 
 type SamplerUnwindRule struct {
@@ -196,6 +213,7 @@ const (
 	SamplerMapStats               = "stats"
 	SamplerMapUcache              = "ucache"
 	SamplerMapUnwindEntries       = "unwind_entries"
+	SamplerMapUnwindFcache        = "unwind_fcache"
 	SamplerMapUnwindMaps          = "unwind_maps"
 	SamplerMapUnwindPages         = "unwind_pages"
 	SamplerMapUnwindProcs         = "unwind_procs"
@@ -287,6 +305,7 @@ type SamplerMapSpecs struct {
 	Stats         *ebpf.MapSpec `ebpf:"stats"`
 	Ucache        *ebpf.MapSpec `ebpf:"ucache"`
 	UnwindEntries *ebpf.MapSpec `ebpf:"unwind_entries"`
+	UnwindFcache  *ebpf.MapSpec `ebpf:"unwind_fcache"`
 	UnwindMaps    *ebpf.MapSpec `ebpf:"unwind_maps"`
 	UnwindPages   *ebpf.MapSpec `ebpf:"unwind_pages"`
 	UnwindProcs   *ebpf.MapSpec `ebpf:"unwind_procs"`
@@ -350,6 +369,7 @@ type SamplerMaps struct {
 	Stats         *ebpf.Map `ebpf:"stats"`
 	Ucache        *ebpf.Map `ebpf:"ucache"`
 	UnwindEntries *ebpf.Map `ebpf:"unwind_entries"`
+	UnwindFcache  *ebpf.Map `ebpf:"unwind_fcache"`
 	UnwindMaps    *ebpf.Map `ebpf:"unwind_maps"`
 	UnwindPages   *ebpf.Map `ebpf:"unwind_pages"`
 	UnwindProcs   *ebpf.Map `ebpf:"unwind_procs"`
@@ -365,6 +385,7 @@ func (m *SamplerMaps) Close() error {
 		m.Stats,
 		m.Ucache,
 		m.UnwindEntries,
+		m.UnwindFcache,
 		m.UnwindMaps,
 		m.UnwindPages,
 		m.UnwindProcs,

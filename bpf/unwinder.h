@@ -81,6 +81,10 @@ struct unwind_proc {
 	__u32 first;
 	__u32 n;
 	__u32 flags;
+	/* gen: which write of the entry this is (user space numbers them,
+	 * never 0 for a loaded one): the frame cache's results of a process
+	 * hold only under the mappings they were found with. */
+	__u32 gen;
 };
 #define UNWIND_PROC_PENDING 1
 #define UNWIND_PROC_NO_TABLES 2
@@ -142,6 +146,48 @@ struct {
 	__type(value, struct unwind_proc);
 } unwind_procs SEC(".maps");
 
+/* The frame cache: per CPU, the last results of the per-frame lookups
+ * (the pc's mapping and rule), by the process entry's gen, the pc and
+ * whether it is exact. A lookup reads a mapping, a page slot, two or three
+ * entries and a rule, each a likely cache and TLB miss in megabytes of
+ * tables (a cold frame cost ~100 ns more than the same frame walked
+ * again); the mix's frames recur from sample to sample (a loop's callers),
+ * so most are one read of a 32-byte slot. Direct-mapped, FC_SLOTS (common.h)
+ * slots a CPU, CPU c's at [c * FC_SLOTS, (c + 1) * FC_SLOTS) of an array (not a
+ * per-CPU one: its slots stay in one cache line each) that user space
+ * sizes to the possible CPUs. A program that interrupts another on its CPU
+ * (a wakeup in an interrupt) may write a slot the other is writing or
+ * reading: chk, a hash of the slot's other fields, written last and
+ * checked on a copy, tells a torn slot (a miss). */
+#define FC_EXACT 1 /* the pc was looked up as is (not a return address) */
+#define FC_RULE 2  /* the rule is the pc's (else: no CFI there, frame pointers) */
+struct fc_slot {
+	__u64 pc;
+	__u32 gen;
+	__u32 map1; /* key in unwind_maps + 1; 0: no known mapping holds pc */
+	__u32 chk;
+	__u8 kind;  /* FC_EXACT | FC_RULE */
+	__u8 cfa, ra, fp; /* struct unwind_rule's, ra_off and fp_off narrowed */
+	__s32 cfa_off;
+	__s16 ra_off, fp_off;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fc_slot);
+} unwind_fcache SEC(".maps");
+
+static __always_inline __u32 fc_sum(struct fc_slot *s)
+{
+	__u64 *w = (__u64 *)s;
+	__u64 h = (w[0] ^ w[1]) * 0x9e3779b97f4a7c15ULL;
+	h = (h ^ (w[2] >> 32)) * 0xff51afd7ed558ccdULL;
+	h = (h ^ w[3]) * 0xc4ceb9fe1a85ec53ULL;
+	return (__u32)(h >> 32) | 1; /* never 0: a zeroed slot is empty */
+}
+
 /* unwind_enabled: walk the user stacks of processes that have tables
  * (--unwind auto, when the kernel accepts the walker). */
 const volatile bool unwind_enabled = false;
@@ -158,6 +204,7 @@ struct frame_regs {
 	__u8 first;         /* pc is the sampled one (arm64's link register holds its caller) */
 	__u8 bump_prev;     /* a signal frame: record the previous pc one byte on */
 	__u32 last_map;     /* key of the previous frame's mapping + 1; 0: none */
+	__u32 fc_base;      /* this CPU's first slot in unwind_fcache */
 };
 
 /* The state of one walk, on the caller's stack (bpf_loop's context). */
@@ -314,36 +361,80 @@ __attribute__((noinline)) int unwind_frame(struct frame_regs *w, struct stack_wi
 	if (!w || !win)
 		return 1;
 	struct unwind_rule fprec = {.cfa = CFA_FP, .cfa_off = 16, .ra = RA_AT_CFA, .ra_off = -8, .fp = FP_AT_CFA, .fp_off = -16};
+	struct unwind_rule rule = {};
 	struct unwind_rule *r = NULL;
 	__u64 pc = w->pc, sp = w->sp;
+	__u32 exact = w->exact ? FC_EXACT : 0;
 	w->bump_prev = 0;
-	/* Callers are often in the file of their callee: try its mapping
-	 * before searching. */
-	struct unwind_mapping *m = NULL;
-	__u32 mk = w->last_map - 1;
-	if (w->last_map) {
-		m = bpf_map_lookup_elem(&unwind_maps, &mk);
-		if (m && (pc < m->start || pc >= m->end))
-			m = NULL;
-	}
-	if (!m) {
-		mk = unwind_find_mapping(&w->proc, pc);
-		m = (int)mk < 0 ? NULL : bpf_map_lookup_elem(&unwind_maps, &mk);
-	}
-	w->last_map = m ? mk + 1 : 0;
-	if (m) {
-		if (m->entry_count) {
-			__u64 off = pc - m->bias;
-			if (!w->exact)
-				off--; /* a return address may be past the end of its function */
-			if (off < (1ULL << 32)) {
-				__u32 rk = unwind_find_rule(m, off);
-				if ((int)rk >= 0)
-					r = bpf_map_lookup_elem(&unwind_rules, &rk);
-			}
+	__u64 h = (pc ^ ((__u64)w->proc.gen << 40) ^ exact) * 0x9e3779b97f4a7c15ULL;
+	__u32 fk = w->fc_base + (__u32)(h >> 53) % FC_SLOTS;
+	struct fc_slot *fs = bpf_map_lookup_elem(&unwind_fcache, &fk);
+	struct fc_slot c = {};
+	if (fs)
+		c = *fs; /* checked as read, not as it may change meanwhile */
+	if (fs && c.pc == pc && c.gen == w->proc.gen && (c.kind & FC_EXACT) == exact && c.chk == fc_sum(&c)) {
+		w->last_map = c.map1;
+		if (!c.map1)
+			w->flags |= EVENT_UNMAPPED_PC;
+		if (c.kind & FC_RULE) {
+			rule.cfa = c.cfa;
+			rule.ra = c.ra;
+			rule.fp = c.fp;
+			rule.cfa_off = c.cfa_off;
+			rule.ra_off = c.ra_off;
+			rule.fp_off = c.fp_off;
+			r = &rule;
 		}
 	} else {
-		w->flags |= EVENT_UNMAPPED_PC;
+		/* Callers are often in the file of their callee: try its
+		 * mapping before searching. */
+		struct unwind_mapping *m = NULL;
+		__u32 mk = w->last_map - 1;
+		if (w->last_map) {
+			m = bpf_map_lookup_elem(&unwind_maps, &mk);
+			if (m && (pc < m->start || pc >= m->end))
+				m = NULL;
+		}
+		if (!m) {
+			mk = unwind_find_mapping(&w->proc, pc);
+			m = (int)mk < 0 ? NULL : bpf_map_lookup_elem(&unwind_maps, &mk);
+		}
+		w->last_map = m ? mk + 1 : 0;
+		if (m) {
+			if (m->entry_count) {
+				__u64 off = pc - m->bias;
+				if (!exact)
+					off--; /* a return address may be past the end of its function */
+				if (off < (1ULL << 32)) {
+					__u32 rk = unwind_find_rule(m, off);
+					if ((int)rk >= 0)
+						r = bpf_map_lookup_elem(&unwind_rules, &rk);
+				}
+			}
+		} else {
+			w->flags |= EVENT_UNMAPPED_PC;
+		}
+		/* Kept unless a rule's offsets do not fit the slot. */
+		if (fs && (!r || (r->ra_off == (__s16)r->ra_off && r->fp_off == (__s16)r->fp_off))) {
+			c.pc = pc;
+			c.gen = w->proc.gen;
+			c.map1 = w->last_map;
+			c.kind = exact;
+			if (r) {
+				c.kind |= FC_RULE;
+				c.cfa = r->cfa;
+				c.ra = r->ra;
+				c.fp = r->fp;
+				c.cfa_off = r->cfa_off;
+				c.ra_off = r->ra_off;
+				c.fp_off = r->fp_off;
+			} else {
+				c.cfa = c.ra = c.fp = 0;
+				c.cfa_off = c.ra_off = c.fp_off = 0;
+			}
+			c.chk = fc_sum(&c);
+			*fs = c;
+		}
 	}
 	if (!r) {
 		/* No CFI: a frame record {caller fp, return address} at fp. */
@@ -483,6 +574,7 @@ static __always_inline void walk_user_stack(struct stack_event *e, struct unwind
 		.r = {
 			.pc = e->ip, .sp = e->sp, .fp = e->bp, .lr = STRIP_RA(e->lr),
 			.proc = *p, .fp_ok = 1, .exact = 1, .first = 1,
+			.fc_base = bpf_get_smp_processor_id() * FC_SLOTS,
 		},
 		.e = e,
 	};

@@ -108,6 +108,7 @@ type UnwindTables struct {
 	refused   error  // the kernel refused the walker: nothing is loaded
 	active    int    // captures using the tables now
 	loading   uint32 // the process load is writing (not to be evicted for itself)
+	gen       uint32 // the last process entry's gen (bpf/unwinder.h's frame cache)
 	// sampledOnly: a process's tables are loaded once one of its samples
 	// waits for them, not when it is first seen (an exec): on a busy host
 	// most processes are never sampled at an agent's low rate.
@@ -314,6 +315,13 @@ func (t *UnwindTables) replace(spec *ebpf.CollectionSpec) map[string]*ebpf.Map {
 	for name, n := range t.sizes() {
 		if ms := spec.Maps[name]; ms != nil {
 			ms.MaxEntries = n
+		}
+	}
+	// The walker's frame cache, the object's own: FC_SLOTS slots per
+	// possible CPU (a CPU past the array caches nothing).
+	if ms := spec.Maps["unwind_fcache"]; ms != nil {
+		if n, err := ebpf.PossibleCPU(); err == nil && n > 0 {
+			ms.MaxEntries = uint32(min(n, 4096)) * uint32(bpf.SamplerLimitLIMIT_FC_SLOTS)
 		}
 	}
 	return map[string]*ebpf.Map{
@@ -760,7 +768,12 @@ func (t *UnwindTables) load(pid uint32, snap *symbolizer.Process) error {
 			return fmt.Errorf("writing process %d's mappings: %w", pid, err)
 		}
 	}
-	if err := t.procMap.Put(pid, bpf.SamplerUnwindProc{First: first, N: n}); err != nil {
+	// A new gen for every entry written: the walker's frame cache keeps
+	// results by it, valid only with the mappings they were found in.
+	if t.gen++; t.gen == 0 {
+		t.gen = 1
+	}
+	if err := t.procMap.Put(pid, bpf.SamplerUnwindProc{First: first, N: n, Gen: t.gen}); err != nil {
 		unref(files)
 		t.mapAlloc.free(first, n)
 		t.counters.AddReason(capture.UnwindTableRefusals, refuseProcsFull, 1)

@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
+	"github.com/scorch-dev/scorch/internal/testutil"
 	"github.com/scorch-dev/scorch/symbolizer"
 	"github.com/scorch-dev/scorch/unwind"
 )
@@ -181,6 +184,47 @@ func TestUnwindTablesStopLoading(t *testing.T) {
 	}
 	if n := tb.counters[capture.CounterKey{Counter: capture.UnwindTableRefusals, Reason: refuseQueueFull}]; n != 0 {
 		t.Errorf("after stopLoading: %d loads refused as %q, want none counted", n, refuseQueueFull)
+	}
+}
+
+// Every process entry the tables write has a gen of its own, never 0 (the
+// BPF walker's frame cache keeps a frame's results by it: a reload's
+// mappings must not meet an earlier entry's), and an object's frame cache
+// is sized to the possible CPUs.
+func TestUnwindTablesGen(t *testing.T) {
+	testutil.RequireRoot(t)
+	tb, err := NewUnwindTables(UnwindTableOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tb.Close()
+	snap := selfSnapshot(t)
+	pid := uint32(os.Getpid())
+	seen := map[uint32]bool{}
+	for i := range 3 {
+		if err := tb.load(pid, snap); err != nil {
+			t.Fatal(err)
+		}
+		var v bpf.SamplerUnwindProc
+		if err := tb.procMap.Lookup(pid, &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.Gen == 0 || seen[v.Gen] {
+			t.Fatalf("load %d: gen %d, earlier ones %v", i, v.Gen, seen)
+		}
+		seen[v.Gen] = true
+	}
+	spec, err := bpf.LoadSampler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.replace(spec)
+	n, err := ebpf.PossibleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := spec.Maps["unwind_fcache"].MaxEntries, uint32(n)*uint32(bpf.SamplerLimitLIMIT_FC_SLOTS); got != want {
+		t.Errorf("frame cache of %d slots, want %d (%d CPUs)", got, want, n)
 	}
 }
 
