@@ -3,11 +3,13 @@ package unwind
 import (
 	"bytes"
 	"debug/elf"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
 	"testing"
+	"weak"
 )
 
 // cfiFiles are ELF files with CFI: the fixtures (x86-64 and arm64, C and
@@ -191,5 +193,43 @@ func TestEntryList(t *testing.T) {
 				t.Fatalf("n=%d: entry %d %+v, want %+v", n, i, got[i], want[i])
 			}
 		}
+	}
+}
+
+// TestUnwinderKeepsOnlyTheStore: the unwinder's tables are the store's,
+// so a table the store let go for one the BPF unwinder's loader built is
+// not held beside it (the unwinder's own cache of tables held up to the
+// store's bound again).
+func TestUnwinderKeepsOnlyTheStore(t *testing.T) {
+	files := cfiFiles(t)[:2]
+	opener := func(p string) func() (io.ReaderAt, io.Closer, error) {
+		return func() (io.ReaderAt, io.Closer, error) {
+			f, err := os.Open(p)
+			return f, f, err
+		}
+	}
+	u := New(Options{CacheBytes: 1}) // one table at a time
+	first := u.tables.get("a", opener(files[0]))
+	if first == nil || first.ct == nil {
+		t.Fatalf("no table of %s", files[0])
+	}
+	if again := u.tables.get("a", nil); again != first {
+		t.Fatal("a table in the store is not found without an opener")
+	}
+	gone := weak.Make(first.ct)
+	first = nil
+	// The BPF unwinder's loader builds through the store.
+	if _, err := u.Store().Get("b", opener(files[1])); err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	if gone.Value() != nil {
+		t.Fatal("the table the store evicted is still reachable")
+	}
+	if u.tables.get("a", nil) != nil {
+		t.Fatal("an evicted table is returned without an opener")
+	}
+	if st := u.Store().Stats(); st.Entries != 1 || st.Evictions != 1 {
+		t.Fatalf("store %+v, want 1 entry and 1 eviction", st)
 	}
 }

@@ -758,23 +758,41 @@ func runCFI(a Arch, cie *cieRec, begin uint64, instr []byte, sink *emitter) {
 
 // CompactStore keeps the compact tables built so far, one per file key
 // (build ID, or dev/inode/size/mtime), so that every process mapping a
-// file shares its table; it is bounded by the tables' bytes.
+// file shares its table; it is bounded by the tables' bytes. It is the
+// only place the user-space unwinder keeps tables: its own cache of them
+// beside the store held up to as much again, tables the store had let go.
 type CompactStore struct {
-	c *cache.Cache[string, *CompactTable]
+	c *cache.Cache[string, *storedTable]
+}
+
+// storedTable is a table with the unwinder's view of it.
+type storedTable struct {
+	ct *CompactTable
+	wt table
 }
 
 // NewCompactStore returns a store keeping at most maxBytes of tables.
 func NewCompactStore(maxBytes int64) *CompactStore {
-	return &CompactStore{c: cache.New[string](cache.Options[*CompactTable]{
+	return &CompactStore{c: cache.New[string](cache.Options[*storedTable]{
 		MaxCost:    maxBytes,
-		Cost:       func(t *CompactTable) int64 { return int64(max(t.Bytes(), 1)) },
+		Cost:       func(t *storedTable) int64 { return int64(max(t.ct.Bytes(), 1)) },
 		KeepErrors: true,
 	})}
 }
 
-// Get returns the table of a file, building it on first use.
-func (s *CompactStore) Get(key string, open func() (io.ReaderAt, io.Closer, error)) (*CompactTable, error) {
-	t, _, err := s.c.Get(key, func() (*CompactTable, error) {
+func (s *CompactStore) get(key string, build func() (*CompactTable, error)) (*storedTable, bool, error) {
+	return s.c.Get(key, func() (*storedTable, error) {
+		ct, err := build()
+		if err != nil {
+			return nil, err
+		}
+		return &storedTable{ct: ct, wt: table{arch: ct.Arch, ct: ct}}, nil
+	})
+}
+
+// opened builds the table of the file open opens.
+func opened(open func() (io.ReaderAt, io.Closer, error)) func() (*CompactTable, error) {
+	return func() (*CompactTable, error) {
 		ra, closer, err := open()
 		if err != nil {
 			return nil, fmt.Errorf("opening file for CFI: %w", err)
@@ -783,15 +801,22 @@ func (s *CompactStore) Get(key string, open func() (io.ReaderAt, io.Closer, erro
 			defer closer.Close()
 		}
 		return BuildCompact(ra)
-	})
-	return t, err
+	}
+}
+
+// Get returns the table of a file, building it on first use.
+func (s *CompactStore) Get(key string, open func() (io.ReaderAt, io.Closer, error)) (*CompactTable, error) {
+	return s.GetOr(key, opened(open))
 }
 
 // GetOr returns the table of key, made by build on first use (read from an
 // on-disk cache, or built).
 func (s *CompactStore) GetOr(key string, build func() (*CompactTable, error)) (*CompactTable, error) {
-	t, _, err := s.c.Get(key, build)
-	return t, err
+	t, _, err := s.get(key, build)
+	if err != nil {
+		return nil, err
+	}
+	return t.ct, nil
 }
 
 // Stats are the store's counters (entries, bytes, evictions).
