@@ -78,6 +78,16 @@ func (m *File) Unmap() {
 	m.data = nil
 }
 
+// DropResident takes the pages read so far out of the process's resident
+// set (they stay in the page cache, and a later read faults them in
+// again): after a pass over a whole section, such as a symbol table's
+// load, only the pages later lookups touch are resident.
+func (m *File) DropResident() {
+	if m != nil && m.data != nil {
+		_ = unix.Madvise(m.data, unix.MADV_DONTNEED)
+	}
+}
+
 // ReadAhead lets the kernel read ahead of the pages faulted in, for a
 // pass that reads sections in order (a mapping is random access
 // otherwise: a page read from disk per fault).
