@@ -286,6 +286,11 @@ func (s *Symbolizer) readDWARF(f *elf.File, r any, loc debugLocator) *moduleDWAR
 		s.log.Debug("dwarf", "module", loc.label, "err", err)
 		return nil
 	}
+	// Indexing read the units' headers and line programs through: only the
+	// pages of the units read later stay resident (libc's cached DWARF was
+	// 8.3 of its 8.5 MiB resident for the capture's life).
+	defer ds.cached.DropResident()
+	defer mf.DropResident()
 	if len(md.units) == 0 || !md.split() {
 		return md
 	}
