@@ -122,3 +122,39 @@ func TestModuleNamesMapped(t *testing.T) {
 		})
 	}
 }
+
+// TestModuleRefShared: what the unwinders need of a file is made once for
+// every process (and snapshot) mapping it, not per mapping.
+func TestModuleRefShared(t *testing.T) {
+	s := New(Options{DebuginfodURLs: []string{}})
+	defer s.Close()
+	var refs []*moduleRef
+	for range 2 {
+		p, err := s.Snapshot(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		exe, _ := os.Executable()
+		n := 0
+		for _, m := range p.mappings() {
+			if m.path != exe || m.file == nil {
+				continue
+			}
+			mm := m
+			refs = append(refs, p.ref(&mm))
+			n++
+		}
+		if n < 1 {
+			t.Fatalf("no mapping of %s", exe)
+		}
+	}
+	for i, r := range refs {
+		if r != refs[0] || r.failed || len(r.loads) == 0 {
+			t.Fatalf("ref %d: %p %+v, want the one shared %p", i, r, r, refs[0])
+		}
+	}
+	if key, _, open, ok := (*Process)(nil).ModuleFor(0); ok || key != "" || open != nil {
+		t.Fatal("a nil snapshot has a module")
+	}
+}
