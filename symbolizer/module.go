@@ -197,6 +197,9 @@ func (s *Symbolizer) loadModule(r io.ReaderAt, loc debugLocator) *module {
 		m.err = errors.New("no symbols")
 	}
 	m.table = newSymTable(syms, exact, srcs...)
+	if m.table.srcs != nil {
+		m.table.owners = m.mappings
+	}
 	// The load read every symbol and name: only the pages lookups read
 	// again stay resident.
 	for _, mm := range m.mappings {

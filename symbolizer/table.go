@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 	"slices"
 	"unsafe"
+
+	"github.com/scorch-dev/scorch/internal/mapped"
 )
 
 // symbol is the transient form used while building a table.
@@ -59,6 +61,8 @@ type symTable struct {
 	names []uint32
 	blob  []byte
 	srcs  [][]byte
+	// owners are the mappings srcs are in, kept as long as the table.
+	owners []*mapped.File
 	// exact means a symbol of unknown size covers the gap up to the next
 	// symbol; tables from .dynsym only are not exact (internal functions are
 	// missing), so an address past a sized symbol is unnamed.
