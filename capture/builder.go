@@ -8,8 +8,14 @@ import (
 
 // Builder assembles a Capture, interning frames and stacks.
 type Builder struct {
-	c      *Capture
-	frames map[Frame]uint32
+	c *Capture
+	// frames maps a frame's hash to the first frame with it, as stacks
+	// do; the rare frame whose hash an earlier different one has is kept
+	// in moreFrames. Keyed by the frames themselves (112 bytes each) the
+	// map held a second copy of every frame beside c.Frames: at 999 Hz on
+	// a whole host, 13 MB of a capture's builder in serve's heap.
+	frames     map[uint64]uint32
+	moreFrames map[Frame]uint32
 	// stacks maps a stack's hash to the first stack with it; the rare
 	// stack whose hash an earlier different one has is kept in more. A
 	// map keyed by the frames themselves held a second copy of every
@@ -29,6 +35,7 @@ var (
 	stackHash = func(frames []uint32) uint64 {
 		return maphash.Bytes(stackSeed, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(frames))), len(frames)*4))
 	}
+	frameHash = func(f Frame) uint64 { return maphash.Comparable(stackSeed, f) }
 )
 
 // slabFrames is the frames a slab holds: big enough that a slab's header
@@ -46,7 +53,7 @@ func NewBuilder(meta Meta) *Builder {
 	}
 	return &Builder{
 		c:      &Capture{Meta: meta},
-		frames: make(map[Frame]uint32),
+		frames: make(map[uint64]uint32),
 		stacks: make(map[uint64]uint32),
 	}
 }
@@ -56,12 +63,26 @@ func (b *Builder) Meta() *Meta { return &b.c.Meta }
 
 // Frame interns a frame and returns its index.
 func (b *Builder) Frame(f Frame) uint32 {
-	if id, ok := b.frames[f]; ok {
+	h := frameHash(f)
+	id, ok := b.frames[h]
+	if !ok {
+		id = uint32(len(b.c.Frames))
+		b.c.Frames = append(b.c.Frames, f)
+		b.frames[h] = id
 		return id
 	}
-	id := uint32(len(b.c.Frames))
+	if b.c.Frames[id] == f {
+		return id
+	}
+	if id, ok := b.moreFrames[f]; ok {
+		return id
+	}
+	if b.moreFrames == nil {
+		b.moreFrames = make(map[Frame]uint32)
+	}
+	id = uint32(len(b.c.Frames))
 	b.c.Frames = append(b.c.Frames, f)
-	b.frames[f] = id
+	b.moreFrames[f] = id
 	return id
 }
 

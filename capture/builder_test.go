@@ -69,3 +69,52 @@ func TestBuilderStacksInterned(t *testing.T) {
 		})
 	}
 }
+
+// TestBuilderFramesInterned: equal frames get one index, frames differing
+// in any field different ones, in the order first interned; also when
+// every frame's hash collides.
+func TestBuilderFramesInterned(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hash func(Frame) uint64
+	}{
+		{"maphash", frameHash},
+		{"every hash colliding", func(Frame) uint64 { return 7 }},
+		{"hash of the name", func(f Frame) uint64 { return uint64(len(f.Name)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func(h func(Frame) uint64) { frameHash = h }(frameHash)
+			frameHash = tc.hash
+			base := Frame{Name: "main", Kind: KindUser, Module: "/bin/app", BuildID: "ab", Offset: 0x10, File: "a.c", Line: 3, SystemName: "_Z4mainv"}
+			vary := []func(*Frame){
+				func(f *Frame) {},
+				func(f *Frame) { f.Name = "mainx" },
+				func(f *Frame) { f.Kind = KindKernel },
+				func(f *Frame) { f.Waker = true },
+				func(f *Frame) { f.Module = "/bin/other" },
+				func(f *Frame) { f.BuildID = "" },
+				func(f *Frame) { f.Offset++ },
+				func(f *Frame) { f.File = "b.c" },
+				func(f *Frame) { f.Line++ },
+				func(f *Frame) { f.SystemName = "" },
+			}
+			var distinct []Frame
+			for _, v := range vary {
+				f := base
+				v(&f)
+				distinct = append(distinct, f)
+			}
+			b := NewBuilder(Meta{Type: CPU})
+			for round := range 3 {
+				for i, f := range distinct {
+					if id := b.Frame(f); id != uint32(i) {
+						t.Fatalf("round %d: frame %+v interned as %d, want %d", round, f, id, i)
+					}
+				}
+			}
+			if c := b.Capture(); !slices.Equal(c.Frames, distinct) {
+				t.Fatalf("frames %+v, want %+v", c.Frames, distinct)
+			}
+		})
+	}
+}

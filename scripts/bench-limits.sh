@@ -8,7 +8,8 @@
 # and RSS against /healthz under the same load; targets p99 < 1 s, RSS <
 # 160 MiB. 503s with Retry-After (the render queue shedding load) are
 # counted apart from errors. Exits 0; the verdicts are printed. PART=1 or
-# PART=2 runs one part.
+# PART=2 runs one part; SERVE_ARGS adds flags to serve's (e.g.
+# SERVE_ARGS="--memory-limit 96MiB").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-50}
@@ -31,7 +32,8 @@ go build -o "$tmp/bombs" ./scripts/bench/bombs
 "$tmp/bombs" "$tmp/in"
 
 start_server() { # data dir; sets $base and $server
-	"$SCORCH" serve --listen 127.0.0.1:0 --data "$1" >"$tmp/serve.out" 2>"$tmp/serve.log" &
+	# shellcheck disable=SC2086
+	"$SCORCH" serve --listen 127.0.0.1:0 --data "$1" ${SERVE_ARGS:-} >"$tmp/serve.out" 2>"$tmp/serve.log" &
 	server=$!
 	pids+=("$server")
 	for _ in $(seq 100); do

@@ -596,12 +596,25 @@ func (md *moduleDWARF) tablesAt(addr uint64) []*unitTables {
 			u.loaded = md.readUnit(u)
 			md.heap.Add(u.loaded.bytes())
 			md.grown.Store(true)
+			md.dropResident()
 		}
 		if !slices.Contains(out, u.loaded) {
 			out = append(out, u.loaded)
 		}
 	}
 	return out
+}
+
+// dropResident takes the pages of the sections read so far out of the
+// resident set: a unit's rows and inlined calls are on the heap once read,
+// and the pages of its DIEs and line program were kept resident for the
+// module's life (libpython's 9 MB .debug_info and 2.5 MB .debug_line most
+// of a capture's mapped pages).
+func (md *moduleDWARF) dropResident() {
+	md.mapping.DropResident()
+	if md.ds != nil {
+		md.ds.cached.DropResident()
+	}
 }
 
 // readUnit reads the line rows and inlined calls of unit u; a corrupt

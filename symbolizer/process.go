@@ -86,6 +86,12 @@ type sharedFile struct {
 	// against it).
 	idOnce sync.Once
 	id     string
+	// ref is what the unwinders need of the file (moduleRef), made once
+	// for every process mapping it: made per mapping, its headers parsed
+	// and load segments kept for each were 3.5 MB of a whole-host
+	// capture's heap.
+	refOnce sync.Once
+	ref     *moduleRef
 }
 
 func (sf *sharedFile) buildID() string {
@@ -557,11 +563,20 @@ func (p *Process) ModuleFor(addr uint64) (key string, bias uint64, open func() (
 func (p *Process) ref(m *procMapping) *moduleRef {
 	ref := m.slot.ref.Load()
 	if ref == nil {
-		if mod := p.header(m); mod == nil || mod.err != nil && len(mod.loads) == 0 {
-			ref = &moduleRef{failed: true}
-		} else {
-			ref = p.newModuleRef(m, mod)
+		build := func() *moduleRef {
+			mod := p.header(m)
+			if mod == nil || mod.err != nil && len(mod.loads) == 0 {
+				return &moduleRef{failed: true}
+			}
+			ref := p.newModuleRef(m, mod)
 			ref.loads = mod.loads
+			return ref
+		}
+		if sf := m.file; sf != nil && m.path != "[vdso]" {
+			sf.refOnce.Do(func() { sf.ref = build() })
+			ref = sf.ref
+		} else {
+			ref = build()
 		}
 		m.slot.ref.Store(ref)
 	}

@@ -1,8 +1,13 @@
 package symbolizer
 
 import (
+	"bytes"
 	"cmp"
+	"runtime/debug"
 	"slices"
+	"unsafe"
+
+	"github.com/scorch-dev/scorch/internal/mapped"
 )
 
 // symbol is the transient form used while building a table.
@@ -44,21 +49,30 @@ func leadingUnderscores(b []byte) int {
 
 // symTable is a sorted, compact symbol table: 16 bytes per symbol plus the
 // name bytes, packed into one blob so that lookups allocate nothing but a
-// copy of the name returned.
+// copy of the name returned. Names that are in a string table of a mapped
+// file (srcs) are read there, not copied: a C++ binary's .strtab is most
+// of its table (node's 7.5 MB of names beside 1.7 MB of addresses), and
+// in place only the pages of the names looked up are resident.
 type symTable struct {
 	addrs []uint64
 	sizes []uint32 // 0: unknown size
-	names []uint32 // offset into blob; each name ends with a NUL
+	// names are offsets into blob, each name ending with a NUL; with srcs,
+	// the top 4 bits say where: 0 the blob, k srcs[k-1].
+	names []uint32
 	blob  []byte
+	srcs  [][]byte
+	// owners are the mappings srcs are in, kept as long as the table.
+	owners []*mapped.File
 	// exact means a symbol of unknown size covers the gap up to the next
 	// symbol; tables from .dynsym only are not exact (internal functions are
 	// missing), so an address past a sized symbol is unnamed.
 	exact bool
 }
 
-// newSymTable sorts syms and drops duplicates (see uniqueSymbols).
-func newSymTable(syms []symbol, exact bool) *symTable {
-	return packSymbols(uniqueSymbols(syms), exact)
+// newSymTable sorts syms and drops duplicates (see uniqueSymbols); names
+// in srcs are kept there (see symTable).
+func newSymTable(syms []symbol, exact bool, srcs ...[]byte) *symTable {
+	return packSymbols(uniqueSymbols(syms), exact, srcs...)
 }
 
 // uniqueSymbols sorts syms by address and keeps one symbol per address, in
@@ -98,11 +112,41 @@ func uniqueSymbols(syms []symbol) []symbol {
 }
 
 // packSymbols builds the table of symbols sorted by address, one per
-// address.
-func packSymbols(syms []symbol, exact bool) *symTable {
+// address. A name that is a NUL-terminated string of one of srcs (at most
+// 15, each under 256 MiB) is kept there.
+func packSymbols(syms []symbol, exact bool, srcs ...[]byte) *symTable {
+	const offBits = 28
+	if len(srcs) > 15 {
+		srcs = nil
+	}
+	for _, src := range srcs {
+		if len(src) >= 1<<offBits {
+			srcs = nil
+			break
+		}
+	}
+	// where[i]: the src (1-based) symbol i's name is in, and its offset.
+	var where []uint32
 	blobLen := 0
+	if len(srcs) > 0 {
+		where = make([]uint32, len(syms))
+	}
 	for i := range syms {
-		blobLen += len(syms[i].name) + 1
+		name := syms[i].name
+		if where != nil {
+			if k, off, ok := inSource(srcs, name); ok {
+				where[i] = uint32(k+1)<<offBits | off
+				continue
+			}
+		}
+		blobLen += len(name) + 1
+	}
+	if blobLen >= 1<<offBits {
+		srcs, where = nil, nil // too many names to copy for the offsets' bits: all copied
+		blobLen = 0
+		for i := range syms {
+			blobLen += len(syms[i].name) + 1
+		}
 	}
 	t := &symTable{
 		addrs: make([]uint64, 0, len(syms)),
@@ -111,14 +155,45 @@ func packSymbols(syms []symbol, exact bool) *symTable {
 		blob:  make([]byte, 0, blobLen),
 		exact: exact,
 	}
+	if where != nil {
+		t.srcs = srcs
+	}
 	for i := range syms {
 		t.addrs = append(t.addrs, syms[i].addr)
 		t.sizes = append(t.sizes, clampSize(syms[i].size))
+		if where != nil && where[i] != 0 {
+			t.names = append(t.names, where[i])
+			continue
+		}
 		t.names = append(t.names, uint32(len(t.blob)))
 		t.blob = append(t.blob, syms[i].name...)
 		t.blob = append(t.blob, 0)
 	}
 	return t
+}
+
+// inSource finds name in srcs: the index of the source whose bytes it is,
+// followed by a NUL, and its offset there.
+func inSource(srcs [][]byte, name []byte) (int, uint32, bool) {
+	if len(name) == 0 {
+		return 0, 0, false
+	}
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(name)))
+	for k, src := range srcs {
+		if len(src) == 0 {
+			continue
+		}
+		base := uintptr(unsafe.Pointer(unsafe.SliceData(src)))
+		if p < base || p-base >= uintptr(len(src)) {
+			continue
+		}
+		off := int(p - base)
+		if end := off + len(name); end < len(src) && src[end] == 0 {
+			return k, uint32(off), true
+		}
+		return 0, 0, false // cut short of its NUL (a version suffix): copied
+	}
+	return 0, 0, false
 }
 
 func clampSize(s uint64) uint32 {
@@ -153,6 +228,9 @@ func (t *symTable) lookup(addr uint64) (int, bool) {
 // the blob: names end up in captures kept long after the table is evicted,
 // and one name into a 500 MiB perf map's blob kept all of it alive.
 func (t *symTable) name(i int) string {
+	if t.srcs != nil {
+		return t.nameIn(i)
+	}
 	start := t.names[i]
 	end := uint32(len(t.blob))
 	if i+1 < len(t.names) {
@@ -165,6 +243,27 @@ func (t *symTable) name(i int) string {
 	return string(t.blob[start:end])
 }
 
+// nameIn is name of a table with names in srcs. A mapped file truncated
+// under the table faults: that costs the name.
+func (t *symTable) nameIn(i int) (name string) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if recover() != nil {
+			name = ""
+		}
+	}()
+	n := t.names[i]
+	src := t.blob
+	if k := n >> 28; k > 0 {
+		src = t.srcs[k-1]
+	}
+	b := src[n&(1<<28-1):]
+	if end := bytes.IndexByte(b, 0); end >= 0 {
+		b = b[:end]
+	}
+	return string(b)
+}
+
 func (t *symTable) len() int {
 	if t == nil {
 		return 0
@@ -172,7 +271,9 @@ func (t *symTable) len() int {
 	return len(t.addrs)
 }
 
-// bytes is the memory the table holds, for the cache's accounting.
+// bytes is the memory the table holds, for the cache's accounting: not
+// the names in srcs, pages of the page cache of which only those of the
+// names looked up are resident.
 func (t *symTable) bytes() int64 {
 	if t == nil {
 		return 0

@@ -1,20 +1,21 @@
 package unwind
 
 import (
-	"bytes"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"runtime/debug"
 	"sort"
 	"sync/atomic"
 
 	dframe "github.com/go-delve/delve/pkg/dwarf/frame"
-	"github.com/go-delve/delve/pkg/dwarf/leb128"
 	"github.com/scorch-dev/scorch/internal/cache"
 	"github.com/scorch-dev/scorch/internal/elfnote"
+	"github.com/scorch-dev/scorch/internal/mapped"
 )
 
 // Arch is everything scorch's Go code knows about an architecture, the one
@@ -218,7 +219,21 @@ func (t *CompactTable) AppendRules(b []byte) []byte {
 // gives CFAUnsupported ranges, not an error; an error means the file
 // cannot have a table (not ELF, another machine, no CFI nor pclntab,
 // larger than 4 GiB).
+//
+// An *os.File's sections are read through a mapping of it, unmapped when
+// the table is built: a large binary's .eh_frame and .gopclntab (10-20 MB)
+// were read onto the heap for each table, garbage right after.
 func BuildCompact(ra io.ReaderAt) (t *CompactTable, err error) {
+	var mf *mapped.File
+	if osf, ok := ra.(*os.File); ok {
+		if mf, err = mapped.Map(osf); err == nil {
+			mf.ReadAhead()
+			defer mf.Unmap()
+			// A file truncated under the mapping faults: a panic,
+			// recovered below.
+			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		}
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			t, err = nil, fmt.Errorf("parsing CFI: %v", r)
@@ -232,8 +247,8 @@ func BuildCompact(ra io.ReaderAt) (t *CompactTable, err error) {
 	if err != nil {
 		return nil, err
 	}
-	fdes, err := readFDEs(f)
-	gos, goErr := streamGoRules(f, arch)
+	cfi, err := readCFI(f, mf)
+	gos, goErr := streamGoRules(f, arch, mf)
 	if _, any := gos.spanAt(0); err != nil && !any {
 		if goErr != nil {
 			return nil, errors.Join(err, goErr)
@@ -251,16 +266,17 @@ func BuildCompact(ra io.ReaderAt) (t *CompactTable, err error) {
 		// are wrapped in, at the JIT code's addresses, far more than 4 GiB
 		// past 0): the offsets count from the lowest FDE.
 		base = 0
-		if len(fdes) > 0 {
-			base = fdes[0].Begin()
-			for _, fde := range fdes {
-				base = min(base, fde.Begin())
+		if len(cfi.fdes) > 0 {
+			base = cfi.fdes[0].begin
+			for _, fde := range cfi.fdes {
+				base = min(base, fde.begin)
 			}
 		}
 	}
 	b := &builder{arch: arch, base: base, ids: map[Rule]uint32{{}: 0}, rules: []Rule{{}}, gos: gos}
-	for _, fde := range fdes {
-		if err := b.addFDE(fde); err != nil {
+	for i := range cfi.fdes {
+		fde := &cfi.fdes[i]
+		if err := b.addFDE(fde.begin, fde.end, &cfi.cies[fde.cie], cfi.instructions(fde)); err != nil {
 			return nil, err
 		}
 	}
@@ -274,14 +290,59 @@ func BuildCompact(ra io.ReaderAt) (t *CompactTable, err error) {
 		return nil, err
 	}
 	// Kept for the capture's life (the unwinder's cache, the loader's
-	// store): without append's slack, up to half of a large table.
-	t = &CompactTable{Key: elfnote.BuildID(f), Arch: arch, Base: base, Entries: clip(b.entries), Rules: clip(b.rules)}
+	// store): exactly as large as it is.
+	t = &CompactTable{Key: elfnote.BuildID(f), Arch: arch, Base: base, Entries: b.entries.slice(), Rules: clip(b.rules)}
 	for _, e := range t.Entries {
 		if t.Rules[e.Rule].CFA == CFAUnsupported {
 			t.Unsupported++
 		}
 	}
 	return t, nil
+}
+
+// sectionData is a section's bytes: in place in the file's mapping when
+// it is stored as it is, else read (decompressed).
+func sectionData(mf *mapped.File, s *elf.Section) ([]byte, error) {
+	if b, err := mf.Section(s); err == nil {
+		return b, nil
+	}
+	return s.Data()
+}
+
+// readCFI indexes the FDEs of .eh_frame and .debug_frame, sorted by address
+// without duplicates (as delve's parser and readFDEs do). Both x86-64 and
+// arm64 are little-endian with 8-byte pointers. The index is never nil.
+func readCFI(f *elf.File, mf *mapped.File) (*cfiIndex, error) {
+	x := &cfiIndex{}
+	for _, name := range []string{".eh_frame", ".debug_frame"} {
+		s := f.Section(name)
+		if s == nil || s.Type == elf.SHT_NOBITS || s.Size == 0 {
+			continue
+		}
+		eh := name == ".eh_frame"
+		if eh && s.Addr == 0 {
+			continue // not loaded: pointers relative to it mean nothing
+		}
+		data, err := sectionData(mf, s)
+		if err != nil {
+			return x, fmt.Errorf("reading %s: %w", name, err)
+		}
+		addr := uint64(0)
+		if eh {
+			addr = s.Addr
+		}
+		if err := x.scan(data, eh, addr); err != nil {
+			if len(x.fdes) > 0 {
+				continue // a broken .debug_frame does not spoil .eh_frame
+			}
+			return x, fmt.Errorf("parsing %s: %w", name, err)
+		}
+	}
+	if len(x.fdes) == 0 {
+		return x, errNoCFI
+	}
+	x.sortFDEs()
+	return x, nil
 }
 
 // clip returns s without spare capacity, copied when that is more than
@@ -293,11 +354,83 @@ func clip[T any](s []T) []T {
 	return append(make([]T, 0, len(s)), s...)
 }
 
+// entryList collects a table's entries in chunks, copied once into a
+// slice of their number at the end: append's growth by a quarter at a
+// time allocated five times the table on the way, and held 2.25 times it
+// while it grew.
+type entryList struct {
+	full []([]Entry) // filled chunks, in order
+	cur  []Entry
+	n    int
+}
+
+const (
+	firstEntryChunk = 256
+	maxEntryChunk   = 64 << 10 // 512 KiB
+)
+
+func (l *entryList) len() int { return l.n }
+
+// last returns the k-th entry from the end (1: the last one).
+func (l *entryList) last(k int) *Entry {
+	if k <= len(l.cur) {
+		return &l.cur[len(l.cur)-k]
+	}
+	k -= len(l.cur)
+	for i := len(l.full) - 1; ; i-- {
+		if c := l.full[i]; k <= len(c) {
+			return &c[len(c)-k]
+		} else {
+			k -= len(c)
+		}
+	}
+}
+
+// pop drops the last entry.
+func (l *entryList) pop() {
+	if len(l.cur) == 0 {
+		l.cur = l.full[len(l.full)-1]
+		l.full = l.full[:len(l.full)-1]
+	}
+	l.cur = l.cur[:len(l.cur)-1]
+	l.n--
+}
+
+func (l *entryList) push(e Entry) {
+	if len(l.cur) == cap(l.cur) {
+		size := firstEntryChunk
+		if l.cur != nil {
+			l.full = append(l.full, l.cur)
+			size = min(2*cap(l.cur), maxEntryChunk)
+		}
+		l.cur = make([]Entry, 0, size)
+	}
+	l.cur = append(l.cur, e)
+	l.n++
+}
+
+// slice returns the entries in one slice of their length; the list is
+// empty after.
+func (l *entryList) slice() []Entry {
+	if len(l.full) == 0 {
+		out := clip(l.cur)
+		*l = entryList{}
+		return out
+	}
+	out := make([]Entry, 0, l.n)
+	for _, c := range l.full {
+		out = append(out, c...)
+	}
+	out = append(out, l.cur...)
+	*l = entryList{}
+	return out
+}
+
 type builder struct {
 	arch    Arch
 	base    uint64
 	end     uint64 // end of the last range added
-	entries []Entry
+	entries entryList
 	rules   []Rule
 	ids     map[Rule]uint32
 	// gos are a Go binary's pclntab rules, for the pcs no FDE covers; gi
@@ -328,7 +461,7 @@ func (b *builder) fill(lo, hi uint64) error {
 			break
 		}
 		if s.lo > lo {
-			if len(b.entries) > 0 {
+			if b.entries.len() > 0 {
 				if err := b.add(lo, Rule{}); err != nil {
 					return err
 				}
@@ -340,7 +473,7 @@ func (b *builder) fill(lo, hi uint64) error {
 		}
 		lo = min(s.hi, hi)
 	}
-	if lo < hi && hi != math.MaxUint64 && len(b.entries) > 0 {
+	if lo < hi && hi != math.MaxUint64 && b.entries.len() > 0 {
 		return b.add(lo, Rule{})
 	}
 	return nil
@@ -359,12 +492,12 @@ func (b *builder) add(vaddr uint64, r Rule) error {
 		b.rules = append(b.rules, r)
 	}
 	pc := uint32(vaddr - b.base)
-	if n := len(b.entries); n > 0 {
-		last := &b.entries[n-1]
+	if n := b.entries.len(); n > 0 {
+		last := b.entries.last(1)
 		if last.PC == pc { // an empty range: the new rule replaces it
 			last.Rule = id
-			if n > 1 && b.entries[n-2].Rule == id {
-				b.entries = b.entries[:n-1]
+			if n > 1 && b.entries.last(2).Rule == id {
+				b.entries.pop()
 			}
 			return nil
 		}
@@ -374,13 +507,13 @@ func (b *builder) add(vaddr uint64, r Rule) error {
 	} else if id == 0 {
 		return nil // no leading gap
 	}
-	b.entries = append(b.entries, Entry{PC: pc, Rule: id})
+	b.entries.push(Entry{PC: pc, Rule: id})
 	return nil
 }
 
 // addFDE adds the rows of one FDE, running its CFI program once.
-func (b *builder) addFDE(fde *dframe.FrameDescriptionEntry) error {
-	begin, end := fde.Begin(), fde.End()
+func (b *builder) addFDE(begin, end uint64, cie *cieRec, instr []byte) error {
+	start := begin
 	if begin < b.end {
 		begin = b.end // overlapping FDEs: the earlier one wins, as a sorted search finds it
 	}
@@ -392,21 +525,29 @@ func (b *builder) addFDE(fde *dframe.FrameDescriptionEntry) error {
 			return err
 		}
 	}
-	var err error
-	emit := func(loc uint64, r Rule) {
-		if err == nil && loc < end {
-			loc = max(loc, begin)
-			// Go's .debug_frame gives the outermost functions a return
-			// address; the pclntab says there is none.
-			if r.CFA != CFAUnsupported && b.gos.isTop(loc, &b.ti) {
-				r.RA, r.RAOffset = RAUndefined, 0
-			}
-			err = b.add(loc, r)
-		}
-	}
-	runCFI(b.arch, fde, emit)
+	e := emitter{b: b, begin: begin, end: end}
+	runCFI(b.arch, cie, start, instr, &e)
 	b.end = end
-	return err
+	return e.err
+}
+
+// emitter adds the rows runCFI gives within [begin, end).
+type emitter struct {
+	b          *builder
+	begin, end uint64
+	err        error
+}
+
+func (e *emitter) emit(loc uint64, r Rule) {
+	if e.err == nil && loc < e.end {
+		loc = max(loc, e.begin)
+		// Go's .debug_frame gives the outermost functions a return
+		// address; the pclntab says there is none.
+		if r.CFA != CFAUnsupported && e.b.gos.isTop(loc, &e.b.ti) {
+			r.RA, r.RAOffset = RAUndefined, 0
+		}
+		e.err = e.b.add(loc, r)
+	}
 }
 
 // cfiState is the part of a CFI row the compact rules need: the CFA, and
@@ -484,16 +625,16 @@ func signalRule(st *cfiState, spOff int32) Rule {
 	return r
 }
 
-// runCFI runs the CIE's and the FDE's CFI programs, calling emit with the
-// first address of each row and its rule (rows at one address: the last
-// wins). Rows from an instruction it cannot run on are unsupported.
-func runCFI(a Arch, fde *dframe.FrameDescriptionEntry, emit func(loc uint64, r Rule)) {
-	cie := fde.CIE
-	st := cfiState{retReg: cie.ReturnAddressRegister}
+// runCFI runs the CIE's and an FDE's CFI programs (the FDE's from begin),
+// giving the emitter the first address of each row and its rule (rows at one
+// address: the last wins). Rows from an instruction it cannot run on are
+// unsupported. It allocates only for remember_state nested deeper than 4.
+func runCFI(a Arch, cie *cieRec, begin uint64, instr []byte, sink *emitter) {
+	st := cfiState{retReg: cie.retReg}
 	var initial cfiState
-	var stack []cfiState
-	loc := fde.Begin()
-	unsupported := func() { emit(loc, Rule{CFA: CFAUnsupported}) }
+	var stackBuf [4]cfiState
+	stack := stackBuf[:0]
+	loc := begin
 	// set assigns a register rule; only the return address and the frame
 	// pointer matter.
 	set := func(reg uint64, r dframe.DWRule) {
@@ -512,61 +653,26 @@ func runCFI(a Arch, fde *dframe.FrameDescriptionEntry, emit func(loc uint64, r R
 			st.fp, st.fpOK = initial.fp, initial.fpOK
 		}
 	}
-	for inFDE, prog := range [2][]byte{cie.InitialInstructions, fde.Instructions} {
+	for inFDE, prog := range [2][]byte{cie.initial, instr} {
 		if inFDE == 1 {
 			initial = st
 		}
-		buf := bytes.NewBuffer(prog)
-		short := false
-		uleb := func() uint64 {
-			if buf.Len() == 0 {
-				short = true
-			}
-			v, _ := leb128.DecodeUnsigned(buf)
-			return v
-		}
-		sleb := func() int64 {
-			if buf.Len() == 0 {
-				short = true
-			}
-			v, _ := leb128.DecodeSigned(buf)
-			return v
-		}
-		block := func() []byte {
-			n := uleb()
-			if n > uint64(buf.Len()) {
-				short = true
-				return nil
-			}
-			return buf.Next(int(n))
-		}
-		fixed := func(n int) uint64 {
-			d := buf.Next(n)
-			if len(d) < n {
-				short = true
-				return 0
-			}
-			var v uint64
-			for i := n - 1; i >= 0; i-- {
-				v = v<<8 | uint64(d[i])
-			}
-			return v
-		}
+		r := cfiReader{b: prog}
 		advance := func(delta uint64) {
 			if inFDE == 1 {
-				emit(loc, ruleFrom(a, &st))
-				loc += delta * cie.CodeAlignmentFactor
+				sink.emit(loc, ruleFrom(a, &st))
+				loc += delta * cie.codeAlign
 			}
 		}
-		dataAlign := cie.DataAlignmentFactor
-		for buf.Len() > 0 && !short {
-			op, _ := buf.ReadByte()
+		dataAlign := cie.dataAlign
+		for r.left() > 0 && !r.short {
+			op := r.byte()
 			switch op & 0xc0 {
 			case 0x40: // advance_loc
 				advance(uint64(op & 0x3f))
 				continue
 			case 0x80: // offset
-				set(uint64(op&0x3f), dframe.DWRule{Rule: dframe.RuleOffset, Offset: int64(uleb()) * dataAlign})
+				set(uint64(op&0x3f), dframe.DWRule{Rule: dframe.RuleOffset, Offset: int64(r.uleb()) * dataAlign})
 				continue
 			case 0xc0: // restore
 				restore(uint64(op & 0x3f))
@@ -575,87 +681,89 @@ func runCFI(a Arch, fde *dframe.FrameDescriptionEntry, emit func(loc uint64, r R
 			switch op {
 			case 0x00: // nop
 			case 0x02:
-				advance(fixed(1))
+				advance(r.fixed(1))
 			case 0x03:
-				advance(fixed(2))
+				advance(r.fixed(2))
 			case 0x04:
-				advance(fixed(4))
+				advance(r.fixed(4))
 			case 0x05: // offset_extended
-				reg := uleb()
-				set(reg, dframe.DWRule{Rule: dframe.RuleOffset, Offset: int64(uleb()) * dataAlign})
+				reg := r.uleb()
+				set(reg, dframe.DWRule{Rule: dframe.RuleOffset, Offset: int64(r.uleb()) * dataAlign})
 			case 0x11: // offset_extended_sf
-				reg := uleb()
-				set(reg, dframe.DWRule{Rule: dframe.RuleOffset, Offset: sleb() * dataAlign})
+				reg := r.uleb()
+				set(reg, dframe.DWRule{Rule: dframe.RuleOffset, Offset: r.sleb() * dataAlign})
 			case 0x06: // restore_extended
-				restore(uleb())
+				restore(r.uleb())
 			case 0x07: // undefined
-				set(uleb(), dframe.DWRule{Rule: dframe.RuleUndefined})
+				set(r.uleb(), dframe.DWRule{Rule: dframe.RuleUndefined})
 			case 0x08: // same_value
-				set(uleb(), dframe.DWRule{Rule: dframe.RuleSameVal})
+				set(r.uleb(), dframe.DWRule{Rule: dframe.RuleSameVal})
 			case 0x09: // register
-				reg := uleb()
-				set(reg, dframe.DWRule{Rule: dframe.RuleRegister, Reg: uleb()})
+				reg := r.uleb()
+				set(reg, dframe.DWRule{Rule: dframe.RuleRegister, Reg: r.uleb()})
 			case 0x0a: // remember_state
 				stack = append(stack, st)
 			case 0x0b: // restore_state
 				if len(stack) == 0 {
-					unsupported()
+					sink.emit(loc, Rule{CFA: CFAUnsupported})
 					return
 				}
 				st, stack = stack[len(stack)-1], stack[:len(stack)-1]
 			case 0x0c: // def_cfa
-				reg := uleb()
-				st.cfa = dframe.DWRule{Rule: dframe.RuleCFA, Reg: reg, Offset: int64(uleb())}
+				reg := r.uleb()
+				st.cfa = dframe.DWRule{Rule: dframe.RuleCFA, Reg: reg, Offset: int64(r.uleb())}
 			case 0x12: // def_cfa_sf
-				reg := uleb()
-				st.cfa = dframe.DWRule{Rule: dframe.RuleCFA, Reg: reg, Offset: sleb() * dataAlign}
+				reg := r.uleb()
+				st.cfa = dframe.DWRule{Rule: dframe.RuleCFA, Reg: reg, Offset: r.sleb() * dataAlign}
 			case 0x0d: // def_cfa_register
-				st.cfa.Reg = uleb()
+				st.cfa.Reg = r.uleb()
 			case 0x0e: // def_cfa_offset
-				st.cfa.Offset = int64(uleb())
+				st.cfa.Offset = int64(r.uleb())
 			case 0x13: // def_cfa_offset_sf
-				st.cfa.Offset = sleb() * dataAlign
+				st.cfa.Offset = r.sleb() * dataAlign
 			case 0x0f: // def_cfa_expression
-				st.cfa = dframe.DWRule{Rule: dframe.RuleExpression, Expression: block()}
+				st.cfa = dframe.DWRule{Rule: dframe.RuleExpression, Expression: r.block()}
 			case 0x10: // expression
-				reg := uleb()
-				set(reg, dframe.DWRule{Rule: dframe.RuleExpression, Expression: block()})
+				reg := r.uleb()
+				set(reg, dframe.DWRule{Rule: dframe.RuleExpression, Expression: r.block()})
 			case 0x14, 0x15: // val_offset(_sf): not a place the walker reads
-				reg := uleb()
+				reg := r.uleb()
 				if op == 0x14 {
-					uleb()
+					r.uleb()
 				} else {
-					sleb()
+					r.sleb()
 				}
 				set(reg, dframe.DWRule{Rule: dframe.RuleValOffset})
 			case 0x16: // val_expression
-				reg := uleb()
-				set(reg, dframe.DWRule{Rule: dframe.RuleValExpression, Expression: block()})
+				reg := r.uleb()
+				set(reg, dframe.DWRule{Rule: dframe.RuleValExpression, Expression: r.block()})
 			case 0x2e: // GNU_args_size
-				uleb()
+				r.uleb()
 			case 0x2d: // AARCH64_negate_ra_state: the return address is signed (or no longer): RAMask strips it
 				if !a.PAC {
-					unsupported()
+					sink.emit(loc, Rule{CFA: CFAUnsupported})
 					return
 				}
 			default: // set_loc, vendor opcodes, unknown ones
-				unsupported()
+				sink.emit(loc, Rule{CFA: CFAUnsupported})
 				return
 			}
 		}
-		if short {
-			unsupported()
+		if r.short {
+			sink.emit(loc, Rule{CFA: CFAUnsupported})
 			return
 		}
 	}
-	emit(loc, ruleFrom(a, &st))
+	sink.emit(loc, ruleFrom(a, &st))
 }
 
 // CompactStore keeps the compact tables built so far, one per file key
 // (build ID, or dev/inode/size/mtime), so that every process mapping a
-// file shares its table; it is bounded by the tables' bytes.
+// file shares its table; it is bounded by the tables' bytes. It is the
+// only place the user-space unwinder keeps tables: its own cache of them
+// beside the store held up to as much again, tables the store had let go.
 type CompactStore struct {
-	c *cache.Cache[string, *CompactTable]
+	c *cache.Cache[string, *storedTable]
 	// build makes a table that is not kept; nil: BuildCompact. The BPF
 	// unwinder's loader sets one that reads and writes its on-disk cache,
 	// so that the user-space unwinder's first samples of a file (unwound
@@ -670,18 +778,34 @@ func (s *CompactStore) SetBuild(build func(key string, ra io.ReaderAt) (*Compact
 	s.build.Store(&build)
 }
 
+// storedTable is a table with the unwinder's view of it.
+type storedTable struct {
+	ct *CompactTable
+	wt table
+}
+
 // NewCompactStore returns a store keeping at most maxBytes of tables.
 func NewCompactStore(maxBytes int64) *CompactStore {
-	return &CompactStore{c: cache.New[string](cache.Options[*CompactTable]{
+	return &CompactStore{c: cache.New[string](cache.Options[*storedTable]{
 		MaxCost:    maxBytes,
-		Cost:       func(t *CompactTable) int64 { return int64(max(t.Bytes(), 1)) },
+		Cost:       func(t *storedTable) int64 { return int64(max(t.ct.Bytes(), 1)) },
 		KeepErrors: true,
 	})}
 }
 
-// Get returns the table of a file, building it on first use.
-func (s *CompactStore) Get(key string, open func() (io.ReaderAt, io.Closer, error)) (*CompactTable, error) {
-	t, _, err := s.c.Get(key, func() (*CompactTable, error) {
+func (s *CompactStore) get(key string, build func() (*CompactTable, error)) (*storedTable, bool, error) {
+	return s.c.Get(key, func() (*storedTable, error) {
+		ct, err := build()
+		if err != nil {
+			return nil, err
+		}
+		return &storedTable{ct: ct, wt: table{arch: ct.Arch, ct: ct}}, nil
+	})
+}
+
+// opened builds the table of the file open opens, known by key.
+func (s *CompactStore) opened(key string, open func() (io.ReaderAt, io.Closer, error)) func() (*CompactTable, error) {
+	return func() (*CompactTable, error) {
 		ra, closer, err := open()
 		if err != nil {
 			return nil, fmt.Errorf("opening file for CFI: %w", err)
@@ -693,15 +817,22 @@ func (s *CompactStore) Get(key string, open func() (io.ReaderAt, io.Closer, erro
 			return (*b)(key, ra)
 		}
 		return BuildCompact(ra)
-	})
-	return t, err
+	}
+}
+
+// Get returns the table of a file, building it on first use.
+func (s *CompactStore) Get(key string, open func() (io.ReaderAt, io.Closer, error)) (*CompactTable, error) {
+	return s.GetOr(key, s.opened(key, open))
 }
 
 // GetOr returns the table of key, made by build on first use (read from an
 // on-disk cache, or built).
 func (s *CompactStore) GetOr(key string, build func() (*CompactTable, error)) (*CompactTable, error) {
-	t, _, err := s.c.Get(key, build)
-	return t, err
+	t, _, err := s.get(key, build)
+	if err != nil {
+		return nil, err
+	}
+	return t.ct, nil
 }
 
 // Stats are the store's counters (entries, bytes, evictions).

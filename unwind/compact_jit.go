@@ -1,12 +1,9 @@
 package unwind
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
-
-	dframe "github.com/go-delve/delve/pkg/dwarf/frame"
 )
 
 // JITCode is one piece of JIT code with the .eh_frame its JIT gave for it
@@ -31,46 +28,49 @@ func BuildCompactJIT(arch Arch, code []JITCode) (t *CompactTable, err error) {
 			t, err = nil, fmt.Errorf("parsing JIT CFI: %v", r)
 		}
 	}()
-	var fdes dframe.FrameDescriptionEntries
+	x := &cfiIndex{}
 	var errs []error
 	for _, c := range code {
 		if len(c.EhFrame) == 0 || c.Size == 0 || c.Addr+c.Size < c.Addr {
 			continue
 		}
-		more, err := dframe.Parse(c.EhFrame, binary.LittleEndian, 0, 8, c.EhAddr)
-		if err != nil {
+		n := len(x.fdes)
+		// An eh_frame at address 0 would be read as .debug_frame, as
+		// delve's parser did.
+		if err := x.scan(c.EhFrame, c.EhAddr != 0, c.EhAddr); err != nil {
 			errs = append(errs, fmt.Errorf("eh_frame of JIT code at %#x: %w", c.Addr, err))
 			continue
 		}
-		var in dframe.FrameDescriptionEntries
-		for _, fde := range more {
-			if fde.Begin() >= c.Addr && fde.End() <= c.Addr+c.Size && fde.End() > fde.Begin() {
+		in := x.fdes[:n]
+		for _, fde := range x.fdes[n:] {
+			if fde.begin >= c.Addr && fde.end <= c.Addr+c.Size && fde.end > fde.begin {
 				in = append(in, fde)
 			}
 		}
-		// Append sorts by address and drops duplicates.
-		fdes = fdes.Append(in)
+		x.fdes = in
 	}
-	if len(fdes) == 0 {
+	if len(x.fdes) == 0 {
 		if len(errs) > 0 {
 			return nil, errors.Join(errs...)
 		}
 		return nil, errNoCFI
 	}
+	x.sortFDEs()
 	base := uint64(math.MaxUint64)
-	for _, fde := range fdes {
-		base = min(base, fde.Begin())
+	for _, fde := range x.fdes {
+		base = min(base, fde.begin)
 	}
 	b := &builder{arch: arch, base: base, end: base, ids: map[Rule]uint32{{}: 0}, rules: []Rule{{}}}
-	for _, fde := range fdes {
-		if err := b.addFDE(fde); err != nil {
+	for i := range x.fdes {
+		fde := &x.fdes[i]
+		if err := b.addFDE(fde.begin, fde.end, &x.cies[fde.cie], x.instructions(fde)); err != nil {
 			return nil, err
 		}
 	}
 	if err := b.add(b.end, Rule{}); err != nil {
 		return nil, err
 	}
-	t = &CompactTable{Key: "", Arch: arch, Base: base, Entries: b.entries, Rules: b.rules}
+	t = &CompactTable{Key: "", Arch: arch, Base: base, Entries: b.entries.slice(), Rules: b.rules}
 	for _, e := range t.Entries {
 		if t.Rules[e.Rule].CFA == CFAUnsupported {
 			t.Unsupported++

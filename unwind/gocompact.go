@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/scorch-dev/scorch/internal/gopclntab"
+	"github.com/scorch-dev/scorch/internal/mapped"
 )
 
 // span is a pc range [lo, hi) with one rule.
@@ -57,7 +58,7 @@ const maxGoFrame = math.MaxInt32 - 16
 //     stack, where spdelta means nothing; x86-64's systemstack keeps rbp on
 //     the goroutine's frame, so past its prologue rbp gives the frame.
 func readGoRules(f *elf.File, a Arch) (*goRules, error) {
-	g, err := streamGoRules(f, a)
+	g, err := streamGoRules(f, a, nil)
 	if g == nil {
 		return nil, err
 	}
@@ -71,12 +72,15 @@ func readGoRules(f *elf.File, a Arch) (*goRules, error) {
 // it has passed (pass). An unstripped binary's FDEs cover nearly all of
 // its code, and its 40-byte spans (300k in scorch's own binary) were most
 // of its table's build memory.
-func streamGoRules(f *elf.File, a Arch) (*goRules, error) {
+//
+// mf, when not nil, is the file's mapping: the pclntab and the code are
+// read in place, and must not be used once it is unmapped.
+func streamGoRules(f *elf.File, a Arch, mf *mapped.File) (*goRules, error) {
 	sec := f.Section(".gopclntab")
 	if sec == nil || sec.Type == elf.SHT_NOBITS {
 		return nil, nil
 	}
-	data, err := sec.Data()
+	data, err := sectionData(mf, sec)
 	if err != nil {
 		return nil, fmt.Errorf("reading .gopclntab: %w", err)
 	}
@@ -90,6 +94,9 @@ func streamGoRules(f *elf.File, a Arch) (*goRules, error) {
 		return nil, err
 	}
 	g := &goRules{tab: tab, arch: a, code: &codeReader{sec: text}}
+	if b, err := mf.Section(text); err == nil {
+		g.code.mapped = b
+	}
 	// The outermost functions, up front: a few, and the FDEs' rows ask
 	// about them before the spans are read that far.
 	var end uint64
@@ -294,14 +301,22 @@ func (g *goRules) row(vaddr uint64) (row, bool) {
 // codeReader reads a few bytes of .text at ascending addresses through a
 // window, so that a large binary's code is not read whole.
 type codeReader struct {
-	sec  *elf.Section
-	base uint64 // address of buf[0]
-	buf  []byte
+	sec    *elf.Section
+	mapped []byte // the section in place, when the file is mapped
+	base   uint64 // address of buf[0]
+	buf    []byte
 }
 
 func (c *codeReader) at(addr uint64, n int) ([]byte, bool) {
 	if c.sec == nil || addr < c.sec.Addr || addr+uint64(n) > c.sec.Addr+c.sec.Size || addr+uint64(n) < addr {
 		return nil, false
+	}
+	if c.mapped != nil {
+		off := addr - c.sec.Addr
+		if off+uint64(n) > uint64(len(c.mapped)) {
+			return nil, false
+		}
+		return c.mapped[off : off+uint64(n)], true
 	}
 	if addr < c.base || addr+uint64(n) > c.base+uint64(len(c.buf)) {
 		const window = 64 << 10

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 
 	dframe "github.com/go-delve/delve/pkg/dwarf/frame"
-	"github.com/scorch-dev/scorch/internal/cache"
 )
 
 type rowKind uint8
@@ -56,14 +55,6 @@ type table struct {
 	fdes dframe.FrameDescriptionEntries // sorted by begin
 	gos  *goRules                       // a Go binary's pclntab rules, for pcs no FDE covers
 	rows *[rowSlots]atomic.Pointer[rowEntry]
-}
-
-// cost is what keeping the table takes.
-func (t *table) cost() int64 {
-	if t.ct != nil {
-		return int64(max(t.ct.Bytes(), 1))
-	}
-	return 1 << 20 // delve's tables: not counted, about a library's
 }
 
 // rowOfRule is the row of a compact rule; false where no CFI covers the pc.
@@ -435,36 +426,32 @@ func readFDEs(f *elf.File) (dframe.FrameDescriptionEntries, error) {
 
 var errNoCFI = errors.New("no .eh_frame or .debug_frame")
 
-// tableCache keeps the most recently used tables, loading each once.
-// Failures are kept too (negative entries), so a file is read at most once
-// while it stays cached.
+// tableCache is the unwinder's access to the tables of its store: it
+// keeps none of its own.
 type tableCache struct {
 	log   *slog.Logger
-	c     *cache.Cache[string, *table]
-	store *CompactStore // where the compact tables are built, shared
+	store *CompactStore // where the compact tables are built and kept, shared
 }
 
-func newTableCache(maxBytes int64, log *slog.Logger, store *CompactStore) *tableCache {
-	return &tableCache{log: log, store: store, c: cache.New[string](cache.Options[*table]{MaxCost: maxBytes, Cost: (*table).cost, KeepErrors: true})}
+func newTableCache(log *slog.Logger, store *CompactStore) *tableCache {
+	return &tableCache{log: log, store: store}
 }
 
-// errNoOpen is the negative entry of a file its resolver cannot open.
-var errNoOpen = errors.New("no way to open the file")
-
-// get returns the table of a file, or nil when it cannot be had.
+// get returns the table of a file, or nil when it cannot be had. Without
+// open, only a table already built is returned.
 func (c *tableCache) get(key string, open func() (io.ReaderAt, io.Closer, error)) *table {
-	t, hit, err := c.c.Get(key, func() (*table, error) {
-		if open == nil {
-			return nil, errNoOpen
+	if open == nil {
+		if t, ok := c.store.c.Peek(key); ok && t != nil {
+			return &t.wt
 		}
-		ct, err := c.store.Get(key, open)
-		if err != nil {
-			return nil, fmt.Errorf("loading CFI: %w", err)
-		}
-		return &table{arch: ct.Arch, ct: ct}, nil
-	})
-	if err != nil && !hit && !errors.Is(err, errNoOpen) {
-		c.log.Debug("no CFI", "key", key, "err", err)
+		return nil
 	}
-	return t
+	t, hit, err := c.store.get(key, c.store.opened(key, open))
+	if err != nil {
+		if !hit {
+			c.log.Debug("no CFI", "key", key, "err", err)
+		}
+		return nil
+	}
+	return &t.wt
 }

@@ -132,7 +132,7 @@ func New(opts Options) *Unwinder {
 		opts.Logger = slog.Default()
 	}
 	store := NewCompactStore(opts.CacheBytes)
-	return &Unwinder{log: opts.Logger, tables: newTableCache(opts.CacheBytes, opts.Logger, store), store: store}
+	return &Unwinder{log: opts.Logger, tables: newTableCache(opts.Logger, store), store: store}
 }
 
 // Store is where the unwinder keeps the compact tables it builds, by its

@@ -102,6 +102,15 @@ func (p *profilerRecorder) Capabilities(ctx context.Context) web.Capabilities {
 	return out
 }
 
+// serveUnwindTableBytes bounds the unwind tables serve keeps on its heap
+// (the user-space unwinder's store, which the BPF unwinder's loader builds
+// through): once in the BPF maps a table is read again only for a process's
+// stack copies while its tables load, or for a file evicted from the maps
+// and mapped again. At the unwinder's default 16 MiB, the tables of a busy
+// host's large binaries were 14 MB of serve's heap under load with a
+// capture running.
+const serveUnwindTableBytes = 4 << 20
+
 // byteSize is a flag such as 256MiB, 1GiB or a plain number of bytes.
 type byteSize struct{ n int64 }
 
@@ -258,7 +267,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		KeepBytes:     keepBytes.n,
 		CacheBytes:    renderCache.n,
 		HoldMemory:    gov.Hold,
-		Recorder:      newProfilerRecorder(sym, unwind.New(unwind.Options{Logger: log}), log, int(ringSize.n)),
+		Recorder:      newProfilerRecorder(sym, unwind.New(unwind.Options{Logger: log, CacheBytes: serveUnwindTableBytes}), log, int(ringSize.n)),
 		Logger:        log,
 		Host:          hostSampler,
 	})

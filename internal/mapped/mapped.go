@@ -26,7 +26,8 @@ const maxBytes = 1 << 40
 
 // File is a read-only mapping of a whole file.
 type File struct {
-	data []byte
+	data    []byte
+	cleanup runtime.Cleanup
 }
 
 // Map maps f read-only. f may be closed afterwards.
@@ -60,8 +61,40 @@ func Map(f *os.File) (*File, error) {
 	// them into the resident set.
 	_ = unix.Madvise(data, unix.MADV_RANDOM)
 	m := &File{data: data}
-	runtime.AddCleanup(m, func(b []byte) { _ = unix.Munmap(b) }, data)
+	m.cleanup = runtime.AddCleanup(m, func(b []byte) { _ = unix.Munmap(b) }, data)
 	return m, nil
+}
+
+// Unmap unmaps the file now instead of when m is collected, so that the
+// pages a one-off pass touched leave the resident set at once (a table
+// built from a file's sections). No slice of the mapping may be used
+// after; a second Unmap does nothing.
+func (m *File) Unmap() {
+	if m == nil || m.data == nil {
+		return
+	}
+	m.cleanup.Stop()
+	_ = unix.Munmap(m.data)
+	m.data = nil
+}
+
+// DropResident takes the pages read so far out of the process's resident
+// set (they stay in the page cache, and a later read faults them in
+// again): after a pass over a whole section, such as a symbol table's
+// load, only the pages later lookups touch are resident.
+func (m *File) DropResident() {
+	if m != nil && m.data != nil {
+		_ = unix.Madvise(m.data, unix.MADV_DONTNEED)
+	}
+}
+
+// ReadAhead lets the kernel read ahead of the pages faulted in, for a
+// pass that reads sections in order (a mapping is random access
+// otherwise: a page read from disk per fault).
+func (m *File) ReadAhead() {
+	if m != nil && m.data != nil {
+		_ = unix.Madvise(m.data, unix.MADV_NORMAL)
+	}
 }
 
 // Bytes is the whole mapping.

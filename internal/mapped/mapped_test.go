@@ -3,8 +3,10 @@ package mapped
 import (
 	"bytes"
 	"debug/elf"
+	"fmt"
 	"os"
 	"testing"
+	"unsafe"
 )
 
 // Every section read in place is the section debug/elf reads, and the
@@ -60,4 +62,48 @@ func TestMapRefusesNonRegular(t *testing.T) {
 	if _, err := Map(f); err == nil {
 		t.Error("mapped /dev/null")
 	}
+}
+
+// Unmap leaves the resident set at once: the mapping is gone from the
+// process's maps, its sections are not readable in place any more, and a
+// second Unmap does nothing.
+func TestUnmap(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Map(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ReadAhead()
+	start := fmt.Sprintf("%x-", uintptr(unsafe.Pointer(unsafe.SliceData(m.Bytes()))))
+	mapsHas := func() bool {
+		b, err := os.ReadFile("/proc/self/maps")
+		if err != nil {
+			t.Skip(err)
+		}
+		return bytes.Contains(b, []byte("\n"+start)) || bytes.HasPrefix(b, []byte(start))
+	}
+	if !mapsHas() {
+		t.Fatalf("no mapping at %s in /proc/self/maps", start)
+	}
+	m.Unmap()
+	if mapsHas() {
+		t.Fatalf("the mapping at %s is still there after Unmap", start)
+	}
+	ef, err := elf.Open(exe)
+	if err != nil {
+		t.Skipf("test binary is not ELF: %v", err)
+	}
+	defer ef.Close()
+	if b, err := m.Section(ef.Section(".text")); err == nil || m.Bytes() != nil {
+		t.Fatalf("after Unmap: %d bytes of .text, %d mapped", len(b), len(m.Bytes()))
+	}
+	m.Unmap()
 }
