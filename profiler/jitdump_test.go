@@ -307,7 +307,9 @@ func TestJitdumpUnwinding(t *testing.T) {
 			stacks := folded(c, capture.Query{})
 			all, jit, caller := total(stacks), share(stacks, "jitted_frameless_[j]"), share(stacks, "main;run_jit;jitted_frameless_[j]")
 			t.Logf("%d samples, %d in jitted_frameless, %d under main;run_jit", all, jit, caller)
-			if all == 0 || float64(jit)/float64(all) < 0.8 {
+			// Code compiled after the capture started ("late") is named
+			// too: the jitdump is looked at again within 50 ms of a miss.
+			if all == 0 || float64(jit)/float64(all) < 0.95 {
 				t.Fatalf("the JIT function is not named: %v", top(stacks, 5))
 			}
 			if tc.withCFI && float64(caller)/float64(jit) < want {

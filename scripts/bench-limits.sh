@@ -8,8 +8,9 @@
 # and RSS against /healthz under the same load; targets p99 < 1 s, RSS <
 # 160 MiB. 503s with Retry-After (the render queue shedding load) are
 # counted apart from errors. Exits 0; the verdicts are printed. PART=1 or
-# PART=2 runs one part; SERVE_ARGS adds flags to serve's (e.g.
-# SERVE_ARGS="--memory-limit 96MiB").
+# PART=2 runs one part; SERVE_ARGS adds flags to serve's. Part 2 runs serve
+# as the issue found it, with --memory-limit 96MiB (LOAD_SERVE_ARGS; empty:
+# serve's default limit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-50}
@@ -90,7 +91,8 @@ pids=()
 [[ ${PART:-} == 1 ]] && exit 0
 
 # 2: 50 clients, 30% unique queries, with a capture running.
-start_server "$tmp/data2"
+LOAD_SERVE_ARGS=${LOAD_SERVE_ARGS---memory-limit 96MiB}
+SERVE_ARGS="${SERVE_ARGS:-} $LOAD_SERVE_ARGS" start_server "$tmp/data2"
 make_folded() {
 	awk -v seed="$1" 'BEGIN {
 		srand(seed)
@@ -128,6 +130,8 @@ echo "$load"
 p99=$(field p99_ms "$load")
 errs=$(field errors "$load")
 shed=$(field shed "$load")
+limits="serve flags:${SERVE_ARGS:+ $SERVE_ARGS} ${LOAD_SERVE_ARGS:-(none: serve's default memory limit)}"
+echo "$limits"
 echo "with $capnote; p99 $(awk -v a="$p99" -v b="$(field p99_ms "$hz")" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }')x the /healthz baseline"
 awk -v p="$p99" -v r="$peak" -v e="$errs" -v s="$shed" 'BEGIN {
 	printf "target p99 < 1 s: %s (%.0f ms); target RSS < 160 MiB: %s (peak %.1f MiB); errors %d, shed (503 + Retry-After) %d\n",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 )
 
 // jitWriter builds jitdump files as a JIT writes them.
@@ -358,5 +359,38 @@ func TestJitdumpCode(t *testing.T) {
 	}
 	if got := p.JITCode(0x7ff0aa000000, 0x7ff0aa000020); len(got) != 0 {
 		t.Errorf("code not wholly in the range listed: %+v", got)
+	}
+}
+
+// Code compiled after the last look at the jitdump is found at the
+// jitdump's own pace (jitDumpRecheck), not the perf map's second: the
+// samples of a JIT that starts after the capture went unnamed until then.
+func TestJitdumpRecheckPace(t *testing.T) {
+	oldPM, oldJD := perfMapRecheck, jitDumpRecheck
+	perfMapRecheck, jitDumpRecheck = time.Hour, time.Hour
+	t.Cleanup(func() { perfMapRecheck, jitDumpRecheck = oldPM, oldJD })
+
+	cmd := startSleeper(t)
+	dump := fmt.Sprintf("/tmp/jit-%d.dump", cmd.Process.Pid)
+	t.Cleanup(func() { os.Remove(dump) })
+	s := New(Options{DebugDirs: []string{}, DebuginfodURLs: []string{}})
+	defer s.Close()
+	p, err := s.Snapshot(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if fr := s.User(p, 0x7ff0aa000010, false)[0]; fr.JIT {
+		t.Fatalf("no jitdump yet: %+v", fr)
+	}
+	w := newJitWriter(binary.LittleEndian)
+	w.load(0x7ff0aa000000, 0x40, "compiled_late")
+	writeFile(t, dump, w.buf.String())
+	if fr := s.User(p, 0x7ff0aa000010, false)[0]; fr.JIT {
+		t.Errorf("jitdump looked at again before its recheck: %+v", fr)
+	}
+	jitDumpRecheck = 0 // the perf map's pace stays an hour
+	if fr := s.User(p, 0x7ff0aa000010, false)[0]; fr.Name != "compiled_late" || !fr.JIT {
+		t.Errorf("jitdump not read again at its own pace: %+v", fr)
 	}
 }
