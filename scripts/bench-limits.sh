@@ -130,7 +130,7 @@ echo "$load"
 p99=$(field p99_ms "$load")
 errs=$(field errors "$load")
 shed=$(field shed "$load")
-limits="serve flags:${SERVE_ARGS:+ $SERVE_ARGS} ${LOAD_SERVE_ARGS:-(none: serve's default memory limit)}"
+limits="serve flags:${SERVE_ARGS:+ $SERVE_ARGS} ${LOAD_SERVE_ARGS:-(none: the default memory limit of serve)}"
 echo "$limits"
 echo "with $capnote; p99 $(awk -v a="$p99" -v b="$(field p99_ms "$hz")" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }')x the /healthz baseline"
 awk -v p="$p99" -v r="$peak" -v e="$errs" -v s="$shed" 'BEGIN {
