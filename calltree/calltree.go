@@ -443,20 +443,8 @@ func (d *derivation) sort() *sortedSet {
 			takeBase = true
 		case i >= len(base.es):
 			out = hb
-		case ha > hb:
-			takeBase = true
-		case hb > ha:
-			out = hb
 		default:
-			x, y := base.es[i].names, b[j].names
-			k := int(ha) + commonPrefix(x[ha:], y[ha:])
-			takeBase = k == len(x) || (k < len(y) && x[k] < y[k])
-			// The other head's prefix with the one output.
-			if takeBase {
-				hb = int32(k)
-			} else {
-				ha = int32(k)
-			}
+			takeBase, out = nextHead(base.es[i].names, b[j].names, &ha, &hb)
 		}
 		if takeBase {
 			es = append(es, base.es[i])
@@ -518,9 +506,7 @@ func mergeRuns(es []entry, lcp []int32, starts []int32) ([]entry, []int32) {
 // merge2 merges the sorted runs a and b into dst (len(a)+len(b) long),
 // with the common prefix of each output entry with the one before in dlcp
 // (the first's 0); alcp and blcp are the runs' own (their first ignored).
-// As derivation.sort's merge: the common prefix of each run's head with
-// the entry output last (ha, hb) decides without a comparison when they
-// differ, and a comparison starts there when they do not.
+// Each step is derivation.sort's (nextHead).
 func merge2(dst []entry, dlcp []int32, a []entry, alcp []int32, b []entry, blcp []int32) {
 	i, j := 0, 0
 	var ha, hb int32
@@ -532,19 +518,8 @@ func merge2(dst []entry, dlcp []int32, a []entry, alcp []int32, b []entry, blcp 
 			takeA = true
 		case i >= len(a):
 			out = hb
-		case ha > hb:
-			takeA = true
-		case hb > ha:
-			out = hb
 		default:
-			x, y := a[i].names, b[j].names
-			k := int(ha) + commonPrefix(x[ha:], y[ha:])
-			takeA = k == len(x) || (k < len(y) && x[k] < y[k])
-			if takeA {
-				hb = int32(k)
-			} else {
-				ha = int32(k)
-			}
+			takeA, out = nextHead(a[i].names, b[j].names, &ha, &hb)
 		}
 		if takeA {
 			dst[o] = a[i]
@@ -561,6 +536,30 @@ func merge2(dst []entry, dlcp []int32, a []entry, alcp []int32, b []entry, blcp 
 		}
 		dlcp[o] = out
 	}
+}
+
+// nextHead is the step of derivation.sort's and merge2's merges: of two
+// heads x and y, whose common prefixes with the entry output last are ha
+// and hb, whether x comes first, and the common prefix of the one that
+// does with that entry. When ha and hb differ the longer one's head comes
+// first without a comparison; else the heads are compared from there on
+// only, and the other head's prefix with the one taken is set.
+func nextHead(x, y []int32, ha, hb *int32) (takeX bool, out int32) {
+	switch {
+	case *ha > *hb:
+		return true, *ha
+	case *hb > *ha:
+		return false, *hb
+	}
+	out = *ha
+	k := int(out) + commonPrefix(x[out:], y[out:])
+	takeX = k == len(x) || (k < len(y) && x[k] < y[k])
+	if takeX {
+		*hb = int32(k)
+	} else {
+		*ha = int32(k)
+	}
+	return takeX, out
 }
 
 // Transformable reports whether Transform can derive views from this set.
