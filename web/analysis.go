@@ -458,7 +458,7 @@ func (s *Server) summaryView(c *capture.Capture, vw view) view {
 	if len(vw.ts) == 0 || vw.q.Comm != "" {
 		return vw
 	}
-	if !s.views.kept.get(c, viewKey(capture.Query{}, vw.ts, false), func() bool { return c.KeepsEvents(vw.ts) }) {
+	if !s.keepsEvents(c, vw.ts) {
 		return vw
 	}
 	vw.ts = nil

@@ -126,6 +126,13 @@ func (tc transformedCache) get(c *capture.Capture, ts []capture.Transform) *capt
 	return tc.l.get(c, viewKey(capture.Query{}, ts, false), func() *capture.Capture { return c.Transform(ts) })
 }
 
+// keepsEvents says, once per capture and transform stack, whether ts keep
+// every event of c (capture.KeepsEvents): the answers read from the events
+// alone are then the untransformed capture's.
+func (s *Server) keepsEvents(c *capture.Capture, ts []capture.Transform) bool {
+	return s.views.kept.get(c, viewKey(capture.Query{}, ts, false), func() bool { return c.KeepsEvents(ts) })
+}
+
 // untransformedEvents is r without its transforms (t) when they keep every
 // event of capture id and no comm filter reads the transformed frames: the
 // answers that read only the events (heatmap.json, threads.json) are then
@@ -145,7 +152,7 @@ func (s *Server) untransformedEvents(r *http.Request, id string) *http.Request {
 		return r
 	}
 	c, err := s.load(id)
-	if err != nil || !s.views.kept.get(c, viewKey(capture.Query{}, ts, false), func() bool { return c.KeepsEvents(ts) }) {
+	if err != nil || !s.keepsEvents(c, ts) {
 		return r
 	}
 	v.Del("t")
