@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -107,14 +106,7 @@ func TestTimeViewsBrowser(t *testing.T) {
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
 
-	artifacts, err := filepath.Abs(filepath.Join(browser.Dir(), "artifacts", t.Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.RemoveAll(artifacts)
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := browser.Artifacts(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	out, err := browser.Run(ctx, filepath.Join(browser.Dir(), "timeviews.mjs"), ts.URL, cpu, off, folded, artifacts, synthID)

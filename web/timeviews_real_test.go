@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -57,11 +56,7 @@ func TestTimeViewsRealCapture(t *testing.T) {
 		t.Skipf("the cpu collector cannot run here: %s", c.Reason)
 	}
 	bin := testutil.BuildC(t, "gcc", twoPhaseWorkload, "-O1", "-fno-omit-frame-pointer")
-	artifacts := filepath.Join(browser.Dir(), "artifacts", t.Name())
-	os.RemoveAll(artifacts)
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := browser.Artifacts(t)
 	ts := httptest.NewUnstartedServer(nil)
 	srv, err := web.New(web.Config{DataDir: t.TempDir(), Listen: ts.Listener.Addr().String(), Recorder: profilerRecorder{}})
 	if err != nil {

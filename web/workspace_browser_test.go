@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -96,14 +95,7 @@ func TestWorkspaceBrowser(t *testing.T) {
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
 
-	artifacts, err := filepath.Abs(filepath.Join(browser.Dir(), "artifacts", t.Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.RemoveAll(artifacts)
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := browser.Artifacts(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	out, err := browser.Run(ctx, filepath.Join(browser.Dir(), "workspace.mjs"), ts.URL, cpu, mem, folded, artifacts, memInuse)
@@ -286,14 +278,7 @@ func TestWorkspaceRootInView(t *testing.T) {
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
 
-	artifacts, err := filepath.Abs(filepath.Join(browser.Dir(), "artifacts", t.Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.RemoveAll(artifacts)
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := browser.Artifacts(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	out, err := browser.Run(ctx, filepath.Join(browser.Dir(), "workspace-fit.mjs"), ts.URL, artifacts,

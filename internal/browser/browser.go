@@ -45,6 +45,21 @@ func Require(t testing.TB) {
 	}
 }
 
+// Artifacts is the test's empty folder for screenshots,
+// artifacts/TEST-NAME in this package's directory (an absolute path).
+func Artifacts(t testing.TB) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join(Dir(), "artifacts", t.Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // Run runs a node script that can require("scorch-browser") for the
 // launcher, and returns its standard output.
 func Run(ctx context.Context, script string, args ...string) ([]byte, error) {
