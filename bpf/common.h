@@ -36,6 +36,7 @@ enum record_kind {
 	RECORD_EXEC = 2,   /* a process called exec: snapshot it now */
 	RECORD_WAKER = 3,  /* a waker's stacks; peer_tid is the wakee */
 	RECORD_LEAVE = 4,  /* off-CPU: a thread's stacks as it leaves the CPU */
+	RECORD_LEAVE_REF = 5, /* off-CPU: a RECORD_LEAVE whose stacks are both references (offcpu.c's struct leave_ref) */
 };
 
 /* Event flags. */
@@ -48,6 +49,8 @@ enum event_flag {
 	EVENT_ARRIVAL = 32,     /* off-CPU: a struct arrival follows the stacks (offcpu.c) */
 	EVENT_USTACK_DEF = 64,  /* user space keeps this user stack as ustack_ref */
 	EVENT_USTACK_REF = 128, /* the user stack is the one kept as ustack_ref: not sent again */
+	EVENT_KSTACK_DEF = 256, /* off-CPU: user space keeps this kernel stack as the reference in aux */
+	EVENT_KSTACK_REF = 512, /* off-CPU: the kernel stack is the one kept as the reference in aux: not sent again */
 };
 
 /* Counters, one slot each in the per-CPU stats array. */
@@ -93,8 +96,10 @@ struct stack_event {
 	/* value: the sample's weight: 1 or the event's period; off-CPU: ns
 	 * off CPU; waker records: ns blocked so far; mem: bytes. */
 	__u64 value;
-	/* aux: off-CPU: ns blocked before the wakeup; mem: the address
-	 * allocated (0 for syscalls); cpi: instructions retired. */
+	/* aux: off-CPU: ns blocked before the wakeup (RECORD_SAMPLE), the
+	 * kernel stack cache's reference (RECORD_LEAVE, EVENT_KSTACK_DEF or
+	 * EVENT_KSTACK_REF); mem: the address allocated (0 for syscalls);
+	 * cpi: instructions retired. */
 	__u64 aux;
 	/* peer_pid, peer_tid: off-CPU: the waker; waker records: the wakee;
 	 * mem: peer_pid is the allocating function (enum alloc_fn). */
@@ -627,9 +632,29 @@ static __always_inline void fill_stacks(void *ctx, struct stack_event *e, struct
 	fill_user_stack(ctx, e);
 }
 
+/* ring_flags are the submit flags of a record of size bytes. The reader
+ * is woken each time the unread data crosses a multiple of wakeup_bytes,
+ * not for every event once past it: a wakeup is an interrupt (a trap to
+ * the hypervisor in a VM), and the reader takes a while to come and drain.
+ * Two CPUs may both miss a crossing; the next one, or the reader's timer,
+ * covers it. */
+static __always_inline __u64 ring_flags(__u64 size)
+{
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	if (wakeup_bytes && (avail + size) / wakeup_bytes != avail / wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+/* sent counts a record sent (err 0) or dropped. */
+static __always_inline void sent(long err)
+{
+	count(err == 0 ? STAT_SEEN : STAT_DROPPED);
+}
+
 /* submit_extra sends the header, the filled part of data and extra bytes
- * the caller wrote after it. */
-static __always_inline void submit_extra(struct stack_event *e, __u64 extra)
+ * the caller wrote after it; it returns bpf_ringbuf_output's error. */
+static __always_inline long submit_extra(struct stack_event *e, __u64 extra)
 {
 	__u64 size = __builtin_offsetof(struct stack_event, data);
 	__u64 n = (__u64)e->kstack_len + e->ustack_len + e->copy_len + extra;
@@ -637,28 +662,17 @@ static __always_inline void submit_extra(struct stack_event *e, __u64 extra)
 		n = sizeof(e->data);
 	barrier_var(n);
 	size += n;
-	/* Wake the reader each time the unread data crosses a multiple of
-	 * wakeup_bytes, not for every event once past it: a wakeup is an
-	 * interrupt (a trap to the hypervisor in a VM), and the reader takes a
-	 * while to come and drain. Two CPUs may both miss a crossing; the next
-	 * one, or the reader's timer, covers it. */
-	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	__u64 flags = BPF_RB_NO_WAKEUP;
-	if (wakeup_bytes && (avail + size) / wakeup_bytes != avail / wakeup_bytes)
-		flags = BPF_RB_FORCE_WAKEUP;
-	long err = bpf_ringbuf_output(&events, e, size, flags);
+	long err = bpf_ringbuf_output(&events, e, size, ring_flags(size));
 	if (e->flags & EVENT_USTACK_DEF)
 		uc_sent(e, err == 0);
-	if (err == 0)
-		count(STAT_SEEN);
-	else
-		count(STAT_DROPPED);
+	sent(err);
+	return err;
 }
 
 /* submit sends the header and the filled part of data. */
-static __always_inline void submit(struct stack_event *e)
+static __always_inline long submit(struct stack_event *e)
 {
-	submit_extra(e, 0);
+	return submit_extra(e, 0);
 }
 
 /* task_user_regs reads the user registers a task saved at kernel entry into

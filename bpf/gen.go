@@ -17,6 +17,6 @@
 package bpf
 
 //go:generate go tool bpf2go -tags linux -target amd64,arm64 -type stack_event -type exec_event -type stat_slot -type record_kind -type event_flag -type target_mode -type limit -type unwind_end -type unwind_entry -type unwind_rule -type unwind_mapping -type unwind_proc -type unwind_page Sampler sampler.c -- -I./headers -I.
-//go:generate go tool bpf2go -tags linux -target amd64,arm64 -type off_state -type arrival Offcpu offcpu.c -- -I./headers -I.
+//go:generate go tool bpf2go -tags linux -target amd64,arm64 -type off_state -type arrival -type leave_ref Offcpu offcpu.c -- -I./headers -I.
 //go:generate go tool bpf2go -tags linux -target amd64,arm64 -type alloc_fn Mem mem.c -- -I./headers -I.
 //go:generate go tool bpf2go -tags linux -target amd64,arm64 Event event.c -- -I./headers -I.

@@ -88,6 +88,11 @@ struct {
  * caller of the frame below it). kcache_check walks every stack anyway and
  * counts the cached ones that differ (STAT_KCACHE_WRONG), for the tests.
  *
+ * A cached stack goes to user space once, as the user stack cache's do
+ * (common.h): the record that learned it is flagged EVENT_KSTACK_DEF, and
+ * once that record is in the ring the way is valid and later records name
+ * it (EVENT_KSTACK_REF, the reference in aux) instead of carrying it.
+ *
  * Per CPU, so that no lock is needed: KC_SETS sets of KC_WAYS stacks,
  * chosen by the key's hash, replaced round robin. */
 #define KC_FRAMES 32   /* deeper stacks are walked every time */
@@ -103,6 +108,8 @@ struct kc_way {
 	__s32 nr;    /* system call number (REGS_SYSCALL_NR) */
 	__u32 n;     /* frames; 0: empty */
 	__u32 first; /* frames [first, n) have their slot checked */
+	__u32 valid; /* the record that defined it reached the ring: records may name it */
+	__u32 pad0;
 	__u16 off[KC_FRAMES]; /* slot of frame i: bytes above the anchor */
 	__u16 off_last;       /* slot of frame n - 1: bytes above the stack's base */
 	__u16 pad[3];
@@ -203,17 +210,19 @@ static __always_inline void kc_learn(struct kc_way *w, struct stack_event *e, __
 	w->n = n;
 }
 
-/* kernel_stack fills e's kernel stack, from the cache when it can. nr is
- * the task's system call number; base the anchor; stack the stack's base. */
+/* kernel_stack fills e's kernel stack, from the cache when it can (by
+ * reference when the cached stack was sent before). nr is the task's
+ * system call number; base the anchor; stack the stack's base. */
 static __always_inline void kernel_stack(void *ctx, struct stack_event *e, __u32 pid, __s32 nr, __u64 base, __u64 stack)
 {
 	struct kc_set *set = NULL;
 	struct kc_way *hit = NULL;
+	__u32 idx = 0, wi = 0;
 	/* ARCH_KSTACK_CACHE (arch.h): where the cache's assumptions do not
 	 * hold, set stays NULL and every stack is walked. */
 	if (ARCH_KSTACK_CACHE && bpf_ksym_exists(bpf_rdonly_cast) && base > stack && stack) {
 		__u32 h = ((pid * 0x9e3779b1u) ^ (__u32)nr) * 0x85ebca6bu;
-		__u32 idx = (h >> 16) % KC_SETS;
+		idx = (h >> 16) % KC_SETS;
 		set = bpf_map_lookup_elem(&kcache, &idx);
 	}
 	if (set) {
@@ -221,9 +230,17 @@ static __always_inline void kernel_stack(void *ctx, struct stack_event *e, __u32
 			struct kc_way *w = &set->way[i];
 			if (w->n && w->pid == pid && w->nr == nr && kc_valid(w, base, stack)) {
 				hit = w;
+				wi = i;
 				break;
 			}
 		}
+	}
+	if (hit && !kcache_check && hit->valid) {
+		e->kstack_len = 0;
+		e->flags |= EVENT_KSTACK_REF;
+		e->aux = (e->cpu << 16) | (idx * KC_WAYS + wi);
+		count(STAT_KCACHE_HIT);
+		return;
 	}
 	if (hit && !kcache_check) {
 		__builtin_memcpy(e->data, hit->ips, sizeof(hit->ips));
@@ -247,11 +264,34 @@ static __always_inline void kernel_stack(void *ctx, struct stack_event *e, __u32
 		return;
 	}
 	count(STAT_KCACHE_MISS);
-	struct kc_way *w = &set->way[set->next % KC_WAYS];
+	wi = set->next % KC_WAYS;
+	struct kc_way *w = &set->way[wi];
 	set->next++;
 	w->pid = pid;
 	w->nr = nr;
+	w->valid = 0;
 	kc_learn(w, e, n, base, stack);
+	if (w->n) {
+		e->flags |= EVENT_KSTACK_DEF;
+		e->aux = (e->cpu << 16) | (idx * KC_WAYS + wi);
+	}
+}
+
+/* kc_sent makes the way e defined valid once its record is in the ring
+ * (ok), or forgets it. */
+static __always_inline void kc_sent(struct stack_event *e, bool ok)
+{
+	if (!ARCH_KSTACK_CACHE || !(e->flags & EVENT_KSTACK_DEF))
+		return;
+	__u32 idx = (e->aux & 0xffff) / KC_WAYS;
+	struct kc_set *set = bpf_map_lookup_elem(&kcache, &idx);
+	if (!set)
+		return;
+	struct kc_way *w = &set->way[(e->aux & 0xffff) % KC_WAYS];
+	if (ok)
+		w->valid = 1;
+	else
+		w->n = 0;
 }
 
 /* Per-CPU word through which an address on the kernel stack becomes a
@@ -345,6 +385,69 @@ static __always_inline void send_arrival(struct arrival *a)
 	submit(e);
 }
 
+/* leave_ref is a RECORD_LEAVE whose kernel and user stacks are both
+ * references to stacks sent before: in the storm of a thread pair passing
+ * the CPU back and forth, nearly every record. A third of the full
+ * record's size (the ring's copy is most of what a record costs), written
+ * in place. */
+struct leave_ref {
+	__u32 kind;  /* RECORD_LEAVE_REF */
+	__u32 flags; /* the RECORD_LEAVE's, with EVENT_KSTACK_REF and EVENT_USTACK_REF */
+	__u64 ts;
+	__u32 pid, tid;
+	__u32 cpu;
+	__u32 kstack_ref; /* stack_event's aux */
+	__u32 ustack_ref;
+	__u32 ustack_end;
+	__u64 ip;
+	__u8 comm[TASK_COMM_LEN];
+	/* EVENT_ARRIVAL: the interval next ended (struct arrival's times;
+	 * its comm is the one the thread's own RECORD_LEAVE carried). */
+	__u64 arrival_ts, arrival_total, arrival_blocked;
+	__u32 arrival_pid, arrival_tid, arrival_waker_pid, arrival_waker_tid;
+	__u32 arrival_flags, pad;
+};
+
+/* send_leave_ref sends e, whose stacks are both references, and a. */
+static __always_inline void send_leave_ref(struct stack_event *e, struct arrival *a)
+{
+	__u64 flags = ring_flags(sizeof(struct leave_ref));
+	struct leave_ref *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		sent(-1);
+		return;
+	}
+	r->kind = RECORD_LEAVE_REF;
+	r->flags = e->flags;
+	r->ts = e->ts;
+	r->pid = e->pid;
+	r->tid = e->tid;
+	r->cpu = e->cpu;
+	r->kstack_ref = e->aux;
+	r->ustack_ref = e->ustack_ref;
+	r->ustack_end = e->ustack_end;
+	r->ip = e->ip;
+	__builtin_memcpy(r->comm, e->comm, sizeof(r->comm));
+	r->pad = 0;
+	if (a) {
+		r->flags |= EVENT_ARRIVAL;
+		r->arrival_ts = a->ts;
+		r->arrival_total = a->total;
+		r->arrival_blocked = a->blocked;
+		r->arrival_pid = a->pid;
+		r->arrival_tid = a->tid;
+		r->arrival_waker_pid = a->waker_pid;
+		r->arrival_waker_tid = a->waker_tid;
+		r->arrival_flags = a->flags;
+	} else {
+		r->arrival_ts = r->arrival_total = r->arrival_blocked = 0;
+		r->arrival_pid = r->arrival_tid = r->arrival_waker_pid = r->arrival_waker_tid = 0;
+		r->arrival_flags = 0;
+	}
+	bpf_ringbuf_submit(r, flags);
+	sent(0);
+}
+
 /* leave sends prev's stacks as it goes off CPU: it does not run until it
  * comes back, so they are the stacks it blocked in. a, when not NULL, is
  * the interval that next ends: it rides along after the stacks. */
@@ -365,21 +468,25 @@ static __always_inline void leave(void *ctx, struct task_struct *prev, __u32 pid
 		anchor = 0;
 	kernel_stack(ctx, e, pid, REGS_SYSCALL_NR(regs), anchor, stack);
 	fill_user_stack(ctx, e);
+	if ((e->flags & (EVENT_KSTACK_REF | EVENT_USTACK_REF)) == (EVENT_KSTACK_REF | EVENT_USTACK_REF)) {
+		send_leave_ref(e, a);
+		return;
+	}
 	if (!a) {
-		submit(e);
+		kc_sent(e, submit(e) == 0);
 		return;
 	}
 	__u64 n = (__u64)e->kstack_len + e->ustack_len + e->copy_len;
 	if (n > sizeof(e->data) - sizeof(*a)) {
 		/* A full stack copy leaves no room. */
-		submit(e);
+		kc_sent(e, submit(e) == 0);
 		send_arrival(a);
 		return;
 	}
 	barrier_var(n);
 	__builtin_memcpy((void *)e->data + n, a, sizeof(*a));
 	e->flags |= EVENT_ARRIVAL;
-	submit_extra(e, sizeof(*a));
+	kc_sent(e, submit_extra(e, sizeof(*a)) == 0);
 }
 
 SEC("tp_btf/sched_switch")
@@ -499,3 +606,4 @@ int BPF_PROG(on_waking, struct task_struct *p)
 const struct stack_event *unused_stack_event __attribute__((unused));
 const enum off_state *unused_off_state __attribute__((unused));
 const struct arrival *unused_arrival __attribute__((unused));
+const struct leave_ref *unused_leave_ref __attribute__((unused));

@@ -52,11 +52,37 @@ type OffcpuKcSet struct {
 		Nr      int32
 		N       uint32
 		First   uint32
+		Valid   uint32
+		Pad0    uint32
 		Off     [32]uint16
 		OffLast uint16
 		Pad     [3]uint16
 		Ips     [32]uint64
 	}
+}
+
+type OffcpuLeaveRef struct {
+	_               structs.HostLayout
+	Kind            uint32
+	Flags           uint32
+	Ts              uint64
+	Pid             uint32
+	Tid             uint32
+	Cpu             uint32
+	KstackRef       uint32
+	UstackRef       uint32
+	UstackEnd       uint32
+	Ip              uint64
+	Comm            [16]uint8
+	ArrivalTs       uint64
+	ArrivalTotal    uint64
+	ArrivalBlocked  uint64
+	ArrivalPid      uint32
+	ArrivalTid      uint32
+	ArrivalWakerPid uint32
+	ArrivalWakerTid uint32
+	ArrivalFlags    uint32
+	Pad             uint32
 }
 
 type OffcpuOffStart struct {
@@ -206,6 +232,7 @@ const (
 	OffcpuVarUcacheCheck      = "ucache_check"
 	OffcpuVarUcacheEnabled    = "ucache_enabled"
 	OffcpuVarUnusedArrival    = "unused_arrival"
+	OffcpuVarUnusedLeaveRef   = "unused_leave_ref"
 	OffcpuVarUnusedOffState   = "unused_off_state"
 	OffcpuVarUnusedStackEvent = "unused_stack_event"
 	OffcpuVarUnwindEnabled    = "unwind_enabled"
@@ -301,6 +328,7 @@ type OffcpuVariableSpecs struct {
 	UcacheCheck      *ebpf.VariableSpec `ebpf:"ucache_check"`
 	UcacheEnabled    *ebpf.VariableSpec `ebpf:"ucache_enabled"`
 	UnusedArrival    *ebpf.VariableSpec `ebpf:"unused_arrival"`
+	UnusedLeaveRef   *ebpf.VariableSpec `ebpf:"unused_leave_ref"`
 	UnusedOffState   *ebpf.VariableSpec `ebpf:"unused_off_state"`
 	UnusedStackEvent *ebpf.VariableSpec `ebpf:"unused_stack_event"`
 	UnwindEnabled    *ebpf.VariableSpec `ebpf:"unwind_enabled"`
@@ -385,6 +413,7 @@ type OffcpuVariables struct {
 	UcacheCheck      *ebpf.Variable `ebpf:"ucache_check"`
 	UcacheEnabled    *ebpf.Variable `ebpf:"ucache_enabled"`
 	UnusedArrival    *ebpf.Variable `ebpf:"unused_arrival"`
+	UnusedLeaveRef   *ebpf.Variable `ebpf:"unused_leave_ref"`
 	UnusedOffState   *ebpf.Variable `ebpf:"unused_off_state"`
 	UnusedStackEvent *ebpf.Variable `ebpf:"unused_stack_event"`
 	UnwindEnabled    *ebpf.Variable `ebpf:"unwind_enabled"`

@@ -24,6 +24,8 @@ const (
 	SamplerEventFlagEVENT_ARRIVAL     SamplerEventFlag = 32
 	SamplerEventFlagEVENT_USTACK_DEF  SamplerEventFlag = 64
 	SamplerEventFlagEVENT_USTACK_REF  SamplerEventFlag = 128
+	SamplerEventFlagEVENT_KSTACK_DEF  SamplerEventFlag = 256
+	SamplerEventFlagEVENT_KSTACK_REF  SamplerEventFlag = 512
 )
 
 type SamplerExecEvent struct {
@@ -62,10 +64,11 @@ const (
 type SamplerRecordKind uint32
 
 const (
-	SamplerRecordKindRECORD_SAMPLE SamplerRecordKind = 1
-	SamplerRecordKindRECORD_EXEC   SamplerRecordKind = 2
-	SamplerRecordKindRECORD_WAKER  SamplerRecordKind = 3
-	SamplerRecordKindRECORD_LEAVE  SamplerRecordKind = 4
+	SamplerRecordKindRECORD_SAMPLE    SamplerRecordKind = 1
+	SamplerRecordKindRECORD_EXEC      SamplerRecordKind = 2
+	SamplerRecordKindRECORD_WAKER     SamplerRecordKind = 3
+	SamplerRecordKindRECORD_LEAVE     SamplerRecordKind = 4
+	SamplerRecordKindRECORD_LEAVE_REF SamplerRecordKind = 5
 )
 
 type SamplerStackEvent struct {

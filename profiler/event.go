@@ -117,6 +117,42 @@ func decodeStackEvent(b []byte, e *stackEvent, kbuf, ubuf []uint64) error {
 	return nil
 }
 
+// leaveRefSize is the size of offcpu.c's struct leave_ref.
+const leaveRefSize = unsafe.Sizeof(bpf.OffcpuLeaveRef{})
+
+// decodeLeaveRef parses a RECORD_LEAVE_REF as the RECORD_LEAVE it stands
+// for: its stacks are references (resolveRefs fills them in), and the
+// interval that rode along becomes its Tail, a struct arrival written into
+// tail's room (reused).
+func decodeLeaveRef(b []byte, e *stackEvent, tail []byte) error {
+	var r bpf.OffcpuLeaveRef
+	if uintptr(len(b)) < leaveRefSize {
+		return fmt.Errorf("short leave record: %d bytes", len(b))
+	}
+	copy(asBytes(&r, leaveRefSize), b)
+	h := e.hdr
+	if h == nil {
+		h = new(bpf.StackEvent)
+	}
+	// Field by field: the type's data array is 18 KiB, too much to clear
+	// per record. What a RECORD_LEAVE's header does not carry here is 0.
+	h.Kind, h.Flags, h.Ts, h.Pid, h.Tid, h.Cpu = uint32(bpf.SamplerRecordKindRECORD_LEAVE), r.Flags, r.Ts, r.Pid, r.Tid, r.Cpu
+	h.KstackLen, h.UstackLen, h.CopyLen, h.Value, h.Aux, h.PeerPid, h.PeerTid = 0, 0, 0, 0, uint64(r.KstackRef), 0, 0
+	h.UstackEnd, h.UstackRef, h.Ip, h.Sp, h.Bp, h.Lr, h.Comm = r.UstackEnd, r.UstackRef, r.Ip, 0, 0, 0, r.Comm
+	*e = stackEvent{
+		hdr: h, Kind: bpf.SamplerRecordKindRECORD_LEAVE, Flags: bpf.EventFlag(r.Flags), Ts: r.Ts,
+		PID: r.Pid, TID: r.Tid, CPU: r.Cpu, IP: r.Ip, Comm: cString(r.Comm[:]),
+	}
+	if e.has(bpf.SamplerEventFlagEVENT_ARRIVAL) {
+		a := bpf.OffcpuArrival{
+			Ts: r.ArrivalTs, Total: r.ArrivalTotal, Blocked: r.ArrivalBlocked, Pid: r.ArrivalPid, Tid: r.ArrivalTid,
+			WakerPid: r.ArrivalWakerPid, WakerTid: r.ArrivalWakerTid, Flags: r.ArrivalFlags,
+		}
+		e.Tail = append(tail[:0], asBytes(&a, arrivalSize)...)
+	}
+	return nil
+}
+
 func readStack(b []byte, buf []uint64) []uint64 {
 	buf = buf[:0]
 	for i := 0; i+8 <= len(b); i += 8 {

@@ -246,12 +246,17 @@ func TestKernelStackCacheMatchesWalk(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	profiler.SetCheckKernelStacks(true)
 	defer profiler.SetCheckKernelStacks(false)
+	q := capture.Query{PIDs: []uint32{uint32(cmd.Process.Pid)}}
+	var walked map[string]int64
 	for _, typ := range []capture.Type{capture.OffCPU, capture.OffWake} {
 		c, err := profiler.Record(context.Background(), capture.Params{
 			Type: typ, Duration: capture.Duration(2 * time.Second), Unwind: "auto",
 		}, profiler.Options{})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if typ == capture.OffCPU {
+			walked = folded(c, q)
 		}
 		x := c.Meta.Stats.Counters.Totals()
 		t.Logf("%s: %d events; kernel stacks: %d cached and checked, %d walked, %d wrong", typ, len(c.Events), x["kernel_stacks_cached"], x["kernel_stacks_walked"], x["kernel_stack_cache_wrong"])
@@ -261,13 +266,57 @@ func TestKernelStackCacheMatchesWalk(t *testing.T) {
 		if x["kernel_stacks_cached"] < 1000 {
 			t.Errorf("%s: only %d kernel stacks came from the cache", typ, x["kernel_stacks_cached"])
 		}
-		stacks := folded(c, capture.Query{PIDs: []uint32{uint32(cmd.Process.Pid)}})
+		stacks := folded(c, q)
 		for _, want := range []string{"pinger;", "sleeper;", "poller;", "locker;", "syncer;"} {
 			if share(stacks, want) == 0 {
 				t.Errorf("%s: no off-CPU time under %q: %v", typ, want, top(stacks, 3))
 			}
 		}
 	}
+
+	// Out of check mode, cached stacks go out by reference (most records
+	// become a RECORD_LEAVE_REF): the stacks must be the ones the walks
+	// gave, kernel frames included.
+	profiler.SetCheckKernelStacks(false)
+	c, err := profiler.Record(context.Background(), capture.Params{
+		Type: capture.OffCPU, Duration: capture.Duration(2 * time.Second), Unwind: "auto", PIDs: []int{cmd.Process.Pid},
+	}, profiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := c.Meta.Stats.Counters.Totals()
+	t.Logf("by reference: %d events; kernel stacks %d cached, %d walked; user stacks %d cached", len(c.Events), x["kernel_stacks_cached"], x["kernel_stacks_walked"], x["user_stacks_cached"])
+	if x["kernel_stacks_cached"] < 1000 || x["user_stacks_cached"] < 1000 {
+		t.Fatalf("only %d kernel and %d user stacks were sent by reference", x["kernel_stacks_cached"], x["user_stacks_cached"])
+	}
+	if c.Meta.Stats.Lost != 0 {
+		t.Errorf("%d events lost (%v)", c.Meta.Stats.Lost, c.Meta.Stats.Counters.Reasons(capture.LostBy))
+	}
+	refs := folded(c, q)
+	a, b := tracingLess(refs), tracingLess(walked)
+	for _, fn := range []string{"pinger;", "sleeper;", "poller;", "locker;"} {
+		ta, tb := heaviest(a, fn), heaviest(b, fn)
+		if ta == "" || b[ta] == 0 || a[tb] == 0 {
+			t.Errorf("%s: the heaviest stack by reference %q is not in the walked capture, or its heaviest %q is not in the one by reference", fn, ta, tb)
+		}
+	}
+}
+
+// tracingLess merges folded stacks that differ only in the tracing code's
+// kernel frames (BPF programs and trampolines), whose names depend on when
+// the kernel's symbols were read.
+func tracingLess(stacks map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for s, v := range stacks {
+		var keep []string
+		for _, f := range strings.Split(s, ";") {
+			if !strings.HasSuffix(f, "_[k]") || !strings.Contains(f, "bpf") {
+				keep = append(keep, f)
+			}
+		}
+		out[strings.Join(keep, ";")] += v
+	}
+	return out
 }
 
 // The user stack cache must give the stacks a walk gives: in check mode

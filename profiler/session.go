@@ -44,8 +44,12 @@ type session struct {
 	// userRefs are the user stacks the BPF user stack cache sent once
 	// (EVENT_USTACK_DEF), by reference: later records name them.
 	userRefs map[uint32][]uint64
-	kbuf     [maxStack]uint64
-	ubuf     [maxStack]uint64
+	// kernelRefs are the kernel stacks of the off-CPU kernel stack cache
+	// (EVENT_KSTACK_DEF), the same way.
+	kernelRefs map[uint32][]uint64
+	kbuf       [maxStack]uint64
+	ubuf       [maxStack]uint64
+	tail       [arrivalSize]byte // a RECORD_LEAVE_REF's arrival (decodeLeaveRef)
 }
 
 func newSession(log *slog.Logger, sym *symbolizer.Symbolizer, unw *unwind.Unwinder, tables *UnwindTables, mode unwind.Mode, monoStart uint64, meta capture.Meta) *session {
@@ -80,13 +84,19 @@ func (s *session) handle(rec []byte, dec decoder) {
 			}
 			s.procs.execed(pid, comm, ts)
 		}
-	case bpf.SamplerRecordKindRECORD_SAMPLE, bpf.SamplerRecordKindRECORD_WAKER, bpf.SamplerRecordKindRECORD_LEAVE:
-		if err := decodeStackEvent(rec, &s.ev, s.kbuf[:0], s.ubuf[:0]); err != nil {
+	case bpf.SamplerRecordKindRECORD_SAMPLE, bpf.SamplerRecordKindRECORD_WAKER, bpf.SamplerRecordKindRECORD_LEAVE, bpf.SamplerRecordKindRECORD_LEAVE_REF:
+		var err error
+		if kind == bpf.SamplerRecordKindRECORD_LEAVE_REF {
+			err = decodeLeaveRef(rec, &s.ev, s.tail[:0])
+		} else {
+			err = decodeStackEvent(rec, &s.ev, s.kbuf[:0], s.ubuf[:0])
+		}
+		if err != nil {
 			s.stats.Lost++
 			s.stats.Counters.AddReason(capture.LostBy, capture.LostUndecoded, 1)
 			return
 		}
-		if !s.resolveUserRef(&s.ev) {
+		if !s.resolveRefs(&s.ev) {
 			s.stats.Lost++
 			s.stats.Counters.AddReason(capture.LostBy, capture.LostUnknownRef, 1)
 			return
@@ -115,25 +125,34 @@ func (s *session) lostWarning(meta capture.Meta) string {
 	return msg + ": use a larger --ring-size, a lower frequency or a narrower target"
 }
 
-// resolveUserRef keeps the user stack of a record that defines a
-// reference and gives a record that names one its stack; it reports false
-// for a reference never defined (the programs make a reference valid only
-// once its definition is in the ring, so this is a bug or a corrupt ring).
-func (s *session) resolveUserRef(e *stackEvent) bool {
+// resolveRefs keeps the stacks of a record that defines references (the
+// BPF stack caches' EVENT_USTACK_DEF, EVENT_KSTACK_DEF) and gives a record
+// that names them its stacks; it reports false for a reference never
+// defined (the programs make a reference valid only once its definition
+// is in the ring, so this is a bug or a corrupt ring).
+func (s *session) resolveRefs(e *stackEvent) bool {
+	return resolveRef(&s.kernelRefs, e, bpf.SamplerEventFlagEVENT_KSTACK_REF, bpf.SamplerEventFlagEVENT_KSTACK_DEF, uint32(e.hdr.Aux), &e.Kstack, &e.KTruncated) &&
+		resolveRef(&s.userRefs, e, bpf.SamplerEventFlagEVENT_USTACK_REF, bpf.SamplerEventFlagEVENT_USTACK_DEF, e.hdr.UstackRef, &e.Ustack, &e.UTrunc)
+}
+
+// resolveRef is resolveRefs for one of the caches: refs are its stacks by
+// reference, ref and def its flags, key the record's reference, stack and
+// trunc the record's stack.
+func resolveRef(refs *map[uint32][]uint64, e *stackEvent, ref, def bpf.EventFlag, key uint32, stack *[]uint64, trunc *bool) bool {
 	switch {
-	case e.has(bpf.SamplerEventFlagEVENT_USTACK_REF):
-		u, ok := s.userRefs[e.hdr.UstackRef]
+	case e.has(ref):
+		u, ok := (*refs)[key]
 		if !ok {
 			return false
 		}
-		e.Ustack = u
-		e.UTrunc = len(u) == maxStack
-	case e.has(bpf.SamplerEventFlagEVENT_USTACK_DEF):
-		if s.userRefs == nil {
-			s.userRefs = make(map[uint32][]uint64)
+		*stack = u
+		*trunc = len(u) == maxStack
+	case e.has(def):
+		if *refs == nil {
+			*refs = make(map[uint32][]uint64)
 		}
 		// A new slice: events may alias the one it replaces.
-		s.userRefs[e.hdr.UstackRef] = append([]uint64(nil), e.Ustack...)
+		(*refs)[key] = append([]uint64(nil), *stack...)
 	}
 	return true
 }
