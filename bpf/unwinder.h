@@ -35,6 +35,7 @@ enum unwind_cfa {
 	CFA_PLT,
 	CFA_SIGNAL,
 	CFA_UNSUPPORTED,
+	CFA_FP_SWITCH, /* CFA_FP after a switch of stacks (Go's systemstack): the CFA may be below sp */
 };
 
 /* unwind.RARule, unwind.FPRule. */
@@ -450,6 +451,7 @@ __attribute__((noinline)) int unwind_frame(struct frame_regs *w, struct stack_wi
 		cfa = sp + (__s64)r->cfa_off;
 		break;
 	case CFA_FP:
+	case CFA_FP_SWITCH:
 		if (!w->fp_ok) {
 			w->end = UNWIND_END_LOST_FP;
 			return 1;
@@ -495,6 +497,8 @@ __attribute__((noinline)) int unwind_frame(struct frame_regs *w, struct stack_wi
 		w->end = UNWIND_END_UNSUPPORTED;
 		return 1;
 	}
+	/* Read before r may become &fprec below. */
+	bool switched = r->cfa == CFA_FP_SWITCH;
 	__u64 ra = 0;
 	if (r->ra == RA_UNDEFINED) {
 		w->end = UNWIND_END_OK;
@@ -526,7 +530,7 @@ __attribute__((noinline)) int unwind_frame(struct frame_regs *w, struct stack_wi
 		w->end = UNWIND_END_OK;
 		return 1;
 	}
-	if (cfa < sp || (cfa == sp && r->ra != RA_IN_LINK)) {
+	if (!switched && (cfa < sp || (cfa == sp && r->ra != RA_IN_LINK))) {
 		w->end = UNWIND_END_NO_PROGRESS;
 		return 1;
 	}

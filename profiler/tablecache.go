@@ -51,7 +51,8 @@ func DefaultUnwindCacheDir() string {
 // tables go first.
 const defaultUnwindCacheBytes = 256 << 20
 
-const tableMagic = "scorchU1"
+// tableMagic changes with what a table's rules mean (U2: CFAFPSwitch).
+const tableMagic = "scorchU2"
 
 // tableCacheCRC is the checksum of a cached table: a write cut short (a
 // full disk; files are renamed into place, not synced) is a miss.

@@ -95,6 +95,11 @@ const (
 	CFAPLT                 // x86-64 PLT: CFA = sp + 8, +8 more when (pc & 15) >= CFAOffset
 	CFASignal              // signal trampoline: sp, pc and fp of the interrupted context are at sp + CFAOffset, RAOffset, FPOffset
 	CFAUnsupported         // an expression or register the walker does not evaluate
+	// CFAFPSwitch is CFAFP in a function that moved sp to another stack
+	// (Go's systemstack, on the thread's g0 stack, whose rbp still points
+	// at its frame on the goroutine's): the CFA is on the stack it came
+	// from, which may lie below sp. The only rule a walk may go down by.
+	CFAFPSwitch
 )
 
 // RARule says where the return address of a frame is.
@@ -132,7 +137,7 @@ type Rule struct {
 const RuleSize = 16
 
 func (r Rule) String() string {
-	cfa := [...]string{"none", "sp", "fp", "plt", "signal", "unsupported"}
+	cfa := [...]string{"none", "sp", "fp", "plt", "signal", "unsupported", "fp-switch"}
 	s := fmt.Sprintf("cfa=%s%+d", cfa[min(int(r.CFA), len(cfa)-1)], r.CFAOffset)
 	switch r.RA {
 	case RAAtCFA:
@@ -223,7 +228,11 @@ func (t *CompactTable) AppendRules(b []byte) []byte {
 // An *os.File's sections are read through a mapping of it, unmapped when
 // the table is built: a large binary's .eh_frame and .gopclntab (10-20 MB)
 // were read onto the heap for each table, garbage right after.
-func BuildCompact(ra io.ReaderAt) (t *CompactTable, err error) {
+func BuildCompact(ra io.ReaderAt) (t *CompactTable, err error) { return buildCompact(ra, true) }
+
+// buildCompact is BuildCompact; goFirst false keeps the FDEs' rules where
+// a Go binary has both (the tests' reference for the pclntab's).
+func buildCompact(ra io.ReaderAt, goFirst bool) (t *CompactTable, err error) {
 	var mf *mapped.File
 	if osf, ok := ra.(*os.File); ok {
 		if mf, err = mapped.Map(osf); err == nil {
@@ -273,7 +282,7 @@ func BuildCompact(ra io.ReaderAt) (t *CompactTable, err error) {
 			}
 		}
 	}
-	b := &builder{arch: arch, base: base, ids: map[Rule]uint32{{}: 0}, rules: []Rule{{}}, gos: gos}
+	b := &builder{arch: arch, base: base, ids: map[Rule]uint32{{}: 0}, rules: []Rule{{}}, gos: gos, goFirst: goFirst}
 	for i := range cfi.fdes {
 		fde := &cfi.fdes[i]
 		if err := b.addFDE(fde.begin, fde.end, &cfi.cies[fde.cie], cfi.instructions(fde)); err != nil {
@@ -435,8 +444,9 @@ type builder struct {
 	ids     map[Rule]uint32
 	// gos are a Go binary's pclntab rules, for the pcs no FDE covers; gi
 	// and ti are cursors into its spans and TOPFRAME functions.
-	gos    *goRules
-	gi, ti int
+	gos     *goRules
+	gi, ti  int
+	goFirst bool // the pclntab's rules win over the FDEs' (buildCompact)
 }
 
 // fill adds the Go rules of [lo, hi), a range no FDE covers, and the
@@ -524,6 +534,13 @@ func (b *builder) addFDE(begin, end uint64, cie *cieRec, instr []byte) error {
 		if err := b.fill(b.end, begin); err != nil { // a gap without CFI
 			return err
 		}
+	}
+	if b.goFirst && b.gos.covers(begin, &b.gi) {
+		// Go code: the pclntab's rules are .debug_frame's rows (checked
+		// by TestGoCompactAgrees) and more: where rbp is saved, which
+		// .debug_frame leaves out and a function that switches stacks
+		// needs (CFAFPSwitch: Go's systemstack, found from rbp).
+		return b.fill(begin, end)
 	}
 	e := emitter{b: b, begin: begin, end: end}
 	runCFI(b.arch, cie, start, instr, &e)

@@ -50,11 +50,18 @@ func buildC(t *testing.T, gcc, src, name string, flags ...string) string {
 
 func buildCompactFile(t testing.TB, path string) *CompactTable {
 	t.Helper()
+	return buildCompactFrom(t, path, true)
+}
+
+// buildCompactFrom is buildCompactFile; goFirst false takes a Go binary's
+// FDEs over its pclntab (buildCompact).
+func buildCompactFrom(t testing.TB, path string, goFirst bool) *CompactTable {
+	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct, err := BuildCompact(bytes.NewReader(b))
+	ct, err := buildCompact(bytes.NewReader(b), goFirst)
 	if err != nil {
 		t.Fatalf("building the compact table of %s: %v", path, err)
 	}

@@ -45,7 +45,7 @@ func WalkCompact(f TableFinder, regs Regs, lr uint64, stack []byte) ([]uint64, s
 		switch r.CFA {
 		case CFASP:
 			cfa = sp + uint64(int64(r.CFAOffset))
-		case CFAFP:
+		case CFAFP, CFAFPSwitch:
 			if !fpOK {
 				return pcs, ReasonLostBP
 			}
@@ -101,8 +101,9 @@ func WalkCompact(f TableFinder, regs Regs, lr uint64, stack []byte) ([]uint64, s
 		if ra == 0 {
 			return pcs, ""
 		}
-		// A leaf on arm64 may leave sp where it was (CFA = sp + 0).
-		if cfa < sp || cfa == sp && r.RA != RAInLink {
+		// A leaf on arm64 may leave sp where it was (CFA = sp + 0); a
+		// stack switch may go anywhere.
+		if r.CFA != CFAFPSwitch && (cfa < sp || cfa == sp && r.RA != RAInLink) {
 			return pcs, ReasonNoProgress
 		}
 		if r.FP == FPAtCFA {

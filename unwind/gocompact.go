@@ -56,7 +56,10 @@ const maxGoFrame = math.MaxInt32 - 16
 //   - TOPFRAME functions have nothing to return to.
 //   - SPWRITE functions (systemstack, mcall, morestack…) move sp to another
 //     stack, where spdelta means nothing; x86-64's systemstack keeps rbp on
-//     the goroutine's frame, so past its prologue rbp gives the frame.
+//     the goroutine's frame, so past its prologue rbp gives the frame, on
+//     the stack it came from (CFAFPSwitch: the one rule a walk may go down
+//     by, from the thread's g0 stack to the goroutine's). The others end
+//     the walk, as Go's tracebacks end there.
 func readGoRules(f *elf.File, a Arch) (*goRules, error) {
 	g, err := streamGoRules(f, a, nil)
 	if g == nil {
@@ -211,7 +214,11 @@ func (g *goRules) addFunc(tab *gopclntab.Table, fn gopclntab.Func, a Arch, code 
 			emit(lo, hi, Rule{CFA: CFAUnsupported})
 			return true
 		}
-		r := goRule(a, v, top)
+		// A function that moves sp to another stack and leaves no frame
+		// pointer to the one it came from (mcall, morestack, and
+		// systemstack on arm64) ends the walk, as it ends Go's own
+		// tracebacks: its pcsp says nothing of the other stack.
+		r := goRule(a, v, top || spwrite && !pushBP)
 		// Split the run where the saved frame pointer becomes readable.
 		if fpRule && v > 0 && lo < fpFrom && fpFrom < hi {
 			emit(lo, fpFrom, r)
@@ -223,7 +230,7 @@ func (g *goRules) addFunc(tab *gopclntab.Table, fn gopclntab.Func, a Arch, code 
 			} else {
 				r.FP, r.FPOffset = FPAtCFA, -16
 				if spwrite && pushBP {
-					r.CFA, r.CFAOffset = CFAFP, 16
+					r.CFA, r.CFAOffset = CFAFPSwitch, 16
 				}
 			}
 		}
@@ -261,6 +268,17 @@ func (g *goRules) isTop(vaddr uint64, i *int) bool {
 	return *i < len(g.top) && g.top[*i].lo <= vaddr
 }
 
+// covers reports whether a span covers vaddr; i is a cursor into the
+// spans (counting those passed) for ascending lookups.
+func (g *goRules) covers(vaddr uint64, i *int) bool {
+	s, ok := g.spanAt(*i)
+	for ok && s.hi <= vaddr {
+		*i++
+		s, ok = g.spanAt(*i)
+	}
+	return ok && s.lo <= vaddr
+}
+
 // row is the user-space unwinder's row at vaddr (x86-64), from the span
 // covering it.
 func (g *goRules) row(vaddr uint64) (row, bool) {
@@ -276,7 +294,7 @@ func (g *goRules) row(vaddr uint64) (row, bool) {
 	switch r.CFA {
 	case CFASP:
 		rw.kind = rowCFASP
-	case CFAFP:
+	case CFAFP, CFAFPSwitch:
 		rw.kind = rowCFABP
 	default:
 		return row{kind: rowUnsupported}, true

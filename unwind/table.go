@@ -65,7 +65,9 @@ func rowOfRule(r Rule) (row, bool) {
 		return row{}, false
 	case CFASP:
 		rw.kind = rowCFASP
-	case CFAFP:
+	case CFAFP, CFAFPSwitch:
+		// A stack switch's frame is on the other stack, which the stack
+		// copy does not hold: the walk ends there.
 		rw.kind = rowCFABP
 	case CFAPLT:
 		rw.kind = rowPLT

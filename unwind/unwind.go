@@ -408,7 +408,7 @@ func compactStep(tab *CompactTable, bias uint64, cur frame, st stackCopy) (next 
 	switch r.CFA {
 	case CFASP:
 		cfa, kind = cur.sp+uint64(int64(r.CFAOffset)), rowCFASP
-	case CFAFP:
+	case CFAFP, CFAFPSwitch:
 		if !cur.bpOK {
 			return frame{}, 0, false, "", false
 		}
