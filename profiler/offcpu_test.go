@@ -292,31 +292,10 @@ func TestKernelStackCacheMatchesWalk(t *testing.T) {
 	if c.Meta.Stats.Lost != 0 {
 		t.Errorf("%d events lost (%v)", c.Meta.Stats.Lost, c.Meta.Stats.Counters.Reasons(capture.LostBy))
 	}
-	refs := folded(c, q)
-	a, b := tracingLess(refs), tracingLess(walked)
-	for _, fn := range []string{"pinger;", "sleeper;", "poller;", "locker;"} {
-		ta, tb := heaviest(a, fn), heaviest(b, fn)
-		if ta == "" || b[ta] == 0 || a[tb] == 0 {
-			t.Errorf("%s: the heaviest stack by reference %q is not in the walked capture, or its heaviest %q is not in the one by reference", fn, ta, tb)
-		}
-	}
-}
-
-// tracingLess merges folded stacks that differ only in the tracing code's
-// kernel frames (BPF programs and trampolines), whose names depend on when
-// the kernel's symbols were read.
-func tracingLess(stacks map[string]int64) map[string]int64 {
-	out := map[string]int64{}
-	for s, v := range stacks {
-		var keep []string
-		for _, f := range strings.Split(s, ";") {
-			if !strings.HasSuffix(f, "_[k]") || !strings.Contains(f, "bpf") {
-				keep = append(keep, f)
-			}
-		}
-		out[strings.Join(keep, ";")] += v
-	}
-	return out
+	// The tracing code's kernel frames (BPF programs, trampolines) are
+	// left out: their names depend on when the kernel's symbols were read.
+	tracing := func(f string) bool { return strings.HasSuffix(f, "_[k]") && strings.Contains(f, "bpf") }
+	sameHeaviest(t, "by reference", dropFrames(folded(c, q), tracing), "walked", dropFrames(walked, tracing))
 }
 
 // The user stack cache must give the stacks a walk gives: in check mode
@@ -363,25 +342,32 @@ func TestUserStackCacheMatchesWalk(t *testing.T) {
 		t.Fatalf("the cache was off, yet %d user stacks were references", n)
 	}
 	q := capture.Query{PIDs: []uint32{pid}}
-	a, b := userPart(folded(withRefs, q)), userPart(folded(full, q))
-	// The heaviest user stack of each thread, which every capture has
-	// many of. (Kernel frames are left out: whether the tracing code's
-	// frame is named depends on when the kernel's symbols were read.)
+	// Kernel frames are left out: whether the tracing code's frame is
+	// named depends on when the kernel's symbols were read.
+	kernel := func(f string) bool { return strings.HasSuffix(f, "_[k]") }
+	sameHeaviest(t, "with references", dropFrames(folded(withRefs, q), kernel), "full", dropFrames(folded(full, q), kernel))
+}
+
+// sameHeaviest checks that the heaviest stack of each blocker thread, which
+// every capture has many of, is in both captures (named for the errors).
+func sameHeaviest(t *testing.T, aName string, a map[string]int64, bName string, b map[string]int64) {
+	t.Helper()
 	for _, fn := range []string{"pinger;", "sleeper;", "poller;", "locker;"} {
 		ta, tb := heaviest(a, fn), heaviest(b, fn)
 		if ta == "" || b[ta] == 0 || a[tb] == 0 {
-			t.Errorf("%s: the heaviest stack with references %q is not in the full capture, or its heaviest %q is not in the one with references", fn, ta, tb)
+			t.Errorf("%s: the heaviest stack %s %q is not in the %s capture, or its heaviest %q is not in the one %s", fn, aName, ta, bName, tb, aName)
 		}
 	}
 }
 
-// userPart merges folded stacks that differ only in kernel frames.
-func userPart(stacks map[string]int64) map[string]int64 {
+// dropFrames merges folded stacks that differ only in the frames drop
+// picks.
+func dropFrames(stacks map[string]int64, drop func(frame string) bool) map[string]int64 {
 	out := map[string]int64{}
 	for s, v := range stacks {
 		var keep []string
 		for _, f := range strings.Split(s, ";") {
-			if !strings.HasSuffix(f, "_[k]") {
+			if !drop(f) {
 				keep = append(keep, f)
 			}
 		}
