@@ -569,10 +569,10 @@ func nextHead(x, y []int32, ha, hb *int32) (takeX bool, out int32) {
 // Transformable reports whether Transform can derive views from this set.
 func (s *Set) Transformable() bool { return s.src != nil && s.merges == 0 }
 
-// maxMerges bounds how many Extends a set is derived through: an extended
-// set's unchanged stacks share their names with the set it came from, so
-// that a long chain would keep the memory of sets the views' cache has
-// let go of.
+// maxMerges bounds the derivations by merges behind a set (the first
+// from the untransformed set, then Extends): an extended set's unchanged
+// stacks share their names with the set it came from, so that a long
+// chain would keep the memory of sets the views' cache has let go of.
 const maxMerges = 4
 
 // Extend returns the set seen through more transforms ts when it can
