@@ -46,6 +46,10 @@ type Set struct {
 	src     *capture.Capture
 	reverse bool
 	srcIDs  []int32 // name id of each frame of src
+	// merges, when above 0: the set was derived from the untransformed
+	// set of src through this many steps of merges only (src, reverse
+	// and srcIDs are that set's), and Extend derives from it.
+	merges int
 
 	// The stacks sorted for Tree, computed once: a set is shared by the
 	// requests of one view, which differ in their node budget. The set
@@ -563,7 +567,41 @@ func nextHead(x, y []int32, ha, hb *int32) (takeX bool, out int32) {
 }
 
 // Transformable reports whether Transform can derive views from this set.
-func (s *Set) Transformable() bool { return s.src != nil }
+func (s *Set) Transformable() bool { return s.src != nil && s.merges == 0 }
+
+// maxMerges bounds the derivations by merges behind a set (the first
+// from the untransformed set, then Extends): an extended set's unchanged
+// stacks share their names with the set it came from, so that a long
+// chain would keep the memory of sets the views' cache has let go of.
+const maxMerges = 4
+
+// Extend returns the set seen through more transforms ts when it can
+// derive it from this set, a view derived through merges (Transform) or
+// extended before: when ts are merges of names, whose frames all match,
+// the set is that of the untransformed set seen through its merges and
+// then ts (merges compose: they remove the union of their names). The
+// page stacks merges from the graph's menu one at a time; after the first
+// most stacks of the view on screen are through the merges already, and
+// only those through the new name change, where derived from the
+// untransformed set nearly all would again. ok is false when it cannot.
+func (s *Set) Extend(ts []capture.Transform) (_ *Set, ok bool) {
+	if s.merges == 0 || s.merges >= maxMerges {
+		return nil, false
+	}
+	for _, t := range ts {
+		if t.Kind != capture.TransformMerge {
+			return nil, false
+		}
+	}
+	np := s.namePlan(ts)
+	if np == nil || !np.mergeOnly {
+		return nil, false
+	}
+	if len(np.steps) == 0 {
+		return s, true
+	}
+	return s.transformNames(np, nil), true
+}
 
 // Transform returns the set seen through the transforms, as the set of
 // the transformed capture would be, computed from this set's entries

@@ -323,7 +323,7 @@ func layeredCapture(rng *rand.Rand, lines bool) *capture.Capture {
 // where they do; with the function table derived from the untransformed
 // view's for merges and drops.
 func TestNamePlanMatchesReference(t *testing.T) {
-	named, presorted, tables, runs := 0, 0, 0, 0
+	named, presorted, tables, runs, extended := 0, 0, 0, 0, 0
 	kinds := []capture.TransformKind{capture.TransformMerge, capture.TransformMerge, capture.TransformDrop, capture.TransformFocus}
 	for seed := uint64(0); seed < 600; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 13))
@@ -398,10 +398,40 @@ func TestNamePlanMatchesReference(t *testing.T) {
 				t.Fatalf("%s (halves from %d): the derived set differs:\n%s", name, half, diffLines(got, want))
 			}
 		}
+		// The stack as the page makes it, one merge at a time, each view
+		// extended from the one before where it can be (Extend); the
+		// views before drawn first (their trees and tables computed, as
+		// the page's were) or not.
+		if len(ts) > 1 {
+			view := base.Transform(ts[:1])
+			for k := 2; k <= len(ts); k++ {
+				if seed%3 == 1 {
+					renderSet(t, view)
+				}
+				next, ok := view.Extend(ts[k-1 : k])
+				allMerges := true
+				for _, tr := range ts[:k] {
+					allMerges = allMerges && tr.Kind == capture.TransformMerge
+				}
+				if ok != (allMerges && view.merges > 0 && view.merges < maxMerges && base.namePlan(ts[:k]) != nil) {
+					t.Fatalf("%s: Extend of %v by %v: ok %v", name, ts[:k-1], ts[k-1], ok)
+				}
+				if !ok {
+					break
+				}
+				view = next
+				if k == len(ts) {
+					extended++
+					if got := renderSet(t, view); got != want {
+						t.Fatalf("%s: the view extended merge by merge differs:\n%s", name, diffLines(got, want))
+					}
+				}
+			}
+		}
 	}
-	t.Logf("%d through names, %d with their changed stacks in order, %d in sorted runs, %d with the table derived", named, presorted, runs, tables)
-	if named < 300 || presorted < 60 || runs < 15 || tables < 150 {
-		t.Errorf("%d views through names, %d presorted, %d tables derived: those paths are not tested", named, presorted, tables)
+	t.Logf("%d through names, %d with their changed stacks in order, %d in sorted runs, %d with the table derived, %d extended merge by merge", named, presorted, runs, tables, extended)
+	if named < 300 || presorted < 60 || runs < 15 || tables < 150 || extended < 60 {
+		t.Errorf("%d views through names, %d presorted, %d tables derived, %d extended: those paths are not tested", named, presorted, tables, extended)
 	}
 }
 

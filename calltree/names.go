@@ -168,8 +168,9 @@ type nameHalf struct {
 	selfTo  []entry // merge only: the moved entries that ended in a merged name
 }
 
-// transformNames is Transform through a name plan.
-// p is the same stack compiled against the frames, for the lines.
+// transformNames is Transform (or Extend) through a name plan.
+// p is the same stack compiled against the frames, for the lines (not
+// read for merges only, which leave the lines as they were).
 func (s *Set) transformNames(np *namePlan, p *capture.TransformPlan) *Set {
 	s.prep()
 	base := s.sorted
@@ -236,6 +237,7 @@ func (s *Set) transformNames(np *namePlan, p *capture.TransformPlan) *Set {
 	}
 	switch {
 	case np.mergeOnly:
+		out.src, out.reverse, out.srcIDs, out.merges = s.src, s.reverse, s.srcIDs, s.merges+1
 		out.fnsFrom = func() []Function {
 			fns := slices.Clone(s.fnTable())
 			for id, m := range np.merged {

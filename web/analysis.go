@@ -138,7 +138,22 @@ func (s *Server) viewSet(ctx context.Context, id string, vw view, slot bool) (*c
 			return nil, err
 		}
 	}
+	// Merges stacked from the graph's menu one at a time: the view of the
+	// stack but its last steps (the one on screen) is most often kept,
+	// and extended by them it changes only the stacks through the new
+	// names (calltree.Set.Extend).
+	var prev *calltree.Set
+	var more []capture.Transform
+	for k := len(vw.ts) - 1; k > 0 && from != nil && prev == nil; k-- {
+		prev, _ = s.views.sets.peek(c, viewKey(vw.q, vw.ts[:k], vw.reverse))
+		more = vw.ts[k:]
+	}
 	return s.setOnce(ctx, slot, c, key, func() *calltree.Set {
+		if prev != nil {
+			if set, ok := prev.Extend(more); ok {
+				return set
+			}
+		}
 		if from != nil && from.Transformable() {
 			return from.Transform(vw.ts)
 		}

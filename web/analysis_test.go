@@ -646,3 +646,31 @@ func TestTransformedViewsAsFromScratch(t *testing.T) {
 		}
 	}
 }
+
+// TestStackedMergesAsFromScratch stacks merges one at a time, as the
+// graph's menu does (each view derived from the one before, which the
+// server still holds), and compares the tree and the table of each with
+// those of a capture that holds the merged stacks from the start.
+func TestStackedMergesAsFromScratch(t *testing.T) {
+	e := newEnv(t, nil)
+	id := e.importFolded("app;main;mid;work 7\napp;main;other;work 3\napp;mid;leaf 2\napp;main;mid;mid;deep 4\napp;main;work 1\napp;other;main 2\n")
+	steps := []struct{ merge, folded string }{
+		{"mid", "app;main;work 7\napp;main;other;work 3\napp;leaf 2\napp;main;deep 4\napp;main;work 1\napp;other;main 2\n"},
+		{"other", "app;main;work 7\napp;main;work 3\napp;leaf 2\napp;main;deep 4\napp;main;work 1\napp;main 2\n"},
+		{"main", "app;work 7\napp;work 3\napp;leaf 2\napp;deep 4\napp;work 1\napp 2\n"},
+		{"nosuch", "app;work 7\napp;work 3\napp;leaf 2\napp;deep 4\napp;work 1\napp 2\n"},
+	}
+	q := ""
+	for _, st := range steps {
+		q += "&t=merge:" + st.merge
+		want := e.importFolded(st.folded)
+		for _, r := range []string{"tree.json", "functions.json"} {
+			var got, w map[string]any
+			e.getJSON("/api/captures/"+id+"/"+r+"?"+q[1:], &got)
+			e.getJSON("/api/captures/"+want+"/"+r, &w)
+			if !reflect.DeepEqual(got, w) {
+				t.Errorf("%s?%s:\n got %v\nwant %v", r, q[1:], got, w)
+			}
+		}
+	}
+}
