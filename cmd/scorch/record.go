@@ -66,6 +66,7 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		boostNice   = fs.Int("boost-nice", defaultBoostNice, "nice value of scorch's threads before and after the window (load, attach; drain, naming, output) when below the one it runs at, so that a busy host delays the capture's start and its output less; the window itself and a command run at scorch's own; 0: no boost")
 		gcPercent   = fs.Int("gc-percent", defaultGCPercent, "the garbage collector's target, as GOGC: the heap grows this many percent over the live heap before a collection (GOGC in the environment overrides the default)")
 		unwindCache = fs.String("unwind-cache", profiler.DefaultUnwindCacheDir(), "directory keeping the BPF unwinder's tables for the next captures (--unwind auto); empty: build them each time")
+		kernelCache = fs.String("kernel-cache", symbolizer.DefaultKernelCacheDir(), "directory keeping the kernel's and its modules' symbols for the next captures of this boot (keyed by boot id and kernel and module builds; other kernel code is read from /proc/kallsyms as it is met); empty: read /proc/kallsyms each time")
 		dwarfCache  = fs.String("dwarf-cache", symbolizer.DefaultDWARFCacheDir(), "directory keeping the decompressed DWARF sections of debug files (libc's) for the next captures' file:line; empty: decompress them each time")
 	)
 	// Bounds like serve's: a long whole-host capture must not hold every
@@ -155,7 +156,7 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	sym := symbolizer.New(symbolizer.Options{Logger: logger, CacheBytes: symbolCache.n, Lines: true, DWARFCache: *dwarfCache})
+	sym := symbolizer.New(symbolizer.Options{Logger: logger, CacheBytes: symbolCache.n, Lines: true, DWARFCache: *dwarfCache, KernelCache: *kernelCache})
 	defer sym.Close()
 	var phases profiler.Phases
 	opts := profiler.Options{Logger: logger, Symbolizer: sym, RingBytes: int(ring.n), CommandStdout: stderr, CommandStderr: stderr, Phases: &phases,
