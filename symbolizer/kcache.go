@@ -26,9 +26,10 @@ import (
 // build ID: a new boot or any module loaded, unloaded or rebuilt gives
 // another key. BPF programs, trampolines and other code the kernel makes
 // at run time are not cached: a cached table answers only addresses
-// between the first and the last symbol of the kernel or of one module,
-// where no such code can be, and any other address makes the symbolizer
-// read /proc/kallsyms whole (see Symbolizer.Kernel).
+// between the first and the last symbol of a run of one module's symbols
+// (the kernel's or a module's, no gap wider than maxSpanGap), where no such
+// code can be, and any other address makes the symbolizer read
+// /proc/kallsyms whole (see Symbolizer.Kernel).
 
 // DefaultKernelCacheDir is where record keeps the kernel's symbols:
 // $XDG_CACHE_HOME/scorch/kernel or ~/.cache/scorch/kernel; "" when there
@@ -171,7 +172,7 @@ func (sk *staticKernel) covers(addr uint64) bool {
 }
 
 // staticPart keeps the symbols of kt that are the kernel's or a module's
-// of mods, and the spans between each one's first and last symbol.
+// of mods, and the spans they answer (moduleSpans).
 func staticPart(kt *kernelTable, mods map[string]bool) *staticKernel {
 	keep := make([]bool, len(kt.modNames))
 	remap := make([]uint16, len(kt.modNames))
@@ -200,7 +201,7 @@ func staticPart(kt *kernelTable, mods map[string]bool) *staticKernel {
 	t.sizes = make([]uint32, len(t.addrs))
 	setLastSpans(t.sizes, out.modules)
 	out.syms = t
-	return &staticKernel{table: out, spans: moduleSpans(t.addrs, out.modules, len(out.modNames))}
+	return &staticKernel{table: out, spans: moduleSpans(t.addrs, out.modules)}
 }
 
 // setLastSpans bounds the last symbol of each module (see parseKallsyms).
@@ -212,45 +213,28 @@ func setLastSpans(sizes []uint32, modules []uint16) {
 	}
 }
 
-// moduleSpans are [first, last) symbol address of each module with
-// symbols, sorted; overlapping ones are dropped, both: no span may answer
-// for two.
-func moduleSpans(addrs []uint64, modules []uint16, nmods int) []span {
-	lo := make([]uint64, nmods)
-	hi := make([]uint64, nmods)
-	seen := make([]bool, nmods)
-	for i, a := range addrs {
-		m := modules[i]
-		if !seen[m] {
-			seen[m], lo[m] = true, a
-		}
-		hi[m] = a // addrs are sorted
-	}
-	var out []span
-	for m := range nmods {
-		if seen[m] && hi[m] > lo[m] {
-			out = append(out, span{lo[m], hi[m]})
-		}
-	}
-	slices.SortFunc(out, func(a, b span) int { return cmpUint(a.lo, b.lo) })
-	var clean []span
-	for i, s := range out {
-		if (i > 0 && out[i-1].hi > s.lo) || (i+1 < len(out) && s.hi > out[i+1].lo) {
-			continue
-		}
-		clean = append(clean, s)
-	}
-	return clean
-}
+// maxSpanGap is the widest gap between two symbols a span crosses: no
+// function is that long, and a wider gap (the kernel's data between its
+// text sections, an outlying symbol) is left to kallsyms, so that a span
+// can never reach over code the kernel makes at run time.
+const maxSpanGap = 1 << 20
 
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// moduleSpans are the runs of symbols of one module in address order, each
+// gap within them at most maxSpanGap, from the first symbol's address to
+// the last's: disjoint and sorted, as addrs is.
+func moduleSpans(addrs []uint64, modules []uint16) []span {
+	var out []span
+	for i := 0; i < len(addrs); {
+		j := i
+		for j+1 < len(addrs) && modules[j+1] == modules[i] && addrs[j+1]-addrs[j] <= maxSpanGap {
+			j++
+		}
+		if addrs[j] > addrs[i] {
+			out = append(out, span{addrs[i], addrs[j]})
+		}
+		i = j + 1
 	}
-	return 0
+	return out
 }
 
 // encodeKernelCache is a cache file: the magic, the key, the CRC-32C of
@@ -364,7 +348,7 @@ func parseKernelCache(b []byte, sum [sha256.Size]byte) (*staticKernel, error) {
 	}
 	setLastSpans(t.sizes, kt.modules)
 	kt.syms = t
-	return &staticKernel{table: kt, spans: moduleSpans(t.addrs, kt.modules, len(kt.modNames))}, nil
+	return &staticKernel{table: kt, spans: moduleSpans(t.addrs, kt.modules)}, nil
 }
 
 // kernelCache is the directory of cached tables.

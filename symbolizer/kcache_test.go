@@ -181,6 +181,26 @@ func TestKernelCacheFile(t *testing.T) {
 	}
 }
 
+// A span never crosses a wide gap: an outlying kernel symbol above the
+// module area does not make the BPF programs below it the kernel's.
+func TestKernelCacheSpans(t *testing.T) {
+	kt, err := parseKallsyms(bytes.NewReader([]byte("ffffffff81000000 T _stext\nffffffff81001000 T do_one_initcall\nffffffff81002000 T _etext\n" +
+		"ffffffffc0001000 t ext4_readdir\t[ext4]\nffffffffc0001400 T ext4_file_read_iter\t[ext4]\n" +
+		"ffffffffc0100000 t bpf_prog_1_x\t[bpf]\nffffffffff600000 T __vsyscall_page\nffffffffff600800 T __vsyscall_end\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk := staticPart(kt, map[string]bool{"[ext4]": true})
+	for addr, want := range map[uint64]bool{
+		0xffffffff81000010: true, 0xffffffff81001fff: true, 0xffffffff81002000: false, // the last symbol's end is unknown
+		0xffffffffc0001010: true, 0xffffffffc0100010: false, 0xffffffffff600010: true, 0xffffffff80000000: false,
+	} {
+		if got := sk.covers(addr); got != want {
+			t.Errorf("covers(%#x) = %v, want %v (spans %x)", addr, got, want, sk.spans)
+		}
+	}
+}
+
 func FuzzKernelCache(f *testing.F) {
 	sum := sha256.Sum256([]byte("key"))
 	if kt, err := parseKallsyms(bytes.NewReader(readFixture(f, "kallsyms"))); err == nil {
