@@ -82,6 +82,10 @@ func (c *collection) Close() {
 // records into dec until the capture ends, then calls stop to detach the
 // event sources and takes what is still in the ring buffer.
 func (c *collection) run(ctx context.Context, dec decoder, stop func()) error {
+	// The window runs at scorch's own priority, and so does a command
+	// started for it (a child starts with its creator thread's nice);
+	// what follows the window is boosted again (Options.BoostNice).
+	c.opts.boost.lower(&c.opts)
 	if len(c.p.Command) > 0 {
 		if err := c.tgt.startCommand(c.p.Command, c.m.FilterPids, c.opts); err != nil {
 			stop()
@@ -99,7 +103,10 @@ func (c *collection) run(ctx context.Context, dec decoder, stop func()) error {
 	}
 	done := make(chan struct{})
 	c.tgt.watchTargets(done, 100*time.Millisecond)
-	err := c.s.run(ctx, c.p, c.opts, c.tgt, c.rd, c.m.Stats, dec, stop)
+	err := c.s.run(ctx, c.p, c.opts, c.tgt, c.rd, c.m.Stats, dec, func() {
+		c.opts.boost.raise(&c.opts)
+		stop()
+	})
 	close(done)
 	c.meta.Duration = time.Since(c.meta.Start)
 	if c.tgt.targetsGone() {

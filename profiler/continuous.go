@@ -81,6 +81,7 @@ func StartContinuous(ctx context.Context, p capture.Params, opts Options) (*Cont
 	// wake the reader (1/8 of the ring, an exec) or once a second, and a
 	// cut flushes the ring: the agent's CPU went to waking up.
 	opts.idleWait = continuousWait
+	opts.BoostNice = 0 // no window to lower it for
 	mode, cleanup, err := prepare(&p, &opts)
 	if err != nil {
 		cleanup()

@@ -2,7 +2,10 @@ package profiler
 
 import (
 	"fmt"
+	"sync"
 	"time"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/scorch-dev/scorch/bpf"
 	"github.com/scorch-dev/scorch/capture"
@@ -36,11 +39,11 @@ func loadSampler(p *capture.Params, cfg loadConfig, ev perfEventSpec) (source, e
 	if !ev.freq {
 		src.value = ev.period
 	}
-	spec, err := bpf.LoadSampler()
+	spec, err := samplerSpec()
 	if err != nil {
-		return nil, fmt.Errorf("loading sampler spec: %w", err)
+		return nil, err
 	}
-	if err := loadObjects(spec, cfg, len(p.Command) > 0, 0, &src.samplerObjects); err != nil {
+	if err := loadObjects(spec.Copy(), cfg, len(p.Command) > 0, 0, &src.samplerObjects); err != nil {
 		return nil, err
 	}
 	return src, nil
@@ -76,4 +79,20 @@ func (src *samplerSource) decode(s *session, e *stackEvent) {
 func (src *samplerSource) finish(c *collection) {
 	c.s.stats.Counters.Add(capture.AttachMicros, uint64(src.took.Microseconds()))
 	c.addProgStats(src.Progs.SampleCpu)
+}
+
+// parsedSampler is bpf/sampler.c's object parsed once per process: the
+// unwind tables take their map specs from it and every cpu load a copy
+// (parsing the embedded ELF and its BTF twice per capture was about 2 ms
+// of CPU warm, more with the binary's pages still cold).
+var parsedSampler = sync.OnceValues(bpf.LoadSampler)
+
+// samplerSpec is the parsed sampler object, shared: callers that change it
+// (constants, map sizes) copy it first.
+func samplerSpec() (*ebpf.CollectionSpec, error) {
+	spec, err := parsedSampler()
+	if err != nil {
+		return nil, fmt.Errorf("loading sampler spec: %w", err)
+	}
+	return spec, nil
 }

@@ -16,3 +16,6 @@ func (c *Continuous) Known(pid int) bool {
 	defer m.mu.Unlock()
 	return m.byPID[uint32(pid)] != nil
 }
+
+// SetThreadsNice sets the nice value of every thread of the process.
+var SetThreadsNice = setThreadsNice

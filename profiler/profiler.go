@@ -63,8 +63,16 @@ type Options struct {
 	Mappings MappingListener
 	// Phases, when set, receives where the capture's time went.
 	Phases *Phases
+	// BoostNice, when below the nice value scorch runs at, is the nice
+	// value of scorch's threads outside a Record's window: from Record's
+	// start until the window starts, and from the window's end on (drain,
+	// naming; the threads keep it after Record returns, for the caller's
+	// output). The window runs at the starting value. 0: no boost.
+	// StartContinuous ignores it.
+	BoostNice int
 
 	began time.Time // when Record was called
+	boost *boost    // BoostNice's state, nil without one
 	// ownTables: the unwind tables are this capture's (made by Record),
 	// not shared with later captures.
 	ownTables bool
@@ -106,6 +114,12 @@ type Progress struct {
 // ctx is cancelled (what was collected is returned, without error) or a
 // `-- CMD` target exits.
 func Record(ctx context.Context, p capture.Params, opts Options) (*capture.Capture, error) {
+	if opts.BoostNice != 0 {
+		if opts.Logger == nil {
+			opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		}
+		opts.boost = newBoost(&opts)
+	}
 	mode, cleanup, err := prepare(&p, &opts)
 	if err != nil {
 		return nil, err

@@ -169,9 +169,9 @@ func NewUnwindTables(opts UnwindTableOptions) (*UnwindTables, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	spec, err := bpf.LoadSampler()
+	spec, err := samplerSpec() // read only: each map spec is copied
 	if err != nil {
-		return nil, fmt.Errorf("loading sampler spec: %w", err)
+		return nil, err
 	}
 	t := &UnwindTables{
 		log:         opts.Logger,

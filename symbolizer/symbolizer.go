@@ -22,6 +22,7 @@ import (
 // Options configures a Symbolizer; the zero value is usable.
 type Options struct {
 	ProcRoot        string   // default "/proc" (tests can point elsewhere)
+	SysRoot         string   // default "/sys" (tests can point elsewhere)
 	CacheBytes      int64    // memory cap of the symbol-table LRU; 0 = 256 MiB
 	DebugDirs       []string // default ["/usr/lib/debug"]
 	DebuginfodURLs  []string // default: split $DEBUGINFOD_URLS
@@ -39,6 +40,12 @@ type Options struct {
 	// of files whose sections are compressed, by build ID, for the next
 	// Symbolizer to map them instead (see DefaultDWARFCacheDir); "": none.
 	DWARFCache string
+	// KernelCache is a directory keeping the static kernel symbols (the
+	// kernel's own and its modules', keyed by boot, kernel and module
+	// builds) for the next Symbolizer, which then does not read
+	// /proc/kallsyms unless an address is outside them (see
+	// DefaultKernelCacheDir); "": none.
+	KernelCache string
 }
 
 // Frame is one symbolized frame.
@@ -82,6 +89,9 @@ type Symbolizer struct {
 func New(opts Options) *Symbolizer {
 	if opts.ProcRoot == "" {
 		opts.ProcRoot = "/proc"
+	}
+	if opts.SysRoot == "" {
+		opts.SysRoot = "/sys"
 	}
 	if opts.CacheBytes <= 0 {
 		opts.CacheBytes = 256 << 20
@@ -129,28 +139,58 @@ func (s *Symbolizer) Close() error {
 	return nil
 }
 
-// kernelState is one reading of kallsyms.
+// kernelState is one reading of kallsyms, or a cached table of its static
+// part (static set: addresses outside its spans need a reading).
 type kernelState struct {
 	table  *kernelTable
 	err    error
 	loaded time.Time
+	static *staticKernel
+	// partial: a reading failed after the cached table was used, so
+	// addresses outside its spans stay unnamed.
+	partial bool
 }
 
 // kernelReload bounds how often a kernel address without a symbol makes
 // kallsyms be read again (a module loaded since the last reading).
 var kernelReload = 10 * time.Second
 
-// kernelTable returns the current kallsyms reading; stale asks for a new
-// one when the last is older than kernelReload.
+// kernelTable returns the current kernel table: the cached one first, if
+// any; stale asks for a new reading when the last is older than
+// kernelReload.
 func (s *Symbolizer) kernelTable(stale bool) *kernelState {
 	ks := s.kernel.Load()
 	if ks != nil && (!stale || time.Since(ks.loaded) < kernelReload) {
 		return ks
 	}
+	return s.readKernel(ks, ks == nil)
+}
+
+// readKernel replaces ks, the state its caller saw, with a new reading of
+// kallsyms, or with the cached table when cached is set and there is one.
+func (s *Symbolizer) readKernel(ks *kernelState, cached bool) *kernelState {
 	s.kernelMu.Lock()
 	defer s.kernelMu.Unlock()
 	if cur := s.kernel.Load(); cur != ks {
 		return cur // another goroutine reloaded meanwhile
+	}
+	var kc *kernelCache
+	if s.opts.KernelCache != "" {
+		kc = &kernelCache{dir: s.opts.KernelCache, procRoot: s.opts.ProcRoot, sysRoot: s.opts.SysRoot}
+	}
+	if kc != nil && cached {
+		sk, err := kc.load()
+		if err == nil {
+			nks := &kernelState{table: sk.table, static: sk, loaded: time.Now()}
+			s.kernel.Store(nks)
+			return nks
+		}
+		s.log.Debug("kernel symbol cache not used", "err", err)
+	}
+	var key kernelKey
+	var kerr error
+	if kc != nil {
+		key, kerr = readKernelKey(kc.procRoot, kc.sysRoot)
 	}
 	nks := &kernelState{loaded: time.Now()}
 	path := filepath.Join(s.opts.ProcRoot, "kallsyms")
@@ -160,8 +200,14 @@ func (s *Symbolizer) kernelTable(stale bool) *kernelState {
 		nks.table, nks.err = parseKallsyms(f)
 		f.Close()
 	}
+	if nks.err == nil && kc != nil && kerr == nil {
+		if err := kc.store(key, nks.table); err != nil {
+			s.log.Debug("kernel symbols not cached", "err", err)
+		}
+	}
 	if nks.err != nil && ks != nil && ks.err == nil {
 		nks.table, nks.err = ks.table, nil // keep the last good reading
+		nks.static, nks.partial = ks.static, ks.static != nil
 	}
 	s.kernel.Store(nks)
 	return nks
@@ -195,6 +241,16 @@ func (s *Symbolizer) Kernel(addr uint64, ret bool) Frame {
 	}
 	fr := Frame{Module: kernelModule, Offset: addr, Kernel: true}
 	ks := s.kernelTable(false)
+	if ks.static != nil && !ks.static.covers(addr) {
+		// Code the kernel made at run time (BPF, trampolines) or a
+		// module loaded since: only kallsyms has it.
+		if ks.partial {
+			return fr
+		}
+		if ks = s.readKernel(ks, false); ks.partial {
+			return fr
+		}
+	}
 	name, mod, ok := ks.table.lookup(addr)
 	if !ok && ks.err == nil && !ks.table.zero {
 		if nks := s.kernelTable(true); nks != ks {

@@ -14,7 +14,7 @@ func TestUnknownFlag(t *testing.T) {
 		cmd  string
 		want []string // flags the list must name
 	}{
-		{"record", []string{"--comm, --cpuprofile, --duration, --dwarf-cache, --event, --format, --gc-percent, --hz, --idle, --max-block, --memory-limit, --memprofile, --min-block, -o, --pid, --ring-size, --state, --symbol-cache, --tid, --title, --type, --unwind, --unwind-cache, -v, --view"}},
+		{"record", []string{"--boost-nice, --comm, --cpuprofile, --duration, --dwarf-cache, --event, --format, --gc-percent, --hz, --idle, --kernel-cache, --max-block, --memory-limit, --memprofile, --min-block, -o, --pid, --ring-size, --state, --symbol-cache, --tid, --title, --type, --unwind, --unwind-cache, -v, --view"}},
 		{"render", []string{"--format", "--event", "--type", "--layout", "--from", "--view", "-o"}},
 		{"diff", []string{"--widths", "--event", "--type", "--palette", "--pid", "-o"}},
 		{"serve", []string{"--listen", "--data", "--token-file", "--max-hz", "--keep", "--dwarf-cache"}},

@@ -48,6 +48,8 @@ func TestRecordBadInput(t *testing.T) {
 		{[]string{"--ring-size", "lots"}, "not a size"},
 		{[]string{"--symbol-cache", "100K"}, "at least 1MiB"},
 		{[]string{"--memory-limit", "-5"}, "not a size"},
+		{[]string{"--boost-nice", "-21"}, "allowed -20..19, or 0 for no boost"},
+		{[]string{"--boost-nice", "20"}, "allowed -20..19"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
