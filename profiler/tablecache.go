@@ -58,9 +58,11 @@ const tableMagic = "scorchU2"
 // full disk; files are renamed into place, not synced) is a miss.
 var tableCacheCRC = crc32.MakeTable(crc32.Castagnoli)
 
-// path is where key's table is kept.
+// path is where key's table is kept: a name of its format's too, so that
+// builds of two formats on one host (a baseline benchmarked beside) keep
+// their own files rather than replace each other's at every capture.
 func (c *tableCache) path(key string) string {
-	h := sha256.Sum256([]byte(key))
+	h := sha256.Sum256([]byte(tableMagic + "\x00" + key))
 	return filepath.Join(c.dir, hex.EncodeToString(h[:16])+".tab")
 }
 
