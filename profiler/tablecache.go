@@ -39,13 +39,7 @@ type tableCache struct {
 // DefaultUnwindCacheDir is where record keeps unwind tables:
 // $XDG_CACHE_HOME/scorch/unwind or ~/.cache/scorch/unwind; "" when there
 // is no home.
-func DefaultUnwindCacheDir() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(dir, "scorch", "unwind")
-}
+func DefaultUnwindCacheDir() string { return symbolizer.CacheDir("unwind") }
 
 // defaultUnwindCacheBytes bounds the cache directory: the oldest used
 // tables go first.

@@ -28,15 +28,18 @@ type dwarfCache struct {
 	log *slog.Logger
 }
 
-// DefaultDWARFCacheDir is where record keeps decompressed DWARF sections:
-// ~/.cache/scorch/dwarf.
-func DefaultDWARFCacheDir() string {
+// CacheDir is scorch's cache directory name: $XDG_CACHE_HOME/scorch/name
+// or ~/.cache/scorch/name; "" when there is no cache directory.
+func CacheDir(name string) string {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return ""
 	}
-	return filepath.Join(dir, "scorch", "dwarf")
+	return filepath.Join(dir, "scorch", name)
 }
+
+// DefaultDWARFCacheDir is where record keeps decompressed DWARF sections.
+func DefaultDWARFCacheDir() string { return CacheDir("dwarf") }
 
 const (
 	dwarfCacheMagic        = "scorchD1"

@@ -31,16 +31,8 @@ import (
 // code can be, and any other address makes the symbolizer read
 // /proc/kallsyms whole (see Symbolizer.Kernel).
 
-// DefaultKernelCacheDir is where record keeps the kernel's symbols:
-// $XDG_CACHE_HOME/scorch/kernel or ~/.cache/scorch/kernel; "" when there
-// is no cache directory.
-func DefaultKernelCacheDir() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(dir, "scorch", "kernel")
-}
+// DefaultKernelCacheDir is where record keeps the kernel's symbols.
+func DefaultKernelCacheDir() string { return CacheDir("kernel") }
 
 const (
 	kernelCacheMagic  = "scorchK1"
