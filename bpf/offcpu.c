@@ -90,8 +90,10 @@ struct {
  *
  * A cached stack goes to user space once, as the user stack cache's do
  * (common.h): the record that learned it is flagged EVENT_KSTACK_DEF, and
- * once that record is in the ring the way is valid and later records name
- * it (EVENT_KSTACK_REF, the reference in aux) instead of carrying it.
+ * later records name it (EVENT_KSTACK_REF, the reference in aux) instead
+ * of carrying it. A way holding a stack (n > 0) was sent: leave() forgets
+ * it before the program returns when its record did not reach the ring
+ * (kc_sent), and sched_switch's program does not nest on a CPU.
  *
  * Per CPU, so that no lock is needed: KC_SETS sets of KC_WAYS stacks,
  * chosen by the key's hash, replaced round robin. */
@@ -108,8 +110,6 @@ struct kc_way {
 	__s32 nr;    /* system call number (REGS_SYSCALL_NR) */
 	__u32 n;     /* frames; 0: empty */
 	__u32 first; /* frames [first, n) have their slot checked */
-	__u32 valid; /* the record that defined it reached the ring: records may name it */
-	__u32 pad0;
 	__u16 off[KC_FRAMES]; /* slot of frame i: bytes above the anchor */
 	__u16 off_last;       /* slot of frame n - 1: bytes above the stack's base */
 	__u16 pad[3];
@@ -210,6 +210,12 @@ static __always_inline void kc_learn(struct kc_way *w, struct stack_event *e, __
 	w->n = n;
 }
 
+/* kc_ref is the reference of way wi of set idx, on e's CPU. */
+static __always_inline __u32 kc_ref(struct stack_event *e, __u32 idx, __u32 wi)
+{
+	return (e->cpu << 16) | (idx * KC_WAYS + wi);
+}
+
 /* kernel_stack fills e's kernel stack, from the cache when it can (by
  * reference when the cached stack was sent before). nr is the task's
  * system call number; base the anchor; stack the stack's base. */
@@ -235,17 +241,10 @@ static __always_inline void kernel_stack(void *ctx, struct stack_event *e, __u32
 			}
 		}
 	}
-	if (hit && !kcache_check && hit->valid) {
+	if (hit && !kcache_check) {
 		e->kstack_len = 0;
 		e->flags |= EVENT_KSTACK_REF;
-		e->aux = (e->cpu << 16) | (idx * KC_WAYS + wi);
-		count(STAT_KCACHE_HIT);
-		return;
-	}
-	if (hit && !kcache_check) {
-		__builtin_memcpy(e->data, hit->ips, sizeof(hit->ips));
-		__u32 n = hit->n;
-		e->kstack_len = (n > KC_FRAMES ? KC_FRAMES : n) * 8;
+		e->aux = kc_ref(e, idx, wi);
 		count(STAT_KCACHE_HIT);
 		return;
 	}
@@ -269,29 +268,24 @@ static __always_inline void kernel_stack(void *ctx, struct stack_event *e, __u32
 	set->next++;
 	w->pid = pid;
 	w->nr = nr;
-	w->valid = 0;
 	kc_learn(w, e, n, base, stack);
 	if (w->n) {
 		e->flags |= EVENT_KSTACK_DEF;
-		e->aux = (e->cpu << 16) | (idx * KC_WAYS + wi);
+		e->aux = kc_ref(e, idx, wi);
 	}
 }
 
-/* kc_sent makes the way e defined valid once its record is in the ring
- * (ok), or forgets it. */
+/* kc_sent forgets the way e defined when its record did not reach the ring
+ * (not ok): no record may name it. */
 static __always_inline void kc_sent(struct stack_event *e, bool ok)
 {
-	if (!ARCH_KSTACK_CACHE || !(e->flags & EVENT_KSTACK_DEF))
+	if (ok || !ARCH_KSTACK_CACHE || !(e->flags & EVENT_KSTACK_DEF))
 		return;
 	__u32 idx = (e->aux & 0xffff) / KC_WAYS;
 	struct kc_set *set = bpf_map_lookup_elem(&kcache, &idx);
 	if (!set)
 		return;
-	struct kc_way *w = &set->way[(e->aux & 0xffff) % KC_WAYS];
-	if (ok)
-		w->valid = 1;
-	else
-		w->n = 0;
+	set->way[(e->aux & 0xffff) % KC_WAYS].n = 0;
 }
 
 /* Per-CPU word through which an address on the kernel stack becomes a

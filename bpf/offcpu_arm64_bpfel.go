@@ -52,8 +52,6 @@ type OffcpuKcSet struct {
 		Nr      int32
 		N       uint32
 		First   uint32
-		Valid   uint32
-		Pad0    uint32
 		Off     [32]uint16
 		OffLast uint16
 		Pad     [3]uint16
