@@ -1,6 +1,7 @@
 package profiler
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -227,15 +228,7 @@ func (t *mappingTracker) deliver(upTo uint64) {
 	if len(t.pending) == 0 {
 		return
 	}
-	slices.SortStableFunc(t.pending, func(a, b MappingEvent) int {
-		switch {
-		case a.Time < b.Time:
-			return -1
-		case a.Time > b.Time:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(t.pending, func(a, b MappingEvent) int { return cmp.Compare(a.Time, b.Time) })
 	n := 0
 	for n < len(t.pending) && t.pending[n].Time <= upTo {
 		for _, l := range t.listeners {

@@ -1,6 +1,7 @@
 package unwind
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -108,13 +109,14 @@ func (r *cfiReader) fixed(n int) uint64 {
 	return v
 }
 
-func (r *cfiReader) uleb() uint64 {
-	var v uint64
-	var shift uint
+// leb reads a LEB128 number's bits, the shift past them and whether its
+// sign bit (of the last byte) is set; a number cut short by the end of the
+// data has no sign.
+func (r *cfiReader) leb() (v uint64, shift uint, neg bool) {
 	for {
 		if r.i >= len(r.b) {
 			r.short = true
-			return v
+			return v, shift, false
 		}
 		c := r.b[r.i]
 		r.i++
@@ -123,32 +125,22 @@ func (r *cfiReader) uleb() uint64 {
 		}
 		shift += 7
 		if c&0x80 == 0 {
-			return v
+			return v, shift, c&0x40 != 0
 		}
 	}
 }
 
+func (r *cfiReader) uleb() uint64 {
+	v, _, _ := r.leb()
+	return v
+}
+
 func (r *cfiReader) sleb() int64 {
-	var v int64
-	var shift uint
-	for {
-		if r.i >= len(r.b) {
-			r.short = true
-			return v
-		}
-		c := r.b[r.i]
-		r.i++
-		if shift < 64 {
-			v |= int64(c&0x7f) << shift
-		}
-		shift += 7
-		if c&0x80 == 0 {
-			if shift < 64 && c&0x40 != 0 {
-				v |= -1 << shift
-			}
-			return v
-		}
+	v, shift, neg := r.leb()
+	if neg && shift < 64 {
+		v |= ^uint64(0) << shift
 	}
+	return int64(v)
 }
 
 // block reads a ULEB128 length and that many bytes.
@@ -379,15 +371,7 @@ func parseCIE(r *cfiReader, eh bool) (cieRec, error) {
 // kept among equal ones, and drops each FDE of the same range as the one
 // before it.
 func (x *cfiIndex) sortFDEs() {
-	slices.SortStableFunc(x.fdes, func(a, b fdeRec) int {
-		switch {
-		case a.begin < b.begin:
-			return -1
-		case a.begin > b.begin:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(x.fdes, func(a, b fdeRec) int { return cmp.Compare(a.begin, b.begin) })
 	if len(x.fdes) < 2 {
 		return
 	}
