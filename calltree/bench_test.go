@@ -16,19 +16,7 @@ import (
 // capture and against the implementation before (reference_test.go), and
 // the summary's pass.
 func BenchmarkTree(b *testing.B) {
-	path := os.Getenv("SCORCH_BENCH_CAPTURE")
-	if path == "" {
-		b.Skip("SCORCH_BENCH_CAPTURE is not set")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := capture.ReadLimit(f, 1<<30)
-	f.Close()
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := benchCapture(b)
 	b.Run("aggregate", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			c.Aggregate(capture.Query{})
@@ -128,19 +116,7 @@ func BenchmarkTree(b *testing.B) {
 // derived from the untransformed set (as the web does) and its tree built
 // at the page's budget.
 func BenchmarkStackedMerges(b *testing.B) {
-	path := os.Getenv("SCORCH_BENCH_CAPTURE")
-	if path == "" {
-		b.Skip("SCORCH_BENCH_CAPTURE is not set")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := capture.ReadLimit(f, 1<<30)
-	f.Close()
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := benchCapture(b)
 	s := NewSet()
 	s.Add(c, capture.Query{}, false, false)
 	s.Prepare()
@@ -162,4 +138,24 @@ func BenchmarkStackedMerges(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchCapture reads the capture SCORCH_BENCH_CAPTURE names (made by
+// scripts/bench/workspace), or skips the benchmark without one.
+func benchCapture(b *testing.B) *capture.Capture {
+	b.Helper()
+	path := os.Getenv("SCORCH_BENCH_CAPTURE")
+	if path == "" {
+		b.Skip("SCORCH_BENCH_CAPTURE is not set")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	c, err := capture.ReadLimit(f, 1<<30)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
 }
