@@ -355,18 +355,26 @@ func readPerfScript(src *lines, opts ImportOptions, rep *ImportReport) (*capture
 			}
 			continue
 		}
-		rep.Lines++
 		indented := len(trimmed) < len(line)
 		if indented && inSample {
 			if r.frameLine(trimmed) {
+				rep.Lines++
 				continue
 			}
 			if srclineRe.Match(line) || !bytes.ContainsAny(bytes.TrimSpace(trimmed), " \t") {
 				// -F+srcline: the source line of the frame above
 				// ("cpu.c:8", "??:0", "[kernel.kallsyms][ffffffff81369642]").
+				rep.Lines++
 				continue
 			}
 		}
+		// Nor is an indented '#' line within a sample that is not one of
+		// its frames an event line: it is a comment too (read as an event,
+		// it gave a process named "#", as above).
+		if trimmed[0] == '#' {
+			continue
+		}
+		rep.Lines++
 		// An event line; without -g perf script indents these too.
 		if h, ok, err := parsePerfHeader(string(trimmed)); ok {
 			if err != nil {
